@@ -11,6 +11,9 @@ pub type Result<T> = std::result::Result<T, CoreError>;
 
 impl CoreError {
     pub fn unparseable(expected: impl Into<String>, found: impl Into<String>) -> Self {
-        CoreError::Unparseable { expected: expected.into(), found: found.into() }
+        CoreError::Unparseable {
+            expected: expected.into(),
+            found: found.into(),
+        }
     }
 }

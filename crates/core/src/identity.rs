@@ -3,20 +3,68 @@
 
 /// Free-mail and consumer ISP domains: an address there says nothing about the employer.
 pub const FREEMAIL_DOMAINS: &[&str] = &[
-    "aol.com", "att.net", "bigpond.com", "btinternet.com", "comcast.net", "fastmail.com", "gmail.com",
-    "gmx.com", "gmx.de", "gmx.net", "googlemail.com", "hey.com", "hotmail.co.uk", "hotmail.com", "hotmail.de",
-    "hotmail.fr", "icloud.com", "laposte.net", "live.com", "mac.com", "mail.com", "mail.ru", "me.com",
-    "msn.com", "naver.com", "orange.fr", "outlook.com", "pm.me", "proton.me", "protonmail.com", "qq.com",
-    "rediffmail.com", "sbcglobal.net", "t-online.de", "tutanota.com", "verizon.net", "web.de", "yahoo.co.in",
-    "yahoo.co.jp", "yahoo.co.uk", "yahoo.com", "yahoo.de", "yahoo.fr", "yandex.ru", "ymail.com", "zoho.com",
-    "163.com", "126.com",
+    "aol.com",
+    "att.net",
+    "bigpond.com",
+    "btinternet.com",
+    "comcast.net",
+    "fastmail.com",
+    "gmail.com",
+    "gmx.com",
+    "gmx.de",
+    "gmx.net",
+    "googlemail.com",
+    "hey.com",
+    "hotmail.co.uk",
+    "hotmail.com",
+    "hotmail.de",
+    "hotmail.fr",
+    "icloud.com",
+    "laposte.net",
+    "live.com",
+    "mac.com",
+    "mail.com",
+    "mail.ru",
+    "me.com",
+    "msn.com",
+    "naver.com",
+    "orange.fr",
+    "outlook.com",
+    "pm.me",
+    "proton.me",
+    "protonmail.com",
+    "qq.com",
+    "rediffmail.com",
+    "sbcglobal.net",
+    "t-online.de",
+    "tutanota.com",
+    "verizon.net",
+    "web.de",
+    "yahoo.co.in",
+    "yahoo.co.jp",
+    "yahoo.co.uk",
+    "yahoo.com",
+    "yahoo.de",
+    "yahoo.fr",
+    "yandex.ru",
+    "ymail.com",
+    "zoho.com",
+    "163.com",
+    "126.com",
 ];
 
 /// Lower-cased and trimmed; `None` when it is not an address (`x@y` with a dot in the domain).
 pub fn normalize_email(raw: &str) -> Option<String> {
-    let e = raw.trim().trim_start_matches("mailto:").to_ascii_lowercase();
+    let e = raw
+        .trim()
+        .trim_start_matches("mailto:")
+        .to_ascii_lowercase();
     let (local, domain) = e.split_once('@')?;
-    if local.is_empty() || !domain.contains('.') || domain.contains('@') || e.contains(char::is_whitespace) {
+    if local.is_empty()
+        || !domain.contains('.')
+        || domain.contains('@')
+        || e.contains(char::is_whitespace)
+    {
         return None;
     }
     Some(e)
@@ -46,7 +94,8 @@ pub fn normalize_domain(raw: &str) -> Option<String> {
     let s = s.strip_prefix("www.").unwrap_or(s);
     let valid = s.contains('.')
         && !s.starts_with('.')
-        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.');
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.');
     valid.then(|| s.to_string())
 }
 
@@ -67,9 +116,19 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(normalize_email("  Jane.Doe@Acme.COM "), Some("jane.doe@acme.com".into()));
+        assert_eq!(
+            normalize_email("  Jane.Doe@Acme.COM "),
+            Some("jane.doe@acme.com".into())
+        );
         assert_eq!(normalize_email("mailto:a@b.io"), Some("a@b.io".into()));
-        for bad in ["", "jane", "jane@", "@acme.com", "jane@localhost", "a b@c.com"] {
+        for bad in [
+            "",
+            "jane",
+            "jane@",
+            "@acme.com",
+            "jane@localhost",
+            "a b@c.com",
+        ] {
             assert_eq!(normalize_email(bad), None, "{bad}");
         }
     }
@@ -94,7 +153,10 @@ mod tests {
     #[test]
     fn freemail_never_identifies_a_company() {
         assert_eq!(company_domain_of_email("x@gmail.com"), None);
-        assert_eq!(company_domain_of_email("x@Acme.com"), Some("acme.com".into()));
+        assert_eq!(
+            company_domain_of_email("x@Acme.com"),
+            Some("acme.com".into())
+        );
         assert!(FREEMAIL_DOMAINS.windows(2).all(|w| w[0] != w[1]));
     }
 }

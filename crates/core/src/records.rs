@@ -65,7 +65,10 @@ impl Kind {
 
     /// Events are high-volume, time-stamped and append-mostly; they live in the event log.
     pub fn is_event(self) -> bool {
-        matches!(self, Kind::Activities | Kind::ProductEvents | Kind::MarketingTouches)
+        matches!(
+            self,
+            Kind::Activities | Kind::ProductEvents | Kind::MarketingTouches
+        )
     }
 
     /// Kinds whose extra columns become typed custom attributes.
@@ -110,7 +113,11 @@ impl FromStr for Kind {
 }
 
 fn kind_list() -> String {
-    Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+    Kind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Declares a closed vocabulary parsed case-insensitively from its snake_case names.
@@ -229,9 +236,16 @@ impl ValueType {
             return None;
         }
         Some(match self {
-            ValueType::Number => t.parse::<f64>().map(AttrValue::Number).unwrap_or_else(|_| AttrValue::Text(t.into())),
-            ValueType::Boolean => parse_bool(t).map_or_else(|| AttrValue::Text(t.into()), AttrValue::Boolean),
-            ValueType::Date => Ts::parse(t).map_or_else(|_| AttrValue::Text(t.into()), AttrValue::Date),
+            ValueType::Number => t
+                .parse::<f64>()
+                .map(AttrValue::Number)
+                .unwrap_or_else(|_| AttrValue::Text(t.into())),
+            ValueType::Boolean => {
+                parse_bool(t).map_or_else(|| AttrValue::Text(t.into()), AttrValue::Boolean)
+            }
+            ValueType::Date => {
+                Ts::parse(t).map_or_else(|_| AttrValue::Text(t.into()), AttrValue::Date)
+            }
             ValueType::Empty | ValueType::Text => AttrValue::Text(t.into()),
         })
     }
@@ -463,8 +477,13 @@ impl Record {
             Record::Contacts(r) => Some(r.contact_id.clone()),
             Record::Reps(r) => Some(r.rep_id.clone()),
             Record::Opportunities(r) => Some(r.opportunity_id.clone()),
-            Record::StageHistory(r) => Some(format!("{}|{}|{}", r.opportunity_id, r.stage, r.entered_at.0)),
-            Record::OpportunityContacts(r) => Some(format!("{}|{}", r.opportunity_id, r.contact_id)),
+            Record::StageHistory(r) => Some(format!(
+                "{}|{}|{}",
+                r.opportunity_id, r.stage, r.entered_at.0
+            )),
+            Record::OpportunityContacts(r) => {
+                Some(format!("{}|{}", r.opportunity_id, r.contact_id))
+            }
             Record::Activities(r) => Some(r.activity_id.clone()),
             Record::ProductEvents(r) => r.event_id.clone(),
             Record::MarketingTouches(r) => r.touch_id.clone(),
@@ -507,7 +526,10 @@ mod tests {
     #[test]
     fn vocabularies_parse_case_insensitively_and_explain_failures() {
         assert_eq!("WON".parse::<Outcome>().unwrap(), Outcome::Won);
-        assert_eq!(" webinar_attended ".parse::<TouchKind>().unwrap(), TouchKind::WebinarAttended);
+        assert_eq!(
+            " webinar_attended ".parse::<TouchKind>().unwrap(),
+            TouchKind::WebinarAttended
+        );
         let err = "critical".parse::<Priority>().unwrap_err().to_string();
         assert!(err.contains("low normal high urgent"), "{err}");
         assert!(err.contains("critical"), "{err}");

@@ -49,7 +49,9 @@ impl Ts {
     }
 
     pub fn to_datetime(self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.0).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+        Utc.timestamp_millis_opt(self.0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
     /// RFC 3339 in UTC, with milliseconds only when they are not zero.
@@ -89,7 +91,12 @@ impl Ts {
         }
         DateTime::parse_from_rfc3339(s)
             .map(|dt| Ts(dt.timestamp_millis()))
-            .map_err(|_| CoreError::unparseable("an RFC 3339 timestamp with offset or a date (YYYY-MM-DD)", text))
+            .map_err(|_| {
+                CoreError::unparseable(
+                    "an RFC 3339 timestamp with offset or a date (YYYY-MM-DD)",
+                    text,
+                )
+            })
     }
 
     /// Parses with a strftime-style format (as given in a mapping file); a format without a time part
@@ -104,7 +111,9 @@ impl Ts {
             return Ok(Ts(dt.and_utc().timestamp_millis()));
         }
         let d = NaiveDate::parse_from_str(s, format).map_err(|_| err())?;
-        d.and_hms_opt(0, 0, 0).map(|dt| Ts(dt.and_utc().timestamp_millis())).ok_or_else(err)
+        d.and_hms_opt(0, 0, 0)
+            .map(|dt| Ts(dt.and_utc().timestamp_millis()))
+            .ok_or_else(err)
     }
 }
 
@@ -161,7 +170,11 @@ fn parse_fast(b: &[u8]) -> Option<Ts> {
     if b.len() < 20 || (b[10] != b'T' && b[10] != b't') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let (hh, mm, ss) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+    let (hh, mm, ss) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
     if hh > 23 || mm > 59 || ss > 59 {
         return None;
     }
@@ -197,7 +210,10 @@ fn parse_fast(b: &[u8]) -> Option<Ts> {
         }
         _ => return None,
     };
-    Some(Ts(day_ms + ((hh * 60 + mm) * 60 + ss) * MS_PER_SECOND + frac_ms - offset_ms))
+    Some(Ts(day_ms
+        + ((hh * 60 + mm) * 60 + ss) * MS_PER_SECOND
+        + frac_ms
+        - offset_ms))
 }
 
 #[cfg(test)]
@@ -207,7 +223,10 @@ mod tests {
     #[test]
     fn parses_dates_as_midnight_utc() {
         assert_eq!(Ts::parse("1970-01-02").unwrap(), Ts(MS_PER_DAY));
-        assert_eq!(Ts::parse("2024-02-29").unwrap().to_rfc3339(), "2024-02-29T00:00:00Z");
+        assert_eq!(
+            Ts::parse("2024-02-29").unwrap().to_rfc3339(),
+            "2024-02-29T00:00:00Z"
+        );
         assert!(Ts::parse("2023-02-29").is_err());
     }
 
@@ -234,16 +253,29 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_naive_times() {
-        for s in ["", "yesterday", "2024-13-01", "2024-03-10T12:00:00", "2024-03-10 12:00:00"] {
+        for s in [
+            "",
+            "yesterday",
+            "2024-13-01",
+            "2024-03-10T12:00:00",
+            "2024-03-10 12:00:00",
+        ] {
             assert!(Ts::parse(s).is_err(), "{s}");
         }
     }
 
     #[test]
     fn custom_formats() {
-        assert_eq!(Ts::parse_with_format("03/15/2017", "%m/%d/%Y").unwrap().to_date_string(), "2017-03-15");
         assert_eq!(
-            Ts::parse_with_format("2017-03-15 10:00", "%Y-%m-%d %H:%M").unwrap().to_rfc3339(),
+            Ts::parse_with_format("03/15/2017", "%m/%d/%Y")
+                .unwrap()
+                .to_date_string(),
+            "2017-03-15"
+        );
+        assert_eq!(
+            Ts::parse_with_format("2017-03-15 10:00", "%Y-%m-%d %H:%M")
+                .unwrap()
+                .to_rfc3339(),
             "2017-03-15T10:00:00Z"
         );
         assert!(Ts::parse_with_format("15.03.2017", "%m/%d/%Y").is_err());

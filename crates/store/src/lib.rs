@@ -1,1 +1,175 @@
-//! placeholder
+//! Where winsignal keeps what it ingested: the [`Store`] trait every caller uses, and the embedded
+//! implementation ([`EmbeddedStore`]) that needs no server: SQLite for records, loads, quarantine and
+//! schemas, and a log of time-sorted segment files for high-volume events.
+//!
+//! Writes go through a [`Batch`]: nothing a batch wrote is visible until [`Batch::commit`], and a batch
+//! that is dropped, or a process killed mid-batch, leaves the store exactly as it was.
+
+mod embedded;
+mod error;
+mod segment;
+
+use serde::{Deserialize, Serialize};
+use winsignal_core::{Kind, Record, Ts, ValueType};
+
+pub use embedded::EmbeddedStore;
+pub use error::{Result, StoreError};
+
+pub type LoadId = u64;
+
+/// A column of a loaded source as seen by one load, for schema drift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub value_type: ValueType,
+}
+
+/// What a load is, given when it starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadSpec {
+    /// Stable name of the source, e.g. `salesforce:Opportunity`; drift is tracked per source.
+    pub source: String,
+    /// Connector: `canonical`, `salesforce`, `segment` or `mapping`.
+    pub format: String,
+    /// The file as given by the user.
+    pub path: String,
+    /// Hex hash of the file's bytes.
+    pub file_hash: String,
+    pub file_bytes: u64,
+}
+
+/// Counts for one load. Invariant: `rows_read == accepted + quarantined` and
+/// `accepted == new + updated + unchanged`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadStats {
+    pub rows_read: u64,
+    pub accepted: u64,
+    pub new: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub quarantined: u64,
+    pub flagged: u64,
+}
+
+/// A finished load as recorded in the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadInfo {
+    pub load_id: LoadId,
+    pub source: String,
+    pub format: String,
+    pub path: String,
+    pub file_hash: String,
+    pub file_bytes: u64,
+    pub started_at: Ts,
+    pub finished_at: Ts,
+    pub columns: Vec<Column>,
+    pub kinds: Vec<Kind>,
+    pub stats: LoadStats,
+}
+
+/// What [`Batch::put`] did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    New,
+    /// A new version of a record already held; the previous version is kept for `trace`.
+    Updated,
+    /// Identical to the current version: nothing written.
+    Unchanged,
+}
+
+/// Where a stored record or event came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowOrigin {
+    pub load_id: LoadId,
+    pub line: u64,
+    pub source_record_id: Option<String>,
+}
+
+/// One version of a record, with its provenance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub kind: Kind,
+    pub id: String,
+    pub version: u64,
+    pub current: bool,
+    pub origin: RowOrigin,
+    pub content_hash: u64,
+    pub record: Record,
+}
+
+/// One event as read back in event-time order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Global arrival order; breaks ties between events at the same time.
+    pub seq: u64,
+    pub ts: Ts,
+    pub key: String,
+    pub origin: RowOrigin,
+    pub content_hash: u64,
+    pub record: Record,
+}
+
+/// A row refused by a load, with everything needed to find and fix it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuarantinedRow {
+    pub load_id: LoadId,
+    pub line: u64,
+    pub kind: Option<Kind>,
+    pub record_id: Option<String>,
+    pub reasons: Vec<String>,
+    /// The raw row as read (invalid UTF-8 shown lossily), cut at 4 KiB.
+    pub raw: String,
+}
+
+/// A row that was accepted but has something a user should know (duplicate id, won without amount…).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flag {
+    pub load_id: LoadId,
+    pub line: u64,
+    pub kind: Kind,
+    pub record_id: Option<String>,
+    pub code: String,
+    pub message: String,
+}
+
+/// The storage behind winsignal. Callers see only this trait, so a PostgreSQL implementation can
+/// replace the embedded one without touching them.
+pub trait Store {
+    /// Starts an atomic write batch.
+    fn begin(&mut self) -> Result<Box<dyn Batch + '_>>;
+    fn loads(&self) -> Result<Vec<LoadInfo>>;
+    /// Current versions of every record of an entity kind, in id order.
+    fn records(&self, kind: Kind) -> Result<Vec<StoredRecord>>;
+    /// Every version of one record (entities and events), oldest first.
+    fn versions(&self, kind: Kind, id: &str) -> Result<Vec<StoredRecord>>;
+    /// Current events of the given kinds in event-time order (ties by arrival).
+    fn events(&self, kinds: &[Kind]) -> Result<Box<dyn Iterator<Item = Result<StoredEvent>> + '_>>;
+    /// Number of current events per kind.
+    fn event_counts(&self) -> Result<Vec<(Kind, u64)>>;
+    fn quarantine(&self, load_id: Option<LoadId>) -> Result<Vec<QuarantinedRow>>;
+    fn flags(&self) -> Result<Vec<Flag>>;
+}
+
+/// An atomic set of loads. Dropping it without [`Batch::commit`] discards everything.
+pub trait Batch {
+    fn start_load(&mut self, spec: &LoadSpec) -> Result<LoadId>;
+    /// Writes a record or event (deduplicated against what the store holds and this batch wrote).
+    fn put(
+        &mut self,
+        load_id: LoadId,
+        origin_line: u64,
+        source_record_id: Option<&str>,
+        record: &Record,
+    ) -> Result<PutOutcome>;
+    fn quarantine(&mut self, row: &QuarantinedRow) -> Result<()>;
+    fn flag(&mut self, flag: &Flag) -> Result<()>;
+    fn finish_load(
+        &mut self,
+        load_id: LoadId,
+        columns: &[Column],
+        kinds: &[Kind],
+        stats: &LoadStats,
+    ) -> Result<()>;
+    fn commit(self: Box<Self>) -> Result<()>;
+}

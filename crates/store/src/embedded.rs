@@ -1,0 +1,778 @@
+//! The embedded store: a workspace directory holding `store.sqlite` (records, loads, quarantine, flags,
+//! schemas, the segment catalog) and `events/` (time-sorted event segments).
+//!
+//! Atomicity: a batch writes its segments to temporary files, fsyncs and renames them, and registers
+//! them in the same SQLite transaction as everything else. Segment files that no committed transaction
+//! registered are invisible and removed by the next writer, so a killed process leaves nothing behind.
+//! See docs/decisions/0001-embedded-store.md for why events are not SQLite rows.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use winsignal_core::hash::{hash_bytes, ContentHasher};
+use winsignal_core::{Kind, Record, Ts};
+
+use crate::error::{io_err, Result, StoreError};
+use crate::segment::{kind_code, read_keys, KeyEntry, MergedEvents, PendingEvents};
+use crate::{
+    Batch, Column, Flag, LoadId, LoadInfo, LoadSpec, LoadStats, PutOutcome, QuarantinedRow,
+    RowOrigin, Store, StoredEvent, StoredRecord,
+};
+
+/// Bumped when the on-disk layout changes incompatibly.
+const FORMAT_VERSION: i64 = 1;
+/// Pending events are spilled to a segment beyond this many bytes, bounding a load's memory.
+const SPILL_BYTES: usize = 512 << 20;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS loads(
+    load_id INTEGER PRIMARY KEY, source TEXT NOT NULL, format TEXT NOT NULL, path TEXT NOT NULL,
+    file_hash TEXT NOT NULL, file_bytes INTEGER NOT NULL, started_at INTEGER NOT NULL,
+    finished_at INTEGER, columns TEXT, kinds TEXT, stats TEXT);
+CREATE TABLE IF NOT EXISTS records(
+    kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, current INTEGER NOT NULL,
+    load_id INTEGER NOT NULL, line INTEGER NOT NULL, source_record_id TEXT, content_hash INTEGER NOT NULL,
+    body TEXT NOT NULL, PRIMARY KEY(kind, id, version)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_current ON records(kind, current, id);
+CREATE TABLE IF NOT EXISTS quarantine(
+    load_id INTEGER NOT NULL, line INTEGER NOT NULL, kind TEXT, record_id TEXT, reasons TEXT NOT NULL,
+    raw TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS quarantine_load ON quarantine(load_id);
+CREATE TABLE IF NOT EXISTS flags(
+    load_id INTEGER NOT NULL, line INTEGER NOT NULL, kind TEXT NOT NULL, record_id TEXT, code TEXT NOT NULL,
+    message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS segments(
+    segment_id INTEGER PRIMARY KEY, load_id INTEGER NOT NULL, file TEXT NOT NULL UNIQUE,
+    n_events INTEGER NOT NULL, n_activities INTEGER NOT NULL, n_product_events INTEGER NOT NULL,
+    n_marketing_touches INTEGER NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS superseded(seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, by_seq INTEGER NOT NULL);
+";
+
+/// The store in a workspace directory.
+pub struct EmbeddedStore {
+    dir: PathBuf,
+    conn: Connection,
+}
+
+fn event_dir(dir: &Path) -> PathBuf {
+    dir.join("events")
+}
+
+fn key_hash(kind: Kind, key: &str) -> u64 {
+    let mut h = ContentHasher::new();
+    h.field(&[kind_code(kind)]).field(key.as_bytes());
+    h.finish()
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the workspace at `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(event_dir(dir)).map_err(io_err(dir))?;
+        let db = dir.join("store.sqlite");
+        let conn = Connection::open(&db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        conn.execute_batch(SCHEMA)?;
+        let found: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key='format_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match found.and_then(|v| v.parse::<i64>().ok()) {
+            Some(v) if v > FORMAT_VERSION => {
+                return Err(StoreError::NewerFormat {
+                    path: db,
+                    found: v,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Some(_) => {}
+            None => {
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES('format_version', ?1)",
+                    [FORMAT_VERSION.to_string()],
+                )?;
+            }
+        }
+        Ok(EmbeddedStore {
+            dir: dir.to_path_buf(),
+            conn,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn segment_paths(&self) -> Result<Vec<PathBuf>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT file FROM segments ORDER BY segment_id")?;
+        let files = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(files
+            .into_iter()
+            .map(|f| event_dir(&self.dir).join(f))
+            .collect())
+    }
+
+    fn superseded_seqs(&self) -> Result<HashSet<u64>> {
+        let mut stmt = self.conn.prepare("SELECT seq FROM superseded")?;
+        let seqs = stmt
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(seqs.into_iter().map(|s| s as u64).collect())
+    }
+}
+
+fn parse_kind(s: &str) -> Result<Kind> {
+    s.parse::<Kind>()
+        .map_err(|e| StoreError::Internal(format!("stored kind {s:?}: {e}")))
+}
+
+fn decode_record(kind: &str, id: &str, body: &str) -> Result<Record> {
+    serde_json::from_str(body).map_err(|e| StoreError::CorruptRecord {
+        kind: kind.into(),
+        id: id.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn row_to_stored(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(
+    String,
+    String,
+    i64,
+    bool,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    String,
+)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get::<_, i64>(3)? != 0,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+type RawRecordRow = (
+    String,
+    String,
+    i64,
+    bool,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    String,
+);
+
+fn stored_from_raw(raw: RawRecordRow) -> Result<StoredRecord> {
+    let (kind, id, version, current, load_id, line, source_record_id, hash, body) = raw;
+    let record = decode_record(&kind, &id, &body)?;
+    Ok(StoredRecord {
+        kind: parse_kind(&kind)?,
+        id,
+        version: version as u64,
+        current,
+        origin: RowOrigin {
+            load_id: load_id as u64,
+            line: line as u64,
+            source_record_id,
+        },
+        content_hash: hash as u64,
+        record,
+    })
+}
+
+impl Store for EmbeddedStore {
+    fn begin(&mut self) -> Result<Box<dyn Batch + '_>> {
+        let dir = self.dir.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        remove_unregistered_segments(&tx, &dir)?;
+        let next_seq: i64 = tx
+            .query_row("SELECT value FROM meta WHERE key='next_seq'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        Ok(Box::new(EmbeddedBatch {
+            dir,
+            tx: Some(tx),
+            event_index: None,
+            pending: PendingEvents::default(),
+            written: Vec::new(),
+            next_seq: next_seq as u64,
+            batch_tag: format!("{}-{}", std::process::id(), Ts::now().0),
+            n_spills: 0,
+            pending_counts: [0; 4],
+        }))
+    }
+
+    fn loads(&self) -> Result<Vec<LoadInfo>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT load_id, source, format, path, file_hash, file_bytes, started_at, finished_at, columns, kinds, stats
+             FROM loads WHERE finished_at IS NOT NULL ORDER BY load_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, String>(9)?,
+                r.get::<_, String>(10)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (
+                id,
+                source,
+                format,
+                path,
+                file_hash,
+                bytes,
+                started,
+                finished,
+                columns,
+                kinds,
+                stats,
+            ) = row?;
+            let bad = |what: &str, e: serde_json::Error| {
+                StoreError::Internal(format!("load {id} {what}: {e}"))
+            };
+            out.push(LoadInfo {
+                load_id: id as u64,
+                source,
+                format,
+                path,
+                file_hash,
+                file_bytes: bytes as u64,
+                started_at: Ts(started),
+                finished_at: Ts(finished),
+                columns: serde_json::from_str(&columns).map_err(|e| bad("columns", e))?,
+                kinds: serde_json::from_str(&kinds).map_err(|e| bad("kinds", e))?,
+                stats: serde_json::from_str(&stats).map_err(|e| bad("stats", e))?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn records(&self, kind: Kind) -> Result<Vec<StoredRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, id, version, current, load_id, line, source_record_id, content_hash, body
+             FROM records WHERE kind = ?1 AND current = 1 ORDER BY id",
+        )?;
+        let raws = stmt
+            .query_map([kind.as_str()], row_to_stored)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        raws.into_iter().map(stored_from_raw).collect()
+    }
+
+    fn versions(&self, kind: Kind, id: &str) -> Result<Vec<StoredRecord>> {
+        if kind.is_event() {
+            let paths = self.segment_paths()?;
+            let superseded = self.superseded_seqs()?;
+            let mut out = Vec::new();
+            for ev in MergedEvents::open(&paths, &[kind], HashSet::new())? {
+                let ev = ev?;
+                if ev.key == id {
+                    out.push(StoredRecord {
+                        kind,
+                        id: ev.key,
+                        version: 0,
+                        current: !superseded.contains(&ev.seq),
+                        origin: ev.origin,
+                        content_hash: ev.content_hash,
+                        record: ev.record,
+                    });
+                }
+            }
+            out.sort_by_key(|r| (r.origin.load_id, r.origin.line));
+            for (i, r) in out.iter_mut().enumerate() {
+                r.version = i as u64 + 1;
+            }
+            return Ok(out);
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, id, version, current, load_id, line, source_record_id, content_hash, body
+             FROM records WHERE kind = ?1 AND id = ?2 ORDER BY version",
+        )?;
+        let raws = stmt
+            .query_map(params![kind.as_str(), id], row_to_stored)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        raws.into_iter().map(stored_from_raw).collect()
+    }
+
+    fn events(&self, kinds: &[Kind]) -> Result<Box<dyn Iterator<Item = Result<StoredEvent>> + '_>> {
+        let paths = self.segment_paths()?;
+        let superseded = self.superseded_seqs()?;
+        Ok(Box::new(MergedEvents::open(&paths, kinds, superseded)?))
+    }
+
+    fn event_counts(&self) -> Result<Vec<(Kind, u64)>> {
+        let (a, p, t): (i64, i64, i64) = self.conn.query_row(
+            "SELECT COALESCE(SUM(n_activities),0), COALESCE(SUM(n_product_events),0), COALESCE(SUM(n_marketing_touches),0) FROM segments",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let mut out = Vec::new();
+        for (kind, total) in [
+            (Kind::Activities, a),
+            (Kind::ProductEvents, p),
+            (Kind::MarketingTouches, t),
+        ] {
+            let gone: i64 = self.conn.query_row(
+                "SELECT COUNT(*) FROM superseded WHERE kind = ?1",
+                [kind.as_str()],
+                |r| r.get(0),
+            )?;
+            out.push((kind, (total - gone).max(0) as u64));
+        }
+        Ok(out)
+    }
+
+    fn quarantine(&self, load_id: Option<LoadId>) -> Result<Vec<QuarantinedRow>> {
+        let sql = "SELECT load_id, line, kind, record_id, reasons, raw FROM quarantine
+                   WHERE (?1 IS NULL OR load_id = ?1) ORDER BY load_id, line";
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map([load_id.map(|l| l as i64)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (load_id, line, kind, record_id, reasons, raw) = row?;
+            out.push(QuarantinedRow {
+                load_id: load_id as u64,
+                line: line as u64,
+                kind: kind.as_deref().map(parse_kind).transpose()?,
+                record_id,
+                reasons: serde_json::from_str(&reasons)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?,
+                raw,
+            });
+        }
+        Ok(out)
+    }
+
+    fn flags(&self) -> Result<Vec<Flag>> {
+        let mut stmt =
+            self.conn.prepare("SELECT load_id, line, kind, record_id, code, message FROM flags ORDER BY load_id, line")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (load_id, line, kind, record_id, code, message) = row?;
+            out.push(Flag {
+                load_id: load_id as u64,
+                line: line as u64,
+                kind: parse_kind(&kind)?,
+                record_id,
+                code,
+                message,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Deletes segment files no committed batch registered (left by a killed or failed writer).
+/// Runs only inside a write transaction, so no other writer can be mid-batch.
+fn remove_unregistered_segments(tx: &Transaction<'_>, dir: &Path) -> Result<()> {
+    let mut stmt = tx.prepare("SELECT file FROM segments")?;
+    let registered: HashSet<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<HashSet<_>>>()?;
+    let edir = event_dir(dir);
+    for entry in fs::read_dir(&edir).map_err(io_err(&edir))? {
+        let entry = entry.map_err(io_err(&edir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !registered.contains(&name) {
+            tracing::warn!(file = %name, "Removing an event segment left by an interrupted load.");
+            fs::remove_file(entry.path()).map_err(io_err(entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
+struct WrittenSegment {
+    tmp: PathBuf,
+    file: String,
+    load_id: LoadId,
+    n: u64,
+    counts: [u64; 4],
+    min_ts: i64,
+    max_ts: i64,
+}
+
+struct EmbeddedBatch<'a> {
+    dir: PathBuf,
+    tx: Option<Transaction<'a>>,
+    /// key hash → (content hash, seq) of every current event; loaded on the first event put.
+    event_index: Option<HashMap<u64, (u64, u64)>>,
+    pending: PendingEvents,
+    pending_counts: [u64; 4],
+    written: Vec<WrittenSegment>,
+    next_seq: u64,
+    batch_tag: String,
+    n_spills: u64,
+}
+
+impl<'a> EmbeddedBatch<'a> {
+    fn tx(&self) -> Result<&Transaction<'a>> {
+        self.tx
+            .as_ref()
+            .ok_or_else(|| StoreError::Internal("batch already committed".into()))
+    }
+
+    fn load_event_index(&mut self) -> Result<()> {
+        if self.event_index.is_some() {
+            return Ok(());
+        }
+        let mut stmt = self
+            .tx()?
+            .prepare("SELECT file FROM segments ORDER BY segment_id")?;
+        let files = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(stmt);
+        let mut stmt = self.tx()?.prepare("SELECT seq FROM superseded")?;
+        let superseded: HashSet<u64> = stmt
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .map(|s| s.map(|s| s as u64))
+            .collect::<rusqlite::Result<_>>()?;
+        drop(stmt);
+        let mut keys = Vec::new();
+        for f in files {
+            read_keys(&event_dir(&self.dir).join(f), &mut keys)?;
+        }
+        let mut index = HashMap::with_capacity(keys.len() + 1024);
+        for k in keys {
+            if !superseded.contains(&k.seq) {
+                index.insert(k.key_hash, (k.content_hash, k.seq));
+            }
+        }
+        self.event_index = Some(index);
+        Ok(())
+    }
+
+    fn flush_events(&mut self, load_id: LoadId) -> Result<()> {
+        if self.pending.len() == 0 {
+            return Ok(());
+        }
+        self.n_spills += 1;
+        let file = format!(
+            "seg-{load_id:08}-{}-{:04}.wsseg",
+            self.batch_tag, self.n_spills
+        );
+        let tmp = event_dir(&self.dir).join(format!(".tmp-{file}"));
+        let (n, min_ts, max_ts) = self.pending.write_sorted(&tmp)?;
+        self.written.push(WrittenSegment {
+            tmp,
+            file,
+            load_id,
+            n,
+            counts: std::mem::take(&mut self.pending_counts),
+            min_ts,
+            max_ts,
+        });
+        Ok(())
+    }
+
+    fn put_event(
+        &mut self,
+        load_id: LoadId,
+        origin: RowOrigin,
+        record: &Record,
+    ) -> Result<PutOutcome> {
+        self.load_event_index()?;
+        let provisional_key = record.natural_key();
+        let (kind, ts, payload, content_hash) = {
+            let key = provisional_key.clone().unwrap_or_default();
+            PendingEvents::encode(record, &key, &origin)?
+        };
+        // Events without an id are keyed by their content, so an identical row is the same event.
+        let (key, payload) = match provisional_key {
+            Some(k) => (k, payload),
+            None => {
+                let k = format!("h:{}", winsignal_core::hash::hex(content_hash));
+                let (_, _, p, _) = PendingEvents::encode(record, &k, &origin)?;
+                (k, p)
+            }
+        };
+        let kh = key_hash(kind, &key);
+        let seq = self.next_seq;
+        let previous = self
+            .event_index
+            .as_ref()
+            .and_then(|index| index.get(&kh).copied());
+        let outcome = match previous {
+            Some((h, _)) if h == content_hash => return Ok(PutOutcome::Unchanged),
+            Some((_, old_seq)) => {
+                self.tx()?.execute(
+                    "INSERT OR REPLACE INTO superseded(seq, kind, by_seq) VALUES(?1, ?2, ?3)",
+                    params![old_seq as i64, kind.as_str(), seq as i64],
+                )?;
+                PutOutcome::Updated
+            }
+            None => PutOutcome::New,
+        };
+        if let Some(index) = self.event_index.as_mut() {
+            index.insert(kh, (content_hash, seq));
+        }
+        self.next_seq += 1;
+        self.pending.push(
+            kind,
+            ts,
+            seq,
+            &payload,
+            KeyEntry {
+                key_hash: kh,
+                content_hash,
+                seq,
+            },
+        );
+        self.pending_counts[kind_code(kind) as usize] += 1;
+        if self.pending.approx_bytes() > SPILL_BYTES {
+            self.flush_events(load_id)?;
+        }
+        Ok(outcome)
+    }
+}
+
+impl Batch for EmbeddedBatch<'_> {
+    fn start_load(&mut self, spec: &LoadSpec) -> Result<LoadId> {
+        self.tx()?.execute(
+            "INSERT INTO loads(source, format, path, file_hash, file_bytes, started_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+            params![spec.source, spec.format, spec.path, spec.file_hash, spec.file_bytes as i64, Ts::now().0],
+        )?;
+        Ok(self.tx()?.last_insert_rowid() as u64)
+    }
+
+    fn put(
+        &mut self,
+        load_id: LoadId,
+        line: u64,
+        source_record_id: Option<&str>,
+        record: &Record,
+    ) -> Result<PutOutcome> {
+        let origin = RowOrigin {
+            load_id,
+            line,
+            source_record_id: source_record_id.map(str::to_string),
+        };
+        let kind = record.kind();
+        if kind.is_event() {
+            return self.put_event(load_id, origin, record);
+        }
+        let body =
+            serde_json::to_string(record).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let content_hash = hash_bytes(body.as_bytes());
+        let id = record
+            .natural_key()
+            .unwrap_or_else(|| format!("h:{}", winsignal_core::hash::hex(content_hash)));
+        let current: Option<(i64, i64)> = self.tx()?
+            .prepare_cached("SELECT version, content_hash FROM records WHERE kind = ?1 AND id = ?2 AND current = 1")?
+            .query_row(params![kind.as_str(), id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (version, outcome) = match current {
+            Some((_, h)) if h as u64 == content_hash => return Ok(PutOutcome::Unchanged),
+            Some((v, _)) => {
+                self.tx()?
+            .prepare_cached("UPDATE records SET current = 0 WHERE kind = ?1 AND id = ?2 AND version = ?3")?
+                    .execute(params![kind.as_str(), id, v])?;
+                (v + 1, PutOutcome::Updated)
+            }
+            None => (1, PutOutcome::New),
+        };
+        self.tx()?
+            .prepare_cached(
+                "INSERT INTO records(kind, id, version, current, load_id, line, source_record_id, content_hash, body)
+                 VALUES(?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                kind.as_str(),
+                id,
+                version,
+                load_id as i64,
+                line as i64,
+                source_record_id,
+                content_hash as i64,
+                body
+            ])?;
+        Ok(outcome)
+    }
+
+    fn quarantine(&mut self, row: &QuarantinedRow) -> Result<()> {
+        let reasons =
+            serde_json::to_string(&row.reasons).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut raw = row.raw.clone();
+        if raw.len() > 4096 {
+            let mut cut = 4096;
+            while !raw.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            raw.truncate(cut);
+            raw.push('…');
+        }
+        self.tx()?
+            .prepare_cached("INSERT INTO quarantine(load_id, line, kind, record_id, reasons, raw) VALUES(?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![
+                row.load_id as i64,
+                row.line as i64,
+                row.kind.map(Kind::as_str),
+                row.record_id,
+                reasons,
+                raw
+            ])?;
+        Ok(())
+    }
+
+    fn flag(&mut self, flag: &Flag) -> Result<()> {
+        self.tx()?
+            .prepare_cached("INSERT INTO flags(load_id, line, kind, record_id, code, message) VALUES(?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![
+                flag.load_id as i64,
+                flag.line as i64,
+                flag.kind.as_str(),
+                flag.record_id,
+                flag.code,
+                flag.message
+            ])?;
+        Ok(())
+    }
+
+    fn finish_load(
+        &mut self,
+        load_id: LoadId,
+        columns: &[Column],
+        kinds: &[Kind],
+        stats: &LoadStats,
+    ) -> Result<()> {
+        self.flush_events(load_id)?;
+        let js = |v: &dyn erased::Json| v.json();
+        self.tx()?.execute(
+            "UPDATE loads SET finished_at = ?2, columns = ?3, kinds = ?4, stats = ?5 WHERE load_id = ?1",
+            params![load_id as i64, Ts::now().0, js(&columns.to_vec())?, js(&kinds.to_vec())?, js(stats)?],
+        )?;
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let edir = event_dir(&self.dir);
+        for seg in &self.written {
+            let target = edir.join(&seg.file);
+            fs::rename(&seg.tmp, &target).map_err(io_err(&target))?;
+            self.tx()?.execute(
+                "INSERT INTO segments(load_id, file, n_events, n_activities, n_product_events, n_marketing_touches, min_ts, max_ts)
+                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    seg.load_id as i64,
+                    seg.file,
+                    seg.n as i64,
+                    seg.counts[1] as i64,
+                    seg.counts[2] as i64,
+                    seg.counts[3] as i64,
+                    seg.min_ts,
+                    seg.max_ts
+                ],
+            )?;
+        }
+        self.tx()?.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES('next_seq', ?1)",
+            [self.next_seq.to_string()],
+        )?;
+        if let Ok(dir) = fs::File::open(&edir) {
+            // Make the renames durable before the transaction that publishes them.
+            let _ = dir.sync_all();
+        }
+        fault_point("before-commit");
+        let written = std::mem::take(&mut self.written);
+        let tx = self
+            .tx
+            .take()
+            .ok_or_else(|| StoreError::Internal("batch already committed".into()))?;
+        if let Err(e) = tx.commit() {
+            for seg in written {
+                let _ = fs::remove_file(edir.join(seg.file));
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for EmbeddedBatch<'_> {
+    fn drop(&mut self) {
+        for seg in &self.written {
+            let _ = fs::remove_file(&seg.tmp);
+        }
+    }
+}
+
+/// A test hook: with `WINSIGNAL_FAULT=pause:<point>` the process announces the point on stderr and
+/// sleeps, so a test can kill it there. Never set in normal use.
+fn fault_point(point: &str) {
+    if let Ok(v) = std::env::var("WINSIGNAL_FAULT") {
+        if v.strip_prefix("pause:") == Some(point) {
+            eprintln!("WINSIGNAL_FAULT reached {point}");
+            std::thread::sleep(std::time::Duration::from_secs(600));
+        }
+    }
+}
+
+mod erased {
+    //! Serialises the small JSON columns of the loads table.
+    use crate::error::{Result, StoreError};
+
+    pub trait Json {
+        fn json(&self) -> Result<String>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> Result<String> {
+            serde_json::to_string(self).map_err(|e| StoreError::Internal(e.to_string()))
+        }
+    }
+}
