@@ -1,1 +1,193 @@
-fn main() {}
+//! The one `winsignal` binary: every capability is a subcommand.
+
+mod demo;
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use winsignal_core::{Kind, Ts};
+use winsignal_ingest::{Format, IngestRequest};
+use winsignal_store::{EmbeddedStore, Store};
+
+/// winsignal finds the sales behaviours that go with winning deals, closing faster and closing bigger.
+///
+/// Data lives in a workspace directory (--data, default ./winsignal-data, or WINSIGNAL_DATA) holding the
+/// embedded store; no server is needed. Start with `winsignal demo`.
+#[derive(Parser)]
+#[command(name = "winsignal", version, about, long_about, max_term_width = 110)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Workspace directory holding the embedded store.
+    #[arg(
+        long,
+        global = true,
+        env = "WINSIGNAL_DATA",
+        default_value = "./winsignal-data",
+        value_name = "DIR"
+    )]
+    data: PathBuf,
+    /// No progress bars or informational messages (results and errors still print).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load a file or folder into the store: canonical CSV/JSONL, Salesforce exports, Segment messages,
+    /// or any CSV through a mapping file.
+    ///
+    /// Every row is accepted or quarantined with its reasons; a load is atomic (all files of one
+    /// invocation commit together or not at all) and idempotent (unchanged rows add nothing).
+    Ingest(IngestArgs),
+    /// What came in, what was refused and why, identity match rates, orphans and schema drift.
+    Quality {
+        /// Print the report as JSON (schema in docs/cli.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where a record came from: every version with its source, load, file, line and content hash.
+    Trace {
+        /// Record kind: account, contact, rep, opportunity, activity, product_event, marketing_touch,
+        /// support_ticket, transcript, stage_history, opportunity_contact, product_user.
+        kind: String,
+        /// The record's id (Salesforce ids in either 15- or 18-character form).
+        id: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a realistic demo company, ingest it into the workspace, and show what came in.
+    ///
+    /// The files are written under <DATA>/demo-input in the Salesforce, Segment and canonical formats,
+    /// so every connector runs. Re-running replaces an earlier demo workspace.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    /// A file, or a folder (of Salesforce export CSVs, or of canonical files named after their kind).
+    path: PathBuf,
+    /// Connector; guessed from the path when omitted (a folder with Account.csv etc. is Salesforce,
+    /// anything else canonical). Segment files need `--format segment`.
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+    /// Record kind of a canonical file whose name does not say it (e.g. support_tickets).
+    #[arg(long, value_parser = parse_kind)]
+    kind: Option<Kind>,
+    /// A TOML mapping file describing a CSV in any layout (see docs/formats.md and examples/mappings/).
+    #[arg(long, value_name = "FILE")]
+    mapping: Option<PathBuf>,
+    /// Salesforce only: TOML mapping custom fields onto canonical fields, e.g.
+    /// `[fields.Account] Segment__c = "segment"`.
+    #[arg(long, value_name = "FILE")]
+    salesforce_config: Option<PathBuf>,
+    /// Source name for provenance and schema drift (default: format and kind, e.g. canonical:activities).
+    #[arg(long)]
+    source: Option<String>,
+    /// Print what was loaded as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_format(s: &str) -> std::result::Result<Format, String> {
+    s.parse()
+}
+
+fn parse_kind(s: &str) -> std::result::Result<Kind, String> {
+    s.parse::<Kind>().map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WINSIGNAL_LOG")
+        .unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn open_store(global: &Global) -> Result<EmbeddedStore> {
+    EmbeddedStore::open(&global.data)
+        .with_context(|| format!("opening the workspace {}", global.data.display()))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Ingest(args) => {
+            let mut store = open_store(&cli.global)?;
+            let req = IngestRequest {
+                path: args.path,
+                format: args.format,
+                kind: args.kind,
+                mapping: args.mapping,
+                salesforce_config: args.salesforce_config,
+                source: args.source,
+                now: Ts::now(),
+            };
+            let mut bar = progress::Bar::new(cli.global.quiet);
+            let report = winsignal_ingest::ingest(&mut store, &req, &mut |p| bar.update(p))?;
+            bar.finish();
+            if args.json {
+                output::print_json(&report)?;
+            } else {
+                output::print_ingest(&report);
+            }
+            Ok(())
+        }
+        Command::Quality { json } => {
+            let store = open_store(&cli.global)?;
+            let report = winsignal_ingest::quality::report(&store)?;
+            if json {
+                output::print_json(&report)
+            } else {
+                output::print_quality(&report);
+                Ok(())
+            }
+        }
+        Command::Trace { kind, id, json } => {
+            let kind: Kind = kind.parse()?;
+            let store = open_store(&cli.global)?;
+            let mut versions = store.versions(kind, &id)?;
+            if versions.is_empty() {
+                let long = winsignal_core::sfdc::to_18(&id);
+                if long != id {
+                    versions = store.versions(kind, &long)?;
+                }
+            }
+            if versions.is_empty() {
+                bail!(
+                    "no {} with id {id:?} in {}",
+                    kind.singular(),
+                    cli.global.data.display()
+                );
+            }
+            let loads = store.loads()?;
+            if json {
+                output::print_json(&output::trace_json(&versions, &loads))
+            } else {
+                output::print_trace(kind, &versions, &loads);
+                Ok(())
+            }
+        }
+        Command::Demo(args) => demo::run(&cli.global.data, cli.global.quiet, &args),
+    }
+}

@@ -146,19 +146,7 @@ fn decode_record(kind: &str, id: &str, body: &str) -> Result<Record> {
     })
 }
 
-fn row_to_stored(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(
-    String,
-    String,
-    i64,
-    bool,
-    i64,
-    i64,
-    Option<String>,
-    i64,
-    String,
-)> {
+fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecordRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,

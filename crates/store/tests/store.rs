@@ -1,4 +1,5 @@
 //! The embedded store's contract: atomic batches, deduplicated versions, events back in time order.
+#![allow(clippy::unwrap_used)]
 
 use winsignal_core::{Account, Activity, ActivityType, Kind, Record, Ts};
 use winsignal_store::{EmbeddedStore, LoadSpec, LoadStats, PutOutcome, QuarantinedRow, Store};

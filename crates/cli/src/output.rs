@@ -1,0 +1,253 @@
+//! Human-readable and JSON output of the commands. JSON shapes are documented in docs/cli.md and kept
+//! stable: fields are only ever added.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use winsignal_core::Kind;
+use winsignal_ingest::quality::QualityReport;
+use winsignal_ingest::IngestReport;
+use winsignal_store::{LoadInfo, StoredRecord};
+
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Thousands separators for counts people read.
+pub fn n(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn print_ingest(report: &IngestReport) {
+    println!(
+        "{:<34} {:>10} {:>10} {:>8} {:>9} {:>10} {:>11} {:>8}",
+        "source", "rows", "accepted", "new", "updated", "unchanged", "quarantined", "flagged"
+    );
+    for l in &report.loads {
+        let s = &l.stats;
+        println!(
+            "{:<34} {:>10} {:>10} {:>8} {:>9} {:>10} {:>11} {:>8}",
+            l.source,
+            n(s.rows_read),
+            n(s.accepted),
+            n(s.new),
+            n(s.updated),
+            n(s.unchanged),
+            n(s.quarantined),
+            n(s.flagged)
+        );
+    }
+    for f in &report.skipped_files {
+        println!("not loaded (no connector reads it): {f}");
+    }
+    let q: u64 = report.loads.iter().map(|l| l.stats.quarantined).sum();
+    if q > 0 {
+        println!("{} rows quarantined; `winsignal quality` shows why.", n(q));
+    }
+}
+
+pub fn print_quality(r: &QualityReport) {
+    println!("LOADS");
+    println!(
+        "  {:>4}  {:<34} {:>10} {:>10} {:>11} {:>8}  file",
+        "id", "source", "read", "accepted", "quarantined", "flagged"
+    );
+    for l in &r.loads {
+        let ok = if l.balanced { "" } else { "  (UNBALANCED)" };
+        println!(
+            "  {:>4}  {:<34} {:>10} {:>10} {:>11} {:>8}  {}{ok}",
+            l.load_id,
+            l.source,
+            n(l.stats.rows_read),
+            n(l.stats.accepted),
+            n(l.stats.quarantined),
+            n(l.stats.flagged),
+            l.path
+        );
+    }
+    println!("\nRECORDS NOW HELD");
+    for (kind, count) in &r.totals {
+        if *count > 0 {
+            println!("  {kind:<22} {:>12}", n(*count));
+        }
+    }
+    println!("\nQUARANTINED: {} rows", n(r.quarantine.total));
+    for c in &r.quarantine.by_reason {
+        println!("  {:>7}  {}", n(c.count), c.code);
+    }
+    if !r.quarantine.examples.is_empty() {
+        println!("  examples:");
+        for e in r.quarantine.examples.iter().take(10) {
+            println!("    {}:{}  {}", e.file, e.line, e.reasons.join("; "));
+        }
+    }
+    println!("\nACCEPTED WITH A NOTE");
+    if r.flags.is_empty() {
+        println!("  none");
+    }
+    for c in &r.flags {
+        println!("  {:>7}  {:<26} e.g. {}", n(c.count), c.code, c.example);
+    }
+    println!("\nIDENTITY: records tied to an account");
+    println!(
+        "  {:<34} {:<20} {:>10} {:>10} {:>7}  how",
+        "source", "kind", "records", "matched", "rate"
+    );
+    for m in &r.identity {
+        let how: Vec<String> = m
+            .by_method
+            .iter()
+            .map(|(k, v)| format!("{k} {}", n(*v)))
+            .collect();
+        println!(
+            "  {:<34} {:<20} {:>10} {:>10} {:>6.1}%  {}",
+            m.source,
+            m.kind.as_str(),
+            n(m.total),
+            n(m.matched),
+            m.rate * 100.0,
+            how.join(", ")
+        );
+    }
+    if !r.unmatched.is_empty() {
+        println!("\nUNMATCHED (kept, not tied to any account)");
+        for u in &r.unmatched {
+            println!(
+                "  {} {} from {}; e.g. {}",
+                n(u.count),
+                u.kind,
+                u.source,
+                u.examples
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+    }
+    println!("\nORPHANS (kept and flagged: references to records not held)");
+    if r.orphans.is_empty() {
+        println!("  none");
+    }
+    for o in &r.orphans {
+        println!(
+            "  {:>7}  {}.{} → {}; e.g. {}",
+            n(o.count),
+            o.kind,
+            o.field,
+            o.refers_to,
+            o.examples
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    println!("\nSCHEMA DRIFT (against the previous load of the same source)");
+    if r.drift.is_empty() {
+        println!("  none");
+    }
+    for d in &r.drift {
+        let mut parts = Vec::new();
+        if !d.added.is_empty() {
+            parts.push(format!("added {}", d.added.join(", ")));
+        }
+        if !d.missing.is_empty() {
+            parts.push(format!("missing {}", d.missing.join(", ")));
+        }
+        for t in &d.retyped {
+            parts.push(format!(
+                "{} {}→{}",
+                t.column,
+                t.from.as_str(),
+                t.to.as_str()
+            ));
+        }
+        println!(
+            "  {} (load {} vs {}): {}",
+            d.source,
+            d.load_id,
+            d.previous_load_id,
+            parts.join("; ")
+        );
+    }
+}
+
+#[derive(Serialize)]
+pub struct TraceVersion<'a> {
+    pub version: u64,
+    pub current: bool,
+    pub source: &'a str,
+    pub load_id: u64,
+    pub file: &'a str,
+    pub line: u64,
+    pub source_record_id: Option<&'a str>,
+    pub content_hash: String,
+    pub loaded_at: String,
+    pub record: &'a winsignal_core::Record,
+}
+
+pub fn trace_json<'a>(
+    versions: &'a [StoredRecord],
+    loads: &'a [LoadInfo],
+) -> Vec<TraceVersion<'a>> {
+    let by_id: HashMap<u64, &LoadInfo> = loads.iter().map(|l| (l.load_id, l)).collect();
+    versions
+        .iter()
+        .map(|v| {
+            let load = by_id.get(&v.origin.load_id);
+            TraceVersion {
+                version: v.version,
+                current: v.current,
+                source: load.map_or("", |l| l.source.as_str()),
+                load_id: v.origin.load_id,
+                file: load.map_or("", |l| l.path.as_str()),
+                line: v.origin.line,
+                source_record_id: v.origin.source_record_id.as_deref(),
+                content_hash: winsignal_core::hash::hex(v.content_hash),
+                loaded_at: load.map_or_else(String::new, |l| l.finished_at.to_rfc3339()),
+                record: &v.record,
+            }
+        })
+        .collect()
+}
+
+pub fn print_trace(kind: Kind, versions: &[StoredRecord], loads: &[LoadInfo]) {
+    let rows = trace_json(versions, loads);
+    println!(
+        "{} {} — {} version(s)",
+        kind.singular(),
+        versions[0].id,
+        rows.len()
+    );
+    for v in rows {
+        println!(
+            "\nversion {}{}\n  source      {}\n  load        {} at {}\n  file        {}:{}\n  source id   {}\n  content     {}",
+            v.version,
+            if v.current { " (current)" } else { "" },
+            v.source,
+            v.load_id,
+            v.loaded_at,
+            v.file,
+            v.line,
+            v.source_record_id.unwrap_or("-"),
+            v.content_hash
+        );
+        if let Ok(body) = serde_json::to_string_pretty(v.record) {
+            for line in body.lines() {
+                println!("  | {line}");
+            }
+        }
+    }
+}

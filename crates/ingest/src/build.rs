@@ -1,0 +1,715 @@
+//! Canonical records from named field values: one builder per kind, shared by every connector.
+//! A connector only has to say which value each canonical field has; the builder checks required
+//! fields, parses timestamps, numbers and vocabularies, and collects every problem of the row.
+
+use std::collections::HashMap;
+
+use winsignal_core::identity::{normalize_domain, normalize_email};
+use winsignal_core::{
+    Account, Activity, ActivityStatus, Attrs, Contact, Kind, MarketingTouch, Opportunity,
+    OpportunityContact, Outcome, Priority, ProductEvent, Record, Rep, StageEntry, SupportTicket,
+    Ts, ValueType,
+};
+
+/// Field values of one row, by canonical field name. Empty strings count as absent.
+pub trait Fields {
+    fn get(&self, name: &str) -> Option<&str>;
+}
+
+impl Fields for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<&str> {
+        HashMap::get(self, name)
+            .map(String::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// The canonical fields of each kind, required ones first marked with `*` in docs/formats.md.
+pub fn fields_of(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
+    match kind {
+        Kind::Accounts => (
+            &["account_id"],
+            &[
+                "account_id",
+                "name",
+                "domain",
+                "industry",
+                "segment",
+                "employees",
+                "annual_revenue",
+                "country",
+                "parent_account_id",
+                "created_at",
+            ],
+        ),
+        Kind::Contacts => (
+            &["contact_id"],
+            &[
+                "contact_id",
+                "account_id",
+                "email",
+                "name",
+                "title",
+                "department",
+                "created_at",
+            ],
+        ),
+        Kind::Reps => (
+            &["rep_id"],
+            &["rep_id", "name", "email", "team", "manager_id", "hired_at"],
+        ),
+        Kind::Opportunities => (
+            &["opportunity_id", "created_at", "outcome"],
+            &[
+                "opportunity_id",
+                "account_id",
+                "rep_id",
+                "name",
+                "type",
+                "lead_source",
+                "amount",
+                "currency",
+                "created_at",
+                "closed_at",
+                "outcome",
+                "stage",
+            ],
+        ),
+        Kind::StageHistory => (
+            &["opportunity_id", "stage", "entered_at"],
+            &["opportunity_id", "stage", "entered_at"],
+        ),
+        Kind::OpportunityContacts => (
+            &["opportunity_id", "contact_id"],
+            &["opportunity_id", "contact_id", "role", "is_primary"],
+        ),
+        Kind::Activities => (
+            &["activity_id", "type", "occurred_at"],
+            &[
+                "activity_id",
+                "type",
+                "direction",
+                "status",
+                "rep_id",
+                "account_id",
+                "opportunity_id",
+                "contact_ids",
+                "occurred_at",
+                "created_at",
+                "duration_s",
+                "subject",
+            ],
+        ),
+        Kind::ProductEvents => (
+            &["occurred_at", "event"],
+            &[
+                "event_id",
+                "occurred_at",
+                "event",
+                "user_id",
+                "user_email",
+                "account_id",
+                "account_domain",
+                "properties",
+            ],
+        ),
+        Kind::MarketingTouches => (
+            &["occurred_at", "kind"],
+            &[
+                "touch_id",
+                "occurred_at",
+                "kind",
+                "contact_id",
+                "email",
+                "account_id",
+                "channel",
+                "campaign",
+                "url",
+            ],
+        ),
+        Kind::SupportTickets => (
+            &["ticket_id", "created_at", "priority"],
+            &[
+                "ticket_id",
+                "created_at",
+                "priority",
+                "status",
+                "account_id",
+                "contact_id",
+                "requester_email",
+                "first_response_at",
+                "solved_at",
+                "csat",
+                "subject",
+            ],
+        ),
+        Kind::Transcripts => (
+            &["call_id", "started_at", "turns"],
+            &[
+                "call_id",
+                "started_at",
+                "activity_id",
+                "opportunity_id",
+                "account_id",
+                "turns",
+            ],
+        ),
+        Kind::ProductUsers => (
+            &["link_id", "user_id"],
+            &[
+                "link_id",
+                "user_id",
+                "email",
+                "group_id",
+                "group_domain",
+                "group_name",
+                "seen_at",
+            ],
+        ),
+    }
+}
+
+/// The earliest timestamp accepted; anything before is a data error.
+pub fn earliest_plausible() -> Ts {
+    Ts::from_ymd(1990, 1, 1).unwrap_or(Ts(631_152_000_000))
+}
+
+/// Scheduled activities may lie ahead; nothing else may be later than now plus this slack.
+const FUTURE_SLACK_MS: i64 = 86_400_000;
+const SCHEDULED_HORIZON_DAYS: f64 = 730.0;
+
+/// Reads the fields of one row, collecting problems instead of stopping at the first.
+pub struct FieldReader<'a> {
+    fields: &'a dyn Fields,
+    now: Ts,
+    date_formats: Option<&'a HashMap<String, String>>,
+    pub problems: Vec<String>,
+    /// Accepted-with-a-note findings: (code, message).
+    pub notes: Vec<(String, String)>,
+}
+
+impl<'a> FieldReader<'a> {
+    pub fn new(
+        fields: &'a dyn Fields,
+        now: Ts,
+        date_formats: Option<&'a HashMap<String, String>>,
+    ) -> Self {
+        FieldReader {
+            fields,
+            now,
+            date_formats,
+            problems: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn text(&mut self, name: &str) -> Option<String> {
+        self.fields.get(name).map(str::to_string)
+    }
+
+    pub fn required_text(&mut self, name: &str) -> String {
+        match self.fields.get(name) {
+            Some(v) => v.to_string(),
+            None => {
+                self.problems
+                    .push(format!("missing required field `{name}`"));
+                String::new()
+            }
+        }
+    }
+
+    fn parse_ts(&mut self, name: &str, raw: &str) -> Option<Ts> {
+        let parsed = match self.date_formats.and_then(|f| f.get(name)) {
+            Some(fmt) => Ts::parse_with_format(raw, fmt),
+            None => Ts::parse(raw),
+        };
+        match parsed {
+            Ok(ts) => Some(ts),
+            Err(e) => {
+                self.problems.push(format!("field `{name}`: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A timestamp that must not be in the future or before 1990.
+    pub fn ts(&mut self, name: &str) -> Option<Ts> {
+        self.ts_until(name, self.now.plus_millis(FUTURE_SLACK_MS))
+    }
+
+    /// A timestamp that may lie ahead of now up to `latest`.
+    pub fn ts_until(&mut self, name: &str, latest: Ts) -> Option<Ts> {
+        let raw = self.fields.get(name)?.to_string();
+        let ts = self.parse_ts(name, &raw)?;
+        if ts < earliest_plausible() {
+            self.problems
+                .push(format!("field `{name}`: {raw:?} is before 1990"));
+            return None;
+        }
+        if ts > latest {
+            self.problems.push(format!(
+                "field `{name}`: {raw:?} is in the future (now is {})",
+                self.now
+            ));
+            return None;
+        }
+        Some(ts)
+    }
+
+    pub fn required_ts(&mut self, name: &str) -> Ts {
+        if self.fields.get(name).is_none() {
+            self.problems
+                .push(format!("missing required field `{name}`"));
+            return Ts(0);
+        }
+        self.ts(name).unwrap_or(Ts(0))
+    }
+
+    pub fn number(&mut self, name: &str) -> Option<f64> {
+        let raw = self.fields.get(name)?;
+        let cleaned: String = raw
+            .chars()
+            .filter(|c| *c != ',' && *c != '$' && *c != '_')
+            .collect();
+        match cleaned.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => Some(v),
+            _ => {
+                self.problems
+                    .push(format!("field `{name}`: expected a number, found {raw:?}"));
+                None
+            }
+        }
+    }
+
+    pub fn boolean(&mut self, name: &str) -> Option<bool> {
+        let raw = self.fields.get(name)?;
+        match winsignal_core::parse_bool(raw).or(match raw {
+            "1" => Some(true),
+            "0" => Some(false),
+            _ => None,
+        }) {
+            Some(b) => Some(b),
+            None => {
+                self.problems.push(format!(
+                    "field `{name}`: expected true or false, found {raw:?}"
+                ));
+                None
+            }
+        }
+    }
+
+    pub fn vocab<T: std::str::FromStr<Err = winsignal_core::CoreError>>(
+        &mut self,
+        name: &str,
+    ) -> Option<T> {
+        let raw = self.fields.get(name)?;
+        match raw.parse::<T>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problems.push(format!("field `{name}`: {e}"));
+                None
+            }
+        }
+    }
+
+    pub fn required_vocab<T: std::str::FromStr<Err = winsignal_core::CoreError>>(
+        &mut self,
+        name: &str,
+    ) -> Option<T> {
+        if self.fields.get(name).is_none() {
+            self.problems
+                .push(format!("missing required field `{name}`"));
+            return None;
+        }
+        self.vocab(name)
+    }
+
+    /// A normalised e-mail; an unusable value is kept out and noted, not silently dropped.
+    pub fn email(&mut self, name: &str) -> Option<String> {
+        let raw = self.fields.get(name)?;
+        let e = normalize_email(raw);
+        if e.is_none() {
+            self.notes.push((
+                "invalid_email".into(),
+                format!("field `{name}`: {raw:?} is not an e-mail address; left empty"),
+            ));
+        }
+        e
+    }
+
+    pub fn domain(&mut self, name: &str) -> Option<String> {
+        let raw = self.fields.get(name)?;
+        let d = normalize_domain(raw);
+        if d.is_none() {
+            self.notes.push((
+                "invalid_domain".into(),
+                format!("field `{name}`: {raw:?} is not a web domain; left empty"),
+            ));
+        }
+        d
+    }
+
+    pub fn id_list(&mut self, name: &str) -> Vec<String> {
+        self.fields
+            .get(name)
+            .map(|v| {
+                v.split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Builds the record of `kind` (not transcripts or product users, which have their own shapes).
+/// Returns the record, or the problems that quarantine the row.
+pub fn build(kind: Kind, r: &mut FieldReader<'_>, attrs: Attrs) -> Option<Record> {
+    let record = match kind {
+        Kind::Accounts => Record::Accounts(Account {
+            account_id: r.required_text("account_id"),
+            name: r.text("name"),
+            domain: r.domain("domain"),
+            industry: r.text("industry"),
+            segment: r.text("segment"),
+            employees: r.number("employees"),
+            annual_revenue: r.number("annual_revenue"),
+            country: r.text("country"),
+            parent_account_id: r.text("parent_account_id"),
+            created_at: r.ts("created_at"),
+            attrs,
+        }),
+        Kind::Contacts => Record::Contacts(Contact {
+            contact_id: r.required_text("contact_id"),
+            account_id: r.text("account_id"),
+            email: r.email("email"),
+            name: r.text("name"),
+            title: r.text("title"),
+            department: r.text("department"),
+            created_at: r.ts("created_at"),
+            attrs,
+        }),
+        Kind::Reps => Record::Reps(Rep {
+            rep_id: r.required_text("rep_id"),
+            name: r.text("name"),
+            email: r.email("email"),
+            team: r.text("team"),
+            manager_id: r.text("manager_id"),
+            hired_at: r.ts("hired_at"),
+            attrs,
+        }),
+        Kind::Opportunities => {
+            let opp = Opportunity {
+                opportunity_id: r.required_text("opportunity_id"),
+                account_id: r.text("account_id"),
+                rep_id: r.text("rep_id"),
+                name: r.text("name"),
+                opp_type: r.text("type"),
+                lead_source: r.text("lead_source"),
+                amount: r.number("amount"),
+                currency: r.text("currency"),
+                created_at: r.required_ts("created_at"),
+                closed_at: r.ts("closed_at"),
+                outcome: r
+                    .required_vocab::<Outcome>("outcome")
+                    .unwrap_or(Outcome::Open),
+                stage: r.text("stage"),
+                attrs,
+            };
+            if opp.outcome == Outcome::Won && opp.amount.is_none_or(|a| a <= 0.0) {
+                r.notes.push((
+                    "won_without_amount".into(),
+                    "won deal with a missing or non-positive amount".into(),
+                ));
+            }
+            if opp.outcome != Outcome::Open && opp.closed_at.is_none() {
+                r.notes.push((
+                    "closed_without_date".into(),
+                    format!("{} deal without closed_at", opp.outcome),
+                ));
+            }
+            if opp.outcome == Outcome::Open && opp.closed_at.is_some() {
+                r.notes.push((
+                    "open_with_close_date".into(),
+                    "open deal with a closed_at; it stays open".into(),
+                ));
+            }
+            if let Some(c) = opp.closed_at {
+                if c < opp.created_at {
+                    r.notes.push((
+                        "closed_before_created".into(),
+                        "closed_at is before created_at".into(),
+                    ));
+                }
+            }
+            if opp.account_id.is_none() {
+                r.notes
+                    .push(("no_account".into(), "deal without an account".into()));
+            }
+            if opp.rep_id.is_none() {
+                r.notes.push(("no_rep".into(), "deal without a rep".into()));
+            }
+            Record::Opportunities(opp)
+        }
+        Kind::StageHistory => Record::StageHistory(StageEntry {
+            opportunity_id: r.required_text("opportunity_id"),
+            stage: r.required_text("stage"),
+            entered_at: r.required_ts("entered_at"),
+        }),
+        Kind::OpportunityContacts => Record::OpportunityContacts(OpportunityContact {
+            opportunity_id: r.required_text("opportunity_id"),
+            contact_id: r.required_text("contact_id"),
+            role: r.text("role"),
+            is_primary: r.boolean("is_primary"),
+        }),
+        Kind::Activities => {
+            let activity_id = r.required_text("activity_id");
+            let activity_type = r.required_vocab("type");
+            let status: Option<ActivityStatus> = r.vocab("status");
+            let latest = if status == Some(ActivityStatus::Scheduled) {
+                r.now.plus_days(SCHEDULED_HORIZON_DAYS)
+            } else {
+                r.now.plus_millis(FUTURE_SLACK_MS)
+            };
+            let occurred_at = if r.fields.get("occurred_at").is_none() {
+                r.problems
+                    .push("missing required field `occurred_at`".into());
+                None
+            } else {
+                r.ts_until("occurred_at", latest)
+            };
+            let activity = Activity {
+                activity_id,
+                activity_type: activity_type?,
+                direction: r.vocab("direction"),
+                status,
+                rep_id: r.text("rep_id"),
+                account_id: r.text("account_id"),
+                opportunity_id: r.text("opportunity_id"),
+                contact_ids: r.id_list("contact_ids"),
+                occurred_at: occurred_at?,
+                created_at: r.ts("created_at"),
+                duration_s: r.number("duration_s"),
+                subject: r.text("subject"),
+            };
+            if activity.duration_s.is_some_and(|d| d < 0.0) {
+                r.problems
+                    .push("field `duration_s`: must not be negative".into());
+            }
+            Record::Activities(activity)
+        }
+        Kind::ProductEvents => Record::ProductEvents(ProductEvent {
+            event_id: r.text("event_id"),
+            occurred_at: r.required_ts("occurred_at"),
+            event: r.required_text("event"),
+            user_id: r.text("user_id"),
+            user_email: r.email("user_email"),
+            account_id: r.text("account_id"),
+            account_domain: r.domain("account_domain"),
+            properties: properties(r),
+        }),
+        Kind::MarketingTouches => Record::MarketingTouches(MarketingTouch {
+            touch_id: r.text("touch_id"),
+            occurred_at: r.required_ts("occurred_at"),
+            kind: r.required_vocab("kind")?,
+            contact_id: r.text("contact_id"),
+            email: r.email("email"),
+            account_id: r.text("account_id"),
+            channel: r.text("channel"),
+            campaign: r.text("campaign"),
+            url: r.text("url"),
+        }),
+        Kind::SupportTickets => {
+            let ticket = SupportTicket {
+                ticket_id: r.required_text("ticket_id"),
+                created_at: r.required_ts("created_at"),
+                priority: r
+                    .required_vocab::<Priority>("priority")
+                    .unwrap_or(Priority::Normal),
+                status: r.text("status").map(|s| s.to_ascii_lowercase()),
+                account_id: r.text("account_id"),
+                contact_id: r.text("contact_id"),
+                requester_email: r.email("requester_email"),
+                first_response_at: r.ts("first_response_at"),
+                solved_at: r.ts("solved_at"),
+                csat: r.number("csat"),
+                subject: r.text("subject"),
+            };
+            if ticket.solved_at.is_some_and(|s| s < ticket.created_at) {
+                r.notes.push((
+                    "solved_before_created".into(),
+                    "solved_at is before created_at".into(),
+                ));
+            }
+            Record::SupportTickets(ticket)
+        }
+        Kind::Transcripts | Kind::ProductUsers => {
+            r.problems
+                .push(format!("{kind} cannot be read from flat fields"));
+            return None;
+        }
+    };
+    r.problems.is_empty().then_some(record)
+}
+
+fn properties(r: &mut FieldReader<'_>) -> Option<String> {
+    let raw = r.fields.get("properties")?;
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
+        _ => {
+            r.problems.push(format!(
+                "field `properties`: expected a JSON object, found {}",
+                preview(raw)
+            ));
+            None
+        }
+    }
+}
+
+/// A value shortened for messages.
+pub fn preview(raw: &str) -> String {
+    if raw.chars().count() > 60 {
+        format!("{:?}…", raw.chars().take(60).collect::<String>())
+    } else {
+        format!("{raw:?}")
+    }
+}
+
+/// Per-column type inference over a whole file, for custom attributes and schema drift.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnTypes {
+    pub names: Vec<String>,
+    pub types: Vec<ValueType>,
+}
+
+impl ColumnTypes {
+    pub fn new(names: Vec<String>) -> Self {
+        let types = vec![ValueType::Empty; names.len()];
+        ColumnTypes { names, types }
+    }
+
+    pub fn observe(&mut self, idx: usize, value: &str) {
+        if let Some(t) = self.types.get_mut(idx) {
+            if *t != ValueType::Text {
+                *t = t.unify(ValueType::of_value(value));
+            }
+        }
+    }
+
+    pub fn columns(&self) -> Vec<winsignal_store::Column> {
+        self.names
+            .iter()
+            .zip(&self.types)
+            .map(|(n, t)| winsignal_store::Column {
+                name: n.clone(),
+                value_type: *t,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn now() -> Ts {
+        Ts::parse("2026-01-01T00:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn collects_every_problem_of_a_row() {
+        let f = fields(&[
+            ("opportunity_id", ""),
+            ("created_at", "31/02/2025"),
+            ("outcome", "maybe"),
+            ("amount", "lots"),
+        ]);
+        let mut r = FieldReader::new(&f, now(), None);
+        assert!(build(Kind::Opportunities, &mut r, Attrs::new()).is_none());
+        let all = r.problems.join(" | ");
+        assert!(
+            all.contains("missing required field `opportunity_id`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("`created_at`") && all.contains("31/02/2025"),
+            "{all}"
+        );
+        assert!(all.contains("`outcome`") && all.contains("maybe"), "{all}");
+        assert!(
+            all.contains("`amount`: expected a number, found \"lots\""),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn future_and_ancient_timestamps_are_refused_but_scheduled_meetings_may_lie_ahead() {
+        let f = fields(&[
+            ("ticket_id", "T1"),
+            ("created_at", "2031-01-01"),
+            ("priority", "low"),
+        ]);
+        let mut r = FieldReader::new(&f, now(), None);
+        assert!(build(Kind::SupportTickets, &mut r, Attrs::new()).is_none());
+        assert!(r.problems[0].contains("in the future"), "{:?}", r.problems);
+        let f = fields(&[
+            ("ticket_id", "T1"),
+            ("created_at", "1989-12-31"),
+            ("priority", "low"),
+        ]);
+        let mut r = FieldReader::new(&f, now(), None);
+        assert!(build(Kind::SupportTickets, &mut r, Attrs::new()).is_none());
+        assert!(r.problems[0].contains("before 1990"));
+        let f = fields(&[
+            ("activity_id", "M1"),
+            ("type", "meeting"),
+            ("status", "scheduled"),
+            ("occurred_at", "2026-02-01T10:00:00Z"),
+        ]);
+        let mut r = FieldReader::new(&f, now(), None);
+        assert!(
+            build(Kind::Activities, &mut r, Attrs::new()).is_some(),
+            "{:?}",
+            r.problems
+        );
+        let f = fields(&[
+            ("activity_id", "M1"),
+            ("type", "meeting"),
+            ("status", "completed"),
+            ("occurred_at", "2026-02-01T10:00:00Z"),
+        ]);
+        let mut r = FieldReader::new(&f, now(), None);
+        assert!(build(Kind::Activities, &mut r, Attrs::new()).is_none());
+    }
+
+    #[test]
+    fn won_without_amount_is_kept_and_noted() {
+        let f = fields(&[
+            ("opportunity_id", "O1"),
+            ("created_at", "2025-01-01"),
+            ("outcome", "won"),
+            ("closed_at", "2025-02-01"),
+        ]);
+        let mut r = FieldReader::new(&f, now(), None);
+        assert!(build(Kind::Opportunities, &mut r, Attrs::new()).is_some());
+        assert!(r.notes.iter().any(|(c, _)| c == "won_without_amount"));
+    }
+
+    #[test]
+    fn invalid_email_is_noted_not_fatal() {
+        let f = fields(&[("contact_id", "C1"), ("email", "n/a")]);
+        let mut r = FieldReader::new(&f, now(), None);
+        let rec = build(Kind::Contacts, &mut r, Attrs::new()).unwrap();
+        assert!(matches!(rec, Record::Contacts(Contact { email: None, .. })));
+        assert_eq!(r.notes[0].0, "invalid_email");
+    }
+}

@@ -1,0 +1,442 @@
+//! The mapping connector: any CSV, described by a TOML mapping file that says which kind(s) each row
+//! becomes, which column feeds which canonical field, value maps, date formats, constants, and how to
+//! derive ids when the file has none. See docs/formats.md ("Mapping files") and examples/mappings/.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use winsignal_core::hash::{hash_bytes, hex};
+use winsignal_core::{Attrs, Kind, Record};
+use winsignal_store::Column;
+
+use crate::build::{build, fields_of, ColumnTypes, FieldReader};
+use crate::error::{read_err, toml_err, IngestError, Result};
+use crate::load::LoadContext;
+use crate::read::CsvRows;
+use crate::sources::canonical::report_unused_columns;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    /// Source name for provenance and drift; defaults to `mapping:<mapping file stem>`.
+    pub source: Option<String>,
+    /// Field delimiter, one character (default `,`).
+    pub delimiter: Option<String>,
+    /// Default strftime format for every date field without its own `format`.
+    pub date_format: Option<String>,
+    #[serde(rename = "output")]
+    pub outputs: Vec<Output>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    pub kind: String,
+    /// Skip this output (not the row) when the column is empty.
+    pub skip_if_empty: Option<String>,
+    pub fields: BTreeMap<String, FieldSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FieldSpec {
+    Column(String),
+    Rule(FieldRule),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// The column to read.
+    pub column: Option<String>,
+    /// Several columns: the first non-empty one is used.
+    pub columns: Option<Vec<String>>,
+    /// Value map applied to the column's value (exact match first, then case-insensitive).
+    pub values: Option<BTreeMap<String, String>>,
+    /// strftime format of a date column.
+    pub format: Option<String>,
+    /// Used when the column is empty.
+    pub default: Option<String>,
+    /// The same value on every row (no column).
+    pub constant: Option<String>,
+    /// `slug` (an id from a name), `hash` (an id from any text) or `line` (the row's line number).
+    pub derive: Option<String>,
+    /// Put before a derived value.
+    pub prefix: Option<String>,
+}
+
+impl FieldSpec {
+    fn rule(&self) -> FieldRule {
+        match self {
+            FieldSpec::Column(c) => FieldRule {
+                column: Some(c.clone()),
+                ..Default::default()
+            },
+            FieldSpec::Rule(r) => r.clone(),
+        }
+    }
+}
+
+/// A mapping checked against itself (not yet against a file).
+pub struct LoadedMapping {
+    pub path: PathBuf,
+    pub mapping: Mapping,
+    pub kinds: Vec<Kind>,
+    pub delimiter: u8,
+}
+
+impl LoadedMapping {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(read_err(path))?;
+        let mapping: Mapping = toml::from_str(&text).map_err(|e| toml_err(path, &text, &e))?;
+        let bad = |needle: &str, message: String| IngestError::BadConfig {
+            path: path.into(),
+            line: text
+                .lines()
+                .position(|l| l.contains(needle))
+                .map_or(0, |i| i + 1),
+            message,
+        };
+        if mapping.outputs.is_empty() {
+            return Err(bad("", "a mapping needs at least one [[output]]".into()));
+        }
+        let mut kinds = Vec::new();
+        for out in &mapping.outputs {
+            let kind: Kind = out
+                .kind
+                .parse()
+                .map_err(|e| bad(&out.kind, format!("[[output]] kind: {e}")))?;
+            if matches!(kind, Kind::Transcripts | Kind::ProductUsers) {
+                return Err(bad(
+                    &out.kind,
+                    format!("[[output]] kind: {kind} cannot come from a flat CSV row"),
+                ));
+            }
+            let (required, known) = fields_of(kind);
+            for (field, spec) in &out.fields {
+                if !known.contains(&field.as_str()) {
+                    return Err(bad(
+                        field,
+                        format!(
+                            "{kind} has no field `{field}`; expected one of {}",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                let r = spec.rule();
+                let sources = usize::from(r.column.is_some())
+                    + usize::from(r.columns.is_some())
+                    + usize::from(r.constant.is_some());
+                if sources == 0 && r.derive.as_deref() != Some("line") {
+                    return Err(bad(field, format!("field `{field}`: give `column`, `columns`, `constant` or `derive = \"line\"`")));
+                }
+                if sources > 1 {
+                    return Err(bad(
+                        field,
+                        format!(
+                            "field `{field}`: give only one of `column`, `columns`, `constant`"
+                        ),
+                    ));
+                }
+                if let Some(d) = &r.derive {
+                    if !["slug", "hash", "line"].contains(&d.as_str()) {
+                        return Err(bad(
+                            d,
+                            format!(
+                                "field `{field}`: derive must be slug, hash or line, found {d:?}"
+                            ),
+                        ));
+                    }
+                }
+            }
+            for req in required {
+                if !out.fields.contains_key(*req) {
+                    return Err(bad(
+                        &out.kind,
+                        format!("[[output]] {kind}: required field `{req}` is not mapped (give a column, a constant or a derivation)"),
+                    ));
+                }
+            }
+            kinds.push(kind);
+        }
+        let delimiter = match mapping.delimiter.as_deref() {
+            None => b',',
+            Some("\\t") | Some("\t") => b'\t',
+            Some(d) if d.len() == 1 => d.as_bytes()[0],
+            Some(d) => {
+                return Err(bad(
+                    "delimiter",
+                    format!("delimiter must be one character, found {d:?}"),
+                ))
+            }
+        };
+        Ok(LoadedMapping {
+            path: path.into(),
+            mapping,
+            kinds,
+            delimiter,
+        })
+    }
+
+    pub fn source_name(&self) -> String {
+        self.mapping.source.clone().unwrap_or_else(|| {
+            format!(
+                "mapping:{}",
+                self.path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("unnamed")
+            )
+        })
+    }
+}
+
+pub fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut dash = false;
+    for c in text.trim().chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+            dash = false;
+        } else if !dash && !out.is_empty() {
+            out.push('-');
+            dash = true;
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+struct CompiledField {
+    field: String,
+    rule: FieldRule,
+    columns: Vec<usize>,
+}
+
+struct CompiledOutput {
+    kind: Kind,
+    skip_if_empty: Option<usize>,
+    fields: Vec<CompiledField>,
+    date_formats: HashMap<String, String>,
+}
+
+pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Result<Vec<Column>> {
+    let mut rows = CsvRows::open(path, m.delimiter)?;
+    let header = rows.header.clone();
+    let index: HashMap<&str, usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    let col_idx = |c: &str, kind: Kind| -> Result<usize> {
+        index
+            .get(c)
+            .copied()
+            .ok_or_else(|| IngestError::MissingColumn {
+                path: path.into(),
+                kind: format!("{kind} (mapping {})", m.path.display()),
+                column: c.to_string(),
+                found: header.join(", "),
+            })
+    };
+    let mut outputs = Vec::new();
+    let mut used = vec![false; header.len()];
+    for (out, kind) in m.mapping.outputs.iter().zip(&m.kinds) {
+        let mut fields = Vec::new();
+        let mut date_formats = HashMap::new();
+        for (field, spec) in &out.fields {
+            let rule = spec.rule();
+            let mut columns = Vec::new();
+            for c in rule.column.iter().chain(rule.columns.iter().flatten()) {
+                let i = col_idx(c, *kind)?;
+                used[i] = true;
+                columns.push(i);
+            }
+            if let Some(f) = rule
+                .format
+                .clone()
+                .or_else(|| m.mapping.date_format.clone())
+            {
+                date_formats.insert(field.clone(), f);
+            }
+            fields.push(CompiledField {
+                field: field.clone(),
+                rule,
+                columns,
+            });
+        }
+        let skip_if_empty = out
+            .skip_if_empty
+            .as_deref()
+            .map(|c| col_idx(c, *kind))
+            .transpose()?;
+        outputs.push(CompiledOutput {
+            kind: *kind,
+            skip_if_empty,
+            fields,
+            date_formats,
+        });
+    }
+    let attrs_kind = m
+        .kinds
+        .iter()
+        .position(|k| k.keeps_custom_attributes() || *k == Kind::Reps);
+    let mut types = ColumnTypes::new(header.clone());
+    let mut buffered = Vec::new();
+    loop {
+        ctx.progress(rows.bytes_read(), rows.bytes_total);
+        let Some(next) = rows.next_row()? else { break };
+        match next {
+            Err(b) => ctx.reject(
+                b.line,
+                m.kinds.first().copied(),
+                None,
+                vec![b.reason],
+                b.raw,
+            )?,
+            Ok(row) => {
+                for (i, v) in row.values.iter().enumerate() {
+                    types.observe(i, v);
+                }
+                buffered.push(row);
+            }
+        }
+    }
+    for row in buffered {
+        let mut records: Vec<Record> = Vec::new();
+        let mut problems = Vec::new();
+        let mut notes = Vec::new();
+        let mut first_id = None;
+        for (oi, out) in outputs.iter().enumerate() {
+            if out
+                .skip_if_empty
+                .is_some_and(|i| row.values[i].trim().is_empty())
+            {
+                continue;
+            }
+            let mut f: HashMap<String, String> = HashMap::new();
+            for cf in &out.fields {
+                match field_value(cf, &row.values, row.line) {
+                    Ok(Some(v)) => {
+                        f.insert(cf.field.clone(), v);
+                    }
+                    Ok(None) => {}
+                    Err(p) => problems.push(p),
+                }
+            }
+            let mut attrs = Attrs::new();
+            if Some(oi) == attrs_kind {
+                for (i, u) in used.iter().enumerate() {
+                    if !u {
+                        if let Some(v) = types.types[i].read(&row.values[i]) {
+                            attrs.insert(header[i].clone(), v);
+                        }
+                    }
+                }
+            }
+            let mut reader = FieldReader::new(&f, ctx.now, Some(&out.date_formats));
+            let built = build(out.kind, &mut reader, attrs);
+            let prefix = if outputs.len() > 1 {
+                format!("{}: ", out.kind)
+            } else {
+                String::new()
+            };
+            problems.extend(reader.problems.into_iter().map(|p| format!("{prefix}{p}")));
+            notes.extend(reader.notes);
+            if let Some(r) = built {
+                if first_id.is_none() {
+                    first_id = r.natural_key();
+                }
+                records.push(r);
+            }
+        }
+        let raw = row.values.join(&(m.delimiter as char).to_string());
+        if problems.is_empty() && !records.is_empty() {
+            ctx.accept(row.line, first_id.as_deref(), &records, &notes)?;
+        } else {
+            if problems.is_empty() {
+                problems.push("every output of the mapping was skipped for this row".into());
+            }
+            ctx.reject(row.line, m.kinds.first().copied(), first_id, problems, raw)?;
+        }
+    }
+    if attrs_kind.is_none() {
+        let unused: Vec<&str> = header
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| !**u)
+            .map(|(h, _)| h.as_str())
+            .collect();
+        if let Some(k) = m.kinds.first() {
+            report_unused_columns(ctx, *k, unused.into_iter())?;
+        }
+    }
+    Ok(types.columns())
+}
+
+fn field_value(
+    cf: &CompiledField,
+    values: &[String],
+    line: u64,
+) -> std::result::Result<Option<String>, String> {
+    let r = &cf.rule;
+    let raw: Option<String> = if let Some(c) = &r.constant {
+        Some(c.clone())
+    } else if cf.columns.is_empty() {
+        None
+    } else {
+        cf.columns
+            .iter()
+            .map(|i| values[*i].trim())
+            .find(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let raw = match (raw, r.derive.as_deref()) {
+        (_, Some("line")) => Some(line.to_string()),
+        (Some(v), _) => Some(v),
+        (None, _) => r.default.clone(),
+    };
+    let Some(mut v) = raw else { return Ok(None) };
+    if let Some(map) = &r.values {
+        let mapped = map.get(&v).or_else(|| {
+            map.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&v))
+                .map(|(_, x)| x)
+        });
+        match mapped {
+            Some(x) => v = x.clone(),
+            None => {
+                let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "field `{}`: value {v:?} is not in the mapping's values ({})",
+                    cf.field,
+                    keys.join(", ")
+                ));
+            }
+        }
+    }
+    v = match r.derive.as_deref() {
+        Some("slug") => slug(&v),
+        Some("hash") => hex(hash_bytes(v.as_bytes())),
+        _ => v,
+    };
+    if let Some(p) = &r.prefix {
+        v = format!("{p}{v}");
+    }
+    Ok(Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("  Darcel Schlecht "), "darcel-schlecht");
+        assert_eq!(slug("Acme, Inc."), "acme-inc");
+        assert_eq!(slug("Ünïcode Ltd"), "ünïcode-ltd");
+    }
+}
