@@ -83,6 +83,7 @@ pub fn ingest(
             message: "--source names one source; this path holds several files".into(),
         });
     }
+    let previous_loads = store.loads()?;
     let mut batch = store.begin()?;
     let mut loads = Vec::new();
     for job in &jobs {
@@ -101,6 +102,7 @@ pub fn ingest(
         let mut forward = |p: Progress<'_>| progress(p);
         let mut ctx = LoadContext::start(
             batch.as_mut(),
+            &previous_loads,
             &source,
             format.as_str(),
             job.path(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use winsignal_core::hash::ContentHasher;
 use winsignal_core::{Kind, Record, Ts};
 use winsignal_store::{
-    Batch, Column, Flag, LoadId, LoadSpec, LoadStats, PutOutcome, QuarantinedRow,
+    Batch, Column, Flag, LoadId, LoadInfo, LoadSpec, LoadStats, PutOutcome, QuarantinedRow,
 };
 
 use crate::error::{read_err, Result};
@@ -27,6 +27,8 @@ pub type ProgressFn<'a> = dyn FnMut(Progress<'_>) + 'a;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LoadReport {
     pub load_id: LoadId,
+    /// The earlier load of a byte-identical file from the same source, when this one repeated it.
+    pub identical_to: Option<LoadId>,
     pub source: String,
     pub path: String,
     pub kinds: Vec<Kind>,
@@ -44,6 +46,9 @@ pub struct LoadContext<'b, 'p> {
     seen_keys: HashSet<u64>,
     last_stage: HashMap<String, Ts>,
     progress: &'p mut ProgressFn<'p>,
+    /// Set when the same source already loaded a byte-identical file: rows are read and counted, but
+    /// nothing is written again (so duplicates inside a file cannot churn versions on reload).
+    pub identical_to: Option<LoadId>,
 }
 
 /// Hex hash and size of a file's bytes.
@@ -67,6 +72,7 @@ pub fn file_fingerprint(path: &Path) -> Result<(String, u64)> {
 impl<'b, 'p> LoadContext<'b, 'p> {
     pub fn start(
         batch: &'b mut dyn Batch,
+        previous_loads: &[LoadInfo],
         source: &str,
         format: &str,
         path: &Path,
@@ -74,6 +80,11 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         progress: &'p mut ProgressFn<'p>,
     ) -> Result<Self> {
         let (file_hash, file_bytes) = file_fingerprint(path)?;
+        let identical_to = previous_loads
+            .iter()
+            .rev()
+            .find(|l| l.source == source && l.file_hash == file_hash)
+            .map(|l| l.load_id);
         let shown = path.display().to_string();
         let spec = LoadSpec {
             source: source.into(),
@@ -94,6 +105,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             seen_keys: HashSet::new(),
             last_stage: HashMap::new(),
             progress,
+            identical_to,
         })
     }
 
@@ -128,6 +140,10 @@ impl<'b, 'p> LoadContext<'b, 'p> {
     ) -> Result<()> {
         self.stats.rows_read += 1;
         self.stats.accepted += 1;
+        if self.identical_to.is_some() {
+            self.stats.unchanged += 1;
+            return Ok(());
+        }
         let mut best = PutOutcome::Unchanged;
         let mut flags: Vec<(Kind, Option<String>, String, String)> = Vec::new();
         for record in records {
@@ -213,6 +229,10 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             self.note_kind(k);
         }
         tracing::debug!(file = %self.path, line, reasons = %reasons.join("; "), "Row quarantined.");
+        if self.identical_to.is_some() {
+            // Already quarantined, with the same reasons, by the identical earlier load.
+            return Ok(());
+        }
         self.batch.quarantine(&QuarantinedRow {
             load_id: self.load_id,
             line,
@@ -237,6 +257,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         });
         Ok(LoadReport {
             load_id: self.load_id,
+            identical_to: self.identical_to,
             source: self.source,
             path: self.path,
             kinds,

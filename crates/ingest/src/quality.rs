@@ -114,24 +114,21 @@ fn reason_class(reason: &str) -> String {
             return prefix.to_string();
         }
     }
-    let cut = [
-        ", found",
-        " found ",
-        ": \"",
-        " (bad byte",
-        " is in the future",
-        " is before 1990",
-        ": expected",
-    ]
-    .iter()
-    .filter_map(|p| reason.find(p).map(|i| (i, *p)))
-    .min_by_key(|(i, _)| *i);
-    match cut {
-        Some((i, p)) if p == " is in the future" || p == " is before 1990" => {
-            let field_end = reason.find(':').unwrap_or(i);
-            format!("{}:{}", &reason[..field_end], p.trim_end())
+    for (marker, label) in [
+        (" is in the future", "in the future"),
+        (" is before 1990", "before 1990"),
+    ] {
+        if reason.contains(marker) {
+            let field_end = reason.find(':').unwrap_or(reason.len());
+            return format!("{}: {label}", &reason[..field_end]);
         }
-        Some((i, _)) => reason[..i].to_string(),
+    }
+    let cut = [", found", " (bad byte", ": \"", "; left empty"]
+        .iter()
+        .filter_map(|p| reason.find(p))
+        .min();
+    match cut {
+        Some(i) => reason[..i].to_string(),
         None => reason.to_string(),
     }
 }
@@ -569,11 +566,11 @@ mod tests {
     fn reasons_group_without_their_values() {
         assert_eq!(
             reason_class("field `created_at`: expected an RFC 3339 timestamp with offset or a date (YYYY-MM-DD), found \"31/02/2025\""),
-            "field `created_at`"
+            "field `created_at`: expected an RFC 3339 timestamp with offset or a date (YYYY-MM-DD)"
         );
         assert_eq!(
             reason_class("field `occurred_at`: \"2031-01-01\" is in the future (now is x)"),
-            "field `occurred_at`: is in the future"
+            "field `occurred_at`: in the future"
         );
         assert_eq!(
             reason_class("missing required field `ticket_id`"),

@@ -73,7 +73,20 @@ impl Resolver {
                         .entry(e.clone())
                         .or_insert_with(|| c.contact_id.clone());
                 }
-                r.contact_account.insert(c.contact_id, c.account_id);
+                // A contact without a usable account id still belongs to its e-mail's company domain.
+                let by_domain = || {
+                    let d = c.email.as_deref().and_then(company_domain_of_email)?;
+                    r.account_by_domain.get(&d).cloned()
+                };
+                let known = c
+                    .account_id
+                    .as_deref()
+                    .filter(|a| r.accounts.contains(*a) || r.accounts.contains(&to_18(a)));
+                let account = known
+                    .map(str::to_string)
+                    .or_else(by_domain)
+                    .or(c.account_id.clone());
+                r.contact_account.insert(c.contact_id, account);
             }
         }
         for rec in store.records(Kind::Opportunities)? {

@@ -175,7 +175,7 @@ pub fn report_unused_columns<'a>(
     columns: impl Iterator<Item = &'a str>,
 ) -> Result<()> {
     let unused: Vec<&str> = columns.collect();
-    if unused.is_empty() {
+    if unused.is_empty() || ctx.identical_to.is_some() {
         return Ok(());
     }
     ctx.batch.flag(&winsignal_store::Flag {
