@@ -17,12 +17,18 @@ fn bin() -> Command {
 }
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingest/tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../ingest/tests/fixtures")
+        .join(rel)
 }
 
 fn run_ok(args: &[&str]) -> String {
     let out = bin().args(args).output().unwrap();
-    assert!(out.status.success(), "winsignal {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "winsignal {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -31,37 +37,74 @@ fn demo_quality_and_trace_work_end_to_end() {
     let ws = tempfile::tempdir().unwrap();
     let data = ws.path().join("ws");
     let data = data.to_str().unwrap();
-    let out = run_ok(&["--data", data, "--quiet", "demo", "--scale", "0.02", "--seed", "7"]);
+    let out = run_ok(&[
+        "--data", data, "--quiet", "demo", "--scale", "0.02", "--seed", "7",
+    ]);
     assert!(out.contains("winsignal demo — seed 7"), "{out}");
-    let line = out.lines().find(|l| l.starts_with("Quarantined")).expect("quarantine line");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Quarantined"))
+        .expect("quarantine line");
     // Every row the generator planted as bad is quarantined, and nothing else.
-    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|t| t.parse().ok()).collect();
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|t| t.parse().ok())
+        .collect();
     assert_eq!(nums[0], nums[1], "{line}");
 
-    let json: serde_json::Value = serde_json::from_str(&run_ok(&["--data", data, "quality", "--json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&run_ok(&["--data", data, "quality", "--json"])).unwrap();
     let loads = json["loads"].as_array().unwrap();
     assert_eq!(loads.len(), 12);
     assert!(loads.iter().all(|l| l["balanced"] == true));
     assert!(json["quarantine"]["total"].as_u64().unwrap() > 0);
-    assert!(json["identity"].as_array().unwrap().iter().any(|m| m["kind"] == "product_events"));
+    assert!(json["identity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["kind"] == "product_events"));
 
     // Trace an opportunity by its 15-character id: the store holds the 18-character form.
-    let opp_csv = std::fs::read_to_string(Path::new(data).join("demo-input/salesforce/Opportunity.csv")).unwrap();
-    let id18 = opp_csv.lines().nth(1).unwrap().split(',').next().unwrap().to_string();
+    let opp_csv =
+        std::fs::read_to_string(Path::new(data).join("demo-input/salesforce/Opportunity.csv"))
+            .unwrap();
+    let id18 = opp_csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
     let traced = run_ok(&["--data", data, "trace", "opportunity", &id18[..15]]);
     assert!(traced.contains("salesforce:Opportunity"), "{traced}");
     assert!(traced.contains("Opportunity.csv:2"), "{traced}");
-    let tj: serde_json::Value = serde_json::from_str(&run_ok(&["--data", data, "trace", "opportunity", &id18, "--json"])).unwrap();
+    let tj: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "--data",
+        data,
+        "trace",
+        "opportunity",
+        &id18,
+        "--json",
+    ]))
+    .unwrap();
     assert_eq!(tj[0]["line"], 2);
     assert_eq!(tj[0]["record"]["record"]["opportunity_id"], id18.as_str());
 
     // Bad input gets a clear error naming the file and column.
     let bad = ws.path().join("activities.csv");
     std::fs::write(&bad, "activity_id,type\nX1,call\n").unwrap();
-    let out = bin().args(["--data", data, "ingest"]).arg(&bad).output().unwrap();
+    let out = bin()
+        .args(["--data", data, "ingest"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("activities.csv") && err.contains("occurred_at"), "{err}");
+    assert!(
+        err.contains("activities.csv") && err.contains("occurred_at"),
+        "{err}"
+    );
 }
 
 /// Counts everything a user can see in the store.
@@ -81,7 +124,11 @@ fn big_activities(dir: &Path, rows: usize) -> PathBuf {
     writeln!(f, "activity_id,type,direction,status,rep_id,account_id,opportunity_id,contact_ids,occurred_at,created_at,duration_s,subject").unwrap();
     for i in 0..rows {
         let day = 1 + i % 28;
-        writeln!(f, "K{i},email,outbound,completed,R1,A1,O1,C1,2024-03-{day:02}T10:00:00Z,,,Mail {i}").unwrap();
+        writeln!(
+            f,
+            "K{i},email,outbound,completed,R1,A1,O1,C1,2024-03-{day:02}T10:00:00Z,,,Mail {i}"
+        )
+        .unwrap();
         if i % 1000 == 0 {
             writeln!(f, "KBAD{i},tweet,,,,,,,2024-03-01T10:00:00Z,,,bad").unwrap();
         }
@@ -93,7 +140,13 @@ fn big_activities(dir: &Path, rows: usize) -> PathBuf {
 fn a_load_killed_before_commit_leaves_the_store_as_it_was() {
     let ws = tempfile::tempdir().unwrap();
     let data = ws.path().join("ws");
-    run_ok(&["--data", data.to_str().unwrap(), "--quiet", "ingest", fixture("canonical/accounts.csv").to_str().unwrap()]);
+    run_ok(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--quiet",
+        "ingest",
+        fixture("canonical/accounts.csv").to_str().unwrap(),
+    ]);
     let before = snapshot(&data);
     let big = big_activities(ws.path(), 100_000);
 
@@ -109,7 +162,10 @@ fn a_load_killed_before_commit_leaves_the_store_as_it_was() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "the ingest ended before reaching the fault point");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the ingest ended before reaching the fault point"
+        );
         if line.contains("WINSIGNAL_FAULT reached before-commit") {
             break;
         }
@@ -118,15 +174,36 @@ fn a_load_killed_before_commit_leaves_the_store_as_it_was() {
     // Segments are written and renamed; only the SQLite commit is missing. Kill it there.
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(snapshot(&data), before, "a killed load must leave nothing visible");
+    assert_eq!(
+        snapshot(&data),
+        before,
+        "a killed load must leave nothing visible"
+    );
 
     // The next load cleans up the unregistered segment and works normally.
-    run_ok(&["--data", data.to_str().unwrap(), "--quiet", "ingest", big.to_str().unwrap()]);
+    run_ok(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--quiet",
+        "ingest",
+        big.to_str().unwrap(),
+    ]);
     let after = snapshot(&data);
     assert_eq!(after.0, before.0 + 1);
-    assert_eq!(after.3.iter().find(|(k, _)| *k == Kind::Activities).unwrap().1, 100_000);
+    assert_eq!(
+        after
+            .3
+            .iter()
+            .find(|(k, _)| *k == Kind::Activities)
+            .unwrap()
+            .1,
+        100_000
+    );
     let segments = std::fs::read_dir(data.join("events")).unwrap().count();
-    assert_eq!(segments, 1, "the interrupted load's segment file was removed");
+    assert_eq!(
+        segments, 1,
+        "the interrupted load's segment file was removed"
+    );
 }
 
 #[test]
@@ -150,11 +227,22 @@ fn loads_killed_at_arbitrary_moments_are_all_or_nothing() {
             complete_loads += 1;
         }
         let (loads, _, quarantined, events) = snapshot(&data);
-        let n_events = events.iter().find(|(k, _)| *k == Kind::Activities).unwrap().1;
+        let n_events = events
+            .iter()
+            .find(|(k, _)| *k == Kind::Activities)
+            .unwrap()
+            .1;
         // Either the load is there whole (60,000 events, 60 quarantined rows per load) or not at all.
-        assert!(n_events == 0 || n_events == 60_000, "partial load visible: {n_events} events");
+        assert!(
+            n_events == 0 || n_events == 60_000,
+            "partial load visible: {n_events} events"
+        );
         // Quarantine rows belong to a committed load only (an identical reload adds none).
-        assert_eq!(quarantined == 60, n_events == 60_000, "{quarantined} quarantined, {n_events} events");
+        assert_eq!(
+            quarantined == 60,
+            n_events == 60_000,
+            "{quarantined} quarantined, {n_events} events"
+        );
         assert_eq!(loads == 0, n_events == 0);
         assert!(loads <= complete_loads + 1);
     }

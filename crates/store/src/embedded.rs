@@ -515,20 +515,11 @@ impl<'a> EmbeddedBatch<'a> {
         record: &Record,
     ) -> Result<PutOutcome> {
         self.load_event_index()?;
-        let provisional_key = record.natural_key();
-        let (kind, ts, payload, content_hash) = {
-            let key = provisional_key.clone().unwrap_or_default();
-            PendingEvents::encode(record, &key, &origin)?
-        };
+        let (kind, ts, body, content_hash) = PendingEvents::encode_body(record)?;
         // Events without an id are keyed by their content, so an identical row is the same event.
-        let (key, payload) = match provisional_key {
-            Some(k) => (k, payload),
-            None => {
-                let k = format!("h:{}", winsignal_core::hash::hex(content_hash));
-                let (_, _, p, _) = PendingEvents::encode(record, &k, &origin)?;
-                (k, p)
-            }
-        };
+        let key = record
+            .natural_key()
+            .unwrap_or_else(|| format!("h:{}", winsignal_core::hash::hex(content_hash)));
         let kh = key_hash(kind, &key);
         let seq = self.next_seq;
         let previous = self
@@ -550,17 +541,13 @@ impl<'a> EmbeddedBatch<'a> {
             index.insert(kh, (content_hash, seq));
         }
         self.next_seq += 1;
-        self.pending.push(
-            kind,
-            ts,
+        let entry = KeyEntry {
+            key_hash: kh,
+            content_hash,
             seq,
-            &payload,
-            KeyEntry {
-                key_hash: kh,
-                content_hash,
-                seq,
-            },
-        );
+        };
+        self.pending
+            .push_event(kind, ts, seq, &key, &origin, &body, entry)?;
         self.pending_counts[kind_code(kind) as usize] += 1;
         if self.pending.approx_bytes() > SPILL_BYTES {
             self.flush_events(load_id)?;

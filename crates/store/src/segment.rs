@@ -21,6 +21,25 @@ const MAGIC: &[u8; 8] = b"WSSEG001";
 const FRAME_HEADER: usize = 4 + 1 + 8 + 8;
 const FOOTER: usize = 8 + 8 + 8;
 
+/// Serialises exactly like [`EventBody`] (same variants, same order) without cloning the event.
+#[derive(Serialize)]
+enum EventBodyRef<'a> {
+    Activity(&'a Activity),
+    Product(&'a ProductEvent),
+    Touch(&'a MarketingTouch),
+}
+
+/// The provenance part of [`Payload`]; postcard writes struct fields back to back, so these bytes
+/// followed by the body's bytes are exactly a serialised `Payload`.
+#[derive(Serialize)]
+struct PayloadHead<'a> {
+    key: &'a str,
+    load_id: u64,
+    line: u64,
+    source_record_id: &'a Option<String>,
+    content_hash: u64,
+}
+
 #[derive(Serialize, Deserialize)]
 enum EventBody {
     Activity(Activity),
@@ -81,27 +100,17 @@ impl PendingEvents {
         self.bytes.len() + self.frames.len() * 56
     }
 
-    /// Encodes the event payload; returns its content hash (of the canonical body only).
-    pub fn encode(
-        record: &Record,
-        key: &str,
-        origin: &RowOrigin,
-    ) -> Result<(Kind, Ts, Vec<u8>, u64)> {
+    /// The kind, time, canonical body bytes and content hash of an event record.
+    pub fn encode_body(record: &Record) -> Result<(Kind, Ts, Vec<u8>, u64)> {
         let (kind, ts, body) = match record {
-            Record::Activities(a) => (
-                Kind::Activities,
-                a.occurred_at,
-                EventBody::Activity(a.clone()),
-            ),
-            Record::ProductEvents(p) => (
-                Kind::ProductEvents,
-                p.occurred_at,
-                EventBody::Product(p.clone()),
-            ),
+            Record::Activities(a) => (Kind::Activities, a.occurred_at, EventBodyRef::Activity(a)),
+            Record::ProductEvents(p) => {
+                (Kind::ProductEvents, p.occurred_at, EventBodyRef::Product(p))
+            }
             Record::MarketingTouches(t) => (
                 Kind::MarketingTouches,
                 t.occurred_at,
-                EventBody::Touch(t.clone()),
+                EventBodyRef::Touch(t),
             ),
             other => {
                 return Err(StoreError::Internal(format!(
@@ -113,25 +122,37 @@ impl PendingEvents {
         let body_bytes =
             postcard::to_stdvec(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
         let content_hash = winsignal_core::hash::hash_bytes(&body_bytes);
-        let payload = Payload {
-            key: key.to_string(),
-            load_id: origin.load_id,
-            line: origin.line,
-            source_record_id: origin.source_record_id.clone(),
-            content_hash,
-            body,
-        };
-        let bytes =
-            postcard::to_stdvec(&payload).map_err(|e| StoreError::Internal(e.to_string()))?;
-        Ok((kind, ts, bytes, content_hash))
+        Ok((kind, ts, body_bytes, content_hash))
     }
 
-    pub fn push(&mut self, kind: Kind, ts: Ts, seq: u64, payload: &[u8], key: KeyEntry) {
+    /// Appends one event: its frame is the provenance head followed by the body bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_event(
+        &mut self,
+        kind: Kind,
+        ts: Ts,
+        seq: u64,
+        key: &str,
+        origin: &RowOrigin,
+        body: &[u8],
+        entry: KeyEntry,
+    ) -> Result<()> {
+        let head = PayloadHead {
+            key,
+            load_id: origin.load_id,
+            line: origin.line,
+            source_record_id: &origin.source_record_id,
+            content_hash: entry.content_hash,
+        };
         let start = self.bytes.len();
         self.bytes.push(kind_code(kind));
-        self.bytes.extend_from_slice(payload);
+        let bytes = std::mem::take(&mut self.bytes);
+        self.bytes =
+            postcard::to_extend(&head, bytes).map_err(|e| StoreError::Internal(e.to_string()))?;
+        self.bytes.extend_from_slice(body);
         self.frames.push((ts.0, seq, start, self.bytes.len()));
-        self.keys.push(key);
+        self.keys.push(entry);
+        Ok(())
     }
 
     /// Writes the pending events, sorted, to `path` (fsynced) and empties the buffer.

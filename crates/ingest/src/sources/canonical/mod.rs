@@ -78,6 +78,11 @@ pub fn load_csv(ctx: &mut LoadContext<'_, '_>, path: &Path, kind: Kind) -> Resul
         .collect();
     let mut types = ColumnTypes::new(header.clone());
     let attrs_wanted = keeps_attrs(kind);
+    if !attrs_wanted {
+        let types = stream_events(ctx, rows, kind, &index, types)?;
+        report_unused_columns(ctx, kind, extra.iter().map(|&i| header[i].as_str()))?;
+        return Ok(types.columns());
+    }
 
     // Entities are small: read them all first so custom attribute types are inferred per column.
     let mut buffered = Vec::new();
@@ -87,33 +92,12 @@ pub fn load_csv(ctx: &mut LoadContext<'_, '_>, path: &Path, kind: Kind) -> Resul
         ctx.progress(bytes, rows.bytes_total);
         match rows.next_row()? {
             None => break,
-            Some(Err(b)) => {
-                if attrs_wanted {
-                    bad.push(b);
-                } else {
-                    ctx.reject(b.line, Some(kind), None, vec![b.reason], b.raw)?;
-                }
-            }
+            Some(Err(b)) => bad.push(b),
             Some(Ok(row)) => {
                 for (i, v) in row.values.iter().enumerate() {
                     types.observe(i, v);
                 }
-                if attrs_wanted {
-                    buffered.push(row);
-                } else {
-                    let fields = CsvFields {
-                        index: &index,
-                        values: &row.values,
-                    };
-                    accept_or_reject(
-                        ctx,
-                        kind,
-                        row.line,
-                        &fields,
-                        Attrs::new(),
-                        &row.values.join(","),
-                    )?;
-                }
+                buffered.push(row);
             }
         }
     }
@@ -132,9 +116,6 @@ pub fn load_csv(ctx: &mut LoadContext<'_, '_>, path: &Path, kind: Kind) -> Resul
             values: &row.values,
         };
         accept_or_reject(ctx, kind, row.line, &fields, attrs, &row.values.join(","))?;
-    }
-    if !attrs_wanted {
-        report_unused_columns(ctx, kind, extra.iter().map(|&i| header[i].as_str()))?;
     }
     Ok(types.columns())
 }
@@ -358,5 +339,122 @@ fn turn_from_json(v: &serde_json::Value) -> std::result::Result<Turn, String> {
         start_s,
         end_s,
         text,
+    })
+}
+
+/// What the parsing thread hands to the writing thread for one row.
+enum Parsed {
+    Bad(crate::read::BadRow),
+    Accepted {
+        line: u64,
+        record: Record,
+        notes: Vec<(String, String)>,
+    },
+    Refused {
+        line: u64,
+        id: Option<String>,
+        problems: Vec<String>,
+        raw: String,
+    },
+}
+
+/// Rows of high-volume kinds are parsed and validated on one thread while the other writes them, and
+/// column types are inferred from the first 50,000 rows and one row in 64 after that.
+fn stream_events(
+    ctx: &mut LoadContext<'_, '_>,
+    mut rows: CsvRows,
+    kind: Kind,
+    index: &HashMap<String, usize>,
+    mut types: ColumnTypes,
+) -> Result<ColumnTypes> {
+    const CHUNK: usize = 4096;
+    let now = ctx.now;
+    let bytes_total = rows.bytes_total;
+    let id_field = fields_of(kind).1[0];
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Parsed>, u64)>(8);
+        let parser = scope.spawn(move || -> Result<ColumnTypes> {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let mut n = 0u64;
+            while let Some(next) = rows.next_row()? {
+                match next {
+                    Err(b) => chunk.push(Parsed::Bad(b)),
+                    Ok(row) => {
+                        n += 1;
+                        if n <= 50_000 || n % 64 == 0 {
+                            for (i, v) in row.values.iter().enumerate() {
+                                types.observe(i, v);
+                            }
+                        }
+                        let fields = CsvFields {
+                            index,
+                            values: &row.values,
+                        };
+                        let mut reader = FieldReader::new(&fields, now, None);
+                        chunk.push(match build(kind, &mut reader, Attrs::new()) {
+                            Some(record) => Parsed::Accepted {
+                                line: row.line,
+                                record,
+                                notes: reader.notes,
+                            },
+                            None => Parsed::Refused {
+                                line: row.line,
+                                id: fields.get(id_field).map(str::to_string),
+                                problems: reader.problems,
+                                raw: row.values.join(","),
+                            },
+                        });
+                    }
+                }
+                if chunk.len() == CHUNK {
+                    let done = rows.bytes_read();
+                    if tx
+                        .send((
+                            std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)),
+                            done,
+                        ))
+                        .is_err()
+                    {
+                        return Ok(types);
+                    }
+                }
+            }
+            let _ = tx.send((chunk, rows.bytes_read()));
+            Ok(types)
+        });
+        let write = || -> Result<()> {
+            for (chunk, done) in rx {
+                ctx.progress(done, bytes_total);
+                for p in chunk {
+                    match p {
+                        Parsed::Bad(b) => {
+                            ctx.reject(b.line, Some(kind), None, vec![b.reason], b.raw)?
+                        }
+                        Parsed::Accepted {
+                            line,
+                            record,
+                            notes,
+                        } => {
+                            let id = record.natural_key();
+                            ctx.accept(line, id.as_deref(), std::slice::from_ref(&record), &notes)?;
+                        }
+                        Parsed::Refused {
+                            line,
+                            id,
+                            problems,
+                            raw,
+                        } => ctx.reject(line, Some(kind), id, problems, raw)?,
+                    }
+                }
+            }
+            Ok(())
+        };
+        let written = write();
+        let parsed = parser.join().map_err(|_| IngestError::BadInput {
+            path: std::path::PathBuf::new(),
+            message: "internal error: the parsing thread panicked".into(),
+        })?;
+        written?;
+        parsed
     })
 }
