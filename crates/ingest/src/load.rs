@@ -141,12 +141,15 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         self.stats.rows_read += 1;
         self.stats.accepted += 1;
         if self.identical_to.is_some() {
+            for record in records {
+                self.note_kind(record.kind());
+            }
             self.stats.unchanged += 1;
             return Ok(());
         }
         let mut best = PutOutcome::Unchanged;
         let mut flags: Vec<(Kind, Option<String>, String, String)> = Vec::new();
-        for record in records {
+        for (record_idx, record) in records.iter().enumerate() {
             let kind = record.kind();
             self.note_kind(kind);
             let key = record.natural_key();
@@ -177,8 +180,11 @@ impl<'b, 'p> LoadContext<'b, 'p> {
                     }
                 }
             }
-            for (code, message) in notes {
-                flags.push((kind, key.clone(), code.clone(), message.clone()));
+            // A row's notes describe the row: they go with its first record only.
+            if record_idx == 0 {
+                for (code, message) in notes {
+                    flags.push((kind, key.clone(), code.clone(), message.clone()));
+                }
             }
             let outcome = self
                 .batch

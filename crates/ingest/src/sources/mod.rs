@@ -172,6 +172,12 @@ pub fn plan(
             ))
         }
         Format::Canonical => {
+            if kind == Some(Kind::ProductUsers) {
+                return Err(IngestError::BadInput {
+                    path: path.into(),
+                    message: "product_users come from Segment identify/group messages (--format segment), not from a canonical file".into(),
+                });
+            }
             if !path.is_dir() {
                 let k = kind
                     .or_else(|| canonical::kind_from_file_name(path))

@@ -199,6 +199,11 @@ pub fn load_jsonl(ctx: &mut LoadContext<'_, '_>, path: &Path, kind: Kind) -> Res
             }
         }
         if kind == Kind::Transcripts {
+            for k in map.keys() {
+                if !known.contains(&k.as_str()) && !unused.contains(k) {
+                    unused.push(k.clone());
+                }
+            }
             match transcript_from_json(&map, ctx.now) {
                 Ok(t) => {
                     let id = t.call_id.clone();
@@ -343,6 +348,7 @@ fn turn_from_json(v: &serde_json::Value) -> std::result::Result<Turn, String> {
 }
 
 /// What the parsing thread hands to the writing thread for one row.
+#[allow(clippy::large_enum_variant)] // moved once per row through a channel; boxing would add an allocation per row
 enum Parsed {
     Bad(crate::read::BadRow),
     Accepted {
@@ -381,7 +387,7 @@ fn stream_events(
                     Err(b) => chunk.push(Parsed::Bad(b)),
                     Ok(row) => {
                         n += 1;
-                        if n <= 50_000 || n % 64 == 0 {
+                        if n <= 50_000 || n.is_multiple_of(64) {
                             for (i, v) in row.values.iter().enumerate() {
                                 types.observe(i, v);
                             }
