@@ -480,19 +480,28 @@ pub fn build(kind: Kind, r: &mut FieldReader<'_>, attrs: Attrs) -> Option<Record
             } else {
                 r.ts_until("occurred_at", latest)
             };
+            // Read every field before giving up on the row, so all of its problems are reported.
+            let direction = r.vocab("direction");
+            let rep_id = r.text("rep_id");
+            let account_id = r.text("account_id");
+            let opportunity_id = r.text("opportunity_id");
+            let contact_ids = r.id_list("contact_ids");
+            let created_at = r.ts("created_at");
+            let duration_s = r.number("duration_s");
+            let subject = r.text("subject");
             let activity = Activity {
                 activity_id,
                 activity_type: activity_type?,
-                direction: r.vocab("direction"),
+                direction,
                 status,
-                rep_id: r.text("rep_id"),
-                account_id: r.text("account_id"),
-                opportunity_id: r.text("opportunity_id"),
-                contact_ids: r.id_list("contact_ids"),
+                rep_id,
+                account_id,
+                opportunity_id,
+                contact_ids,
                 occurred_at: occurred_at?,
-                created_at: r.ts("created_at"),
-                duration_s: r.number("duration_s"),
-                subject: r.text("subject"),
+                created_at,
+                duration_s,
+                subject,
             };
             if activity.duration_s.is_some_and(|d| d < 0.0) {
                 r.problems
@@ -510,17 +519,28 @@ pub fn build(kind: Kind, r: &mut FieldReader<'_>, attrs: Attrs) -> Option<Record
             account_domain: r.domain("account_domain"),
             properties: properties(r),
         }),
-        Kind::MarketingTouches => Record::MarketingTouches(MarketingTouch {
-            touch_id: r.text("touch_id"),
-            occurred_at: r.required_ts("occurred_at"),
-            kind: r.required_vocab("kind")?,
-            contact_id: r.text("contact_id"),
-            email: r.email("email"),
-            account_id: r.text("account_id"),
-            channel: r.text("channel"),
-            campaign: r.text("campaign"),
-            url: r.text("url"),
-        }),
+        Kind::MarketingTouches => {
+            let touch_id = r.text("touch_id");
+            let occurred_at = r.required_ts("occurred_at");
+            let kind = r.required_vocab("kind");
+            let contact_id = r.text("contact_id");
+            let email = r.email("email");
+            let account_id = r.text("account_id");
+            let channel = r.text("channel");
+            let campaign = r.text("campaign");
+            let url = r.text("url");
+            Record::MarketingTouches(MarketingTouch {
+                touch_id,
+                occurred_at,
+                kind: kind?,
+                contact_id,
+                email,
+                account_id,
+                channel,
+                campaign,
+                url,
+            })
+        }
         Kind::SupportTickets => {
             let ticket = SupportTicket {
                 ticket_id: r.required_text("ticket_id"),
@@ -692,6 +712,19 @@ mod tests {
         ]);
         let mut r = FieldReader::new(&f, now(), None);
         assert!(build(Kind::Activities, &mut r, Attrs::new()).is_none());
+    }
+
+    #[test]
+    fn an_activity_row_reports_every_problem_not_just_the_first() {
+        let f = fields(&[
+            ("activity_id", "X"),
+            ("type", "tweet"),
+            ("occurred_at", "soon"),
+            ("duration_s", "long"),
+        ]);
+        let mut r = FieldReader::new(&f, now(), None);
+        assert!(build(Kind::Activities, &mut r, Attrs::new()).is_none());
+        assert_eq!(r.problems.len(), 3, "{:?}", r.problems);
     }
 
     #[test]
