@@ -202,8 +202,8 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
     }
 }
 
-/// Reads the key block of a segment.
-pub(crate) fn read_keys(path: &Path, out: &mut Vec<KeyEntry>) -> Result<()> {
+/// Opens a segment and reads its footer: (file, length, n_events, key block offset).
+fn open_with_footer(path: &Path) -> Result<(File, u64, u64, u64)> {
     let mut f = File::open(path).map_err(io_err(path))?;
     let len = f.metadata().map_err(io_err(path))?.len();
     if len < (MAGIC.len() + FOOTER) as u64 {
@@ -216,16 +216,17 @@ pub(crate) fn read_keys(path: &Path, out: &mut Vec<KeyEntry>) -> Result<()> {
     if &footer[16..24] != MAGIC {
         return Err(corrupt(path, "missing footer"));
     }
-    let n = u64::from_le_bytes(
-        footer[0..8]
-            .try_into()
-            .map_err(|_| corrupt(path, "footer"))?,
-    );
-    let key_offset = u64::from_le_bytes(
-        footer[8..16]
-            .try_into()
-            .map_err(|_| corrupt(path, "footer"))?,
-    );
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&footer[i..i + 8]);
+        u64::from_le_bytes(b)
+    };
+    Ok((f, len, word(0), word(8)))
+}
+
+/// Reads the key block of a segment.
+pub(crate) fn read_keys(path: &Path, out: &mut Vec<KeyEntry>) -> Result<()> {
+    let (mut f, len, n, key_offset) = open_with_footer(path)?;
     if key_offset + n * 24 + FOOTER as u64 != len {
         return Err(corrupt(path, "key block does not match the file length"));
     }
@@ -273,20 +274,7 @@ struct Frame {
 
 impl SegmentReader {
     fn open(path: &Path, kinds: [bool; 4]) -> Result<Self> {
-        let mut f = File::open(path).map_err(io_err(path))?;
-        let len = f.metadata().map_err(io_err(path))?.len();
-        if len < (MAGIC.len() + FOOTER) as u64 {
-            return Err(corrupt(path, "too short"));
-        }
-        f.seek(SeekFrom::End(-(FOOTER as i64)))
-            .map_err(io_err(path))?;
-        let mut footer = [0u8; FOOTER];
-        f.read_exact(&mut footer).map_err(io_err(path))?;
-        let n = u64::from_le_bytes(
-            footer[0..8]
-                .try_into()
-                .map_err(|_| corrupt(path, "footer"))?,
-        );
+        let (mut f, _, n, _) = open_with_footer(path)?;
         f.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
         let mut reader = BufReader::with_capacity(1 << 20, f);
         let mut magic = [0u8; 8];
