@@ -73,7 +73,10 @@ impl Kind {
 
     /// Kinds whose extra columns become typed custom attributes.
     pub fn keeps_custom_attributes(self) -> bool {
-        matches!(self, Kind::Accounts | Kind::Contacts | Kind::Opportunities)
+        matches!(
+            self,
+            Kind::Accounts | Kind::Contacts | Kind::Reps | Kind::Opportunities
+        )
     }
 
     /// The singular word used by `trace` (`trace opportunity ID`).

@@ -112,25 +112,30 @@ impl EmbeddedStore {
     }
 
     fn segment_paths(&self) -> Result<Vec<PathBuf>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT file FROM segments ORDER BY segment_id")?;
-        let files = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let files = registered_segments(&self.conn)?;
         Ok(files
             .into_iter()
             .map(|f| event_dir(&self.dir).join(f))
             .collect())
     }
+}
 
-    fn superseded_seqs(&self) -> Result<HashSet<u64>> {
-        let mut stmt = self.conn.prepare("SELECT seq FROM superseded")?;
-        let seqs = stmt
-            .query_map([], |r| r.get::<_, i64>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(seqs.into_iter().map(|s| s as u64).collect())
-    }
+/// Segment file names in the order they were committed.
+fn registered_segments(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT file FROM segments ORDER BY segment_id")?;
+    let files = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(files)
+}
+
+/// Sequence numbers of event versions replaced by later ones.
+fn superseded_seqs(conn: &Connection) -> Result<HashSet<u64>> {
+    let mut stmt = conn.prepare("SELECT seq FROM superseded")?;
+    let seqs = stmt
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(seqs.into_iter().map(|s| s as u64).collect())
 }
 
 fn parse_kind(s: &str) -> Result<Kind> {
@@ -286,7 +291,7 @@ impl Store for EmbeddedStore {
     fn versions(&self, kind: Kind, id: &str) -> Result<Vec<StoredRecord>> {
         if kind.is_event() {
             let paths = self.segment_paths()?;
-            let superseded = self.superseded_seqs()?;
+            let superseded = superseded_seqs(&self.conn)?;
             let mut out = Vec::new();
             for ev in MergedEvents::open(&paths, &[kind], HashSet::new())? {
                 let ev = ev?;
@@ -320,7 +325,7 @@ impl Store for EmbeddedStore {
 
     fn events(&self, kinds: &[Kind]) -> Result<Box<dyn Iterator<Item = Result<StoredEvent>> + '_>> {
         let paths = self.segment_paths()?;
-        let superseded = self.superseded_seqs()?;
+        let superseded = superseded_seqs(&self.conn)?;
         Ok(Box::new(MergedEvents::open(&paths, kinds, superseded)?))
     }
 
@@ -408,10 +413,7 @@ impl Store for EmbeddedStore {
 /// Deletes segment files no committed batch registered (left by a killed or failed writer).
 /// Runs only inside a write transaction, so no other writer can be mid-batch.
 fn remove_unregistered_segments(tx: &Transaction<'_>, dir: &Path) -> Result<()> {
-    let mut stmt = tx.prepare("SELECT file FROM segments")?;
-    let registered: HashSet<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<HashSet<_>>>()?;
+    let registered: HashSet<String> = registered_segments(tx)?.into_iter().collect();
     let edir = event_dir(dir);
     for entry in fs::read_dir(&edir).map_err(io_err(&edir))? {
         let entry = entry.map_err(io_err(&edir))?;
@@ -458,19 +460,8 @@ impl<'a> EmbeddedBatch<'a> {
         if self.event_index.is_some() {
             return Ok(());
         }
-        let mut stmt = self
-            .tx()?
-            .prepare("SELECT file FROM segments ORDER BY segment_id")?;
-        let files = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        drop(stmt);
-        let mut stmt = self.tx()?.prepare("SELECT seq FROM superseded")?;
-        let superseded: HashSet<u64> = stmt
-            .query_map([], |r| r.get::<_, i64>(0))?
-            .map(|s| s.map(|s| s as u64))
-            .collect::<rusqlite::Result<_>>()?;
-        drop(stmt);
+        let files = registered_segments(self.tx()?)?;
+        let superseded = superseded_seqs(self.tx()?)?;
         let mut keys = Vec::new();
         for f in files {
             read_keys(&event_dir(&self.dir).join(f), &mut keys)?;
@@ -731,7 +722,7 @@ impl Drop for EmbeddedBatch<'_> {
 fn fault_point(point: &str) {
     if let Ok(v) = std::env::var("WINSIGNAL_FAULT") {
         if v.strip_prefix("pause:") == Some(point) {
-            eprintln!("WINSIGNAL_FAULT reached {point}");
+            tracing::warn!("WINSIGNAL_FAULT reached {point}");
             std::thread::sleep(std::time::Duration::from_secs(600));
         }
     }

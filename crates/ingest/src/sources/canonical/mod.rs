@@ -24,7 +24,7 @@ pub fn kind_from_file_name(path: &Path) -> Option<Kind> {
 
 /// Whether the kind keeps unknown columns as typed custom attributes.
 fn keeps_attrs(kind: Kind) -> bool {
-    kind.keeps_custom_attributes() || kind == Kind::Reps
+    kind.keeps_custom_attributes()
 }
 
 /// Field values of a CSV row, by header position.

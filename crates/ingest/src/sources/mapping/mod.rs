@@ -280,10 +280,7 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
             date_formats,
         });
     }
-    let attrs_kind = m
-        .kinds
-        .iter()
-        .position(|k| k.keeps_custom_attributes() || *k == Kind::Reps);
+    let attrs_kind = m.kinds.iter().position(|k| k.keeps_custom_attributes());
     let mut types = ColumnTypes::new(header.clone());
     let mut buffered = Vec::new();
     loop {

@@ -98,7 +98,16 @@ pub fn plan(dir: &Path) -> Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
             .extension()
             .and_then(|x| x.to_str())
             .is_some_and(|x| x.eq_ignore_ascii_case("csv"));
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden || path.is_dir() {
+            continue;
+        }
         if !is_csv {
+            // Listed as not loaded, like any file no connector reads.
+            other.push(path);
             continue;
         }
         let stem = path
@@ -298,10 +307,7 @@ pub fn load_file(
             mapping.iter().any(|(m, _)| *m == i) || derived_columns(object).contains(&h.as_str())
         })
         .collect();
-    let keeps_attrs = matches!(
-        kind,
-        Kind::Accounts | Kind::Contacts | Kind::Reps | Kind::Opportunities
-    );
+    let keeps_attrs = kind.keeps_custom_attributes();
     let mut types = ColumnTypes::new(header.clone());
     let mut buffered = Vec::new();
     loop {
