@@ -1,7 +1,9 @@
 //! The one `winsignal` binary: every capability is a subcommand.
 
 mod demo;
+mod features;
 mod output;
+mod parquet_out;
 mod progress;
 
 use std::path::PathBuf;
@@ -27,7 +29,7 @@ struct Cli {
 }
 
 #[derive(Args, Clone)]
-struct Global {
+pub struct Global {
     /// Workspace directory holding the embedded store.
     #[arg(
         long,
@@ -36,10 +38,10 @@ struct Global {
         default_value = "./winsignal-data",
         value_name = "DIR"
     )]
-    data: PathBuf,
+    pub data: PathBuf,
     /// No progress bars or informational messages (results and errors still print).
     #[arg(long, short, global = true)]
-    quiet: bool,
+    pub quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -72,6 +74,23 @@ enum Command {
     /// The files are written under <DATA>/demo-input in the Salesforce, Segment and canonical formats,
     /// so every connector runs. Re-running replaces an earlier demo workspace.
     Demo(demo::DemoArgs),
+    /// Every opportunity at every landmark (stage entries, fixed ages) with its behaviours, features,
+    /// controls and outcome, computed only from events known before the landmark.
+    ///
+    /// Without --json or --out, prints how many snapshots were computed and each behaviour's adoption.
+    Snapshots(features::SnapshotsArgs),
+    /// The behaviour catalog: list, show one definition, or check a catalog file.
+    Behaviours {
+        #[command(subcommand)]
+        command: features::BehavioursCommand,
+    },
+    /// The events (with weights) and source rows behind one feature value of one opportunity.
+    ExplainFeature(features::ExplainArgs),
+    /// The knowledge graph around an entity.
+    Graph {
+        #[command(subcommand)]
+        command: features::GraphCommand,
+    },
 }
 
 #[derive(Args)]
@@ -189,5 +208,15 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Demo(args) => demo::run(&cli.global.data, cli.global.quiet, &args),
+        Command::Snapshots(args) => {
+            features::run_snapshots(&cli.global, &open_store(&cli.global)?, &args)
+        }
+        Command::Behaviours { command } => features::run_behaviours(&command),
+        Command::ExplainFeature(args) => {
+            features::run_explain(&cli.global, &open_store(&cli.global)?, &args)
+        }
+        Command::Graph { command } => {
+            features::run_graph(&cli.global, &open_store(&cli.global)?, &command)
+        }
     }
 }

@@ -1,0 +1,537 @@
+//! The event-time engine: one state, fed by replaying stored history or by applying events one at a time
+//! in any order, and read at any `as_of` through views that only expose what was known strictly before it.
+//!
+//! State is, per deal and per account, compact timelines kept sorted by the time each item became known
+//! (ties by a hash of the item's key). Applying an event is an ordered insert that ignores exact duplicates,
+//! so the state after any arrival order of the same events is identical — which is why replay, live updates
+//! and a recompute from scratch give the same answers (proved by the property test).
+
+use crate::context::{Context, NONE};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use winsignal_core::{
+    ActivityStatus, ActivityType, Direction, Kind, Priority, Record, SpeakerRole, Ts,
+};
+use winsignal_store::Store;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// One activity, as the engine keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Act {
+    /// When it became known: the later of when it happened and when it was logged.
+    pub known: i64,
+    /// When it happened (or is scheduled to).
+    pub at: i64,
+    /// When it was logged or booked (`at` when the source gives no creation time).
+    pub created: i64,
+    pub key: u64,
+    pub seq: u64,
+    pub opp: u32,
+    pub contact: u32,
+    pub ty: ActivityType,
+    pub dir: Option<Direction>,
+    pub status: Option<ActivityStatus>,
+    pub duration_s: f32,
+}
+
+/// One product event at an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Use {
+    pub at: i64,
+    pub key: u64,
+    pub seq: u64,
+    pub user: u32,
+    pub event: u32,
+}
+
+/// One marketing touch at an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Touch {
+    pub at: i64,
+    pub key: u64,
+    pub seq: u64,
+    pub contact: u32,
+    pub kind: winsignal_core::TouchKind,
+}
+
+/// One support ticket at an account (a mutable record: later versions replace earlier ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub created: i64,
+    pub solved: Option<i64>,
+    pub priority: Priority,
+    pub version: u64,
+    pub id: String,
+}
+
+/// One transcribed call on a deal, reduced to what conversation features need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    /// When the call ended (known from then on).
+    pub known: i64,
+    pub started: i64,
+    pub rep_talk_s: f64,
+    pub talk_s: f64,
+    pub rep_questions: u32,
+    pub version: u64,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DealState {
+    /// Activities on the deal, ordered by (known, key).
+    pub acts: Vec<Act>,
+    /// Meetings booked ahead (created before they take place), ordered by (created, key).
+    pub booked: Vec<Act>,
+    /// Transcribed calls, ordered by (known, id).
+    pub calls: Vec<Call>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountState {
+    /// Every activity at the account (on any deal or none), ordered by (known, key).
+    pub acts: Vec<Act>,
+    /// Product events, ordered by (at, key).
+    pub usage: Vec<Use>,
+    /// Marketing touches, ordered by (at, key).
+    pub touches: Vec<Touch>,
+    /// Support tickets, ordered by (created, id).
+    pub tickets: Vec<Ticket>,
+}
+
+/// One input to the engine: an event from the log, or a record (ticket, transcript) with its version.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    /// The event's sequence number in the store (for lineage), or the record's version.
+    pub seq: u64,
+    /// The store key: the event's id or content key, the record's id.
+    pub key: &'a str,
+    pub record: &'a Record,
+}
+
+/// What happened to an applied observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Added,
+    Replaced,
+    Duplicate,
+    /// Nothing ties it to a known deal or account; counted in `unattributed`.
+    Unattributed,
+    /// Kinds the engine does not read (entities).
+    Ignored,
+}
+
+/// Values interned to small integers (product user ids, product event names).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Interner {
+    values: Vec<String>,
+    #[serde(skip)]
+    index: HashMap<String, u32>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.values.len() as u32;
+        self.values.push(s.to_string());
+        self.index.insert(s.to_string(), i);
+        i
+    }
+
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.index.get(s).copied()
+    }
+
+    pub fn name(&self, i: u32) -> Option<&str> {
+        self.values.get(i as usize).map(String::as_str)
+    }
+
+    fn rebuild(&mut self) {
+        self.index = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.clone(), i as u32))
+            .collect();
+    }
+}
+
+/// The engine state: serialisable, so a server can checkpoint and restore it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    pub deals: Vec<DealState>,
+    pub accounts: Vec<AccountState>,
+    pub users: Interner,
+    pub events: Interner,
+    /// Observations no deal or account could be found for, by kind.
+    pub unattributed: BTreeMap<String, u64>,
+    pub applied: u64,
+}
+
+/// The engine: the entities it computes about, and its state.
+pub struct Engine<'c> {
+    pub ctx: &'c Context,
+    pub state: EngineState,
+}
+
+fn key_hash(key: &str) -> u64 {
+    xxh3_64(key.as_bytes())
+}
+
+/// Inserts keeping `v` ordered by `order`; an element equal under `order` and `same` is a duplicate.
+fn insert_sorted<T, K: Ord>(v: &mut Vec<T>, item: T, order: impl Fn(&T) -> K) -> bool {
+    let k = order(&item);
+    match v.binary_search_by(|e| order(e).cmp(&k)) {
+        Ok(_) => false,
+        Err(pos) => {
+            v.insert(pos, item);
+            true
+        }
+    }
+}
+
+impl<'c> Engine<'c> {
+    pub fn new(ctx: &'c Context) -> Engine<'c> {
+        Engine {
+            ctx,
+            state: EngineState {
+                deals: vec![DealState::default(); ctx.opps.len()],
+                accounts: vec![AccountState::default(); ctx.accounts.len()],
+                ..EngineState::default()
+            },
+        }
+    }
+
+    /// Restores a checkpoint taken by [`Engine::checkpoint`] against the same entities.
+    pub fn restore(ctx: &'c Context, bytes: &[u8]) -> Result<Engine<'c>, String> {
+        let mut state: EngineState = postcard::from_bytes(bytes)
+            .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
+        if state.deals.len() != ctx.opps.len() || state.accounts.len() != ctx.accounts.len() {
+            return Err(format!(
+                "engine checkpoint is for {} deals and {} accounts; the store has {} and {}",
+                state.deals.len(),
+                state.accounts.len(),
+                ctx.opps.len(),
+                ctx.accounts.len()
+            ));
+        }
+        state.users.rebuild();
+        state.events.rebuild();
+        Ok(Engine { ctx, state })
+    }
+
+    pub fn checkpoint(&self) -> Vec<u8> {
+        #[allow(clippy::expect_used)]
+        postcard::to_allocvec(&self.state).expect("engine state serialises (plain data)")
+    }
+
+    /// Builds the state by replaying everything in the store: the event log in event-time order, then
+    /// tickets and transcripts. Uses [`Engine::apply`] for every item — the same code as live updates.
+    pub fn replay(
+        ctx: &'c Context,
+        store: &dyn Store,
+        progress: &mut dyn FnMut(u64),
+    ) -> winsignal_store::Result<Engine<'c>> {
+        let mut engine = Engine::new(ctx);
+        let kinds = [
+            Kind::Activities,
+            Kind::ProductEvents,
+            Kind::MarketingTouches,
+        ];
+        let mut n = 0u64;
+        for ev in store.events(&kinds)? {
+            let ev = ev?;
+            engine.apply(&Observation {
+                seq: ev.seq,
+                key: &ev.key,
+                record: &ev.record,
+            });
+            n += 1;
+            if n % 65_536 == 0 {
+                progress(n);
+            }
+        }
+        for kind in [Kind::SupportTickets, Kind::Transcripts] {
+            for rec in store.records(kind)? {
+                engine.apply(&Observation {
+                    seq: rec.version,
+                    key: &rec.id,
+                    record: &rec.record,
+                });
+                n += 1;
+            }
+        }
+        progress(n);
+        Ok(engine)
+    }
+
+    fn unattributed(&mut self, kind: Kind) -> Applied {
+        *self
+            .state
+            .unattributed
+            .entry(kind.as_str().to_string())
+            .or_default() += 1;
+        Applied::Unattributed
+    }
+
+    fn account_of(&self, record: &Record) -> u32 {
+        self.ctx
+            .resolver
+            .account_of(record)
+            .and_then(|(a, _)| self.ctx.account(&a))
+            .unwrap_or(NONE)
+    }
+
+    /// Applies one observation. Arrival order does not matter: late and out-of-order items are inserted in
+    /// place, exact duplicates are ignored, and a newer version of a ticket or transcript replaces the older.
+    pub fn apply(&mut self, obs: &Observation<'_>) -> Applied {
+        self.state.applied += 1;
+        let key = key_hash(obs.key);
+        match obs.record {
+            Record::Activities(a) => {
+                let opp = a
+                    .opportunity_id
+                    .as_deref()
+                    .and_then(|o| self.ctx.opportunity(o))
+                    .unwrap_or(NONE);
+                let account = if opp != NONE && self.ctx.opps[opp as usize].account != NONE {
+                    self.ctx.opps[opp as usize].account
+                } else {
+                    self.account_of(obs.record)
+                };
+                if opp == NONE && account == NONE {
+                    return self.unattributed(Kind::Activities);
+                }
+                let at = a.occurred_at.0;
+                let created = a.created_at.map_or(at, |c| c.0);
+                let act = Act {
+                    known: at.max(created),
+                    at,
+                    created,
+                    key,
+                    seq: obs.seq,
+                    opp,
+                    contact: a
+                        .contact_ids
+                        .first()
+                        .and_then(|c| self.ctx.contact(c))
+                        .unwrap_or(NONE),
+                    ty: a.activity_type,
+                    dir: a.direction,
+                    status: a.status,
+                    duration_s: a.duration_s.unwrap_or(0.0) as f32,
+                };
+                let mut added = false;
+                if opp != NONE {
+                    let deal = &mut self.state.deals[opp as usize];
+                    added |= insert_sorted(&mut deal.acts, act, |e| (e.known, e.key));
+                    if created < at && act.ty == ActivityType::Meeting {
+                        insert_sorted(&mut deal.booked, act, |e| (e.created, e.key));
+                    }
+                }
+                if account != NONE {
+                    added |=
+                        insert_sorted(&mut self.state.accounts[account as usize].acts, act, |e| {
+                            (e.known, e.key)
+                        });
+                }
+                if added {
+                    Applied::Added
+                } else {
+                    Applied::Duplicate
+                }
+            }
+            Record::ProductEvents(e) => {
+                let account = self.account_of(obs.record);
+                if account == NONE {
+                    return self.unattributed(Kind::ProductEvents);
+                }
+                let user = match e.user_id.as_deref().or(e.user_email.as_deref()) {
+                    Some(u) => self.state.users.intern(u),
+                    None => NONE,
+                };
+                let item = Use {
+                    at: e.occurred_at.0,
+                    key,
+                    seq: obs.seq,
+                    user,
+                    event: self.state.events.intern(&e.event),
+                };
+                let usage = &mut self.state.accounts[account as usize].usage;
+                if insert_sorted(usage, item, |u| (u.at, u.key)) {
+                    Applied::Added
+                } else {
+                    Applied::Duplicate
+                }
+            }
+            Record::MarketingTouches(t) => {
+                let account = self.account_of(obs.record);
+                if account == NONE {
+                    return self.unattributed(Kind::MarketingTouches);
+                }
+                let contact = t
+                    .contact_id
+                    .as_deref()
+                    .and_then(|c| self.ctx.contact(c))
+                    .or_else(|| {
+                        let c = self.ctx.resolver.contact_by_email(t.email.as_deref()?)?;
+                        self.ctx.contact(&c)
+                    })
+                    .unwrap_or(NONE);
+                let item = Touch {
+                    at: t.occurred_at.0,
+                    key,
+                    seq: obs.seq,
+                    contact,
+                    kind: t.kind,
+                };
+                let touches = &mut self.state.accounts[account as usize].touches;
+                if insert_sorted(touches, item, |u| (u.at, u.key)) {
+                    Applied::Added
+                } else {
+                    Applied::Duplicate
+                }
+            }
+            Record::SupportTickets(t) => {
+                let account = self.account_of(obs.record);
+                if account == NONE {
+                    return self.unattributed(Kind::SupportTickets);
+                }
+                let item = Ticket {
+                    created: t.created_at.0,
+                    solved: t.solved_at.map(|s| s.0),
+                    priority: t.priority,
+                    version: obs.seq,
+                    id: t.ticket_id.clone(),
+                };
+                upsert(
+                    &mut self.state.accounts[account as usize].tickets,
+                    item,
+                    |x| x.id == t.ticket_id,
+                    |x| x.version,
+                    |x| (x.created, x.id.clone()),
+                )
+            }
+            Record::Transcripts(t) => {
+                let opp = t
+                    .opportunity_id
+                    .as_deref()
+                    .and_then(|o| self.ctx.opportunity(o))
+                    .unwrap_or(NONE);
+                if opp == NONE {
+                    return self.unattributed(Kind::Transcripts);
+                }
+                let call = call_of(t, obs.seq);
+                let id = t.call_id.clone();
+                upsert(
+                    &mut self.state.deals[opp as usize].calls,
+                    call,
+                    |x| x.id == id,
+                    |x| x.version,
+                    |x| (x.known, x.id.clone()),
+                )
+            }
+            _ => {
+                self.state.applied -= 1;
+                Applied::Ignored
+            }
+        }
+    }
+
+    /// Removes an event (a superseded version). Returns whether anything was removed.
+    pub fn retract(&mut self, obs: &Observation<'_>) -> bool {
+        let key = key_hash(obs.key);
+        let mut removed = false;
+        let mut drop_key = |v: &mut Vec<Act>| {
+            let before = v.len();
+            v.retain(|a| !(a.key == key && a.seq == obs.seq));
+            removed |= v.len() != before;
+        };
+        if let Record::Activities(_) = obs.record {
+            for d in &mut self.state.deals {
+                drop_key(&mut d.acts);
+                drop_key(&mut d.booked);
+            }
+            for a in &mut self.state.accounts {
+                drop_key(&mut a.acts);
+            }
+        }
+        for a in &mut self.state.accounts {
+            let before = a.usage.len() + a.touches.len();
+            a.usage.retain(|u| !(u.key == key && u.seq == obs.seq));
+            a.touches.retain(|u| !(u.key == key && u.seq == obs.seq));
+            removed |= a.usage.len() + a.touches.len() != before;
+        }
+        removed
+    }
+}
+
+fn upsert<T, K: Ord>(
+    v: &mut Vec<T>,
+    item: T,
+    same: impl Fn(&T) -> bool,
+    version: impl Fn(&T) -> u64,
+    order: impl Fn(&T) -> K,
+) -> Applied {
+    let mut replaced = false;
+    if let Some(pos) = v.iter().position(&same) {
+        if version(&v[pos]) >= version(&item) {
+            return Applied::Duplicate;
+        }
+        v.remove(pos);
+        replaced = true;
+    }
+    let k = order(&item);
+    let pos = v.partition_point(|e| order(e) < k);
+    v.insert(pos, item);
+    if replaced {
+        Applied::Replaced
+    } else {
+        Applied::Added
+    }
+}
+
+/// Rep talk time, total talk time and rep questions of a transcript.
+fn call_of(t: &winsignal_core::Transcript, version: u64) -> Call {
+    let mut rep_talk_s = 0.0;
+    let mut talk_s = 0.0;
+    let mut rep_questions = 0;
+    let mut end = 0.0f64;
+    for turn in &t.turns {
+        let len = (turn.end_s - turn.start_s).max(0.0);
+        talk_s += len;
+        end = end.max(turn.end_s);
+        if turn.role == SpeakerRole::Rep {
+            rep_talk_s += len;
+            rep_questions += count_questions(&turn.text);
+        }
+    }
+    Call {
+        known: t.started_at.0 + (end * 1000.0).ceil() as i64,
+        started: t.started_at.0,
+        rep_talk_s,
+        talk_s,
+        rep_questions,
+        version,
+        id: t.call_id.clone(),
+    }
+}
+
+/// Sentences ending in "?" (a run of "?" or "?!" counts once).
+pub fn count_questions(text: &str) -> u32 {
+    let mut n = 0;
+    let mut prev_q = false;
+    for c in text.chars() {
+        let q = c == '?';
+        if q && !prev_q {
+            n += 1;
+        }
+        prev_q = q || (prev_q && c == '!');
+    }
+    n
+}
+
+#[allow(dead_code)]
+fn _assert_ts(_: Ts) {}

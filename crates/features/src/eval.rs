@@ -1,0 +1,534 @@
+//! Evaluating definitions at a landmark. Every read goes through [`View`], which only hands out the part
+//! of each timeline known strictly before `as_of`; nothing here can see a later event.
+
+use crate::catalog::{ActivityFilter, Aggregate, Definition, Reads, Scope, Window};
+use crate::context::{Context, NONE};
+use crate::engine::{Act, Call, Engine, Interner, Ticket, Touch, Use};
+use crate::seniority::Seniority;
+use winsignal_core::time::MS_PER_DAY;
+use winsignal_core::{AttrValue, Outcome};
+
+const MS_PER_HOUR: f64 = 3_600_000.0;
+
+/// What a value was computed from, for lineage.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    Activity(&'a Act),
+    ProductEvent(&'a Use),
+    Touch(&'a Touch),
+    Ticket(&'a Ticket),
+    Call(&'a Call),
+    /// An earlier deal (champion reuse, prior wins).
+    Opportunity(u32),
+    /// A field or attribute of the deal or account.
+    Attribute,
+}
+
+/// One deal's timelines cut at `as_of`.
+pub struct View<'a> {
+    pub ctx: &'a Context,
+    pub opp: u32,
+    pub as_of: i64,
+    deal_acts: &'a [Act],
+    deal_booked: &'a [Act],
+    calls: &'a [Call],
+    account_acts: &'a [Act],
+    usage: &'a [Use],
+    touches: &'a [Touch],
+    tickets: &'a [Ticket],
+    events: &'a Interner,
+}
+
+fn known_before<T>(v: &[T], as_of: i64, t: impl Fn(&T) -> i64) -> &[T] {
+    &v[..v.partition_point(|e| t(e) < as_of)]
+}
+
+impl<'a> View<'a> {
+    pub fn new(engine: &'a Engine<'_>, opp: u32, as_of: i64) -> View<'a> {
+        let ctx = engine.ctx;
+        let deal = &engine.state.deals[opp as usize];
+        let account = ctx.opps[opp as usize].account;
+        let empty = (&[][..], &[][..], &[][..], &[][..]);
+        let (account_acts, usage, touches, tickets) = if account == NONE {
+            empty
+        } else {
+            let a = &engine.state.accounts[account as usize];
+            (
+                known_before(&a.acts, as_of, |e| e.known),
+                known_before(&a.usage, as_of, |e| e.at),
+                known_before(&a.touches, as_of, |e| e.at),
+                known_before(&a.tickets, as_of, |e| e.created),
+            )
+        };
+        View {
+            ctx,
+            opp,
+            as_of,
+            deal_acts: known_before(&deal.acts, as_of, |e| e.known),
+            deal_booked: known_before(&deal.booked, as_of, |e| e.created),
+            calls: known_before(&deal.calls, as_of, |e| e.known),
+            account_acts,
+            usage,
+            touches,
+            tickets,
+            events: &engine.state.events,
+        }
+    }
+
+    fn created(&self) -> i64 {
+        self.ctx.opps[self.opp as usize].created.0
+    }
+
+    /// The earliest event time a window admits, and the decay half-life if any.
+    fn window_start(&self, w: &Window, deal_scoped: bool) -> (i64, Option<f64>) {
+        match *w {
+            Window::DealToDate if deal_scoped => (i64::MIN, None),
+            Window::DealToDate => (self.created(), None),
+            Window::Trailing { days } => (self.as_of - (days * MS_PER_DAY as f64) as i64, None),
+            Window::Decayed { half_life_days } => (i64::MIN, Some(half_life_days)),
+            Window::AllHistory => (i64::MIN, None),
+        }
+    }
+
+    fn weight(&self, at: i64, half_life: Option<f64>) -> f64 {
+        match half_life {
+            None => 1.0,
+            Some(h) => {
+                (-(self.as_of - at) as f64 / (h * MS_PER_DAY as f64) * std::f64::consts::LN_2).exp()
+            }
+        }
+    }
+
+    fn acts(&self, scope: Scope) -> &'a [Act] {
+        match scope {
+            Scope::Deal => self.deal_acts,
+            Scope::Account => self.account_acts,
+        }
+    }
+
+    fn seniority(&self, contact: u32) -> Seniority {
+        if contact == NONE {
+            Seniority::Unknown
+        } else {
+            self.ctx.contacts[contact as usize].seniority
+        }
+    }
+
+    fn matches(&self, a: &Act, f: &ActivityFilter) -> bool {
+        (f.types.is_empty() || f.types.contains(&a.ty))
+            && (f.direction.is_empty() || a.dir.is_some_and(|d| f.direction.contains(&d)))
+            && (f.status.is_empty() || a.status.is_some_and(|s| f.status.contains(&s)))
+            && (f.seniority.is_empty() || f.seniority.contains(&self.seniority(a.contact)))
+    }
+}
+
+/// The value of a definition at the view's landmark; NaN when it is undefined (e.g. no transcripts).
+/// `sink` receives every item the value was computed from, with its weight.
+pub fn evaluate<'a>(def: &Definition, v: &View<'a>, sink: &mut dyn FnMut(Source<'a>, f64)) -> f64 {
+    match &def.reads {
+        Reads::Activities { scope, filter } => activities(def, v, *scope, filter, sink),
+        Reads::ProductEvents { events } => product(def, v, events, sink),
+        Reads::MarketingTouches { touch_kinds } => {
+            let (start, hl) = v.window_start(&def.window, false);
+            let items = v.touches;
+            let matched = |t: &Touch| touch_kinds.is_empty() || touch_kinds.contains(&t.kind);
+            timed(
+                &def.aggregate,
+                v,
+                items,
+                start,
+                hl,
+                |t| t.at,
+                matched,
+                |t| (t.contact != NONE).then_some(t.contact),
+                |t| Source::Touch(t),
+                sink,
+                &def.window,
+            )
+        }
+        Reads::SupportTickets { priority } => {
+            let matched = |t: &Ticket| priority.is_empty() || priority.contains(&t.priority);
+            if def.aggregate == Aggregate::OpenAt {
+                let mut n = 0.0;
+                for t in v.tickets.iter().filter(|t| matched(t)) {
+                    if t.solved.is_none_or(|s| s >= v.as_of) {
+                        n += 1.0;
+                        sink(Source::Ticket(t), 1.0);
+                    }
+                }
+                return n;
+            }
+            let (start, hl) = v.window_start(&def.window, false);
+            timed(
+                &def.aggregate,
+                v,
+                v.tickets,
+                start,
+                hl,
+                |t| t.created,
+                matched,
+                |_| None,
+                |t| Source::Ticket(t),
+                sink,
+                &def.window,
+            )
+        }
+        Reads::Transcripts => {
+            let (mut rep, mut talk, mut questions, mut n) = (0.0, 0.0, 0.0, 0.0);
+            for c in v.calls {
+                rep += c.rep_talk_s;
+                talk += c.talk_s;
+                questions += c.rep_questions as f64;
+                n += 1.0;
+                sink(Source::Call(c), 1.0);
+            }
+            match def.aggregate {
+                Aggregate::RepTalkShare if talk > 0.0 => rep / talk,
+                Aggregate::QuestionsPerHour if talk > 0.0 => questions / (talk / 3600.0),
+                Aggregate::Count => n,
+                _ => f64::NAN,
+            }
+        }
+        Reads::Graph => crate::graph::evaluate(&def.aggregate, v, v.deal_acts, sink),
+        Reads::Attribute { attribute, equals } => {
+            let value = v.ctx.attribute(v.opp, attribute.entity, &attribute.name);
+            sink(Source::Attribute, 1.0);
+            match (value, equals) {
+                (Some(AttrValue::Number(x)), None) => x,
+                (Some(AttrValue::Boolean(b)), None) => b as u8 as f64,
+                (Some(AttrValue::Date(d)), None) => (v.as_of - d.0) as f64 / MS_PER_DAY as f64,
+                (Some(AttrValue::Text(t)), Some(e)) => {
+                    t.trim().eq_ignore_ascii_case(e.trim()) as u8 as f64
+                }
+                (Some(AttrValue::Number(x)), Some(e)) => {
+                    e.trim().parse::<f64>().is_ok_and(|y| y == x) as u8 as f64
+                }
+                (Some(AttrValue::Boolean(b)), Some(e)) => {
+                    winsignal_core::parse_bool(e).is_some_and(|y| y == b) as u8 as f64
+                }
+                _ => f64::NAN,
+            }
+        }
+    }
+}
+
+fn product<'a>(
+    def: &Definition,
+    v: &View<'a>,
+    events: &[String],
+    sink: &mut dyn FnMut(Source<'a>, f64),
+) -> f64 {
+    let (start, hl) = v.window_start(&def.window, false);
+    let names: Vec<&str> = events.iter().map(String::as_str).collect();
+    let matched =
+        |u: &Use| names.is_empty() || v.events.name(u.event).is_some_and(|n| names.contains(&n));
+    timed(
+        &def.aggregate,
+        v,
+        v.usage,
+        start,
+        hl,
+        |u| u.at,
+        matched,
+        |u| (u.user != NONE).then_some(u.user),
+        |u| Source::ProductEvent(u),
+        sink,
+        &def.window,
+    )
+}
+
+/// Aggregates over a timeline ordered by event time (product events, touches, tickets).
+#[allow(clippy::too_many_arguments)]
+fn timed<'a, T>(
+    agg: &Aggregate,
+    v: &View<'a>,
+    items: &'a [T],
+    start: i64,
+    half_life: Option<f64>,
+    at: impl Fn(&T) -> i64,
+    matched: impl Fn(&T) -> bool,
+    who: impl Fn(&T) -> Option<u32>,
+    source: impl Fn(&'a T) -> Source<'a>,
+    sink: &mut dyn FnMut(Source<'a>, f64),
+    window: &Window,
+) -> f64 {
+    let from = items.partition_point(|e| at(e) < start);
+    let in_window = &items[from..];
+    match agg {
+        Aggregate::Count | Aggregate::Exists => {
+            let mut total = 0.0;
+            for e in in_window.iter().filter(|e| matched(e)) {
+                let w = v.weight(at(e), half_life);
+                total += w;
+                sink(source(e), w);
+            }
+            if *agg == Aggregate::Exists {
+                (total > 0.0) as u8 as f64
+            } else {
+                total
+            }
+        }
+        Aggregate::DistinctUsers | Aggregate::DistinctContacts => {
+            let mut seen: Vec<u32> = Vec::new();
+            for e in in_window.iter().filter(|e| matched(e)) {
+                if let Some(id) = who(e) {
+                    if !seen.contains(&id) {
+                        seen.push(id);
+                        sink(source(e), 1.0);
+                    }
+                }
+            }
+            seen.len() as f64
+        }
+        Aggregate::DaysSince => match in_window.iter().rev().find(|e| matched(e)) {
+            Some(e) => {
+                sink(source(e), 1.0);
+                (v.as_of - at(e)) as f64 / MS_PER_DAY as f64
+            }
+            None => f64::NAN,
+        },
+        Aggregate::Share => {
+            let (mut hit, mut all) = (0.0, 0.0);
+            for e in in_window {
+                all += 1.0;
+                if matched(e) {
+                    hit += 1.0;
+                    sink(source(e), 1.0);
+                }
+            }
+            if all > 0.0 {
+                hit / all
+            } else {
+                f64::NAN
+            }
+        }
+        Aggregate::Growth => {
+            let Window::Trailing { days } = *window else {
+                return f64::NAN;
+            };
+            let len = (days * MS_PER_DAY as f64) as i64;
+            let prior_start = start - len;
+            let from_prior = items.partition_point(|e| at(e) < prior_start);
+            let (mut now, mut before) = (0.0, 0.0);
+            for e in items[from_prior..].iter().filter(|e| matched(e)) {
+                if at(e) >= start {
+                    now += 1.0;
+                    sink(source(e), 1.0);
+                } else {
+                    before += 1.0;
+                    sink(source(e), -1.0);
+                }
+            }
+            now - before
+        }
+        _ => f64::NAN,
+    }
+}
+
+fn activities<'a>(
+    def: &Definition,
+    v: &View<'a>,
+    scope: Scope,
+    filter: &ActivityFilter,
+    sink: &mut dyn FnMut(Source<'a>, f64),
+) -> f64 {
+    let (start, hl) = v.window_start(&def.window, scope == Scope::Deal);
+    let all = v.acts(scope);
+    // Known time is never before event time, so the window's start bounds the known-time order too.
+    let from = all.partition_point(|a| a.known < start);
+    let acts = &all[from..];
+    let hits = || {
+        acts.iter()
+            .filter(move |a| a.at >= start && v.matches(a, filter))
+    };
+    match &def.aggregate {
+        Aggregate::Count | Aggregate::Exists => {
+            let mut total = 0.0;
+            for a in hits() {
+                let w = v.weight(a.at, hl);
+                total += w;
+                sink(Source::Activity(a), w);
+            }
+            if def.aggregate == Aggregate::Exists {
+                (total > 0.0) as u8 as f64
+            } else {
+                total
+            }
+        }
+        Aggregate::DistinctContacts => {
+            let mut seen: Vec<u32> = Vec::new();
+            for a in hits().filter(|a| a.contact != NONE) {
+                if !seen.contains(&a.contact) {
+                    seen.push(a.contact);
+                    sink(Source::Activity(a), 1.0);
+                }
+            }
+            seen.len() as f64
+        }
+        Aggregate::SeniorityCoverage => {
+            let mut levels: Vec<Seniority> = Vec::new();
+            for a in hits() {
+                let s = v.seniority(a.contact);
+                if s != Seniority::Unknown && !levels.contains(&s) {
+                    levels.push(s);
+                    sink(Source::Activity(a), 1.0);
+                }
+            }
+            levels.len() as f64
+        }
+        Aggregate::Sum { .. } => {
+            let mut total = 0.0;
+            for a in hits() {
+                let w = v.weight(a.at, hl);
+                total += w * a.duration_s as f64;
+                sink(Source::Activity(a), w);
+            }
+            total
+        }
+        Aggregate::Median { .. } => {
+            let mut xs: Vec<f64> = Vec::new();
+            for a in hits() {
+                xs.push(a.duration_s as f64);
+                sink(Source::Activity(a), 1.0);
+            }
+            median(&mut xs)
+        }
+        Aggregate::Latest { .. } => match hits().max_by_key(|a| (a.at, a.key)) {
+            Some(a) => {
+                sink(Source::Activity(a), 1.0);
+                a.duration_s as f64
+            }
+            None => f64::NAN,
+        },
+        Aggregate::DaysSince => match hits().max_by_key(|a| (a.at, a.key)) {
+            Some(a) => {
+                sink(Source::Activity(a), 1.0);
+                (v.as_of - a.at) as f64 / MS_PER_DAY as f64
+            }
+            None => f64::NAN,
+        },
+        Aggregate::Share => {
+            let (mut hit, mut n) = (0.0, 0.0);
+            for a in acts.iter().filter(|a| a.at >= start) {
+                n += 1.0;
+                if v.matches(a, filter) {
+                    hit += 1.0;
+                    sink(Source::Activity(a), 1.0);
+                }
+            }
+            if n > 0.0 {
+                hit / n
+            } else {
+                f64::NAN
+            }
+        }
+        Aggregate::ScheduledAfter => {
+            // Whether a booked meeting will be held is not known yet, so status does not filter.
+            let f = ActivityFilter {
+                status: Vec::new(),
+                ..filter.clone()
+            };
+            let mut n = 0.0;
+            for a in v
+                .deal_booked
+                .iter()
+                .filter(|a| a.at >= v.as_of && a.created >= start)
+            {
+                if v.matches(a, &f) {
+                    n += 1.0;
+                    sink(Source::Activity(a), 1.0);
+                }
+            }
+            n
+        }
+        Aggregate::FollowUpShare {
+            within_hours,
+            then,
+            then_scope,
+        } => {
+            let within = (within_hours * MS_PER_HOUR) as i64;
+            let followers = v.acts(*then_scope);
+            let (mut decided, mut followed) = (0.0, 0.0);
+            for m in hits() {
+                let next = followers
+                    .iter()
+                    .filter(|f| f.at > m.at && f.at <= m.at + within && v.matches(f, then))
+                    .min_by_key(|f| (f.at, f.key));
+                match next {
+                    Some(f) => {
+                        decided += 1.0;
+                        followed += 1.0;
+                        sink(Source::Activity(m), 1.0);
+                        sink(Source::Activity(f), 1.0);
+                    }
+                    // Still inside its follow-up window at the landmark: not yet decided.
+                    None if m.at + within >= v.as_of => {}
+                    None => {
+                        decided += 1.0;
+                        sink(Source::Activity(m), 0.0);
+                    }
+                }
+            }
+            if decided > 0.0 {
+                followed / decided
+            } else {
+                f64::NAN
+            }
+        }
+        Aggregate::ReplyHoursMedian { then } => {
+            let mut hours: Vec<f64> = Vec::new();
+            for m in hits() {
+                let reply = all
+                    .iter()
+                    .filter(|f| f.at > m.at && v.matches(f, then))
+                    .min_by_key(|f| (f.at, f.key));
+                if let Some(r) = reply {
+                    hours.push((r.at - m.at) as f64 / MS_PER_HOUR);
+                    sink(Source::Activity(m), 1.0);
+                    sink(Source::Activity(r), 1.0);
+                }
+            }
+            median(&mut hours)
+        }
+        Aggregate::Growth => {
+            let Window::Trailing { days } = def.window else {
+                return f64::NAN;
+            };
+            let prior_start = start - (days * MS_PER_DAY as f64) as i64;
+            let (mut now, mut before) = (0.0, 0.0);
+            for a in all
+                .iter()
+                .filter(|a| a.at >= prior_start && v.matches(a, filter))
+            {
+                if a.at >= start {
+                    now += 1.0;
+                    sink(Source::Activity(a), 1.0);
+                } else {
+                    before += 1.0;
+                    sink(Source::Activity(a), -1.0);
+                }
+            }
+            now - before
+        }
+        _ => f64::NAN,
+    }
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// Whether the deal was won before `as_of` (used by graph features).
+pub fn won_before(ctx: &Context, opp: u32, as_of: i64) -> bool {
+    let o = &ctx.opps[opp as usize];
+    o.outcome == Outcome::Won && o.closed.is_some_and(|c| c.0 < as_of)
+}

@@ -1,0 +1,263 @@
+//! Analysis snapshots: each opportunity at each landmark, with every feature computed from what was
+//! known strictly before the landmark, the controls, and the outcome known later.
+
+use crate::catalog::{Catalog, Control};
+use crate::context::{Context, NONE};
+use crate::engine::Engine;
+use crate::eval::{evaluate, View};
+use serde::Serialize;
+use winsignal_core::time::MS_PER_DAY;
+use winsignal_core::{AttrValue, Outcome, Ts};
+
+/// One opportunity at one landmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Landmark {
+    pub opp: u32,
+    pub as_of: Ts,
+    /// Index into [`Landmarks::names`].
+    pub name: u32,
+}
+
+/// The landmarks of every opportunity, in (opportunity, time) order.
+#[derive(Debug, Clone, Default)]
+pub struct Landmarks {
+    pub names: Vec<String>,
+    pub items: Vec<Landmark>,
+}
+
+/// Landmarks: each stage entered (from stage history; an opportunity without stage history gets one at
+/// creation) and each fixed age — only those before the close and not after `horizon` (the end of data).
+pub fn landmarks(ctx: &Context, catalog: &Catalog, horizon: Ts) -> Landmarks {
+    let mut names: Vec<String> = Vec::new();
+    let name_id = |n: String, names: &mut Vec<String>| match names.iter().position(|x| *x == n) {
+        Some(i) => i as u32,
+        None => {
+            names.push(n);
+            (names.len() - 1) as u32
+        }
+    };
+    let mut items = Vec::new();
+    let mut order: Vec<u32> = (0..ctx.opps.len() as u32).collect();
+    order.sort_by(|a, b| ctx.opps[*a as usize].id.cmp(&ctx.opps[*b as usize].id));
+    for opp in order {
+        let o = &ctx.opps[opp as usize];
+        let open_at = |t: Ts| o.closed.is_none_or(|c| t < c) && t <= horizon;
+        let mut mine: Vec<(Ts, String)> = Vec::new();
+        if catalog.landmarks.stages {
+            if o.stages.is_empty() {
+                mine.push((o.created, "created".into()));
+            }
+            let mut seen: Vec<&str> = Vec::new();
+            for (t, stage) in &o.stages {
+                let repeat = seen.iter().filter(|s| **s == stage.as_str()).count();
+                seen.push(stage);
+                let name = if repeat == 0 {
+                    format!("stage:{stage}")
+                } else {
+                    format!("stage:{stage}#{}", repeat + 1)
+                };
+                mine.push((*t, name));
+            }
+        }
+        for &d in &catalog.landmarks.ages_days {
+            mine.push((o.created.plus_days(d as f64), format!("age:{d}d")));
+        }
+        mine.retain(|(t, _)| open_at(*t));
+        mine.sort();
+        for (t, n) in mine {
+            let name = name_id(n, &mut names);
+            items.push(Landmark {
+                opp,
+                as_of: t,
+                name,
+            });
+        }
+    }
+    Landmarks { names, items }
+}
+
+/// A control's value at a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ControlValue {
+    Number(f64),
+    Text(String),
+    Missing,
+}
+
+/// One row of the analysis table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub opportunity_id: String,
+    pub landmark: String,
+    pub as_of: Ts,
+    pub account_id: Option<String>,
+    pub rep_id: Option<String>,
+    pub controls: Vec<ControlValue>,
+    /// The measure of every definition, in catalog order (NaN when undefined).
+    pub values: Vec<f64>,
+    /// Yes/no of every behaviour (definitions with a threshold), in catalog order; None when undefined.
+    pub flags: Vec<Option<bool>>,
+    pub outcome: Outcome,
+    /// Days from the landmark to the close, for closed deals.
+    pub days_to_close: Option<f64>,
+    /// Days from the landmark to the close or, for open deals, to the end of data (censoring time).
+    pub days_observed: f64,
+    pub amount: Option<f64>,
+}
+
+/// Computes one snapshot.
+pub fn snapshot(
+    engine: &Engine<'_>,
+    catalog: &Catalog,
+    names: &[String],
+    lm: &Landmark,
+    horizon: Ts,
+) -> Snapshot {
+    let ctx = engine.ctx;
+    let o = &ctx.opps[lm.opp as usize];
+    let view = View::new(engine, lm.opp, lm.as_of.0);
+    let mut values = Vec::with_capacity(catalog.behaviours.len());
+    let mut flags = Vec::new();
+    for def in &catalog.behaviours {
+        let v = evaluate(def, &view, &mut |_, _| {});
+        if let Some(t) = def.threshold {
+            flags.push(t.test(v));
+        }
+        values.push(v);
+    }
+    let end = o.closed.unwrap_or(horizon);
+    Snapshot {
+        opportunity_id: o.id.clone(),
+        landmark: names[lm.name as usize].clone(),
+        as_of: lm.as_of,
+        account_id: (o.account != NONE).then(|| ctx.accounts[o.account as usize].id.clone()),
+        rep_id: o.rep.clone(),
+        controls: catalog
+            .controls
+            .iter()
+            .map(|c| control(ctx, lm.opp, c))
+            .collect(),
+        values,
+        flags,
+        outcome: o.outcome,
+        days_to_close: o
+            .closed
+            .map(|c| (c.0 - lm.as_of.0) as f64 / MS_PER_DAY as f64),
+        days_observed: ((end.0 - lm.as_of.0) as f64 / MS_PER_DAY as f64).max(0.0),
+        amount: o.amount,
+    }
+}
+
+fn control(ctx: &Context, opp: u32, c: &Control) -> ControlValue {
+    let o = &ctx.opps[opp as usize];
+    let account = (o.account != NONE).then(|| &ctx.accounts[o.account as usize]);
+    let text = |s: Option<&String>| {
+        s.map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map_or(ControlValue::Missing, |s| ControlValue::Text(s.to_string()))
+    };
+    let log = |x: Option<f64>| {
+        x.filter(|x| *x >= 0.0).map_or(ControlValue::Missing, |x| {
+            ControlValue::Number((1.0 + x).ln())
+        })
+    };
+    match c {
+        Control::Segment => text(ctx.segment_of(o.account).as_ref()),
+        Control::LogEmployees => log(account.and_then(|a| a.employees)),
+        Control::Industry => text(account.and_then(|a| a.industry.as_ref())),
+        Control::OpportunityType => text(o.opp_type.as_ref()),
+        Control::LeadSource => text(o.lead_source.as_ref()),
+        Control::LogAmount => log(o.amount),
+        Control::CreationQuarter => {
+            use chrono::Datelike;
+            let d = o.created.to_datetime();
+            ControlValue::Text(format!("{}Q{}", d.year(), (d.month() - 1) / 3 + 1))
+        }
+        Control::Attribute(a) => match ctx.attribute(opp, a.entity, &a.name) {
+            Some(AttrValue::Number(x)) => ControlValue::Number(x),
+            Some(AttrValue::Boolean(b)) => ControlValue::Text(b.to_string()),
+            Some(AttrValue::Date(d)) => ControlValue::Text(d.to_date_string()),
+            Some(AttrValue::Text(t)) => text(Some(&t)),
+            None => ControlValue::Missing,
+        },
+    }
+}
+
+/// The end of the data: the latest event or entity time.
+pub fn horizon(engine: &Engine<'_>) -> Ts {
+    let mut latest = engine.ctx.latest_entity_time.0;
+    for a in &engine.state.accounts {
+        let last = [
+            a.acts.last().map(|x| x.known),
+            a.usage.last().map(|x| x.at),
+            a.touches.last().map(|x| x.at),
+            a.tickets.last().map(|x| x.created),
+        ];
+        latest = last.into_iter().flatten().fold(latest, i64::max);
+    }
+    for d in &engine.state.deals {
+        if let Some(x) = d.acts.last() {
+            // Booked future meetings do not extend the data.
+            if x.status == Some(winsignal_core::ActivityStatus::Completed) {
+                latest = latest.max(x.known);
+            }
+        }
+    }
+    Ts(latest)
+}
+
+/// Every snapshot, in (opportunity id, time) order.
+pub fn snapshots(
+    engine: &Engine<'_>,
+    catalog: &Catalog,
+    horizon: Ts,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Vec<Snapshot> {
+    let lms = landmarks(engine.ctx, catalog, horizon);
+    let total = lms.items.len() as u64;
+    let mut out = Vec::with_capacity(lms.items.len());
+    for (i, lm) in lms.items.iter().enumerate() {
+        out.push(snapshot(engine, catalog, &lms.names, lm, horizon));
+        if i % 4096 == 0 {
+            progress(i as u64, total);
+        }
+    }
+    progress(total, total);
+    out
+}
+
+/// Adoption of each behaviour over a set of snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Adoption {
+    pub id: String,
+    pub version: u32,
+    /// Snapshots where the behaviour is defined.
+    pub defined: u64,
+    pub yes: u64,
+    /// yes / defined (NaN written as null when nothing is defined).
+    pub rate: Option<f64>,
+}
+
+pub fn adoption(catalog: &Catalog, snaps: &[Snapshot]) -> Vec<Adoption> {
+    let behaviours: Vec<_> = catalog
+        .behaviours
+        .iter()
+        .filter(|d| d.is_behaviour())
+        .collect();
+    behaviours
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let defined = snaps.iter().filter(|s| s.flags[i].is_some()).count() as u64;
+            let yes = snaps.iter().filter(|s| s.flags[i] == Some(true)).count() as u64;
+            Adoption {
+                id: d.id.clone(),
+                version: d.version,
+                defined,
+                yes,
+                rate: (defined > 0).then(|| yes as f64 / defined as f64),
+            }
+        })
+        .collect()
+}
