@@ -199,7 +199,9 @@ pub fn print_summary(c: &Computed) {
         .filter(|d| d.is_behaviour())
         .count();
     println!(
-        "{} snapshots of {} opportunities; {} behaviours and {} continuous features (catalog {}); data ends {}",
+        "{} events and records replayed; {} snapshots of {} opportunities; {} behaviours and {} continuous \
+         features (catalog {}); data ends {}",
+        c.events,
         c.snapshots.len(),
         opps.len(),
         behaviours,

@@ -1,8 +1,8 @@
 //! The entities features are computed about — opportunities, accounts, contacts, reps, stage history,
 //! contact roles — read once from the store (current versions), with dense indexes for the engine.
 
+use crate::fasthash::FastMap;
 use crate::seniority::{classify_title, Seniority};
-use std::collections::HashMap;
 use winsignal_core::sfdc::to_18;
 use winsignal_core::{AttrValue, Attrs, Kind, Outcome, Record, Ts};
 use winsignal_ingest::resolve::Resolver;
@@ -58,9 +58,9 @@ pub struct Context {
     pub opps: Vec<OppInfo>,
     pub accounts: Vec<AccountInfo>,
     pub contacts: Vec<ContactInfo>,
-    opp_index: HashMap<String, u32>,
-    account_index: HashMap<String, u32>,
-    contact_index: HashMap<String, u32>,
+    opp_index: FastMap<String, u32>,
+    account_index: FastMap<String, u32>,
+    contact_index: FastMap<String, u32>,
     /// For each contact, the deals they hold a role on.
     pub roles_by_contact: Vec<Vec<u32>>,
     pub resolver: Resolver,
@@ -74,7 +74,7 @@ impl Context {
     pub fn from_store(store: &dyn Store) -> winsignal_ingest::Result<Context> {
         let resolver = Resolver::from_store(store)?;
         let mut accounts = Vec::new();
-        let mut account_index = HashMap::new();
+        let mut account_index = FastMap::default();
         let mut parents = Vec::new();
         for rec in store.records(Kind::Accounts)? {
             if let Record::Accounts(a) = rec.record {
@@ -96,7 +96,7 @@ impl Context {
                 });
             }
         }
-        let find = |index: &HashMap<String, u32>, id: &str| {
+        let find = |index: &FastMap<String, u32>, id: &str| {
             index
                 .get(id)
                 .or_else(|| index.get(&to_18(id)))
@@ -113,7 +113,7 @@ impl Context {
             }
         }
         let mut contacts = Vec::new();
-        let mut contact_index = HashMap::new();
+        let mut contact_index = FastMap::default();
         for rec in store.records(Kind::Contacts)? {
             if let Record::Contacts(c) = rec.record {
                 let account = resolver
@@ -136,7 +136,7 @@ impl Context {
             }
         }
         let mut opps = Vec::new();
-        let mut opp_index = HashMap::new();
+        let mut opp_index = FastMap::default();
         let mut latest = Ts(i64::MIN);
         for rec in store.records(Kind::Opportunities)? {
             if let Record::Opportunities(o) = rec.record {
@@ -207,9 +207,9 @@ impl Context {
         mut opps: Vec<OppInfo>,
         accounts: Vec<AccountInfo>,
         contacts: Vec<ContactInfo>,
-        opp_index: HashMap<String, u32>,
-        account_index: HashMap<String, u32>,
-        contact_index: HashMap<String, u32>,
+        opp_index: FastMap<String, u32>,
+        account_index: FastMap<String, u32>,
+        contact_index: FastMap<String, u32>,
         mut roles_by_contact: Vec<Vec<u32>>,
         resolver: Resolver,
         latest_entity_time: Ts,
@@ -305,7 +305,7 @@ fn custom(attrs: &Attrs, name: &str) -> Option<AttrValue> {
         .cloned()
 }
 
-fn lookup(index: &HashMap<String, u32>, id: &str) -> Option<u32> {
+fn lookup(index: &FastMap<String, u32>, id: &str) -> Option<u32> {
     index.get(id).or_else(|| index.get(&to_18(id))).copied()
 }
 

@@ -7,12 +7,15 @@
 //! and a recompute from scratch give the same answers (proved by the property test).
 
 use crate::context::{Context, NONE};
+use crate::fasthash::FastMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use winsignal_core::{
     ActivityStatus, ActivityType, Direction, Kind, Priority, Record, SpeakerRole, Ts,
 };
-use winsignal_store::Store;
+use winsignal_store::{Store, StoredEvent};
+
+const REPLAY_BATCH: usize = 4096;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// One activity, as the engine keeps it.
@@ -125,23 +128,36 @@ pub enum Applied {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Interner {
     values: Vec<String>,
+    /// xxh3 of the value → index (checked against the value on every hit).
     #[serde(skip)]
-    index: HashMap<String, u32>,
+    index: FastMap<u64, u32>,
 }
 
 impl Interner {
     pub fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&i) = self.index.get(s) {
-            return i;
+        let h = key_hash(s);
+        if let Some(&i) = self.index.get(&h) {
+            if self.values[i as usize] == s {
+                return i;
+            }
+            // A 64-bit hash collision: fall back to a scan, which is exact.
+            if let Some(j) = self.values.iter().position(|v| v == s) {
+                return j as u32;
+            }
         }
         let i = self.values.len() as u32;
         self.values.push(s.to_string());
-        self.index.insert(s.to_string(), i);
+        self.index.entry(h).or_insert(i);
         i
     }
 
     pub fn get(&self, s: &str) -> Option<u32> {
-        self.index.get(s).copied()
+        let i = *self.index.get(&key_hash(s))?;
+        if self.values[i as usize] == s {
+            Some(i)
+        } else {
+            self.values.iter().position(|v| v == s).map(|j| j as u32)
+        }
     }
 
     pub fn name(&self, i: u32) -> Option<&str> {
@@ -149,12 +165,10 @@ impl Interner {
     }
 
     fn rebuild(&mut self) {
-        self.index = self
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.clone(), i as u32))
-            .collect();
+        self.index = FastMap::default();
+        for (i, v) in self.values.iter().enumerate() {
+            self.index.entry(key_hash(v)).or_insert(i as u32);
+        }
     }
 }
 
@@ -174,6 +188,9 @@ pub struct EngineState {
 pub struct Engine<'c> {
     pub ctx: &'c Context,
     pub state: EngineState,
+    /// Account resolution is a pure function of a record's identifying fields and the entities, so it is
+    /// memoised by a hash of those fields (a cache, not state).
+    resolved: FastMap<u64, u32>,
 }
 
 fn key_hash(key: &str) -> u64 {
@@ -183,6 +200,11 @@ fn key_hash(key: &str) -> u64 {
 /// Inserts keeping `v` ordered by `order`; an element equal under `order` and `same` is a duplicate.
 fn insert_sorted<T, K: Ord>(v: &mut Vec<T>, item: T, order: impl Fn(&T) -> K) -> bool {
     let k = order(&item);
+    // Replay delivers events in time order: appending is the common case and needs no search.
+    if v.last().is_none_or(|last| order(last) < k) {
+        v.push(item);
+        return true;
+    }
     match v.binary_search_by(|e| order(e).cmp(&k)) {
         Ok(_) => false,
         Err(pos) => {
@@ -201,6 +223,7 @@ impl<'c> Engine<'c> {
                 accounts: vec![AccountState::default(); ctx.accounts.len()],
                 ..EngineState::default()
             },
+            resolved: FastMap::default(),
         }
     }
 
@@ -219,7 +242,11 @@ impl<'c> Engine<'c> {
         }
         state.users.rebuild();
         state.events.rebuild();
-        Ok(Engine { ctx, state })
+        Ok(Engine {
+            ctx,
+            state,
+            resolved: FastMap::default(),
+        })
     }
 
     pub fn checkpoint(&self) -> Vec<u8> {
@@ -240,18 +267,54 @@ impl<'c> Engine<'c> {
             Kind::ProductEvents,
             Kind::MarketingTouches,
         ];
+        let events = store.events(&kinds)?;
+        // Decoding the log runs on a second thread, in batches, while this one applies.
         let mut n = 0u64;
-        for ev in store.events(&kinds)? {
-            let ev = ev?;
-            engine.apply(&Observation {
-                seq: ev.seq,
-                key: &ev.key,
-                record: &ev.record,
+        let mut failure = None;
+        std::thread::scope(|scope| {
+            let (tx, rx) =
+                std::sync::mpsc::sync_channel::<winsignal_store::Result<Vec<StoredEvent>>>(8);
+            scope.spawn(move || {
+                let mut batch = Vec::with_capacity(REPLAY_BATCH);
+                for ev in events {
+                    match ev {
+                        Ok(ev) => batch.push(ev),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                    if batch.len() == REPLAY_BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(REPLAY_BATCH));
+                        if tx.send(Ok(full)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                let _ = tx.send(Ok(batch));
             });
-            n += 1;
-            if n % 65_536 == 0 {
-                progress(n);
+            for batch in rx {
+                match batch {
+                    Ok(batch) => {
+                        for ev in &batch {
+                            engine.apply(&Observation {
+                                seq: ev.seq,
+                                key: &ev.key,
+                                record: &ev.record,
+                            });
+                        }
+                        n += batch.len() as u64;
+                        progress(n);
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
             }
+        });
+        if let Some(e) = failure {
+            return Err(e);
         }
         for kind in [Kind::SupportTickets, Kind::Transcripts] {
             for rec in store.records(kind)? {
@@ -276,7 +339,44 @@ impl<'c> Engine<'c> {
         Applied::Unattributed
     }
 
-    fn account_of(&self, record: &Record) -> u32 {
+    fn account_of(&mut self, record: &Record) -> u32 {
+        let hints: [Option<&str>; 4] = match record {
+            Record::ProductEvents(e) => [
+                e.account_id.as_deref(),
+                e.account_domain.as_deref(),
+                e.user_id.as_deref(),
+                e.user_email.as_deref(),
+            ],
+            Record::MarketingTouches(t) => [
+                t.account_id.as_deref(),
+                t.contact_id.as_deref(),
+                t.email.as_deref(),
+                None,
+            ],
+            _ => return self.resolve(record),
+        };
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(&[record.kind() as u8]);
+        for x in hints {
+            match x {
+                Some(s) => {
+                    h.update(&[1]);
+                    h.update(s.as_bytes());
+                    h.update(&[0]);
+                }
+                None => h.update(&[2]),
+            }
+        }
+        let key = h.digest();
+        if let Some(&a) = self.resolved.get(&key) {
+            return a;
+        }
+        let a = self.resolve(record);
+        self.resolved.insert(key, a);
+        a
+    }
+
+    fn resolve(&self, record: &Record) -> u32 {
         self.ctx
             .resolver
             .account_of(record)

@@ -184,12 +184,18 @@ fn control(ctx: &Context, opp: u32, c: &Control) -> ControlValue {
     }
 }
 
-/// The end of the data: the latest event or entity time.
+/// The end of the data: the latest time anything happened (entities, completed or logged activities,
+/// product events, touches, tickets). Meetings booked into the future do not extend it.
 pub fn horizon(engine: &Engine<'_>) -> Ts {
     let mut latest = engine.ctx.latest_entity_time.0;
     for a in &engine.state.accounts {
+        for x in &a.acts {
+            if x.status != Some(winsignal_core::ActivityStatus::Scheduled) {
+                latest = latest.max(x.at);
+            }
+            latest = latest.max(x.created);
+        }
         let last = [
-            a.acts.last().map(|x| x.known),
             a.usage.last().map(|x| x.at),
             a.touches.last().map(|x| x.at),
             a.tickets.last().map(|x| x.created),
@@ -197,11 +203,11 @@ pub fn horizon(engine: &Engine<'_>) -> Ts {
         latest = last.into_iter().flatten().fold(latest, i64::max);
     }
     for d in &engine.state.deals {
-        if let Some(x) = d.acts.last() {
-            // Booked future meetings do not extend the data.
-            if x.status == Some(winsignal_core::ActivityStatus::Completed) {
-                latest = latest.max(x.known);
+        for x in &d.acts {
+            if x.status != Some(winsignal_core::ActivityStatus::Scheduled) {
+                latest = latest.max(x.at);
             }
+            latest = latest.max(x.created);
         }
     }
     Ts(latest)

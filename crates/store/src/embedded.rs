@@ -323,7 +323,10 @@ impl Store for EmbeddedStore {
         raws.into_iter().map(stored_from_raw).collect()
     }
 
-    fn events(&self, kinds: &[Kind]) -> Result<Box<dyn Iterator<Item = Result<StoredEvent>> + '_>> {
+    fn events(
+        &self,
+        kinds: &[Kind],
+    ) -> Result<Box<dyn Iterator<Item = Result<StoredEvent>> + Send + '_>> {
         let paths = self.segment_paths()?;
         let superseded = superseded_seqs(&self.conn)?;
         Ok(Box::new(MergedEvents::open(&paths, kinds, superseded)?))

@@ -144,7 +144,10 @@ pub trait Store {
     /// Every version of one record (entities and events), oldest first.
     fn versions(&self, kind: Kind, id: &str) -> Result<Vec<StoredRecord>>;
     /// Current events of the given kinds in event-time order (ties by arrival).
-    fn events(&self, kinds: &[Kind]) -> Result<Box<dyn Iterator<Item = Result<StoredEvent>> + '_>>;
+    fn events(
+        &self,
+        kinds: &[Kind],
+    ) -> Result<Box<dyn Iterator<Item = Result<StoredEvent>> + Send + '_>>;
     /// Number of current events per kind.
     fn event_counts(&self) -> Result<Vec<(Kind, u64)>>;
     fn quarantine(&self, load_id: Option<LoadId>) -> Result<Vec<QuarantinedRow>>;
