@@ -207,6 +207,20 @@ pub fn run(data: &Path, quiet: bool, args: &DemoArgs) -> Result<()> {
         "Planted strongest rep: {}; weakest: {} (ground truth in docs/demo.md).",
         manifest.strongest_rep, manifest.weakest_rep
     );
-    println!("\nNext: `winsignal quality` for the full data-quality report, `winsignal trace opportunity <id>` for provenance.");
+
+    let t2 = Instant::now();
+    let computed =
+        crate::features::compute(&store, winsignal_features::default_catalog(), data, quiet)?;
+    say(format!(
+        "\nComputed behaviours and features in {:.1} s.",
+        t2.elapsed().as_secs_f64()
+    ));
+    println!();
+    crate::features::print_summary(&computed);
+    println!(
+        "\nNext: `winsignal quality` for the full data-quality report, `winsignal trace opportunity <id>` for \
+         provenance, `winsignal snapshots --out snapshots.parquet` for the analysis table, \
+         `winsignal explain-feature <opportunity> exec_engaged` for the events behind a value."
+    );
     Ok(())
 }

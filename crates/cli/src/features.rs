@@ -325,6 +325,8 @@ pub enum Cell<'a> {
     Text(&'a str),
     Owned(String),
     Number(f64),
+    /// A UTC time in milliseconds (a timestamp column in Parquet, RFC 3339 text in CSV).
+    Time(i64),
     Null,
 }
 
@@ -389,6 +391,7 @@ fn write_csv(c: &Computed, out: &Path) -> Result<()> {
                 Cell::Text(t) => std::borrow::Cow::Borrowed(*t),
                 Cell::Owned(t) => std::borrow::Cow::Owned(t.clone()),
                 Cell::Number(x) => std::borrow::Cow::Owned(format_number(*x)),
+                Cell::Time(t) => std::borrow::Cow::Owned(Ts(*t).to_rfc3339()),
                 Cell::Null => std::borrow::Cow::Borrowed(""),
             })
             .collect();

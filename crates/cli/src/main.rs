@@ -1,6 +1,7 @@
 //! The one `winsignal` binary: every capability is a subcommand.
 
 mod demo;
+mod export;
 mod features;
 mod output;
 mod parquet_out;
@@ -91,6 +92,9 @@ enum Command {
     },
     /// The events (with weights) and source rows behind one feature value of one opportunity.
     ExplainFeature(features::ExplainArgs),
+    /// The resolved data the engine computes from (activities, product events, touches, tickets, contacts,
+    /// opportunities, landmarks) as Parquet tables.
+    Export(export::ExportArgs),
     /// The knowledge graph around an entity.
     Graph {
         #[command(subcommand)]
@@ -220,6 +224,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::ExplainFeature(args) => {
             features::run_explain(&cli.global, &open_store(&cli.global)?, &args)
         }
+        Command::Export(args) => export::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Graph { command } => {
             features::run_graph(&cli.global, &open_store(&cli.global)?, &command)
         }

@@ -23,11 +23,36 @@ enum ColumnType {
 
 pub fn write(c: &Computed, out: &Path) -> Result<()> {
     let names = columns(&c.catalog);
-    let rows: Vec<Vec<Cell<'_>>> = c.snapshots.iter().map(|s| row(&c.catalog, s)).collect();
-    // A column is text if any row has text in it, else numeric; `as_of` is a timestamp.
+    let rows: Vec<Vec<Cell<'_>>> = c
+        .snapshots
+        .iter()
+        .map(|s| {
+            let mut r = row(&c.catalog, s);
+            r[2] = Cell::Time(s.as_of.0);
+            r
+        })
+        .collect();
+    let meta = serde_json::json!({
+        "catalog": c.catalog.name,
+        "definitions": c.catalog.behaviours.iter().map(|d| serde_json::json!({
+            "id": d.id, "version": d.version, "fingerprint": d.fingerprint(), "behaviour": d.is_behaviour()
+        })).collect::<Vec<_>>(),
+        "horizon": c.horizon.to_rfc3339(),
+    });
+    write_table(out, &names, &rows, &meta)
+}
+
+/// Writes a table: a column holding any text is a UTF-8 string column, any time a UTC millisecond
+/// timestamp, else a double; every column is nullable. `meta` goes in the key-value metadata.
+pub fn write_table(
+    out: &Path,
+    names: &[String],
+    rows: &[Vec<Cell<'_>>],
+    meta: &serde_json::Value,
+) -> Result<()> {
     let types: Vec<ColumnType> = (0..names.len())
         .map(|i| {
-            if names[i] == "as_of" {
+            if rows.iter().any(|r| matches!(r[i], Cell::Time(_))) {
                 ColumnType::Timestamp
             } else if rows
                 .iter()
@@ -59,70 +84,77 @@ pub fn write(c: &Computed, out: &Path) -> Result<()> {
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let schema = Arc::new(
-        Type::group_type_builder("snapshot")
+        Type::group_type_builder("table")
             .with_fields(fields)
             .build()?,
     );
-    let meta = serde_json::json!({
-        "catalog": c.catalog.name,
-        "definitions": c.catalog.behaviours.iter().map(|d| serde_json::json!({
-            "id": d.id, "version": d.version, "fingerprint": d.fingerprint(), "behaviour": d.is_behaviour()
-        })).collect::<Vec<_>>(),
-        "horizon": c.horizon.to_rfc3339(),
-    });
     let props = WriterProperties::builder()
         .set_created_by(format!("winsignal {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata(Some(vec![KeyValue::new(
-            "winsignal.catalog".to_string(),
+            "winsignal".to_string(),
             meta.to_string(),
         )]))
         .build();
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut writer = SerializedFileWriter::new(file, schema, Arc::new(props))?;
-    let mut group = writer.next_row_group()?;
-    let mut i = 0;
-    while let Some(mut col) = group.next_column()? {
-        let mut defs: Vec<i16> = Vec::with_capacity(rows.len());
-        match types[i] {
-            ColumnType::Text => {
-                let mut values = Vec::new();
-                for r in &rows {
-                    let v = match &r[i] {
-                        Cell::Text(t) => Some(ByteArray::from(t.as_bytes().to_vec())),
-                        Cell::Owned(t) => Some(ByteArray::from(t.as_bytes().to_vec())),
-                        Cell::Number(x) => Some(ByteArray::from(x.to_string().into_bytes())),
-                        Cell::Null => None,
-                    };
-                    defs.push(v.is_some() as i16);
-                    values.extend(v);
+    for chunk in rows.chunks(ROW_GROUP) {
+        let mut group = writer.next_row_group()?;
+        let mut i = 0;
+        while let Some(mut col) = group.next_column()? {
+            let mut defs: Vec<i16> = Vec::with_capacity(chunk.len());
+            match types[i] {
+                ColumnType::Text => {
+                    let mut values = Vec::new();
+                    for r in chunk {
+                        let v = match &r[i] {
+                            Cell::Text(t) => Some(ByteArray::from(t.as_bytes().to_vec())),
+                            Cell::Owned(t) => Some(ByteArray::from(t.as_bytes().to_vec())),
+                            Cell::Number(x) => Some(ByteArray::from(x.to_string().into_bytes())),
+                            Cell::Time(t) => Some(ByteArray::from(
+                                winsignal_core::Ts(*t).to_rfc3339().into_bytes(),
+                            )),
+                            Cell::Null => None,
+                        };
+                        defs.push(v.is_some() as i16);
+                        values.extend(v);
+                    }
+                    col.typed::<ByteArrayType>()
+                        .write_batch(&values, Some(&defs), None)?;
                 }
-                col.typed::<ByteArrayType>()
-                    .write_batch(&values, Some(&defs), None)?;
-            }
-            ColumnType::Number => {
-                let mut values = Vec::new();
-                for r in &rows {
-                    let v = match r[i] {
-                        Cell::Number(x) => Some(x),
-                        _ => None,
-                    };
-                    defs.push(v.is_some() as i16);
-                    values.extend(v);
+                ColumnType::Number => {
+                    let mut values = Vec::new();
+                    for r in chunk {
+                        let v = match r[i] {
+                            Cell::Number(x) => Some(x),
+                            _ => None,
+                        };
+                        defs.push(v.is_some() as i16);
+                        values.extend(v);
+                    }
+                    col.typed::<DoubleType>()
+                        .write_batch(&values, Some(&defs), None)?;
                 }
-                col.typed::<DoubleType>()
-                    .write_batch(&values, Some(&defs), None)?;
+                ColumnType::Timestamp => {
+                    let mut values = Vec::new();
+                    for r in chunk {
+                        let v = match r[i] {
+                            Cell::Time(t) => Some(t),
+                            _ => None,
+                        };
+                        defs.push(v.is_some() as i16);
+                        values.extend(v);
+                    }
+                    col.typed::<Int64Type>()
+                        .write_batch(&values, Some(&defs), None)?;
+                }
             }
-            ColumnType::Timestamp => {
-                let values: Vec<i64> = c.snapshots.iter().map(|s| s.as_of.0).collect();
-                defs.resize(values.len(), 1);
-                col.typed::<Int64Type>()
-                    .write_batch(&values, Some(&defs), None)?;
-            }
+            col.close()?;
+            i += 1;
         }
-        col.close()?;
-        i += 1;
+        group.close()?;
     }
-    group.close()?;
     writer.close()?;
     Ok(())
 }
+
+const ROW_GROUP: usize = 1 << 20;
