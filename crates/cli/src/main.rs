@@ -137,6 +137,7 @@ fn parse_kind(s: &str) -> std::result::Result<Kind, String> {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("WINSIGNAL_LOG")
         .unwrap_or_else(|_| "warn".into());
@@ -151,6 +152,24 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `winsignal … | head` closes stdout early; stop quietly (status 141, as for SIGPIPE) instead of
+/// reporting a panic.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }
 
 fn open_store(global: &Global) -> Result<EmbeddedStore> {

@@ -9,6 +9,27 @@ use std::fmt;
 use toml::Spanned;
 use winsignal_core::{ActivityStatus, ActivityType, Direction, Priority, TouchKind};
 
+/// Snapshot columns a definition id must not take.
+const RESERVED_COLUMNS: &[&str] = &[
+    "opportunity_id",
+    "landmark",
+    "as_of",
+    "account_id",
+    "rep_id",
+    "segment",
+    "log_employees",
+    "industry",
+    "opportunity_type",
+    "lead_source",
+    "log_amount",
+    "creation_quarter",
+    "outcome",
+    "won",
+    "days_to_close",
+    "days_observed",
+    "amount",
+];
+
 /// The catalog shipped with winsignal, used when no `--catalog` is given.
 pub const DEFAULT_CATALOG: &str = include_str!("../catalog/default.toml");
 pub const DEFAULT_CATALOG_NAME: &str = "default.toml (built in)";
@@ -253,6 +274,7 @@ pub enum Aggregate {
     /// Median hours from a matched (inbound) activity to the next activity matching `then`.
     ReplyHoursMedian {
         then: ActivityFilter,
+        then_scope: Scope,
     },
     /// Count in the window minus the count in the equally long window before it.
     Growth,
@@ -533,6 +555,15 @@ pub fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
     for entry in &raw.behaviour {
         let at = entry.span().start;
         let def = definition(entry.get_ref(), at, &err)?;
+        if RESERVED_COLUMNS.contains(&def.id.as_str()) || def.id.ends_with("_measure") {
+            return Err(err(
+                at,
+                format!("behaviour[{}].id", def.id),
+                "this id would clash with a snapshot column; choose another (ids must not be a fixed column name \
+                 or end in _measure)"
+                    .into(),
+            ));
+        }
         if !ids.insert(def.id.clone()) {
             return Err(err(
                 at,
@@ -865,7 +896,10 @@ fn definition(
                 then_scope,
             }
         }
-        "reply_hours_median" => Aggregate::ReplyHoursMedian { then: then()?.0 },
+        "reply_hours_median" => {
+            let (then, then_scope) = then()?;
+            Aggregate::ReplyHoursMedian { then, then_scope }
+        }
         "growth" => Aggregate::Growth,
         "open_at" => Aggregate::OpenAt,
         "rep_talk_share" => Aggregate::RepTalkShare,
@@ -1041,6 +1075,17 @@ fn check_combination(reads: &Reads, window: &Window, agg: &Aggregate) -> Result<
             agg.name()
         ));
     }
+    let timeless = matches!(
+        reads,
+        Reads::Transcripts | Reads::Graph | Reads::Attribute { .. }
+    ) || matches!(agg, A::OpenAt | A::ScheduledAfter);
+    if timeless && !matches!(window, Window::DealToDate | Window::AllHistory) {
+        return Err(format!(
+            "{:?} on {kind:?} reads everything known before the landmark; its window must be deal_to_date or \
+             all_history, not {window}",
+            agg.name()
+        ));
+    }
     if matches!(agg, A::Growth) && !matches!(window, Window::Trailing { .. }) {
         return Err(
             "growth compares two trailing windows; use window = \"trailing_days:N\"".into(),
@@ -1141,6 +1186,13 @@ mod tests {
 
         let e = bad(&OK.replace("id = \"a\"", "id = \"Exec Engaged\""));
         assert_eq!((e.line, e.field.as_str()), (2, "behaviour.id"));
+
+        let e = bad(&OK.replace("id = \"a\"", "id = \"outcome\""));
+        assert!(e.message.contains("clash"), "{e}");
+        let e = bad(&OK
+            .replace("{ kind = \"activities\" }", "{ kind = \"transcripts\" }")
+            .replace("\"count\"", "\"count\"\nwindow = \"trailing_days:30\""));
+        assert!(e.message.contains("deal_to_date or all_history"), "{e}");
 
         let e = bad("name = \"empty\"\n");
         assert!(e.message.contains("no [[behaviour]]"));

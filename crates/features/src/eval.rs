@@ -475,10 +475,11 @@ fn activities<'a>(
                 f64::NAN
             }
         }
-        Aggregate::ReplyHoursMedian { then } => {
+        Aggregate::ReplyHoursMedian { then, then_scope } => {
+            let replies = v.acts(*then_scope);
             let mut hours: Vec<f64> = Vec::new();
             for m in hits() {
-                let reply = all
+                let reply = replies
                     .iter()
                     .filter(|f| f.at > m.at && v.matches(f, then))
                     .min_by_key(|f| (f.at, f.key));

@@ -78,7 +78,6 @@ const C_LEVEL_WORDS: &[&str] = &[
     "founder",
     "cofounder",
     "co-founder",
-    "owner",
 ];
 
 /// Classifies a job title. Matching is on words, case-insensitive, so "Directory Services Engineer"
@@ -156,6 +155,7 @@ mod tests {
             ("Data Analyst", Seniority::Individual),
             ("Directory Services Engineer", Seniority::Individual),
             ("Vpn Administrator", Seniority::Individual),
+            ("Product Owner", Seniority::Individual),
             ("Chiefly Analyst", Seniority::Individual),
             ("", Seniority::Unknown),
             ("  - ", Seniority::Unknown),
