@@ -87,7 +87,7 @@ pub fn classify_title(title: &str) -> Seniority {
     let lower = title.to_ascii_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .filter(|w| !w.is_empty())
+        .filter(|w| w.chars().any(|c| c.is_ascii_alphanumeric()))
         .collect();
     if words.is_empty() {
         return Seniority::Unknown;
