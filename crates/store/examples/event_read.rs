@@ -12,6 +12,10 @@ use winsignal_core::rng::Rng;
 use winsignal_core::{Kind, ProductEvent, Record, Ts};
 use winsignal_store::{EmbeddedStore, LoadSpec, LoadStats, Store};
 
+/// The same allocator as the `winsignal` binary, so the figures are what users get.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn event(rng: &mut Rng, i: u64) -> ProductEvent {
     let start = Ts::from_ymd(2024, 7, 1).unwrap().0;
     ProductEvent {
