@@ -119,7 +119,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &ExportArgs) -> Result<()> 
             rows.push(vec![
                 Cell::Number(u.seq as f64),
                 text(id),
-                opt((u.user != NONE)
+                opt((u.user != winsignal_features::engine::NO_ID)
                     .then(|| engine.state.users.name(u.user))
                     .flatten()),
                 opt(engine.state.events.name(u.event)),

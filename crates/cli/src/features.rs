@@ -425,8 +425,8 @@ pub fn run_behaviours(cmd: &BehavioursCommand) -> Result<()> {
             }
             println!("{} — {} definitions", c.name, c.behaviours.len());
             println!(
-                "  {:<26} {:<4} {:<10} {:<18} {:<18} {}",
-                "id", "ver", "type", "reads", "window", "aggregate / threshold"
+                "  {:<26} {:<4} {:<10} {:<18} {:<18} aggregate / threshold",
+                "id", "ver", "type", "reads", "window"
             );
             for d in &c.behaviours {
                 let kind = if d.is_behaviour() {

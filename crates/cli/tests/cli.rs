@@ -247,3 +247,165 @@ fn loads_killed_at_arbitrary_moments_are_all_or_nothing() {
         assert!(loads <= complete_loads + 1);
     }
 }
+
+#[test]
+fn snapshots_behaviours_explain_graph_and_export_work_end_to_end() {
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    let data = data.to_str().unwrap();
+    let out = run_ok(&[
+        "--data", data, "--quiet", "demo", "--scale", "0.02", "--seed", "3",
+    ]);
+    assert!(out.contains("Behaviour adoption"), "{out}");
+    assert!(out.contains("exec_engaged"), "{out}");
+
+    // CSV, its meta file, and JSON agree on the number of snapshots and the catalog versions.
+    let csv_path = ws.path().join("snap.csv");
+    run_ok(&[
+        "--data",
+        data,
+        "-q",
+        "snapshots",
+        "--out",
+        csv_path.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(&header[..3], &["opportunity_id", "landmark", "as_of"]);
+    assert!(header.contains(&"exec_engaged") && header.contains(&"exec_engaged_measure"));
+    assert_eq!(header.last(), Some(&"amount"));
+    let rows = csv.lines().count() - 1;
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path().join("snap.meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["rows"], rows);
+    let json: serde_json::Value =
+        serde_json::from_str(&run_ok(&["--data", data, "-q", "snapshots", "--json"])).unwrap();
+    let snaps = json["snapshots"].as_array().unwrap();
+    assert_eq!(snaps.len(), rows);
+    assert!(rows > 100, "{rows} snapshots");
+    assert_eq!(json["catalog"]["definitions"][0]["id"], "exec_engaged");
+    let parquet = ws.path().join("snap.parquet");
+    run_ok(&[
+        "--data",
+        data,
+        "-q",
+        "snapshots",
+        "--out",
+        parquet.to_str().unwrap(),
+    ]);
+    assert_eq!(&std::fs::read(&parquet).unwrap()[..4], b"PAR1");
+
+    // explain-feature lists the events behind a yes, each traced to its file and line.
+    let yes = snaps
+        .iter()
+        .find(|s| s["behaviours"]["exec_engaged"] == true)
+        .expect("an exec-engaged deal");
+    let opp = yes["opportunity_id"].as_str().unwrap();
+    let lm = yes["landmark"].as_str().unwrap();
+    let ex: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "--data",
+        data,
+        "explain-feature",
+        opp,
+        "exec_engaged",
+        "--landmark",
+        lm,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(ex["behaviour"], true);
+    let contributions = ex["contributions"].as_array().unwrap();
+    assert_eq!(contributions.len() as f64, ex["value"].as_f64().unwrap());
+    for c in contributions {
+        assert!(
+            c["origin"]["file"].as_str().unwrap().ends_with(".csv"),
+            "{c}"
+        );
+        assert!(c["origin"]["line"].as_u64().unwrap() >= 2, "{c}");
+    }
+    let bad = bin()
+        .args([
+            "--data",
+            data,
+            "explain-feature",
+            opp,
+            "exec_engaged",
+            "--landmark",
+            "stage:Nowhere",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr)
+        .contains("expected one of this opportunity's landmarks"));
+
+    // The graph shows the deal's account.
+    let account = yes["account_id"].as_str().unwrap();
+    let g: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "--data", data, "-q", "graph", "account", account, "--json",
+    ]))
+    .unwrap();
+    assert_eq!(g["account_id"], account);
+    assert!(g["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["to"] == opp));
+
+    // Export writes every table.
+    let dir = ws.path().join("export");
+    let out = run_ok(&[
+        "--data",
+        data,
+        "-q",
+        "export",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    for t in [
+        "activities",
+        "product_events",
+        "marketing_touches",
+        "support_tickets",
+        "contacts",
+        "opportunities",
+        "landmarks",
+    ] {
+        assert!(dir.join(format!("{t}.parquet")).exists(), "{t}: {out}");
+    }
+
+    // Catalogs: errors name file, line and field; a changed meaning under a used version is refused.
+    let cat = ws.path().join("my.toml");
+    std::fs::write(&cat, "[[behaviour]]\nid = \"a\"\nversion = 1\ntitle = \"A\"\ndescription = \"d\"\nreads = { kind = \"activities\" }\naggregate = \"mean\"\n").unwrap();
+    let bad = bin()
+        .args(["behaviours", "check"])
+        .arg(&cat)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("my.toml:7: behaviour[a].aggregate"), "{err}");
+    std::fs::write(&cat, "[[behaviour]]\nid = \"a\"\nversion = 1\ntitle = \"A\"\ndescription = \"d\"\nreads = { kind = \"activities\" }\naggregate = \"count\"\n").unwrap();
+    assert!(run_ok(&["behaviours", "check", cat.to_str().unwrap()]).contains("valid"));
+    run_ok(&[
+        "--data",
+        data,
+        "-q",
+        "snapshots",
+        "--catalog",
+        cat.to_str().unwrap(),
+    ]);
+    std::fs::write(&cat, "[[behaviour]]\nid = \"a\"\nversion = 1\ntitle = \"A\"\ndescription = \"d\"\nreads = { kind = \"activities\" }\naggregate = \"exists\"\n").unwrap();
+    let bad = bin()
+        .args(["--data", data, "-q", "snapshots", "--catalog"])
+        .arg(&cat)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("behaviour a version 1") && err.contains("version 2"),
+        "{err}"
+    );
+}

@@ -30,7 +30,10 @@ pub struct Act {
     pub key: u64,
     pub seq: u64,
     pub opp: u32,
+    /// The first contact (or NONE).
     pub contact: u32,
+    /// With more than one contact: the key of the whole list in `EngineState::contact_groups`; else 0.
+    pub group: u64,
     pub ty: ActivityType,
     pub dir: Option<Direction>,
     pub status: Option<ActivityStatus>,
@@ -43,9 +46,14 @@ pub struct Use {
     pub at: i64,
     pub key: u64,
     pub seq: u64,
-    pub user: u32,
-    pub event: u32,
+    /// The user's id in `EngineState::users` (a hash of the user id or e-mail), or NO_ID.
+    pub user: u64,
+    /// The event name's id in `EngineState::events`.
+    pub event: u64,
 }
+
+/// "No value" for content-addressed ids.
+pub const NO_ID: u64 = 0;
 
 /// One marketing touch at an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,52 +132,41 @@ pub enum Applied {
     Ignored,
 }
 
-/// Values interned to small integers (product user ids, product event names).
+/// Values named by a hash of their content, so the ids (and the state) do not depend on the order values
+/// arrive in. A 64-bit collision between two of the ~10^5 values a workspace holds has a probability
+/// around 10^-10; the first value seen under an id keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Interner {
-    values: Vec<String>,
-    /// xxh3 of the value → index (checked against the value on every hit).
-    #[serde(skip)]
-    index: FastMap<u64, u32>,
+    names: BTreeMap<u64, String>,
 }
 
 impl Interner {
-    pub fn intern(&mut self, s: &str) -> u32 {
-        let h = key_hash(s);
-        if let Some(&i) = self.index.get(&h) {
-            if self.values[i as usize] == s {
-                return i;
-            }
-            // A 64-bit hash collision: fall back to a scan, which is exact.
-            if let Some(j) = self.values.iter().position(|v| v == s) {
-                return j as u32;
-            }
-        }
-        let i = self.values.len() as u32;
-        self.values.push(s.to_string());
-        self.index.entry(h).or_insert(i);
-        i
+    pub fn intern(&mut self, s: &str) -> u64 {
+        let id = content_id(s);
+        self.names.entry(id).or_insert_with(|| s.to_string());
+        id
     }
 
-    pub fn get(&self, s: &str) -> Option<u32> {
-        let i = *self.index.get(&key_hash(s))?;
-        if self.values[i as usize] == s {
-            Some(i)
-        } else {
-            self.values.iter().position(|v| v == s).map(|j| j as u32)
-        }
+    pub fn get(&self, s: &str) -> Option<u64> {
+        let id = content_id(s);
+        self.names.contains_key(&id).then_some(id)
     }
 
-    pub fn name(&self, i: u32) -> Option<&str> {
-        self.values.get(i as usize).map(String::as_str)
+    pub fn name(&self, id: u64) -> Option<&str> {
+        self.names.get(&id).map(String::as_str)
     }
 
-    fn rebuild(&mut self) {
-        self.index = FastMap::default();
-        for (i, v) in self.values.iter().enumerate() {
-            self.index.entry(key_hash(v)).or_insert(i as u32);
-        }
+    pub fn len(&self) -> usize {
+        self.names.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+fn content_id(s: &str) -> u64 {
+    key_hash(s).max(1)
 }
 
 /// The engine state: serialisable, so a server can checkpoint and restore it.
@@ -179,6 +176,8 @@ pub struct EngineState {
     pub accounts: Vec<AccountState>,
     pub users: Interner,
     pub events: Interner,
+    /// Contact lists of activities with more than one contact, by a hash of the list.
+    pub contact_groups: BTreeMap<u64, Vec<u32>>,
     /// Observations no deal or account could be found for, by kind.
     pub unattributed: BTreeMap<String, u64>,
     pub applied: u64,
@@ -229,7 +228,7 @@ impl<'c> Engine<'c> {
 
     /// Restores a checkpoint taken by [`Engine::checkpoint`] against the same entities.
     pub fn restore(ctx: &'c Context, bytes: &[u8]) -> Result<Engine<'c>, String> {
-        let mut state: EngineState = postcard::from_bytes(bytes)
+        let state: EngineState = postcard::from_bytes(bytes)
             .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
         if state.deals.len() != ctx.opps.len() || state.accounts.len() != ctx.accounts.len() {
             return Err(format!(
@@ -240,8 +239,6 @@ impl<'c> Engine<'c> {
                 ctx.accounts.len()
             ));
         }
-        state.users.rebuild();
-        state.events.rebuild();
         Ok(Engine {
             ctx,
             state,
@@ -406,6 +403,24 @@ impl<'c> Engine<'c> {
                 }
                 let at = a.occurred_at.0;
                 let created = a.created_at.map_or(at, |c| c.0);
+                let mut contacts: Vec<u32> = a
+                    .contact_ids
+                    .iter()
+                    .filter_map(|c| self.ctx.contact(c))
+                    .collect();
+                contacts.sort_unstable();
+                contacts.dedup();
+                let group = if contacts.len() > 1 {
+                    let bytes: Vec<u8> = contacts.iter().flat_map(|c| c.to_le_bytes()).collect();
+                    let g = xxh3_64(&bytes).max(1);
+                    self.state
+                        .contact_groups
+                        .entry(g)
+                        .or_insert_with(|| contacts.clone());
+                    g
+                } else {
+                    0
+                };
                 let act = Act {
                     known: at.max(created),
                     at,
@@ -413,11 +428,8 @@ impl<'c> Engine<'c> {
                     key,
                     seq: obs.seq,
                     opp,
-                    contact: a
-                        .contact_ids
-                        .first()
-                        .and_then(|c| self.ctx.contact(c))
-                        .unwrap_or(NONE),
+                    contact: contacts.first().copied().unwrap_or(NONE),
+                    group,
                     ty: a.activity_type,
                     dir: a.direction,
                     status: a.status,
@@ -450,7 +462,7 @@ impl<'c> Engine<'c> {
                 }
                 let user = match e.user_id.as_deref().or(e.user_email.as_deref()) {
                     Some(u) => self.state.users.intern(u),
-                    None => NONE,
+                    None => NO_ID,
                 };
                 let item = Use {
                     at: e.occurred_at.0,

@@ -3,7 +3,7 @@
 
 use crate::catalog::{ActivityFilter, Aggregate, Definition, Reads, Scope, Window};
 use crate::context::{Context, NONE};
-use crate::engine::{Act, Call, Engine, Interner, Ticket, Touch, Use};
+use crate::engine::{Act, Call, Engine, Interner, Ticket, Touch, Use, NO_ID};
 use crate::seniority::Seniority;
 use winsignal_core::time::MS_PER_DAY;
 use winsignal_core::{AttrValue, Outcome};
@@ -37,6 +37,7 @@ pub struct View<'a> {
     touches: &'a [Touch],
     tickets: &'a [Ticket],
     events: &'a Interner,
+    groups: &'a std::collections::BTreeMap<u64, Vec<u32>>,
 }
 
 fn known_before<T>(v: &[T], as_of: i64, t: impl Fn(&T) -> i64) -> &[T] {
@@ -72,6 +73,21 @@ impl<'a> View<'a> {
             touches,
             tickets,
             events: &engine.state.events,
+            groups: &engine.state.contact_groups,
+        }
+    }
+
+    /// Every contact of an activity.
+    pub fn contacts(&self, a: &'a Act) -> &'a [u32] {
+        if a.group != 0 {
+            if let Some(g) = self.groups.get(&a.group) {
+                return g;
+            }
+        }
+        if a.contact == NONE {
+            &[]
+        } else {
+            std::slice::from_ref(&a.contact)
         }
     }
 
@@ -114,11 +130,18 @@ impl<'a> View<'a> {
         }
     }
 
-    fn matches(&self, a: &Act, f: &ActivityFilter) -> bool {
+    fn matches(&self, a: &'a Act, f: &ActivityFilter) -> bool {
         (f.types.is_empty() || f.types.contains(&a.ty))
             && (f.direction.is_empty() || a.dir.is_some_and(|d| f.direction.contains(&d)))
             && (f.status.is_empty() || a.status.is_some_and(|s| f.status.contains(&s)))
-            && (f.seniority.is_empty() || f.seniority.contains(&self.seniority(a.contact)))
+            && (f.seniority.is_empty() || {
+                let cs = self.contacts(a);
+                if cs.is_empty() {
+                    f.seniority.contains(&Seniority::Unknown)
+                } else {
+                    cs.iter().any(|&c| f.seniority.contains(&self.seniority(c)))
+                }
+            })
     }
 }
 
@@ -140,8 +163,8 @@ pub fn evaluate<'a>(def: &Definition, v: &View<'a>, sink: &mut dyn FnMut(Source<
                 hl,
                 |t| t.at,
                 matched,
-                |t| (t.contact != NONE).then_some(t.contact),
-                |t| Source::Touch(t),
+                |t| (t.contact != NONE).then_some(t.contact as u64),
+                Source::Touch,
                 sink,
                 &def.window,
             )
@@ -168,7 +191,7 @@ pub fn evaluate<'a>(def: &Definition, v: &View<'a>, sink: &mut dyn FnMut(Source<
                 |t| t.created,
                 matched,
                 |_| None,
-                |t| Source::Ticket(t),
+                Source::Ticket,
                 sink,
                 &def.window,
             )
@@ -230,8 +253,8 @@ fn product<'a>(
         hl,
         |u| u.at,
         matched,
-        |u| (u.user != NONE).then_some(u.user),
-        |u| Source::ProductEvent(u),
+        |u| (u.user != NO_ID).then_some(u.user),
+        Source::ProductEvent,
         sink,
         &def.window,
     )
@@ -247,7 +270,7 @@ fn timed<'a, T>(
     half_life: Option<f64>,
     at: impl Fn(&T) -> i64,
     matched: impl Fn(&T) -> bool,
-    who: impl Fn(&T) -> Option<u32>,
+    who: impl Fn(&T) -> Option<u64>,
     source: impl Fn(&'a T) -> Source<'a>,
     sink: &mut dyn FnMut(Source<'a>, f64),
     window: &Window,
@@ -269,7 +292,7 @@ fn timed<'a, T>(
             }
         }
         Aggregate::DistinctUsers | Aggregate::DistinctContacts => {
-            let mut seen: Vec<u32> = Vec::new();
+            let mut seen: Vec<u64> = Vec::new();
             for e in in_window.iter().filter(|e| matched(e)) {
                 if let Some(id) = who(e) {
                     if !seen.contains(&id) {
@@ -357,9 +380,15 @@ fn activities<'a>(
         }
         Aggregate::DistinctContacts => {
             let mut seen: Vec<u32> = Vec::new();
-            for a in hits().filter(|a| a.contact != NONE) {
-                if !seen.contains(&a.contact) {
-                    seen.push(a.contact);
+            for a in hits() {
+                let mut new = false;
+                for &c in v.contacts(a) {
+                    if !seen.contains(&c) {
+                        seen.push(c);
+                        new = true;
+                    }
+                }
+                if new {
                     sink(Source::Activity(a), 1.0);
                 }
             }
@@ -368,9 +397,15 @@ fn activities<'a>(
         Aggregate::SeniorityCoverage => {
             let mut levels: Vec<Seniority> = Vec::new();
             for a in hits() {
-                let s = v.seniority(a.contact);
-                if s != Seniority::Unknown && !levels.contains(&s) {
-                    levels.push(s);
+                let mut new = false;
+                for &c in v.contacts(a) {
+                    let s = v.seniority(c);
+                    if s != Seniority::Unknown && !levels.contains(&s) {
+                        levels.push(s);
+                        new = true;
+                    }
+                }
+                if new {
                     sink(Source::Activity(a), 1.0);
                 }
             }

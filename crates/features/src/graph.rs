@@ -22,20 +22,22 @@ pub(crate) fn evaluate<'a>(
         Aggregate::ChampionReuse => {
             let mut reused: Vec<u32> = Vec::new();
             for a in deal_acts {
-                if a.contact == NONE
-                    || a.status != Some(ActivityStatus::Completed)
-                    || reused.contains(&a.contact)
-                {
+                if a.status != Some(ActivityStatus::Completed) {
                     continue;
                 }
-                let earlier = ctx.roles_by_contact[a.contact as usize]
-                    .iter()
-                    .copied()
-                    .find(|&o| o != v.opp && won_before(ctx, o, v.as_of));
-                if let Some(o) = earlier {
-                    reused.push(a.contact);
-                    sink(Source::Activity(a), 1.0);
-                    sink(Source::Opportunity(o), 1.0);
+                for &c in v.contacts(a) {
+                    if reused.contains(&c) {
+                        continue;
+                    }
+                    let earlier = ctx.roles_by_contact[c as usize]
+                        .iter()
+                        .copied()
+                        .find(|&o| o != v.opp && won_before(ctx, o, v.as_of));
+                    if let Some(o) = earlier {
+                        reused.push(c);
+                        sink(Source::Activity(a), 1.0);
+                        sink(Source::Opportunity(o), 1.0);
+                    }
                 }
             }
             reused.len() as f64
@@ -292,8 +294,12 @@ pub fn neighbourhood(engine: &Engine<'_>, account: u32) -> Neighbourhood {
             });
         }
     }
-    let mut first_seen: BTreeMap<u32, i64> = BTreeMap::new();
-    for u in state.usage.iter().filter(|u| u.user != NONE) {
+    let mut first_seen: BTreeMap<u64, i64> = BTreeMap::new();
+    for u in state
+        .usage
+        .iter()
+        .filter(|u| u.user != crate::engine::NO_ID)
+    {
         first_seen.entry(u.user).or_insert(u.at);
     }
     for (&u, &t) in &first_seen {
