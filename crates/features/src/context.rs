@@ -189,31 +189,6 @@ impl Context {
                 }
             }
         }
-        Ok(Context::assemble(
-            opps,
-            accounts,
-            contacts,
-            opp_index,
-            account_index,
-            contact_index,
-            roles_by_contact,
-            resolver,
-            latest,
-        ))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn assemble(
-        mut opps: Vec<OppInfo>,
-        accounts: Vec<AccountInfo>,
-        contacts: Vec<ContactInfo>,
-        opp_index: FastMap<String, u32>,
-        account_index: FastMap<String, u32>,
-        contact_index: FastMap<String, u32>,
-        mut roles_by_contact: Vec<Vec<u32>>,
-        resolver: Resolver,
-        latest_entity_time: Ts,
-    ) -> Context {
         for o in &mut opps {
             o.stages.sort();
             o.roles.sort_unstable();
@@ -224,7 +199,7 @@ impl Context {
             r.dedup();
         }
         let lookalike = crate::graph::Lookalike::build(&opps, &accounts);
-        Context {
+        Ok(Context {
             opps,
             accounts,
             contacts,
@@ -233,9 +208,9 @@ impl Context {
             contact_index,
             roles_by_contact,
             resolver,
-            latest_entity_time,
+            latest_entity_time: latest,
             lookalike,
-        }
+        })
     }
 
     pub fn opportunity(&self, id: &str) -> Option<u32> {

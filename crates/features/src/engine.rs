@@ -551,33 +551,6 @@ impl<'c> Engine<'c> {
             }
         }
     }
-
-    /// Removes an event (a superseded version). Returns whether anything was removed.
-    pub fn retract(&mut self, obs: &Observation<'_>) -> bool {
-        let key = key_hash(obs.key);
-        let mut removed = false;
-        let mut drop_key = |v: &mut Vec<Act>| {
-            let before = v.len();
-            v.retain(|a| !(a.key == key && a.seq == obs.seq));
-            removed |= v.len() != before;
-        };
-        if let Record::Activities(_) = obs.record {
-            for d in &mut self.state.deals {
-                drop_key(&mut d.acts);
-                drop_key(&mut d.booked);
-            }
-            for a in &mut self.state.accounts {
-                drop_key(&mut a.acts);
-            }
-        }
-        for a in &mut self.state.accounts {
-            let before = a.usage.len() + a.touches.len();
-            a.usage.retain(|u| !(u.key == key && u.seq == obs.seq));
-            a.touches.retain(|u| !(u.key == key && u.seq == obs.seq));
-            removed |= a.usage.len() + a.touches.len() != before;
-        }
-        removed
-    }
 }
 
 fn upsert<T, K: Ord>(
