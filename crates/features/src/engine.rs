@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use winsignal_core::{
     ActivityStatus, ActivityType, Direction, Kind, Priority, Record, SpeakerRole, Ts,
 };
-use winsignal_store::{Store, StoredEvent};
+use winsignal_store::Store;
 
 const REPLAY_BATCH: usize = 4096;
 use xxhash_rust::xxh3::xxh3_64;
@@ -133,17 +133,37 @@ pub enum Applied {
 }
 
 /// Values named by a hash of their content, so the ids (and the state) do not depend on the order values
-/// arrive in. A 64-bit collision between two of the ~10^5 values a workspace holds has a probability
-/// around 10^-10; the first value seen under an id keeps it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// arrive in. A 64-bit collision between two of the ~10^6 values a workspace holds has a probability
+/// around 10^-8; the first value seen under an id keeps it. Kept in a hash map (a lookup per product
+/// event); serialised sorted by id, so checkpoints do not depend on arrival order either.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Interner {
-    names: BTreeMap<u64, String>,
+    names: FastMap<u64, Box<str>>,
+}
+
+impl Serialize for Interner {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let sorted: BTreeMap<u64, &str> = self.names.iter().map(|(k, v)| (*k, &**v)).collect();
+        sorted.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Interner {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let sorted = BTreeMap::<u64, String>::deserialize(deserializer)?;
+        Ok(Interner {
+            names: sorted
+                .into_iter()
+                .map(|(k, v)| (k, v.into_boxed_str()))
+                .collect(),
+        })
+    }
 }
 
 impl Interner {
     pub fn intern(&mut self, s: &str) -> u64 {
         let id = content_id(s);
-        self.names.entry(id).or_insert_with(|| s.to_string());
+        self.names.entry(id).or_insert_with(|| s.into());
         id
     }
 
@@ -153,7 +173,7 @@ impl Interner {
     }
 
     pub fn name(&self, id: u64) -> Option<&str> {
-        self.names.get(&id).map(String::as_str)
+        self.names.get(&id).map(|n| &**n)
     }
 
     pub fn len(&self) -> usize {
@@ -187,28 +207,361 @@ pub struct EngineState {
 pub struct Engine<'c> {
     pub ctx: &'c Context,
     pub state: EngineState,
-    /// Account resolution is a pure function of a record's identifying fields and the entities, so it is
-    /// memoised by a hash of those fields (a cache, not state).
-    resolved: FastMap<u64, u32>,
+    prep: Preparer,
 }
 
 fn key_hash(key: &str) -> u64 {
     xxh3_64(key.as_bytes())
 }
 
-/// Inserts keeping `v` ordered by `order`; an element equal under `order` and `same` is a duplicate.
+/// Inserts keeping `v` ordered by `order`; an element equal under `order` is a duplicate.
 fn insert_sorted<T, K: Ord>(v: &mut Vec<T>, item: T, order: impl Fn(&T) -> K) -> bool {
     let k = order(&item);
-    // Replay delivers events in time order: appending is the common case and needs no search.
-    if v.last().is_none_or(|last| order(last) < k) {
-        v.push(item);
-        return true;
+    // Replay delivers events in time order: appending is the common case and needs no search, and a late
+    // item usually belongs a few places from the end, so look there before searching the whole timeline
+    // (whose start is long out of the cache).
+    let mut lo = v.len();
+    for _ in 0..8 {
+        match lo.checked_sub(1).map(|i| order(&v[i]).cmp(&k)) {
+            None | Some(std::cmp::Ordering::Less) => {
+                v.insert(lo, item);
+                return true;
+            }
+            Some(std::cmp::Ordering::Equal) => return false,
+            Some(std::cmp::Ordering::Greater) => lo -= 1,
+        }
     }
-    match v.binary_search_by(|e| order(e).cmp(&k)) {
+    match v[..lo].binary_search_by(|e| order(e).cmp(&k)) {
         Ok(_) => false,
         Err(pos) => {
             v.insert(pos, item);
             true
+        }
+    }
+}
+
+/// An observation resolved to dense ids and compact values: what the state stores. Preparing reads only
+/// the entities (never the state), so replay prepares on the decoding thread while this one inserts.
+#[derive(Debug)]
+enum Prepared {
+    Act {
+        act: Act,
+        account: u32,
+        /// The contact list behind `act.group`, the first time this preparer meets it.
+        group: Option<Vec<u32>>,
+    },
+    Use {
+        account: u32,
+        item: Use,
+        /// The user's and the event's names, the first time this preparer meets them.
+        user: Option<Box<str>>,
+        event: Option<Box<str>>,
+    },
+    Touch {
+        account: u32,
+        item: Touch,
+    },
+    Ticket {
+        account: u32,
+        item: Ticket,
+    },
+    Call {
+        opp: u32,
+        item: Call,
+    },
+    Unattributed(Kind),
+    Ignored,
+}
+
+/// Turns observations into [`Prepared`] items. Account resolution is a pure function of a record's
+/// identifying fields and the entities, so it is memoised by a hash of those fields; the `seen` sets only
+/// save sending a name twice (a cache, not state: the state keeps the first name it receives).
+#[derive(Default)]
+struct Preparer {
+    resolved: FastMap<u64, u32>,
+    seen_users: FastMap<u64, ()>,
+    seen_events: FastMap<u64, ()>,
+    seen_groups: FastMap<u64, ()>,
+    /// The bytes hashed for the resolution key (reused, not reallocated per event).
+    scratch: Vec<u8>,
+}
+
+impl Preparer {
+    fn account_of(&mut self, ctx: &Context, record: &Record) -> u32 {
+        let hints: [Option<&str>; 4] = match record {
+            Record::ProductEvents(e) => [
+                e.account_id.as_deref(),
+                e.account_domain.as_deref(),
+                e.user_id.as_deref(),
+                e.user_email.as_deref(),
+            ],
+            Record::MarketingTouches(t) => [
+                t.account_id.as_deref(),
+                t.contact_id.as_deref(),
+                t.email.as_deref(),
+                None,
+            ],
+            _ => return resolve(ctx, record),
+        };
+        let buf = &mut self.scratch;
+        buf.clear();
+        buf.push(record.kind() as u8);
+        for x in hints {
+            match x {
+                Some(s) => {
+                    buf.push(1);
+                    buf.extend_from_slice(s.as_bytes());
+                    buf.push(0);
+                }
+                None => buf.push(2),
+            }
+        }
+        let key = xxh3_64(buf);
+        if let Some(&a) = self.resolved.get(&key) {
+            return a;
+        }
+        let a = resolve(ctx, record);
+        self.resolved.insert(key, a);
+        a
+    }
+
+    /// The name behind a content id, if this preparer has not sent it yet.
+    fn first(seen: &mut FastMap<u64, ()>, id: u64, name: &str) -> Option<Box<str>> {
+        seen.insert(id, ()).is_none().then(|| name.into())
+    }
+
+    fn prepare(&mut self, ctx: &Context, obs: &Observation<'_>) -> Prepared {
+        let key = key_hash(obs.key);
+        match obs.record {
+            Record::Activities(a) => {
+                let opp = a
+                    .opportunity_id
+                    .as_deref()
+                    .and_then(|o| ctx.opportunity(o))
+                    .unwrap_or(NONE);
+                let account = if opp != NONE && ctx.opps[opp as usize].account != NONE {
+                    ctx.opps[opp as usize].account
+                } else {
+                    self.account_of(ctx, obs.record)
+                };
+                if opp == NONE && account == NONE {
+                    return Prepared::Unattributed(Kind::Activities);
+                }
+                let at = a.occurred_at.0;
+                let created = a.created_at.map_or(at, |c| c.0);
+                let mut contacts: Vec<u32> = a
+                    .contact_ids
+                    .iter()
+                    .filter_map(|c| ctx.contact(c))
+                    .collect();
+                contacts.sort_unstable();
+                contacts.dedup();
+                let contact = contacts.first().copied().unwrap_or(NONE);
+                let (group, list) = if contacts.len() > 1 {
+                    let bytes: Vec<u8> = contacts.iter().flat_map(|c| c.to_le_bytes()).collect();
+                    let g = xxh3_64(&bytes).max(1);
+                    let first = self.seen_groups.insert(g, ()).is_none();
+                    (g, first.then_some(contacts))
+                } else {
+                    (0, None)
+                };
+                let act = Act {
+                    known: at.max(created),
+                    at,
+                    created,
+                    key,
+                    seq: obs.seq,
+                    opp,
+                    contact,
+                    group,
+                    ty: a.activity_type,
+                    dir: a.direction,
+                    status: a.status,
+                    duration_s: a.duration_s.unwrap_or(0.0) as f32,
+                };
+                Prepared::Act {
+                    act,
+                    account,
+                    group: list,
+                }
+            }
+            Record::ProductEvents(e) => {
+                let account = self.account_of(ctx, obs.record);
+                if account == NONE {
+                    return Prepared::Unattributed(Kind::ProductEvents);
+                }
+                let (user, user_name) = match e.user_id.as_deref().or(e.user_email.as_deref()) {
+                    Some(u) => {
+                        let id = content_id(u);
+                        (id, Self::first(&mut self.seen_users, id, u))
+                    }
+                    None => (NO_ID, None),
+                };
+                let event = content_id(&e.event);
+                Prepared::Use {
+                    account,
+                    item: Use {
+                        at: e.occurred_at.0,
+                        key,
+                        seq: obs.seq,
+                        user,
+                        event,
+                    },
+                    user: user_name,
+                    event: Self::first(&mut self.seen_events, event, &e.event),
+                }
+            }
+            Record::MarketingTouches(t) => {
+                let account = self.account_of(ctx, obs.record);
+                if account == NONE {
+                    return Prepared::Unattributed(Kind::MarketingTouches);
+                }
+                let contact = t
+                    .contact_id
+                    .as_deref()
+                    .and_then(|c| ctx.contact(c))
+                    .or_else(|| {
+                        let c = ctx.resolver.contact_by_email(t.email.as_deref()?)?;
+                        ctx.contact(&c)
+                    })
+                    .unwrap_or(NONE);
+                Prepared::Touch {
+                    account,
+                    item: Touch {
+                        at: t.occurred_at.0,
+                        key,
+                        seq: obs.seq,
+                        contact,
+                        kind: t.kind,
+                    },
+                }
+            }
+            Record::SupportTickets(t) => {
+                let account = self.account_of(ctx, obs.record);
+                if account == NONE {
+                    return Prepared::Unattributed(Kind::SupportTickets);
+                }
+                Prepared::Ticket {
+                    account,
+                    item: Ticket {
+                        created: t.created_at.0,
+                        solved: t.solved_at.map(|s| s.0),
+                        priority: t.priority,
+                        version: obs.seq,
+                        id: t.ticket_id.clone(),
+                    },
+                }
+            }
+            Record::Transcripts(t) => {
+                let opp = t
+                    .opportunity_id
+                    .as_deref()
+                    .and_then(|o| ctx.opportunity(o))
+                    .unwrap_or(NONE);
+                if opp == NONE {
+                    return Prepared::Unattributed(Kind::Transcripts);
+                }
+                Prepared::Call {
+                    opp,
+                    item: call_of(t, obs.seq),
+                }
+            }
+            _ => Prepared::Ignored,
+        }
+    }
+}
+
+fn resolve(ctx: &Context, record: &Record) -> u32 {
+    ctx.resolver
+        .account_of(record)
+        .and_then(|(a, _)| ctx.account(&a))
+        .unwrap_or(NONE)
+}
+
+impl EngineState {
+    /// Puts a prepared observation in its timelines.
+    fn insert(&mut self, p: Prepared) -> Applied {
+        if !matches!(p, Prepared::Ignored) {
+            self.applied += 1;
+        }
+        let added = |new: bool| {
+            if new {
+                Applied::Added
+            } else {
+                Applied::Duplicate
+            }
+        };
+        match p {
+            Prepared::Act {
+                act,
+                account,
+                group,
+            } => {
+                if let Some(list) = group {
+                    self.contact_groups.entry(act.group).or_insert(list);
+                }
+                let mut new = false;
+                if act.opp != NONE {
+                    let deal = &mut self.deals[act.opp as usize];
+                    new |= insert_sorted(&mut deal.acts, act, |e| (e.known, e.key));
+                    if act.created < act.at && act.ty == ActivityType::Meeting {
+                        insert_sorted(&mut deal.booked, act, |e| (e.created, e.key));
+                    }
+                }
+                if account != NONE {
+                    new |= insert_sorted(&mut self.accounts[account as usize].acts, act, |e| {
+                        (e.known, e.key)
+                    });
+                }
+                added(new)
+            }
+            Prepared::Use {
+                account,
+                item,
+                user,
+                event,
+            } => {
+                if let Some(name) = user {
+                    self.users.names.entry(item.user).or_insert(name);
+                }
+                if let Some(name) = event {
+                    self.events.names.entry(item.event).or_insert(name);
+                }
+                let usage = &mut self.accounts[account as usize].usage;
+                added(insert_sorted(usage, item, |u| (u.at, u.key)))
+            }
+            Prepared::Touch { account, item } => {
+                let touches = &mut self.accounts[account as usize].touches;
+                added(insert_sorted(touches, item, |u| (u.at, u.key)))
+            }
+            Prepared::Ticket { account, item } => {
+                let id = item.id.clone();
+                upsert(
+                    &mut self.accounts[account as usize].tickets,
+                    item,
+                    |x| x.id == id,
+                    |x| x.version,
+                    |x| (x.created, x.id.clone()),
+                )
+            }
+            Prepared::Call { opp, item } => {
+                let id = item.id.clone();
+                upsert(
+                    &mut self.deals[opp as usize].calls,
+                    item,
+                    |x| x.id == id,
+                    |x| x.version,
+                    |x| (x.known, x.id.clone()),
+                )
+            }
+            Prepared::Unattributed(kind) => {
+                *self
+                    .unattributed
+                    .entry(kind.as_str().to_string())
+                    .or_default() += 1;
+                Applied::Unattributed
+            }
+            Prepared::Ignored => Applied::Ignored,
         }
     }
 }
@@ -222,7 +575,7 @@ impl<'c> Engine<'c> {
                 accounts: vec![AccountState::default(); ctx.accounts.len()],
                 ..EngineState::default()
             },
-            resolved: FastMap::default(),
+            prep: Preparer::default(),
         }
     }
 
@@ -242,7 +595,7 @@ impl<'c> Engine<'c> {
         Ok(Engine {
             ctx,
             state,
-            resolved: FastMap::default(),
+            prep: Preparer::default(),
         })
     }
 
@@ -252,7 +605,8 @@ impl<'c> Engine<'c> {
     }
 
     /// Builds the state by replaying everything in the store: the event log in event-time order, then
-    /// tickets and transcripts. Uses [`Engine::apply`] for every item — the same code as live updates.
+    /// tickets and transcripts. Every item goes through the same prepare-then-insert steps as
+    /// [`Engine::apply`]; for the log, a second thread decodes and prepares while this one inserts.
     pub fn replay(
         ctx: &'c Context,
         store: &dyn Store,
@@ -265,24 +619,40 @@ impl<'c> Engine<'c> {
             Kind::MarketingTouches,
         ];
         let events = store.events(&kinds)?;
-        // Decoding the log runs on a second thread, in batches, while this one applies.
         let mut n = 0u64;
         let mut failure = None;
+        let state = &mut engine.state;
+        let prep = &mut engine.prep;
         std::thread::scope(|scope| {
             let (tx, rx) =
-                std::sync::mpsc::sync_channel::<winsignal_store::Result<Vec<StoredEvent>>>(8);
+                std::sync::mpsc::sync_channel::<winsignal_store::Result<Vec<Prepared>>>(8);
+            // Inserted batches go back to the preparing thread to be refilled, instead of a fresh
+            // allocation (and a fresh page-zeroing pass by the kernel) per batch.
+            let (recycle, reuse) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(16);
             scope.spawn(move || {
-                let mut batch = Vec::with_capacity(REPLAY_BATCH);
+                let fresh = || {
+                    reuse
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(REPLAY_BATCH))
+                };
+                let mut batch = fresh();
                 for ev in events {
                     match ev {
-                        Ok(ev) => batch.push(ev),
+                        Ok(ev) => batch.push(prep.prepare(
+                            ctx,
+                            &Observation {
+                                seq: ev.seq,
+                                key: &ev.key,
+                                record: &ev.record,
+                            },
+                        )),
                         Err(e) => {
                             let _ = tx.send(Err(e));
                             return;
                         }
                     }
                     if batch.len() == REPLAY_BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(REPLAY_BATCH));
+                        let full = std::mem::replace(&mut batch, fresh());
                         if tx.send(Ok(full)).is_err() {
                             return;
                         }
@@ -292,16 +662,13 @@ impl<'c> Engine<'c> {
             });
             for batch in rx {
                 match batch {
-                    Ok(batch) => {
-                        for ev in &batch {
-                            engine.apply(&Observation {
-                                seq: ev.seq,
-                                key: &ev.key,
-                                record: &ev.record,
-                            });
-                        }
+                    Ok(mut batch) => {
                         n += batch.len() as u64;
+                        for p in batch.drain(..) {
+                            state.insert(p);
+                        }
                         progress(n);
+                        let _ = recycle.try_send(batch);
                     }
                     Err(e) => {
                         failure = Some(e);
@@ -327,229 +694,11 @@ impl<'c> Engine<'c> {
         Ok(engine)
     }
 
-    fn unattributed(&mut self, kind: Kind) -> Applied {
-        *self
-            .state
-            .unattributed
-            .entry(kind.as_str().to_string())
-            .or_default() += 1;
-        Applied::Unattributed
-    }
-
-    fn account_of(&mut self, record: &Record) -> u32 {
-        let hints: [Option<&str>; 4] = match record {
-            Record::ProductEvents(e) => [
-                e.account_id.as_deref(),
-                e.account_domain.as_deref(),
-                e.user_id.as_deref(),
-                e.user_email.as_deref(),
-            ],
-            Record::MarketingTouches(t) => [
-                t.account_id.as_deref(),
-                t.contact_id.as_deref(),
-                t.email.as_deref(),
-                None,
-            ],
-            _ => return self.resolve(record),
-        };
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(&[record.kind() as u8]);
-        for x in hints {
-            match x {
-                Some(s) => {
-                    h.update(&[1]);
-                    h.update(s.as_bytes());
-                    h.update(&[0]);
-                }
-                None => h.update(&[2]),
-            }
-        }
-        let key = h.digest();
-        if let Some(&a) = self.resolved.get(&key) {
-            return a;
-        }
-        let a = self.resolve(record);
-        self.resolved.insert(key, a);
-        a
-    }
-
-    fn resolve(&self, record: &Record) -> u32 {
-        self.ctx
-            .resolver
-            .account_of(record)
-            .and_then(|(a, _)| self.ctx.account(&a))
-            .unwrap_or(NONE)
-    }
-
     /// Applies one observation. Arrival order does not matter: late and out-of-order items are inserted in
     /// place, exact duplicates are ignored, and a newer version of a ticket or transcript replaces the older.
     pub fn apply(&mut self, obs: &Observation<'_>) -> Applied {
-        self.state.applied += 1;
-        let key = key_hash(obs.key);
-        match obs.record {
-            Record::Activities(a) => {
-                let opp = a
-                    .opportunity_id
-                    .as_deref()
-                    .and_then(|o| self.ctx.opportunity(o))
-                    .unwrap_or(NONE);
-                let account = if opp != NONE && self.ctx.opps[opp as usize].account != NONE {
-                    self.ctx.opps[opp as usize].account
-                } else {
-                    self.account_of(obs.record)
-                };
-                if opp == NONE && account == NONE {
-                    return self.unattributed(Kind::Activities);
-                }
-                let at = a.occurred_at.0;
-                let created = a.created_at.map_or(at, |c| c.0);
-                let mut contacts: Vec<u32> = a
-                    .contact_ids
-                    .iter()
-                    .filter_map(|c| self.ctx.contact(c))
-                    .collect();
-                contacts.sort_unstable();
-                contacts.dedup();
-                let group = if contacts.len() > 1 {
-                    let bytes: Vec<u8> = contacts.iter().flat_map(|c| c.to_le_bytes()).collect();
-                    let g = xxh3_64(&bytes).max(1);
-                    self.state
-                        .contact_groups
-                        .entry(g)
-                        .or_insert_with(|| contacts.clone());
-                    g
-                } else {
-                    0
-                };
-                let act = Act {
-                    known: at.max(created),
-                    at,
-                    created,
-                    key,
-                    seq: obs.seq,
-                    opp,
-                    contact: contacts.first().copied().unwrap_or(NONE),
-                    group,
-                    ty: a.activity_type,
-                    dir: a.direction,
-                    status: a.status,
-                    duration_s: a.duration_s.unwrap_or(0.0) as f32,
-                };
-                let mut added = false;
-                if opp != NONE {
-                    let deal = &mut self.state.deals[opp as usize];
-                    added |= insert_sorted(&mut deal.acts, act, |e| (e.known, e.key));
-                    if created < at && act.ty == ActivityType::Meeting {
-                        insert_sorted(&mut deal.booked, act, |e| (e.created, e.key));
-                    }
-                }
-                if account != NONE {
-                    added |=
-                        insert_sorted(&mut self.state.accounts[account as usize].acts, act, |e| {
-                            (e.known, e.key)
-                        });
-                }
-                if added {
-                    Applied::Added
-                } else {
-                    Applied::Duplicate
-                }
-            }
-            Record::ProductEvents(e) => {
-                let account = self.account_of(obs.record);
-                if account == NONE {
-                    return self.unattributed(Kind::ProductEvents);
-                }
-                let user = match e.user_id.as_deref().or(e.user_email.as_deref()) {
-                    Some(u) => self.state.users.intern(u),
-                    None => NO_ID,
-                };
-                let item = Use {
-                    at: e.occurred_at.0,
-                    key,
-                    seq: obs.seq,
-                    user,
-                    event: self.state.events.intern(&e.event),
-                };
-                let usage = &mut self.state.accounts[account as usize].usage;
-                if insert_sorted(usage, item, |u| (u.at, u.key)) {
-                    Applied::Added
-                } else {
-                    Applied::Duplicate
-                }
-            }
-            Record::MarketingTouches(t) => {
-                let account = self.account_of(obs.record);
-                if account == NONE {
-                    return self.unattributed(Kind::MarketingTouches);
-                }
-                let contact = t
-                    .contact_id
-                    .as_deref()
-                    .and_then(|c| self.ctx.contact(c))
-                    .or_else(|| {
-                        let c = self.ctx.resolver.contact_by_email(t.email.as_deref()?)?;
-                        self.ctx.contact(&c)
-                    })
-                    .unwrap_or(NONE);
-                let item = Touch {
-                    at: t.occurred_at.0,
-                    key,
-                    seq: obs.seq,
-                    contact,
-                    kind: t.kind,
-                };
-                let touches = &mut self.state.accounts[account as usize].touches;
-                if insert_sorted(touches, item, |u| (u.at, u.key)) {
-                    Applied::Added
-                } else {
-                    Applied::Duplicate
-                }
-            }
-            Record::SupportTickets(t) => {
-                let account = self.account_of(obs.record);
-                if account == NONE {
-                    return self.unattributed(Kind::SupportTickets);
-                }
-                let item = Ticket {
-                    created: t.created_at.0,
-                    solved: t.solved_at.map(|s| s.0),
-                    priority: t.priority,
-                    version: obs.seq,
-                    id: t.ticket_id.clone(),
-                };
-                upsert(
-                    &mut self.state.accounts[account as usize].tickets,
-                    item,
-                    |x| x.id == t.ticket_id,
-                    |x| x.version,
-                    |x| (x.created, x.id.clone()),
-                )
-            }
-            Record::Transcripts(t) => {
-                let opp = t
-                    .opportunity_id
-                    .as_deref()
-                    .and_then(|o| self.ctx.opportunity(o))
-                    .unwrap_or(NONE);
-                if opp == NONE {
-                    return self.unattributed(Kind::Transcripts);
-                }
-                let call = call_of(t, obs.seq);
-                let id = t.call_id.clone();
-                upsert(
-                    &mut self.state.deals[opp as usize].calls,
-                    call,
-                    |x| x.id == id,
-                    |x| x.version,
-                    |x| (x.known, x.id.clone()),
-                )
-            }
-            _ => {
-                self.state.applied -= 1;
-                Applied::Ignored
-            }
-        }
+        let p = self.prep.prepare(self.ctx, obs);
+        self.state.insert(p)
     }
 }
 
