@@ -16,7 +16,9 @@ validation/fixtures/regression_reference.json:
 - the same with a continuous feature (stakeholders) instead, with its average derivative
   (get_margeff(dummy=False));
 - the non-robust fit (inverse information);
-- OLS of log amount on multithreaded + controls (without log amount) among won deals, cluster-robust.
+- OLS of log amount on multithreaded + controls (without log amount) among won deals, cluster-robust;
+- lifelines (0.30.3) CoxPHFitter of days to close-won (lost deals censored at their close) on
+  fast_follow_up + controls with cluster_col="rep_id", and Kaplan-Meier medians with and without it.
 """
 
 import json
@@ -64,6 +66,8 @@ def main(path):
         ],
         axis=1,
     )
+    design.insert(0, "days_observed", d.days_observed.astype(float))
+    design.insert(0, "fast_follow_up", d.fast_follow_up.fillna(0).astype(float))
     design.insert(0, "rep_id", d.rep_id)
     design.insert(0, "won", d.won.astype(float))
     design.to_csv("validation/fixtures/regression_design.csv", index=False, float_format="%.17g")
@@ -102,6 +106,25 @@ def main(path):
         "name": "ols_multithreaded_log_amount", "kind": "ols", "y": "log_amount", "subset": "won == 1",
         "x": cols, "clusters": "rep_id",
         "params": r.params.tolist(), "bse": r.bse.tolist(), "pvalues": r.pvalues.tolist(),
+    })
+
+    from lifelines import CoxPHFitter, KaplanMeierFitter
+
+    cols = ["fast_follow_up"] + controls
+    df = design[cols + ["days_observed", "won", "rep_id"]].copy()
+    cph = CoxPHFitter()
+    cph.fit(df, duration_col="days_observed", event_col="won", cluster_col="rep_id",
+            fit_options={"precision": 1e-12, "max_steps": 200})
+    km = {}
+    for v in (0.0, 1.0):
+        sub = df[df.fast_follow_up == v]
+        km[str(int(v))] = float(KaplanMeierFitter().fit(sub.days_observed, sub.won).median_survival_time_)
+    fits.append({
+        "name": "cox_fast_follow_up", "kind": "cox", "time": "days_observed", "event": "won",
+        "x": cols, "clusters": "rep_id",
+        "params": cph.params_[cols].tolist(), "bse": cph.standard_errors_[cols].tolist(),
+        "pvalues": cph.summary.p[cols].tolist(), "llf": float(cph.log_likelihood_),
+        "km_median_by_fast_follow_up": km,
     })
 
     with open("validation/fixtures/regression_reference.json", "w") as f:

@@ -1,6 +1,7 @@
 //! The one `winsignal` binary: every capability is a subcommand.
 
 mod demo;
+mod discover;
 mod export;
 mod features;
 mod output;
@@ -100,6 +101,15 @@ enum Command {
         #[command(subcommand)]
         command: features::GraphCommand,
     },
+    /// Which behaviours go with winning, closing faster and closing bigger: effects adjusted for deal mix
+    /// with cluster-robust confidence intervals and false-discovery control, at every landmark.
+    ///
+    /// For each behaviour (and continuous feature) at each landmark: raw rates, a logistic regression of
+    /// won/lost (odds ratio and average marginal effect), a Cox model of time to close-won (hazard ratio,
+    /// Kaplan-Meier medians) and a regression of log amount among won deals (percent change), each on the
+    /// catalog's controls, with standard errors clustered by rep and Benjamini-Hochberg q-values across
+    /// every test. Too little data gives "not enough data", never a number. Methods: docs/methodology.md.
+    Discover(discover::DiscoverArgs),
 }
 
 #[derive(Args)]
@@ -247,5 +257,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Graph { command } => {
             features::run_graph(&cli.global, &open_store(&cli.global)?, &command)
         }
+        Command::Discover(args) => discover::run(&cli.global, &open_store(&cli.global)?, &args),
     }
 }

@@ -5,7 +5,9 @@
 //! Every estimator is checked against statsmodels or lifelines on committed fixtures
 //! (`validation/` at the repository root says how they were made).
 
+pub mod cox;
 pub mod dist;
+pub mod km;
 pub mod linalg;
 pub mod logit;
 pub mod multiple;
@@ -60,10 +62,10 @@ pub fn sandwich(bread: &Matrix, scores: &Matrix, clusters: &[u32], factor: Optio
     let n = scores.rows();
     let groups = clusters.iter().copied().max().map_or(0, |m| m as usize + 1);
     let mut sums = vec![0.0; groups * k];
-    for i in 0..n {
-        let g = clusters[i] as usize;
-        for j in 0..k {
-            sums[g * k + j] += scores.get(i, j);
+    for (i, &g) in clusters.iter().enumerate().take(n) {
+        let g = g as usize;
+        for (j, s) in scores.row(i).iter().enumerate() {
+            sums[g * k + j] += s;
         }
     }
     let mut meat = Matrix::zeros(k, k);

@@ -1,4 +1,6 @@
 //! Small dense matrices (row-major) and the symmetric positive-definite solves the fits need.
+// Triangular solves read best with explicit indexes.
+#![allow(clippy::needless_range_loop)]
 
 use crate::FitError;
 
@@ -151,7 +153,7 @@ pub fn cholesky(a: &Matrix) -> Result<Matrix, FitError> {
             d -= l.get(j, k) * l.get(j, k);
         }
         let scale = a.get(j, j).abs().max(f64::MIN_POSITIVE);
-        if !(d > 1e-10 * scale) || !d.is_finite() {
+        if d.is_nan() || d <= 1e-10 * scale || !d.is_finite() {
             return Err(FitError::Singular { column: j });
         }
         let d = d.sqrt();

@@ -3,13 +3,15 @@
 //! The fixtures were produced by `python3 validation/regression.py <snapshots.csv>` (see the docstring of
 //! that script for the exact commands): the closed deals of a scale-0.25 demo at the `age:30d` landmark,
 //! with the design discovery uses, fitted by statsmodels 0.15.0 (`Logit` with `cov_type="cluster"` by rep,
-//! `get_margeff`, `OLS` with `cov_type="cluster"`). Every coefficient, standard error and p-value must agree
-//! within 1e-4 relative.
+//! `get_margeff`, `OLS` with `cov_type="cluster"`) and lifelines 0.30.3 (`CoxPHFitter` with
+//! `cluster_col`, `KaplanMeierFitter`). Every coefficient, standard error and p-value must agree within
+//! 1e-4 relative.
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
 use winsignal_stats::logit::{self, LogitOptions};
-use winsignal_stats::{cluster_ids, ols, Matrix};
+use winsignal_stats::cox::{self, CoxOptions};
+use winsignal_stats::{cluster_ids, km, ols, Matrix};
 
 fn fixtures() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../validation/fixtures")
@@ -64,7 +66,7 @@ fn every_fit_matches_statsmodels() {
     )
     .unwrap();
     let fits = reference["fits"].as_array().unwrap();
-    assert_eq!(fits.len(), 3);
+    assert_eq!(fits.len(), 4);
     for f in fits {
         let name = f["name"].as_str().unwrap();
         let cols: Vec<&str> = f["x"]
@@ -85,7 +87,7 @@ fn every_fit_matches_statsmodels() {
         );
         let y: Vec<f64> = rows
             .iter()
-            .map(|i| data.num(*i, f["y"].as_str().unwrap()))
+            .map(|i| data.num(*i, f["y"].as_str().or(f["event"].as_str()).unwrap()))
             .collect();
         let reps: Vec<&str> = rows
             .iter()
@@ -133,6 +135,23 @@ fn every_fit_matches_statsmodels() {
                     me["se"].as_f64().unwrap(),
                 );
                 fit.est
+            }
+            "cox" => {
+                let time: Vec<f64> = rows.iter().map(|i| data.num(*i, "days_observed")).collect();
+                let event: Vec<bool> = y.iter().map(|v| *v == 1.0).collect();
+                let fit = cox::fit(&time, &event, &x, Some(&clusters), &CoxOptions::default()).unwrap();
+                close(&format!("{name} log-likelihood"), fit.loglik, f["llf"].as_f64().unwrap());
+                for (level, want) in f["km_median_by_fast_follow_up"].as_object().unwrap() {
+                    let (t, e): (Vec<f64>, Vec<bool>) = rows
+                        .iter()
+                        .zip(&event)
+                        .filter(|(i, _)| data.num(**i, "fast_follow_up").to_string() == *level)
+                        .map(|(i, e)| (data.num(*i, "days_observed"), *e))
+                        .unzip();
+                    let median = km::kaplan_meier(&t, &e).unwrap().median().unwrap();
+                    close(&format!("{name} KM median {level}"), median, want.as_f64().unwrap());
+                }
+                fit.estimates()
             }
             _ => ols::fit(&y, &x, Some(&clusters)).unwrap().est,
         };

@@ -1,0 +1,213 @@
+//! `winsignal discover`: which behaviours go with winning, closing faster and closing bigger.
+
+use crate::features::{compute, CatalogArg};
+use crate::Global;
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use winsignal_discover::{Discovery, Finding, Options, Outcome, Status};
+use winsignal_store::Store;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutcomeArg {
+    /// Won versus lost (logistic regression).
+    Win,
+    /// Time from the landmark to close-won (Cox proportional hazards).
+    CycleTime,
+    /// Log amount of won deals (linear regression).
+    DealSize,
+    /// All three.
+    All,
+}
+
+#[derive(Args)]
+pub struct DiscoverArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+    /// Which outcome to analyse.
+    #[arg(long, value_enum, default_value = "all")]
+    pub outcome: OutcomeArg,
+    /// Only this landmark (repeatable), e.g. `stage:Proposal` or `age:30d`; every landmark when omitted.
+    #[arg(long, value_name = "STAGE|AGE")]
+    pub landmark: Vec<String>,
+    /// Print the whole result as JSON on stdout (schema in docs/discover.md).
+    #[arg(long)]
+    pub json: bool,
+    /// How many findings to list (text output).
+    #[arg(long, default_value_t = 15)]
+    pub top: usize,
+}
+
+pub fn options(args: &DiscoverArgs) -> Options {
+    let outcomes = match args.outcome {
+        OutcomeArg::Win => vec![Outcome::Win],
+        OutcomeArg::CycleTime => vec![Outcome::CycleTime],
+        OutcomeArg::DealSize => vec![Outcome::DealSize],
+        OutcomeArg::All => Outcome::ALL.to_vec(),
+    };
+    Options {
+        outcomes,
+        landmarks: args
+            .landmark
+            .iter()
+            .map(|l| normalise_landmark(l))
+            .collect(),
+        ..Options::default()
+    }
+}
+
+/// `Proposal` → `stage:Proposal`, `30` or `30d` → `age:30d`; full names pass through.
+fn normalise_landmark(l: &str) -> String {
+    if l.contains(':') || l == "created" {
+        return l.to_string();
+    }
+    let digits = l.trim_end_matches('d');
+    if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+        return format!("age:{digits}d");
+    }
+    format!("stage:{l}")
+}
+
+pub fn run(global: &Global, store: &dyn Store, args: &DiscoverArgs) -> Result<()> {
+    let catalog = args.catalog.load()?;
+    let c = compute(store, catalog, &global.data, global.quiet)?;
+    if !global.quiet {
+        eprintln!("fitting models for {} snapshots…", c.snapshots.len());
+    }
+    let d = winsignal_discover::discover(&c.catalog, &c.snapshots, &options(args))?;
+    if args.json {
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        serde_json::to_writer(&mut w, &d)?;
+        writeln!(w)?;
+        return Ok(());
+    }
+    print_findings(&d, args.top);
+    Ok(())
+}
+
+fn effect_words(f: &Finding) -> String {
+    let Some(e) = &f.effect else {
+        return String::new();
+    };
+    let per = f
+        .step
+        .map(|s| format!(" per {} (IQR)", trim(s)))
+        .unwrap_or_default();
+    match e.scale {
+        "odds_ratio" => {
+            let ame = e
+                .ame_pp
+                .map(|a| format!(", {:+.1} pts [{:+.1}, {:+.1}]", a.estimate, a.low, a.high))
+                .unwrap_or_default();
+            format!(
+                "odds ×{:.2} [{:.2}, {:.2}]{per}{ame}",
+                e.estimate, e.low, e.high
+            )
+        }
+        "hazard_ratio" => format!(
+            "closes won ×{:.2} as fast [{:.2}, {:.2}]{per}",
+            e.estimate, e.low, e.high
+        ),
+        _ => format!(
+            "amount {:+.0} % [{:+.0}, {:+.0}]{per}",
+            e.estimate, e.low, e.high
+        ),
+    }
+}
+
+fn trim(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn raw_words(f: &Finding) -> String {
+    let (Some(a), Some(b)) = (f.raw.with, f.raw.without) else {
+        return String::new();
+    };
+    match f.outcome {
+        Outcome::Win => format!("win rate {:.0} % vs {:.0} %", 100.0 * a, 100.0 * b),
+        Outcome::CycleTime => format!("median {a:.0} vs {b:.0} days to close won"),
+        Outcome::DealSize => format!("typical won amount {a:.0} vs {b:.0}"),
+    }
+}
+
+/// The significant findings, strongest evidence first, then what could not be estimated.
+pub fn print_findings(d: &Discovery, top: usize) {
+    let significant: Vec<&Finding> = {
+        let mut v: Vec<&Finding> = d.findings.iter().filter(|f| f.significant).collect();
+        v.sort_by(|a, b| {
+            let q = |f: &Finding| f.effect.as_ref().map_or(1.0, |e| e.p);
+            q(a).total_cmp(&q(b))
+        });
+        v
+    };
+    let estimated = d
+        .findings
+        .iter()
+        .filter(|f| f.status == Status::Estimated)
+        .count();
+    let short = d
+        .findings
+        .iter()
+        .filter(|f| f.status == Status::NotEnoughData)
+        .count();
+    let refused = d
+        .findings
+        .iter()
+        .filter(|f| f.status == Status::Refused)
+        .count();
+    println!(
+        "Discovery over {} snapshots of {} opportunities at {} landmarks ({} catalog): {} tests, {} significant at q < {}; {} not enough data, {} refused.",
+        d.snapshots,
+        d.opportunities,
+        d.landmarks.len(),
+        d.catalog,
+        d.tests,
+        significant.len() + d.rules.iter().filter(|r| r.significant).count(),
+        d.fdr,
+        short,
+        refused
+    );
+    let _ = estimated;
+    println!(
+        "Adjusted for: {}; standard errors clustered by rep.",
+        d.controls.join(", ")
+    );
+    println!();
+    println!("Top findings (strongest evidence first):");
+    for f in significant.iter().take(top) {
+        let e = f.effect.as_ref();
+        println!(
+            "  {:<10} {:<22} {:<20} {}; {}  q = {:.1e}, n = {}{}",
+            f.outcome.as_str(),
+            f.behaviour,
+            f.landmark,
+            effect_words(f),
+            raw_words(f),
+            e.map_or(f64::NAN, |e| e.q),
+            f.n,
+            f.leakage
+                .as_ref()
+                .map(|_| "  [possible leakage]")
+                .unwrap_or_default()
+        );
+    }
+    let rules: Vec<_> = d.rules.iter().filter(|r| r.significant).collect();
+    if !rules.is_empty() {
+        println!();
+        println!(
+            "Rules (thresholds chosen on half the deals, effects estimated on the other half):"
+        );
+        for r in rules.iter().take(top) {
+            if let Some(e) = &r.effect {
+                println!(
+                    "  {}; adjusted odds ×{:.2} [{:.2}, {:.2}]",
+                    r.text, e.estimate, e.low, e.high
+                );
+            }
+        }
+    }
+    println!();
+    println!("{}", d.caveat);
+}

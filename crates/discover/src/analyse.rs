@@ -1,0 +1,768 @@
+//! Runs every analysis of a discovery: behaviour × landmark × outcome, rules, and the false-discovery
+//! control across all of them.
+
+use crate::design::{self, ControlColumn, Design, DesignError};
+use crate::quantile::{auc, quantile, sorted};
+use crate::{
+    Discovery, Effect, Finding, Interval, LandmarkSummary, Options, Outcome, Raw, Rule, Status,
+    CAVEAT,
+};
+use std::collections::BTreeMap;
+use winsignal_core::time::MS_PER_DAY;
+use winsignal_features::catalog::{Catalog, Control, Definition};
+use winsignal_features::snapshot::{ControlValue, Snapshot};
+use winsignal_stats::cox::{self, CoxOptions};
+use winsignal_stats::logit::{self, LogitFit, LogitOptions};
+use winsignal_stats::{cluster_ids, dist, km, multiple, ols, Estimates, FitError};
+
+/// A single-feature AUC beyond this (or below 1 − this) is flagged as possible leakage.
+const LEAKAGE_AUC: f64 = 0.95;
+/// A plain logistic coefficient beyond this (log-odds per step) is treated as separation.
+const SEPARATION_COEF: f64 = 10.0;
+
+/// Why a discovery could not run at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoverError(pub String);
+
+impl std::fmt::Display for DiscoverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DiscoverError {}
+
+struct Def<'a> {
+    def: &'a Definition,
+    /// Index into `Snapshot::values`.
+    value: usize,
+    /// Index into `Snapshot::flags` for behaviours.
+    flag: Option<usize>,
+}
+
+impl Def<'_> {
+    fn focal(&self, s: &Snapshot) -> Option<f64> {
+        match self.flag {
+            Some(f) => s.flags[f].map(|b| b as u8 as f64),
+            None => Some(s.values[self.value]).filter(|v| v.is_finite()),
+        }
+    }
+}
+
+/// Runs discovery over the snapshots of one catalog.
+pub fn discover(
+    catalog: &Catalog,
+    snaps: &[Snapshot],
+    opts: &Options,
+) -> Result<Discovery, DiscoverError> {
+    let landmarks = landmark_order(snaps);
+    for l in &opts.landmarks {
+        if !landmarks.iter().any(|s| s.name == *l) {
+            let names: Vec<&str> = landmarks.iter().map(|s| s.name.as_str()).collect();
+            return Err(DiscoverError(format!(
+                "no snapshots at landmark {l:?}; the landmarks are: {}",
+                names.join(", ")
+            )));
+        }
+    }
+    let landmarks: Vec<LandmarkSummary> = landmarks
+        .into_iter()
+        .filter(|l| opts.landmarks.is_empty() || opts.landmarks.contains(&l.name))
+        .collect();
+    let mut flag = 0;
+    let defs: Vec<Def<'_>> = catalog
+        .behaviours
+        .iter()
+        .enumerate()
+        .map(|(value, def)| {
+            let f = def.is_behaviour().then(|| {
+                flag += 1;
+                flag - 1
+            });
+            Def {
+                def,
+                value,
+                flag: f,
+            }
+        })
+        .collect();
+    let mut by_landmark: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
+    for s in snaps {
+        by_landmark.entry(s.landmark.as_str()).or_default().push(s);
+    }
+    let mut outcomes = opts.outcomes.clone();
+    outcomes.sort();
+    outcomes.dedup();
+    // One job per outcome × landmark × definition, run on every core; results keep the job order.
+    let mut jobs = Vec::new();
+    for &outcome in &outcomes {
+        for (li, l) in landmarks.iter().enumerate() {
+            for d in 0..defs.len() {
+                jobs.push((outcome, li, d, l.name.as_str()));
+            }
+        }
+    }
+    let rule_jobs: Vec<(usize, usize)> = if opts.rules && outcomes.contains(&Outcome::Win) {
+        (0..landmarks.len())
+            .flat_map(|li| {
+                defs.iter()
+                    .enumerate()
+                    .filter(|(_, d)| d.flag.is_none())
+                    .map(move |(d, _)| (li, d))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rows = |name: &str| by_landmark.get(name).map_or(&[][..], |v| v.as_slice());
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let mut findings: Vec<Option<Finding>> = vec![None; jobs.len()];
+    let mut rules: Vec<Option<Rule>> = vec![None; rule_jobs.len()];
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for w in 0..workers {
+            let (jobs, rule_jobs, defs, landmarks, rows) =
+                (&jobs, &rule_jobs, &defs, &landmarks, &rows);
+            handles.push(scope.spawn(move || {
+                let mut out = Vec::new();
+                for (i, (outcome, _, d, name)) in jobs.iter().enumerate().skip(w).step_by(workers) {
+                    out.push((
+                        i,
+                        None,
+                        Some(analyse(
+                            catalog,
+                            &defs[*d],
+                            *outcome,
+                            name,
+                            rows(name),
+                            opts,
+                        )),
+                    ));
+                }
+                for (i, (li, d)) in rule_jobs.iter().enumerate().skip(w).step_by(workers) {
+                    let name = landmarks[*li].name.as_str();
+                    out.push((i, rule(catalog, &defs[*d], name, rows(name), opts), None));
+                }
+                out
+            }));
+        }
+        for h in handles {
+            #[allow(clippy::expect_used)]
+            for (i, rule, finding) in h.join().expect("a discovery worker panicked") {
+                match finding {
+                    Some(f) => findings[i] = Some(f),
+                    None => rules[i] = rule,
+                }
+            }
+        }
+    });
+    let mut findings: Vec<Finding> = findings.into_iter().flatten().collect();
+    let mut rules: Vec<Rule> = rules.into_iter().flatten().collect();
+    // Benjamini–Hochberg over every test of the run.
+    let mut p: Vec<f64> = Vec::new();
+    for f in &findings {
+        p.push(f.effect.as_ref().map_or(f64::NAN, |e| e.p));
+    }
+    for r in &rules {
+        p.push(r.effect.as_ref().map_or(f64::NAN, |e| e.p));
+    }
+    let q = multiple::benjamini_hochberg(&p);
+    let tests = p.iter().filter(|x| !x.is_nan()).count();
+    for (f, q) in findings.iter_mut().zip(&q) {
+        if let Some(e) = f.effect.as_mut() {
+            e.q = *q;
+            f.significant = *q < opts.fdr;
+        }
+    }
+    for (r, q) in rules.iter_mut().zip(&q[findings.len()..]) {
+        if let Some(e) = r.effect.as_mut() {
+            e.q = *q;
+            r.significant = *q < opts.fdr;
+        }
+    }
+    let mut opportunities: Vec<&str> = snaps.iter().map(|s| s.opportunity_id.as_str()).collect();
+    opportunities.sort_unstable();
+    opportunities.dedup();
+    Ok(Discovery {
+        schema: 1,
+        catalog: catalog.name.clone(),
+        versions: catalog
+            .behaviours
+            .iter()
+            .map(|d| format!("{}@{}", d.id, d.version))
+            .collect(),
+        controls: catalog.controls.iter().map(Control::column).collect(),
+        cluster: "rep",
+        fdr: opts.fdr,
+        snapshots: snaps.len(),
+        opportunities: opportunities.len(),
+        landmarks,
+        findings,
+        rules,
+        tests,
+        caveat: CAVEAT,
+    })
+}
+
+/// Landmarks in the order deals reach them (median age), with their counts.
+fn landmark_order(snaps: &[Snapshot]) -> Vec<LandmarkSummary> {
+    let mut first: BTreeMap<&str, i64> = BTreeMap::new();
+    for s in snaps {
+        let e = first.entry(s.opportunity_id.as_str()).or_insert(s.as_of.0);
+        *e = (*e).min(s.as_of.0);
+    }
+    let mut ages: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut counts: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
+    for s in snaps {
+        let age = (s.as_of.0 - first[s.opportunity_id.as_str()]) as f64 / MS_PER_DAY as f64;
+        ages.entry(s.landmark.as_str()).or_default().push(age);
+        let c = counts.entry(s.landmark.as_str()).or_default();
+        c[match s.outcome {
+            winsignal_core::Outcome::Won => 0,
+            winsignal_core::Outcome::Lost => 1,
+            winsignal_core::Outcome::Open => 2,
+        }] += 1;
+    }
+    let mut out: Vec<LandmarkSummary> = ages
+        .into_iter()
+        .map(|(name, a)| {
+            let c = counts[name];
+            LandmarkSummary {
+                name: name.to_string(),
+                median_age_days: quantile(&sorted(a.into_iter()), 0.5),
+                snapshots: c.iter().sum(),
+                won: c[0],
+                lost: c[1],
+                open: c[2],
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.median_age_days
+            .total_cmp(&b.median_age_days)
+            .then(a.name.cmp(&b.name))
+    });
+    out
+}
+
+fn controls_for<'a>(
+    catalog: &Catalog,
+    rows: &[&'a Snapshot],
+    outcome: Outcome,
+) -> Vec<ControlColumn<'a>> {
+    catalog
+        .controls
+        .iter()
+        .enumerate()
+        // Log amount is the deal-size outcome itself.
+        .filter(|(_, c)| !(outcome == Outcome::DealSize && **c == Control::LogAmount))
+        .map(|(i, c)| ControlColumn {
+            name: c.column(),
+            numeric: c.is_numeric(),
+            values: rows
+                .iter()
+                .map(|s| s.controls.get(i).unwrap_or(&ControlValue::Missing))
+                .collect(),
+        })
+        .collect()
+}
+
+fn clusters(rows: &[&Snapshot]) -> Vec<u32> {
+    let reps: Vec<&str> = rows
+        .iter()
+        .map(|s| s.rep_id.as_deref().unwrap_or("(no rep)"))
+        .collect();
+    cluster_ids(&reps)
+}
+
+fn interval(beta: f64, se: f64, step: f64, transform: impl Fn(f64) -> f64) -> (f64, f64, f64) {
+    let q = dist::normal_quantile(0.975);
+    let (a, b) = ((beta - q * se) * step, (beta + q * se) * step);
+    (
+        transform(beta * step),
+        transform(a.min(b)),
+        transform(a.max(b)),
+    )
+}
+
+fn landmark_words(name: &str) -> String {
+    if let Some(stage) = name.strip_prefix("stage:") {
+        format!("by {stage}")
+    } else if let Some(age) = name.strip_prefix("age:").and_then(|a| a.strip_suffix('d')) {
+        format!("by day {age}")
+    } else if name == "created" {
+        "at creation".into()
+    } else {
+        format!("at {name}")
+    }
+}
+
+/// A logistic fit that falls back to Firth's penalised likelihood when the plain fit separates.
+fn fit_logit(y: &[f64], d: &Design, clusters: &[u32]) -> Result<LogitFit, FitError> {
+    let plain = logit::fit(y, &d.x, Some(clusters), &LogitOptions::default());
+    let separated = match &plain {
+        Ok(f) => f.est.beta.iter().skip(1).any(|b| b.abs() > SEPARATION_COEF),
+        // Weights p(1 − p) vanishing on some rows make the information singular: quasi-separation.
+        Err(FitError::NotConverged { .. } | FitError::Singular { .. }) => true,
+        Err(_) => false,
+    };
+    if !separated {
+        return plain;
+    }
+    logit::fit(
+        y,
+        &d.x,
+        Some(clusters),
+        &LogitOptions {
+            firth: true,
+            ..LogitOptions::default()
+        },
+    )
+}
+
+fn effect(
+    scale: &'static str,
+    est: &Estimates,
+    j: usize,
+    step: f64,
+    transform: impl Fn(f64) -> f64,
+    method: &'static str,
+    penalised: bool,
+) -> Option<Effect> {
+    let se = est.se(j);
+    if !se.is_finite() || se <= 0.0 {
+        return None;
+    }
+    let (estimate, low, high) = interval(est.beta[j], se, step, &transform);
+    let (z, p) = est.z(j);
+    Some(Effect {
+        scale,
+        estimate,
+        low,
+        high,
+        ame_pp: None,
+        coef: est.beta[j],
+        se,
+        z,
+        p,
+        q: f64::NAN,
+        method,
+        penalised,
+    })
+}
+
+fn analyse(
+    catalog: &Catalog,
+    d: &Def<'_>,
+    outcome: Outcome,
+    landmark: &str,
+    all: &[&Snapshot],
+    opts: &Options,
+) -> Finding {
+    use winsignal_core::Outcome as O;
+    let keep = |s: &&Snapshot| match outcome {
+        Outcome::Win => s.outcome != O::Open,
+        Outcome::CycleTime => true,
+        Outcome::DealSize => s.outcome == O::Won && s.amount.is_some_and(|a| a > 0.0),
+    };
+    let rows: Vec<&Snapshot> = all
+        .iter()
+        .copied()
+        .filter(keep)
+        .filter(|s| d.focal(s).is_some())
+        .collect();
+    let focal: Vec<f64> = rows.iter().filter_map(|s| d.focal(s)).collect();
+    let won: Vec<bool> = rows.iter().map(|s| s.outcome == O::Won).collect();
+    let continuous = d.flag.is_none();
+    let values = sorted(focal.iter().copied());
+    let median = quantile(&values, 0.5);
+    let is_with = |v: f64| {
+        if continuous {
+            v > median
+        } else {
+            v == 1.0
+        }
+    };
+    let n_with = focal.iter().filter(|v| is_with(**v)).count();
+    let n_without = focal.len() - n_with;
+    let events = won.iter().filter(|w| **w).count();
+    let mut finding = Finding {
+        outcome,
+        landmark: landmark.to_string(),
+        behaviour: d.def.id.clone(),
+        version: d.def.version,
+        title: d.def.title.clone(),
+        kind: if continuous { "continuous" } else { "yes_no" },
+        status: Status::NotEnoughData,
+        note: None,
+        n: rows.len(),
+        n_with,
+        n_without,
+        events,
+        raw: Raw::default(),
+        effect: None,
+        step: None,
+        significant: false,
+        adjusted_for: Vec::new(),
+        leakage: leakage(d, all),
+    };
+    // Raw figures first: they are shown even when there is not enough data to adjust.
+    let split = |f: &dyn Fn(usize) -> f64| -> (Option<f64>, Option<f64>) {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for (i, v) in focal.iter().enumerate() {
+            if is_with(*v) {
+                a.push(f(i));
+            } else {
+                b.push(f(i));
+            }
+        }
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        (mean(&a), mean(&b))
+    };
+    match outcome {
+        Outcome::Win => {
+            let (a, b) = split(&|i| won[i] as u8 as f64);
+            finding.raw.with = a;
+            finding.raw.without = b;
+        }
+        Outcome::DealSize => {
+            let (a, b) = split(&|i| rows[i].amount.unwrap_or(f64::NAN).ln());
+            finding.raw.with = a.map(f64::exp);
+            finding.raw.without = b.map(f64::exp);
+        }
+        Outcome::CycleTime => {
+            let median_of = |want: bool| {
+                let (t, e): (Vec<f64>, Vec<bool>) = (0..rows.len())
+                    .filter(|i| is_with(focal[*i]) == want)
+                    .map(|i| (rows[i].days_observed, won[i]))
+                    .unzip();
+                km::kaplan_meier(&t, &e).ok().and_then(|c| c.median())
+            };
+            finding.raw.with = median_of(true);
+            finding.raw.without = median_of(false);
+        }
+    }
+    let losses = rows.len() - events;
+    let short = if n_with < opts.min_group || n_without < opts.min_group {
+        Some(format!(
+            "{n_with} with and {n_without} without; at least {} of each are needed",
+            opts.min_group
+        ))
+    } else if outcome == Outcome::Win && events.min(losses) < opts.min_events {
+        Some(format!(
+            "{events} won and {losses} lost; at least {} of each are needed",
+            opts.min_events
+        ))
+    } else if outcome == Outcome::CycleTime && events < opts.min_events {
+        Some(format!(
+            "{events} closed won; at least {} are needed",
+            opts.min_events
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = short {
+        finding.note = Some(format!("not enough data: {why}"));
+        return finding;
+    }
+    let step = if continuous {
+        let iqr = quantile(&values, 0.75) - quantile(&values, 0.25);
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let sd = (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>()
+            / (values.len() - 1).max(1) as f64)
+            .sqrt();
+        if iqr > 0.0 {
+            iqr
+        } else {
+            sd
+        }
+    } else {
+        1.0
+    };
+    if continuous {
+        finding.step = Some(step);
+    }
+    let cl = clusters(&rows);
+    let controls = controls_for(catalog, &rows, outcome);
+    let refuse = |mut f: Finding, why: String| {
+        f.status = Status::Refused;
+        f.note = Some(why);
+        f
+    };
+    let y01: Vec<f64> = won.iter().map(|w| *w as u8 as f64).collect();
+    let separating = (outcome == Outcome::Win).then_some(y01.as_slice());
+    let design = match design::build(
+        &d.def.id,
+        &focal,
+        &controls,
+        outcome != Outcome::CycleTime,
+        separating,
+    ) {
+        Ok(design) => design,
+        Err(DesignError::FocalCollinear) => {
+            return refuse(
+                finding,
+                "refused: the behaviour is constant here or fully explained by the controls".into(),
+            )
+        }
+    };
+    finding.adjusted_for = design.adjusted_for.clone();
+    match outcome {
+        Outcome::Win => {
+            let y: Vec<f64> = won.iter().map(|w| *w as u8 as f64).collect();
+            // Unadjusted odds ratio, for the raw-versus-adjusted comparison.
+            let raw_x = winsignal_stats::Matrix::from_rows(
+                rows.len(),
+                2,
+                focal.iter().flat_map(|v| [1.0, *v]).collect(),
+            );
+            if let Ok(raw) = logit::fit(&y, &raw_x, Some(&cl), &LogitOptions::default()) {
+                let (e, lo, hi) = interval(raw.est.beta[1], raw.est.se(1), step, f64::exp);
+                finding.raw.odds_ratio = Some(Interval {
+                    estimate: e,
+                    low: lo,
+                    high: hi,
+                });
+                finding.raw.p = Some(raw.est.z(1).1);
+            }
+            match fit_logit(&y, &design, &cl) {
+                Ok(fit) => {
+                    let method = "logistic regression, cluster-robust (by rep) standard errors";
+                    finding.effect =
+                        effect("odds_ratio", &fit.est, 1, step, f64::exp, method, fit.firth);
+                    let me = if continuous {
+                        fit.ame_dydx(&design.x, 1)
+                    } else {
+                        fit.ame_dummy(&design.x, 1)
+                    };
+                    let q = dist::normal_quantile(0.975);
+                    if let Some(e) = finding.effect.as_mut() {
+                        e.ame_pp = Some(Interval {
+                            estimate: 100.0 * me.effect * step,
+                            low: 100.0 * (me.effect - q * me.se) * step,
+                            high: 100.0 * (me.effect + q * me.se) * step,
+                        });
+                    }
+                    if fit.firth {
+                        finding.note = Some(
+                            "penalised (Firth) fit: the plain fit separated won from lost".into(),
+                        );
+                    }
+                }
+                Err(e) => {
+                    return refuse(
+                        finding,
+                        format!("refused: the model could not be fitted ({e})"),
+                    )
+                }
+            }
+        }
+        Outcome::CycleTime => {
+            let time: Vec<f64> = rows.iter().map(|s| s.days_observed.max(1e-6)).collect();
+            match cox::fit(&time, &won, &design.x, Some(&cl), &CoxOptions::default()) {
+                Ok(fit) => {
+                    finding.effect = effect(
+                        "hazard_ratio",
+                        &fit.estimates(),
+                        0,
+                        step,
+                        f64::exp,
+                        "Cox proportional hazards (Efron ties) of time to close-won, lost deals censored at close and open deals at the end of data, cluster-robust (by rep) standard errors",
+                        false,
+                    );
+                }
+                Err(e) => {
+                    return refuse(
+                        finding,
+                        format!("refused: the model could not be fitted ({e})"),
+                    )
+                }
+            }
+        }
+        Outcome::DealSize => {
+            let y: Vec<f64> = rows
+                .iter()
+                .map(|s| s.amount.unwrap_or(f64::NAN).ln())
+                .collect();
+            match ols::fit(&y, &design.x, Some(&cl)) {
+                Ok(fit) => {
+                    finding.effect = effect(
+                        "percent_change",
+                        &fit.est,
+                        1,
+                        step,
+                        |b| 100.0 * b.exp_m1(),
+                        "linear regression of log amount among won deals, cluster-robust (by rep) standard errors",
+                        false,
+                    );
+                }
+                Err(e) => {
+                    return refuse(
+                        finding,
+                        format!("refused: the model could not be fitted ({e})"),
+                    )
+                }
+            }
+        }
+    }
+    if finding.effect.is_some() {
+        finding.status = Status::Estimated;
+    } else {
+        return refuse(finding, "refused: the standard error is not finite".into());
+    }
+    finding
+}
+
+/// Possible leakage of a definition at a landmark: it separates won from lost almost perfectly on its own.
+fn leakage(d: &Def<'_>, all: &[&Snapshot]) -> Option<String> {
+    let (score, won): (Vec<f64>, Vec<bool>) = all
+        .iter()
+        .filter(|s| s.outcome != winsignal_core::Outcome::Open)
+        .filter_map(|s| Some((d.focal(s)?, s.outcome == winsignal_core::Outcome::Won)))
+        .unzip();
+    let a = auc(&score, &won);
+    (a >= LEAKAGE_AUC || a <= 1.0 - LEAKAGE_AUC).then(|| {
+        format!(
+            "possible leakage: on its own it separates won from lost almost perfectly (AUC {:.2}); check that it is known before the outcome",
+            a.max(1.0 - a)
+        )
+    })
+}
+
+/// Which half of the deals an opportunity is in (the threshold of a rule is chosen on one, its effect
+/// estimated on the other).
+fn half(s: &Snapshot) -> bool {
+    xxhash_rust::xxh3::xxh3_64(s.opportunity_id.as_bytes()) & 1 == 0
+}
+
+fn rule(
+    catalog: &Catalog,
+    d: &Def<'_>,
+    landmark: &str,
+    all: &[&Snapshot],
+    opts: &Options,
+) -> Option<Rule> {
+    use winsignal_core::Outcome as O;
+    let rows: Vec<&Snapshot> = all
+        .iter()
+        .copied()
+        .filter(|s| s.outcome != O::Open && d.focal(s).is_some())
+        .collect();
+    let (choose, estimate): (Vec<&Snapshot>, Vec<&Snapshot>) = rows.iter().partition(|s| half(s));
+    let rate = |rows: &[&Snapshot], t: f64, above: bool| {
+        let sel: Vec<&&Snapshot> = rows
+            .iter()
+            .filter(|s| d.focal(s).is_some_and(|v| (v >= t) == above))
+            .collect();
+        let won = sel.iter().filter(|s| s.outcome == O::Won).count();
+        (won as f64 / sel.len().max(1) as f64, sel.len())
+    };
+    let values = sorted(choose.iter().filter_map(|s| d.focal(s)));
+    let mut candidates: Vec<f64> = (1..10)
+        .map(|i| quantile(&values, i as f64 / 10.0))
+        .collect();
+    if values.iter().all(|v| v.fract() == 0.0) {
+        candidates.iter_mut().for_each(|c| *c = c.ceil());
+    }
+    candidates.dedup();
+    let mut best: Option<(f64, f64)> = None;
+    for t in candidates {
+        let (a, na) = rate(&choose, t, true);
+        let (b, nb) = rate(&choose, t, false);
+        if na < opts.min_group / 2 || nb < opts.min_group / 2 {
+            continue;
+        }
+        let gap = (a - b).abs();
+        if best.is_none_or(|(_, g)| gap > g) {
+            best = Some((t, gap));
+        }
+    }
+    let (t, _) = best?;
+    let (rate_with, n_with) = rate(&rows, t, true);
+    let (rate_without, n_without) = rate(&rows, t, false);
+    if n_with < opts.min_group || n_without < opts.min_group {
+        return None;
+    }
+    let shown = if t.fract() == 0.0 {
+        format!("{t}+")
+    } else {
+        format!("≥ {t:.3}")
+    };
+    let text = format!(
+        "{shown} {} {}: win rate {:.0} % vs {:.0} %, n = {} / {}",
+        d.def.title,
+        landmark_words(landmark),
+        100.0 * rate_with,
+        100.0 * rate_without,
+        thousands(n_with),
+        thousands(n_without)
+    );
+    let mut rule = Rule {
+        landmark: landmark.to_string(),
+        feature: d.def.id.clone(),
+        version: d.def.version,
+        title: d.def.title.clone(),
+        threshold: t,
+        text,
+        win_rate_with: rate_with,
+        win_rate_without: rate_without,
+        n_with,
+        n_without,
+        effect: None,
+        significant: false,
+        note: None,
+    };
+    let focal: Vec<f64> = estimate
+        .iter()
+        .map(|s| d.focal(s).map_or(0.0, |v| (v >= t) as u8 as f64))
+        .collect();
+    let y: Vec<f64> = estimate
+        .iter()
+        .map(|s| (s.outcome == O::Won) as u8 as f64)
+        .collect();
+    let with = focal.iter().filter(|v| **v == 1.0).count();
+    let events = y.iter().filter(|v| **v == 1.0).count();
+    if with < opts.min_group / 2
+        || focal.len() - with < opts.min_group / 2
+        || events.min(y.len() - events) < opts.min_events
+    {
+        rule.note = Some("not enough data in the estimation half".into());
+        return Some(rule);
+    }
+    let controls = controls_for(catalog, &estimate, Outcome::Win);
+    let Ok(design) = design::build(&d.def.id, &focal, &controls, true, Some(&y)) else {
+        rule.note = Some("refused: the rule is fully explained by the controls".into());
+        return Some(rule);
+    };
+    match fit_logit(&y, &design, &clusters(&estimate)) {
+        Ok(fit) => {
+            rule.effect = effect(
+                "odds_ratio",
+                &fit.est,
+                1,
+                1.0,
+                f64::exp,
+                "logistic regression on the half of the deals the threshold was not chosen on, cluster-robust (by rep) standard errors",
+                fit.firth,
+            );
+        }
+        Err(e) => rule.note = Some(format!("refused: the model could not be fitted ({e})")),
+    }
+    Some(rule)
+}
+
+// `is_multiple_of` is newer than the workspace's minimum Rust version.
+#[allow(clippy::manual_is_multiple_of)]
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,271 @@
+//! The design matrix of one analysis: intercept, the behaviour (or feature) under study, and the controls
+//! — categorical controls as treatment-coded dummies with rare levels pooled, numeric controls with a
+//! missing-value indicator — with constant and collinear control columns dropped.
+
+use winsignal_features::snapshot::ControlValue;
+use winsignal_stats::linalg::cholesky;
+use winsignal_stats::{FitError, Matrix};
+
+/// Levels with fewer rows than this are pooled into "(other)"; an "(other)" that is still smaller joins
+/// the reference level.
+pub const MIN_LEVEL: usize = 30;
+
+/// One control as given: its name, whether numeric, and its value in every row of the analysis.
+pub struct ControlColumn<'a> {
+    pub name: String,
+    pub numeric: bool,
+    pub values: Vec<&'a ControlValue>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Design {
+    /// Column names: `"(intercept)"`, the focal column, then control columns such as `segment=SMB`.
+    pub names: Vec<String>,
+    pub x: Matrix,
+    /// Controls actually in the model (names as given), for "adjusted for".
+    pub adjusted_for: Vec<String>,
+    /// Control columns left out because they were constant or a linear combination of the others.
+    pub dropped: Vec<String>,
+}
+
+/// Why no design could be made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DesignError {
+    /// The focal column is constant or fully explained by the controls.
+    FocalCollinear,
+}
+
+fn encode_categorical(name: &str, values: &[&ControlValue]) -> Vec<(String, Vec<f64>)> {
+    let label = |v: &ControlValue| match v {
+        ControlValue::Text(t) => t.clone(),
+        ControlValue::Number(x) => format!("{x}"),
+        ControlValue::Missing => "(missing)".to_string(),
+    };
+    let mut labels: Vec<String> = values.iter().map(|v| label(v)).collect();
+    let counts = |labels: &[String]| {
+        let mut c: std::collections::BTreeMap<String, usize> = Default::default();
+        for l in labels {
+            *c.entry(l.clone()).or_default() += 1;
+        }
+        c
+    };
+    let c = counts(&labels);
+    for l in labels.iter_mut() {
+        if c[l.as_str()] < MIN_LEVEL {
+            *l = "(other)".to_string();
+        }
+    }
+    let c = counts(&labels);
+    let reference = c
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(l, _)| l.clone())
+        .unwrap_or_default();
+    if c.get("(other)").is_some_and(|n| *n < MIN_LEVEL) {
+        for l in labels.iter_mut() {
+            if l == "(other)" {
+                *l = reference.clone();
+            }
+        }
+    }
+    let c = counts(&labels);
+    c.keys()
+        .filter(|l| **l != reference)
+        .map(|level| {
+            (
+                format!("{name}={level}"),
+                labels
+                    .iter()
+                    .map(|l| if l == level { 1.0 } else { 0.0 })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn encode_numeric(name: &str, values: &[&ControlValue]) -> Vec<(String, Vec<f64>)> {
+    let present: Vec<f64> = values
+        .iter()
+        .filter_map(|v| match v {
+            ControlValue::Number(x) if x.is_finite() => Some(*x),
+            _ => None,
+        })
+        .collect();
+    if present.is_empty() {
+        return Vec::new();
+    }
+    let mean = present.iter().sum::<f64>() / present.len() as f64;
+    let mut out = vec![(
+        name.to_string(),
+        values
+            .iter()
+            .map(|v| match v {
+                ControlValue::Number(x) if x.is_finite() => *x,
+                _ => mean,
+            })
+            .collect::<Vec<f64>>(),
+    )];
+    if present.len() < values.len() {
+        out.push((
+            format!("{name} (missing)"),
+            values
+                .iter()
+                .map(|v| match v {
+                    ControlValue::Number(x) if x.is_finite() => 0.0,
+                    _ => 1.0,
+                })
+                .collect(),
+        ));
+    }
+    out
+}
+
+/// Builds the design for `focal` (one value per row) and the controls. With `intercept` false (Cox
+/// models have none) the first column is the focal one. With a binary `outcome`, a control level (or
+/// missing-value indicator) whose rows all have the same outcome (it separates them: its coefficient would be infinite) is left out,
+/// its rows counted with the reference level.
+pub fn build(
+    focal_name: &str,
+    focal: &[f64],
+    controls: &[ControlColumn<'_>],
+    intercept: bool,
+    outcome: Option<&[f64]>,
+) -> Result<Design, DesignError> {
+    let n = focal.len();
+    let mut cols: Vec<(String, Option<String>, Vec<f64>)> = Vec::new();
+    if intercept {
+        cols.push(("(intercept)".into(), None, vec![1.0; n]));
+    }
+    cols.push((focal_name.to_string(), None, focal.to_vec()));
+    let mut dropped = Vec::new();
+    for c in controls {
+        let encoded = if c.numeric {
+            encode_numeric(&c.name, &c.values)
+        } else {
+            encode_categorical(&c.name, &c.values)
+        };
+        for (name, v) in encoded {
+            let first = v.first().copied().unwrap_or(0.0);
+            let indicator = v.iter().all(|x| *x == 0.0 || *x == 1.0);
+            let separates = indicator
+                && outcome.is_some_and(|y| {
+                    let mut level = (0..n).filter(|i| v[*i] == 1.0).map(|i| y[i]);
+                    level.next().is_some_and(|first| level.all(|x| x == first))
+                });
+            if v.iter().all(|x| *x == first) {
+                dropped.push(name);
+            } else if separates {
+                dropped.push(format!("{name} (every deal has the same outcome)"));
+            } else {
+                cols.push((name, Some(c.name.clone()), v));
+            }
+        }
+    }
+    let focal_at = usize::from(intercept);
+    let focal_first = focal.first().copied().unwrap_or(0.0);
+    if focal.iter().all(|x| *x == focal_first) {
+        return Err(DesignError::FocalCollinear);
+    }
+    // Drop control columns that are linear combinations of earlier ones, one at a time.
+    loop {
+        let x = to_matrix(&cols, n);
+        let mut gram = x.weighted_gram(None);
+        if !intercept {
+            // Centre (Cox models have no intercept; collinearity is among centred columns).
+            let means: Vec<f64> = (0..x.cols())
+                .map(|j| x.column(j).iter().sum::<f64>() / n as f64)
+                .collect();
+            for a in 0..x.cols() {
+                for b in 0..x.cols() {
+                    *gram.get_mut(a, b) -= n as f64 * means[a] * means[b];
+                }
+            }
+        }
+        match cholesky(&gram) {
+            Ok(_) => {
+                let mut adjusted_for: Vec<String> = Vec::new();
+                for (_, control, _) in &cols {
+                    if let Some(c) = control {
+                        if !adjusted_for.contains(c) {
+                            adjusted_for.push(c.clone());
+                        }
+                    }
+                }
+                return Ok(Design {
+                    names: cols.iter().map(|c| c.0.clone()).collect(),
+                    x,
+                    adjusted_for,
+                    dropped,
+                });
+            }
+            Err(FitError::Singular { column }) if column > focal_at => {
+                dropped.push(cols.remove(column).0);
+            }
+            Err(_) => return Err(DesignError::FocalCollinear),
+        }
+    }
+}
+
+fn to_matrix(cols: &[(String, Option<String>, Vec<f64>)], n: usize) -> Matrix {
+    let k = cols.len();
+    let mut data = Vec::with_capacity(n * k);
+    for i in 0..n {
+        for c in cols {
+            data.push(c.2[i]);
+        }
+    }
+    Matrix::from_rows(n, k, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rare_levels_are_pooled_and_a_small_pool_joins_the_reference() {
+        let mut values = Vec::new();
+        for _ in 0..100 {
+            values.push(ControlValue::Text("SMB".into()));
+        }
+        for _ in 0..40 {
+            values.push(ControlValue::Text("Enterprise".into()));
+        }
+        for _ in 0..5 {
+            values.push(ControlValue::Text("Gov".into()));
+        }
+        let refs: Vec<&ControlValue> = values.iter().collect();
+        let enc = encode_categorical("segment", &refs);
+        // SMB is the reference; Gov (5 rows) would be "(other)", too small, so it joins SMB.
+        assert_eq!(enc.len(), 1);
+        assert_eq!(enc[0].0, "segment=Enterprise");
+        assert_eq!(enc[0].1.iter().sum::<f64>(), 40.0);
+    }
+
+    #[test]
+    fn a_duplicate_control_is_dropped_and_a_duplicate_focal_is_refused() {
+        let focal: Vec<f64> = (0..60).map(|i| (i % 2) as f64).collect();
+        let same: Vec<ControlValue> = focal
+            .iter()
+            .map(|v| ControlValue::Text(if *v == 1.0 { "a" } else { "b" }.into()))
+            .collect();
+        let other: Vec<ControlValue> = (0..60).map(|i| ControlValue::Number(i as f64)).collect();
+        let controls = [
+            ControlColumn {
+                name: "n".into(),
+                numeric: true,
+                values: other.iter().collect(),
+            },
+            ControlColumn {
+                name: "copy".into(),
+                numeric: false,
+                values: same.iter().collect(),
+            },
+        ];
+        // The focal column comes before the copy, so the copy is what gets dropped.
+        let d = build("focal", &focal, &controls, true, None).unwrap_or_else(|_| panic!("design"));
+        assert_eq!(d.names, ["(intercept)", "focal", "n"]);
+        assert_eq!(d.dropped, ["copy=b"]);
+        let constant = vec![1.0; 60];
+        assert!(build("focal", &constant, &controls, true, None).is_err());
+    }
+}

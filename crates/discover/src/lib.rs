@@ -1,0 +1,209 @@
+//! Discovery: for every behaviour and continuous feature at every landmark, how it goes with winning
+//! (logistic regression), closing faster (Cox proportional hazards) and closing bigger (linear regression
+//! of log amount among won deals) — adjusted for deal mix, with cluster-robust (by rep) confidence
+//! intervals, Benjamini–Hochberg q-values across the run, and guard rails that refuse rather than guess.
+//!
+//! Input is the snapshot table of the features crate; output is a [`Discovery`] that serialises to the
+//! documented `discover --json` schema (docs/discover.md) and feeds the report.
+
+mod analyse;
+pub mod design;
+mod quantile;
+
+pub use analyse::discover;
+
+use serde::Serialize;
+
+/// The outcomes discovery can study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Win,
+    CycleTime,
+    DealSize,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Win, Outcome::CycleTime, Outcome::DealSize];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Win => "win",
+            Outcome::CycleTime => "cycle_time",
+            Outcome::DealSize => "deal_size",
+        }
+    }
+}
+
+/// What to analyse.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub outcomes: Vec<Outcome>,
+    /// Only these landmarks (names as in the snapshots, e.g. `stage:Proposal`, `age:30d`); all if empty.
+    pub landmarks: Vec<String>,
+    /// Fewest snapshots with and without a behaviour (default 30).
+    pub min_group: usize,
+    /// Fewest events (wins, and losses, for win; wins for cycle time) (default 10).
+    pub min_events: usize,
+    /// The false-discovery rate under which a finding is significant (default 0.05).
+    pub fdr: f64,
+    /// Look for readable thresholds of continuous features.
+    pub rules: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            outcomes: Outcome::ALL.to_vec(),
+            landmarks: Vec::new(),
+            min_group: 30,
+            min_events: 10,
+            fdr: 0.05,
+            rules: true,
+        }
+    }
+}
+
+/// The whole result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Discovery {
+    /// Schema version of this JSON (bumped on incompatible change).
+    pub schema: u32,
+    pub catalog: String,
+    /// `id@version` of every definition analysed.
+    pub versions: Vec<String>,
+    pub controls: Vec<String>,
+    pub cluster: &'static str,
+    pub fdr: f64,
+    pub snapshots: usize,
+    pub opportunities: usize,
+    pub landmarks: Vec<LandmarkSummary>,
+    /// Every test, sorted by outcome, landmark order, then definition order.
+    pub findings: Vec<Finding>,
+    /// Readable thresholds for continuous features (win outcome).
+    pub rules: Vec<Rule>,
+    /// Number of tests in the Benjamini–Hochberg family (findings and rules with a p-value).
+    pub tests: usize,
+    pub caveat: &'static str,
+}
+
+pub const CAVEAT: &str =
+    "Effects are associations in historical deals, adjusted for the listed controls; \
+they are not proof that a behaviour causes the outcome.";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LandmarkSummary {
+    pub name: String,
+    /// Median days from the deal's first landmark (its creation) to this one.
+    pub median_age_days: f64,
+    pub snapshots: usize,
+    pub won: usize,
+    pub lost: usize,
+    pub open: usize,
+}
+
+/// How a finding's estimate came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Estimated,
+    NotEnoughData,
+    Refused,
+}
+
+/// One behaviour (or feature) × landmark × outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub outcome: Outcome,
+    pub landmark: String,
+    pub behaviour: String,
+    pub version: u32,
+    pub title: String,
+    /// `yes_no` for behaviours, `continuous` for features.
+    pub kind: &'static str,
+    pub status: Status,
+    /// Why there is no estimate, or what was done unusually (penalised fit).
+    pub note: Option<String>,
+    /// Snapshots analysed (for win: closed; for deal size: won with an amount).
+    pub n: usize,
+    /// With / without the behaviour (continuous: at or above / below the median).
+    pub n_with: usize,
+    pub n_without: usize,
+    /// Wins among the analysed snapshots (for cycle time: the closes-won that are events).
+    pub events: usize,
+    /// Raw comparison, before adjustment.
+    pub raw: Raw,
+    /// The adjusted effect, when estimated.
+    pub effect: Option<Effect>,
+    /// For continuous features: the step the effect is per (the interquartile range, or the standard
+    /// deviation when the IQR is 0), in the feature's units.
+    pub step: Option<f64>,
+    pub significant: bool,
+    /// Controls actually in the model.
+    pub adjusted_for: Vec<String>,
+    /// Possible leakage: why the behaviour may be measured from the outcome itself.
+    pub leakage: Option<String>,
+}
+
+/// Raw (unadjusted) figures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Raw {
+    /// Win: win rate with / without. Cycle time: Kaplan–Meier median days to close-won with / without.
+    /// Deal size: geometric-mean amount of won deals with / without.
+    pub with: Option<f64>,
+    pub without: Option<f64>,
+    /// Win: the unadjusted odds ratio (per step for features) with its CI and p-value (cluster-robust).
+    pub odds_ratio: Option<Interval>,
+    pub p: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Interval {
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// An adjusted effect.
+#[derive(Debug, Clone, Serialize)]
+pub struct Effect {
+    /// `odds_ratio` (win), `hazard_ratio` (cycle time: above 1 closes won sooner), `percent_change`
+    /// (deal size).
+    pub scale: &'static str,
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Win only: average marginal effect on the win probability, in percentage points, with its CI.
+    pub ame_pp: Option<Interval>,
+    /// The coefficient (per unit, on the model's scale), its cluster-robust standard error, z and p.
+    pub coef: f64,
+    pub se: f64,
+    pub z: f64,
+    pub p: f64,
+    /// Benjamini–Hochberg q-value across every test of the run.
+    pub q: f64,
+    pub method: &'static str,
+    /// Firth-penalised because the plain fit separated.
+    pub penalised: bool,
+}
+
+/// "3+ stakeholders by Proposal: win rate 48 % vs 27 %, n = 612 / 1,907".
+#[derive(Debug, Clone, Serialize)]
+pub struct Rule {
+    pub landmark: String,
+    pub feature: String,
+    pub version: u32,
+    pub title: String,
+    /// The rule holds when the feature is at least this.
+    pub threshold: f64,
+    pub text: String,
+    pub win_rate_with: f64,
+    pub win_rate_without: f64,
+    pub n_with: usize,
+    pub n_without: usize,
+    /// Adjusted effect of meeting the threshold, estimated on the half of the deals the threshold was not
+    /// chosen on.
+    pub effect: Option<Effect>,
+    pub significant: bool,
+    pub note: Option<String>,
+}
