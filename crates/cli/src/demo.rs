@@ -217,9 +217,23 @@ pub fn run(data: &Path, quiet: bool, args: &DemoArgs) -> Result<()> {
     ));
     println!();
     crate::features::print_summary(&computed);
+
+    let t3 = Instant::now();
+    let discovery = winsignal_discover::discover(
+        &computed.catalog,
+        &computed.snapshots,
+        &winsignal_discover::Options::default(),
+    )?;
+    say(format!(
+        "\nRan discovery in {:.1} s.",
+        t3.elapsed().as_secs_f64()
+    ));
+    println!();
+    crate::discover::print_findings(&discovery, 8);
     println!(
-        "\nNext: `winsignal quality` for the full data-quality report, `winsignal trace opportunity <id>` for \
-         provenance, `winsignal snapshots --out snapshots.parquet` for the analysis table, \
+        "\nNext: `winsignal discover` for every finding (`--json` for all the numbers), `winsignal quality` \
+         for the full data-quality report, `winsignal trace opportunity <id>` for provenance, \
+         `winsignal snapshots --out snapshots.parquet` for the analysis table, \
          `winsignal explain-feature <opportunity> exec_engaged` for the events behind a value."
     );
     Ok(())

@@ -8,6 +8,8 @@ use std::io::Write;
 use winsignal_discover::{Discovery, Finding, Options, Outcome, Status};
 use winsignal_store::Store;
 
+use crate::output::n;
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutcomeArg {
     /// Won versus lost (logistic regression).
@@ -33,8 +35,8 @@ pub struct DiscoverArgs {
     /// Print the whole result as JSON on stdout (schema in docs/discover.md).
     #[arg(long)]
     pub json: bool,
-    /// How many findings to list (text output).
-    #[arg(long, default_value_t = 15)]
+    /// How many behaviours (and rules) to list per outcome (text output).
+    #[arg(long, default_value_t = 12)]
     pub top: usize,
 }
 
@@ -74,7 +76,15 @@ pub fn run(global: &Global, store: &dyn Store, args: &DiscoverArgs) -> Result<()
     if !global.quiet {
         eprintln!("fitting models for {} snapshots…", c.snapshots.len());
     }
+    let started = std::time::Instant::now();
     let d = winsignal_discover::discover(&c.catalog, &c.snapshots, &options(args))?;
+    if !global.quiet {
+        eprintln!(
+            "fitted {} models in {:.1} s",
+            d.findings.len() + d.rules.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
     if args.json {
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::new(stdout.lock());
@@ -132,73 +142,95 @@ fn raw_words(f: &Finding) -> String {
     }
 }
 
-/// The significant findings, strongest evidence first, then what could not be estimated.
+/// Per outcome, each yes/no behaviour that is significant somewhere, at the landmark with the strongest
+/// evidence (and at how many landmarks it is significant), strongest effects first; then the rules.
 pub fn print_findings(d: &Discovery, top: usize) {
-    let significant: Vec<&Finding> = {
-        let mut v: Vec<&Finding> = d.findings.iter().filter(|f| f.significant).collect();
-        v.sort_by(|a, b| {
-            let q = |f: &Finding| f.effect.as_ref().map_or(1.0, |e| e.p);
-            q(a).total_cmp(&q(b))
-        });
-        v
-    };
-    let estimated = d
-        .findings
-        .iter()
-        .filter(|f| f.status == Status::Estimated)
-        .count();
-    let short = d
-        .findings
-        .iter()
-        .filter(|f| f.status == Status::NotEnoughData)
-        .count();
-    let refused = d
-        .findings
-        .iter()
-        .filter(|f| f.status == Status::Refused)
-        .count();
+    let count = |s: Status| d.findings.iter().filter(|f| f.status == s).count();
+    let significant = d.findings.iter().filter(|f| f.significant).count()
+        + d.rules.iter().filter(|r| r.significant).count();
     println!(
-        "Discovery over {} snapshots of {} opportunities at {} landmarks ({} catalog): {} tests, {} significant at q < {}; {} not enough data, {} refused.",
-        d.snapshots,
-        d.opportunities,
+        "Discovery over {} snapshots of {} opportunities at {} landmarks ({}): {} tests, {} significant at q < {}; {} not enough data, {} refused.",
+        n(d.snapshots as u64),
+        n(d.opportunities as u64),
         d.landmarks.len(),
         d.catalog,
-        d.tests,
-        significant.len() + d.rules.iter().filter(|r| r.significant).count(),
+        n(d.tests as u64),
+        n(significant as u64),
         d.fdr,
-        short,
-        refused
+        n(count(Status::NotEnoughData) as u64),
+        n(count(Status::Refused) as u64),
     );
-    let _ = estimated;
     println!(
         "Adjusted for: {}; standard errors clustered by rep.",
         d.controls.join(", ")
     );
-    println!();
-    println!("Top findings (strongest evidence first):");
-    for f in significant.iter().take(top) {
-        let e = f.effect.as_ref();
-        println!(
-            "  {:<10} {:<22} {:<20} {}; {}  q = {:.1e}, n = {}{}",
-            f.outcome.as_str(),
-            f.behaviour,
-            f.landmark,
-            effect_words(f),
-            raw_words(f),
-            e.map_or(f64::NAN, |e| e.q),
-            f.n,
-            f.leakage
-                .as_ref()
-                .map(|_| "  [possible leakage]")
-                .unwrap_or_default()
-        );
-    }
-    let rules: Vec<_> = d.rules.iter().filter(|r| r.significant).collect();
-    if !rules.is_empty() {
+    for outcome in [Outcome::Win, Outcome::CycleTime, Outcome::DealSize] {
+        let mine: Vec<&Finding> = d
+            .findings
+            .iter()
+            .filter(|f| f.outcome == outcome && f.kind == "yes_no")
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut best: Vec<(&Finding, usize, usize)> = Vec::new();
+        let mut ids: Vec<&str> = Vec::new();
+        for f in &mine {
+            if !ids.contains(&f.behaviour.as_str()) {
+                ids.push(&f.behaviour);
+            }
+        }
+        for id in ids {
+            let of: Vec<&&Finding> = mine.iter().filter(|f| f.behaviour == id).collect();
+            let sig: Vec<&&Finding> = of.iter().copied().filter(|f| f.significant).collect();
+            let p = |f: &Finding| f.effect.as_ref().map_or(1.0, |e| e.p);
+            if let Some(b) = sig.iter().min_by(|a, b| p(a).total_cmp(&p(b))) {
+                best.push((b, sig.len(), of.len()));
+            }
+        }
+        let strength = |f: &Finding| {
+            f.effect.as_ref().map_or(0.0, |e| match e.scale {
+                "percent_change" => (1.0 + e.estimate / 100.0).ln().abs(),
+                _ => e.estimate.ln().abs(),
+            })
+        };
+        best.sort_by(|a, b| strength(b.0).total_cmp(&strength(a.0)));
         println!();
         println!(
-            "Rules (thresholds chosen on half the deals, effects estimated on the other half):"
+            "{} — significant behaviours, at the landmark with the strongest evidence:",
+            match outcome {
+                Outcome::Win => "Winning (adjusted odds ratio; average effect on the win rate)",
+                Outcome::CycleTime =>
+                    "Closing faster (adjusted hazard ratio of closing won; > 1 is faster)",
+                Outcome::DealSize => "Closing bigger (adjusted change in the amount of won deals)",
+            }
         );
+        if best.is_empty() {
+            println!("  none");
+        }
+        for (f, sig, of) in best.iter().take(top) {
+            println!(
+                "  {:<22} {:<20} {}; {}  q = {:.0e}  (significant at {sig} of {of} landmarks){}",
+                f.behaviour,
+                f.landmark,
+                effect_words(f),
+                raw_words(f),
+                f.effect.as_ref().map_or(f64::NAN, |e| e.q),
+                f.leakage
+                    .as_ref()
+                    .map(|_| "  [possible leakage]")
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let mut rules: Vec<_> = d.rules.iter().filter(|r| r.significant).collect();
+    rules.sort_by(|a, b| {
+        let p = |r: &winsignal_discover::Rule| r.effect.as_ref().map_or(1.0, |e| e.p);
+        p(a).total_cmp(&p(b))
+    });
+    if !rules.is_empty() {
+        println!();
+        println!("Rules (threshold chosen on half the deals, effect estimated on the other half):");
         for r in rules.iter().take(top) {
             if let Some(e) = &r.effect {
                 println!(

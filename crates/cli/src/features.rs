@@ -283,7 +283,7 @@ fn snapshots_json(c: &Computed) -> Value {
             }
             json!({
                 "opportunity_id": s.opportunity_id, "landmark": s.landmark, "as_of": s.as_of.to_rfc3339(),
-                "account_id": s.account_id, "rep_id": s.rep_id, "controls": controls,
+                "age_days": number(s.age_days), "account_id": s.account_id, "rep_id": s.rep_id, "controls": controls,
                 "behaviours": behaviours, "measures": features, "outcome": s.outcome.as_str(),
                 "days_to_close": s.days_to_close.map(number), "days_observed": number(s.days_observed),
                 "amount": s.amount.map(number),
@@ -299,6 +299,7 @@ pub fn columns(c: &Catalog) -> Vec<String> {
         "opportunity_id",
         "landmark",
         "as_of",
+        "age_days",
         "account_id",
         "rep_id",
     ]
@@ -344,6 +345,7 @@ pub fn row<'a>(c: &'a Catalog, s: &'a Snapshot) -> Vec<Cell<'a>> {
         Cell::Text(&s.opportunity_id),
         Cell::Text(&s.landmark),
         Cell::Owned(s.as_of.to_rfc3339()),
+        num(s.age_days),
         opt(&s.account_id),
         opt(&s.rep_id),
     ];

@@ -54,6 +54,8 @@ pub(crate) mod truth {
     pub const REP_ADOPTION_SD: f64 = 0.8;
     pub const URGENT_TICKET_RATE: f64 = 0.12;
     pub const MARKETING_RATE: [f64; 3] = [0.65, 0.40, 0.15];
+    /// Share of deals without a trial whose account explores the product with 1–2 users.
+    pub const EXPLORATION_RATE: f64 = 0.85;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +286,8 @@ pub(crate) struct World {
     pub tickets: Vec<Ticket>,
     pub touches: Vec<Touch>,
     pub transcripts: Vec<Transcript>,
+    /// The seed, for streams derived per deal.
+    pub seed: u64,
 }
 
 fn logistic(x: f64) -> f64 {
@@ -326,6 +330,7 @@ impl World {
             tickets: Vec::new(),
             touches: Vec::new(),
             transcripts: Vec::new(),
+            seed,
         };
         w.make_users(&mut Rng::derive(seed, 1), scaled(40.0, scale, 4) as usize);
         w.make_accounts(
@@ -592,7 +597,7 @@ impl World {
             || acct
                 .trials
                 .iter()
-                .any(|&(s, _)| s < window_end && s + 14 * DAY > t0);
+                .any(|&(s, users)| users >= 3 && s < window_end && s + 14 * DAY > t0);
         let kind = if acct.customer_since.is_some_and(|c| c < t0) {
             if rng.chance(0.7) {
                 "Existing Business"
@@ -612,7 +617,16 @@ impl World {
                 .trials
                 .push((start / DAY * DAY, users));
         } else {
+            // Without a trial the account still explores the product, with 1–2 users (too few to be
+            // product-active) and the same timing as a trial, so that usage growing is not a proxy for
+            // a trial (truth: usage_growing has no effect). Drawn from a stream of its own, so the rest
+            // of the world is unchanged.
+            let mut ex = Rng::derive(self.seed, 1_000_000 + deal_idx as u64);
             let a = &mut self.accounts[account];
+            if t0 + 20 * DAY > a.no_usage_until && ex.chance(truth::EXPLORATION_RATE) {
+                let start = (t0 + ex.range(3, 25) * DAY).max(a.no_usage_until + DAY);
+                a.trials.push((start / DAY * DAY, ex.range(1, 2) as u32));
+            }
             a.no_usage_until = a.no_usage_until.max(window_end);
         }
         if !f.marketing_engaged {

@@ -7,6 +7,7 @@ use crate::{
     Discovery, Effect, Finding, Interval, LandmarkSummary, Options, Outcome, Raw, Rule, Status,
     CAVEAT,
 };
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use winsignal_core::time::MS_PER_DAY;
 use winsignal_features::catalog::{Catalog, Control, Definition};
@@ -193,7 +194,12 @@ pub fn discover(
             .iter()
             .map(|d| format!("{}@{}", d.id, d.version))
             .collect(),
-        controls: catalog.controls.iter().map(Control::column).collect(),
+        controls: catalog
+            .controls
+            .iter()
+            .map(Control::column)
+            .chain(std::iter::once(AGE_CONTROL.to_string()))
+            .collect(),
         cluster: "rep",
         fdr: opts.fdr,
         snapshots: snaps.len(),
@@ -247,12 +253,15 @@ fn landmark_order(snaps: &[Snapshot]) -> Vec<LandmarkSummary> {
     out
 }
 
+/// The catalog's controls for these rows, plus the deal's age at the landmark (log days since creation:
+/// at a stage landmark, deals that took longer to get there have had more time to accumulate activity;
+/// at an age landmark it is constant and drops out).
 fn controls_for<'a>(
     catalog: &Catalog,
     rows: &[&'a Snapshot],
     outcome: Outcome,
 ) -> Vec<ControlColumn<'a>> {
-    catalog
+    let mut out: Vec<ControlColumn<'a>> = catalog
         .controls
         .iter()
         .enumerate()
@@ -263,11 +272,27 @@ fn controls_for<'a>(
             numeric: c.is_numeric(),
             values: rows
                 .iter()
-                .map(|s| s.controls.get(i).unwrap_or(&ControlValue::Missing))
+                .map(|s| {
+                    s.controls
+                        .get(i)
+                        .map_or(Cow::Owned(ControlValue::Missing), Cow::Borrowed)
+                })
                 .collect(),
         })
-        .collect()
+        .collect();
+    out.push(ControlColumn {
+        name: AGE_CONTROL.into(),
+        numeric: true,
+        values: rows
+            .iter()
+            .map(|s| Cow::Owned(ControlValue::Number(s.age_days.ln_1p())))
+            .collect(),
+    });
+    out
 }
+
+/// The name of the age-at-landmark control.
+pub const AGE_CONTROL: &str = "log_age_at_landmark";
 
 fn clusters(rows: &[&Snapshot]) -> Vec<u32> {
     let reps: Vec<&str> = rows

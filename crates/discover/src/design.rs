@@ -14,7 +14,7 @@ pub const MIN_LEVEL: usize = 30;
 pub struct ControlColumn<'a> {
     pub name: String,
     pub numeric: bool,
-    pub values: Vec<&'a ControlValue>,
+    pub values: Vec<std::borrow::Cow<'a, ControlValue>>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,58 +35,82 @@ pub enum DesignError {
     FocalCollinear,
 }
 
-fn encode_categorical(name: &str, values: &[&ControlValue]) -> Vec<(String, Vec<f64>)> {
-    let label = |v: &ControlValue| match v {
-        ControlValue::Text(t) => t.clone(),
-        ControlValue::Number(x) => format!("{x}"),
-        ControlValue::Missing => "(missing)".to_string(),
-    };
-    let mut labels: Vec<String> = values.iter().map(|v| label(v)).collect();
-    let counts = |labels: &[String]| {
-        let mut c: std::collections::BTreeMap<String, usize> = Default::default();
-        for l in labels {
-            *c.entry(l.clone()).or_default() += 1;
-        }
+fn encode_categorical(
+    name: &str,
+    values: &[std::borrow::Cow<'_, ControlValue>],
+) -> Vec<(String, Vec<f64>)> {
+    use std::borrow::Cow;
+    use std::collections::BTreeMap;
+    let labels: Vec<Cow<'_, str>> = values
+        .iter()
+        .map(|v| match v.as_ref() {
+            ControlValue::Text(t) => Cow::Borrowed(t.as_str()),
+            ControlValue::Number(x) => Cow::Owned(format!("{x}")),
+            ControlValue::Missing => Cow::Borrowed("(missing)"),
+        })
+        .collect();
+    // Integer codes in label order, so the rest works on numbers, not strings.
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in &labels {
+        index.entry(l.as_ref()).or_insert(0);
+    }
+    let names: Vec<String> = index.keys().map(|l| l.to_string()).collect();
+    for (i, v) in index.values_mut().enumerate() {
+        *v = i;
+    }
+    let mut codes: Vec<usize> = labels.iter().map(|l| index[l.as_ref()]).collect();
+    let count = |codes: &[usize], k: usize| {
+        let mut c = vec![0usize; k];
+        codes.iter().for_each(|x| c[*x] += 1);
         c
     };
-    let c = counts(&labels);
-    for l in labels.iter_mut() {
-        if c[l.as_str()] < MIN_LEVEL {
-            *l = "(other)".to_string();
+    // Level names with "(other)" appended as the last code.
+    let mut names = names;
+    let other = names.len();
+    names.push("(other)".into());
+    let c = count(&codes, names.len());
+    for x in codes.iter_mut() {
+        if c[*x] < MIN_LEVEL {
+            *x = other;
         }
     }
-    let c = counts(&labels);
-    let reference = c
+    let c = count(&codes, names.len());
+    // The reference: the most common level, ties to the first name in order.
+    let mut order: Vec<usize> = (0..names.len()).filter(|i| c[*i] > 0).collect();
+    order.sort_by(|a, b| names[*a].cmp(&names[*b]));
+    let reference = order
         .iter()
-        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-        .map(|(l, _)| l.clone())
-        .unwrap_or_default();
-    if c.get("(other)").is_some_and(|n| *n < MIN_LEVEL) {
-        for l in labels.iter_mut() {
-            if l == "(other)" {
-                *l = reference.clone();
+        .copied()
+        .max_by(|a, b| c[*a].cmp(&c[*b]).then(names[*b].cmp(&names[*a])))
+        .unwrap_or(0);
+    if c[other] > 0 && c[other] < MIN_LEVEL {
+        for x in codes.iter_mut() {
+            if *x == other {
+                *x = reference;
             }
         }
     }
-    let c = counts(&labels);
-    c.keys()
-        .filter(|l| **l != reference)
+    let c = count(&codes, names.len());
+    order
+        .into_iter()
+        .filter(|l| *l != reference && c[*l] > 0)
         .map(|level| {
-            (
-                format!("{name}={level}"),
-                labels
-                    .iter()
-                    .map(|l| if l == level { 1.0 } else { 0.0 })
-                    .collect(),
-            )
+            let column = codes
+                .iter()
+                .map(|x| if *x == level { 1.0 } else { 0.0 })
+                .collect();
+            (format!("{name}={}", names[level]), column)
         })
         .collect()
 }
 
-fn encode_numeric(name: &str, values: &[&ControlValue]) -> Vec<(String, Vec<f64>)> {
+fn encode_numeric(
+    name: &str,
+    values: &[std::borrow::Cow<'_, ControlValue>],
+) -> Vec<(String, Vec<f64>)> {
     let present: Vec<f64> = values
         .iter()
-        .filter_map(|v| match v {
+        .filter_map(|v| match v.as_ref() {
             ControlValue::Number(x) if x.is_finite() => Some(*x),
             _ => None,
         })
@@ -99,7 +123,7 @@ fn encode_numeric(name: &str, values: &[&ControlValue]) -> Vec<(String, Vec<f64>
         name.to_string(),
         values
             .iter()
-            .map(|v| match v {
+            .map(|v| match v.as_ref() {
                 ControlValue::Number(x) if x.is_finite() => *x,
                 _ => mean,
             })
@@ -110,7 +134,7 @@ fn encode_numeric(name: &str, values: &[&ControlValue]) -> Vec<(String, Vec<f64>
             format!("{name} (missing)"),
             values
                 .iter()
-                .map(|v| match v {
+                .map(|v| match v.as_ref() {
                     ControlValue::Number(x) if x.is_finite() => 0.0,
                     _ => 1.0,
                 })
@@ -233,7 +257,8 @@ mod tests {
         for _ in 0..5 {
             values.push(ControlValue::Text("Gov".into()));
         }
-        let refs: Vec<&ControlValue> = values.iter().collect();
+        let refs: Vec<std::borrow::Cow<'_, ControlValue>> =
+            values.iter().map(std::borrow::Cow::Borrowed).collect();
         let enc = encode_categorical("segment", &refs);
         // SMB is the reference; Gov (5 rows) would be "(other)", too small, so it joins SMB.
         assert_eq!(enc.len(), 1);
@@ -253,12 +278,12 @@ mod tests {
             ControlColumn {
                 name: "n".into(),
                 numeric: true,
-                values: other.iter().collect(),
+                values: other.iter().map(std::borrow::Cow::Borrowed).collect(),
             },
             ControlColumn {
                 name: "copy".into(),
                 numeric: false,
-                values: same.iter().collect(),
+                values: same.iter().map(std::borrow::Cow::Borrowed).collect(),
             },
         ];
         // The focal column comes before the copy, so the copy is what gets dropped.

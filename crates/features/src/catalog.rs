@@ -28,6 +28,7 @@ const RESERVED_COLUMNS: &[&str] = &[
     "days_to_close",
     "days_observed",
     "amount",
+    "age_days",
 ];
 
 /// The catalog shipped with winsignal, used when no `--catalog` is given.

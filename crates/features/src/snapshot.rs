@@ -91,6 +91,8 @@ pub struct Snapshot {
     pub opportunity_id: String,
     pub landmark: String,
     pub as_of: Ts,
+    /// Days from the opportunity's creation to the landmark.
+    pub age_days: f64,
     pub account_id: Option<String>,
     pub rep_id: Option<String>,
     pub controls: Vec<ControlValue>,
@@ -131,6 +133,7 @@ pub fn snapshot(
         opportunity_id: o.id.clone(),
         landmark: names[lm.name as usize].clone(),
         as_of: lm.as_of,
+        age_days: ((lm.as_of.0 - o.created.0) as f64 / MS_PER_DAY as f64).max(0.0),
         account_id: (o.account != NONE).then(|| ctx.accounts[o.account as usize].id.clone()),
         rep_id: o.rep.clone(),
         controls: catalog

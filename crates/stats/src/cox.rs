@@ -154,12 +154,22 @@ pub fn fit(
             break;
         }
         // Step-halving: never accept a point where the penalised likelihood fell (beyond rounding).
-        let mut scale = 1.0;
+        // The full step is evaluated with derivatives straight away (it is nearly always accepted, and
+        // they are needed next); only halved steps are first tried on the likelihood alone.
+        let acceptable =
+            |value: f64| value.is_finite() && value >= objective - 1e-12 * objective.abs().max(1.0);
+        let full: Vec<f64> = beta.iter().zip(&step).map(|(b, s)| b + s).collect();
+        let at_full = design.evaluate(&full, true);
+        if acceptable(at_full.loglik - penalty(&full)) {
+            beta = full;
+            current = at_full;
+            continue;
+        }
+        let mut scale = 0.5;
         let mut accepted = None;
-        for _ in 0..MAX_HALVINGS {
+        for _ in 1..MAX_HALVINGS {
             let candidate: Vec<f64> = beta.iter().zip(&step).map(|(b, s)| b + scale * s).collect();
-            let value = design.evaluate(&candidate, false).loglik - penalty(&candidate);
-            if value.is_finite() && value >= objective - 1e-12 * objective.abs().max(1.0) {
+            if acceptable(design.evaluate(&candidate, false).loglik - penalty(&candidate)) {
                 accepted = Some(candidate);
                 break;
             }
@@ -431,14 +441,23 @@ impl SortedDesign {
                 if !derivatives {
                     continue;
                 }
+                // Multiplying by the reciprocal keeps divisions out of the k² loop.
+                let inv = 1.0 / denom;
                 for a in 0..k {
-                    mean[a] = (risk1[a] - f * tie1[a]) / denom;
+                    mean[a] = (risk1[a] - f * tie1[a]) * inv;
                     grad[a] -= mean[a];
                 }
                 for a in 0..k {
-                    for b in a..k {
-                        info[a * k + b] +=
-                            (risk2[a * k + b] - f * tie2[a * k + b]) / denom - mean[a] * mean[b];
+                    let ma = mean[a];
+                    let span = a * k + a..(a + 1) * k;
+                    let cells = info[span.clone()]
+                        .iter_mut()
+                        .zip(&risk2[span.clone()])
+                        .zip(&tie2[span])
+                        .zip(&mean[a..]);
+                    // Zipped slices: no bounds checks, so the loop vectorises.
+                    for (((i, r), t), mb) in cells {
+                        *i += (r - f * t) * inv - ma * mb;
                     }
                 }
             }
@@ -510,9 +529,9 @@ fn add_moments(z: &[f64], w: f64, first: &mut [f64], second: &mut [f64]) {
     for a in 0..k {
         let wa = w * z[a];
         first[a] += wa;
-        let row = &mut second[a * k..(a + 1) * k];
-        for b in a..k {
-            row[b] += wa * z[b];
+        // Zipped slices: no bounds checks, so the loop vectorises.
+        for (s, zb) in second[a * k + a..(a + 1) * k].iter_mut().zip(&z[a..]) {
+            *s += wa * zb;
         }
     }
 }

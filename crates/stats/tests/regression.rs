@@ -9,8 +9,8 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
-use winsignal_stats::logit::{self, LogitOptions};
 use winsignal_stats::cox::{self, CoxOptions};
+use winsignal_stats::logit::{self, LogitOptions};
 use winsignal_stats::{cluster_ids, km, ols, Matrix};
 
 fn fixtures() -> std::path::PathBuf {
@@ -139,8 +139,13 @@ fn every_fit_matches_statsmodels() {
             "cox" => {
                 let time: Vec<f64> = rows.iter().map(|i| data.num(*i, "days_observed")).collect();
                 let event: Vec<bool> = y.iter().map(|v| *v == 1.0).collect();
-                let fit = cox::fit(&time, &event, &x, Some(&clusters), &CoxOptions::default()).unwrap();
-                close(&format!("{name} log-likelihood"), fit.loglik, f["llf"].as_f64().unwrap());
+                let fit =
+                    cox::fit(&time, &event, &x, Some(&clusters), &CoxOptions::default()).unwrap();
+                close(
+                    &format!("{name} log-likelihood"),
+                    fit.loglik,
+                    f["llf"].as_f64().unwrap(),
+                );
                 for (level, want) in f["km_median_by_fast_follow_up"].as_object().unwrap() {
                     let (t, e): (Vec<f64>, Vec<bool>) = rows
                         .iter()
@@ -149,7 +154,11 @@ fn every_fit_matches_statsmodels() {
                         .map(|(i, e)| (data.num(*i, "days_observed"), *e))
                         .unzip();
                     let median = km::kaplan_meier(&t, &e).unwrap().median().unwrap();
-                    close(&format!("{name} KM median {level}"), median, want.as_f64().unwrap());
+                    close(
+                        &format!("{name} KM median {level}"),
+                        median,
+                        want.as_f64().unwrap(),
+                    );
                 }
                 fit.estimates()
             }
