@@ -1,0 +1,108 @@
+//! Discovery finds what the demo company planted, and nothing it did not (docs/demo.md, "Planted
+//! effects"), for two seeds: end to end through the binary (`demo`, then `discover --json`).
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::process::Command;
+
+fn winsignal(data: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_winsignal"))
+        .arg("--data")
+        .arg(data)
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "winsignal {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The landmark where every planted behaviour has had its chance (they are placed by day 28).
+const LANDMARK: &str = "age:30d";
+
+fn check_seed(seed: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ws");
+    winsignal(&data, &["demo", "--seed", &seed.to_string()]);
+    let d: Value = serde_json::from_str(&winsignal(&data, &["discover", "--json"])).unwrap();
+    assert_eq!(d["schema"], 1);
+    let mut by: HashMap<(String, String, String), &Value> = HashMap::new();
+    for f in d["findings"].as_array().unwrap() {
+        let key = |k: &str| f[k].as_str().unwrap().to_string();
+        by.insert((key("outcome"), key("landmark"), key("behaviour")), f);
+    }
+    let get = |outcome: &str, behaviour: &str| {
+        by.get(&(outcome.into(), LANDMARK.into(), behaviour.into()))
+            .unwrap_or_else(|| panic!("seed {seed}: no {outcome} finding for {behaviour}"))
+    };
+    let planted = [
+        ("win", "exec_engaged", 1.0),
+        ("win", "multithreaded", 1.0),
+        ("win", "product_active", 1.0),
+        ("win", "fast_follow_up", 1.0),
+        ("win", "next_step_scheduled", 1.0),
+        ("win", "urgent_ticket_open", -1.0),
+        ("cycle_time", "exec_engaged", 1.0),
+        ("cycle_time", "fast_follow_up", 1.0),
+        ("deal_size", "exec_engaged", 1.0),
+        ("deal_size", "multithreaded", 1.0),
+    ];
+    for (outcome, behaviour, sign) in planted {
+        let f = get(outcome, behaviour);
+        let e = &f["effect"];
+        // Ratios (odds, hazard) are above 1 for a positive effect; percent changes above 0.
+        let neutral = if outcome == "deal_size" { 0.0 } else { 1.0 };
+        let estimate = e["estimate"].as_f64().unwrap();
+        assert!(
+            (estimate - neutral) * sign > 0.0 && f["significant"] == true && e["q"].as_f64().unwrap() < 0.05,
+            "seed {seed}: planted {outcome} effect of {behaviour} not found with the right sign: {f}"
+        );
+    }
+    // Behaviours documented as having no effect on winning are not significant at any landmark.
+    for f in d["findings"].as_array().unwrap() {
+        let b = f["behaviour"].as_str().unwrap();
+        if f["outcome"] == "win"
+            && [
+                "responsive",
+                "usage_growing",
+                "asks_questions",
+                "talk_ratio_balanced",
+                "marketing_engaged",
+            ]
+            .contains(&b)
+        {
+            assert_eq!(
+                f["significant"], false,
+                "seed {seed}: {b} has no planted effect but is significant: {f}"
+            );
+        }
+    }
+    // The confounded behaviour: significant raw, not after adjusting for the deal mix.
+    let m = get("win", "marketing_engaged");
+    assert!(
+        m["raw"]["p"].as_f64().unwrap() < 0.05 && m["significant"] == false,
+        "seed {seed}: marketing_engaged should be significant raw only: {m}"
+    );
+    // Every estimate says what it is adjusted for and that it is an association.
+    assert!(get("win", "exec_engaged")["adjusted_for"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "segment"));
+    assert!(d["caveat"].as_str().unwrap().contains("associations"));
+}
+
+#[test]
+fn planted_effects_are_found_and_nulls_are_not_seed_42() {
+    check_seed(42);
+}
+
+#[test]
+fn planted_effects_are_found_and_nulls_are_not_seed_7() {
+    check_seed(7);
+}
