@@ -230,8 +230,12 @@ pub fn run(data: &Path, quiet: bool, args: &DemoArgs) -> Result<()> {
     ));
     println!();
     crate::discover::print_findings(&discovery, 8);
+    let quality = winsignal_ingest::quality::report(&store)?;
+    let report = data.join("report.html");
+    crate::report::write(&report, &discovery, &computed, &quality)?;
+    println!("\nThe report: {}", report.display());
     println!(
-        "\nNext: `winsignal discover` for every finding (`--json` for all the numbers), `winsignal quality` \
+        "\nNext: open the report in a browser, `winsignal discover` for every finding (`--json` for all the numbers), `winsignal quality` \
          for the full data-quality report, `winsignal trace opportunity <id>` for provenance, \
          `winsignal snapshots --out snapshots.parquet` for the analysis table, \
          `winsignal explain-feature <opportunity> exec_engaged` for the events behind a value."

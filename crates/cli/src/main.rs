@@ -7,6 +7,7 @@ mod features;
 mod output;
 mod parquet_out;
 mod progress;
+mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,6 +111,10 @@ enum Command {
     /// catalog's controls, with standard errors clustered by rep and Benjamini-Hochberg q-values across
     /// every test. Too little data gives "not enough data", never a number. Methods: docs/methodology.md.
     Discover(discover::DiscoverArgs),
+    /// Discovery as one self-contained HTML page (no network needed to view it): data summary and
+    /// quality warnings, the behaviour scorecard, a forest plot of adjusted effects, Kaplan-Meier curves,
+    /// adoption over time and by rep, and the methodology in plain words.
+    Report(report::ReportArgs),
 }
 
 #[derive(Args)]
@@ -258,5 +263,6 @@ fn run(cli: Cli) -> Result<()> {
             features::run_graph(&cli.global, &open_store(&cli.global)?, &command)
         }
         Command::Discover(args) => discover::run(&cli.global, &open_store(&cli.global)?, &args),
+        Command::Report(args) => report::run(&cli.global, &open_store(&cli.global)?, &args),
     }
 }

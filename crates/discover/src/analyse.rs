@@ -4,8 +4,8 @@
 use crate::design::{self, ControlColumn, Design, DesignError};
 use crate::quantile::{auc, quantile, sorted};
 use crate::{
-    Discovery, Effect, Finding, Interval, LandmarkSummary, Options, Outcome, Raw, Rule, Status,
-    CAVEAT,
+    Adoption, BehaviourDetail, Discovery, Effect, Finding, Interval, LandmarkSummary, Options,
+    Outcome, Raw, Rule, Status, CAVEAT,
 };
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -183,6 +183,11 @@ pub fn discover(
             r.significant = *q < opts.fdr;
         }
     }
+    let details = defs
+        .iter()
+        .filter(|d| d.flag.is_some())
+        .filter_map(|d| detail(d, &findings, &landmarks, &by_landmark))
+        .collect();
     let mut opportunities: Vec<&str> = snaps.iter().map(|s| s.opportunity_id.as_str()).collect();
     opportunities.sort_unstable();
     opportunities.dedup();
@@ -208,6 +213,7 @@ pub fn discover(
         findings,
         rules,
         tests,
+        details,
         caveat: CAVEAT,
     })
 }
@@ -790,4 +796,94 @@ fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
+}
+
+/// The report's figures for one yes/no behaviour.
+fn detail(
+    d: &Def<'_>,
+    findings: &[Finding],
+    landmarks: &[LandmarkSummary],
+    by_landmark: &BTreeMap<&str, Vec<&Snapshot>>,
+) -> Option<BehaviourDetail> {
+    let defined = |name: &str| {
+        by_landmark.get(name).map_or(0, |rows| {
+            rows.iter().filter(|s| d.focal(s).is_some()).count()
+        })
+    };
+    let p = |f: &&Finding| f.effect.as_ref().map_or(f64::INFINITY, |e| e.p);
+    let landmark = findings
+        .iter()
+        .filter(|f| f.outcome == Outcome::Win && f.behaviour == d.def.id && f.effect.is_some())
+        .min_by(|a, b| p(a).total_cmp(&p(b)))
+        .map(|f| f.landmark.clone())
+        .or_else(|| {
+            landmarks
+                .iter()
+                .max_by_key(|l| defined(&l.name))
+                .filter(|l| defined(&l.name) > 0)
+                .map(|l| l.name.clone())
+        })?;
+    let rows: Vec<&Snapshot> = by_landmark
+        .get(landmark.as_str())?
+        .iter()
+        .copied()
+        .filter(|s| d.focal(s).is_some())
+        .collect();
+    let curve = |with: bool| -> Vec<[f64; 2]> {
+        let (t, e): (Vec<f64>, Vec<bool>) = rows
+            .iter()
+            .filter(|s| (d.focal(s) == Some(1.0)) == with)
+            .map(|s| (s.days_observed, s.outcome == winsignal_core::Outcome::Won))
+            .unzip();
+        let Ok(c) = km::kaplan_meier(&t, &e) else {
+            return Vec::new();
+        };
+        let mut points: Vec<[f64; 2]> = std::iter::once([0.0, 1.0])
+            .chain(c.points.iter().map(|p| [p.time, p.survival]))
+            .collect();
+        if points.len() > 200 {
+            let stride = points.len().div_ceil(200);
+            let last = points[points.len() - 1];
+            points = points.into_iter().step_by(stride).collect();
+            if points.last() != Some(&last) {
+                points.push(last);
+            }
+        }
+        points
+    };
+    let group = |key: &dyn Fn(&Snapshot) -> String| -> Vec<Adoption> {
+        let mut m: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for s in &rows {
+            let e = m.entry(key(s)).or_default();
+            e.0 += 1;
+            e.1 += usize::from(d.focal(s) == Some(1.0));
+        }
+        m.into_iter()
+            .map(|(group, (n, with))| Adoption {
+                group,
+                n,
+                with,
+                rate: with as f64 / n as f64,
+            })
+            .collect()
+    };
+    let quarter = |s: &Snapshot| {
+        let created = winsignal_core::Ts(s.as_of.0 - (s.age_days * MS_PER_DAY as f64) as i64);
+        let date = created.to_date_string();
+        let (year, month) = (&date[..4], date[5..7].parse::<u32>().unwrap_or(1));
+        format!("{year}Q{}", (month - 1) / 3 + 1)
+    };
+    let mut reps = group(&|s| s.rep_id.clone().unwrap_or_else(|| "(no rep)".into()));
+    reps.sort_by(|a, b| b.rate.total_cmp(&a.rate).then(a.group.cmp(&b.group)));
+    Some(BehaviourDetail {
+        behaviour: d.def.id.clone(),
+        version: d.def.version,
+        title: d.def.title.clone(),
+        description: d.def.description.clone(),
+        landmark,
+        km_with: curve(true),
+        km_without: curve(false),
+        adoption: group(&quarter),
+        reps,
+    })
 }

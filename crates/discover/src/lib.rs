@@ -84,6 +84,8 @@ pub struct Discovery {
     pub rules: Vec<Rule>,
     /// Number of tests in the Benjamini–Hochberg family (findings and rules with a p-value).
     pub tests: usize,
+    /// For each yes/no behaviour, at one landmark: survival curves, adoption over time and by rep.
+    pub details: Vec<BehaviourDetail>,
     pub caveat: &'static str,
 }
 
@@ -185,6 +187,36 @@ pub struct Effect {
     pub method: &'static str,
     /// Firth-penalised because the plain fit separated.
     pub penalised: bool,
+}
+
+/// What the report shows about one behaviour beyond its findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct BehaviourDetail {
+    pub behaviour: String,
+    pub version: u32,
+    pub title: String,
+    pub description: String,
+    /// The landmark these figures are at: where its win finding has the strongest evidence (else where
+    /// it is defined for the most deals).
+    pub landmark: String,
+    /// Kaplan–Meier curves of time from the landmark to close-won, with and without the behaviour:
+    /// `[days, share not yet closed won]` at each step (at most 200 points each).
+    pub km_with: Vec<[f64; 2]>,
+    pub km_without: Vec<[f64; 2]>,
+    /// Share of deals with the behaviour at the landmark, by the quarter the deal was created in.
+    pub adoption: Vec<Adoption>,
+    /// Share of each rep's deals with the behaviour at the landmark, highest first.
+    pub reps: Vec<Adoption>,
+}
+
+/// How often a behaviour is present in a group of snapshots.
+#[derive(Debug, Clone, Serialize)]
+pub struct Adoption {
+    /// The quarter (`2025Q3`) or the rep id.
+    pub group: String,
+    pub n: usize,
+    pub with: usize,
+    pub rate: f64,
 }
 
 /// "3+ stakeholders by Proposal: win rate 48 % vs 27 %, n = 612 / 1,907".
