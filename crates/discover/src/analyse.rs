@@ -10,7 +10,7 @@ use crate::{
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use winsignal_core::time::MS_PER_DAY;
-use winsignal_features::catalog::{Catalog, Control, Definition};
+use winsignal_features::catalog::{Catalog, Control, Definition, Recorded};
 use winsignal_features::snapshot::{ControlValue, Snapshot};
 use winsignal_stats::cox::{self, CoxOptions};
 use winsignal_stats::logit::{self, LogitFit, LogitOptions};
@@ -646,8 +646,15 @@ fn analyse(
     finding
 }
 
-/// Possible leakage of a definition at a landmark: it separates won from lost almost perfectly on its own.
+/// Possible leakage of a definition at a landmark: the catalog says it is recorded at the outcome, or it
+/// separates won from lost almost perfectly on its own.
 fn leakage(d: &Def<'_>, all: &[&Snapshot]) -> Option<String> {
+    if d.def.recorded == Recorded::AtOutcome {
+        return Some(
+            "leakage: the catalog declares this value is recorded only once the outcome is known; its effect is not a behaviour to copy"
+                .into(),
+        );
+    }
     let (score, won): (Vec<f64>, Vec<bool>) = all
         .iter()
         .filter(|s| s.outcome != winsignal_core::Outcome::Open)

@@ -113,6 +113,12 @@ pub struct Definition {
     pub aggregate: Aggregate,
     /// Present for yes/no behaviours; absent for continuous features.
     pub threshold: Option<Threshold>,
+    /// When the source records the value: `before` (the default: the engine or the data say it was
+    /// known before the landmark) or `at_outcome` (declared by the catalog's author: the value is only
+    /// recorded once the outcome is known, as the length of the last call in the bank marketing data).
+    /// Discovery flags `at_outcome` definitions as leakage. Not part of the fingerprint: it does not
+    /// change the value, only how far it can be trusted.
+    pub recorded: Recorded,
     /// Line of the definition in its catalog file.
     #[serde(skip)]
     pub line: usize,
@@ -439,6 +445,15 @@ struct RawLandmarks {
     ages_days: Option<Vec<i64>>,
 }
 
+/// When a definition's value is recorded (see [`Definition::recorded`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recorded {
+    #[default]
+    Before,
+    AtOutcome,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDefinition {
@@ -454,6 +469,7 @@ struct RawDefinition {
     within_hours: Option<Spanned<f64>>,
     then: Option<Spanned<RawFilter>>,
     threshold: Option<Spanned<String>>,
+    recorded: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -958,6 +974,20 @@ fn definition(
             Some(Threshold::parse(t.get_ref()).map_err(|m| fail(t.span().start, "threshold", m))?)
         }
     };
+    let recorded = match raw.recorded.as_ref() {
+        None => Recorded::Before,
+        Some(r) => match r.get_ref().as_str() {
+            "before" => Recorded::Before,
+            "at_outcome" => Recorded::AtOutcome,
+            other => {
+                return Err(fail(
+                    r.span().start,
+                    "recorded",
+                    format!("expected \"before\" or \"at_outcome\", got {other:?}"),
+                ))
+            }
+        },
+    };
     Ok(Definition {
         id: id_text.clone(),
         version: *version.get_ref() as u32,
@@ -968,6 +998,7 @@ fn definition(
         window,
         aggregate,
         threshold,
+        recorded,
         line: 0,
     })
 }
