@@ -18,6 +18,8 @@ use winsignal_stats::{cluster_ids, dist, km, multiple, ols, Estimates, FitError}
 
 /// A single-feature AUC beyond this (or below 1 − this) is flagged as possible leakage.
 const LEAKAGE_AUC: f64 = 0.95;
+/// Fewest reps whose deals have (and lack) the behaviour for cluster-robust errors to be trusted.
+const MIN_REPS: usize = 5;
 /// A plain logistic coefficient beyond this (log-odds per step) is treated as separation.
 const SEPARATION_COEF: f64 = 10.0;
 
@@ -476,6 +478,19 @@ fn analyse(
         }
     }
     let losses = rows.len() - events;
+    // Errors clustered by rep need the behaviour to vary across reps: present (and absent) at several.
+    let reps_of = |with: bool| {
+        let mut reps: Vec<&str> = rows
+            .iter()
+            .zip(&focal)
+            .filter(|(_, v)| is_with(**v) == with)
+            .map(|(s, _)| s.rep_id.as_deref().unwrap_or("(no rep)"))
+            .collect();
+        reps.sort_unstable();
+        reps.dedup();
+        reps.len()
+    };
+    let (reps_with, reps_without) = (reps_of(true), reps_of(false));
     let short = if n_with < opts.min_group || n_without < opts.min_group {
         Some(format!(
             "{n_with} with and {n_without} without; at least {} of each are needed",
@@ -486,11 +501,27 @@ fn analyse(
             "{events} won and {losses} lost; at least {} of each are needed",
             opts.min_events
         ))
+    } else if reps_with.min(reps_without) < MIN_REPS {
+        let (k, side) = if reps_with < reps_without {
+            (reps_with, "with")
+        } else {
+            (reps_without, "without")
+        };
+        Some(format!(
+            "the deals {side} it belong to {k} rep{}; errors clustered by rep need at least {MIN_REPS}",
+            if k == 1 { "" } else { "s" }
+        ))
     } else if outcome == Outcome::CycleTime && events < opts.min_events {
         Some(format!(
             "{events} closed won; at least {} are needed",
             opts.min_events
         ))
+    } else if outcome == Outcome::CycleTime
+        && rows
+            .iter()
+            .all(|s| s.days_observed == rows[0].days_observed)
+    {
+        Some("every deal has the same time to close (the data have no close dates)".into())
     } else {
         None
     };
@@ -762,9 +793,21 @@ fn rule(
         .collect();
     let with = focal.iter().filter(|v| **v == 1.0).count();
     let events = y.iter().filter(|v| **v == 1.0).count();
+    let reps = |side: f64| {
+        let mut r: Vec<Option<&str>> = estimate
+            .iter()
+            .zip(&focal)
+            .filter(|(_, v)| **v == side)
+            .map(|(s, _)| s.rep_id.as_deref())
+            .collect();
+        r.sort_unstable();
+        r.dedup();
+        r.len()
+    };
     if with < opts.min_group / 2
         || focal.len() - with < opts.min_group / 2
         || events.min(y.len() - events) < opts.min_events
+        || reps(1.0).min(reps(0.0)) < MIN_REPS
     {
         rule.note = Some("not enough data in the estimation half".into());
         return Some(rule);
