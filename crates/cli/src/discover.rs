@@ -126,6 +126,15 @@ fn effect_words(f: &Finding) -> String {
     }
 }
 
+/// A q-value in words: below the smallest double it prints as "< 1e-300", not "0e0".
+fn q_words(q: f64) -> String {
+    if q == 0.0 {
+        "< 1e-300".into()
+    } else {
+        format!("{q:.0e}")
+    }
+}
+
 fn trim(x: f64) -> String {
     let s = format!("{x:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -210,12 +219,12 @@ pub fn print_findings(d: &Discovery, top: usize) {
         }
         for (f, sig, of) in best.iter().take(top) {
             println!(
-                "  {:<22} {:<20} {}; {}  q = {:.0e}  (significant at {sig} of {of} landmarks){}",
+                "  {:<22} {:<20} {}; {}  q = {}  (significant at {sig} of {of} landmarks){}",
                 f.behaviour,
                 f.landmark,
                 effect_words(f),
                 raw_words(f),
-                f.effect.as_ref().map_or(f64::NAN, |e| e.q),
+                q_words(f.effect.as_ref().map_or(f64::NAN, |e| e.q)),
                 f.leakage
                     .as_ref()
                     .map(|_| "  [possible leakage]")

@@ -277,7 +277,15 @@ fn controls_for<'a>(
         .filter(|(_, c)| !(outcome == Outcome::DealSize && **c == Control::LogAmount))
         .map(|(i, c)| ControlColumn {
             name: c.column(),
-            numeric: c.is_numeric(),
+            // Named numeric controls, and attributes whose every present value is a number.
+            numeric: c.is_numeric() || {
+                let mut present = rows
+                    .iter()
+                    .filter_map(|s| s.controls.get(i))
+                    .filter(|v| !matches!(v, ControlValue::Missing))
+                    .peekable();
+                present.peek().is_some() && present.all(|v| matches!(v, ControlValue::Number(_)))
+            },
             values: rows
                 .iter()
                 .map(|s| {
@@ -302,12 +310,18 @@ fn controls_for<'a>(
 /// The name of the age-at-landmark control.
 pub const AGE_CONTROL: &str = "log_age_at_landmark";
 
+/// The cluster of a snapshot: its rep; a deal without a rep is a cluster of its own (data without reps,
+/// such as a list of marketing calls, get ordinary robust errors by deal).
+fn cluster_key(s: &Snapshot) -> (bool, &str) {
+    match s.rep_id.as_deref() {
+        Some(rep) => (true, rep),
+        None => (false, s.opportunity_id.as_str()),
+    }
+}
+
 fn clusters(rows: &[&Snapshot]) -> Vec<u32> {
-    let reps: Vec<&str> = rows
-        .iter()
-        .map(|s| s.rep_id.as_deref().unwrap_or("(no rep)"))
-        .collect();
-    cluster_ids(&reps)
+    let keys: Vec<(bool, &str)> = rows.iter().map(|s| cluster_key(s)).collect();
+    cluster_ids(&keys)
 }
 
 fn interval(beta: f64, se: f64, step: f64, transform: impl Fn(f64) -> f64) -> (f64, f64, f64) {
@@ -439,6 +453,7 @@ fn analyse(
         step: None,
         significant: false,
         adjusted_for: Vec::new(),
+        dropped: Vec::new(),
         leakage: leakage(d, all),
     };
     // Raw figures first: they are shown even when there is not enough data to adjust.
@@ -480,11 +495,11 @@ fn analyse(
     let losses = rows.len() - events;
     // Errors clustered by rep need the behaviour to vary across reps: present (and absent) at several.
     let reps_of = |with: bool| {
-        let mut reps: Vec<&str> = rows
+        let mut reps: Vec<(bool, &str)> = rows
             .iter()
             .zip(&focal)
             .filter(|(_, v)| is_with(**v) == with)
-            .map(|(s, _)| s.rep_id.as_deref().unwrap_or("(no rep)"))
+            .map(|(s, _)| cluster_key(s))
             .collect();
         reps.sort_unstable();
         reps.dedup();
@@ -571,6 +586,7 @@ fn analyse(
         }
     };
     finding.adjusted_for = design.adjusted_for.clone();
+    finding.dropped = design.dropped.clone();
     match outcome {
         Outcome::Win => {
             let y: Vec<f64> = won.iter().map(|w| *w as u8 as f64).collect();
@@ -757,7 +773,8 @@ fn rule(
     let shown = if t.fract() == 0.0 {
         format!("{t}+")
     } else {
-        format!("≥ {t:.3}")
+        let s = format!("{t:.3}");
+        format!("≥ {}", s.trim_end_matches('0').trim_end_matches('.'))
     };
     let text = format!(
         "{shown} {} {}: win rate {:.0} % vs {:.0} %, n = {} / {}",
@@ -794,11 +811,11 @@ fn rule(
     let with = focal.iter().filter(|v| **v == 1.0).count();
     let events = y.iter().filter(|v| **v == 1.0).count();
     let reps = |side: f64| {
-        let mut r: Vec<Option<&str>> = estimate
+        let mut r: Vec<(bool, &str)> = estimate
             .iter()
             .zip(&focal)
             .filter(|(_, v)| **v == side)
-            .map(|(s, _)| s.rep_id.as_deref())
+            .map(|(s, _)| cluster_key(s))
             .collect();
         r.sort_unstable();
         r.dedup();

@@ -143,6 +143,9 @@ pub struct Finding {
     pub significant: bool,
     /// Controls actually in the model.
     pub adjusted_for: Vec<String>,
+    /// Control columns left out of the model, with why when it is not that they were constant or a
+    /// combination of the others (for example a level in which every deal has the same outcome).
+    pub dropped: Vec<String>,
     /// Possible leakage: why the behaviour may be measured from the outcome itself.
     pub leakage: Option<String>,
 }
