@@ -102,7 +102,14 @@ fn effect_words(f: &Finding) -> String {
     };
     let per = f
         .step
-        .map(|s| format!(" per {} (IQR)", trim(s)))
+        .map(|s| {
+            let kind = if f.step_kind == Some("sd") {
+                "SD"
+            } else {
+                "IQR"
+            };
+            format!(" per {} ({kind})", trim(s))
+        })
         .unwrap_or_default();
     match e.scale {
         "odds_ratio" => {

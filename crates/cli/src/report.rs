@@ -118,8 +118,13 @@ fn html(d: &Discovery, c: &Computed, q: &QualityReport) -> Result<String> {
         "period_end": c.horizon.to_date_string(),
         "version": env!("CARGO_PKG_VERSION"),
     });
-    // Inside a <script> element "</" must not appear; "<\/" is the same string to JSON.
-    let json = serde_json::to_string(&data)?.replace("</", "<\\/");
+    // Inside a <script> element neither "</script" nor "<!--" may appear (user text such as a catalog
+    // title could contain them): escaping every <, > and & keeps the JSON identical and the tokenizer
+    // blind to it.
+    let json = serde_json::to_string(&data)?
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
     Ok(TEMPLATE
         .replace("{{CHARTJS_VERSION}}", CHARTJS_VERSION)
         .replacen("{{DATA}}", &json, 1)

@@ -20,7 +20,8 @@ use winsignal_stats::{cluster_ids, dist, km, multiple, ols, Estimates, FitError}
 const LEAKAGE_AUC: f64 = 0.95;
 /// Fewest reps whose deals have (and lack) the behaviour for cluster-robust errors to be trusted.
 const MIN_REPS: usize = 5;
-/// A plain logistic coefficient beyond this (log-odds per step) is treated as separation.
+/// A plain logistic coefficient beyond this (log-odds per standard deviation of its column) is treated as
+/// separation.
 const SEPARATION_COEF: f64 = 10.0;
 
 /// Why a discovery could not run at all.
@@ -165,8 +166,20 @@ pub fn discover(
     let mut rules: Vec<Rule> = rules.into_iter().flatten().collect();
     // Benjamini–Hochberg over every test of the run.
     let mut p: Vec<f64> = Vec::new();
+    // Values declared as recorded at the outcome are reported but are not tests of a behaviour: their
+    // near-zero p-values would loosen everyone else's threshold.
+    let declared = |id: &str| {
+        catalog
+            .behaviours
+            .iter()
+            .any(|d| d.id == id && d.recorded == Recorded::AtOutcome)
+    };
     for f in &findings {
-        p.push(f.effect.as_ref().map_or(f64::NAN, |e| e.p));
+        p.push(if declared(&f.behaviour) {
+            f64::NAN
+        } else {
+            f.effect.as_ref().map_or(f64::NAN, |e| e.p)
+        });
     }
     for r in &rules {
         p.push(r.effect.as_ref().map_or(f64::NAN, |e| e.p));
@@ -179,6 +192,7 @@ pub fn discover(
             f.significant = *q < opts.fdr;
         }
     }
+    // (NaN q for declared-at-outcome findings: never "significant".)
     for (r, q) in rules.iter_mut().zip(&q[findings.len()..]) {
         if let Some(e) = r.effect.as_mut() {
             e.q = *q;
@@ -190,9 +204,21 @@ pub fn discover(
         .filter(|d| d.flag.is_some())
         .filter_map(|d| detail(d, &findings, &landmarks, &by_landmark))
         .collect();
-    let mut opportunities: Vec<&str> = snaps.iter().map(|s| s.opportunity_id.as_str()).collect();
+    let mut opportunities: Vec<(&str, usize)> = snaps
+        .iter()
+        .map(|s| {
+            let o = match s.outcome {
+                winsignal_core::Outcome::Won => 0,
+                winsignal_core::Outcome::Lost => 1,
+                winsignal_core::Outcome::Open => 2,
+            };
+            (s.opportunity_id.as_str(), o)
+        })
+        .collect();
     opportunities.sort_unstable();
     opportunities.dedup();
+    let mut outcomes = [0usize; 3];
+    opportunities.iter().for_each(|(_, o)| outcomes[*o] += 1);
     Ok(Discovery {
         schema: 1,
         catalog: catalog.name.clone(),
@@ -211,6 +237,7 @@ pub fn discover(
         fdr: opts.fdr,
         snapshots: snaps.len(),
         opportunities: opportunities.len(),
+        outcomes,
         landmarks,
         findings,
         rules,
@@ -222,16 +249,12 @@ pub fn discover(
 
 /// Landmarks in the order deals reach them (median age), with their counts.
 fn landmark_order(snaps: &[Snapshot]) -> Vec<LandmarkSummary> {
-    let mut first: BTreeMap<&str, i64> = BTreeMap::new();
-    for s in snaps {
-        let e = first.entry(s.opportunity_id.as_str()).or_insert(s.as_of.0);
-        *e = (*e).min(s.as_of.0);
-    }
     let mut ages: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut counts: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
     for s in snaps {
-        let age = (s.as_of.0 - first[s.opportunity_id.as_str()]) as f64 / MS_PER_DAY as f64;
-        ages.entry(s.landmark.as_str()).or_default().push(age);
+        ages.entry(s.landmark.as_str())
+            .or_default()
+            .push(s.age_days);
         let c = counts.entry(s.landmark.as_str()).or_default();
         c[match s.outcome {
             winsignal_core::Outcome::Won => 0,
@@ -350,7 +373,14 @@ fn landmark_words(name: &str) -> String {
 fn fit_logit(y: &[f64], d: &Design, clusters: &[u32]) -> Result<LogitFit, FitError> {
     let plain = logit::fit(y, &d.x, Some(clusters), &LogitOptions::default());
     let separated = match &plain {
-        Ok(f) => f.est.beta.iter().skip(1).any(|b| b.abs() > SEPARATION_COEF),
+        // A coefficient is judged on the column's scale: log-odds per standard deviation.
+        Ok(f) => f.est.beta.iter().enumerate().skip(1).any(|(j, b)| {
+            let col = d.x.column(j);
+            let mean = col.iter().sum::<f64>() / col.len() as f64;
+            let sd = (col.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / col.len() as f64)
+                .sqrt();
+            (b * sd).abs() > SEPARATION_COEF
+        }),
         // Weights p(1 − p) vanishing on some rows make the information singular: quasi-separation.
         Err(FitError::NotConverged { .. } | FitError::Singular { .. }) => true,
         Err(_) => false,
@@ -451,6 +481,7 @@ fn analyse(
         raw: Raw::default(),
         effect: None,
         step: None,
+        step_kind: None,
         significant: false,
         adjusted_for: Vec::new(),
         dropped: Vec::new(),
@@ -551,15 +582,17 @@ fn analyse(
             / (values.len() - 1).max(1) as f64)
             .sqrt();
         if iqr > 0.0 {
-            iqr
+            (iqr, true)
         } else {
-            sd
+            (sd, false)
         }
     } else {
-        1.0
+        (1.0, true)
     };
+    let (step, step_is_iqr) = step;
     if continuous {
         finding.step = Some(step);
+        finding.step_kind = Some(if step_is_iqr { "iqr" } else { "sd" });
     }
     let cl = clusters(&rows);
     let controls = controls_for(catalog, &rows, outcome);
@@ -730,6 +763,10 @@ fn rule(
     opts: &Options,
 ) -> Option<Rule> {
     use winsignal_core::Outcome as O;
+    if d.def.recorded == Recorded::AtOutcome {
+        // A threshold on a value recorded at the outcome is not advice anyone can follow.
+        return None;
+    }
     let rows: Vec<&Snapshot> = all
         .iter()
         .copied()
@@ -799,6 +836,7 @@ fn rule(
         effect: None,
         significant: false,
         note: None,
+        leakage: leakage(d, all),
     };
     let focal: Vec<f64> = estimate
         .iter()

@@ -190,9 +190,16 @@ pub fn build(
     if focal.iter().all(|x| *x == focal_first) {
         return Err(DesignError::FocalCollinear);
     }
-    // Drop control columns that are linear combinations of earlier ones, one at a time.
+    // Drop control columns that are linear combinations of earlier ones, one at a time. The check puts
+    // the focal column last, so a control that merely duplicates other controls is found (and dropped)
+    // first, and a focal column that the controls explain fails on itself: it is refused, not kept while
+    // a control is dropped in its place (which would silently change what it is compared with).
     loop {
-        let x = to_matrix(&cols, n);
+        let mut order: Vec<usize> = (0..cols.len()).filter(|j| *j != focal_at).collect();
+        order.push(focal_at);
+        let checked: Vec<&(String, Option<String>, Vec<f64>)> =
+            order.iter().map(|j| &cols[*j]).collect();
+        let x = to_matrix(&checked, n);
         let mut gram = x.weighted_gram(None);
         if !intercept {
             // Centre (Cox models have no intercept; collinearity is among centred columns).
@@ -215,22 +222,25 @@ pub fn build(
                         }
                     }
                 }
+                let ordered: Vec<&(String, Option<String>, Vec<f64>)> = cols.iter().collect();
                 return Ok(Design {
                     names: cols.iter().map(|c| c.0.clone()).collect(),
-                    x,
+                    x: to_matrix(&ordered, n),
                     adjusted_for,
                     dropped,
                 });
             }
-            Err(FitError::Singular { column }) if column > focal_at => {
-                dropped.push(cols.remove(column).0);
+            Err(FitError::Singular { column })
+                if order[column] != focal_at && !(intercept && order[column] == 0) =>
+            {
+                dropped.push(cols.remove(order[column]).0);
             }
             Err(_) => return Err(DesignError::FocalCollinear),
         }
     }
 }
 
-fn to_matrix(cols: &[(String, Option<String>, Vec<f64>)], n: usize) -> Matrix {
+fn to_matrix(cols: &[&(String, Option<String>, Vec<f64>)], n: usize) -> Matrix {
     let k = cols.len();
     let mut data = Vec::with_capacity(n * k);
     for i in 0..n {
@@ -267,30 +277,47 @@ mod tests {
     }
 
     #[test]
-    fn a_duplicate_control_is_dropped_and_a_duplicate_focal_is_refused() {
+    fn a_duplicate_control_is_dropped_and_a_focal_the_controls_explain_is_refused() {
         let focal: Vec<f64> = (0..60).map(|i| (i % 2) as f64).collect();
         let same: Vec<ControlValue> = focal
             .iter()
             .map(|v| ControlValue::Text(if *v == 1.0 { "a" } else { "b" }.into()))
             .collect();
-        let other: Vec<ControlValue> = (0..60).map(|i| ControlValue::Number(i as f64)).collect();
-        let controls = [
-            ControlColumn {
-                name: "n".into(),
-                numeric: true,
-                values: other.iter().map(std::borrow::Cow::Borrowed).collect(),
-            },
-            ControlColumn {
-                name: "copy".into(),
-                numeric: false,
-                values: same.iter().map(std::borrow::Cow::Borrowed).collect(),
-            },
-        ];
-        // The focal column comes before the copy, so the copy is what gets dropped.
-        let d = build("focal", &focal, &controls, true, None).unwrap_or_else(|_| panic!("design"));
+        let n: Vec<ControlValue> = (0..60).map(|i| ControlValue::Number(i as f64)).collect();
+        let twice: Vec<ControlValue> = (0..60)
+            .map(|i| ControlValue::Number(2.0 * i as f64))
+            .collect();
+        let column = |name: &str, numeric: bool, v: &'static [ControlValue]| ControlColumn {
+            name: name.into(),
+            numeric,
+            values: v.iter().map(std::borrow::Cow::Borrowed).collect(),
+        };
+        let (same, n, twice) = (leak(same), leak(n), leak(twice));
+        // A control that duplicates another control is dropped; the focal column stays.
+        let d = build(
+            "focal",
+            &focal,
+            &[column("n", true, n), column("twice", true, twice)],
+            true,
+            None,
+        )
+        .unwrap_or_else(|_| panic!("design"));
         assert_eq!(d.names, ["(intercept)", "focal", "n"]);
-        assert_eq!(d.dropped, ["copy=b"]);
+        assert_eq!(d.dropped, ["twice"]);
+        // A focal column the controls explain is refused, not kept in place of the control.
+        let explained = build(
+            "focal",
+            &focal,
+            &[column("n", true, n), column("copy", false, same)],
+            true,
+            None,
+        );
+        assert_eq!(explained.err(), Some(DesignError::FocalCollinear));
         let constant = vec![1.0; 60];
-        assert!(build("focal", &constant, &controls, true, None).is_err());
+        assert!(build("focal", &constant, &[column("n", true, n)], true, None).is_err());
+    }
+
+    fn leak(v: Vec<ControlValue>) -> &'static [ControlValue] {
+        Box::leak(v.into_boxed_slice())
     }
 }

@@ -77,6 +77,8 @@ pub struct Discovery {
     pub fdr: f64,
     pub snapshots: usize,
     pub opportunities: usize,
+    /// Opportunities by outcome: `[won, lost, open]`.
+    pub outcomes: [usize; 3],
     pub landmarks: Vec<LandmarkSummary>,
     /// Every test, sorted by outcome, landmark order, then definition order.
     pub findings: Vec<Finding>,
@@ -128,7 +130,7 @@ pub struct Finding {
     pub note: Option<String>,
     /// Snapshots analysed (for win: closed; for deal size: won with an amount).
     pub n: usize,
-    /// With / without the behaviour (continuous: at or above / below the median).
+    /// With / without the behaviour (continuous: above / at or below the median).
     pub n_with: usize,
     pub n_without: usize,
     /// Wins among the analysed snapshots (for cycle time: the closes-won that are events).
@@ -140,6 +142,8 @@ pub struct Finding {
     /// For continuous features: the step the effect is per (the interquartile range, or the standard
     /// deviation when the IQR is 0), in the feature's units.
     pub step: Option<f64>,
+    /// `iqr` or `sd`: which of the two `step` is.
+    pub step_kind: Option<&'static str>,
     pub significant: bool,
     /// Controls actually in the model.
     pub adjusted_for: Vec<String>,
@@ -232,6 +236,8 @@ pub struct Rule {
     /// The rule holds when the feature is at least this.
     pub threshold: f64,
     pub text: String,
+    /// Win rates and counts over every closed deal at the landmark (the threshold was chosen on half of
+    /// them, so these rates flatter it a little; the effect does not: it is estimated on the other half).
     pub win_rate_with: f64,
     pub win_rate_without: f64,
     pub n_with: usize,
@@ -241,4 +247,6 @@ pub struct Rule {
     pub effect: Option<Effect>,
     pub significant: bool,
     pub note: Option<String>,
+    /// Possible leakage of the feature (as for findings).
+    pub leakage: Option<String>,
 }

@@ -54,9 +54,9 @@ impl Estimates {
 }
 
 /// Cluster-robust ("sandwich") covariance: `c · B (Σ_g s_g s_gᵀ) B` with `B` the inverse Hessian (the
-/// bread), `s_g` the sum of the per-row scores in cluster `g`, and the small-sample factor
-/// `c = G/(G−1) · (N−1)/(N−K)` when `correct` (statsmodels' default for `cov_type="cluster"`) else
-/// `G/(G−1)` (lifelines uses no factor: pass `factor = Some(1.0)`).
+/// bread) and `s_g` the sum of the per-row scores in cluster `g`. `factor` is `c`; `None` means
+/// statsmodels' small-sample factor for `cov_type="cluster"`, `G/(G−1) · (N−1)/(N−K)` (lifelines uses
+/// none: pass `Some(1.0)`).
 pub fn sandwich(bread: &Matrix, scores: &Matrix, clusters: &[u32], factor: Option<f64>) -> Matrix {
     let k = bread.cols();
     let n = scores.rows();

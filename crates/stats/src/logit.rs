@@ -10,7 +10,7 @@ pub struct LogitOptions {
     /// column separates the outcomes.
     pub firth: bool,
     pub max_iter: usize,
-    /// Converged when the largest change of a coefficient is below this.
+    /// Converged when the largest coefficient change of a full Newton step is below this.
     pub tol: f64,
 }
 
@@ -144,11 +144,9 @@ pub fn fit(
         let Some((cand, cp, cinfo, obj)) = accepted else {
             return Err(FitError::NotConverged { iterations: iter });
         };
-        let change = beta
-            .iter()
-            .zip(&cand)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        // Converged when the full Newton step is small, whatever step was taken: a step shortened by
+        // halving says nothing about being at the optimum.
+        let change = step.iter().fold(0.0_f64, |m, s| m.max(s.abs()));
         beta = cand;
         p = cp;
         info = cinfo;
