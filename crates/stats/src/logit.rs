@@ -160,6 +160,10 @@ pub fn fit(
     })
 }
 
+/// The covariance of a fit. The cluster-robust meat uses the plain scores `x (y − p)` also for a Firth
+/// fit (whose estimating equation adds `h (½ − p)`): the penalty's contribution vanishes as n grows, and
+/// this keeps one definition of the robust variance for every fit; Firth estimates are flagged
+/// `penalised` for the reader.
 #[allow(clippy::too_many_arguments)]
 fn finish(
     y: &[f64],
