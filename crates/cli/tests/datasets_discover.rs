@@ -3,9 +3,11 @@
 //! The numbers asserted are the ones measured on these files (each with the command that gave it).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::winsignal;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 fn repo() -> PathBuf {
@@ -24,22 +26,6 @@ fn dataset(rel: &str) -> String {
 
 fn path(rel: &str) -> String {
     repo().join(rel).to_str().unwrap().to_string()
-}
-
-fn winsignal(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_winsignal"))
-        .arg("--data")
-        .arg(data)
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "winsignal {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Ingests the files with their mappings (in order) into a fresh workspace, then runs discovery with

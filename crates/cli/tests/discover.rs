@@ -2,25 +2,11 @@
 //! effects"), for two seeds: end to end through the binary (`demo`, then `discover --json`).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::winsignal;
+
 use serde_json::Value;
 use std::collections::HashMap;
-use std::process::Command;
-
-fn winsignal(data: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_winsignal"))
-        .arg("--data")
-        .arg(data)
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "winsignal {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The landmark where every planted behaviour has had its chance (they are placed by day 28).
 const LANDMARK: &str = "age:30d";

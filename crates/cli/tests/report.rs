@@ -6,23 +6,10 @@
 //! explicitly on a machine that cannot have a browser.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
+mod common;
+use common::winsignal;
 
-fn winsignal(data: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_winsignal"))
-        .arg("--data")
-        .arg(data)
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "winsignal {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use std::process::Command;
 
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]

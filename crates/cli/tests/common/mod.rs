@@ -1,0 +1,23 @@
+//! Shared by the end-to-end tests: run the binary against a workspace.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `winsignal --data DATA --quiet ARGS…`, asserts it succeeds, and returns its stdout.
+pub fn winsignal(data: &Path, args: &[&str]) -> String {
+    #[allow(clippy::unwrap_used)]
+    let out = Command::new(env!("CARGO_BIN_EXE_winsignal"))
+        .arg("--data")
+        .arg(data)
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "winsignal {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    #[allow(clippy::unwrap_used)]
+    String::from_utf8(out.stdout).unwrap()
+}
