@@ -525,16 +525,16 @@ fn analyse(
     }
     let losses = rows.len() - events;
     // Errors clustered by rep need the behaviour to vary across reps: present (and absent) at several.
+    let cl = clusters(&rows);
+    let groups = cl.iter().max().map_or(0, |m| *m as usize + 1);
     let reps_of = |with: bool| {
-        let mut reps: Vec<(bool, &str)> = rows
-            .iter()
-            .zip(&focal)
-            .filter(|(_, v)| is_with(**v) == with)
-            .map(|(s, _)| cluster_key(s))
-            .collect();
-        reps.sort_unstable();
-        reps.dedup();
-        reps.len()
+        let mut seen = vec![false; groups];
+        for (g, v) in cl.iter().zip(&focal) {
+            if is_with(*v) == with {
+                seen[*g as usize] = true;
+            }
+        }
+        seen.iter().filter(|s| **s).count()
     };
     let (reps_with, reps_without) = (reps_of(true), reps_of(false));
     let short = if n_with < opts.min_group || n_without < opts.min_group {
@@ -594,7 +594,6 @@ fn analyse(
         finding.step = Some(step);
         finding.step_kind = Some(if step_is_iqr { "iqr" } else { "sd" });
     }
-    let cl = clusters(&rows);
     let controls = controls_for(catalog, &rows, outcome);
     let refuse = |mut f: Finding, why: String| {
         f.status = Status::Refused;

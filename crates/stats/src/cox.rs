@@ -113,8 +113,12 @@ pub fn fit(
     check_inputs(time, event, x, clusters, opts)?;
     let n_events = event.iter().filter(|e| **e).count();
 
-    let (means, sds) = column_moments(x)?;
-    let design = SortedDesign::new(time, event, x, &means, &sds);
+    let (_, sds) = column_moments(x)?;
+    // Columns are scaled but not centred: the partial likelihood, its derivatives and the score
+    // residuals do not change when a constant is added to a column, and uncentred 0/1 dummies stay
+    // sparse, which the moment sums below skip through (the linear predictor is shifted by its
+    // maximum before exponentiation, so nothing overflows).
+    let design = SortedDesign::new(time, event, x, &vec![0.0; k], &sds);
     let ridge = opts.ridge * n as f64;
     let penalty = |beta: &[f64]| 0.5 * ridge * beta.iter().map(|b| b * b).sum::<f64>();
 
@@ -523,8 +527,33 @@ impl SortedDesign {
     }
 }
 
-/// Adds `w z` and the upper triangle of `w z zᵀ` to running sums.
+/// Adds `w z` and the upper triangle of `w z zᵀ` to running sums, visiting only the non-zero entries of
+/// `z` (most of a row of dummies is zero).
 fn add_moments(z: &[f64], w: f64, first: &mut [f64], second: &mut [f64]) {
+    let k = z.len();
+    let mut nonzero = [0usize; 64];
+    let mut m = 0;
+    for (a, v) in z.iter().enumerate() {
+        if *v != 0.0 {
+            if m == nonzero.len() {
+                return add_moments_dense(z, w, first, second);
+            }
+            nonzero[m] = a;
+            m += 1;
+        }
+    }
+    let nonzero = &nonzero[..m];
+    for (i, &a) in nonzero.iter().enumerate() {
+        let wa = w * z[a];
+        first[a] += wa;
+        let row = a * k;
+        for &b in &nonzero[i..] {
+            second[row + b] += wa * z[b];
+        }
+    }
+}
+
+fn add_moments_dense(z: &[f64], w: f64, first: &mut [f64], second: &mut [f64]) {
     let k = z.len();
     for a in 0..k {
         let wa = w * z[a];
