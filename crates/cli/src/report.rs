@@ -26,6 +26,18 @@ pub struct ReportArgs {
 }
 
 pub fn run(global: &Global, store: &dyn Store, args: &ReportArgs) -> Result<()> {
+    // Fail before the replay and the fits, not after them.
+    let dir = match args.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "--out {}: the directory {} does not exist",
+            args.out.display(),
+            dir.display()
+        );
+    }
     let catalog = args.catalog.load()?;
     let c = compute(store, catalog, &global.data, global.quiet)?;
     let d = winsignal_discover::discover(&c.catalog, &c.snapshots, &Options::default())?;
