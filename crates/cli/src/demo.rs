@@ -222,7 +222,10 @@ pub fn run(data: &Path, quiet: bool, args: &DemoArgs) -> Result<()> {
     let discovery = winsignal_discover::discover(
         &computed.catalog,
         &computed.snapshots,
-        &winsignal_discover::Options::default(),
+        &winsignal_discover::Options {
+            timing: computed.timing.clone(),
+            ..winsignal_discover::Options::default()
+        },
     )?;
     say(format!(
         "\nRan discovery in {:.1} s.",

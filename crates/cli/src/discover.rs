@@ -77,7 +77,11 @@ pub fn run(global: &Global, store: &dyn Store, args: &DiscoverArgs) -> Result<()
         eprintln!("fitting models for {} snapshots…", c.snapshots.len());
     }
     let started = std::time::Instant::now();
-    let d = winsignal_discover::discover(&c.catalog, &c.snapshots, &options(args))?;
+    let options = Options {
+        timing: c.timing.clone(),
+        ..options(args)
+    };
+    let d = winsignal_discover::discover(&c.catalog, &c.snapshots, &options)?;
     if !global.quiet {
         eprintln!(
             "fitted {} models in {:.1} s",

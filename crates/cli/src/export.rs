@@ -44,10 +44,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &ExportArgs) -> Result<()> 
         .with_context(|| format!("creating {}", args.out.display()))?;
     let ctx = Context::from_store(store)?;
     let mut bar = Bar::new(global.quiet);
-    let total: u64 = store.event_counts()?.iter().map(|(_, n)| n).sum();
-    let engine = winsignal_features::Engine::replay(&ctx, store, &mut |n| {
-        bar.phase("replaying events", n, total)
-    })?;
+    let engine = crate::features::replay(store, &ctx, &global.data, &mut bar)?;
     bar.finish();
     let meta = serde_json::json!({ "exported_by": "winsignal export" });
     let account_id = |a: u32| (a != NONE).then(|| ctx.accounts[a as usize].id.as_str());

@@ -109,12 +109,98 @@ pub enum GraphCommand {
     },
 }
 
-/// Reads the entities and replays the events, with progress.
-fn replay<'c>(store: &dyn Store, ctx: &'c Context, bar: &mut Bar) -> Result<Engine<'c>> {
-    let total: u64 = store.event_counts()?.iter().map(|(_, n)| n).sum();
+/// The engine state for the store as it is now: restored from the workspace's saved checkpoint when
+/// that was taken of exactly this store (same loads, same event counts, same state format), otherwise
+/// replayed from every event (with progress) and saved for next time. A checkpoint that cannot be read
+/// or saved only costs time: the state is replayed, never guessed.
+pub fn replay<'c>(
+    store: &dyn Store,
+    ctx: &'c Context,
+    data: &Path,
+    bar: &mut Bar,
+) -> Result<Engine<'c>> {
+    let counts = store.event_counts()?;
+    let key = checkpoint_key(store, &counts)?;
+    let path = data.join("cache").join("engine-state.bin");
+    if let Some(engine) = restore_checkpoint(ctx, &path, &key) {
+        return Ok(engine);
+    }
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
     bar.phase("replaying events", 0, total);
     let engine = Engine::replay(ctx, store, &mut |n| bar.phase("replaying events", n, total))?;
+    if let Err(e) = save_checkpoint(&engine, &path, &key) {
+        tracing::warn!(path = %path.display(), error = %e, "Engine checkpoint not saved.");
+    }
     Ok(engine)
+}
+
+/// What a checkpoint was taken of: the state format, the build, every finished load and the event
+/// counts. Any ingest adds a load, so any change to the store changes the key.
+fn checkpoint_key(store: &dyn Store, counts: &[(winsignal_core::Kind, u64)]) -> Result<String> {
+    use std::fmt::Write as _;
+    let mut key = format!(
+        "winsignal {} engine state {}\n{counts:?}\n",
+        env!("CARGO_PKG_VERSION"),
+        winsignal_features::engine::STATE_FORMAT
+    );
+    for l in store.loads()? {
+        let _ = writeln!(
+            key,
+            "{} {} {} {:?}",
+            l.load_id, l.file_hash, l.finished_at, l.stats
+        );
+    }
+    Ok(format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+    ))
+}
+
+const CHECKPOINT_MAGIC: &[u8] = b"winsignal-engine-state ";
+
+fn restore_checkpoint<'c>(ctx: &'c Context, path: &Path, key: &str) -> Option<Engine<'c>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut header = vec![0u8; CHECKPOINT_MAGIC.len() + key.len() + 1];
+    r.read_exact(&mut header).ok()?;
+    if header != [CHECKPOINT_MAGIC, key.as_bytes(), b"\n"].concat() {
+        return None;
+    }
+    // Decoding from memory is several times faster than from a reader (postcard pulls varints a byte
+    // at a time); only a very large checkpoint is streamed, to keep the peak memory down.
+    let in_memory = std::fs::metadata(path).is_ok_and(|m| m.len() < 1 << 30);
+    let restored = if in_memory {
+        let mut bytes = Vec::new();
+        r.read_to_end(&mut bytes).ok()?;
+        Engine::restore(ctx, &bytes)
+    } else {
+        Engine::restore_from(ctx, r)
+    };
+    match restored {
+        Ok(engine) => Some(engine),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "Engine checkpoint ignored.");
+            None
+        }
+    }
+}
+
+/// Writes the checkpoint beside its final name and renames it into place, so a reader never sees half.
+fn save_checkpoint(engine: &Engine<'_>, path: &Path, key: &str) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let partial = path.with_extension("bin.partial");
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&partial)?);
+    w.write_all(CHECKPOINT_MAGIC)?;
+    w.write_all(key.as_bytes())?;
+    w.write_all(b"\n")?;
+    engine
+        .write_checkpoint(&mut w)
+        .map_err(anyhow::Error::msg)?;
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
 }
 
 /// The whole feature pass: entities, replay, every snapshot. Also used by `demo`.
@@ -124,6 +210,8 @@ pub struct Computed {
     pub horizon: Ts,
     pub events: u64,
     pub unattributed: std::collections::BTreeMap<String, u64>,
+    /// When each behaviour shows up relative to the close (for the leakage check).
+    pub timing: Vec<snapshot::Timing>,
 }
 
 pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) -> Result<Computed> {
@@ -135,11 +223,12 @@ pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) ->
     let mut bar = Bar::new(quiet);
     bar.phase("reading entities", 0, 1);
     let ctx = Context::from_store(store)?;
-    let engine = replay(store, &ctx, &mut bar)?;
+    let engine = replay(store, &ctx, data, &mut bar)?;
     let horizon = snapshot::horizon(&engine);
     let snapshots = snapshot::snapshots(&engine, &catalog, horizon, &mut |d, t| {
         bar.phase("computing snapshots", d, t)
     });
+    let timing = snapshot::timing(&engine, &catalog);
     bar.finish();
     let mut registry = registry;
     registry
@@ -151,6 +240,7 @@ pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) ->
         catalog,
         snapshots,
         horizon,
+        timing,
     })
 }
 
@@ -540,7 +630,7 @@ pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Re
         );
     };
     let mut bar = Bar::new(global.quiet);
-    let engine = replay(store, &ctx, &mut bar)?;
+    let engine = replay(store, &ctx, &global.data, &mut bar)?;
     bar.finish();
     let horizon = snapshot::horizon(&engine);
     let lms = snapshot::landmarks(&ctx, &catalog, horizon);
@@ -635,7 +725,7 @@ pub fn run_graph(global: &Global, store: &dyn Store, cmd: &GraphCommand) -> Resu
         bail!("no account with id {id:?} in {}", global.data.display());
     };
     let mut bar = Bar::new(global.quiet);
-    let engine = replay(store, &ctx, &mut bar)?;
+    let engine = replay(store, &ctx, &global.data, &mut bar)?;
     bar.finish();
     let n = winsignal_features::graph::neighbourhood(&engine, account);
     if *json {

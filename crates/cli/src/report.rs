@@ -40,7 +40,14 @@ pub fn run(global: &Global, store: &dyn Store, args: &ReportArgs) -> Result<()> 
     }
     let catalog = args.catalog.load()?;
     let c = compute(store, catalog, &global.data, global.quiet)?;
-    let d = winsignal_discover::discover(&c.catalog, &c.snapshots, &Options::default())?;
+    let d = winsignal_discover::discover(
+        &c.catalog,
+        &c.snapshots,
+        &Options {
+            timing: c.timing.clone(),
+            ..Options::default()
+        },
+    )?;
     let quality = winsignal_ingest::quality::report(store)?;
     write(&args.out, &d, &c, &quality)?;
     if !global.quiet {

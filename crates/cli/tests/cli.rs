@@ -409,3 +409,53 @@ fn snapshots_behaviours_explain_graph_and_export_work_end_to_end() {
         "{err}"
     );
 }
+
+#[test]
+fn the_engine_checkpoint_is_reused_only_for_the_store_it_was_taken_of() {
+    let ws = tempfile::tempdir().unwrap();
+    let data_dir = ws.path().join("ws");
+    let data = data_dir.to_str().unwrap();
+    run_ok(&[
+        "--data", data, "--quiet", "demo", "--scale", "0.02", "--seed", "5",
+    ]);
+    let cache = data_dir.join("cache").join("engine-state.bin");
+    let header = |p: &Path| {
+        let bytes = std::fs::read(p).unwrap();
+        let end = bytes.iter().position(|b| *b == b'\n').unwrap();
+        String::from_utf8(bytes[..end].to_vec()).unwrap()
+    };
+    // The demo's feature pass saved the state; the next command restores it and gets the same answer.
+    assert!(cache.exists());
+    let snapshots = || run_ok(&["--data", data, "-q", "snapshots", "--json"]);
+    let first = snapshots();
+    let second = snapshots();
+    assert_eq!(first, second);
+
+    // A checkpoint with the right header but a damaged body is not trusted: the state is replayed
+    // (same answer) and the checkpoint rewritten.
+    let key = header(&cache);
+    let mut damaged = std::fs::read(&cache).unwrap();
+    let body = key.len() + 1;
+    damaged.truncate(body + 1000);
+    damaged[body..].iter_mut().for_each(|b| *b = 0xff);
+    std::fs::write(&cache, &damaged).unwrap();
+    assert_eq!(snapshots(), first);
+    assert!(std::fs::metadata(&cache).unwrap().len() > damaged.len() as u64);
+
+    // New data changes the key; the state then equals a replay from scratch.
+    let json: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let opp = json["snapshots"][0]["opportunity_id"].as_str().unwrap();
+    let extra = ws.path().join("activities.csv");
+    std::fs::write(
+        &extra,
+        format!(
+            "activity_id,type,status,opportunity_id,occurred_at\nlate-1,meeting,completed,{opp},2020-01-01T00:00:00Z\n"
+        ),
+    )
+    .unwrap();
+    run_ok(&["--data", data, "-q", "ingest", extra.to_str().unwrap()]);
+    let after_ingest = snapshots();
+    assert_ne!(header(&cache), key);
+    std::fs::remove_file(&cache).unwrap();
+    assert_eq!(snapshots(), after_ingest);
+}

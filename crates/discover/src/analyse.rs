@@ -1,13 +1,12 @@
 //! Runs every analysis of a discovery: behaviour × landmark × outcome, rules, and the false-discovery
 //! control across all of them.
 
-use crate::design::{self, ControlColumn, Design, DesignError};
+use crate::design::{self, ControlColumn, ControlValues, Design, DesignError};
 use crate::quantile::{auc, quantile, sorted};
 use crate::{
     Adoption, BehaviourDetail, Discovery, Effect, Finding, Interval, LandmarkSummary, Options,
     Outcome, Raw, Rule, Status, CAVEAT,
 };
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use winsignal_core::time::MS_PER_DAY;
 use winsignal_features::catalog::{Catalog, Control, Definition, Recorded};
@@ -18,6 +17,11 @@ use winsignal_stats::{cluster_ids, dist, km, multiple, ols, Estimates, FitError}
 
 /// A single-feature AUC beyond this (or below 1 − this) is flagged as possible leakage.
 const LEAKAGE_AUC: f64 = 0.95;
+/// A behaviour that more than this share of the deals showing it after the close did not show at the
+/// close is flagged as leakage ("happens mostly at or after close")...
+const LEAKAGE_SHARE_AFTER: f64 = 0.5;
+/// ...when at least this many closed deals show it after the close.
+const LEAKAGE_MIN_DEALS: u64 = 30;
 /// Fewest reps whose deals have (and lack) the behaviour for cluster-robust errors to be trusted.
 const MIN_REPS: usize = 5;
 /// A plain logistic coefficient beyond this (log-odds per standard deviation of its column) is treated as
@@ -118,7 +122,18 @@ pub fn discover(
     } else {
         Vec::new()
     };
-    let rows = |name: &str| by_landmark.get(name).map_or(&[][..], |v| v.as_slice());
+    let coded: BTreeMap<&str, LandmarkRows<'_>> = landmarks
+        .iter()
+        .map(|l| {
+            let rows = by_landmark
+                .get(l.name.as_str())
+                .cloned()
+                .unwrap_or_default();
+            (l.name.as_str(), LandmarkRows::new(catalog, rows))
+        })
+        .collect();
+    let empty = LandmarkRows::new(catalog, Vec::new());
+    let rows = |name: &str| coded.get(name).unwrap_or(&empty);
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
@@ -289,45 +304,122 @@ fn landmark_order(snaps: &[Snapshot]) -> Vec<LandmarkSummary> {
 /// at an age landmark it is constant and drops out).
 fn controls_for<'a>(
     catalog: &Catalog,
-    rows: &[&'a Snapshot],
+    lm: &'a LandmarkRows<'_>,
+    idx: &[usize],
     outcome: Outcome,
 ) -> Vec<ControlColumn<'a>> {
     let mut out: Vec<ControlColumn<'a>> = catalog
         .controls
         .iter()
-        .enumerate()
+        .zip(&lm.controls)
         // Log amount is the deal-size outcome itself.
-        .filter(|(_, c)| !(outcome == Outcome::DealSize && **c == Control::LogAmount))
-        .map(|(i, c)| ControlColumn {
-            name: c.column(),
+        .filter(|(c, _)| !(outcome == Outcome::DealSize && **c == Control::LogAmount))
+        .map(|(c, coded)| {
             // Named numeric controls, and attributes whose every present value is a number.
-            numeric: c.is_numeric() || {
-                let mut present = rows
-                    .iter()
-                    .filter_map(|s| s.controls.get(i))
-                    .filter(|v| !matches!(v, ControlValue::Missing))
-                    .peekable();
-                present.peek().is_some() && present.all(|v| matches!(v, ControlValue::Number(_)))
-            },
-            values: rows
-                .iter()
-                .map(|s| {
-                    s.controls
-                        .get(i)
-                        .map_or(Cow::Owned(ControlValue::Missing), Cow::Borrowed)
-                })
-                .collect(),
+            let numeric = c.is_numeric() || {
+                let kinds = || idx.iter().map(|r| coded.kinds[*r]);
+                kinds().any(|k| k == ValueKind::Number) && kinds().all(|k| k != ValueKind::Text)
+            };
+            ControlColumn {
+                name: c.column(),
+                values: if numeric {
+                    ControlValues::Numeric(idx.iter().map(|r| coded.numbers[*r]).collect())
+                } else {
+                    ControlValues::Categorical {
+                        codes: idx.iter().map(|r| coded.codes[*r]).collect(),
+                        labels: &coded.labels,
+                    }
+                },
+            }
         })
         .collect();
     out.push(ControlColumn {
         name: AGE_CONTROL.into(),
-        numeric: true,
-        values: rows
-            .iter()
-            .map(|s| Cow::Owned(ControlValue::Number(s.age_days.ln_1p())))
-            .collect(),
+        values: ControlValues::Numeric(
+            idx.iter()
+                .map(|r| Some(lm.rows[*r].age_days.ln_1p()))
+                .collect(),
+        ),
     });
     out
+}
+
+/// The snapshots at one landmark with every catalog control coded once — labels sorted, a code per
+/// row — so that each analysis subsets integers instead of comparing strings.
+struct LandmarkRows<'a> {
+    rows: Vec<&'a Snapshot>,
+    controls: Vec<CodedControl>,
+    /// Each row's cluster (rep), and how many there are.
+    cluster: Vec<u32>,
+    n_clusters: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ValueKind {
+    Missing,
+    Number,
+    Text,
+}
+
+struct CodedControl {
+    /// Distinct labels in order: text as given, numbers as printed, `(missing)`.
+    labels: Vec<String>,
+    codes: Vec<u32>,
+    kinds: Vec<ValueKind>,
+    /// Finite numbers; `None` for missing, text and non-finite values.
+    numbers: Vec<Option<f64>>,
+}
+
+impl<'a> LandmarkRows<'a> {
+    fn new(catalog: &Catalog, rows: Vec<&'a Snapshot>) -> LandmarkRows<'a> {
+        let controls = (0..catalog.controls.len())
+            .map(|i| {
+                let value =
+                    |s: &Snapshot| s.controls.get(i).cloned().unwrap_or(ControlValue::Missing);
+                let label = |v: &ControlValue| match v {
+                    ControlValue::Text(t) => t.clone(),
+                    ControlValue::Number(x) => format!("{x}"),
+                    ControlValue::Missing => "(missing)".to_string(),
+                };
+                let mut index: BTreeMap<String, u32> = BTreeMap::new();
+                for s in &rows {
+                    index.entry(label(&value(s))).or_insert(0);
+                }
+                for (code, slot) in index.values_mut().enumerate() {
+                    *slot = code as u32;
+                }
+                let mut coded = CodedControl {
+                    labels: index.keys().cloned().collect(),
+                    codes: Vec::with_capacity(rows.len()),
+                    kinds: Vec::with_capacity(rows.len()),
+                    numbers: Vec::with_capacity(rows.len()),
+                };
+                for s in &rows {
+                    let v = value(s);
+                    coded.codes.push(index[&label(&v)]);
+                    coded.kinds.push(match v {
+                        ControlValue::Missing => ValueKind::Missing,
+                        ControlValue::Number(_) => ValueKind::Number,
+                        ControlValue::Text(_) => ValueKind::Text,
+                    });
+                    coded.numbers.push(match v {
+                        ControlValue::Number(x) if x.is_finite() => Some(x),
+                        _ => None,
+                    });
+                }
+                coded
+            })
+            .collect();
+        let keys: Vec<(bool, &str)> = rows.iter().map(|s| cluster_key(s)).collect();
+        let cluster = cluster_ids(&keys);
+        let n_clusters = cluster.iter().max().map_or(0, |m| *m as usize + 1);
+        LandmarkRows {
+            rows,
+            controls,
+            cluster,
+            n_clusters,
+        }
+    }
 }
 
 /// The name of the age-at-landmark control.
@@ -342,9 +434,21 @@ fn cluster_key(s: &Snapshot) -> (bool, &str) {
     }
 }
 
-fn clusters(rows: &[&Snapshot]) -> Vec<u32> {
-    let keys: Vec<(bool, &str)> = rows.iter().map(|s| cluster_key(s)).collect();
-    cluster_ids(&keys)
+/// The clusters of the rows `idx` of a landmark, numbered by first appearance among them (as
+/// [`cluster_ids`] numbers them), from the landmark's precomputed cluster of every row.
+fn clusters(lm: &LandmarkRows<'_>, idx: &[usize]) -> Vec<u32> {
+    let mut renumber = vec![u32::MAX; lm.n_clusters];
+    let mut next = 0;
+    idx.iter()
+        .map(|r| {
+            let id = &mut renumber[lm.cluster[*r] as usize];
+            if *id == u32::MAX {
+                *id = next;
+                next += 1;
+            }
+            *id
+        })
+        .collect()
 }
 
 fn interval(beta: f64, se: f64, step: f64, transform: impl Fn(f64) -> f64) -> (f64, f64, f64) {
@@ -435,21 +539,20 @@ fn analyse(
     d: &Def<'_>,
     outcome: Outcome,
     landmark: &str,
-    all: &[&Snapshot],
+    lm: &LandmarkRows<'_>,
     opts: &Options,
 ) -> Finding {
     use winsignal_core::Outcome as O;
-    let keep = |s: &&Snapshot| match outcome {
+    let keep = |s: &Snapshot| match outcome {
         Outcome::Win => s.outcome != O::Open,
         Outcome::CycleTime => true,
         Outcome::DealSize => s.outcome == O::Won && s.amount.is_some_and(|a| a > 0.0),
     };
-    let rows: Vec<&Snapshot> = all
-        .iter()
-        .copied()
-        .filter(keep)
-        .filter(|s| d.focal(s).is_some())
+    let all = &lm.rows;
+    let idx: Vec<usize> = (0..all.len())
+        .filter(|i| keep(all[*i]) && d.focal(all[*i]).is_some())
         .collect();
+    let rows: Vec<&Snapshot> = idx.iter().map(|i| all[*i]).collect();
     let focal: Vec<f64> = rows.iter().filter_map(|s| d.focal(s)).collect();
     let won: Vec<bool> = rows.iter().map(|s| s.outcome == O::Won).collect();
     let continuous = d.flag.is_none();
@@ -485,7 +588,7 @@ fn analyse(
         significant: false,
         adjusted_for: Vec::new(),
         dropped: Vec::new(),
-        leakage: leakage(d, all),
+        leakage: leakage(d, all, opts),
     };
     // Raw figures first: they are shown even when there is not enough data to adjust.
     let split = |f: &dyn Fn(usize) -> f64| -> (Option<f64>, Option<f64>) {
@@ -525,7 +628,7 @@ fn analyse(
     }
     let losses = rows.len() - events;
     // Errors clustered by rep need the behaviour to vary across reps: present (and absent) at several.
-    let cl = clusters(&rows);
+    let cl = clusters(lm, &idx);
     let groups = cl.iter().max().map_or(0, |m| *m as usize + 1);
     let reps_of = |with: bool| {
         let mut seen = vec![false; groups];
@@ -594,7 +697,7 @@ fn analyse(
         finding.step = Some(step);
         finding.step_kind = Some(if step_is_iqr { "iqr" } else { "sd" });
     }
-    let controls = controls_for(catalog, &rows, outcome);
+    let controls = controls_for(catalog, lm, &idx, outcome);
     let refuse = |mut f: Finding, why: String| {
         f.status = Status::Refused;
         f.note = Some(why);
@@ -727,12 +830,27 @@ fn analyse(
 
 /// Possible leakage of a definition at a landmark: the catalog says it is recorded at the outcome, or it
 /// separates won from lost almost perfectly on its own.
-fn leakage(d: &Def<'_>, all: &[&Snapshot]) -> Option<String> {
+fn leakage(d: &Def<'_>, all: &[&Snapshot], opts: &Options) -> Option<String> {
     if d.def.recorded == Recorded::AtOutcome {
         return Some(
             "leakage: the catalog declares this value is recorded only once the outcome is known; its effect is not a behaviour to copy"
                 .into(),
         );
+    }
+    let timing = opts
+        .timing
+        .iter()
+        .find(|t| t.id == d.def.id && t.version == d.def.version);
+    if let Some(t) = timing.filter(|t| t.after >= LEAKAGE_MIN_DEALS) {
+        let share = t.share_only_after().unwrap_or(0.0);
+        if share > LEAKAGE_SHARE_AFTER {
+            return Some(format!(
+                "leakage: it happens mostly at or after the close — of the {} closed deals showing it {} days after their close, {:.0} % did not show it at the close; its presence says the deal closed, not what won it",
+                t.after,
+                winsignal_features::snapshot::AFTER_CLOSE_DAYS,
+                100.0 * share
+            ));
+        }
     }
     let (score, won): (Vec<f64>, Vec<bool>) = all
         .iter()
@@ -758,10 +876,11 @@ fn rule(
     catalog: &Catalog,
     d: &Def<'_>,
     landmark: &str,
-    all: &[&Snapshot],
+    lm: &LandmarkRows<'_>,
     opts: &Options,
 ) -> Option<Rule> {
     use winsignal_core::Outcome as O;
+    let all = &lm.rows;
     if d.def.recorded == Recorded::AtOutcome {
         // A threshold on a value recorded at the outcome is not advice anyone can follow.
         return None;
@@ -771,7 +890,11 @@ fn rule(
         .copied()
         .filter(|s| s.outcome != O::Open && d.focal(s).is_some())
         .collect();
-    let (choose, estimate): (Vec<&Snapshot>, Vec<&Snapshot>) = rows.iter().partition(|s| half(s));
+    let (choose, estimate_idx): (Vec<usize>, Vec<usize>) = (0..all.len())
+        .filter(|i| all[*i].outcome != O::Open && d.focal(all[*i]).is_some())
+        .partition(|i| half(all[*i]));
+    let choose: Vec<&Snapshot> = choose.iter().map(|i| all[*i]).collect();
+    let estimate: Vec<&Snapshot> = estimate_idx.iter().map(|i| all[*i]).collect();
     let rate = |rows: &[&Snapshot], t: f64, above: bool| {
         let sel: Vec<&&Snapshot> = rows
             .iter()
@@ -835,7 +958,7 @@ fn rule(
         effect: None,
         significant: false,
         note: None,
-        leakage: leakage(d, all),
+        leakage: leakage(d, all, opts),
     };
     let focal: Vec<f64> = estimate
         .iter()
@@ -866,12 +989,12 @@ fn rule(
         rule.note = Some("not enough data in the estimation half".into());
         return Some(rule);
     }
-    let controls = controls_for(catalog, &estimate, Outcome::Win);
+    let controls = controls_for(catalog, lm, &estimate_idx, Outcome::Win);
     let Ok(design) = design::build(&d.def.id, &focal, &controls, true, Some(&y)) else {
         rule.note = Some("refused: the rule is fully explained by the controls".into());
         return Some(rule);
     };
-    match fit_logit(&y, &design, &clusters(&estimate)) {
+    match fit_logit(&y, &design, &clusters(lm, &estimate_idx)) {
         Ok(fit) => {
             rule.effect = effect(
                 "odds_ratio",

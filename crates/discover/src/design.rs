@@ -2,7 +2,6 @@
 //! — categorical controls as treatment-coded dummies with rare levels pooled, numeric controls with a
 //! missing-value indicator — with constant and collinear control columns dropped.
 
-use winsignal_features::snapshot::ControlValue;
 use winsignal_stats::linalg::cholesky;
 use winsignal_stats::{FitError, Matrix};
 
@@ -10,11 +9,20 @@ use winsignal_stats::{FitError, Matrix};
 /// the reference level.
 pub const MIN_LEVEL: usize = 30;
 
-/// One control as given: its name, whether numeric, and its value in every row of the analysis.
+/// One control as given: its name and its value in every row of the analysis.
 pub struct ControlColumn<'a> {
     pub name: String,
-    pub numeric: bool,
-    pub values: Vec<std::borrow::Cow<'a, ControlValue>>,
+    pub values: ControlValues<'a>,
+}
+
+/// A control's values: numbers (`None` when missing), or categories as codes into sorted labels.
+pub enum ControlValues<'a> {
+    Numeric(Vec<Option<f64>>),
+    /// `labels` are sorted and distinct; `codes[i]` indexes the label of row `i`.
+    Categorical {
+        codes: Vec<u32>,
+        labels: &'a [String],
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -35,37 +43,24 @@ pub enum DesignError {
     FocalCollinear,
 }
 
-fn encode_categorical(
-    name: &str,
-    values: &[std::borrow::Cow<'_, ControlValue>],
-) -> Vec<(String, Vec<f64>)> {
-    use std::borrow::Cow;
-    use std::collections::BTreeMap;
-    let labels: Vec<Cow<'_, str>> = values
-        .iter()
-        .map(|v| match v.as_ref() {
-            ControlValue::Text(t) => Cow::Borrowed(t.as_str()),
-            ControlValue::Number(x) => Cow::Owned(format!("{x}")),
-            ControlValue::Missing => Cow::Borrowed("(missing)"),
-        })
-        .collect();
-    // Integer codes in label order, so the rest works on numbers, not strings.
-    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
-    for l in &labels {
-        index.entry(l.as_ref()).or_insert(0);
+fn encode_categorical(name: &str, row_codes: &[u32], labels: &[String]) -> Vec<(String, Vec<f64>)> {
+    // The labels present in these rows, in label order, and each row's index among them.
+    let mut present = vec![usize::MAX; labels.len()];
+    row_codes.iter().for_each(|c| present[*c as usize] = 0);
+    let mut names: Vec<String> = Vec::new();
+    for (label, slot) in labels.iter().zip(present.iter_mut()) {
+        if *slot == 0 {
+            *slot = names.len();
+            names.push(label.clone());
+        }
     }
-    let names: Vec<String> = index.keys().map(|l| l.to_string()).collect();
-    for (i, v) in index.values_mut().enumerate() {
-        *v = i;
-    }
-    let mut codes: Vec<usize> = labels.iter().map(|l| index[l.as_ref()]).collect();
+    let mut codes: Vec<usize> = row_codes.iter().map(|c| present[*c as usize]).collect();
     let count = |codes: &[usize], k: usize| {
         let mut c = vec![0usize; k];
         codes.iter().for_each(|x| c[*x] += 1);
         c
     };
     // Level names with "(other)" appended as the last code.
-    let mut names = names;
     let other = names.len();
     names.push("(other)".into());
     let c = count(&codes, names.len());
@@ -104,17 +99,8 @@ fn encode_categorical(
         .collect()
 }
 
-fn encode_numeric(
-    name: &str,
-    values: &[std::borrow::Cow<'_, ControlValue>],
-) -> Vec<(String, Vec<f64>)> {
-    let present: Vec<f64> = values
-        .iter()
-        .filter_map(|v| match v.as_ref() {
-            ControlValue::Number(x) if x.is_finite() => Some(*x),
-            _ => None,
-        })
-        .collect();
+fn encode_numeric(name: &str, values: &[Option<f64>]) -> Vec<(String, Vec<f64>)> {
+    let present: Vec<f64> = values.iter().flatten().copied().collect();
     if present.is_empty() {
         return Vec::new();
     }
@@ -123,10 +109,7 @@ fn encode_numeric(
         name.to_string(),
         values
             .iter()
-            .map(|v| match v.as_ref() {
-                ControlValue::Number(x) if x.is_finite() => *x,
-                _ => mean,
-            })
+            .map(|v| v.unwrap_or(mean))
             .collect::<Vec<f64>>(),
     )];
     if present.len() < values.len() {
@@ -134,10 +117,7 @@ fn encode_numeric(
             format!("{name} (missing)"),
             values
                 .iter()
-                .map(|v| match v.as_ref() {
-                    ControlValue::Number(x) if x.is_finite() => 0.0,
-                    _ => 1.0,
-                })
+                .map(|v| if v.is_some() { 0.0 } else { 1.0 })
                 .collect(),
         ));
     }
@@ -163,10 +143,11 @@ pub fn build(
     cols.push((focal_name.to_string(), None, focal.to_vec()));
     let mut dropped = Vec::new();
     for c in controls {
-        let encoded = if c.numeric {
-            encode_numeric(&c.name, &c.values)
-        } else {
-            encode_categorical(&c.name, &c.values)
+        let encoded = match &c.values {
+            ControlValues::Numeric(values) => encode_numeric(&c.name, values),
+            ControlValues::Categorical { codes, labels } => {
+                encode_categorical(&c.name, codes, labels)
+            }
         };
         for (name, v) in encoded {
             let first = v.first().copied().unwrap_or(0.0);
@@ -194,38 +175,52 @@ pub fn build(
     // the focal column last, so a control that merely duplicates other controls is found (and dropped)
     // first, and a focal column that the controls explain fails on itself: it is refused, not kept while
     // a control is dropped in its place (which would silently change what it is compared with).
-    loop {
-        let mut order: Vec<usize> = (0..cols.len()).filter(|j| *j != focal_at).collect();
-        order.push(focal_at);
-        let checked: Vec<&(String, Option<String>, Vec<f64>)> =
-            order.iter().map(|j| &cols[*j]).collect();
-        let x = to_matrix(&checked, n);
-        let mut gram = x.weighted_gram(None);
-        if !intercept {
-            // Centre (Cox models have no intercept; collinearity is among centred columns).
-            let means: Vec<f64> = (0..x.cols())
-                .map(|j| x.column(j).iter().sum::<f64>() / n as f64)
-                .collect();
-            for a in 0..x.cols() {
-                for b in 0..x.cols() {
-                    *gram.get_mut(a, b) -= n as f64 * means[a] * means[b];
-                }
+    // The Gram matrix of every column once; each check below takes the rows and columns still in.
+    let everything: Vec<&(String, Option<String>, Vec<f64>)> = cols.iter().collect();
+    let x = to_matrix(&everything, n);
+    let mut gram = x.weighted_gram(None);
+    if !intercept {
+        // Centre (Cox models have no intercept; collinearity is among centred columns).
+        let means: Vec<f64> = (0..x.cols())
+            .map(|j| x.column(j).iter().sum::<f64>() / n as f64)
+            .collect();
+        for a in 0..x.cols() {
+            for b in 0..x.cols() {
+                *gram.get_mut(a, b) -= n as f64 * means[a] * means[b];
             }
         }
-        match cholesky(&gram) {
+    }
+    let mut alive: Vec<usize> = (0..cols.len()).collect();
+    loop {
+        let mut order: Vec<usize> = alive.iter().copied().filter(|j| *j != focal_at).collect();
+        order.push(focal_at);
+        let k = order.len();
+        let mut sub = Matrix::zeros(k, k);
+        for (a, &ja) in order.iter().enumerate() {
+            for (b, &jb) in order.iter().enumerate() {
+                *sub.get_mut(a, b) = gram.get(ja, jb);
+            }
+        }
+        match cholesky(&sub) {
             Ok(_) => {
+                let kept: Vec<&(String, Option<String>, Vec<f64>)> =
+                    alive.iter().map(|j| &cols[*j]).collect();
                 let mut adjusted_for: Vec<String> = Vec::new();
-                for (_, control, _) in &cols {
+                for (_, control, _) in &kept {
                     if let Some(c) = control {
                         if !adjusted_for.contains(c) {
                             adjusted_for.push(c.clone());
                         }
                     }
                 }
-                let ordered: Vec<&(String, Option<String>, Vec<f64>)> = cols.iter().collect();
+                let x = if kept.len() == cols.len() {
+                    x
+                } else {
+                    to_matrix(&kept, n)
+                };
                 return Ok(Design {
-                    names: cols.iter().map(|c| c.0.clone()).collect(),
-                    x: to_matrix(&ordered, n),
+                    names: kept.iter().map(|c| c.0.clone()).collect(),
+                    x,
                     adjusted_for,
                     dropped,
                 });
@@ -233,7 +228,8 @@ pub fn build(
             Err(FitError::Singular { column })
                 if order[column] != focal_at && !(intercept && order[column] == 0) =>
             {
-                dropped.push(cols.remove(order[column]).0);
+                dropped.push(cols[order[column]].0.clone());
+                alive.retain(|j| *j != order[column]);
             }
             Err(_) => return Err(DesignError::FocalCollinear),
         }
@@ -257,19 +253,13 @@ mod tests {
 
     #[test]
     fn rare_levels_are_pooled_and_a_small_pool_joins_the_reference() {
-        let mut values = Vec::new();
-        for _ in 0..100 {
-            values.push(ControlValue::Text("SMB".into()));
-        }
-        for _ in 0..40 {
-            values.push(ControlValue::Text("Enterprise".into()));
-        }
-        for _ in 0..5 {
-            values.push(ControlValue::Text("Gov".into()));
-        }
-        let refs: Vec<std::borrow::Cow<'_, ControlValue>> =
-            values.iter().map(std::borrow::Cow::Borrowed).collect();
-        let enc = encode_categorical("segment", &refs);
+        // Labels sorted: Enterprise = 0, Gov = 1, SMB = 2.
+        let labels: Vec<String> = ["Enterprise", "Gov", "SMB"].map(String::from).to_vec();
+        let codes: Vec<u32> = std::iter::repeat_n(2, 100)
+            .chain(std::iter::repeat_n(0, 40))
+            .chain(std::iter::repeat_n(1, 5))
+            .collect();
+        let enc = encode_categorical("segment", &codes, &labels);
         // SMB is the reference; Gov (5 rows) would be "(other)", too small, so it joins SMB.
         assert_eq!(enc.len(), 1);
         assert_eq!(enc[0].0, "segment=Enterprise");
@@ -279,25 +269,26 @@ mod tests {
     #[test]
     fn a_duplicate_control_is_dropped_and_a_focal_the_controls_explain_is_refused() {
         let focal: Vec<f64> = (0..60).map(|i| (i % 2) as f64).collect();
-        let same: Vec<ControlValue> = focal
-            .iter()
-            .map(|v| ControlValue::Text(if *v == 1.0 { "a" } else { "b" }.into()))
-            .collect();
-        let n: Vec<ControlValue> = (0..60).map(|i| ControlValue::Number(i as f64)).collect();
-        let twice: Vec<ControlValue> = (0..60)
-            .map(|i| ControlValue::Number(2.0 * i as f64))
-            .collect();
-        let column = |name: &str, numeric: bool, v: &'static [ControlValue]| ControlColumn {
+        let labels: Vec<String> = vec!["a".into(), "b".into()];
+        let numeric = |name: &str, scale: f64| ControlColumn {
             name: name.into(),
-            numeric,
-            values: v.iter().map(std::borrow::Cow::Borrowed).collect(),
+            values: ControlValues::Numeric((0..60).map(|i| Some(scale * i as f64)).collect()),
         };
-        let (same, n, twice) = (leak(same), leak(n), leak(twice));
+        let same = ControlColumn {
+            name: "copy".into(),
+            values: ControlValues::Categorical {
+                codes: focal
+                    .iter()
+                    .map(|v| if *v == 1.0 { 0 } else { 1 })
+                    .collect(),
+                labels: &labels,
+            },
+        };
         // A control that duplicates another control is dropped; the focal column stays.
         let d = build(
             "focal",
             &focal,
-            &[column("n", true, n), column("twice", true, twice)],
+            &[numeric("n", 1.0), numeric("twice", 2.0)],
             true,
             None,
         )
@@ -305,19 +296,9 @@ mod tests {
         assert_eq!(d.names, ["(intercept)", "focal", "n"]);
         assert_eq!(d.dropped, ["twice"]);
         // A focal column the controls explain is refused, not kept in place of the control.
-        let explained = build(
-            "focal",
-            &focal,
-            &[column("n", true, n), column("copy", false, same)],
-            true,
-            None,
-        );
+        let explained = build("focal", &focal, &[numeric("n", 1.0), same], true, None);
         assert_eq!(explained.err(), Some(DesignError::FocalCollinear));
         let constant = vec![1.0; 60];
-        assert!(build("focal", &constant, &[column("n", true, n)], true, None).is_err());
-    }
-
-    fn leak(v: Vec<ControlValue>) -> &'static [ControlValue] {
-        Box::leak(v.into_boxed_slice())
+        assert!(build("focal", &constant, &[numeric("n", 1.0)], true, None).is_err());
     }
 }

@@ -13,6 +13,7 @@ mod quantile;
 pub use analyse::discover;
 
 use serde::Serialize;
+pub use winsignal_features::snapshot::Timing;
 
 /// The outcomes discovery can study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -49,6 +50,9 @@ pub struct Options {
     pub fdr: f64,
     /// Look for readable thresholds of continuous features.
     pub rules: bool,
+    /// When each behaviour shows up relative to the close ([`winsignal_features::snapshot::timing`]);
+    /// a behaviour most deals only show at or after the close is flagged as leakage. Empty: not checked.
+    pub timing: Vec<Timing>,
 }
 
 impl Default for Options {
@@ -60,6 +64,7 @@ impl Default for Options {
             min_events: 10,
             fdr: 0.05,
             rules: true,
+            timing: Vec::new(),
         }
     }
 }

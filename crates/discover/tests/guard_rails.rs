@@ -186,6 +186,44 @@ fn guard_rails_and_a_planted_effect() {
         .contains("recorded only once the outcome is known"));
     assert!(find(Outcome::Win, "common").leakage.is_none());
 
+    // A behaviour most deals only show after their close is flagged by its timing; one seen at the close
+    // by most deals that have it, or by too few deals to judge, is not.
+    let timing = |id: &str, after: u64, only_after: u64| winsignal_discover::Timing {
+        id: id.into(),
+        version: 1,
+        after,
+        only_after,
+    };
+    let timed = discover(
+        &catalog,
+        &snaps,
+        &Options {
+            timing: vec![
+                timing("common", 900, 600),
+                timing("rare", 20, 20),
+                timing("coin", 900, 300),
+            ],
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let leak = |id: &str| {
+        timed
+            .findings
+            .iter()
+            .find(|f| f.outcome == Outcome::Win && f.behaviour == id)
+            .unwrap()
+            .leakage
+            .clone()
+    };
+    let note = leak("common").unwrap();
+    assert!(
+        note.contains("happens mostly at or after the close") && note.contains("67 %"),
+        "{note}"
+    );
+    assert_eq!(leak("rare"), None);
+    assert_eq!(leak("coin"), None);
+
     // No close dates: no cycle-time number, and a reason.
     let cycle = find(Outcome::CycleTime, "common");
     assert_eq!(cycle.status, Status::NotEnoughData);

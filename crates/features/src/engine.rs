@@ -55,6 +55,10 @@ pub struct Use {
 /// "No value" for content-addressed ids.
 pub const NO_ID: u64 = 0;
 
+/// The version of [`EngineState`]'s serialised form. Bump it whenever the state's fields or their
+/// meaning change, so saved checkpoints from an older build are recomputed instead of misread.
+pub const STATE_FORMAT: u32 = 1;
+
 /// One marketing touch at an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Touch {
@@ -583,6 +587,27 @@ impl<'c> Engine<'c> {
     pub fn restore(ctx: &'c Context, bytes: &[u8]) -> Result<Engine<'c>, String> {
         let state: EngineState = postcard::from_bytes(bytes)
             .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
+        Engine::with_state(ctx, state)
+    }
+
+    /// Writes a checkpoint to `w` as it is serialised (no copy of the whole state in memory); read it
+    /// back with [`Engine::restore_from`]. The bytes are the same as [`Engine::checkpoint`]'s.
+    pub fn write_checkpoint(&self, w: impl std::io::Write) -> Result<(), String> {
+        postcard::to_io(&self.state, w)
+            .map(|_| ())
+            .map_err(|e| format!("engine checkpoint could not be written: {e}"))
+    }
+
+    /// Restores a checkpoint written by [`Engine::write_checkpoint`], reading it as it decodes.
+    pub fn restore_from(ctx: &'c Context, r: impl std::io::Read) -> Result<Engine<'c>, String> {
+        // The scratch buffer only has to hold the longest single string or byte run of the state.
+        let mut scratch = vec![0u8; 1 << 20];
+        let (state, _): (EngineState, _) = postcard::from_io((r, &mut scratch[..]))
+            .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
+        Engine::with_state(ctx, state)
+    }
+
+    fn with_state(ctx: &'c Context, state: EngineState) -> Result<Engine<'c>, String> {
         if state.deals.len() != ctx.opps.len() || state.accounts.len() != ctx.accounts.len() {
             return Err(format!(
                 "engine checkpoint is for {} deals and {} accounts; the store has {} and {}",

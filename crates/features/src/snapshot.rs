@@ -270,3 +270,63 @@ pub fn adoption(catalog: &Catalog, snaps: &[Snapshot]) -> Vec<Adoption> {
         })
         .collect()
 }
+
+/// When a behaviour shows up relative to the close, over the closed deals: how many show it a week
+/// after their close, and how many of those did not show it at the close. A behaviour most deals only
+/// show after the close (an onboarding kickoff, a signed order form) is leakage however it is
+/// measured at a landmark: its presence says the deal closed, not what won it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timing {
+    pub id: String,
+    pub version: u32,
+    /// Closed deals where the behaviour is present `AFTER_CLOSE_DAYS` days after the close.
+    pub after: u64,
+    /// Of those, deals where it was not present at the close (everything known strictly before it).
+    pub only_after: u64,
+}
+
+/// How long after the close [`timing`] looks.
+pub const AFTER_CLOSE_DAYS: i64 = 7;
+
+impl Timing {
+    /// The share of deals showing the behaviour after the close that did not show it at the close.
+    pub fn share_only_after(&self) -> Option<f64> {
+        (self.after > 0).then(|| self.only_after as f64 / self.after as f64)
+    }
+}
+
+/// [`Timing`] of every yes/no behaviour of the catalog (catalog order), over the closed deals.
+pub fn timing(engine: &Engine<'_>, catalog: &Catalog) -> Vec<Timing> {
+    let behaviours: Vec<_> = catalog
+        .behaviours
+        .iter()
+        .filter_map(|d| d.threshold.map(|t| (d, t)))
+        .collect();
+    let mut out: Vec<Timing> = behaviours
+        .iter()
+        .map(|(d, _)| Timing {
+            id: d.id.clone(),
+            version: d.version,
+            after: 0,
+            only_after: 0,
+        })
+        .collect();
+    for (opp, o) in engine.ctx.opps.iter().enumerate() {
+        let Some(closed) = o.closed else { continue };
+        if o.outcome == Outcome::Open {
+            continue;
+        }
+        let at_close = View::new(engine, opp as u32, closed.0);
+        let later = View::new(engine, opp as u32, closed.0 + AFTER_CLOSE_DAYS * MS_PER_DAY);
+        for ((d, threshold), t) in behaviours.iter().zip(out.iter_mut()) {
+            if threshold.test(evaluate(d, &later, &mut |_, _| {})) != Some(true) {
+                continue;
+            }
+            t.after += 1;
+            if threshold.test(evaluate(d, &at_close, &mut |_, _| {})) != Some(true) {
+                t.only_after += 1;
+            }
+        }
+    }
+    out
+}

@@ -1115,3 +1115,30 @@ fn no_landmark_lies_after_the_end_of_the_data() {
         .collect();
     assert_eq!(names, ["created"]);
 }
+
+// ---------------------------------------------------------------- timing relative to the close
+
+#[test]
+fn timing_counts_deals_that_show_a_behaviour_only_after_their_close() {
+    let created = ts("2024-03-01T00:00:00Z");
+    let close = ts("2024-05-01T00:00:00Z");
+    let b = built(|f| {
+        // W1 won at `close`, with an exec meeting a day after it: shown after, not at, the close.
+        f.add(closed("W1", "A1", created, close, Outcome::Won));
+        f.add(meeting("M1", "W1", &["VP1"], at(close, DAY)));
+        // W2 lost at `close`, exec meeting a week before it: shown at the close already.
+        f.add(closed("W2", "A1", created, close, Outcome::Lost));
+        f.add(meeting("M2", "W2", &["CEO1"], at(close, -7 * DAY)));
+        // W3 closed, exec meeting 8 days after the close: beyond the week looked at, not counted.
+        f.add(closed("W3", "A2", created, close, Outcome::Won));
+        f.add(meeting("M3", "W3", &["X1"], at(close, 8 * DAY)));
+        // An open deal is never counted, whatever it shows.
+        f.add(opportunity("W4", "A1", created));
+        f.add(meeting("M4", "W4", &["VP1"], at(close, DAY)));
+    });
+    let e = b.engine();
+    let timing = snapshot::timing(&e, &default_catalog());
+    let exec = timing.iter().find(|t| t.id == "exec_engaged").unwrap();
+    assert_eq!((exec.after, exec.only_after), (2, 1), "{exec:?}");
+    assert_eq!(exec.share_only_after(), Some(0.5));
+}

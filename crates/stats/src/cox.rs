@@ -5,7 +5,7 @@
 //! lifelines does: it keeps `exp(x β)` in range and makes one convergence tolerance fit every column.
 //! Coefficients and covariances are reported on the original scale.
 
-use crate::linalg::{cholesky, cholesky_solve, spd_inverse, Matrix};
+use crate::linalg::{add_gram_upper, cholesky, cholesky_solve, spd_inverse, Matrix};
 use crate::{sandwich, Estimates, FitError};
 
 /// Settings of a Cox fit.
@@ -326,6 +326,12 @@ struct SortedDesign {
     order: Vec<usize>,
     /// Standardised covariates, row-major, in sorted order.
     z: Vec<f64>,
+    /// The same rows without their zeros: row `p`'s entries are `nz_start[p]..nz_start[p + 1]` of
+    /// `nz_col` and `nz_val` (a row of dummies is mostly zeros; the likelihood passes skip them without
+    /// testing every entry).
+    nz_start: Vec<usize>,
+    nz_col: Vec<usize>,
+    nz_val: Vec<f64>,
     event: Vec<bool>,
     /// `(start, first_event, end)` positions of each distinct time; the group's events are
     /// `first_event..end` because events sort after censorings.
@@ -361,6 +367,18 @@ impl SortedDesign {
                     .map(|(v, (m, s))| (v - m) / s),
             );
         }
+        let (mut nz_start, mut nz_col, mut nz_val) =
+            (Vec::with_capacity(n + 1), Vec::new(), Vec::new());
+        nz_start.push(0);
+        for row in z.chunks_exact(k.max(1)) {
+            for (a, v) in row.iter().enumerate() {
+                if *v != 0.0 {
+                    nz_col.push(a);
+                    nz_val.push(*v);
+                }
+            }
+            nz_start.push(nz_col.len());
+        }
         let sorted_event: Vec<bool> = order.iter().map(|i| event[*i]).collect();
         let mut groups = Vec::new();
         let mut start = 0;
@@ -377,6 +395,9 @@ impl SortedDesign {
         SortedDesign {
             order,
             z,
+            nz_start,
+            nz_col,
+            nz_val,
             event: sorted_event,
             groups,
             k,
@@ -387,21 +408,35 @@ impl SortedDesign {
         &self.z[p * self.k..(p + 1) * self.k]
     }
 
+    /// Row `p`'s non-zero entries: their columns and values.
+    fn sparse_row(&self, p: usize) -> (&[usize], &[f64]) {
+        let span = self.nz_start[p]..self.nz_start[p + 1];
+        (&self.nz_col[span.clone()], &self.nz_val[span])
+    }
+
     /// Linear predictors shifted by their maximum (the partial likelihood does not change when every
     /// `exp(η)` is scaled alike) and the relative risks `exp(η − shift)`.
     fn risks(&self, beta: &[f64]) -> (Vec<f64>, Vec<f64>, f64) {
         let n = self.event.len();
         let eta: Vec<f64> = (0..n)
-            .map(|p| self.row(p).iter().zip(beta).map(|(z, b)| z * b).sum())
+            .map(|p| {
+                let (cols, vals) = self.sparse_row(p);
+                cols.iter().zip(vals).map(|(a, z)| z * beta[*a]).sum()
+            })
             .collect();
         let shift = eta.iter().fold(f64::NEG_INFINITY, |m, e| m.max(*e));
         let phi = eta.iter().map(|e| (e - shift).exp()).collect();
         (eta, phi, shift)
     }
 
-    /// Efron's partial log-likelihood, and with `derivatives` its gradient and information, in one
-    /// backward pass over the times: risk-set sums grow as earlier times join, and a time with `m`
-    /// events contributes `m` terms in which the tied events' share is removed in steps of `1/m`.
+    /// Efron's partial log-likelihood, and with `derivatives` its gradient and information. A backward
+    /// pass over the times grows the risk-set sums as earlier times join; a time with `m` events
+    /// contributes `m` terms in which the tied events' share is removed in steps of `1/m`.
+    ///
+    /// The information is `Σ_events (R₂ − f T₂)/d − z̄ z̄ᵀ`. Its first part is not summed event by
+    /// event (a dense k² update per event): each row's `φ z zᵀ` enters once, weighted by the sum of
+    /// `1/d` over the events whose risk set holds it (less `f/d` over its own tied events), in a
+    /// forward pass over sparse rows. Only the `z̄ z̄ᵀ` products stay per event.
     fn evaluate(&self, beta: &[f64], derivatives: bool) -> Evaluation {
         let k = self.k;
         let (eta, phi, shift) = self.risks(beta);
@@ -410,15 +445,24 @@ impl SortedDesign {
         let mut info = vec![0.0; k * k];
         let mut risk0 = 0.0;
         let mut risk1 = vec![0.0; k];
-        let mut risk2 = vec![0.0; k * k];
         let mut tie1 = vec![0.0; k];
-        let mut tie2 = vec![0.0; k * k];
-        let mut mean = vec![0.0; k];
-        for &(start, first_event, end) in self.groups.iter().rev() {
+        // The risk-set means of every event, subtracted as one Gram matrix at the end.
+        let n_events: usize = if derivatives {
+            self.groups
+                .iter()
+                .map(|(_, first_event, end)| end - first_event)
+                .sum()
+        } else {
+            0
+        };
+        let mut means: Vec<f64> = Vec::with_capacity(n_events * k);
+        // Per group: Σ_l 1/d_l and Σ_l f_l/d_l.
+        let mut weights = vec![(0.0, 0.0); if derivatives { self.groups.len() } else { 0 }];
+        for (g, &(start, first_event, end)) in self.groups.iter().enumerate().rev() {
             for (p, &w) in (start..end).zip(&phi[start..end]) {
                 risk0 += w;
                 if derivatives {
-                    add_moments(self.row(p), w, &mut risk1, &mut risk2);
+                    add_first_moments(self.sparse_row(p), w, &mut risk1);
                 }
             }
             let m = end - first_event;
@@ -428,16 +472,16 @@ impl SortedDesign {
             let mut tie0 = 0.0;
             if derivatives {
                 tie1.iter_mut().for_each(|v| *v = 0.0);
-                tie2.iter_mut().for_each(|v| *v = 0.0);
             }
             for p in first_event..end {
                 tie0 += phi[p];
                 loglik += eta[p] - shift;
                 if derivatives {
-                    add_moments(self.row(p), phi[p], &mut tie1, &mut tie2);
+                    add_first_moments(self.sparse_row(p), phi[p], &mut tie1);
                     grad.iter_mut().zip(self.row(p)).for_each(|(g, z)| *g += z);
                 }
             }
+            let (mut inverse_sum, mut share_sum) = (0.0, 0.0);
             for l in 0..m {
                 let f = l as f64 / m as f64;
                 let denom = risk0 - f * tie0;
@@ -447,22 +491,31 @@ impl SortedDesign {
                 }
                 // Multiplying by the reciprocal keeps divisions out of the k² loop.
                 let inv = 1.0 / denom;
+                inverse_sum += inv;
+                share_sum += f * inv;
                 for a in 0..k {
-                    mean[a] = (risk1[a] - f * tie1[a]) * inv;
-                    grad[a] -= mean[a];
+                    let m = (risk1[a] - f * tie1[a]) * inv;
+                    grad[a] -= m;
+                    means.push(m);
                 }
-                for a in 0..k {
-                    let ma = mean[a];
-                    let span = a * k + a..(a + 1) * k;
-                    let cells = info[span.clone()]
-                        .iter_mut()
-                        .zip(&risk2[span.clone()])
-                        .zip(&tie2[span])
-                        .zip(&mean[a..]);
-                    // Zipped slices: no bounds checks, so the loop vectorises.
-                    for (((i, r), t), mb) in cells {
-                        *i += (r - f * t) * inv - ma * mb;
-                    }
+            }
+            if derivatives {
+                weights[g] = (inverse_sum, share_sum);
+            }
+        }
+        if derivatives {
+            let mut products = vec![0.0; k * k];
+            add_gram_upper(&means, k, None, &mut products);
+            info.iter_mut().zip(&products).for_each(|(i, p)| *i -= p);
+            // Forward over the times: `hazard` sums 1/d over every event up to and including this time.
+            let mut hazard = 0.0;
+            for (&(start, first_event, end), &(inverse_sum, share_sum)) in
+                self.groups.iter().zip(&weights)
+            {
+                hazard += inverse_sum;
+                for (p, w) in (start..end).zip(&phi[start..end]) {
+                    let own = if p >= first_event { share_sum } else { 0.0 };
+                    add_second_moments(self.sparse_row(p), w * (hazard - own), k, &mut info);
                 }
             }
         }
@@ -527,40 +580,21 @@ impl SortedDesign {
     }
 }
 
-/// Adds `w z` and the upper triangle of `w z zᵀ` to running sums, visiting only the non-zero entries of
-/// `z` (most of a row of dummies is zero).
-fn add_moments(z: &[f64], w: f64, first: &mut [f64], second: &mut [f64]) {
-    let k = z.len();
-    let mut nonzero = [0usize; 64];
-    let mut m = 0;
-    for (a, v) in z.iter().enumerate() {
-        if *v != 0.0 {
-            if m == nonzero.len() {
-                return add_moments_dense(z, w, first, second);
-            }
-            nonzero[m] = a;
-            m += 1;
-        }
-    }
-    let nonzero = &nonzero[..m];
-    for (i, &a) in nonzero.iter().enumerate() {
-        let wa = w * z[a];
-        first[a] += wa;
-        let row = a * k;
-        for &b in &nonzero[i..] {
-            second[row + b] += wa * z[b];
-        }
+/// Adds `w z` to a running sum, for a row given by its non-zero entries.
+fn add_first_moments((cols, vals): (&[usize], &[f64]), w: f64, first: &mut [f64]) {
+    for (a, v) in cols.iter().zip(vals) {
+        first[*a] += w * v;
     }
 }
 
-fn add_moments_dense(z: &[f64], w: f64, first: &mut [f64], second: &mut [f64]) {
-    let k = z.len();
-    for a in 0..k {
-        let wa = w * z[a];
-        first[a] += wa;
-        // Zipped slices: no bounds checks, so the loop vectorises.
-        for (s, zb) in second[a * k + a..(a + 1) * k].iter_mut().zip(&z[a..]) {
-            *s += wa * zb;
+/// Adds the upper triangle of `w z zᵀ` (row-major `k × k`) to a running sum, for a row given by its
+/// non-zero entries (in column order).
+fn add_second_moments((cols, vals): (&[usize], &[f64]), w: f64, k: usize, second: &mut [f64]) {
+    for (i, (a, va)) in cols.iter().zip(vals).enumerate() {
+        let wa = w * va;
+        let row = &mut second[a * k..(a + 1) * k];
+        for (b, vb) in cols[i..].iter().zip(&vals[i..]) {
+            row[*b] += wa * vb;
         }
     }
 }

@@ -97,23 +97,7 @@ impl Matrix {
     pub fn weighted_gram(&self, w: Option<&[f64]>) -> Matrix {
         let k = self.cols;
         let mut g = Matrix::zeros(k, k);
-        for i in 0..self.rows {
-            let wi = w.map_or(1.0, |w| w[i]);
-            if wi == 0.0 {
-                continue;
-            }
-            let x = self.row(i);
-            for a in 0..k {
-                let xa = x[a] * wi;
-                if xa == 0.0 {
-                    continue;
-                }
-                // Zipped slices: no bounds checks, so the loop vectorises.
-                for (gb, xb) in g.data[a * k + a..a * k + k].iter_mut().zip(&x[a..]) {
-                    *gb += xa * xb;
-                }
-            }
-        }
+        add_gram_upper(&self.data, k, w, &mut g.data);
         for a in 0..k {
             for b in 0..a {
                 g.data[a * k + b] = g.data[b * k + a];
@@ -214,6 +198,56 @@ pub fn spd_inverse(a: &Matrix) -> Result<Matrix, FitError> {
         }
     }
     Ok(inv)
+}
+
+/// Adds the upper triangle of `Σ_i w_i x_i x_iᵀ` to `out` (row-major `k × k`), for the rows `x_i` of the
+/// row-major `rows` (`w` all ones when `None`). Rows are taken four at a time — a rank-4 update reads
+/// and writes each cell of `out` once per four rows instead of once per row — and a column whose four
+/// values are all zero (most of a block of dummies) is skipped.
+pub fn add_gram_upper(rows: &[f64], k: usize, w: Option<&[f64]>, out: &mut [f64]) {
+    if k == 0 {
+        return;
+    }
+    let n = rows.len() / k;
+    let weight = |i: usize| w.map_or(1.0, |w| w[i]);
+    let mut i = 0;
+    while i + 4 <= n {
+        let x0 = &rows[i * k..(i + 1) * k];
+        let x1 = &rows[(i + 1) * k..(i + 2) * k];
+        let x2 = &rows[(i + 2) * k..(i + 3) * k];
+        let x3 = &rows[(i + 3) * k..(i + 4) * k];
+        let (w0, w1, w2, w3) = (weight(i), weight(i + 1), weight(i + 2), weight(i + 3));
+        for a in 0..k {
+            let (c0, c1, c2, c3) = (x0[a] * w0, x1[a] * w1, x2[a] * w2, x3[a] * w3);
+            if c0 == 0.0 && c1 == 0.0 && c2 == 0.0 && c3 == 0.0 {
+                continue;
+            }
+            // Zipped slices: no bounds checks, so the loop vectorises.
+            let cells = out[a * k + a..(a + 1) * k]
+                .iter_mut()
+                .zip(&x0[a..])
+                .zip(&x1[a..])
+                .zip(&x2[a..])
+                .zip(&x3[a..]);
+            for ((((o, v0), v1), v2), v3) in cells {
+                *o += c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3;
+            }
+        }
+        i += 4;
+    }
+    for i in i..n {
+        let x = &rows[i * k..(i + 1) * k];
+        let wi = weight(i);
+        for a in 0..k {
+            let c = x[a] * wi;
+            if c == 0.0 {
+                continue;
+            }
+            for (o, v) in out[a * k + a..(a + 1) * k].iter_mut().zip(&x[a..]) {
+                *o += c * v;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
