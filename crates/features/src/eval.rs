@@ -77,6 +77,22 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Every contact on the deal's completed (or status-less) activities known before `as_of`, sorted:
+    /// the people already engaged on the deal.
+    pub fn engaged_contacts(&self) -> Vec<u32> {
+        let mut out: Vec<u32> = self
+            .deal_acts
+            .iter()
+            .filter(|a| {
+                a.status.is_none() || a.status == Some(winsignal_core::ActivityStatus::Completed)
+            })
+            .flat_map(|a| self.contacts(a).iter().copied())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Every contact of an activity.
     pub fn contacts(&self, a: &'a Act) -> &'a [u32] {
         if a.group != 0 {

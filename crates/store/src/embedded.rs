@@ -17,8 +17,8 @@ use winsignal_core::{Kind, Record, Ts};
 use crate::error::{io_err, Result, StoreError};
 use crate::segment::{kind_code, read_keys, KeyEntry, MergedEvents, PendingEvents};
 use crate::{
-    Batch, Column, Flag, LoadId, LoadInfo, LoadSpec, LoadStats, PutOutcome, QuarantinedRow,
-    RowOrigin, Store, StoredEvent, StoredRecord,
+    Batch, Column, Flag, LoadId, LoadInfo, LoadSpec, LoadStats, ModelInfo, ModelRecord, PutOutcome,
+    QuarantinedRow, RowOrigin, Store, StoredEvent, StoredRecord,
 };
 
 /// Bumped when the on-disk layout changes incompatibly.
@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS segments(
     n_events INTEGER NOT NULL, n_activities INTEGER NOT NULL, n_product_events INTEGER NOT NULL,
     n_marketing_touches INTEGER NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS superseded(seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, by_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS models(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, model_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+    summary TEXT NOT NULL, body BLOB NOT NULL);
 ";
 
 /// The store in a workspace directory.
@@ -382,6 +385,47 @@ impl Store for EmbeddedStore {
             });
         }
         Ok(out)
+    }
+
+    fn put_model(&mut self, model: &ModelRecord) -> Result<bool> {
+        let changed = self.conn.execute(
+            "INSERT OR IGNORE INTO models(model_id, kind, summary, body) VALUES(?1, ?2, ?3, ?4)",
+            rusqlite::params![model.model_id, model.kind, model.summary, model.body],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn models(&self, kind: Option<&str>) -> Result<Vec<ModelInfo>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, model_id, kind, summary FROM models WHERE ?1 IS NULL OR kind = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([kind], |r| {
+            Ok(ModelInfo {
+                seq: r.get::<_, i64>(0)? as u64,
+                model_id: r.get(1)?,
+                kind: r.get(2)?,
+                summary: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    fn model(&self, model_id: &str) -> Result<Option<ModelRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT model_id, kind, summary, body FROM models WHERE model_id = ?1",
+                [model_id],
+                |r| {
+                    Ok(ModelRecord {
+                        model_id: r.get(0)?,
+                        kind: r.get(1)?,
+                        summary: r.get(2)?,
+                        body: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     fn flags(&self) -> Result<Vec<Flag>> {

@@ -133,6 +133,28 @@ pub struct Flag {
     pub message: String,
 }
 
+/// A saved model: an immutable artifact under its content hash, with a short JSON summary (what it was
+/// trained on, its metrics) that listings show without reading the body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// The content hash of `body`.
+    pub model_id: String,
+    /// What the model predicts, e.g. `win`.
+    pub kind: String,
+    pub summary: String,
+    pub body: Vec<u8>,
+}
+
+/// A model as listed: everything but its body, with the order it was saved in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// 1 for the first model saved in the store, then 2, 3, …
+    pub seq: u64,
+    pub model_id: String,
+    pub kind: String,
+    pub summary: String,
+}
+
 /// The storage behind winsignal. Callers see only this trait, so a PostgreSQL implementation can
 /// replace the embedded one without touching them.
 pub trait Store {
@@ -152,6 +174,13 @@ pub trait Store {
     fn event_counts(&self) -> Result<Vec<(Kind, u64)>>;
     fn quarantine(&self, load_id: Option<LoadId>) -> Result<Vec<QuarantinedRow>>;
     fn flags(&self) -> Result<Vec<Flag>>;
+    /// Saves a model; saving one whose id is already stored changes nothing (artifacts are immutable).
+    /// Returns whether it was new.
+    fn put_model(&mut self, model: &ModelRecord) -> Result<bool>;
+    /// Every saved model of a kind (every kind when `None`), oldest first.
+    fn models(&self, kind: Option<&str>) -> Result<Vec<ModelInfo>>;
+    /// One saved model by id.
+    fn model(&self, model_id: &str) -> Result<Option<ModelRecord>>;
 }
 
 /// An atomic set of loads. Dropping it without [`Batch::commit`] discards everything.

@@ -154,3 +154,31 @@ fn a_dropped_batch_leaves_nothing() {
     put_all(&mut store, &[account("A1", "Acme")]);
     assert_eq!(store.records(Kind::Accounts).unwrap().len(), 1);
 }
+
+#[test]
+fn models_are_immutable_artifacts_listed_in_the_order_saved_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = |id: &str, kind: &str| winsignal_store::ModelRecord {
+        model_id: id.into(),
+        kind: kind.into(),
+        summary: format!("{{\"id\":\"{id}\"}}"),
+        body: id.as_bytes().repeat(3),
+    };
+    {
+        let mut store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(store.put_model(&model("m1", "win")).unwrap());
+        assert!(store.put_model(&model("m2", "win")).unwrap());
+        assert!(store.put_model(&model("c1", "close")).unwrap());
+        // Saving the same id again changes nothing, even with another body.
+        let mut again = model("m1", "win");
+        again.body = b"different".to_vec();
+        assert!(!store.put_model(&again).unwrap());
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let wins = store.models(Some("win")).unwrap();
+    let ids: Vec<(&str, u64)> = wins.iter().map(|m| (m.model_id.as_str(), m.seq)).collect();
+    assert_eq!(ids, [("m1", 1), ("m2", 2)]);
+    assert_eq!(store.models(None).unwrap().len(), 3);
+    assert_eq!(store.model("m1").unwrap().unwrap().body, b"m1m1m1");
+    assert_eq!(store.model("nope").unwrap(), None);
+}
