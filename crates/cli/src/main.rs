@@ -1,5 +1,6 @@
 //! The one `winsignal` binary: every capability is a subcommand.
 
+mod accounts;
 mod demo;
 mod discover;
 mod export;
@@ -8,6 +9,8 @@ mod output;
 mod parquet_out;
 mod progress;
 mod report;
+mod reps;
+mod scoring;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -111,6 +114,28 @@ enum Command {
     /// catalog's controls, with standard errors clustered by rep and Benjamini-Hochberg q-values across
     /// every test. Too little data gives "not enough data", never a number. Methods: docs/methodology.md.
     Discover(discover::DiscoverArgs),
+    /// Fit the win model, evaluate it on a time-based holdout, and save it as a versioned model.
+    ///
+    /// An explainable boosting machine (one learned shape per behaviour, feature and control, plus a few
+    /// detected pairs) on every closed deal's snapshots, trained on deals closed before a cutoff,
+    /// calibration checked (and corrected if needed) on the latest training deals, and tested on the deals
+    /// closed after the cutoff against stage-only win rates and a regularised logistic regression. The
+    /// same data and seed give a byte-identical model (its id is the hash of its bytes).
+    Train(scoring::TrainArgs),
+    /// Score every open deal: P(win), the factors behind it, the expected close window and the
+    /// next-best actions.
+    Score(scoring::ScoreArgs),
+    /// One deal's score explained: every factor exactly, next-best actions with evidence and people to
+    /// involve, coaching prompts, and the events and source rows behind each factor.
+    Explain(scoring::ExplainArgs),
+    /// Rep scorecards: win rate, days to close and deal size adjusted for deal mix and pooled toward the
+    /// average rep, adoption of the behaviours that go with winning against the team and the best
+    /// quarter of reps, and coaching priorities ranked by the wins they could add. Methods:
+    /// docs/methodology.md ("Rep scorecards").
+    Reps(reps::RepsArgs),
+    /// Accounts without an open deal ranked for outreach (`--prioritise`): lookalike fit, recent
+    /// engagement and related customers, with the reasons in plain words.
+    Accounts(accounts::AccountsArgs),
     /// Discovery as one self-contained HTML page (no network needed to view it): data summary and
     /// quality warnings, the behaviour scorecard, a forest plot of adjusted effects, Kaplan-Meier curves,
     /// adoption over time and by rep, and the methodology in plain words.
@@ -263,6 +288,15 @@ fn run(cli: Cli) -> Result<()> {
             features::run_graph(&cli.global, &open_store(&cli.global)?, &command)
         }
         Command::Discover(args) => discover::run(&cli.global, &open_store(&cli.global)?, &args),
+        Command::Train(args) => {
+            scoring::run_train(&cli.global, &mut open_store(&cli.global)?, &args)
+        }
+        Command::Score(args) => scoring::run_score(&cli.global, &open_store(&cli.global)?, &args),
+        Command::Explain(args) => {
+            scoring::run_explain(&cli.global, &open_store(&cli.global)?, &args)
+        }
+        Command::Reps(args) => reps::run(&cli.global, &open_store(&cli.global)?, &args),
+        Command::Accounts(args) => accounts::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Report(args) => report::run(&cli.global, &open_store(&cli.global)?, &args),
     }
 }

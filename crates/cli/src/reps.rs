@@ -1,0 +1,302 @@
+//! `winsignal reps`: rep scorecards — win rate, cycle time and deal size adjusted for deal mix and
+//! pooled toward the average rep, adoption of the behaviours that go with winning against the team and
+//! the best quarter of reps, and coaching priorities ranked by the wins they could add.
+
+use crate::features::{compute, CatalogArg};
+use crate::output::n;
+use crate::Global;
+use anyhow::{bail, Result};
+use clap::Args;
+use winsignal_core::sfdc::to_18;
+use winsignal_core::{Kind, Record};
+use winsignal_discover::Interval;
+use winsignal_score::reps::{self, ContinuousScore, RepCard, RepRecord, Scorecards};
+use winsignal_store::Store;
+
+#[derive(Args)]
+pub struct RepsArgs {
+    /// Show this rep's card (Salesforce ids in either form); every rep in a table when omitted.
+    #[arg(value_name = "REP_ID")]
+    pub rep: Option<String>,
+    /// Only the reps whose manager is ID.
+    #[arg(long, value_name = "ID")]
+    pub manager: Option<String>,
+    /// Print the scorecards as JSON (schema in docs/cli.md).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+}
+
+/// The rep records of the store (current versions).
+fn rep_records(store: &dyn Store) -> Result<Vec<RepRecord>> {
+    Ok(store
+        .records(Kind::Reps)?
+        .into_iter()
+        .filter_map(|r| match r.record {
+            Record::Reps(rep) => Some(RepRecord {
+                rep_id: rep.rep_id,
+                name: rep.name,
+                team: rep.team,
+                manager_id: rep.manager_id,
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The same id, in either Salesforce form (18-character ids are case-insensitive).
+fn same_id(a: &str, b: &str) -> bool {
+    let (a, b) = (to_18(a), to_18(b));
+    a == b || (a.len() == 18 && a.eq_ignore_ascii_case(&b))
+}
+
+pub fn run(global: &Global, store: &dyn Store, args: &RepsArgs) -> Result<()> {
+    let catalog = args.catalog.load()?;
+    let c = compute(store, catalog, &global.data, global.quiet)?;
+    if !global.quiet {
+        eprintln!(
+            "fitting discovery and rep models for {} snapshots…",
+            n(c.snapshots.len() as u64)
+        );
+    }
+    // The same discovery as `winsignal discover` (every outcome, rules, the timing check), so the
+    // behaviours coached here are exactly the ones it calls significant.
+    let discovery = winsignal_discover::discover(
+        &c.catalog,
+        &c.snapshots,
+        &winsignal_discover::Options {
+            timing: c.timing.clone(),
+            ..Default::default()
+        },
+    )?;
+    let records = rep_records(store)?;
+    let deals = reps::deals_from_snapshots(&c.snapshots);
+    let mut cards = reps::scorecards(&c.catalog, &c.snapshots, &discovery, &deals, &records)?;
+    if let Some(m) = &args.manager {
+        cards
+            .reps
+            .retain(|r| r.manager_id.as_deref().is_some_and(|id| same_id(id, m)));
+        if cards.reps.is_empty() {
+            bail!(
+                "no rep with deals has manager {m:?} in {} (the rep records' manager_id)",
+                global.data.display()
+            );
+        }
+    }
+    if let Some(id) = &args.rep {
+        cards.reps.retain(|r| same_id(&r.rep_id, id));
+        if cards.reps.is_empty() {
+            bail!(
+                "no rep {id:?} with deals{} in {}",
+                if args.manager.is_some() {
+                    " under that manager"
+                } else {
+                    ""
+                },
+                global.data.display()
+            );
+        }
+    }
+    if args.json {
+        return crate::output::print_json(&cards);
+    }
+    match cards.reps.first() {
+        Some(card) if args.rep.is_some() => print_card(&cards, card),
+        _ => print_table(&cards),
+    }
+    Ok(())
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0} %", 100.0 * x)
+}
+
+fn pct_interval(i: &Interval) -> String {
+    format!(
+        "{:.0} % ({:.0}–{:.0})",
+        100.0 * i.estimate,
+        100.0 * i.low,
+        100.0 * i.high
+    )
+}
+
+fn money(x: f64) -> String {
+    n(x.round().max(0.0) as u64)
+}
+
+fn print_table(cards: &Scorecards) {
+    println!(
+        "Rep scorecards: win rate adjusted for deal mix and pooled toward the average rep ({} on the \
+         team's deal mix), with 95 % intervals.",
+        pct(cards.mean_win_rate)
+    );
+    println!(
+        "{:>4}  {:<18}  {:<20}  {:<16}  {:>6}  {:>5}  {:>5}  {:<17}  {:<12}  {:>7}  {:>6}  top coaching priority",
+        "rank", "rep", "name", "team", "closed", "won", "raw", "adjusted (95 %)", "beyond bhv.", "cycle", "size"
+    );
+    for c in &cards.reps {
+        let top = c
+            .coaching
+            .first()
+            .map(|p| format!("{} (+{:.1} wins)", p.behaviour, p.expected_extra_wins))
+            .unwrap_or_default();
+        let beyond = match (&c.beyond_behaviours, c.rank_beyond_behaviours) {
+            (Some(b), Some(r)) => format!("{} #{r}", pct(b.adjusted_win_rate.estimate)),
+            _ => "–".into(),
+        };
+        let ratio = |s: &Option<ContinuousScore>| {
+            s.as_ref()
+                .map_or("–".into(), |s| format!("×{:.2}", s.ratio.estimate))
+        };
+        println!(
+            "{:>4}  {:<18}  {:<20}  {:<16}  {:>6}  {:>5}  {:>5}  {:<17}  {:<12}  {:>7}  {:>6}  {top}",
+            c.rank.map_or("–".into(), |r| r.to_string()),
+            c.rep_id,
+            truncate(c.name.as_deref().unwrap_or(""), 20),
+            truncate(c.team.as_deref().unwrap_or(""), 16),
+            n(c.closed as u64),
+            n(c.won as u64),
+            c.win_rate.map_or("–".into(), pct),
+            c.win
+                .as_ref()
+                .map_or("–".into(), |w| pct_interval(&w.adjusted_win_rate)),
+            beyond,
+            ratio(&c.cycle),
+            ratio(&c.deal_size),
+        );
+    }
+    println!();
+    println!(
+        "Reps differ beyond the deal mix by a standard deviation of {:.2} on the log odds of winning \
+         (0 would mean no more than chance).",
+        cards.win_model.between_rep_sd
+    );
+    println!(
+        "`beyond bhv.`: the win rate also adjusted for the behaviours that go with winning, and its \
+         rank (what a rep adds that the measured behaviours do not explain). `cycle` and `size`: days \
+         to close and amount of won deals as a multiple of the average rep's on the same mix."
+    );
+    println!(
+        "`winsignal reps REP_ID` shows one rep's card. {}",
+        cards.caveat
+    );
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(width - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn continuous_line(label: &str, s: &ContinuousScore, fmt: fn(f64) -> String) {
+    println!(
+        "  {label:<22} ×{:.2} the average rep on the same mix (95 % CI ×{:.2}–×{:.2}); own median {}, \
+         on the team's mix {} ({}–{}); n = {}, pulled {} toward the average",
+        s.ratio.estimate,
+        s.ratio.low,
+        s.ratio.high,
+        fmt(s.raw_median),
+        fmt(s.adjusted.estimate),
+        fmt(s.adjusted.low),
+        fmt(s.adjusted.high),
+        n(s.n as u64),
+        pct(s.shrinkage)
+    );
+}
+
+fn print_card(cards: &Scorecards, c: &RepCard) {
+    println!(
+        "Rep {}  {}  ({}{})",
+        c.rep_id,
+        c.name.as_deref().unwrap_or(""),
+        c.team.as_deref().unwrap_or("no team"),
+        c.manager_id
+            .as_deref()
+            .map_or(String::new(), |m| format!(", manager {m}"))
+    );
+    println!(
+        "  deals {}: {} closed ({} won), {} open{}",
+        n(c.deals as u64),
+        n(c.closed as u64),
+        n(c.won as u64),
+        n(c.open as u64),
+        c.rank.map_or(String::new(), |r| format!(
+            "; rank {r} by adjusted win rate"
+        ))
+    );
+    if let Some(w) = &c.win {
+        println!(
+            "  {:<22} raw {}   adjusted {}   average rep {}",
+            "win rate",
+            c.win_rate.map_or("–".into(), pct),
+            pct_interval(&w.adjusted_win_rate),
+            pct(cards.mean_win_rate)
+        );
+        println!(
+            "  {:<22} expected wins for this deal mix {:.1}, observed {} (×{:.2}; ×{:.2} after pooling), pulled {} toward the average",
+            "",
+            w.expected_wins,
+            w.observed_wins,
+            w.ratio,
+            w.ratio_pooled,
+            pct(w.shrinkage)
+        );
+    } else {
+        println!("  win rate: no closed deals yet");
+    }
+    if let (Some(b), Some(r)) = (&c.beyond_behaviours, c.rank_beyond_behaviours) {
+        println!(
+            "  {:<22} {} (rank {r}): also adjusted for the behaviours below — what the rep adds that \
+             they do not explain",
+            "beyond behaviours",
+            pct_interval(&b.adjusted_win_rate)
+        );
+    }
+    if let Some(s) = &c.cycle {
+        continuous_line("days to close (won)", s, |x| format!("{x:.0}"));
+    }
+    if let Some(s) = &c.deal_size {
+        continuous_line("amount (won)", s, money);
+    }
+    if !c.adoption.is_empty() {
+        println!();
+        println!(
+            "Adoption of the behaviours that go with winning (rep / team / best quarter of reps):"
+        );
+        for (a, b) in c.adoption.iter().zip(&cards.behaviours) {
+            let opt = |x: Option<f64>| x.map_or("–".into(), pct);
+            println!(
+                "  {:<34} {:<18} {:>5} / {:>5} / {:>5}   (n = {}){}",
+                truncate(&b.title, 34),
+                a.landmark,
+                opt(a.rate),
+                opt(a.team),
+                opt(a.top_quartile),
+                n(a.n as u64),
+                if b.helps {
+                    ""
+                } else {
+                    "  goes with losing: lower is better"
+                }
+            );
+        }
+    }
+    println!();
+    if c.coaching.is_empty() {
+        println!(
+            "Coaching priorities: none — at or above the best quarter of reps on every behaviour."
+        );
+    } else {
+        println!("Coaching priorities (expected extra wins on the open pipeline):");
+        for (i, p) in c.coaching.iter().enumerate() {
+            println!("  {}. {}", i + 1, p.text);
+        }
+    }
+    println!();
+    println!("{}", cards.caveat);
+}

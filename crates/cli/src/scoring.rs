@@ -1,0 +1,554 @@
+//! `winsignal train`, `score` and `explain`: the win model, per-deal scores with their explanations,
+//! next-best actions and coaching, and the lineage of every factor.
+
+use crate::features::{compute, replay, CatalogArg};
+use crate::output::n;
+use crate::progress::Bar;
+use crate::Global;
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+use winsignal_core::Ts;
+use winsignal_features::snapshot;
+use winsignal_features::{Catalog, Context};
+use winsignal_score::explain::{self, DealScore};
+use winsignal_score::model::{self, Metrics, TrainOptions, WinModel};
+use winsignal_store::{ModelRecord, Store};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+    /// Seed of the boosting machine's bagging (the same data and seed give a byte-identical model).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Share of the closed deals, the latest to close, held out to evaluate the model.
+    #[arg(long, default_value_t = 0.2, value_name = "SHARE")]
+    pub test_share: f64,
+    /// Print the saved model's summary (id, what it was trained on, metrics) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+    /// Score the deals open at this date (RFC 3339 or YYYY-MM-DD) from what was known before it; the
+    /// default is the end of the data (the latest thing that happened).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Only open deals (the default and, for now, the only choice: closed deals have their outcome).
+    #[arg(long)]
+    pub open: bool,
+    /// Score with this saved model (an id from `train`); the latest win model by default.
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+    /// Print every score as JSON on stdout (schema in docs/cli.md).
+    #[arg(long, conflicts_with = "out")]
+    pub json: bool,
+    /// Write every score as JSON to this file instead.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// How many deals to list, most at risk (lowest P(win) × amount at stake) first (text output).
+    #[arg(long, default_value_t = 15)]
+    pub top: usize,
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// The opportunity to explain (Salesforce ids in either form).
+    pub opportunity: String,
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+    /// Explain the deal as it stood at this date (it must have been open then).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Explain with this saved model; the latest win model by default.
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+    /// Print the explanation, with every factor's events and source rows, as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The summary saved beside a model (what `models` listings show).
+#[derive(Serialize)]
+struct Summary<'a> {
+    model_id: &'a str,
+    kind: &'a str,
+    new: bool,
+    catalog: &'a str,
+    trained_on: &'a model::TrainedOn,
+    calibrated: bool,
+    evaluation: &'a model::Evaluation,
+    seconds: f64,
+}
+
+pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Result<()> {
+    if !(args.test_share > 0.0 && args.test_share < 0.9) {
+        bail!(
+            "--test-share {} is not a share of the deals to hold out: give a number above 0 and below 0.9",
+            args.test_share
+        );
+    }
+    let catalog = args.catalog.load()?;
+    let started = std::time::Instant::now();
+    let c = compute(store, catalog, &global.data, global.quiet)?;
+    let ctx = Context::from_store(store)?;
+    if !global.quiet {
+        eprintln!("running discovery for the evidence of next-best actions…");
+    }
+    let discovery = winsignal_discover::discover(
+        &c.catalog,
+        &c.snapshots,
+        &winsignal_discover::Options {
+            outcomes: vec![winsignal_discover::Outcome::Win],
+            rules: false,
+            timing: c.timing.clone(),
+            ..Default::default()
+        },
+    )?;
+    if !global.quiet {
+        eprintln!(
+            "training the win model on {} snapshots…",
+            n(c.snapshots.len() as u64)
+        );
+    }
+    let fit_started = std::time::Instant::now();
+    let opts = TrainOptions {
+        test_share: args.test_share,
+        ebm: winsignal_learn::EbmParams {
+            seed: args.seed,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let m = model::train(
+        &ctx,
+        &c.catalog,
+        &c.snapshots,
+        &c.timing,
+        model::evidence(&discovery),
+        &opts,
+    )?;
+    let fit_seconds = fit_started.elapsed().as_secs_f64();
+    let (id, body) = m.to_artifact()?;
+    let summary = Summary {
+        model_id: &id,
+        kind: &m.kind,
+        new: true,
+        catalog: &m.trained_on.catalog,
+        trained_on: &m.trained_on,
+        calibrated: m.calibration.is_some(),
+        evaluation: &m.evaluation,
+        seconds: fit_seconds,
+    };
+    let new = store.put_model(&ModelRecord {
+        model_id: id.clone(),
+        kind: m.kind.clone(),
+        summary: serde_json::to_string(&summary)?,
+        body,
+    })?;
+    if args.json {
+        return crate::output::print_json(&Summary { new, ..summary });
+    }
+    print_training(&m, &id, new, fit_seconds, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn metrics_row(name: &str, m: &Metrics) -> String {
+    let opt = |v: Option<f64>, d: usize| v.map_or("–".into(), |v| format!("{v:.d$}"));
+    format!(
+        "  {name:<28} {:>6} {:>7.4} {:>8.4} {:>6} {:>7}",
+        opt(m.auc, 3),
+        m.brier,
+        m.log_loss,
+        opt(m.calibration_slope, 2),
+        opt(m.calibration_in_the_large, 2),
+    )
+}
+
+fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total_seconds: f64) {
+    let t = &m.trained_on;
+    println!(
+        "Win model {id} {} ({} catalog).",
+        if new {
+            "saved"
+        } else {
+            "already saved (same data and seed)"
+        },
+        t.catalog
+    );
+    println!(
+        "Trained on {} snapshots of deals closed before {}, calibration checked on {} closed {} – {}, tested on {} snapshots of {} deals closed {} – {}.",
+        n(t.rows_train as u64),
+        t.calibration_from.to_date_string(),
+        n(t.rows_calibration as u64),
+        t.calibration_from.to_date_string(),
+        t.cutoff.to_date_string(),
+        n(t.rows_test as u64),
+        n(t.deals_test as u64),
+        t.cutoff.to_date_string(),
+        t.latest_close.to_date_string()
+    );
+    for e in &t.excluded {
+        println!("Left out {}: {}.", e.id, e.reason);
+    }
+    let check = &m.calibration_check;
+    println!(
+        "Calibration check: slope {:.2}, calibration in the large {:+.2} → {}.",
+        check.calibration_slope.unwrap_or(f64::NAN),
+        check.calibration_in_the_large.unwrap_or(f64::NAN),
+        match &m.calibration {
+            Some(c) => format!(
+                "recalibrated (slope {:.3}, intercept {:+.3})",
+                c.slope, c.intercept
+            ),
+            None => "no correction needed".into(),
+        }
+    );
+    let e = &m.evaluation;
+    println!(
+        "\nHoldout ({} snapshots, {} won):",
+        n(e.model.rows as u64),
+        n(e.model.won as u64)
+    );
+    println!(
+        "  {:<28} {:>6} {:>7} {:>8} {:>6} {:>7}",
+        "model", "AUC", "Brier", "log loss", "slope", "in-large"
+    );
+    println!("{}", metrics_row("win model (boosting, saved)", &e.model));
+    println!("{}", metrics_row("… before calibration", &e.uncalibrated));
+    println!("{}", metrics_row("logistic regression (L2)", &e.logistic));
+    println!("{}", metrics_row("stage-only win rates", &e.stage_only));
+    for (seg, m) in &e.by_segment {
+        println!("{}", metrics_row(&format!("segment {seg}"), m));
+    }
+    println!("\nReliability (test rows by decile of predicted P(win)):");
+    for b in &e.reliability {
+        println!(
+            "  predicted {:>5.1} %   observed {:>5.1} %   n = {}",
+            100.0 * b.mean_predicted,
+            100.0 * b.observed_rate,
+            n(b.n as u64)
+        );
+    }
+    let mut terms: Vec<&winsignal_learn::ebm::Term> = m.ebm.terms().iter().collect();
+    terms.sort_by(|a, b| b.importance.total_cmp(&a.importance));
+    let top: Vec<String> = terms
+        .iter()
+        .take(8)
+        .map(|t| format!("{} ({:.2})", t.name, t.importance))
+        .collect();
+    println!(
+        "\nMost important terms (mean |logit contribution|): {}.",
+        top.join(", ")
+    );
+    println!(
+        "Fitted in {fit_seconds:.1} s ({total_seconds:.1} s with the feature pass and discovery)."
+    );
+}
+
+/// The model to score with: the one named, or the latest win model.
+pub fn load_model(store: &dyn Store, id: Option<&str>) -> Result<(String, WinModel)> {
+    let id = match id {
+        Some(id) => id.to_string(),
+        None => match store.models(Some("win"))?.pop() {
+            Some(m) => m.model_id,
+            None => bail!("no win model in this workspace yet: run `winsignal train` first"),
+        },
+    };
+    let Some(record) = store.model(&id)? else {
+        let ids: Vec<String> = store
+            .models(Some("win"))?
+            .into_iter()
+            .map(|m| m.model_id)
+            .collect();
+        bail!(
+            "no model {id:?} in this workspace; the win models are: {}",
+            if ids.is_empty() {
+                "none".into()
+            } else {
+                ids.join(", ")
+            }
+        );
+    };
+    Ok((id, WinModel::from_artifact(&record.body)?))
+}
+
+fn parse_date(text: &str) -> Result<Ts> {
+    Ts::parse(text).with_context(|| {
+        format!("--as-of {text:?}: expected a date (YYYY-MM-DD) or an RFC 3339 time")
+    })
+}
+
+/// Scores every deal open at `as_of` (the end of the data when not given).
+fn scores(
+    engine: &winsignal_features::Engine<'_>,
+    catalog: &Catalog,
+    model: &WinModel,
+    as_of: Option<&str>,
+    only: Option<&str>,
+) -> Result<(Ts, Vec<DealScore>, f64)> {
+    let as_of = match as_of {
+        Some(t) => parse_date(t)?,
+        None => snapshot::horizon(engine).plus_millis(1),
+    };
+    let started = std::time::Instant::now();
+    let mut snaps = winsignal_score::dataset::open_snapshots(engine, catalog, as_of);
+    if let Some(id) = only {
+        snaps.retain(|s| s.opportunity_id == id);
+    }
+    let scored = explain::score(model, catalog, engine, &snaps)?;
+    Ok((as_of, scored, started.elapsed().as_secs_f64()))
+}
+
+#[derive(Serialize)]
+struct ScoresOut<'a> {
+    model_id: &'a str,
+    as_of: String,
+    deals: &'a [DealScore],
+}
+
+pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result<()> {
+    let catalog = args.catalog.load()?;
+    let (id, model) = load_model(store, args.model.as_deref())?;
+    let ctx = Context::from_store(store)?;
+    let mut bar = Bar::new(global.quiet);
+    let engine = replay(store, &ctx, &global.data, &mut bar)?;
+    bar.finish();
+    let (as_of, scored, seconds) = scores(&engine, &catalog, &model, args.as_of.as_deref(), None)?;
+    let out = ScoresOut {
+        model_id: &id,
+        as_of: as_of.to_rfc3339(),
+        deals: &scored,
+    };
+    if args.json {
+        return crate::output::print_json(&out);
+    }
+    if let Some(path) = &args.out {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        serde_json::to_writer(&mut w, &out)?;
+        writeln!(w)?;
+        w.flush()?;
+        if !global.quiet {
+            eprintln!("wrote {} scores to {}", scored.len(), path.display());
+        }
+        return Ok(());
+    }
+    if !global.quiet {
+        eprintln!("scored {} open deals in {seconds:.2} s", scored.len());
+    }
+    print_at_risk(&scored, as_of, args.top);
+    Ok(())
+}
+
+/// The open deals most at risk: the most money at stake times the chance of losing it.
+pub fn print_at_risk(scored: &[DealScore], as_of: Ts, top: usize) {
+    let mut order: Vec<&DealScore> = scored.iter().collect();
+    let at_stake = |d: &DealScore| d.amount.unwrap_or(0.0) * (1.0 - d.p_win);
+    order.sort_by(|a, b| {
+        at_stake(b)
+            .total_cmp(&at_stake(a))
+            .then(a.opportunity_id.cmp(&b.opportunity_id))
+    });
+    println!(
+        "{} open deals as of {}; the {} most at risk (amount × chance of losing):",
+        n(scored.len() as u64),
+        as_of.to_date_string(),
+        top.min(scored.len())
+    );
+    println!(
+        "  {:<20} {:<14} {:>10} {:>6}  {:<24} next best action",
+        "opportunity", "stage", "amount", "P(win)", "biggest drag"
+    );
+    for d in order.iter().take(top) {
+        let drag = d
+            .factors
+            .iter()
+            .filter(|f| f.logit < 0.0)
+            .max_by(|a, b| b.logit.total_cmp(&a.logit))
+            .map_or(String::new(), |f| format!("{} {:+.0}", f.term, f.points));
+        let action = d.actions.first().map_or("–".to_string(), |a| {
+            format!("{} (+{:.0} pts)", a.title, a.uplift_points)
+        });
+        println!(
+            "  {:<20} {:<14} {:>10} {:>5.0}%  {:<24} {}",
+            d.opportunity_id,
+            d.stage.as_deref().unwrap_or("–"),
+            d.amount.map_or("–".into(), |a| n(a.round() as u64)),
+            100.0 * d.p_win,
+            drag,
+            action
+        );
+    }
+}
+
+#[derive(Serialize)]
+struct FactorLineage<'a> {
+    term: &'a str,
+    definition: Option<String>,
+    contributions: Vec<winsignal_features::lineage::Contribution>,
+}
+
+#[derive(Serialize)]
+struct ExplainOut<'a> {
+    model_id: &'a str,
+    deal: &'a DealScore,
+    lineage: Vec<FactorLineage<'a>>,
+}
+
+pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Result<()> {
+    let catalog = args.catalog.load()?;
+    let (id, model) = load_model(store, args.model.as_deref())?;
+    let ctx = Context::from_store(store)?;
+    let wanted = winsignal_core::sfdc::to_18(&args.opportunity);
+    let Some(opp) = ctx
+        .opportunity(&args.opportunity)
+        .or_else(|| ctx.opportunity(&wanted))
+    else {
+        bail!(
+            "no opportunity with id {:?} in {}",
+            args.opportunity,
+            global.data.display()
+        );
+    };
+    let opp_id = ctx.opps[opp as usize].id.clone();
+    let mut bar = Bar::new(global.quiet);
+    let engine = replay(store, &ctx, &global.data, &mut bar)?;
+    bar.finish();
+    let (as_of, scored, _) = scores(
+        &engine,
+        &catalog,
+        &model,
+        args.as_of.as_deref(),
+        Some(&opp_id),
+    )?;
+    let Some(deal) = scored.first() else {
+        let o = &ctx.opps[opp as usize];
+        bail!(
+            "{opp_id} was not open at {} (created {}, {}): explain it with --as-of a date when it was open",
+            as_of.to_rfc3339(),
+            o.created.to_date_string(),
+            o.closed
+                .map_or("never closed".to_string(), |c| format!("closed {}", c.to_date_string()))
+        );
+    };
+    // The events behind every definition among the factors, traced to their source rows.
+    let mut lineage = Vec::new();
+    for f in &deal.factors {
+        for name in f.term.split(" × ") {
+            let Some(def) = catalog.behaviours.iter().find(|d| d.id == name) else {
+                continue;
+            };
+            let mut ex = winsignal_features::lineage::explain(&engine, def, opp, as_of);
+            winsignal_features::lineage::attach_origins(store, &mut ex.contributions)?;
+            lineage.push(FactorLineage {
+                term: name_ref(&deal.factors, name),
+                definition: Some(format!("{}@{}: {}", def.id, def.version, def.description)),
+                contributions: ex.contributions,
+            });
+        }
+    }
+    let out = ExplainOut {
+        model_id: &id,
+        deal,
+        lineage,
+    };
+    if args.json {
+        return crate::output::print_json(&out);
+    }
+    print_deal(&out);
+    Ok(())
+}
+
+/// `name` borrowed from the factor that holds it (so the output borrows one place).
+fn name_ref<'a>(factors: &'a [explain::Factor], name: &str) -> &'a str {
+    factors
+        .iter()
+        .flat_map(|f| f.term.split(" × "))
+        .find(|n| *n == name)
+        .unwrap_or("")
+}
+
+fn print_deal(out: &ExplainOut<'_>) {
+    let d = out.deal;
+    println!(
+        "{} — P(win) {:.0} % as of {} (model {}).",
+        d.opportunity_id,
+        100.0 * d.p_win,
+        d.as_of.to_date_string(),
+        &out.model_id[..12.min(out.model_id.len())]
+    );
+    println!(
+        "Stage {}, {:.0} days old{}.",
+        d.stage.as_deref().unwrap_or("unknown"),
+        d.age_days,
+        d.amount.map_or(String::new(), |a| format!(
+            ", amount {}",
+            n(a.round() as u64)
+        ))
+    );
+    if let Some(c) = &d.close {
+        let by: Vec<String> = c
+            .p_won_by
+            .iter()
+            .map(|(days, p)| format!("{:.0} % within {days} days", 100.0 * p))
+            .collect();
+        println!(
+            "If won, expected to close {} – {} (median {}; from {} won deals in {}). P(won by date): {}.",
+            c.early.to_date_string(),
+            c.late.to_date_string(),
+            c.median.to_date_string(),
+            c.won_deals,
+            c.stage,
+            by.join(", ")
+        );
+    }
+    println!(
+        "\nWhy (logit {:.3} = baseline {:.3} + the factors below, exactly):",
+        d.logit, d.intercept
+    );
+    for f in d.factors.iter().filter(|f| f.points.abs() >= 0.5).take(10) {
+        println!("  {}", f.text);
+    }
+    if d.actions.is_empty() {
+        println!("\nNo next-best action: nothing with a significant positive effect at this stage is missing.");
+    } else {
+        println!("\nNext-best actions (by the model's uplift for this deal):");
+        for a in &d.actions {
+            let who: Vec<String> = a
+                .targets
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} ({})",
+                        t.contact_id,
+                        t.title.as_deref().unwrap_or(&t.seniority)
+                    )
+                })
+                .collect();
+            println!(
+                "  {} (+{:.1} pts){}",
+                a.title,
+                a.uplift_points,
+                if who.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — with {}", who.join(", "))
+                }
+            );
+            println!("    {}", a.coaching);
+        }
+    }
+    let traced: usize = out.lineage.iter().map(|l| l.contributions.len()).sum();
+    println!(
+        "\nLineage: {traced} events behind the {} behaviours and features above (`--json` lists each with its source file and line).",
+        out.lineage.len()
+    );
+}

@@ -1,0 +1,461 @@
+//! Per-deal scores: P(win) with its exact additive explanation, the expected close window, next-best
+//! actions ranked by the model's uplift for this deal, and coaching prompts built from the evidence.
+
+use crate::dataset::{self, ColumnSource};
+use crate::model::{sigmoid, WinModel};
+use crate::{Error, Result};
+use serde::Serialize;
+use winsignal_core::time::MS_PER_DAY;
+use winsignal_core::Ts;
+use winsignal_features::catalog::{Catalog, Reads};
+use winsignal_features::context::NONE;
+use winsignal_features::eval::View;
+use winsignal_features::snapshot::{ControlValue, Snapshot};
+use winsignal_features::Engine;
+use winsignal_learn::Value;
+
+/// One term's share of a deal's score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Factor {
+    /// The model term (a column, or `a × b` for a pair).
+    pub term: String,
+    /// The term's position in the model: adding the factors' `logit`s to the intercept in this order
+    /// gives the deal's `logit` bit for bit.
+    pub term_index: usize,
+    /// The deal's value(s) in words, e.g. `yes (2)`, `Enterprise`, `34 days`.
+    pub value: String,
+    /// Exact contribution to the logit (the logits of the factors and the intercept add up to the
+    /// deal's logit).
+    pub logit: f64,
+    /// What the factor moves P(win) by, in percentage points: the probability with every factor minus
+    /// the probability with this one at the average deal's (zero) contribution.
+    pub points: f64,
+    /// A sentence such as `Executive engaged: yes (2) → +9 pts`.
+    pub text: String,
+}
+
+/// Evidence behind an action, from discovery.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub landmark: String,
+    pub odds_ratio: f64,
+    pub low: f64,
+    pub high: f64,
+    pub q: f64,
+    pub win_rate_with: Option<f64>,
+    pub win_rate_without: Option<f64>,
+    pub n_with: usize,
+    pub n_without: usize,
+}
+
+/// A concrete person to act with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Target {
+    pub contact_id: String,
+    pub title: Option<String>,
+    pub seniority: String,
+}
+
+/// A behaviour the deal lacks, with a significant positive effect at its stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Action {
+    pub behaviour: String,
+    pub version: u32,
+    pub title: String,
+    /// P(win) with the behaviour done (its typical measure among deals that do it) minus P(win) now, in
+    /// percentage points, from the model for this deal.
+    pub uplift_points: f64,
+    pub evidence: Evidence,
+    /// People at the account the behaviour could involve who are not yet engaged on the deal, most
+    /// senior first (empty when the behaviour is not about people).
+    pub targets: Vec<Target>,
+    /// A coaching prompt built from the evidence.
+    pub coaching: String,
+}
+
+/// The expected close window of a deal, if it is won.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CloseWindow {
+    pub stage: String,
+    /// Quartiles of the close date among won deals that had spent as long in this stage.
+    pub early: Ts,
+    pub median: Ts,
+    pub late: Ts,
+    /// P(won by the end of 30, 60 and 90 days from the score date).
+    pub p_won_by: Vec<(u32, f64)>,
+    /// How many won deals the stage's close times come from.
+    pub won_deals: usize,
+}
+
+/// One scored deal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DealScore {
+    pub opportunity_id: String,
+    pub account_id: Option<String>,
+    pub rep_id: Option<String>,
+    pub as_of: Ts,
+    pub stage: Option<String>,
+    pub age_days: f64,
+    pub amount: Option<f64>,
+    pub p_win: f64,
+    pub logit: f64,
+    pub intercept: f64,
+    /// Every term's contribution, largest magnitude first.
+    pub factors: Vec<Factor>,
+    pub close: Option<CloseWindow>,
+    pub actions: Vec<Action>,
+}
+
+/// Scores the open deals of `snaps` (snapshots as of one date, from [`dataset::open_snapshots`]).
+pub fn score(
+    model: &WinModel,
+    catalog: &Catalog,
+    engine: &Engine<'_>,
+    snaps: &[Snapshot],
+) -> Result<Vec<DealScore>> {
+    check_catalog(model, catalog)?;
+    let ctx = engine.ctx;
+    let table = dataset::table(ctx, &model.columns, snaps.iter().collect())?;
+    let learn = |e: winsignal_learn::Error| Error::Learn(e.to_string());
+    let mut out = Vec::with_capacity(snaps.len());
+    for (row, s) in snaps.iter().enumerate() {
+        let info = &table.rows[row];
+        let values: Vec<Value<'_>> = model
+            .ebm
+            .features()
+            .iter()
+            .map(|f| {
+                table
+                    .data
+                    .feature(&f.name)
+                    .map_or(Value::Missing, |c| c.values.value(row))
+            })
+            .collect();
+        let scored = model.ebm.score_values(&values).map_err(learn)?;
+        let mut factors: Vec<Factor> = model
+            .ebm
+            .terms()
+            .iter()
+            .zip(&scored.contributions)
+            .enumerate()
+            .map(|(term_index, (t, c))| {
+                let value = t
+                    .features
+                    .iter()
+                    .map(|f| {
+                        describe(
+                            model,
+                            catalog,
+                            s,
+                            &model.ebm.features()[*f].name,
+                            values[*f],
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                let points = 100.0 * (scored.probability - sigmoid(scored.logit - c));
+                let title = title_of(catalog, &t.name);
+                Factor {
+                    text: format!("{title}: {value} → {points:+.0} pts"),
+                    term: t.name.clone(),
+                    term_index,
+                    value,
+                    logit: *c,
+                    points,
+                }
+            })
+            .collect();
+        factors.sort_by(|a, b| {
+            b.logit
+                .abs()
+                .total_cmp(&a.logit.abs())
+                .then(a.term.cmp(&b.term))
+        });
+        let actions = actions(
+            model,
+            catalog,
+            engine,
+            s,
+            info.stage.as_deref(),
+            &values,
+            scored.probability,
+        )?;
+        out.push(DealScore {
+            opportunity_id: s.opportunity_id.clone(),
+            account_id: s.account_id.clone(),
+            rep_id: s.rep_id.clone(),
+            as_of: s.as_of,
+            stage: info.stage.clone(),
+            age_days: s.age_days,
+            amount: s.amount,
+            p_win: scored.probability,
+            logit: scored.logit,
+            intercept: model.ebm.intercept(),
+            factors,
+            close: close_window(model, engine, s, info.stage.as_deref(), scored.probability),
+            actions,
+        });
+    }
+    Ok(out)
+}
+
+/// Refuses to score with a catalog whose definitions differ from the model's.
+fn check_catalog(model: &WinModel, catalog: &Catalog) -> Result<()> {
+    for c in &model.columns {
+        if let ColumnSource::Definition { id, version, index } = &c.source {
+            let here = catalog.behaviours.get(*index);
+            if here.is_none_or(|d| d.id != *id || d.version != *version) {
+                return Err(Error::Mismatch(format!(
+                    "the model was trained with {id}@{version} as definition {index}, which this catalog does not have there; train again with this catalog or score with the model's"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn title_of(catalog: &Catalog, name: &str) -> String {
+    name.split(" × ")
+        .map(|n| {
+            catalog
+                .behaviours
+                .iter()
+                .find(|d| d.id == n)
+                .map_or_else(|| n.replace('_', " "), |d| d.title.clone())
+        })
+        .collect::<Vec<_>>()
+        .join(" × ")
+}
+
+fn describe(model: &WinModel, catalog: &Catalog, s: &Snapshot, name: &str, v: Value<'_>) -> String {
+    let column = model.columns.iter().find(|c| c.name == name);
+    let number = |x: f64| {
+        if x.fract() == 0.0 && x.abs() < 1e9 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.2}")
+        }
+    };
+    match (column.map(|c| &c.source), v) {
+        (_, Value::Missing) => "unknown".into(),
+        (Some(ColumnSource::Definition { index, .. }), Value::Number(x)) => {
+            match catalog.behaviours.get(*index).and_then(|d| d.threshold) {
+                Some(t) => match t.test(x) {
+                    Some(true) => format!("yes ({})", number(x)),
+                    _ => format!("no ({})", number(x)),
+                },
+                None => number(x),
+            }
+        }
+        (Some(ColumnSource::Age), Value::Number(x)) => format!("{x:.0} days"),
+        (Some(ColumnSource::Control { index, .. }), Value::Number(x)) => {
+            // Log controls read better as the amount itself.
+            let raw = s.controls.get(*index);
+            match (name.starts_with("log_"), raw) {
+                (true, Some(ControlValue::Number(l))) => number(l.exp_m1().round()),
+                _ => number(x),
+            }
+        }
+        (_, Value::Number(x)) => number(x),
+        (_, Value::Category(c)) => c.to_string(),
+    }
+}
+
+fn actions(
+    model: &WinModel,
+    catalog: &Catalog,
+    engine: &Engine<'_>,
+    s: &Snapshot,
+    stage: Option<&str>,
+    values: &[Value<'_>],
+    p_now: f64,
+) -> Result<Vec<Action>> {
+    let Some(stage) = stage else {
+        return Ok(Vec::new());
+    };
+    let landmark = format!("stage:{stage}");
+    let mut flag = 0;
+    let mut out = Vec::new();
+    for d in &catalog.behaviours {
+        if !d.is_behaviour() {
+            continue;
+        }
+        let this_flag = flag;
+        flag += 1;
+        // Only behaviours the deal lacks...
+        if s.flags.get(this_flag).copied().flatten() != Some(false) {
+            continue;
+        }
+        // ...with a significant positive adjusted effect on winning at the deal's stage...
+        let Some(e) = model.evidence.iter().find(|e| {
+            e.landmark == landmark
+                && e.behaviour == d.id
+                && e.version == d.version
+                && e.odds_ratio > 1.0
+                && e.low > 1.0
+        }) else {
+            continue;
+        };
+        // ...ranked by the model's uplift for this deal.
+        let Some(&present) = model.present_values.get(&d.id) else {
+            continue;
+        };
+        let Some(at) = model.ebm.features().iter().position(|c| c.name == d.id) else {
+            continue;
+        };
+        let mut done = values.to_vec();
+        done[at] = Value::Number(present);
+        let p_done = model
+            .ebm
+            .score_values(&done)
+            .map_err(|e| Error::Learn(e.to_string()))?
+            .probability;
+        let evidence = Evidence {
+            landmark: landmark.clone(),
+            odds_ratio: e.odds_ratio,
+            low: e.low,
+            high: e.high,
+            q: e.q,
+            win_rate_with: e.win_rate_with,
+            win_rate_without: e.win_rate_without,
+            n_with: e.n_with,
+            n_without: e.n_without,
+        };
+        let targets = targets(engine, d, s);
+        let coaching = coaching(&d.title, stage, &evidence, &targets);
+        out.push(Action {
+            behaviour: d.id.clone(),
+            version: d.version,
+            title: d.title.clone(),
+            uplift_points: 100.0 * (p_done - p_now),
+            evidence,
+            targets,
+            coaching,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.uplift_points
+            .total_cmp(&a.uplift_points)
+            .then(a.behaviour.cmp(&b.behaviour))
+    });
+    Ok(out)
+}
+
+/// Contacts at the deal's account that the behaviour is about and who are not engaged on the deal yet:
+/// for a behaviour that reads activities with contacts of given seniorities, those seniorities; for one
+/// about people in general (activities without a seniority filter, the graph), anyone, most senior first.
+fn targets(engine: &Engine<'_>, d: &winsignal_features::Definition, s: &Snapshot) -> Vec<Target> {
+    let ctx = engine.ctx;
+    let seniorities = match &d.reads {
+        Reads::Activities { filter, .. } => filter.seniority.clone(),
+        Reads::Graph => Vec::new(),
+        _ => return Vec::new(),
+    };
+    let Some(opp) = ctx.opportunity(&s.opportunity_id) else {
+        return Vec::new();
+    };
+    let account = ctx.opps[opp as usize].account;
+    if account == NONE {
+        return Vec::new();
+    }
+    let engaged = View::new(engine, opp, s.as_of.0).engaged_contacts();
+    let mut out: Vec<(usize, &str, Target)> = ctx.accounts[account as usize]
+        .contacts
+        .iter()
+        .filter(|c| engaged.binary_search(c).is_err())
+        .filter_map(|c| ctx.contacts.get(*c as usize))
+        .filter(|c| seniorities.is_empty() || seniorities.contains(&c.seniority))
+        .map(|c| {
+            let rank = winsignal_features::seniority::Seniority::ALL
+                .iter()
+                .position(|x| *x == c.seniority)
+                .unwrap_or(usize::MAX);
+            (
+                rank,
+                c.id.as_str(),
+                Target {
+                    contact_id: c.id.clone(),
+                    title: c.title.clone(),
+                    seniority: c.seniority.as_str().to_string(),
+                },
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
+    out.into_iter().take(3).map(|(_, _, t)| t).collect()
+}
+
+/// A coaching prompt from the evidence: what deals like this one that did it won, never more.
+fn coaching(title: &str, stage: &str, e: &Evidence, targets: &[Target]) -> String {
+    let rates = match (e.win_rate_with, e.win_rate_without) {
+        (Some(a), Some(b)) => format!(
+            " won {:.0} % of the time against {:.0} % without it (n = {} / {})",
+            100.0 * a,
+            100.0 * b,
+            e.n_with,
+            e.n_without
+        ),
+        _ => String::new(),
+    };
+    let who = match targets.first() {
+        Some(t) => format!(
+            " Start with {}{}.",
+            t.contact_id,
+            t.title
+                .as_ref()
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{title} is missing. Deals that had it on entering {stage}{rates}; adjusted for deal mix, the odds of winning were {:.1}× (95 % CI {:.1}–{:.1}). An association in past deals, not a guarantee.{who}",
+        e.odds_ratio, e.low, e.high
+    )
+}
+
+/// The close window if the deal is won: the remaining days of won deals that had spent at least as
+/// long in the stage, and P(won by 30/60/90 days) = P(win) × P(closing by then | won).
+fn close_window(
+    model: &WinModel,
+    engine: &Engine<'_>,
+    s: &Snapshot,
+    stage: Option<&str>,
+    p_win: f64,
+) -> Option<CloseWindow> {
+    let stage = stage?;
+    let times = model.close_times.iter().find(|c| c.stage == stage)?;
+    let opp = engine.ctx.opportunity(&s.opportunity_id)?;
+    let entered = engine.ctx.opps[opp as usize]
+        .stages
+        .iter()
+        .rev()
+        .find(|(t, st)| st == stage && *t <= s.as_of)?
+        .0;
+    let elapsed = (s.as_of.0 - entered.0) as f64 / MS_PER_DAY as f64;
+    let remaining: Vec<f64> = times
+        .percentiles
+        .iter()
+        .filter(|d| **d >= elapsed)
+        .map(|d| d - elapsed)
+        .collect();
+    if remaining.len() < 5 {
+        return None;
+    }
+    let q = |p: f64| remaining[((remaining.len() - 1) as f64 * p).round() as usize];
+    let date = |days: f64| Ts(s.as_of.0 + (days * MS_PER_DAY as f64) as i64);
+    let share_by = |days: f64| {
+        remaining.iter().filter(|d| **d <= days).count() as f64 / remaining.len() as f64
+    };
+    Some(CloseWindow {
+        stage: stage.to_string(),
+        early: date(q(0.25)),
+        median: date(q(0.5)),
+        late: date(q(0.75)),
+        p_won_by: [30u32, 60, 90]
+            .iter()
+            .map(|d| (*d, p_win * share_by(*d as f64)))
+            .collect(),
+        won_deals: times.won_deals,
+    })
+}

@@ -1,0 +1,374 @@
+//! Rep scorecards on synthetic teams whose truth is known: pooling pulls small samples toward the
+//! average and does not let them outrank a rep with a long, genuinely better record; intervals narrow
+//! as a rep closes more deals; coaching never lists a behaviour the rep already does as much as the
+//! best quarter of reps.
+#![allow(clippy::unwrap_used)]
+
+use winsignal_core::{Outcome, Ts};
+use winsignal_discover::{Discovery, Effect, Finding, Interval, Outcome as Studied, Raw, Status};
+use winsignal_features::catalog::Catalog;
+use winsignal_features::snapshot::{ControlValue, Snapshot};
+use winsignal_score::reps::{deals_from_snapshots, scorecards, Deal, RepRecord, Scorecards};
+
+fn catalog() -> Catalog {
+    winsignal_features::default_catalog()
+}
+
+/// The position of a yes/no behaviour among the snapshot flags.
+fn flag_of(catalog: &Catalog, id: &str) -> usize {
+    catalog
+        .behaviours
+        .iter()
+        .filter(|d| d.is_behaviour())
+        .position(|d| d.id == id)
+        .unwrap()
+}
+
+/// Controls in catalog order: a segment, everything else missing.
+fn controls(catalog: &Catalog, segment: &str) -> Vec<ControlValue> {
+    catalog
+        .controls
+        .iter()
+        .map(|c| {
+            if c.column() == "segment" {
+                ControlValue::Text(segment.into())
+            } else {
+                ControlValue::Missing
+            }
+        })
+        .collect()
+}
+
+/// `n` closed deals of `rep`, `won` of them won, alternating between two segments, plus `open` open
+/// deals. Reps who win more also close faster (so reps differ in cycle time too).
+fn deals_of(catalog: &Catalog, rep: &str, n: usize, won: usize, open: usize) -> Vec<Deal> {
+    // Spread the wins evenly over the deals, so both segments get their share.
+    let is_won = |i: usize| (i * won) / n.max(1) != ((i + 1) * won) / n.max(1);
+    (0..n + open)
+        .map(|i| Deal {
+            opportunity_id: format!("{rep}-{i:04}"),
+            rep_id: Some(rep.into()),
+            outcome: if i >= n {
+                Outcome::Open
+            } else if is_won(i) {
+                Outcome::Won
+            } else {
+                Outcome::Lost
+            },
+            amount: Some(10_000.0 + 100.0 * (i % 7) as f64),
+            days_to_close: (i < n).then_some(60.0 - 40.0 * won as f64 / n as f64 + (i % 11) as f64),
+            controls: controls(catalog, ["SMB", "Enterprise"][i % 2]),
+        })
+        .collect()
+}
+
+fn empty_discovery() -> Discovery {
+    Discovery {
+        schema: 1,
+        catalog: "test".into(),
+        versions: Vec::new(),
+        controls: Vec::new(),
+        cluster: "rep",
+        fdr: 0.05,
+        snapshots: 0,
+        opportunities: 0,
+        outcomes: [0, 0, 0],
+        landmarks: Vec::new(),
+        findings: Vec::new(),
+        rules: Vec::new(),
+        tests: 0,
+        details: Vec::new(),
+        caveat: winsignal_discover::CAVEAT,
+    }
+}
+
+/// A significant win finding of `behaviour` at `landmark` with an average marginal effect of `ame` pp.
+fn finding(behaviour: &str, landmark: &str, ame: f64) -> Finding {
+    Finding {
+        outcome: Studied::Win,
+        landmark: landmark.into(),
+        behaviour: behaviour.into(),
+        version: 1,
+        title: behaviour.replace('_', " "),
+        kind: "yes_no",
+        status: Status::Estimated,
+        note: None,
+        n: 1000,
+        n_with: 400,
+        n_without: 600,
+        events: 500,
+        raw: Raw::default(),
+        effect: Some(Effect {
+            scale: "odds_ratio",
+            estimate: if ame > 0.0 { 1.6 } else { 0.6 },
+            low: if ame > 0.0 { 1.3 } else { 0.5 },
+            high: if ame > 0.0 { 2.0 } else { 0.8 },
+            ame_pp: Some(Interval {
+                estimate: ame,
+                low: ame - 3.0,
+                high: ame + 3.0,
+            }),
+            coef: 0.47,
+            se: 0.1,
+            z: 4.7,
+            p: 1e-6,
+            q: 1e-5,
+            method: "logit",
+            penalised: false,
+        }),
+        step: None,
+        step_kind: None,
+        significant: true,
+        adjusted_for: Vec::new(),
+        dropped: Vec::new(),
+        leakage: None,
+    }
+}
+
+fn record(rep: &str, team: &str) -> RepRecord {
+    RepRecord {
+        rep_id: rep.into(),
+        name: Some(format!("Rep {rep}")),
+        team: Some(team.into()),
+        manager_id: Some("boss".into()),
+    }
+}
+
+fn card<'a>(s: &'a Scorecards, rep: &str) -> &'a winsignal_score::reps::RepCard {
+    s.reps.iter().find(|c| c.rep_id == rep).unwrap()
+}
+
+fn width(i: &Interval) -> f64 {
+    i.high - i.low
+}
+
+#[test]
+fn a_small_perfect_record_is_pulled_toward_the_mean_and_not_ranked_over_a_long_better_one() {
+    let catalog = catalog();
+    let mut deals = Vec::new();
+    let mut reps = Vec::new();
+    // Ten ordinary reps between 40 % and 58 %, one strong rep with 200 deals at 72 %, and a new rep
+    // who won all of their 6 deals.
+    for r in 0..10 {
+        let id = format!("avg{r}");
+        deals.extend(deals_of(&catalog, &id, 100, 40 + 2 * r, 5));
+        reps.push(record(&id, "Team"));
+    }
+    deals.extend(deals_of(&catalog, "strong", 200, 144, 5));
+    reps.push(record("strong", "Team"));
+    deals.extend(deals_of(&catalog, "lucky", 6, 6, 2));
+    reps.push(record("lucky", "Team"));
+    let s = scorecards(&catalog, &[], &empty_discovery(), &deals, &reps).unwrap();
+
+    let lucky = card(&s, "lucky");
+    let strong = card(&s, "strong");
+    let lucky_win = lucky.win.as_ref().unwrap();
+    let strong_win = strong.win.as_ref().unwrap();
+    assert_eq!(lucky.win_rate, Some(1.0));
+    // Pulled most of the way toward the average: well below its raw 100 %.
+    assert!(
+        lucky_win.shrinkage > 0.5,
+        "shrinkage {}",
+        lucky_win.shrinkage
+    );
+    assert!(lucky_win.adjusted_win_rate.estimate < 0.75, "{lucky_win:?}");
+    assert!(
+        lucky_win.adjusted_win_rate.estimate > s.mean_win_rate,
+        "still above the mean"
+    );
+    // The strong rep is first; the lucky one is not.
+    assert_eq!(s.reps[0].rep_id, "strong");
+    assert_eq!(strong.rank, Some(1));
+    assert!(lucky.rank.unwrap() > 1);
+    assert!(strong_win.adjusted_win_rate.estimate > lucky_win.adjusted_win_rate.estimate);
+    // The strong rep is clearly above the mean; the lucky one's interval is wide and covers it.
+    assert!(strong_win.adjusted_win_rate.low > s.mean_win_rate);
+    assert!(lucky_win.adjusted_win_rate.low < s.mean_win_rate);
+    assert!(width(&lucky_win.adjusted_win_rate) > width(&strong_win.adjusted_win_rate));
+    // Every estimate sits inside its interval, and expected wins add up over the reps to the wins
+    // (the mix model has an intercept).
+    for c in &s.reps {
+        let w = c.win.as_ref().unwrap();
+        let i = &w.adjusted_win_rate;
+        assert!(i.low <= i.estimate && i.estimate <= i.high && i.low > 0.0 && i.high < 1.0);
+    }
+    let expected: f64 = s
+        .reps
+        .iter()
+        .map(|c| c.win.as_ref().unwrap().expected_wins)
+        .sum();
+    let won: usize = s.reps.iter().map(|c| c.won).sum();
+    assert!((expected - won as f64).abs() < 1e-6 * won as f64);
+}
+
+#[test]
+fn intervals_narrow_as_reps_close_more_deals() {
+    let catalog = catalog();
+    let mut deals = Vec::new();
+    let mut reps = Vec::new();
+    // Same 60 % rate at four sample sizes, among reps that genuinely differ (so pooling is partial).
+    for (id, n) in [("n20", 20), ("n80", 80), ("n320", 320), ("n1280", 1280)] {
+        deals.extend(deals_of(&catalog, id, n, n * 3 / 5, 0));
+        reps.push(record(id, "Team"));
+    }
+    for r in 0..8 {
+        let id = format!("other{r}");
+        deals.extend(deals_of(&catalog, &id, 150, 45 + 6 * r, 0));
+        reps.push(record(&id, "Team"));
+    }
+    let s = scorecards(&catalog, &[], &empty_discovery(), &deals, &reps).unwrap();
+    assert!(s.win_model.between_rep_sd > 0.1, "{:?}", s.win_model);
+    let widths: Vec<f64> = ["n20", "n80", "n320", "n1280"]
+        .iter()
+        .map(|id| width(&card(&s, id).win.as_ref().unwrap().adjusted_win_rate))
+        .collect();
+    assert!(
+        widths.windows(2).all(|w| w[1] < w[0]),
+        "widths should shrink with n: {widths:?}"
+    );
+    let shrinkage: Vec<f64> = ["n20", "n80", "n320", "n1280"]
+        .iter()
+        .map(|id| card(&s, id).win.as_ref().unwrap().shrinkage)
+        .collect();
+    assert!(shrinkage.windows(2).all(|w| w[1] < w[0]), "{shrinkage:?}");
+    // Cycle time and deal size are pooled the same way.
+    let cycle: Vec<f64> = ["n20", "n80", "n320", "n1280"]
+        .iter()
+        .map(|id| width(&card(&s, id).cycle.as_ref().unwrap().ratio))
+        .collect();
+    assert!(cycle.windows(2).all(|w| w[1] < w[0]), "{cycle:?}");
+}
+
+/// A snapshot of deal `i` of `rep` at `landmark`, with `behaviour` set as given.
+fn snapshot(
+    catalog: &Catalog,
+    rep: &str,
+    i: usize,
+    landmark: &str,
+    flags: &[(usize, bool)],
+    outcome: Outcome,
+) -> Snapshot {
+    let n_flags = catalog
+        .behaviours
+        .iter()
+        .filter(|d| d.is_behaviour())
+        .count();
+    let mut f = vec![Some(false); n_flags];
+    for (k, v) in flags {
+        f[*k] = Some(*v);
+    }
+    Snapshot {
+        opportunity_id: format!("{rep}-{i:04}"),
+        landmark: landmark.into(),
+        as_of: Ts(0),
+        age_days: if landmark == "created" { 0.0 } else { 30.0 },
+        account_id: None,
+        rep_id: Some(rep.into()),
+        controls: controls(catalog, ["SMB", "Enterprise"][i % 2]),
+        values: vec![f64::NAN; catalog.behaviours.len()],
+        flags: f,
+        outcome,
+        days_to_close: (outcome != Outcome::Open).then_some(20.0),
+        days_observed: 20.0,
+        amount: Some(12_000.0),
+    }
+}
+
+/// Whether deal `i` (of 60) of a rep with adoption level `k` shows the behaviour: about k × 8 %.
+fn adopts(i: usize, k: usize) -> bool {
+    (i * 100 / 60) < k * 8
+}
+
+#[test]
+fn coaching_lists_only_behaviours_below_the_top_quartile_ranked_by_extra_wins() {
+    let catalog = catalog();
+    let exec = flag_of(&catalog, "exec_engaged");
+    let multi = flag_of(&catalog, "multithreaded");
+    let urgent = flag_of(&catalog, "urgent_ticket_open");
+    let mut snaps = Vec::new();
+    let mut reps = Vec::new();
+    // Twelve reps, 60 deals each (10 open); rep r does exec_engaged on r × 8 % of deals and
+    // multithreaded on (11 − r) × 8 %; urgent tickets (a losing behaviour) on 30 % everywhere.
+    for r in 0..12usize {
+        let id = format!("rep{r:02}");
+        reps.push(record(&id, if r < 6 { "East" } else { "West" }));
+        for i in 0..60 {
+            let outcome = if i >= 50 {
+                Outcome::Open
+            } else {
+                [Outcome::Won, Outcome::Lost][(i + r) % 2]
+            };
+            let share = |k: usize| adopts(i, k);
+            let flags = [
+                (exec, share(r)),
+                (multi, share(11 - r)),
+                (urgent, i % 10 < 3),
+            ];
+            snaps.push(snapshot(&catalog, &id, i, "created", &[], outcome));
+            snaps.push(snapshot(&catalog, &id, i, "age:30d", &flags, outcome));
+        }
+    }
+    let mut discovery = empty_discovery();
+    discovery.findings = vec![
+        finding("exec_engaged", "age:30d", 12.0),
+        finding("multithreaded", "age:30d", 8.0),
+        finding("urgent_ticket_open", "age:30d", -10.0),
+        // Not significant: never coached, never shown.
+        Finding {
+            significant: false,
+            ..finding("fast_follow_up", "age:30d", 5.0)
+        },
+    ];
+    let deals = deals_from_snapshots(&snaps);
+    assert_eq!(deals.len(), 12 * 60);
+    assert!(deals
+        .iter()
+        .all(|d| d.days_to_close.is_none_or(|t| t == 20.0)));
+    let s = scorecards(&catalog, &snaps, &discovery, &deals, &reps).unwrap();
+
+    let ids: Vec<&str> = s.behaviours.iter().map(|b| b.behaviour.as_str()).collect();
+    assert_eq!(ids, ["exec_engaged", "multithreaded", "urgent_ticket_open"]);
+    assert!(!s.behaviours[2].helps);
+    for c in &s.reps {
+        assert_eq!(c.adoption.len(), 3);
+        for p in &c.coaching {
+            assert!(
+                p.rep_adoption < p.top_quartile,
+                "{} coached on {} at {} ≥ top quartile {}",
+                c.rep_id,
+                p.behaviour,
+                p.rep_adoption,
+                p.top_quartile
+            );
+            assert_ne!(p.behaviour, "urgent_ticket_open");
+            assert_eq!(p.open_deals, 10);
+            let expected =
+                (p.top_quartile - p.rep_adoption) * p.evidence.ame_pp.estimate / 100.0 * 10.0;
+            assert!((p.expected_extra_wins - expected).abs() < 1e-12);
+            assert!(p.text.contains(&format!("{} open deals", p.open_deals)));
+        }
+        assert!(c
+            .coaching
+            .windows(2)
+            .all(|w| w[0].expected_extra_wins >= w[1].expected_extra_wins));
+        // Adoption at or above the top quartile means no priority for that behaviour.
+        for a in &c.adoption {
+            if a.rate.unwrap() >= a.top_quartile.unwrap() {
+                assert!(c.coaching.iter().all(|p| p.behaviour != a.behaviour));
+            }
+        }
+    }
+    // The rep who does the most exec engagement is not coached on it; the one who does least is,
+    // first (bigger gap × bigger effect).
+    let top = card(&s, "rep11");
+    assert!(top.coaching.iter().all(|p| p.behaviour != "exec_engaged"));
+    let bottom = card(&s, "rep00");
+    assert_eq!(bottom.coaching[0].behaviour, "exec_engaged");
+    assert_eq!(bottom.adoption[0].rate, Some(0.0));
+    // Team adoption is the team's (reps 0–5), not the rep's.
+    let east = (0..6)
+        .map(|r| (0..60).filter(|i| adopts(*i, r)).count())
+        .sum::<usize>() as f64
+        / 360.0;
+    assert_eq!(bottom.adoption[0].team, Some(east));
+}
