@@ -235,36 +235,47 @@ pub fn table<'s>(ctx: &Context, columns: &[Column], snaps: Vec<&'s Snapshot>) ->
     })
 }
 
-/// The time-based holdout: deals closed before `cutoff` train, the rest test.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// The time-based holdout: closed deals in order of their close (then of their id, so that deals closed
+/// at the same moment — or data without dates — still split in a fixed order); the first part trains,
+/// the rest tests. Deals without a close date are placed by their creation date.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Split {
-    /// Close date at which the test period starts.
-    pub cutoff: Ts,
+    /// The first test deal's place in that order.
+    pub cutoff: OrderKey,
     /// The latest close date in the data (the training data's high-water mark).
     pub latest_close: Ts,
 }
 
-/// Chooses the cutoff so that about `test_share` of the closed deals closed on or after it.
+/// A closed deal's place in the holdout order.
+pub type OrderKey = (Ts, String);
+
+/// Chooses the cutoff so that about `test_share` of the closed deals are at or after it.
 pub fn split(ctx: &Context, test_share: f64) -> Result<Split> {
-    let mut closes: Vec<Ts> = ctx
+    let mut keys: Vec<OrderKey> = ctx
         .opps
         .iter()
         .filter(|o| o.outcome != Outcome::Open)
-        .filter_map(|o| o.closed)
+        .map(|o| (ordered_by(o), o.id.clone()))
         .collect();
-    closes.sort();
-    if closes.len() < 100 {
+    keys.sort();
+    if keys.len() < 100 {
         return Err(Error::NotEnoughData(format!(
-            "{} closed deals with a close date; the win model needs at least 100",
-            closes.len()
+            "{} closed deals; the win model needs at least 100",
+            keys.len()
         )));
     }
-    let at = ((closes.len() as f64) * (1.0 - test_share)).floor() as usize;
-    let at = at.clamp(1, closes.len() - 1);
+    let at = ((keys.len() as f64) * (1.0 - test_share)).floor() as usize;
+    let at = at.clamp(1, keys.len() - 1);
     Ok(Split {
-        cutoff: closes[at],
-        latest_close: closes[closes.len() - 1],
+        latest_close: keys[keys.len() - 1].0,
+        cutoff: keys.swap_remove(at),
     })
+}
+
+/// Where a closed deal falls in time for the holdout: its close date, or its creation date when the data
+/// have no close date (a list of marketing calls with their results, say).
+pub fn ordered_by(o: &winsignal_features::context::OppInfo) -> Ts {
+    o.closed.unwrap_or(o.created)
 }
 
 /// Snapshots of every open deal as of `as_of` (from everything known strictly before it), with the

@@ -223,32 +223,35 @@ pub fn train(
     opts: &TrainOptions,
 ) -> Result<WinModel> {
     let split: Split = dataset::split(ctx, opts.test_share)?;
-    let closed_at = |s: &Snapshot| {
-        ctx.opportunity(&s.opportunity_id)
-            .and_then(|i| ctx.opps[i as usize].closed)
+    let key = |s: &Snapshot| -> Option<dataset::OrderKey> {
+        ctx.opportunity(&s.opportunity_id).map(|i| {
+            (
+                dataset::ordered_by(&ctx.opps[i as usize]),
+                s.opportunity_id.clone(),
+            )
+        })
     };
-    let closed: Vec<(&Snapshot, Ts)> = snaps
+    let closed: Vec<(&Snapshot, dataset::OrderKey)> = snaps
         .iter()
         .filter(|s| s.outcome != Outcome::Open)
-        .filter_map(|s| closed_at(s).map(|c| (s, c)))
+        .filter_map(|s| key(s).map(|k| (s, k)))
         .collect();
-    // The calibration slice: the latest-closing `calibration_share` of the training deals.
-    let mut train_closes: Vec<Ts> = closed
+    // The calibration slice: the last `calibration_share` of the training deals in holdout order.
+    let mut train_keys: Vec<&dataset::OrderKey> = closed
         .iter()
-        .filter(|(_, c)| *c < split.cutoff)
-        .map(|(_, c)| *c)
+        .map(|(_, k)| k)
+        .filter(|k| **k < split.cutoff)
         .collect();
-    train_closes.sort();
-    train_closes.dedup();
-    let at = ((train_closes.len() as f64) * (1.0 - opts.calibration_share)).floor() as usize;
-    let calibration_from = train_closes
-        .get(at.min(train_closes.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(split.cutoff);
-    let pick = |keep: &dyn Fn(Ts) -> bool| -> Vec<&Snapshot> {
+    train_keys.sort();
+    train_keys.dedup();
+    let at = ((train_keys.len() as f64) * (1.0 - opts.calibration_share)).floor() as usize;
+    let calibration_from: dataset::OrderKey = train_keys
+        .get(at.min(train_keys.len().saturating_sub(1)))
+        .map_or_else(|| split.cutoff.clone(), |k| (*k).clone());
+    let pick = |keep: &dyn Fn(&dataset::OrderKey) -> bool| -> Vec<&Snapshot> {
         closed
             .iter()
-            .filter(|(_, c)| keep(*c))
+            .filter(|(_, c)| keep(c))
             .map(|(s, _)| *s)
             .collect()
     };
@@ -256,10 +259,10 @@ pub fn train(
     // split of its rows, and a deal's other snapshots in that split would be near-copies of its
     // training rows — validation loss would keep falling as the model memorises deals. The snapshot
     // is chosen by a hash of the deal, its landmark and the seed (every landmark stays represented).
-    let fit_rows = one_per_deal(pick(&|c| c < calibration_from), opts.ebm.seed);
-    let cal_rows = pick(&|c| c >= calibration_from && c < split.cutoff);
-    let train_rows = pick(&|c| c < split.cutoff);
-    let test_rows = pick(&|c| c >= split.cutoff);
+    let fit_rows = one_per_deal(pick(&|c| *c < calibration_from), opts.ebm.seed);
+    let cal_rows = pick(&|c| *c >= calibration_from && *c < split.cutoff);
+    let train_rows = pick(&|c| *c < split.cutoff);
+    let test_rows = pick(&|c| *c >= split.cutoff);
     for (name, rows) in [
         ("training", &fit_rows),
         ("calibration", &cal_rows),
@@ -365,8 +368,8 @@ pub fn train(
                 .map(|d| format!("{}@{}", d.id, d.version))
                 .collect(),
             excluded,
-            calibration_from,
-            cutoff: split.cutoff,
+            calibration_from: calibration_from.0,
+            cutoff: split.cutoff.0,
             latest_close: split.latest_close,
             rows_train: fit.rows.len(),
             rows_calibration: cal.rows.len(),
@@ -376,7 +379,7 @@ pub fn train(
         },
         options: opts.clone(),
         present_values: present_values(catalog, &train_all),
-        close_times: close_times(ctx, split.cutoff),
+        close_times: close_times(ctx, split.cutoff.0),
         columns,
         ebm: model,
         calibration,
