@@ -256,7 +256,8 @@ pub struct RowScore {
     pub contributions: Vec<f64>,
 }
 
-pub(crate) fn sigmoid(eta: f64) -> f64 {
+/// The logistic function, computed without overflow for large |η|.
+pub fn sigmoid(eta: f64) -> f64 {
     if eta >= 0.0 {
         1.0 / (1.0 + (-eta).exp())
     } else {

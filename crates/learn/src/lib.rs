@@ -22,6 +22,6 @@ mod train;
 
 pub use calibration::Calibration;
 pub use data::{Dataset, Feature, FeatureValues, Value};
-pub use ebm::{Ebm, EbmParams};
+pub use ebm::{sigmoid, Ebm, EbmParams};
 pub use error::{Error, Result};
 pub use logreg::{LogReg, LogRegParams};

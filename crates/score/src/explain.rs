@@ -2,7 +2,7 @@
 //! actions ranked by the model's uplift for this deal, and coaching prompts built from the evidence.
 
 use crate::dataset::{self, ColumnSource};
-use crate::model::{sigmoid, WinModel};
+use crate::model::WinModel;
 use crate::{Error, Result};
 use serde::Serialize;
 use winsignal_core::time::MS_PER_DAY;
@@ -12,6 +12,7 @@ use winsignal_features::context::NONE;
 use winsignal_features::eval::View;
 use winsignal_features::snapshot::{ControlValue, Snapshot};
 use winsignal_features::Engine;
+use winsignal_learn::sigmoid;
 use winsignal_learn::Value;
 
 /// One term's share of a deal's score.

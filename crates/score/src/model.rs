@@ -13,7 +13,7 @@ use winsignal_features::catalog::Catalog;
 use winsignal_features::snapshot::{Snapshot, Timing};
 use winsignal_features::Context;
 use winsignal_learn::metrics::{self, ReliabilityBin};
-use winsignal_learn::{ebm, logreg, Calibration, Ebm, EbmParams, LogRegParams};
+use winsignal_learn::{ebm, logreg, sigmoid, Calibration, Ebm, EbmParams, LogRegParams};
 
 /// The artifact's schema version (bumped on incompatible change).
 pub const SCHEMA: u32 = 1;
@@ -407,15 +407,6 @@ fn one_per_deal(rows: Vec<&Snapshot>, seed: u64) -> Vec<&Snapshot> {
         }
     }
     chosen.into_values().map(|(_, s)| s).collect()
-}
-
-pub(crate) fn sigmoid(eta: f64) -> f64 {
-    if eta >= 0.0 {
-        1.0 / (1.0 + (-eta).exp())
-    } else {
-        let e = eta.exp();
-        e / (1.0 + e)
-    }
 }
 
 fn stage_rates(t: &Table<'_>) -> (BTreeMap<String, f64>, f64) {

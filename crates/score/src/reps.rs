@@ -10,6 +10,7 @@ use winsignal_core::Outcome;
 use winsignal_discover::{Discovery, Finding, Interval};
 use winsignal_features::catalog::Catalog;
 use winsignal_features::snapshot::{ControlValue, Snapshot};
+use winsignal_learn::sigmoid;
 use winsignal_stats::linalg::cholesky;
 use winsignal_stats::logit::{self, LogitOptions};
 use winsignal_stats::{ols, FitError, Matrix};
@@ -437,15 +438,6 @@ fn encode_categorical(name: &str, values: &[&ControlValue]) -> Vec<(String, Vec<
             )
         })
         .collect()
-}
-
-fn sigmoid(eta: f64) -> f64 {
-    if eta >= 0.0 {
-        1.0 / (1.0 + (-eta).exp())
-    } else {
-        let e = eta.exp();
-        e / (1.0 + e)
-    }
 }
 
 /// The normal–normal pooling of per-rep estimates: the centre `mu` (with its variance) and the
