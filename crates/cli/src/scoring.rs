@@ -441,8 +441,14 @@ pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Re
     };
     // The events behind every definition among the factors, traced to their source rows.
     let mut lineage = Vec::new();
+    // Each definition once, even when it is in a main term and in pairs.
+    let mut traced: Vec<&str> = Vec::new();
     for f in &deal.factors {
         for name in f.term.split(" × ") {
+            if traced.contains(&name) {
+                continue;
+            }
+            traced.push(name);
             let Some(def) = catalog.behaviours.iter().find(|d| d.id == name) else {
                 continue;
             };

@@ -80,6 +80,17 @@ fn train_score_and_explain_on_the_demo() {
         .flat_map(|l| l["contributions"].as_array().unwrap())
         .collect();
     assert!(!traced.is_empty());
+    // Every definition is traced once, even when it is in a main term and in a pair.
+    let mut terms: Vec<&str> = ex["lineage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["term"].as_str().unwrap())
+        .collect();
+    let n = terms.len();
+    terms.sort_unstable();
+    terms.dedup();
+    assert_eq!(terms.len(), n);
     assert!(traced
         .iter()
         .filter(|c| !c["origin"].is_null())

@@ -286,7 +286,7 @@ pub fn open_snapshots(engine: &Engine<'_>, catalog: &Catalog, as_of: Ts) -> Vec<
     let mut order: Vec<u32> = (0..ctx.opps.len() as u32)
         .filter(|i| {
             let o = &ctx.opps[*i as usize];
-            o.created < as_of && o.closed.is_none_or(|c| c >= as_of) && is_open_at(o, as_of)
+            o.created < as_of && is_open_at(o, as_of)
         })
         .collect();
     order.sort_by(|a, b| ctx.opps[*a as usize].id.cmp(&ctx.opps[*b as usize].id));
