@@ -117,7 +117,6 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
             n(c.snapshots.len() as u64)
         );
     }
-    let fit_started = std::time::Instant::now();
     let opts = TrainOptions {
         test_share: args.test_share,
         ebm: winsignal_learn::EbmParams {
@@ -126,13 +125,51 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         },
         ..Default::default()
     };
+    let t = train_and_save(store, &ctx, &c, &discovery, &opts)?;
+    let (m, id, new, fit_seconds) = (&t.model, &t.id, t.new, t.fit_seconds);
+    let summary = Summary {
+        model_id: id,
+        kind: &m.kind,
+        new,
+        catalog: &m.trained_on.catalog,
+        trained_on: &m.trained_on,
+        calibrated: m.calibration.is_some(),
+        evaluation: &m.evaluation,
+        seconds: fit_seconds,
+    };
+    if args.json {
+        return crate::output::print_json(&summary);
+    }
+    print_training(m, id, new, fit_seconds, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A win model trained and saved in the store.
+pub struct Trained {
+    pub id: String,
+    /// False when the store already held this very model (same data and seed).
+    pub new: bool,
+    pub model: WinModel,
+    pub fit_seconds: f64,
+}
+
+/// Trains the win model on the computed snapshots, with next-best-action evidence from `discovery` (its
+/// win findings), and saves it in the store with its summary.
+pub fn train_and_save(
+    store: &mut dyn Store,
+    ctx: &Context,
+    c: &crate::features::Computed,
+    discovery: &winsignal_discover::Discovery,
+    opts: &TrainOptions,
+) -> Result<Trained> {
+    let fit_started = std::time::Instant::now();
     let m = model::train(
-        &ctx,
+        ctx,
         &c.catalog,
         &c.snapshots,
         &c.timing,
-        model::evidence(&discovery),
-        &opts,
+        model::evidence(discovery),
+        opts,
     )?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     let (id, body) = m.to_artifact()?;
@@ -152,11 +189,12 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         summary: serde_json::to_string(&summary)?,
         body,
     })?;
-    if args.json {
-        return crate::output::print_json(&Summary { new, ..summary });
-    }
-    print_training(&m, &id, new, fit_seconds, started.elapsed().as_secs_f64());
-    Ok(())
+    Ok(Trained {
+        id,
+        new,
+        model: m,
+        fit_seconds,
+    })
 }
 
 fn metrics_row(name: &str, m: &Metrics) -> String {
@@ -171,7 +209,7 @@ fn metrics_row(name: &str, m: &Metrics) -> String {
     )
 }
 
-fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total_seconds: f64) {
+pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total_seconds: f64) {
     let t = &m.trained_on;
     println!(
         "Win model {id} {} ({} catalog).",
@@ -286,7 +324,7 @@ fn parse_date(text: &str) -> Result<Ts> {
 }
 
 /// Scores every deal open at `as_of` (the end of the data when not given).
-fn scores(
+pub fn scores(
     engine: &winsignal_features::Engine<'_>,
     catalog: &Catalog,
     model: &WinModel,
