@@ -31,6 +31,10 @@ pub(crate) mod truth {
     pub const REP_SKILL_SD: f64 = 0.35;
     pub const STRONGEST_SKILL: f64 = 1.0;
     pub const WEAKEST_SKILL: f64 = -1.0;
+    /// The strongest rep also works the winning behaviours more than most reps do, as top reps tend to:
+    /// their adoption propensity is at least this far above the base rate on the log-odds scale (one
+    /// spread of `REP_ADOPTION_SD`). Skill is still what sets them apart after adjusting for behaviours.
+    pub const STRONGEST_MIN_PROPENSITY: f64 = 0.8;
     pub const EXEC_ENGAGED: f64 = 0.9;
     pub const MULTITHREADED: f64 = 0.7;
     pub const PRODUCT_ACTIVE: f64 = 0.8;
@@ -364,6 +368,11 @@ impl World {
             let team = i % TEAMS.len();
             let idx = self.users.len();
             let mut user = self.new_user(rng, team, manager_of_team[team]);
+            if idx == self.strongest {
+                for p in user.propensity.iter_mut() {
+                    *p = p.max(truth::STRONGEST_MIN_PROPENSITY);
+                }
+            }
             user.skill = if idx == self.strongest {
                 truth::STRONGEST_SKILL
             } else if idx == self.weakest {
