@@ -1,4 +1,5 @@
-//! `winsignal demo`: generate the demo company, ingest it through every connector, and summarise.
+//! `winsignal demo`: generate the demo company, ingest it through every connector, summarise, find what
+//! wins, train the win model, and end with the deals most at risk and one rep's coaching card.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -8,6 +9,7 @@ use clap::Args;
 use winsignal_core::Ts;
 use winsignal_demo::{DemoConfig, Layout};
 use winsignal_ingest::{Format, IngestRequest};
+use winsignal_score::model::TrainOptions;
 use winsignal_store::EmbeddedStore;
 
 use crate::output::n;
@@ -233,15 +235,137 @@ pub fn run(data: &Path, quiet: bool, args: &DemoArgs) -> Result<()> {
     ));
     println!();
     crate::discover::print_findings(&discovery, 8);
+
+    // The win model, trained as `winsignal train` trains it (the same evidence, options and seed, so
+    // the same model), so that `score` and `explain` work right after the demo.
+    let t4 = Instant::now();
+    let ctx = winsignal_features::Context::from_store(&store)?;
+    let evidence = crate::scoring::evidence_discovery(&computed)?;
+    let trained = match crate::scoring::train_and_save(
+        &mut store,
+        &ctx,
+        &computed,
+        &evidence,
+        &TrainOptions::default(),
+    ) {
+        Ok(t) => Some(t),
+        // Too few closed deals (a very small --scale) leaves the demo without a model, not failed.
+        Err(e) if e.downcast_ref::<winsignal_score::Error>().is_some() => {
+            println!("\nNo win model: {e:#}.");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let mut scored = None;
+    if let Some(t) = &trained {
+        say(format!(
+            "\nTrained the win model in {:.1} s.",
+            t4.elapsed().as_secs_f64()
+        ));
+        println!();
+        print_model_quality(t);
+        let mut bar = Bar::new(quiet);
+        let engine = crate::features::replay(&store, &ctx, data, &mut bar)?;
+        bar.finish();
+        let (as_of, deals, _) =
+            crate::scoring::scores(&engine, &computed.catalog, &t.model, None, None)?;
+        println!();
+        crate::scoring::print_at_risk(&deals, as_of, 5);
+        scored = Some((as_of, deals));
+    }
+
+    let cards = crate::reps::all_scorecards(&store, &computed, &discovery)?;
+    println!();
+    match crate::reps::most_to_gain(&cards) {
+        Some((card, priority)) => {
+            println!(
+                "Coaching card of {} ({}): of the {} reps, the one whose top coaching priority, {}, \
+                 could add the most wins on the open pipeline ({:.1} expected).",
+                card.name.as_deref().unwrap_or("a rep"),
+                card.rep_id,
+                cards.reps.len(),
+                priority.title,
+                priority.expected_extra_wins
+            );
+            println!();
+            crate::reps::print_card(&cards, card);
+        }
+        None if cards.behaviours.is_empty() => println!(
+            "No coaching card: no behaviour goes significantly with winning in this data, so there is \
+             nothing to coach on yet."
+        ),
+        None => println!(
+            "No coaching card: every rep is at or above the best quarter of reps on every behaviour \
+             that goes with winning."
+        ),
+    }
+
     let quality = winsignal_ingest::quality::report(&store)?;
     let report = data.join("report.html");
-    crate::report::write(&report, &discovery, &computed, &quality)?;
+    crate::report::write(
+        &report,
+        &discovery,
+        &computed,
+        &quality,
+        &crate::report::Scoring {
+            model: match (&trained, &scored) {
+                (Some(t), Some((as_of, deals))) => Some(crate::report::ModelScores {
+                    id: &t.id,
+                    model: &t.model,
+                    scores: Ok((*as_of, deals)),
+                }),
+                _ => None,
+            },
+            cards: &cards,
+        },
+    )?;
     println!("\nThe report: {}", report.display());
+    let scoring_hint = match scored.as_ref().and_then(|(_, s)| {
+        crate::scoring::by_risk(s).first().map(|d| &d.opportunity_id)
+    }) {
+        Some(id) => format!(
+            "`winsignal score` for every open deal's chance of winning, `winsignal explain {id}` for \
+             why the deal most at risk scores as it does and what to do next, "
+        ),
+        // No model: the lines above said why; there is nothing to score with.
+        None => String::new(),
+    };
     println!(
-        "\nNext: open the report in a browser, `winsignal discover` for every finding (`--json` for all the numbers), `winsignal quality` \
-         for the full data-quality report, `winsignal trace opportunity <id>` for provenance, \
-         `winsignal snapshots --out snapshots.parquet` for the analysis table, \
+        "\nNext: open the report in a browser, {scoring_hint}`winsignal reps` for every rep's \
+         scorecard, `winsignal discover` for every finding (`--json` for all the numbers), \
+         `winsignal quality` for the full data-quality report, `winsignal trace opportunity <id>` for \
+         provenance, `winsignal snapshots --out snapshots.parquet` for the analysis table, \
          `winsignal explain-feature <opportunity> exec_engaged` for the events behind a value."
     );
     Ok(())
+}
+
+/// The win model's holdout quality in two lines (`winsignal train` prints it in full).
+fn print_model_quality(t: &crate::scoring::Trained) {
+    let (m, on) = (&t.model.evaluation, &t.model.trained_on);
+    let auc =
+        |x: &winsignal_score::model::Metrics| x.auc.map_or("–".into(), |a| format!("{a:.3}"));
+    println!(
+        "Win model {} saved: on {} held-out snapshots of {} deals closed {} – {}, AUC {} \
+         (logistic regression {}, stage-only win rates {}).",
+        t.id,
+        n(m.model.rows as u64),
+        n(on.deals_test as u64),
+        on.cutoff.to_date_string(),
+        on.latest_close.to_date_string(),
+        auc(&m.model),
+        auc(&m.logistic),
+        auc(&m.stage_only),
+    );
+    println!(
+        "Calibration on the holdout: slope {:.2}, calibration in the large {:+.2} (1 and 0 when \
+         calibrated){}.",
+        m.model.calibration_slope.unwrap_or(f64::NAN),
+        m.model.calibration_in_the_large.unwrap_or(f64::NAN),
+        if t.model.calibration.is_some() {
+            "; recalibrated on the deals closed just before the holdout"
+        } else {
+            ""
+        }
+    );
 }

@@ -11,6 +11,7 @@ mod progress;
 mod report;
 mod reps;
 mod scoring;
+mod train_export;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,7 +81,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Generate a realistic demo company, ingest it into the workspace, and show what came in.
+    /// Generate a realistic demo company, ingest it into the workspace, find what wins, train the win
+    /// model, and show the result: what came in, the top findings, the open deals most at risk and one
+    /// rep's coaching card; writes <DATA>/report.html.
     ///
     /// The files are written under <DATA>/demo-input in the Salesforce, Segment and canonical formats,
     /// so every connector runs. Re-running replaces an earlier demo workspace.
@@ -136,9 +139,11 @@ enum Command {
     /// Accounts without an open deal ranked for outreach (`--prioritise`): lookalike fit, recent
     /// engagement and related customers, with the reasons in plain words.
     Accounts(accounts::AccountsArgs),
-    /// Discovery as one self-contained HTML page (no network needed to view it): data summary and
-    /// quality warnings, the behaviour scorecard, a forest plot of adjusted effects, Kaplan-Meier curves,
-    /// adoption over time and by rep, and the methodology in plain words.
+    /// Discovery, the win model and the reps as one self-contained HTML page (no network needed to
+    /// view it): data summary and quality warnings, the behaviour scorecard, a forest plot of adjusted
+    /// effects, Kaplan-Meier curves, adoption over time and by rep, the latest win model's quality
+    /// (holdout metrics, reliability), the open deals most at risk, rep scorecards, and the
+    /// methodology in plain words.
     Report(report::ReportArgs),
 }
 

@@ -251,3 +251,19 @@ pub fn print_trace(kind: Kind, versions: &[StoredRecord], loads: &[LoadInfo]) {
         }
     }
 }
+
+/// Fails early (before any long work) when the directory `out` would be written in does not exist.
+pub fn check_out_dir(out: &std::path::Path, flag: &str) -> anyhow::Result<()> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{flag} {}: the directory {} does not exist",
+            out.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}

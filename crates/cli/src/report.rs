@@ -1,15 +1,22 @@
-//! `winsignal report`: discovery as one self-contained HTML page for sales leaders. The page embeds
-//! Chart.js and the whole discovery result (the numbers `discover --json` prints), and draws the scorecard,
-//! the forest plot and the per-behaviour charts from it in the browser; it needs no network.
+//! `winsignal report`: discovery, the win model and the rep scorecards as one self-contained HTML page
+//! for sales leaders. The page embeds Chart.js and the data as JSON — the whole discovery result (the
+//! numbers `discover --json` prints), the win model's holdout evaluation, the open deals most at risk and
+//! a line per rep — and draws the tables and charts from it in the browser; it needs no network.
 
-use crate::features::{compute, CatalogArg, Computed};
+use crate::features::{compute, replay, CatalogArg, Computed};
 use crate::output::n;
+use crate::progress::Bar;
 use crate::Global;
 use anyhow::{Context, Result};
 use clap::Args;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
-use winsignal_discover::{Discovery, Options};
+use winsignal_core::Ts;
+use winsignal_discover::{Discovery, Interval, Options};
 use winsignal_ingest::quality::QualityReport;
+use winsignal_score::explain::DealScore;
+use winsignal_score::model::{Evaluation, Metrics, WinModel};
+use winsignal_score::reps::Scorecards;
 use winsignal_store::Store;
 
 const TEMPLATE: &str = include_str!("../assets/report.html");
@@ -49,16 +56,300 @@ pub fn run(global: &Global, store: &dyn Store, args: &ReportArgs) -> Result<()> 
         },
     )?;
     let quality = winsignal_ingest::quality::report(store)?;
-    write(&args.out, &d, &c, &quality)?;
+    // The same scorecards as `winsignal reps`: from this discovery, so the behaviours coached are the
+    // ones the page calls significant.
+    let cards = crate::reps::all_scorecards(store, &c, &d)?;
+    let latest = if store.models(Some("win"))?.is_empty() {
+        None
+    } else {
+        Some(crate::scoring::load_model(store, None)?)
+    };
+    let scored = match &latest {
+        Some((_, model)) => Some(open_deal_scores(global, store, &c, model)?),
+        None => None,
+    };
+    let model = match (&latest, &scored) {
+        (Some((id, model)), Some(scored)) => Some(ModelScores {
+            id,
+            model,
+            scores: match scored {
+                Ok((as_of, deals)) => Ok((*as_of, deals.as_slice())),
+                Err(why) => Err(why.as_str()),
+            },
+        }),
+        _ => None,
+    };
+    write(
+        &args.out,
+        &d,
+        &c,
+        &quality,
+        &Scoring {
+            model,
+            cards: &cards,
+        },
+    )?;
     if !global.quiet {
         eprintln!("wrote the report to {}", args.out.display());
     }
     Ok(())
 }
 
-/// Writes the report for a discovery.
-pub fn write(out: &Path, d: &Discovery, c: &Computed, quality: &QualityReport) -> Result<()> {
-    std::fs::write(out, html(d, c, quality)?).with_context(|| format!("writing {}", out.display()))
+/// The open deals scored with `model` as of the end of the data, or why they could not be (a model
+/// trained with another catalog): the page says so instead of failing.
+fn open_deal_scores(
+    global: &Global,
+    store: &dyn Store,
+    c: &Computed,
+    model: &WinModel,
+) -> Result<std::result::Result<(Ts, Vec<DealScore>), String>> {
+    let ctx = winsignal_features::Context::from_store(store)?;
+    let mut bar = Bar::new(global.quiet);
+    let engine = replay(store, &ctx, &global.data, &mut bar)?;
+    bar.finish();
+    Ok(
+        match crate::scoring::scores(&engine, &c.catalog, model, None, None) {
+            Ok((as_of, deals, _)) => Ok((as_of, deals)),
+            Err(e) => Err(format!("{e:#}")),
+        },
+    )
+}
+
+/// What the report shows beyond discovery: the win model with the open deals it scores, and the rep
+/// scorecards.
+pub struct Scoring<'a> {
+    /// The win model; none when the workspace has none yet (the page says to run `winsignal train`).
+    pub model: Option<ModelScores<'a>>,
+    /// Every rep's scorecard (they need no model).
+    pub cards: &'a Scorecards,
+}
+
+/// A saved win model and the open deals scored with it.
+pub struct ModelScores<'a> {
+    pub id: &'a str,
+    pub model: &'a WinModel,
+    /// When the open deals were scored, and their scores; or why they could not be scored.
+    pub scores: std::result::Result<(Ts, &'a [DealScore]), &'a str>,
+}
+
+/// Writes the report for a discovery, with the win model's quality, the open deals most at risk and the
+/// rep scorecards.
+pub fn write(
+    out: &Path,
+    d: &Discovery,
+    c: &Computed,
+    quality: &QualityReport,
+    scoring: &Scoring<'_>,
+) -> Result<()> {
+    std::fs::write(out, html(d, c, quality, scoring)?)
+        .with_context(|| format!("writing {}", out.display()))
+}
+
+/// How many of the open deals most at risk the page lists.
+const AT_RISK_ROWS: usize = 25;
+
+/// How many of the model's terms, most important first, the page names.
+const TOP_TERMS: usize = 10;
+
+/// The page's data about the win model (dates as `YYYY-MM-DD`).
+#[derive(Serialize)]
+struct ModelJson<'a> {
+    id: &'a str,
+    catalog: &'a str,
+    definitions: usize,
+    excluded: &'a [winsignal_score::dataset::Excluded],
+    calibration_from: String,
+    cutoff: String,
+    latest_close: String,
+    rows_train: usize,
+    rows_calibration: usize,
+    rows_test: usize,
+    deals_train: usize,
+    deals_test: usize,
+    /// The correction applied to the boosting machine's logit (none when it was calibrated already).
+    calibration: Option<winsignal_learn::Calibration>,
+    calibration_check: &'a Metrics,
+    evaluation: &'a Evaluation,
+    /// The most important terms, first the largest mean |logit contribution|.
+    terms: Vec<TermJson<'a>>,
+    /// Why the open deals could not be scored with this model.
+    scores_error: Option<&'a str>,
+    as_of: Option<String>,
+    open_deals: usize,
+    at_risk: Vec<DealRow<'a>>,
+}
+
+/// One open deal of the at-risk table.
+#[derive(Serialize)]
+struct DealRow<'a> {
+    opportunity_id: &'a str,
+    account_id: Option<&'a str>,
+    rep_id: Option<&'a str>,
+    stage: Option<&'a str>,
+    age_days: f64,
+    amount: Option<f64>,
+    p_win: f64,
+    /// The factor pulling P(win) down the most.
+    drag: Option<Drag<'a>>,
+    /// The best next action.
+    action: Option<NextAction<'a>>,
+}
+
+#[derive(Serialize)]
+struct TermJson<'a> {
+    name: &'a str,
+    importance: f64,
+}
+
+#[derive(Serialize)]
+struct Drag<'a> {
+    term: &'a str,
+    /// The deal's value in words.
+    value: &'a str,
+    points: f64,
+}
+
+#[derive(Serialize)]
+struct NextAction<'a> {
+    title: &'a str,
+    uplift_points: f64,
+    coaching: &'a str,
+}
+
+#[derive(Serialize)]
+struct TopPriority<'a> {
+    behaviour: &'a str,
+    title: &'a str,
+    expected_extra_wins: f64,
+    text: &'a str,
+}
+
+/// One rep's line of the scorecard table.
+#[derive(Serialize)]
+struct RepRow<'a> {
+    rank: Option<usize>,
+    rep_id: &'a str,
+    name: Option<&'a str>,
+    team: Option<&'a str>,
+    deals: usize,
+    closed: usize,
+    won: usize,
+    open: usize,
+    win_rate: Option<f64>,
+    adjusted: Option<&'a Interval>,
+    beyond_behaviours: Option<&'a Interval>,
+    rank_beyond_behaviours: Option<usize>,
+    /// The top coaching priority.
+    coaching: Option<TopPriority<'a>>,
+}
+
+#[derive(Serialize)]
+struct RepsJson<'a> {
+    mean_win_rate: f64,
+    between_rep_sd: f64,
+    caveat: &'a str,
+    reps: Vec<RepRow<'a>>,
+}
+
+fn model_json<'a>(m: &ModelScores<'a>) -> ModelJson<'a> {
+    let t = &m.model.trained_on;
+    let mut terms: Vec<TermJson<'a>> = m
+        .model
+        .ebm
+        .terms()
+        .iter()
+        .map(|t| TermJson {
+            name: &t.name,
+            importance: t.importance,
+        })
+        .collect();
+    terms.sort_by(|a, b| {
+        b.importance
+            .total_cmp(&a.importance)
+            .then(a.name.cmp(b.name))
+    });
+    terms.truncate(TOP_TERMS);
+    let (as_of, deals) = match m.scores {
+        Ok((as_of, deals)) => (Some(as_of.to_date_string()), deals),
+        Err(_) => (None, &[][..]),
+    };
+    let at_risk = crate::scoring::by_risk(deals)
+        .into_iter()
+        .take(AT_RISK_ROWS)
+        .map(|d| DealRow {
+            opportunity_id: &d.opportunity_id,
+            account_id: d.account_id.as_deref(),
+            rep_id: d.rep_id.as_deref(),
+            stage: d.stage.as_deref(),
+            age_days: d.age_days,
+            amount: d.amount,
+            p_win: d.p_win,
+            drag: crate::scoring::biggest_drag(d).map(|f| Drag {
+                term: &f.term,
+                value: &f.value,
+                points: f.points,
+            }),
+            action: d.actions.first().map(|a| NextAction {
+                title: &a.title,
+                uplift_points: a.uplift_points,
+                coaching: &a.coaching,
+            }),
+        })
+        .collect();
+    ModelJson {
+        id: m.id,
+        catalog: &t.catalog,
+        definitions: t.versions.len(),
+        excluded: &t.excluded,
+        calibration_from: t.calibration_from.to_date_string(),
+        cutoff: t.cutoff.to_date_string(),
+        latest_close: t.latest_close.to_date_string(),
+        rows_train: t.rows_train,
+        rows_calibration: t.rows_calibration,
+        rows_test: t.rows_test,
+        deals_train: t.deals_train,
+        deals_test: t.deals_test,
+        calibration: m.model.calibration,
+        calibration_check: &m.model.calibration_check,
+        evaluation: &m.model.evaluation,
+        terms,
+        scores_error: m.scores.err(),
+        as_of,
+        open_deals: deals.len(),
+        at_risk,
+    }
+}
+
+fn reps_json<'a>(cards: &'a Scorecards) -> RepsJson<'a> {
+    RepsJson {
+        mean_win_rate: cards.mean_win_rate,
+        between_rep_sd: cards.win_model.between_rep_sd,
+        caveat: cards.caveat,
+        reps: cards
+            .reps
+            .iter()
+            .map(|c| RepRow {
+                rank: c.rank,
+                rep_id: &c.rep_id,
+                name: c.name.as_deref(),
+                team: c.team.as_deref(),
+                deals: c.deals,
+                closed: c.closed,
+                won: c.won,
+                open: c.open,
+                win_rate: c.win_rate,
+                adjusted: c.win.as_ref().map(|w| &w.adjusted_win_rate),
+                beyond_behaviours: c.beyond_behaviours.as_ref().map(|w| &w.adjusted_win_rate),
+                rank_beyond_behaviours: c.rank_beyond_behaviours,
+                coaching: c.coaching.first().map(|p| TopPriority {
+                    behaviour: &p.behaviour,
+                    title: &p.title,
+                    expected_extra_wins: p.expected_extra_wins,
+                    text: &p.text,
+                }),
+            })
+            .collect(),
+    }
 }
 
 /// Data-quality warnings from ingest and from the engine, in words.
@@ -120,7 +411,7 @@ fn warnings(c: &Computed, q: &QualityReport) -> Vec<String> {
     out
 }
 
-fn html(d: &Discovery, c: &Computed, q: &QualityReport) -> Result<String> {
+fn html(d: &Discovery, c: &Computed, q: &QualityReport, scoring: &Scoring<'_>) -> Result<String> {
     let start = c
         .snapshots
         .iter()
@@ -136,6 +427,8 @@ fn html(d: &Discovery, c: &Computed, q: &QualityReport) -> Result<String> {
         "period_start": start,
         "period_end": c.horizon.to_date_string(),
         "version": env!("CARGO_PKG_VERSION"),
+        "model": scoring.model.as_ref().map(model_json),
+        "reps": reps_json(scoring.cards),
     });
     // Inside a <script> element neither "</script" nor "<!--" may appear (user text such as a catalog
     // title could contain them): escaping every <, > and & keeps the JSON identical and the tokenizer

@@ -209,7 +209,7 @@ fn continuous_line(label: &str, s: &ContinuousScore, fmt: fn(f64) -> String) {
     );
 }
 
-fn print_card(cards: &Scorecards, c: &RepCard) {
+pub(crate) fn print_card(cards: &Scorecards, c: &RepCard) {
     println!(
         "Rep {}  {}  ({}{})",
         c.rep_id,
@@ -299,4 +299,36 @@ fn print_card(cards: &Scorecards, c: &RepCard) {
     }
     println!();
     println!("{}", cards.caveat);
+}
+
+/// Every rep's scorecard from computed snapshots and a discovery, as `winsignal reps` builds them (for
+/// `demo` and the report).
+pub fn all_scorecards(
+    store: &dyn Store,
+    c: &crate::features::Computed,
+    discovery: &winsignal_discover::Discovery,
+) -> Result<Scorecards> {
+    let records = rep_records(store)?;
+    let deals = reps::deals_from_snapshots(&c.snapshots);
+    Ok(reps::scorecards(
+        &c.catalog,
+        &c.snapshots,
+        discovery,
+        &deals,
+        &records,
+    )?)
+}
+
+/// The rep whose top coaching priority could add the most wins on the open pipeline, with that
+/// priority (ties: the lowest rep id); none when no rep has anything to be coached on.
+pub fn most_to_gain(cards: &Scorecards) -> Option<(&RepCard, &reps::Priority)> {
+    cards
+        .reps
+        .iter()
+        .filter_map(|c| c.coaching.first().map(|p| (c, p)))
+        .min_by(|(a, pa), (b, pb)| {
+            pb.expected_extra_wins
+                .total_cmp(&pa.expected_extra_wins)
+                .then_with(|| a.rep_id.cmp(&b.rep_id))
+        })
 }

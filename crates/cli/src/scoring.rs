@@ -30,6 +30,11 @@ pub struct TrainArgs {
     /// Print the saved model's summary (id, what it was trained on, metrics) as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write the exact rows the model is fitted, calibrated and tested on to FILE (CSV: split,
+    /// y, one column per feature) and FILE.meta.json (which columns are categorical), to fit other
+    /// libraries on the same split (bench/model.py).
+    #[arg(long, value_name = "FILE.csv")]
+    pub export: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -84,6 +89,8 @@ struct Summary<'a> {
     trained_on: &'a model::TrainedOn,
     calibrated: bool,
     evaluation: &'a model::Evaluation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pairs_check: Option<&'a model::PairsCheck>,
     seconds: f64,
 }
 
@@ -94,6 +101,9 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
             args.test_share
         );
     }
+    if let Some(out) = &args.export {
+        crate::output::check_out_dir(out, "--export")?;
+    }
     let catalog = args.catalog.load()?;
     let started = std::time::Instant::now();
     let c = compute(store, catalog, &global.data, global.quiet)?;
@@ -101,16 +111,7 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
     if !global.quiet {
         eprintln!("running discovery for the evidence of next-best actions…");
     }
-    let discovery = winsignal_discover::discover(
-        &c.catalog,
-        &c.snapshots,
-        &winsignal_discover::Options {
-            outcomes: vec![winsignal_discover::Outcome::Win],
-            rules: false,
-            timing: c.timing.clone(),
-            ..Default::default()
-        },
-    )?;
+    let discovery = evidence_discovery(&c)?;
     if !global.quiet {
         eprintln!(
             "training the win model on {} snapshots…",
@@ -126,6 +127,20 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         ..Default::default()
     };
     let t = train_and_save(store, &ctx, &c, &discovery, &opts)?;
+    if let Some(out) = &args.export {
+        let tables = model::tables(&ctx, &c.catalog, &c.snapshots, &c.timing, &opts)?;
+        crate::train_export::write(out, &tables, &c.catalog.name, args.seed)?;
+        if !global.quiet {
+            eprintln!(
+                "wrote the model's rows to {} (train {}, calibration {}, test {}) and {}",
+                out.display(),
+                n(tables.fit.rows.len() as u64),
+                n(tables.calibration.rows.len() as u64),
+                n(tables.test.rows.len() as u64),
+                crate::train_export::meta_path(out).display()
+            );
+        }
+    }
     let (m, id, new, fit_seconds) = (&t.model, &t.id, t.new, t.fit_seconds);
     let summary = Summary {
         model_id: id,
@@ -135,6 +150,7 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         trained_on: &m.trained_on,
         calibrated: m.calibration.is_some(),
         evaluation: &m.evaluation,
+        pairs_check: m.pairs_check.as_ref(),
         seconds: fit_seconds,
     };
     if args.json {
@@ -181,6 +197,7 @@ pub fn train_and_save(
         trained_on: &m.trained_on,
         calibrated: m.calibration.is_some(),
         evaluation: &m.evaluation,
+        pairs_check: m.pairs_check.as_ref(),
         seconds: fit_seconds,
     };
     let new = store.put_model(&ModelRecord {
@@ -248,6 +265,16 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
             None => "no correction needed".into(),
         }
     );
+    if let Some(p) = &m.pairs_check {
+        let auc = |a: Option<f64>| a.map_or("–".into(), |a| format!("{a:.3}"));
+        println!(
+            "Pairwise interactions: {} detected; AUC on the calibration deals {} with them, {} without → {}.",
+            p.pairs,
+            auc(p.auc_with),
+            auc(p.auc_without),
+            if p.kept { "kept" } else { "left out (they did not carry over to later deals)" }
+        );
+    }
     let e = &m.evaluation;
     println!(
         "\nHoldout ({} snapshots, {} won):",
@@ -388,35 +415,39 @@ pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result
 
 /// The open deals most at risk: the most money at stake times the chance of losing it.
 pub fn print_at_risk(scored: &[DealScore], as_of: Ts, top: usize) {
-    let mut order: Vec<&DealScore> = scored.iter().collect();
-    let at_stake = |d: &DealScore| d.amount.unwrap_or(0.0) * (1.0 - d.p_win);
-    order.sort_by(|a, b| {
-        at_stake(b)
-            .total_cmp(&at_stake(a))
-            .then(a.opportunity_id.cmp(&b.opportunity_id))
-    });
+    let order = by_risk(scored);
     println!(
         "{} open deals as of {}; the {} most at risk (amount × chance of losing):",
         n(scored.len() as u64),
         as_of.to_date_string(),
         top.min(scored.len())
     );
+    let shown: Vec<(&DealScore, String)> = order
+        .iter()
+        .take(top)
+        .map(|d| {
+            let drag =
+                biggest_drag(d).map_or(String::new(), |f| format!("{} {:+.0}", f.term, f.points));
+            (*d, drag)
+        })
+        .collect();
+    // The drag column is as wide as its longest entry (pair terms are long), so actions line up.
+    let width = shown
+        .iter()
+        .map(|(_, drag)| drag.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("biggest drag".len());
     println!(
-        "  {:<20} {:<14} {:>10} {:>6}  {:<24} next best action",
+        "  {:<20} {:<14} {:>10} {:>6}  {:<width$}  next best action",
         "opportunity", "stage", "amount", "P(win)", "biggest drag"
     );
-    for d in order.iter().take(top) {
-        let drag = d
-            .factors
-            .iter()
-            .filter(|f| f.logit < 0.0)
-            .max_by(|a, b| b.logit.total_cmp(&a.logit))
-            .map_or(String::new(), |f| format!("{} {:+.0}", f.term, f.points));
+    for (d, drag) in &shown {
         let action = d.actions.first().map_or("–".to_string(), |a| {
             format!("{} (+{:.0} pts)", a.title, a.uplift_points)
         });
         println!(
-            "  {:<20} {:<14} {:>10} {:>5.0}%  {:<24} {}",
+            "  {:<20} {:<14} {:>10} {:>5.0}%  {:<width$}  {}",
             d.opportunity_id,
             d.stage.as_deref().unwrap_or("–"),
             d.amount.map_or("–".into(), |a| n(a.round() as u64)),
@@ -595,4 +626,40 @@ fn print_deal(out: &ExplainOut<'_>) {
         "\nLineage: {traced} events behind the {} behaviours and features above (`--json` lists each with its source file and line).",
         out.lineage.len()
     );
+}
+
+/// The discovery whose significant win effects `train` saves in the model as the evidence of next-best
+/// actions: winning only, without rules.
+pub fn evidence_discovery(c: &crate::features::Computed) -> Result<winsignal_discover::Discovery> {
+    Ok(winsignal_discover::discover(
+        &c.catalog,
+        &c.snapshots,
+        &winsignal_discover::Options {
+            outcomes: vec![winsignal_discover::Outcome::Win],
+            rules: false,
+            timing: c.timing.clone(),
+            ..Default::default()
+        },
+    )?)
+}
+
+/// The open deals most at risk first, as `print_at_risk` lists them: the most money at stake times the
+/// chance of losing it (ties by id).
+pub fn by_risk(scored: &[DealScore]) -> Vec<&DealScore> {
+    let mut order: Vec<&DealScore> = scored.iter().collect();
+    let at_stake = |d: &DealScore| d.amount.unwrap_or(0.0) * (1.0 - d.p_win);
+    order.sort_by(|a, b| {
+        at_stake(b)
+            .total_cmp(&at_stake(a))
+            .then(a.opportunity_id.cmp(&b.opportunity_id))
+    });
+    order
+}
+
+/// The factor pulling a deal's P(win) down the most, as `print_at_risk` names it.
+pub fn biggest_drag(d: &DealScore) -> Option<&explain::Factor> {
+    d.factors
+        .iter()
+        .filter(|f| f.logit < 0.0)
+        .max_by(|a, b| b.logit.total_cmp(&a.logit))
 }

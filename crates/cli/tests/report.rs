@@ -1,6 +1,8 @@
 //! The HTML report renders in a real browser: headless Chromium (Debian's `chromium` package, installed
-//! by `.ci/run`) opens the file from disk with no network, runs its scripts, and the test asserts that the
-//! charts exist and that nothing was written to the console (no errors, no warnings).
+//! by `.ci/run`) opens the file from disk with no network, runs its scripts, and the tests assert that the
+//! charts and tables exist, hold what the other commands print, and that nothing was written to the
+//! console (no errors, no warnings). Also here: what `demo` prints at its end (the deals most at risk and
+//! a coaching card) and that its win model is the one `train` makes, so `score` works right after it.
 //!
 //! Without Chromium the test fails, naming the package; set `WINSIGNAL_SKIP_BROWSER=1` to skip it
 //! explicitly on a machine that cannot have a browser.
@@ -9,6 +11,8 @@
 mod common;
 use common::winsignal;
 
+use serde_json::Value;
+use std::path::Path;
 use std::process::Command;
 
 fn chromium() -> Option<&'static str> {
@@ -22,23 +26,23 @@ fn chromium() -> Option<&'static str> {
         })
 }
 
-#[test]
-fn the_report_renders_its_charts_without_console_messages() {
-    let Some(browser) = chromium() else {
+/// The browser to render with; `None` (the test returns) only when skipping is asked for explicitly.
+fn browser_or_skip() -> Option<&'static str> {
+    let browser = chromium();
+    if browser.is_none() {
         if std::env::var_os("WINSIGNAL_SKIP_BROWSER").is_some() {
             eprintln!("skipped: WINSIGNAL_SKIP_BROWSER is set and no Chromium is installed");
-            return;
+            return None;
         }
         panic!("headless Chromium is needed (Debian: apt-get install chromium); set WINSIGNAL_SKIP_BROWSER=1 to skip");
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("ws");
-    winsignal(&data, &["demo", "--scale", "0.25", "--seed", "5"]);
-    // The demo writes the report into the workspace; `report` writes one where asked.
-    assert!(data.join("report.html").exists());
-    let out = dir.path().join("report.html");
-    winsignal(&data, &["report", "--out", out.to_str().unwrap()]);
-    let html = std::fs::read_to_string(&out).unwrap();
+    }
+    browser
+}
+
+/// Opens the page in headless Chromium and returns the DOM after its scripts ran, asserting that it
+/// loads nothing from outside, writes nothing to the console and that its script finished.
+fn render(browser: &str, page: &Path) -> String {
+    let html = std::fs::read_to_string(page).unwrap();
     for external in [
         "src=\"http",
         "href=\"http",
@@ -51,7 +55,6 @@ fn the_report_renders_its_charts_without_console_messages() {
             "the report loads something from outside: {external}"
         );
     }
-
     let run = Command::new(browser)
         .args([
             "--headless",
@@ -62,10 +65,10 @@ fn the_report_renders_its_charts_without_console_messages() {
             "--virtual-time-budget=10000",
             "--dump-dom",
         ])
-        .arg(format!("file://{}", out.display()))
+        .arg(format!("file://{}", page.display()))
         .output()
         .unwrap();
-    let dom = String::from_utf8_lossy(&run.stdout);
+    let dom = String::from_utf8_lossy(&run.stdout).into_owned();
     let log = String::from_utf8_lossy(&run.stderr);
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
     assert!(
@@ -77,20 +80,74 @@ fn the_report_renders_its_charts_without_console_messages() {
         dom.contains("data-rendered=\"yes\""),
         "the report's script did not finish:\n{log}"
     );
+    dom
+}
 
-    // One forest plot plus three charts (survival, adoption, reps) per yes/no behaviour.
-    let d: serde_json::Value =
-        serde_json::from_str(&winsignal(&data, &["discover", "--json"])).unwrap();
-    let behaviours = d["details"].as_array().unwrap().len();
-    assert!(behaviours >= 10, "{behaviours} behaviours with details");
-    let charts: usize = dom
-        .split("data-charts=\"")
+/// The charts the page says it drew.
+fn charts_drawn(dom: &str) -> usize {
+    dom.split("data-charts=\"")
         .nth(1)
         .and_then(|s| s.split('"').next())
         .and_then(|s| s.parse().ok())
+        .unwrap()
+}
+
+/// The rows of the table with this id, as rendered, the header row first.
+fn table_rows<'a>(dom: &'a str, id: &str) -> Vec<&'a str> {
+    let start = dom
+        .find(&format!("<table id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table {id}"));
+    let table = &dom[start..];
+    let table = &table[..table.find("</table>").unwrap()];
+    table.split("<tr>").skip(1).collect()
+}
+
+/// The open deals of `score --json` in the order `score` lists them: amount × (1 − P(win)), then id.
+fn most_at_risk_first(scores: &Value) -> Vec<String> {
+    let mut deals: Vec<(f64, String)> = scores["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let stake = d["amount"].as_f64().unwrap_or(0.0) * (1.0 - d["p_win"].as_f64().unwrap());
+            (stake, d["opportunity_id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    deals.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    deals.into_iter().map(|(_, id)| id).collect()
+}
+
+#[test]
+fn the_report_renders_its_charts_and_tables_without_console_messages() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ws");
+    winsignal(&data, &["demo", "--scale", "0.25", "--seed", "5"]);
+    // The demo writes the report into the workspace; `report` writes one where asked.
+    assert!(data.join("report.html").exists());
+    let out = dir.path().join("report.html");
+    winsignal(&data, &["report", "--out", out.to_str().unwrap()]);
+    let dom = render(browser, &out);
+
+    // The forest plot, the reliability chart, and three charts (survival, adoption, reps) per yes/no
+    // behaviour; each drawn by Chart.js, which sizes the canvas it takes over.
+    let d: Value = serde_json::from_str(&winsignal(&data, &["discover", "--json"])).unwrap();
+    let behaviours = d["details"].as_array().unwrap().len();
+    assert!(behaviours >= 10, "{behaviours} behaviours with details");
+    assert_eq!(charts_drawn(&dom), 2 + 3 * behaviours);
+    assert_eq!(dom.matches("<canvas").count(), 2 + 3 * behaviours);
+    let reliability = dom
+        .split("<canvas id=\"reliability\"")
+        .nth(1)
+        .and_then(|s| s.split('>').next())
         .unwrap();
-    assert_eq!(charts, 1 + 3 * behaviours);
-    assert_eq!(dom.matches("<canvas").count(), 1 + 3 * behaviours);
+    assert!(
+        reliability.contains("style=\"display: block; box-sizing: border-box;")
+            && !reliability.contains("width=\"0\""),
+        "the reliability chart was not drawn: {reliability}"
+    );
     for id in [
         "forest",
         "km-0",
@@ -98,10 +155,165 @@ fn the_report_renders_its_charts_without_console_messages() {
         "reps-0",
         "scorecard-table",
         "behaviour-exec_engaged",
+        "model-metrics",
+        "model-segments",
+        "model-trained",
+        "deal-table",
+        "rep-table",
     ] {
         assert!(dom.contains(&format!("id=\"{id}\"")), "no element {id}");
     }
     // The scorecard and headlines are filled in from the data.
     assert!(dom.contains("Executive engaged (exec_engaged v1)"));
     assert!(dom.matches("<li>").count() > 5);
+
+    // Model quality: the saved model against both baselines, with its AUCs as `train` reports them.
+    let scores: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let model_id = scores["model_id"].as_str().unwrap();
+    assert!(dom.contains(&format!("Model {model_id}, catalog")));
+    let metrics = table_rows(&dom, "model-metrics");
+    assert_eq!(
+        metrics.len(),
+        5,
+        "header, model, uncalibrated, logistic, stage-only"
+    );
+    let trained: Value = serde_json::from_str(&winsignal(&data, &["train", "--json"])).unwrap();
+    assert_eq!(trained["model_id"], model_id);
+    for (row, m) in [(1, "model"), (3, "logistic"), (4, "stage_only")] {
+        let auc = format!(
+            "<td class=\"num\">{:.3}</td>",
+            trained["evaluation"][m]["auc"].as_f64().unwrap()
+        );
+        assert!(
+            metrics[row].contains(&auc),
+            "{m}: {auc} not in {}",
+            metrics[row]
+        );
+    }
+
+    // Deal scores: the 25 open deals most at risk, in the order `score` lists them.
+    let order = most_at_risk_first(&scores);
+    let deals = table_rows(&dom, "deal-table");
+    assert_eq!(deals.len(), 1 + order.len().min(25));
+    for (row, id) in deals[1..].iter().zip(&order) {
+        assert!(row.starts_with(&format!("<td>{id}</td>")), "{id}: {row}");
+    }
+
+    // Rep scorecards: every rep of `reps`, in rank order.
+    let reps: Value = serde_json::from_str(&winsignal(&data, &["reps", "--json"])).unwrap();
+    let cards = reps["reps"].as_array().unwrap();
+    let rows = table_rows(&dom, "rep-table");
+    assert!(cards.len() >= 5, "{} reps", cards.len());
+    assert_eq!(rows.len(), 1 + cards.len());
+    for (row, card) in rows[1..].iter().zip(cards) {
+        assert!(row.contains(card["rep_id"].as_str().unwrap()), "{row}");
+    }
+}
+
+#[test]
+fn without_a_win_model_the_report_says_how_to_get_one_and_still_shows_reps() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    // The demo's canonical files ingested into a second workspace: the same data, no model.
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    winsignal(
+        &demo,
+        &["demo", "--canonical", "--scale", "0.05", "--seed", "3"],
+    );
+    let data = dir.path().join("ws");
+    let canonical = demo.join("demo-input").join("canonical");
+    winsignal(&data, &["ingest", canonical.to_str().unwrap()]);
+    let out = dir.path().join("report.html");
+    winsignal(&data, &["report", "--out", out.to_str().unwrap()]);
+    let dom = render(browser, &out);
+
+    let d: Value = serde_json::from_str(&winsignal(&data, &["discover", "--json"])).unwrap();
+    let behaviours = d["details"].as_array().unwrap().len();
+    assert_eq!(
+        charts_drawn(&dom),
+        1 + 3 * behaviours,
+        "no reliability chart"
+    );
+    assert!(!dom.contains("id=\"reliability\""));
+    assert!(!dom.contains("id=\"deal-table\""));
+    assert!(dom.contains(
+        "<p class=\"notice\">No win model yet: run `winsignal train`, then `winsignal report` again.</p>"
+    ));
+    assert!(dom.contains(
+        "<p class=\"notice\">No win model yet: run `winsignal train` to score the open deals.</p>"
+    ));
+    let reps: Value = serde_json::from_str(&winsignal(&data, &["reps", "--json"])).unwrap();
+    let cards = reps["reps"].as_array().unwrap().len();
+    assert!(cards >= 2, "{cards} reps");
+    assert_eq!(table_rows(&dom, "rep-table").len(), 1 + cards);
+}
+
+#[test]
+fn demo_ends_with_the_deals_most_at_risk_and_a_coaching_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ws");
+    let out = winsignal(&data, &["demo", "--scale", "0.15", "--seed", "5"]);
+
+    // The win model is saved, with its holdout quality against the baselines.
+    let model_line = out
+        .lines()
+        .find(|l| l.starts_with("Win model "))
+        .unwrap_or_else(|| panic!("no model line in:\n{out}"));
+    assert!(
+        model_line.contains("AUC") && model_line.contains("logistic regression"),
+        "{model_line}"
+    );
+    let model_id = model_line.split(' ').nth(2).unwrap();
+    assert!(out.contains("Calibration on the holdout: slope"));
+
+    // `score` and `explain` work without `train`: the demo saved the model, and it is the very model
+    // `train` makes (same evidence, options and seed), so training again stores nothing new.
+    let scores: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    assert_eq!(scores["model_id"], model_id);
+    let order = most_at_risk_first(&scores);
+    assert!(order.len() >= 5, "{} open deals", order.len());
+    let trained: Value = serde_json::from_str(&winsignal(&data, &["train", "--json"])).unwrap();
+    assert_eq!(trained["model_id"], model_id);
+    assert_eq!(trained["new"], false);
+
+    // The five deals most at risk, as `score` lists them.
+    let table: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("most at risk (amount × chance of losing):"))
+        .skip(2)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(table.len(), 5, "{out}");
+    for (line, id) in table.iter().zip(&order) {
+        assert!(line.trim_start().starts_with(id.as_str()), "{id}: {line}");
+    }
+    assert!(out.contains(&format!("`winsignal explain {}`", order[0])));
+    let explained = winsignal(&data, &["explain", &order[0]]);
+    assert!(explained.starts_with(&format!("{} — P(win)", order[0])));
+
+    // The coaching card of the rep whose top priority could add the most wins (ties: lowest id).
+    let reps: Value = serde_json::from_str(&winsignal(&data, &["reps", "--json"])).unwrap();
+    let mut best: Option<(f64, &str)> = None;
+    for card in reps["reps"].as_array().unwrap() {
+        let Some(top) = card["coaching"].as_array().unwrap().first() else {
+            continue;
+        };
+        let (wins, id) = (
+            top["expected_extra_wins"].as_f64().unwrap(),
+            card["rep_id"].as_str().unwrap(),
+        );
+        if best.is_none_or(|(w, b)| wins > w || (wins == w && id < b)) {
+            best = Some((wins, id));
+        }
+    }
+    let (_, rep) = best.expect("some rep has a coaching priority");
+    assert!(
+        out.contains("Coaching card of ") && out.contains(&format!("({rep}): of the ")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("\nRep {rep} ")));
+    assert!(out.contains("Coaching priorities (expected extra wins on the open pipeline):\n  1. "));
+    assert!(out.contains("`winsignal reps`") && out.contains("`winsignal score`"));
 }

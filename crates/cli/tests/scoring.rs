@@ -17,9 +17,47 @@ fn train_score_and_explain_on_the_demo() {
 
     // Training twice on the same data with the same seed gives the same model: same id, not saved again.
     let first: Value = serde_json::from_str(&winsignal(&data, &["train", "--json"])).unwrap();
-    let again: Value = serde_json::from_str(&winsignal(&data, &["train", "--json"])).unwrap();
+    let export = dir.path().join("rows.csv");
+    let again: Value = serde_json::from_str(&winsignal(
+        &data,
+        &["train", "--json", "--export", export.to_str().unwrap()],
+    ))
+    .unwrap();
     assert_eq!(first["model_id"], again["model_id"]);
-    assert_eq!(first["new"], true);
+    // The export holds exactly the rows the model was fitted, calibrated and tested on.
+    let text = std::fs::read_to_string(&export).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&header[..2], &["split", "y"]);
+    assert!(header.contains(&"stage") && header.contains(&"exec_engaged"));
+    let mut counts = std::collections::BTreeMap::new();
+    for line in lines {
+        let mut cells = line.split(',');
+        let split = cells.next().unwrap().to_string();
+        assert!(matches!(cells.next(), Some("0" | "1")), "{line}");
+        *counts.entry(split).or_insert(0u64) += 1;
+    }
+    let on = &first["trained_on"];
+    assert_eq!(counts["train"], on["rows_train"].as_u64().unwrap());
+    assert_eq!(
+        counts["calibration"],
+        on["rows_calibration"].as_u64().unwrap()
+    );
+    assert_eq!(counts["test"], on["rows_test"].as_u64().unwrap());
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("rows.meta.json")).unwrap())
+            .unwrap();
+    assert!(meta["categorical"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "stage"));
+    assert_eq!(
+        meta["categorical"].as_array().unwrap().len() + meta["numeric"].as_array().unwrap().len(),
+        header.len() - 2
+    );
+    // `demo` trained and saved this very model already (same data, seed 0).
+    assert_eq!(first["new"], false);
     assert_eq!(again["new"], false);
     let eval = &first["evaluation"];
     for m in ["model", "uncalibrated", "logistic", "stage_only"] {

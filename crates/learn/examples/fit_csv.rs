@@ -11,7 +11,8 @@
 //!
 //! `--set` overrides one `EbmParams` field (a JSON value), e.g. `--set outer_bags=14`; the EBM's line
 //! then names the overrides (`winsignal_ebm[outer_bags=14]`). `--no-baseline` skips the logistic
-//! regression.
+//! regression. `--predictions FILE` writes the EBM's P(y = 1) for every test row, one per line, in
+//! the file's order (bench/landmark_families.py pools them).
 
 use std::error::Error;
 use std::time::Instant;
@@ -34,6 +35,7 @@ fn main() -> AnyResult<()> {
     let mut meta_path = None;
     let mut overrides = Vec::new();
     let mut baseline = true;
+    let mut predictions = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -42,6 +44,10 @@ fn main() -> AnyResult<()> {
                 i += 1;
             }
             "--no-baseline" => baseline = false,
+            "--predictions" => {
+                predictions = Some(args.get(i + 1).cloned().ok_or("--predictions needs FILE")?);
+                i += 1;
+            }
             "--set" => {
                 overrides.push(args.get(i + 1).cloned().ok_or("--set needs PARAM=VALUE")?);
                 i += 1;
@@ -96,6 +102,10 @@ fn main() -> AnyResult<()> {
     eprintln!("winsignal EBM: best rounds per bag (mains, pairs) {rounds:?}");
     eprintln!("winsignal EBM: terms by importance {terms:.4?}");
     let p = model.predict_proba(&split.test)?;
+    if let Some(path) = &predictions {
+        let text: String = p.iter().map(|x| format!("{x}\n")).collect();
+        std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))?;
+    }
     let name = if overrides.is_empty() {
         "winsignal_ebm".to_string()
     } else {
@@ -168,6 +178,7 @@ fn read(path: &str, categorical: &[String]) -> AnyResult<Split> {
     let mut text: Vec<Vec<Option<String>>> = vec![Vec::new(); feature_cols.len()];
     let mut is_train = Vec::new();
     let mut y = Vec::new();
+    let mut other_rows = 0usize;
     for (k, record) in reader.records().enumerate() {
         let record = record?;
         let line = k + 2;
@@ -175,10 +186,17 @@ fn read(path: &str, categorical: &[String]) -> AnyResult<Split> {
         is_train.push(match field(split_col) {
             "train" => true,
             "test" => false,
+            // `winsignal train --export` also writes the rows its calibration was checked on; the
+            // benchmark fits on `train` and scores `test` only, as bench/model.py does.
+            "calibration" => {
+                other_rows += 1;
+                continue;
+            }
             other => {
-                return Err(
-                    format!("{path} line {line}: split `{other}`, expected train or test").into(),
+                return Err(format!(
+                    "{path} line {line}: split `{other}`, expected train, test or calibration"
                 )
+                .into())
             }
         });
         y.push(match field(y_col) {
@@ -214,6 +232,9 @@ fn read(path: &str, categorical: &[String]) -> AnyResult<Split> {
             }
         })
         .collect();
+    if other_rows > 0 {
+        eprintln!("{path}: {other_rows} calibration rows left out (fit on train, scored on test)");
+    }
     let all = Dataset::new(features)?;
     let train_rows: Vec<usize> = (0..y.len()).filter(|&r| is_train[r]).collect();
     let test_rows: Vec<usize> = (0..y.len()).filter(|&r| !is_train[r]).collect();

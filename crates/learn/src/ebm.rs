@@ -422,6 +422,19 @@ impl Ebm {
         self.score_values(&ordered)
     }
 
+    /// The same model without its pair terms: the main effects and the intercept as fitted (every table
+    /// is centred, so a pair's removal shifts each row by its contribution and the average by nothing).
+    pub fn without_pairs(&self) -> Ebm {
+        let mut out = self.clone();
+        out.terms.retain(|t| t.features.len() == 1);
+        out
+    }
+
+    /// How many pair terms the model has.
+    pub fn n_pairs(&self) -> usize {
+        self.terms.iter().filter(|t| t.features.len() == 2).count()
+    }
+
     /// The model recalibrated by `calibration`, still additive: every term (and its error bar and
     /// importance) scaled by the slope, the intercept mapped through the calibration.
     pub fn calibrated(&self, calibration: &Calibration) -> Ebm {

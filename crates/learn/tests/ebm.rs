@@ -284,6 +284,36 @@ fn a_planted_interaction_is_the_top_pair() {
     // The model ranks well: the planted effect is strong.
     let p = model.predict_proba(&data).unwrap();
     assert!(metrics::auc(&p, &y).unwrap() > 0.7);
+
+    // Without its pairs the model keeps exactly its main effects and intercept, and loses what only
+    // the pair knew.
+    let mains = model.without_pairs();
+    assert_eq!(model.n_pairs(), 2);
+    assert_eq!(mains.n_pairs(), 0);
+    assert_eq!(mains.intercept(), model.intercept());
+    let kept: Vec<&str> = mains.terms().iter().map(|t| t.name.as_str()).collect();
+    let expected: Vec<&str> = model
+        .terms()
+        .iter()
+        .filter(|t| t.features.len() == 1)
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(kept, expected);
+    for row in (0..n).step_by(97) {
+        let full = model.contributions(&data, row).unwrap();
+        let main_sum = model
+            .terms()
+            .iter()
+            .zip(&full)
+            .filter(|(t, _)| t.features.len() == 1)
+            .fold(model.intercept(), |s, (_, c)| s + c);
+        assert_eq!(
+            mains.logit(&data, row).unwrap().to_bits(),
+            main_sum.to_bits()
+        );
+    }
+    let p = mains.predict_proba(&data).unwrap();
+    assert!(metrics::auc(&p, &y).unwrap() < 0.6);
 }
 
 #[test]

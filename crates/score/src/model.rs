@@ -176,6 +176,10 @@ pub struct WinModel {
     pub calibration: Option<Calibration>,
     /// Calibration of the uncalibrated machine on the calibration deals, which decided the above.
     pub calibration_check: Metrics,
+    /// Whether the detected pairs were kept: they must rank the calibration deals better than the main
+    /// effects alone (absent when the fit found no pairs, and in models saved before the check).
+    #[serde(default)]
+    pub pairs_check: Option<PairsCheck>,
     pub evaluation: Evaluation,
     /// Win rate per stage among the training deals (the stage-only baseline).
     pub stage_rates: BTreeMap<String, f64>,
@@ -209,19 +213,49 @@ impl WinModel {
     }
 }
 
+/// The out-of-time check of the pairwise interactions (on the calibration deals).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairsCheck {
+    /// Pairs the fit detected and boosted.
+    pub pairs: usize,
+    /// AUC on the calibration deals with the pairs, and with the main effects only.
+    pub auc_with: Option<f64>,
+    pub auc_without: Option<f64>,
+    /// Whether the saved model keeps them.
+    pub kept: bool,
+}
+
 /// Whether a check of calibration calls for a correction: slope off 1 or the average off the win rate
 /// by more than this (both on the logit scale).
 const CALIBRATION_TOLERANCE: f64 = 0.05;
 
-/// Trains, calibrates and evaluates the win model on every closed deal's snapshots.
-pub fn train(
+/// The rows the win model is fitted, calibrated and tested on, as [`train`] splits them.
+pub struct Tables<'s> {
+    pub split: Split,
+    /// Where the calibration slice starts (the latest `calibration_share` of the training deals).
+    pub calibration_from: dataset::OrderKey,
+    /// One snapshot per training deal before the calibration slice: what the boosting machine fits on.
+    pub fit: Table<'s>,
+    /// Every snapshot of the calibration slice's deals.
+    pub calibration: Table<'s>,
+    /// Every snapshot of every training deal (fit and calibration): what the baselines fit on.
+    pub train_all: Table<'s>,
+    /// Every snapshot of the held-out deals.
+    pub test: Table<'s>,
+    pub excluded: Vec<dataset::Excluded>,
+    /// The model's columns, in order.
+    pub columns: Vec<Column>,
+}
+
+/// Splits the closed deals' snapshots into the tables [`train`] uses (the same rows, for
+/// `winsignal train --export` and the benchmarks against other libraries).
+pub fn tables<'s>(
     ctx: &Context,
     catalog: &Catalog,
-    snaps: &[Snapshot],
+    snaps: &'s [Snapshot],
     timing: &[Timing],
-    evidence: Vec<EffectEvidence>,
     opts: &TrainOptions,
-) -> Result<WinModel> {
+) -> Result<Tables<'s>> {
     let split: Split = dataset::split(ctx, opts.test_share)?;
     let key = |s: &Snapshot| -> Option<dataset::OrderKey> {
         ctx.opportunity(&s.opportunity_id).map(|i| {
@@ -281,9 +315,67 @@ pub fn train(
     let cal = dataset::table(ctx, &columns, cal_rows)?;
     let train_all = dataset::table(ctx, &columns, train_rows)?;
     let test = dataset::table(ctx, &columns, test_rows)?;
+    Ok(Tables {
+        split,
+        calibration_from,
+        fit,
+        calibration: cal,
+        train_all,
+        test,
+        excluded,
+        columns,
+    })
+}
+
+/// Trains, calibrates and evaluates the win model on every closed deal's snapshots.
+pub fn train(
+    ctx: &Context,
+    catalog: &Catalog,
+    snaps: &[Snapshot],
+    timing: &[Timing],
+    evidence: Vec<EffectEvidence>,
+    opts: &TrainOptions,
+) -> Result<WinModel> {
+    let Tables {
+        split,
+        calibration_from,
+        fit,
+        calibration: cal,
+        train_all,
+        test,
+        excluded,
+        columns,
+    } = tables(ctx, catalog, snaps, timing, opts)?;
     let learn = |e: winsignal_learn::Error| Error::Learn(e.to_string());
 
-    let raw = ebm::fit(&fit.data, &fit.won, &opts.ebm).map_err(learn)?;
+    let fitted = ebm::fit(&fit.data, &fit.won, &opts.ebm).map_err(learn)?;
+    // The pairs are kept only if they rank the calibration deals (later than every deal fitted on)
+    // better than the main effects alone: interactions learned in one period can fail to carry over
+    // to the next, and random validation splits inside the fit cannot see that.
+    let pairs_check = if fitted.n_pairs() > 0 {
+        let auc = |m: &Ebm| -> Result<Option<f64>> {
+            let p = m.predict_proba(&cal.data).map_err(learn)?;
+            Ok(metrics::auc(&p, &cal.won).ok())
+        };
+        let mains = fitted.without_pairs();
+        let (with, without) = (auc(&fitted)?, auc(&mains)?);
+        let kept = match (with, without) {
+            (Some(w), Some(wo)) => w > wo,
+            _ => true,
+        };
+        Some(PairsCheck {
+            pairs: fitted.n_pairs(),
+            auc_with: with,
+            auc_without: without,
+            kept,
+        })
+    } else {
+        None
+    };
+    let raw = match &pairs_check {
+        Some(c) if !c.kept => fitted.without_pairs(),
+        _ => fitted,
+    };
     let cal_logits = raw.predict_logit(&cal.data).map_err(learn)?;
     let cal_p: Vec<f64> = cal_logits.iter().map(|l| sigmoid(*l)).collect();
     let calibration_check = measure(&cal_p, &cal.won);
@@ -384,6 +476,7 @@ pub fn train(
         ebm: model,
         calibration,
         calibration_check,
+        pairs_check,
         evaluation,
         stage_rates,
         overall_rate,
