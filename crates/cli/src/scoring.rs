@@ -94,6 +94,22 @@ struct Summary<'a> {
     seconds: f64,
 }
 
+impl<'a> Summary<'a> {
+    fn of(m: &'a WinModel, id: &'a str, new: bool, seconds: f64) -> Summary<'a> {
+        Summary {
+            model_id: id,
+            kind: &m.kind,
+            new,
+            catalog: &m.trained_on.catalog,
+            trained_on: &m.trained_on,
+            calibrated: m.calibration.is_some(),
+            evaluation: &m.evaluation,
+            pairs_check: m.pairs_check.as_ref(),
+            seconds,
+        }
+    }
+}
+
 pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Result<()> {
     if !(args.test_share > 0.0 && args.test_share < 0.9) {
         bail!(
@@ -142,17 +158,7 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         }
     }
     let (m, id, new, fit_seconds) = (&t.model, &t.id, t.new, t.fit_seconds);
-    let summary = Summary {
-        model_id: id,
-        kind: &m.kind,
-        new,
-        catalog: &m.trained_on.catalog,
-        trained_on: &m.trained_on,
-        calibrated: m.calibration.is_some(),
-        evaluation: &m.evaluation,
-        pairs_check: m.pairs_check.as_ref(),
-        seconds: fit_seconds,
-    };
+    let summary = Summary::of(m, id, new, fit_seconds);
     if args.json {
         return crate::output::print_json(&summary);
     }
@@ -189,17 +195,7 @@ pub fn train_and_save(
     )?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     let (id, body) = m.to_artifact()?;
-    let summary = Summary {
-        model_id: &id,
-        kind: &m.kind,
-        new: true,
-        catalog: &m.trained_on.catalog,
-        trained_on: &m.trained_on,
-        calibrated: m.calibration.is_some(),
-        evaluation: &m.evaluation,
-        pairs_check: m.pairs_check.as_ref(),
-        seconds: fit_seconds,
-    };
+    let summary = Summary::of(&m, &id, true, fit_seconds);
     let new = store.put_model(&ModelRecord {
         model_id: id.clone(),
         kind: m.kind.clone(),
@@ -660,6 +656,7 @@ pub fn by_risk(scored: &[DealScore]) -> Vec<&DealScore> {
 pub fn biggest_drag(d: &DealScore) -> Option<&explain::Factor> {
     d.factors
         .iter()
-        .filter(|f| f.logit < 0.0)
+        // A factor that rounds to 0 points is not shown as a drag ("-0").
+        .filter(|f| f.logit < 0.0 && f.points <= -0.5)
         .max_by(|a, b| b.logit.total_cmp(&a.logit))
 }
