@@ -475,24 +475,30 @@ impl Record {
     /// (stage history: opportunity + stage + time). `None` for events that carry no id: the store
     /// then keys them by content.
     pub fn natural_key(&self) -> Option<String> {
+        self.natural_key_ref().map(std::borrow::Cow::into_owned)
+    }
+
+    /// [`Record::natural_key`] without a copy when the key is one field.
+    pub fn natural_key_ref(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow::{Borrowed, Owned};
         match self {
-            Record::Accounts(r) => Some(r.account_id.clone()),
-            Record::Contacts(r) => Some(r.contact_id.clone()),
-            Record::Reps(r) => Some(r.rep_id.clone()),
-            Record::Opportunities(r) => Some(r.opportunity_id.clone()),
-            Record::StageHistory(r) => Some(format!(
+            Record::Accounts(r) => Some(Borrowed(&r.account_id)),
+            Record::Contacts(r) => Some(Borrowed(&r.contact_id)),
+            Record::Reps(r) => Some(Borrowed(&r.rep_id)),
+            Record::Opportunities(r) => Some(Borrowed(&r.opportunity_id)),
+            Record::StageHistory(r) => Some(Owned(format!(
                 "{}|{}|{}",
                 r.opportunity_id, r.stage, r.entered_at.0
-            )),
+            ))),
             Record::OpportunityContacts(r) => {
-                Some(format!("{}|{}", r.opportunity_id, r.contact_id))
+                Some(Owned(format!("{}|{}", r.opportunity_id, r.contact_id)))
             }
-            Record::Activities(r) => Some(r.activity_id.clone()),
-            Record::ProductEvents(r) => r.event_id.clone(),
-            Record::MarketingTouches(r) => r.touch_id.clone(),
-            Record::SupportTickets(r) => Some(r.ticket_id.clone()),
-            Record::Transcripts(r) => Some(r.call_id.clone()),
-            Record::ProductUsers(r) => Some(r.link_id.clone()),
+            Record::Activities(r) => Some(Borrowed(&r.activity_id)),
+            Record::ProductEvents(r) => r.event_id.as_deref().map(Borrowed),
+            Record::MarketingTouches(r) => r.touch_id.as_deref().map(Borrowed),
+            Record::SupportTickets(r) => Some(Borrowed(&r.ticket_id)),
+            Record::Transcripts(r) => Some(Borrowed(&r.call_id)),
+            Record::ProductUsers(r) => Some(Borrowed(&r.link_id)),
         }
     }
 

@@ -1,7 +1,7 @@
 //! One load: a file read by a connector into a store batch, with its counts, flags and schema. Keeps the
 //! invariant rows read = accepted + quarantined, and flags what was accepted with a caveat.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use winsignal_core::hash::ContentHasher;
@@ -43,7 +43,7 @@ pub struct LoadContext<'b, 'p> {
     pub now: Ts,
     stats: LoadStats,
     kinds: Vec<Kind>,
-    seen_keys: HashSet<u64>,
+    seen_keys: winsignal_core::hash::U64Set,
     last_stage: HashMap<String, Ts>,
     progress: &'p mut ProgressFn<'p>,
     /// Set when the same source already loaded a byte-identical file: rows are read and counted, but
@@ -102,7 +102,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             now,
             stats: LoadStats::default(),
             kinds: Vec::new(),
-            seen_keys: HashSet::new(),
+            seen_keys: Default::default(),
             last_stage: HashMap::new(),
             progress,
             identical_to,
@@ -152,14 +152,14 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         for (record_idx, record) in records.iter().enumerate() {
             let kind = record.kind();
             self.note_kind(kind);
-            let key = record.natural_key();
+            let key = record.natural_key_ref();
             if let Some(k) = &key {
                 let mut h = ContentHasher::new();
                 h.field(kind.as_str().as_bytes()).field(k.as_bytes());
                 if !self.seen_keys.insert(h.finish()) {
                     flags.push((
                         kind,
-                        key.clone(),
+                        Some(k.to_string()),
                         "duplicate_id".into(),
                         format!("{} {k} appears more than once in this load; the later row is the current version", kind.singular()),
                     ));
@@ -183,7 +183,12 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             // A row's notes describe the row: they go with its first record only.
             if record_idx == 0 {
                 for (code, message) in notes {
-                    flags.push((kind, key.clone(), code.clone(), message.clone()));
+                    flags.push((
+                        kind,
+                        key.as_deref().map(str::to_string),
+                        code.clone(),
+                        message.clone(),
+                    ));
                 }
             }
             let outcome = self

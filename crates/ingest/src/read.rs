@@ -25,13 +25,31 @@ pub struct CsvRows {
     reader: csv::Reader<File>,
     pub header: Vec<String>,
     record: csv::ByteRecord,
+    /// The current row's fields; the strings are reused from row to row to spare allocations.
+    values: Vec<String>,
     delimiter: u8,
     pub bytes_total: u64,
 }
 
-pub struct CsvRow {
+/// One row's fields, borrowed from the reader until the next row is read.
+pub struct CsvRow<'a> {
+    pub line: u64,
+    pub values: &'a [String],
+}
+
+/// A row kept after the reader has moved on.
+pub struct OwnedCsvRow {
     pub line: u64,
     pub values: Vec<String>,
+}
+
+impl CsvRow<'_> {
+    pub fn to_owned_row(&self) -> OwnedCsvRow {
+        OwnedCsvRow {
+            line: self.line,
+            values: self.values.to_vec(),
+        }
+    }
 }
 
 impl CsvRows {
@@ -64,13 +82,26 @@ impl CsvRows {
                 path: path.into(),
                 message: format!("header column {} is not valid UTF-8", i + 1),
             })?;
-            header.push(name.trim().to_string());
+            let name = name.trim();
+            // A column named twice would leave one of the two unread: refuse the file instead.
+            if let Some(j) = header.iter().position(|earlier| earlier == name) {
+                return Err(IngestError::BadInput {
+                    path: path.into(),
+                    message: format!(
+                        "line 1: column `{name}` appears twice in the header (columns {} and {}); rename or remove one",
+                        j + 1,
+                        i + 1
+                    ),
+                });
+            }
+            header.push(name.to_string());
         }
         Ok(CsvRows {
             path: path.into(),
             reader,
             header,
             record,
+            values: Vec::new(),
             delimiter,
             bytes_total,
         })
@@ -91,7 +122,7 @@ impl CsvRows {
 
     /// The next row: `Ok(Ok(row))`, `Ok(Err(bad))`, or `Err` only when the file itself cannot be read.
     #[allow(clippy::type_complexity)]
-    pub fn next_row(&mut self) -> Result<Option<std::result::Result<CsvRow, BadRow>>> {
+    pub fn next_row(&mut self) -> Result<Option<std::result::Result<CsvRow<'_>, BadRow>>> {
         let got = self
             .reader
             .read_byte_record(&mut self.record)
@@ -119,27 +150,27 @@ impl CsvRows {
                 raw: self.raw(),
             })));
         }
-        let mut values = Vec::with_capacity(self.record.len());
         let mut problems = Vec::new();
+        self.values.resize_with(self.record.len(), String::new);
         for (i, f) in self.record.iter().enumerate() {
+            let value = &mut self.values[i];
+            value.clear();
             if f.len() > MAX_FIELD_BYTES {
                 problems.push(format!(
                     "field `{}` is over 1 MiB ({} bytes)",
                     self.header[i],
                     f.len()
                 ));
-                values.push(String::new());
                 continue;
             }
             match std::str::from_utf8(f) {
-                Ok(s) => values.push(s.to_string()),
+                Ok(s) => value.push_str(s),
                 Err(e) => {
                     problems.push(format!(
                         "field `{}` is not valid UTF-8 (bad byte at offset {})",
                         self.header[i],
                         e.valid_up_to()
                     ));
-                    values.push(String::new());
                 }
             }
         }
@@ -150,7 +181,10 @@ impl CsvRows {
                 raw: self.raw(),
             })));
         }
-        Ok(Some(Ok(CsvRow { line, values })))
+        Ok(Some(Ok(CsvRow {
+            line,
+            values: &self.values,
+        })))
     }
 }
 

@@ -275,6 +275,31 @@ fn a_missing_required_column_refuses_the_whole_batch() {
 }
 
 #[test]
+fn a_column_named_twice_refuses_the_load_and_names_both_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let file = input.path().join("product_events.csv");
+    std::fs::write(
+        &file,
+        "event_id,occurred_at,event,account_id,event
+E1,2026-01-01,Login,A1,Logout
+",
+    )
+    .unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let err = ingest(&mut store, &request(file, None), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("product_events.csv")
+            && err.contains("`event` appears twice")
+            && err.contains("columns 3 and 5"),
+        "{err}"
+    );
+    assert!(store.loads().unwrap().is_empty());
+}
+
+#[test]
 fn a_changed_file_adds_only_what_changed_and_keeps_every_version() {
     let dir = tempfile::tempdir().unwrap();
     let input = tempfile::tempdir().unwrap();

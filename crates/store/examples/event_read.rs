@@ -3,6 +3,10 @@
 //! clustered by (ts, seq). Both decode every event. Used for docs/decisions/0001-embedded-store.md.
 //!
 //!     cargo run --release -p winsignal-store --example event_read -- 10000000 /tmp/event-read
+//!     cargo run --release -p winsignal-store --example event_read -- 10000000 /tmp/event-read log-only
+//!     cargo run --release -p winsignal-store --example event_read -- 10000000 /tmp/event-read read-only
+//!
+//! `log-only` skips SQLite; `read-only` reads the segment log an earlier run left in the directory.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -40,6 +44,26 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u64 = args.get(1).map_or(10_000_000, |s| s.parse().expect("N"));
     let dir = PathBuf::from(args.get(2).map_or("/tmp/event-read", String::as_str));
+    let mode = args.get(3).map_or("", String::as_str);
+    if mode == "read-only" {
+        let store = EmbeddedStore::open(&dir.join("ws")).unwrap();
+        let t = Instant::now();
+        let mut count = 0usize;
+        let mut last = i64::MIN;
+        for ev in store.events(&[Kind::ProductEvents]).unwrap() {
+            let ev = ev.unwrap();
+            assert!(ev.ts.0 >= last);
+            last = ev.ts.0;
+            count += 1;
+        }
+        let read = t.elapsed().as_secs_f64();
+        assert_eq!(count as u64, n);
+        println!(
+            "segment log: read {n} events in time order {read:.2} s ({:.1} M events/s)",
+            n as f64 / read / 1e6
+        );
+        return;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let per_load = 2_000_000u64;
@@ -87,6 +111,11 @@ fn main() {
     }
     let read_log = t.elapsed().as_secs_f64();
     assert_eq!(count, n);
+    println!("events: {n}");
+    println!("segment log: write {write_log:.2} s, read in time order {read_log:.2} s ({:.1} M events/s)", n as f64 / read_log / 1e6);
+    if mode == "log-only" {
+        return;
+    }
 
     // SQLite, clustered by (ts, seq), postcard payloads.
     let conn = rusqlite::Connection::open(dir.join("events.sqlite")).unwrap();
@@ -126,7 +155,5 @@ fn main() {
     }
     let read_sqlite = t.elapsed().as_secs_f64();
     assert_eq!(count, n);
-    println!("events: {n}");
-    println!("segment log: write {write_log:.2} s, read in time order {read_log:.2} s ({:.1} M events/s)", n as f64 / read_log / 1e6);
     println!("sqlite (ts,seq) clustered: write {write_sqlite:.2} s, read in time order {read_sqlite:.2} s ({:.1} M events/s)", n as f64 / read_sqlite / 1e6);
 }

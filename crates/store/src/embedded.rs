@@ -6,12 +6,12 @@
 //! registered are invisible and removed by the next writer, so a killed process leaves nothing behind.
 //! See docs/decisions/0001-embedded-store.md for why events are not SQLite rows.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use winsignal_core::hash::{hash_bytes, ContentHasher};
+use winsignal_core::hash::{hash_bytes, ContentHasher, U64Map, U64Set};
 use winsignal_core::{Kind, Record, Ts};
 
 use crate::error::{io_err, Result, StoreError};
@@ -24,7 +24,7 @@ use crate::{
 /// Bumped when the on-disk layout changes incompatibly.
 const FORMAT_VERSION: i64 = 1;
 /// Pending events are spilled to a segment beyond this many bytes, bounding a load's memory.
-const SPILL_BYTES: usize = 512 << 20;
+const SPILL_BYTES: usize = 128 << 20;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -133,7 +133,7 @@ fn registered_segments(conn: &Connection) -> Result<Vec<String>> {
 }
 
 /// Sequence numbers of event versions replaced by later ones.
-fn superseded_seqs(conn: &Connection) -> Result<HashSet<u64>> {
+fn superseded_seqs(conn: &Connection) -> Result<U64Set> {
     let mut stmt = conn.prepare("SELECT seq FROM superseded")?;
     let seqs = stmt
         .query_map([], |r| r.get::<_, i64>(0))?
@@ -217,6 +217,7 @@ impl Store for EmbeddedStore {
             tx: Some(tx),
             event_index: None,
             pending: PendingEvents::default(),
+            scratch: Vec::new(),
             written: Vec::new(),
             next_seq: next_seq as u64,
             batch_tag: format!("{}-{}", std::process::id(), Ts::now().0),
@@ -296,7 +297,7 @@ impl Store for EmbeddedStore {
             let paths = self.segment_paths()?;
             let superseded = superseded_seqs(&self.conn)?;
             let mut out = Vec::new();
-            for ev in MergedEvents::open(&paths, &[kind], HashSet::new())? {
+            for ev in MergedEvents::open(&paths, &[kind], U64Set::default())? {
                 let ev = ev?;
                 if ev.key == id {
                     out.push(StoredRecord {
@@ -487,8 +488,10 @@ struct EmbeddedBatch<'a> {
     dir: PathBuf,
     tx: Option<Transaction<'a>>,
     /// key hash → (content hash, seq) of every current event; loaded on the first event put.
-    event_index: Option<HashMap<u64, (u64, u64)>>,
+    event_index: Option<U64Map<(u64, u64)>>,
     pending: PendingEvents,
+    /// The body of the event being written, reused from one event to the next.
+    scratch: Vec<u8>,
     pending_counts: [u64; 4],
     written: Vec<WrittenSegment>,
     next_seq: u64,
@@ -513,7 +516,7 @@ impl<'a> EmbeddedBatch<'a> {
         for f in files {
             read_keys(&event_dir(&self.dir).join(f), &mut keys)?;
         }
-        let mut index = HashMap::with_capacity(keys.len() + 1024);
+        let mut index = U64Map::with_capacity_and_hasher(keys.len() + 1024, Default::default());
         for k in keys {
             if !superseded.contains(&k.seq) {
                 index.insert(k.key_hash, (k.content_hash, k.seq));
@@ -549,15 +552,16 @@ impl<'a> EmbeddedBatch<'a> {
     fn put_event(
         &mut self,
         load_id: LoadId,
-        origin: RowOrigin,
+        line: u64,
+        source_record_id: Option<&str>,
         record: &Record,
     ) -> Result<PutOutcome> {
         self.load_event_index()?;
-        let (kind, ts, body, content_hash) = PendingEvents::encode_body(record)?;
+        let (kind, ts, content_hash) = PendingEvents::encode_body(record, &mut self.scratch)?;
         // Events without an id are keyed by their content, so an identical row is the same event.
         let key = record
-            .natural_key()
-            .unwrap_or_else(|| format!("h:{}", winsignal_core::hash::hex(content_hash)));
+            .natural_key_ref()
+            .unwrap_or_else(|| format!("h:{}", winsignal_core::hash::hex(content_hash)).into());
         let kh = key_hash(kind, &key);
         let seq = self.next_seq;
         let previous = self
@@ -584,8 +588,17 @@ impl<'a> EmbeddedBatch<'a> {
             content_hash,
             seq,
         };
-        self.pending
-            .push_event(kind, ts, seq, &key, &origin, &body, entry)?;
+        self.pending.push_event(
+            kind,
+            ts,
+            seq,
+            &key,
+            load_id,
+            line,
+            source_record_id,
+            &self.scratch,
+            entry,
+        )?;
         self.pending_counts[kind_code(kind) as usize] += 1;
         if self.pending.approx_bytes() > SPILL_BYTES {
             self.flush_events(load_id)?;
@@ -610,14 +623,9 @@ impl Batch for EmbeddedBatch<'_> {
         source_record_id: Option<&str>,
         record: &Record,
     ) -> Result<PutOutcome> {
-        let origin = RowOrigin {
-            load_id,
-            line,
-            source_record_id: source_record_id.map(str::to_string),
-        };
         let kind = record.kind();
         if kind.is_event() {
-            return self.put_event(load_id, origin, record);
+            return self.put_event(load_id, line, source_record_id, record);
         }
         let body =
             serde_json::to_string(record).map_err(|e| StoreError::Internal(e.to_string()))?;

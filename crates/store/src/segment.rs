@@ -6,12 +6,15 @@
 //! The frame header lets a reader skip kinds and superseded events without decoding them.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use winsignal_core::hash::U64Set;
 use winsignal_core::{Activity, Kind, MarketingTouch, ProductEvent, Record, Ts};
 
 use crate::error::{io_err, Result, StoreError};
@@ -36,7 +39,7 @@ struct PayloadHead<'a> {
     key: &'a str,
     load_id: u64,
     line: u64,
-    source_record_id: &'a Option<String>,
+    source_record_id: Option<&'a str>,
     content_hash: u64,
 }
 
@@ -83,12 +86,24 @@ pub(crate) struct KeyEntry {
     pub seq: u64,
 }
 
+/// Pending bytes are kept in blocks of this size: appending never moves what is already there, and
+/// the blocks are reused from one spill to the next (fresh memory costs a page fault per 4 KiB).
+const BLOCK_BYTES: usize = 4 << 20;
+
+/// Where one pending event's bytes are: (time, seq, block, start, end); the bytes are the kind code
+/// followed by the payload.
+type PendingFrame = (i64, u64, u32, u32, u32);
+
 /// Events of one batch waiting to be written, already encoded.
 #[derive(Default)]
 pub(crate) struct PendingEvents {
-    frames: Vec<(i64, u64, usize, usize)>,
+    frames: Vec<PendingFrame>,
     keys: Vec<KeyEntry>,
-    bytes: Vec<u8>,
+    blocks: Vec<Vec<u8>>,
+    /// The block being filled; blocks after it are empty, kept for reuse.
+    current: usize,
+    used_bytes: usize,
+    head: Vec<u8>,
 }
 
 impl PendingEvents {
@@ -97,11 +112,31 @@ impl PendingEvents {
     }
 
     pub fn approx_bytes(&self) -> usize {
-        self.bytes.len() + self.frames.len() * 56
+        self.used_bytes + self.frames.len() * 56
     }
 
-    /// The kind, time, canonical body bytes and content hash of an event record.
-    pub fn encode_body(record: &Record) -> Result<(Kind, Ts, Vec<u8>, u64)> {
+    /// A block with room for `n` more bytes, chosen without moving any block's contents.
+    fn block_for(&mut self, n: usize) -> usize {
+        if let Some(block) = self.blocks.get(self.current) {
+            if block.capacity() - block.len() >= n {
+                return self.current;
+            }
+            self.current += 1;
+        }
+        while let Some(block) = self.blocks.get(self.current) {
+            if block.capacity() >= n {
+                return self.current;
+            }
+            self.current += 1;
+        }
+        self.blocks.push(Vec::with_capacity(n.max(BLOCK_BYTES)));
+        self.current = self.blocks.len() - 1;
+        self.current
+    }
+
+    /// Encodes an event record's canonical body into `scratch` (replacing what it held) and returns its
+    /// kind, time and content hash.
+    pub fn encode_body(record: &Record, scratch: &mut Vec<u8>) -> Result<(Kind, Ts, u64)> {
         let (kind, ts, body) = match record {
             Record::Activities(a) => (Kind::Activities, a.occurred_at, EventBodyRef::Activity(a)),
             Record::ProductEvents(p) => {
@@ -119,10 +154,12 @@ impl PendingEvents {
                 )))
             }
         };
-        let body_bytes =
-            postcard::to_stdvec(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let content_hash = winsignal_core::hash::hash_bytes(&body_bytes);
-        Ok((kind, ts, body_bytes, content_hash))
+        let mut buf = std::mem::take(scratch);
+        buf.clear();
+        *scratch =
+            postcard::to_extend(&body, buf).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let content_hash = winsignal_core::hash::hash_bytes(scratch);
+        Ok((kind, ts, content_hash))
     }
 
     /// Appends one event: its frame is the provenance head followed by the body bytes.
@@ -133,24 +170,39 @@ impl PendingEvents {
         ts: Ts,
         seq: u64,
         key: &str,
-        origin: &RowOrigin,
+        load_id: u64,
+        line: u64,
+        source_record_id: Option<&str>,
         body: &[u8],
         entry: KeyEntry,
     ) -> Result<()> {
         let head = PayloadHead {
             key,
-            load_id: origin.load_id,
-            line: origin.line,
-            source_record_id: &origin.source_record_id,
+            load_id,
+            line,
+            source_record_id,
             content_hash: entry.content_hash,
         };
-        let start = self.bytes.len();
-        self.bytes.push(kind_code(kind));
-        let bytes = std::mem::take(&mut self.bytes);
-        self.bytes =
-            postcard::to_extend(&head, bytes).map_err(|e| StoreError::Internal(e.to_string()))?;
-        self.bytes.extend_from_slice(body);
-        self.frames.push((ts.0, seq, start, self.bytes.len()));
+        let mut head_bytes = std::mem::take(&mut self.head);
+        head_bytes.clear();
+        head_bytes.push(kind_code(kind));
+        self.head = postcard::to_extend(&head, head_bytes)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let n = self.head.len() + body.len();
+        let at = self.block_for(n);
+        let block = &mut self.blocks[at];
+        let start = block.len();
+        block.extend_from_slice(&self.head);
+        block.extend_from_slice(body);
+        let too_big = || StoreError::Internal("an event over 4 GiB".into());
+        self.frames.push((
+            ts.0,
+            seq,
+            u32::try_from(at).map_err(|_| too_big())?,
+            u32::try_from(start).map_err(|_| too_big())?,
+            u32::try_from(block.len()).map_err(|_| too_big())?,
+        ));
+        self.used_bytes += n;
         self.keys.push(entry);
         Ok(())
     }
@@ -164,13 +216,15 @@ impl PendingEvents {
         let write = |w: &mut BufWriter<File>, b: &[u8]| w.write_all(b).map_err(io_err(path));
         write(&mut w, MAGIC)?;
         let mut key_offset = MAGIC.len() as u64;
-        for &(ts, seq, start, end) in &self.frames {
-            let kind = self.bytes[start];
-            let payload = &self.bytes[start + 1..end];
-            write(&mut w, &(payload.len() as u32).to_le_bytes())?;
-            write(&mut w, &[kind])?;
-            write(&mut w, &ts.to_le_bytes())?;
-            write(&mut w, &seq.to_le_bytes())?;
+        let mut header = [0u8; FRAME_HEADER];
+        for &(ts, seq, block, start, end) in &self.frames {
+            let bytes = &self.blocks[block as usize][start as usize..end as usize];
+            let payload = &bytes[1..];
+            header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+            header[4] = bytes[0];
+            header[5..13].copy_from_slice(&ts.to_le_bytes());
+            header[13..21].copy_from_slice(&seq.to_le_bytes());
+            write(&mut w, &header)?;
             write(&mut w, payload)?;
             key_offset += (FRAME_HEADER + payload.len()) as u64;
         }
@@ -190,7 +244,14 @@ impl PendingEvents {
         file.sync_all().map_err(io_err(path))?;
         let min = self.frames.first().map_or(0, |f| f.0);
         let max = self.frames.last().map_or(0, |f| f.0);
-        *self = PendingEvents::default();
+        // Kept allocated for the next spill: growing fresh buffers again costs page faults and copies.
+        self.frames.clear();
+        self.keys.clear();
+        for block in &mut self.blocks {
+            block.clear();
+        }
+        self.current = 0;
+        self.used_bytes = 0;
         Ok((n, min, max))
     }
 }
@@ -261,20 +322,32 @@ struct SegmentReader {
     path: PathBuf,
     reader: BufReader<File>,
     remaining: u64,
+    /// Offset of the next byte to read, and of the end of the frames (the key block).
+    pos: u64,
+    frames_end: u64,
     kinds: [bool; 4],
-    buf: Vec<u8>,
 }
 
-struct Frame {
+/// Where a frame sits in a [`RawBatch`], and what its header said.
+struct RawFrame {
     ts: i64,
     seq: u64,
     kind: Kind,
-    payload: Vec<u8>,
+    segment: u32,
+    start: usize,
+    end: usize,
+}
+
+/// Frames in merged order with their payloads back to back, waiting to be decoded.
+#[derive(Default)]
+struct RawBatch {
+    bytes: Vec<u8>,
+    frames: Vec<RawFrame>,
 }
 
 impl SegmentReader {
     fn open(path: &Path, kinds: [bool; 4]) -> Result<Self> {
-        let (mut f, _, n, _) = open_with_footer(path)?;
+        let (mut f, _, n, key_offset) = open_with_footer(path)?;
         f.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
         let mut reader = BufReader::with_capacity(1 << 20, f);
         let mut magic = [0u8; 8];
@@ -286,13 +359,15 @@ impl SegmentReader {
             path: path.to_path_buf(),
             reader,
             remaining: n,
+            pos: MAGIC.len() as u64,
+            frames_end: key_offset,
             kinds,
-            buf: Vec::new(),
         })
     }
 
-    /// Next frame of a wanted kind whose seq is not superseded.
-    fn next_frame(&mut self, superseded: &HashSet<u64>) -> Result<Option<Frame>> {
+    /// Reads up to the payload of the next frame of a wanted kind whose seq is not superseded, and
+    /// returns its (time, seq, kind, payload length); [`SegmentReader::take_payload`] reads the payload.
+    fn next_header(&mut self, superseded: &U64Set) -> Result<Option<(i64, u64, Kind, usize)>> {
         let mut header = [0u8; FRAME_HEADER];
         while self.remaining > 0 {
             self.remaining -= 1;
@@ -301,42 +376,44 @@ impl SegmentReader {
                 .map_err(io_err(&self.path))?;
             let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
             let code = header[4];
-            let ts = i64::from_le_bytes(
-                header[5..13]
-                    .try_into()
-                    .map_err(|_| corrupt(&self.path, "frame"))?,
-            );
-            let seq = u64::from_le_bytes(
-                header[13..21]
-                    .try_into()
-                    .map_err(|_| corrupt(&self.path, "frame"))?,
-            );
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&header[5..13]);
+            let ts = i64::from_le_bytes(word);
+            word.copy_from_slice(&header[13..21]);
+            let seq = u64::from_le_bytes(word);
             let kind = kind_of_code(code)
                 .ok_or_else(|| corrupt(&self.path, format!("unknown kind code {code}")))?;
-            if !self.kinds[code as usize] || superseded.contains(&seq) {
+            self.pos += (FRAME_HEADER + len) as u64;
+            if self.pos > self.frames_end {
+                return Err(corrupt(
+                    &self.path,
+                    format!("a frame of {len} bytes runs past the end of the frames"),
+                ));
+            }
+            if !self.kinds[code as usize] || (!superseded.is_empty() && superseded.contains(&seq)) {
                 self.reader
                     .seek_relative(len as i64)
                     .map_err(io_err(&self.path))?;
                 continue;
             }
-            self.buf.resize(len, 0);
-            self.reader
-                .read_exact(&mut self.buf)
-                .map_err(io_err(&self.path))?;
-            return Ok(Some(Frame {
-                ts,
-                seq,
-                kind,
-                payload: std::mem::take(&mut self.buf),
-            }));
+            return Ok(Some((ts, seq, kind, len)));
         }
         Ok(None)
     }
+
+    /// Appends the payload of the frame whose header was just read to `out`.
+    fn take_payload(&mut self, len: usize, out: &mut Vec<u8>) -> Result<()> {
+        let start = out.len();
+        out.resize(start + len, 0);
+        self.reader
+            .read_exact(&mut out[start..])
+            .map_err(io_err(&self.path))
+    }
 }
 
-fn decode(path: &Path, frame: Frame) -> Result<StoredEvent> {
-    let p: Payload =
-        postcard::from_bytes(&frame.payload).map_err(|e| corrupt(path, e.to_string()))?;
+/// Decodes one frame's payload.
+fn decode(path: &Path, frame: &RawFrame, payload: &[u8]) -> Result<StoredEvent> {
+    let p: Payload = postcard::from_bytes(payload).map_err(|e| corrupt(path, e.to_string()))?;
     let record = match (frame.kind, p.body) {
         (Kind::Activities, EventBody::Activity(a)) => Record::Activities(a),
         (Kind::ProductEvents, EventBody::Product(e)) => Record::ProductEvents(e),
@@ -357,70 +434,266 @@ fn decode(path: &Path, frame: Frame) -> Result<StoredEvent> {
     })
 }
 
-/// Merges many segments into one stream in (ts, seq) order.
-pub(crate) struct MergedEvents {
+/// Merges many segments' frames into (ts, seq) order, without decoding them.
+struct FrameMerge {
     readers: Vec<SegmentReader>,
-    heads: Vec<Option<Frame>>,
-    heap: BinaryHeap<Reverse<(i64, u64, usize)>>,
-    superseded: HashSet<u64>,
-    failed: bool,
+    /// The next frame of each segment with one left: (time, seq, segment, kind, payload length); its
+    /// payload is the next thing its reader reads.
+    heap: BinaryHeap<Reverse<(i64, u64, usize, Kind, usize)>>,
+    superseded: U64Set,
 }
 
-impl MergedEvents {
-    pub fn open(paths: &[PathBuf], kinds: &[Kind], superseded: HashSet<u64>) -> Result<Self> {
+impl FrameMerge {
+    fn open(paths: &[PathBuf], kinds: &[Kind], superseded: U64Set) -> Result<Self> {
         let mut wanted = [false; 4];
         for k in kinds {
             wanted[kind_code(*k) as usize] = true;
         }
         wanted[0] = false;
-        let mut me = MergedEvents {
+        let mut me = FrameMerge {
             readers: Vec::with_capacity(paths.len()),
-            heads: Vec::new(),
             heap: BinaryHeap::new(),
             superseded,
-            failed: false,
         };
-        for p in paths {
-            me.readers.push(SegmentReader::open(p, wanted)?);
-        }
-        for i in 0..me.readers.len() {
-            let head = me.readers[i].next_frame(&me.superseded)?;
-            if let Some(f) = &head {
-                me.heap.push(Reverse((f.ts, f.seq, i)));
+        for (i, p) in paths.iter().enumerate() {
+            let mut reader = SegmentReader::open(p, wanted)?;
+            if let Some((ts, seq, kind, len)) = reader.next_header(&me.superseded)? {
+                me.heap.push(Reverse((ts, seq, i, kind, len)));
             }
-            me.heads.push(head);
+            me.readers.push(reader);
         }
         Ok(me)
     }
 
-    fn advance(&mut self) -> Result<Option<StoredEvent>> {
-        let Some(Reverse((_, _, i))) = self.heap.pop() else {
-            return Ok(None);
-        };
-        let frame = self.heads[i]
-            .take()
-            .ok_or_else(|| StoreError::Internal("merge head missing".into()))?;
-        let next = self.readers[i].next_frame(&self.superseded)?;
-        if let Some(f) = &next {
-            self.heap.push(Reverse((f.ts, f.seq, i)));
+    /// Moves up to `n` frames, in order, into `batch`; returns how many.
+    fn fill(&mut self, batch: &mut RawBatch, n: usize) -> Result<usize> {
+        let mut moved = 0;
+        while moved < n {
+            let Some(mut top) = self.heap.peek_mut() else {
+                break;
+            };
+            let Reverse((ts, seq, i, kind, len)) = *top;
+            let reader = &mut self.readers[i];
+            let start = batch.bytes.len();
+            reader.take_payload(len, &mut batch.bytes)?;
+            batch.frames.push(RawFrame {
+                ts,
+                seq,
+                kind,
+                segment: i as u32,
+                start,
+                end: batch.bytes.len(),
+            });
+            // Replacing the top sifts once; a pop and a push would sift twice.
+            match reader.next_header(&self.superseded)? {
+                Some((ts, seq, kind, len)) => *top = Reverse((ts, seq, i, kind, len)),
+                None => {
+                    std::collections::binary_heap::PeekMut::pop(top);
+                }
+            }
+            moved += 1;
         }
-        self.heads[i] = next;
-        decode(&self.readers[i].path, frame).map(Some)
+        Ok(moved)
+    }
+}
+
+/// Frames per batch handed from the merging thread to a decoding thread.
+const DECODE_BATCH: usize = 2048;
+
+enum Job {
+    Decode(RawBatch),
+    Fail(StoreError),
+    End,
+}
+
+enum Decoded {
+    Events(Vec<StoredEvent>),
+    Fail(StoreError),
+    End,
+}
+
+/// Events of many segments in (ts, seq) order. One thread reads and merges the frames; decoding, the
+/// bulk of the work, is spread over worker threads that take batches in turn, and the batches are
+/// handed out in the order they were merged, so the stream is exactly the sequential merge.
+pub(crate) struct MergedEvents {
+    outputs: Vec<Receiver<Decoded>>,
+    /// Where emptied event vectors go back to, per worker.
+    spent: Vec<SyncSender<Vec<StoredEvent>>>,
+    next_output: usize,
+    /// The batch being handed out, last event first; and the worker it came from.
+    current: Vec<StoredEvent>,
+    current_from: usize,
+    finished: bool,
+}
+
+fn spawn_err(e: std::io::Error) -> StoreError {
+    StoreError::Internal(format!("cannot start an event reader thread: {e}"))
+}
+
+/// Decodes batches for one output slot.
+struct Decoder {
+    paths: Arc<Vec<PathBuf>>,
+    /// Event vectors the reader has emptied, back for reuse.
+    spent: Receiver<Vec<StoredEvent>>,
+}
+
+impl Decoder {
+    /// Decodes a batch and empties it for reuse.
+    fn decode(&self, batch: &mut RawBatch) -> Decoded {
+        // Last event first, so that the reader pops them off the end in order and can hand the
+        // emptied vector back.
+        let mut events = self
+            .spent
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(DECODE_BATCH));
+        let decoded = batch.frames.iter().rev().try_for_each(|f| {
+            events.push(decode(
+                &self.paths[f.segment as usize],
+                f,
+                &batch.bytes[f.start..f.end],
+            )?);
+            Ok(())
+        });
+        batch.bytes.clear();
+        batch.frames.clear();
+        match decoded {
+            Ok(()) => Decoded::Events(events),
+            Err(e) => Decoded::Fail(e),
+        }
+    }
+}
+
+impl MergedEvents {
+    pub fn open(paths: &[PathBuf], kinds: &[Kind], superseded: U64Set) -> Result<Self> {
+        let mut merge = FrameMerge::open(paths, kinds, superseded)?;
+        let paths: Arc<Vec<PathBuf>> = Arc::new(paths.to_vec());
+        // Batches go round the slots in turn: one per decoding thread, and a last one for the merging
+        // thread itself, which decodes a share so that no core waits on another.
+        let workers = std::thread::available_parallelism().map_or(1, |n| (n.get() - 1).clamp(1, 3));
+        let mut inputs = Vec::with_capacity(workers);
+        let mut outputs = Vec::with_capacity(workers + 1);
+        let mut spent_vecs = Vec::with_capacity(workers + 1);
+        let decoder = |spent_vecs: &mut Vec<SyncSender<Vec<StoredEvent>>>| {
+            let (spent_tx, spent) = sync_channel::<Vec<StoredEvent>>(4);
+            spent_vecs.push(spent_tx);
+            Decoder {
+                paths: Arc::clone(&paths),
+                spent,
+            }
+        };
+        // Raw buffers decoded elsewhere go back to the merging thread, sparing fresh allocations.
+        let (recycle, reuse) = sync_channel::<RawBatch>(2 * workers + 2);
+        for w in 0..workers {
+            let (job_tx, job_rx) = sync_channel::<Job>(2);
+            let (out_tx, out_rx) = sync_channel::<Decoded>(2);
+            let decoder = decoder(&mut spent_vecs);
+            let recycle = recycle.clone();
+            std::thread::Builder::new()
+                .name(format!("winsignal-decode-{w}"))
+                .spawn(move || {
+                    for job in job_rx {
+                        let out = match job {
+                            Job::Decode(mut batch) => {
+                                let out = decoder.decode(&mut batch);
+                                let _ = recycle.try_send(batch);
+                                out
+                            }
+                            Job::Fail(e) => Decoded::Fail(e),
+                            Job::End => Decoded::End,
+                        };
+                        if out_tx.send(out).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(spawn_err)?;
+            inputs.push(job_tx);
+            outputs.push(out_rx);
+        }
+        drop(recycle);
+        let own = decoder(&mut spent_vecs);
+        let (own_tx, own_rx) = sync_channel::<Decoded>(2);
+        outputs.push(own_rx);
+        std::thread::Builder::new()
+            .name("winsignal-merge".into())
+            .spawn(move || {
+                let mut turn = 0;
+                let mut own_batch = RawBatch::default();
+                loop {
+                    let mine = turn == inputs.len();
+                    let mut batch = if mine {
+                        std::mem::take(&mut own_batch)
+                    } else {
+                        reuse.try_recv().unwrap_or_default()
+                    };
+                    let job = match merge.fill(&mut batch, DECODE_BATCH) {
+                        Ok(0) => Job::End,
+                        Ok(_) => Job::Decode(batch),
+                        Err(e) => Job::Fail(e),
+                    };
+                    let last = !matches!(job, Job::Decode(_));
+                    // A closed channel means the reader was dropped: stop quietly.
+                    let sent = if mine {
+                        let out = match job {
+                            Job::Decode(mut batch) => {
+                                let out = own.decode(&mut batch);
+                                own_batch = batch;
+                                out
+                            }
+                            Job::Fail(e) => Decoded::Fail(e),
+                            Job::End => Decoded::End,
+                        };
+                        own_tx.send(out).is_ok()
+                    } else {
+                        inputs[turn].send(job).is_ok()
+                    };
+                    if !sent || last {
+                        return;
+                    }
+                    turn = (turn + 1) % (inputs.len() + 1);
+                }
+            })
+            .map_err(spawn_err)?;
+        Ok(MergedEvents {
+            outputs,
+            spent: spent_vecs,
+            next_output: 0,
+            current: Vec::new(),
+            current_from: 0,
+            finished: false,
+        })
     }
 }
 
 impl Iterator for MergedEvents {
     type Item = Result<StoredEvent>;
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        match self.advance() {
-            Ok(Some(e)) => Some(Ok(e)),
-            Ok(None) => None,
-            Err(e) => {
-                self.failed = true;
-                Some(Err(e))
+        loop {
+            if let Some(e) = self.current.pop() {
+                return Some(Ok(e));
+            }
+            if self.finished {
+                return None;
+            }
+            if self.current.capacity() > 0 {
+                let _ = self.spent[self.current_from].try_send(std::mem::take(&mut self.current));
+            }
+            self.current_from = self.next_output;
+            let got = self.outputs[self.next_output].recv();
+            self.next_output = (self.next_output + 1) % self.outputs.len();
+            match got {
+                Ok(Decoded::Events(events)) => self.current = events,
+                Ok(Decoded::End) => self.finished = true,
+                Ok(Decoded::Fail(e)) => {
+                    self.finished = true;
+                    return Some(Err(e));
+                }
+                Err(_) => {
+                    self.finished = true;
+                    return Some(Err(StoreError::Internal(
+                        "an event reader thread stopped before the end of the log".into(),
+                    )));
+                }
             }
         }
     }

@@ -182,3 +182,94 @@ fn models_are_immutable_artifacts_listed_in_the_order_saved_and_survive_reopenin
     assert_eq!(store.model("m1").unwrap().unwrap().body, b"m1m1m1");
     assert_eq!(store.model("nope").unwrap(), None);
 }
+
+/// Enough events for many decode batches on every thread (batches are 2,048 frames), in loads whose
+/// times interleave, with some events updated by a later load: the stream must be exactly the
+/// sequential (time, arrival) order of the current versions.
+#[test]
+fn many_events_across_loads_come_back_in_exact_order_from_the_parallel_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let mut rng = winsignal_core::rng::Rng::new(7);
+    let mut expected = std::collections::BTreeMap::new();
+    let mut latest = std::collections::HashMap::new();
+    let mut arrival = 0u64;
+    for load in 0..3 {
+        let mut records = Vec::new();
+        for i in 0..9_000u64 {
+            // The third load rewrites a tenth of the first load's events at new times.
+            let id = if load == 2 && i % 10 == 0 {
+                format!("a{i}")
+            } else {
+                format!("{}{i}", ["a", "b", "c"][load])
+            };
+            let ts = rng.below(1_000_000) as i64;
+            records.push(activity(&id, ts, &format!("s{load}")));
+            if let Some(old) = latest.insert(id.clone(), (ts, arrival)) {
+                expected.remove(&old);
+            }
+            expected.insert((ts, arrival), id);
+            arrival += 1;
+        }
+        put_all(&mut store, &records);
+    }
+    let got: Vec<(i64, String)> = store
+        .events(&[Kind::Activities])
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.ts.0, e.key)
+        })
+        .collect();
+    let want: Vec<(i64, String)> = expected.into_iter().map(|((ts, _), id)| (ts, id)).collect();
+    assert_eq!(got.len(), 27_000 - 900);
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_reader_dropped_early_stops_its_threads_and_the_store_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let records: Vec<Record> = (0..20_000)
+        .map(|i| activity(&format!("e{i}"), i, "x"))
+        .collect();
+    put_all(&mut store, &records);
+    for _ in 0..20 {
+        let first: Vec<_> = store
+            .events(&[Kind::Activities])
+            .unwrap()
+            .take(3)
+            .map(|e| e.unwrap().key)
+            .collect();
+        assert_eq!(first, ["e0", "e1", "e2"]);
+    }
+    put_all(&mut store, &[activity("late", 20_000, "x")]);
+    assert_eq!(store.events(&[Kind::Activities]).unwrap().count(), 20_001);
+}
+
+#[test]
+fn a_damaged_segment_is_an_error_not_a_short_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let records: Vec<Record> = (0..10_000)
+        .map(|i| activity(&format!("e{i}"), i, "x"))
+        .collect();
+    put_all(&mut store, &records);
+    let seg = std::fs::read_dir(dir.path().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "wsseg"))
+        .unwrap();
+    // Scribble over the middle of the frames, leaving the header and footer intact.
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 3;
+    for b in &mut bytes[mid..mid + 64] {
+        *b = 0xFF;
+    }
+    std::fs::write(&seg, &bytes).unwrap();
+    let results: Vec<_> = store.events(&[Kind::Activities]).unwrap().collect();
+    let errors = results.iter().filter(|r| r.is_err()).count();
+    assert_eq!(errors, 1, "one error, then the stream ends");
+    assert!(results.last().unwrap().is_err());
+    assert!(results.len() < 10_000);
+}

@@ -27,15 +27,46 @@ fn keeps_attrs(kind: Kind) -> bool {
     kind.keeps_custom_attributes()
 }
 
+/// Column positions by header name. A file has a dozen columns and every row looks each field up, so
+/// a scan comparing a word of each name beats hashing the name.
+pub struct ColumnIndex {
+    columns: Vec<(u64, String)>,
+}
+
+/// The length and first 7 bytes of a name, as one word.
+fn name_word(name: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let n = name.len().min(7);
+    b[..n].copy_from_slice(&name.as_bytes()[..n]);
+    b[7] = name.len().min(255) as u8;
+    u64::from_le_bytes(b)
+}
+
+impl ColumnIndex {
+    pub fn new(header: &[String]) -> Self {
+        ColumnIndex {
+            columns: header.iter().map(|h| (name_word(h), h.clone())).collect(),
+        }
+    }
+
+    /// The position of the first column with this name.
+    pub fn get(&self, name: &str) -> Option<usize> {
+        let word = name_word(name);
+        self.columns
+            .iter()
+            .position(|(w, h)| *w == word && h == name)
+    }
+}
+
 /// Field values of a CSV row, by header position.
 pub struct CsvFields<'a> {
-    pub index: &'a HashMap<String, usize>,
+    pub index: &'a ColumnIndex,
     pub values: &'a [String],
 }
 
 impl Fields for CsvFields<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        let v = self.values.get(*self.index.get(name)?)?.trim();
+        let v = self.values.get(self.index.get(name)?)?.trim();
         (!v.is_empty()).then_some(v)
     }
 }
@@ -67,11 +98,7 @@ pub fn load_csv(ctx: &mut LoadContext<'_, '_>, path: &Path, kind: Kind) -> Resul
     }
     require_columns(path, kind, &rows.header)?;
     let header = rows.header.clone();
-    let index: HashMap<String, usize> = header
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.clone(), i))
-        .collect();
+    let index = ColumnIndex::new(&header);
     let (_, known) = fields_of(kind);
     let extra: Vec<usize> = (0..header.len())
         .filter(|i| !known.contains(&header[*i].as_str()))
@@ -97,7 +124,7 @@ pub fn load_csv(ctx: &mut LoadContext<'_, '_>, path: &Path, kind: Kind) -> Resul
                 for (i, v) in row.values.iter().enumerate() {
                     types.observe(i, v);
                 }
-                buffered.push(row);
+                buffered.push(row.to_owned_row());
             }
         }
     }
@@ -370,7 +397,7 @@ fn stream_events(
     ctx: &mut LoadContext<'_, '_>,
     mut rows: CsvRows,
     kind: Kind,
-    index: &HashMap<String, usize>,
+    index: &ColumnIndex,
     mut types: ColumnTypes,
 ) -> Result<ColumnTypes> {
     const CHUNK: usize = 4096;
@@ -394,7 +421,7 @@ fn stream_events(
                         }
                         let fields = CsvFields {
                             index,
-                            values: &row.values,
+                            values: row.values,
                         };
                         let mut reader = FieldReader::new(&fields, now, None);
                         chunk.push(match build(kind, &mut reader, Attrs::new()) {
@@ -441,7 +468,7 @@ fn stream_events(
                             record,
                             notes,
                         } => {
-                            let id = record.natural_key();
+                            let id = record.natural_key_ref();
                             ctx.accept(line, id.as_deref(), std::slice::from_ref(&record), &notes)?;
                         }
                         Parsed::Refused {

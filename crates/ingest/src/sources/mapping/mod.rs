@@ -298,7 +298,7 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
                 for (i, v) in row.values.iter().enumerate() {
                     types.observe(i, v);
                 }
-                buffered.push(row);
+                buffered.push(row.to_owned_row());
             }
         }
     }

@@ -324,16 +324,16 @@ pub fn load_file(
             types.observe(i, v);
         }
         if keeps_attrs {
-            buffered.push(row);
+            buffered.push(row.to_owned_row());
         } else {
-            let (fields, notes) = row_fields(object, &row.values, &index, &mapping);
+            let (fields, notes) = row_fields(object, row.values, &index, &mapping);
             accept_row(
                 ctx,
                 kind,
                 row.line,
                 &fields,
                 Attrs::new(),
-                &row.values,
+                row.values,
                 notes,
             )?;
         }
