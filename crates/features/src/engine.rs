@@ -631,7 +631,7 @@ impl<'c> Engine<'c> {
 
     /// Builds the state by replaying everything in the store: the event log in event-time order, then
     /// tickets and transcripts. Every item goes through the same prepare-then-insert steps as
-    /// [`Engine::apply`]; for the log, a second thread decodes and prepares while this one inserts.
+    /// [`Engine::apply`]; for the log, a second thread prepares what the store decoded while this one inserts.
     pub fn replay(
         ctx: &'c Context,
         store: &dyn Store,

@@ -120,6 +120,17 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         }
     }
 
+    /// A hint that about `n` more rows of events are coming: room is made for them once.
+    pub fn expect_event_rows(&mut self, n: u64) -> Result<()> {
+        if self.identical_to.is_some() {
+            return Ok(());
+        }
+        self.seen_keys
+            .reserve(usize::try_from(n).unwrap_or(usize::MAX));
+        self.batch.expect_events(n)?;
+        Ok(())
+    }
+
     pub fn stats(&self) -> &LoadStats {
         &self.stats
     }

@@ -608,6 +608,14 @@ impl<'a> EmbeddedBatch<'a> {
 }
 
 impl Batch for EmbeddedBatch<'_> {
+    fn expect_events(&mut self, n: u64) -> Result<()> {
+        self.load_event_index()?;
+        if let Some(index) = self.event_index.as_mut() {
+            index.reserve(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        Ok(())
+    }
+
     fn start_load(&mut self, spec: &LoadSpec) -> Result<LoadId> {
         self.tx()?.execute(
             "INSERT INTO loads(source, format, path, file_hash, file_bytes, started_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",

@@ -196,6 +196,12 @@ pub trait Batch {
     ) -> Result<PutOutcome>;
     fn quarantine(&mut self, row: &QuarantinedRow) -> Result<()>;
     fn flag(&mut self, flag: &Flag) -> Result<()>;
+    /// A hint that about `n` more events are coming, so that room can be made once instead of growing
+    /// step by step. Changes nothing a reader sees.
+    fn expect_events(&mut self, n: u64) -> Result<()> {
+        let _ = n;
+        Ok(())
+    }
     fn finish_load(
         &mut self,
         load_id: LoadId,

@@ -456,7 +456,14 @@ fn stream_events(
             Ok(types)
         });
         let write = || -> Result<()> {
+            let mut estimated = false;
             for (chunk, done) in rx {
+                if !estimated && done > 0 {
+                    // Rows to come, from the bytes per row so far.
+                    let rows = chunk.len() as u64;
+                    ctx.expect_event_rows(rows.saturating_mul(bytes_total) / done)?;
+                    estimated = true;
+                }
                 ctx.progress(done, bytes_total);
                 for p in chunk {
                     match p {
