@@ -80,11 +80,17 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         progress: &'p mut ProgressFn<'p>,
     ) -> Result<Self> {
         let (file_hash, file_bytes) = file_fingerprint(path)?;
+        // A byte-identical earlier load makes this one a no-op, unless a later load of the same source
+        // wrote something since (an older export loaded again must bring its versions back).
         let identical_to = previous_loads
             .iter()
-            .rev()
-            .find(|l| l.source == source && l.file_hash == file_hash)
-            .map(|l| l.load_id);
+            .rposition(|l| l.source == source && l.file_hash == file_hash)
+            .filter(|&i| {
+                previous_loads[i + 1..]
+                    .iter()
+                    .all(|l| l.source != source || l.stats.new + l.stats.updated == 0)
+            })
+            .map(|i| previous_loads[i].load_id);
         let shown = path.display().to_string();
         let spec = LoadSpec {
             source: source.into(),

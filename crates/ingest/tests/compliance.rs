@@ -337,6 +337,46 @@ fn a_changed_file_adds_only_what_changed_and_keeps_every_version() {
 }
 
 #[test]
+fn an_older_file_loaded_again_after_a_newer_one_brings_its_versions_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let path = input.path().join("accounts.csv");
+    let original = std::fs::read_to_string(fixture("canonical/accounts.csv")).unwrap();
+    let newer = original.replace(
+        "A2,Beta,beta.io,Retail,SMB,40",
+        "A2,Beta,beta.io,Retail,SMB,45",
+    );
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let employees = |store: &EmbeddedStore| {
+        let current = store.records(Kind::Accounts).unwrap();
+        let a2 = current.iter().find(|r| r.id == "A2").unwrap();
+        let Record::Accounts(a) = &a2.record else {
+            panic!()
+        };
+        a.employees
+    };
+    std::fs::write(&path, &original).unwrap();
+    run(&mut store, &request(path.clone(), None));
+    // The same bytes again: nothing is written.
+    let again = run(&mut store, &request(path.clone(), None));
+    assert_eq!(again.loads[0].identical_to, Some(1));
+    std::fs::write(&path, &newer).unwrap();
+    run(&mut store, &request(path.clone(), None));
+    assert_eq!(employees(&store), Some(45.0));
+    // The older export once more: a later load changed A2 since, so the file is read again.
+    std::fs::write(&path, &original).unwrap();
+    let older = run(&mut store, &request(path.clone(), None));
+    assert_eq!(older.loads[0].identical_to, None);
+    let s = &older.loads[0].stats;
+    assert_eq!((s.new, s.updated, s.unchanged), (0, 1, 2));
+    assert_eq!(employees(&store), Some(40.0));
+    assert_eq!(store.versions(Kind::Accounts, "A2").unwrap().len(), 3);
+    // And the same older bytes right after: a no-op again, pointing at the load that just read them.
+    let repeat = run(&mut store, &request(path, None));
+    assert_eq!(repeat.loads[0].identical_to, Some(older.loads[0].load_id));
+}
+
+#[test]
 fn schema_drift_reports_added_missing_and_retyped_columns() {
     let dir = tempfile::tempdir().unwrap();
     let input = tempfile::tempdir().unwrap();

@@ -517,7 +517,7 @@ enum Decoded {
 /// handed out in the order they were merged, so the stream is exactly the sequential merge.
 pub(crate) struct MergedEvents {
     outputs: Vec<Receiver<Decoded>>,
-    /// Where emptied event vectors go back to, per worker.
+    /// Where emptied event vectors go back to, one per slot (each decoding thread, then the merging one).
     spent: Vec<SyncSender<Vec<StoredEvent>>>,
     next_output: usize,
     /// The batch being handed out, last event first; and the worker it came from.
