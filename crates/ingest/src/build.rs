@@ -25,6 +25,34 @@ impl Fields for HashMap<String, String> {
     }
 }
 
+/// A few named field values, looked up by a scan: cheaper than a hash map for the handful a message has.
+#[derive(Debug, Default)]
+pub struct FieldList(pub Vec<(&'static str, String)>);
+
+impl FieldList {
+    /// Sets a field when it has a value.
+    pub fn put(&mut self, name: &'static str, value: Option<String>) {
+        if let Some(v) = value {
+            self.0.retain(|(n, _)| *n != name);
+            self.0.push((name, v));
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| *n == name)
+    }
+}
+
+impl Fields for FieldList {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.trim())
+            .filter(|s| !s.is_empty())
+    }
+}
+
 /// The canonical fields of each kind, required ones first marked with `*` in docs/formats.md.
 pub fn fields_of(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
     match kind {

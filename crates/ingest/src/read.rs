@@ -220,16 +220,17 @@ impl JsonLines {
         })
     }
 
-    /// The next non-blank line as a JSON object, with its line number and raw text.
+    /// The next non-blank line as a JSON object, with its line number and raw text (borrowed until the
+    /// next line is read).
     #[allow(clippy::type_complexity)]
     pub fn next_object(
         &mut self,
     ) -> Result<
         Option<
-            std::result::Result<(u64, serde_json::Map<String, serde_json::Value>, String), BadRow>,
+            std::result::Result<(u64, serde_json::Map<String, serde_json::Value>, &str), BadRow>,
         >,
     > {
-        loop {
+        let line = loop {
             self.buf.clear();
             let n = self
                 .reader
@@ -240,52 +241,51 @@ impl JsonLines {
             }
             self.bytes_read += n as u64;
             self.line += 1;
-            let line = self.line;
-            let bytes = trim_ascii(&self.buf);
-            if bytes.is_empty() {
-                continue;
+            if !trim_ascii(&self.buf).is_empty() {
+                break self.line;
             }
-            let bytes = if line == 1 {
-                bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
-            } else {
-                bytes
-            };
-            let text = match std::str::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    return Ok(Some(Err(BadRow {
-                        line,
-                        reason: format!("not valid UTF-8 (bad byte at offset {})", e.valid_up_to()),
-                        raw: String::from_utf8_lossy(bytes).into_owned(),
-                    })))
-                }
-            };
-            let value: serde_json::Value = match serde_json::from_str(text) {
-                Ok(v) => v,
-                Err(e) => {
-                    return Ok(Some(Err(BadRow {
-                        line,
-                        reason: format!("malformed JSON: {e}"),
-                        raw: text.to_string(),
-                    })))
-                }
-            };
-            let serde_json::Value::Object(map) = value else {
+        };
+        let bytes = trim_ascii(&self.buf);
+        let bytes = if line == 1 {
+            bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+        } else {
+            bytes
+        };
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
                 return Ok(Some(Err(BadRow {
                     line,
-                    reason: "expected a JSON object on each line".into(),
-                    raw: text.to_string(),
-                })));
-            };
-            if let Some(field) = oversized_field(&map) {
+                    reason: format!("not valid UTF-8 (bad byte at offset {})", e.valid_up_to()),
+                    raw: String::from_utf8_lossy(bytes).into_owned(),
+                })))
+            }
+        };
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
                 return Ok(Some(Err(BadRow {
                     line,
-                    reason: format!("field `{field}` is over 1 MiB"),
+                    reason: format!("malformed JSON: {e}"),
                     raw: text.to_string(),
-                })));
+                })))
             }
-            return Ok(Some(Ok((line, map, text.to_string()))));
+        };
+        let serde_json::Value::Object(map) = value else {
+            return Ok(Some(Err(BadRow {
+                line,
+                reason: "expected a JSON object on each line".into(),
+                raw: text.to_string(),
+            })));
+        };
+        if let Some(field) = oversized_field(&map) {
+            return Ok(Some(Err(BadRow {
+                line,
+                reason: format!("field `{field}` is over 1 MiB"),
+                raw: text.to_string(),
+            })));
         }
+        Ok(Some(Ok((line, map, text))))
     }
 }
 

@@ -238,7 +238,7 @@ pub fn load_jsonl(ctx: &mut LoadContext<'_, '_>, path: &Path, kind: Kind) -> Res
                 }
                 Err(problems) => {
                     let id = map.get("call_id").and_then(json_field_text);
-                    ctx.reject(line, Some(kind), id, problems, raw)?;
+                    ctx.reject(line, Some(kind), id, problems, raw.to_string())?;
                 }
             }
             continue;
@@ -258,7 +258,7 @@ pub fn load_jsonl(ctx: &mut LoadContext<'_, '_>, path: &Path, kind: Kind) -> Res
                 unused.push(k.clone());
             }
         }
-        accept_or_reject(ctx, kind, line, &fields, attrs, &raw)?;
+        accept_or_reject(ctx, kind, line, &fields, attrs, raw)?;
     }
     report_unused_columns(ctx, kind, unused.iter().map(String::as_str))?;
     Ok(types
