@@ -40,6 +40,22 @@ fn event(rng: &mut Rng, i: u64) -> ProductEvent {
     }
 }
 
+/// Reads every product event of the log in time order, checking the order and the count; returns seconds.
+fn read_log(store: &EmbeddedStore, n: u64) -> f64 {
+    let t = Instant::now();
+    let mut count = 0u64;
+    let mut last = i64::MIN;
+    for ev in store.events(&[Kind::ProductEvents]).unwrap() {
+        let ev = ev.unwrap();
+        assert!(ev.ts.0 >= last);
+        last = ev.ts.0;
+        count += 1;
+    }
+    let seconds = t.elapsed().as_secs_f64();
+    assert_eq!(count, n);
+    seconds
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u64 = args.get(1).map_or(10_000_000, |s| s.parse().expect("N"));
@@ -47,17 +63,7 @@ fn main() {
     let mode = args.get(3).map_or("", String::as_str);
     if mode == "read-only" {
         let store = EmbeddedStore::open(&dir.join("ws")).unwrap();
-        let t = Instant::now();
-        let mut count = 0usize;
-        let mut last = i64::MIN;
-        for ev in store.events(&[Kind::ProductEvents]).unwrap() {
-            let ev = ev.unwrap();
-            assert!(ev.ts.0 >= last);
-            last = ev.ts.0;
-            count += 1;
-        }
-        let read = t.elapsed().as_secs_f64();
-        assert_eq!(count as u64, n);
+        let read = read_log(&store, n);
         println!(
             "segment log: read {n} events in time order {read:.2} s ({:.1} M events/s)",
             n as f64 / read / 1e6
@@ -100,17 +106,7 @@ fn main() {
         batch.commit().unwrap();
     }
     let write_log = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let mut count = 0u64;
-    let mut last = i64::MIN;
-    for ev in store.events(&[Kind::ProductEvents]).unwrap() {
-        let ev = ev.unwrap();
-        assert!(ev.ts.0 >= last);
-        last = ev.ts.0;
-        count += 1;
-    }
-    let read_log = t.elapsed().as_secs_f64();
-    assert_eq!(count, n);
+    let read_log = read_log(&store, n);
     println!("events: {n}");
     println!("segment log: write {write_log:.2} s, read in time order {read_log:.2} s ({:.1} M events/s)", n as f64 / read_log / 1e6);
     if mode == "log-only" {
