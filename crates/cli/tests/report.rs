@@ -102,6 +102,56 @@ fn table_rows<'a>(dom: &'a str, id: &str) -> Vec<&'a str> {
     table.split("<tr>").skip(1).collect()
 }
 
+/// What the report's headlines must say, in order, as "Outcome — Title" (rule in docs/cli.md): per
+/// behaviour (in the order of `details`) and outcome, the significant finding with the smallest p that is
+/// not suspected of leakage; ranked by the end of its 95 % interval nearest no effect, ten at most.
+fn expected_headlines(d: &Value) -> Vec<String> {
+    let mut heads: Vec<(f64, String)> = Vec::new();
+    for detail in d["details"].as_array().unwrap() {
+        let behaviour = &detail["behaviour"];
+        for (outcome, label) in [
+            ("win", "Winning"),
+            ("cycle_time", "Closing faster"),
+            ("deal_size", "Closing bigger"),
+        ] {
+            let best = d["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| {
+                    &f["behaviour"] == behaviour
+                        && f["outcome"] == outcome
+                        && f["significant"] == true
+                        && !f["effect"].is_null()
+                })
+                .fold(None::<&Value>, |b, f| match b {
+                    Some(b) if b["effect"]["p"].as_f64() <= f["effect"]["p"].as_f64() => Some(b),
+                    _ => Some(f),
+                });
+            let Some(f) = best.filter(|f| f["leakage"].is_null()) else {
+                continue;
+            };
+            let e = &f["effect"];
+            let log_ratio = |x: f64| {
+                if e["scale"] == "percent_change" {
+                    (1.0 + x / 100.0).ln()
+                } else {
+                    x.ln()
+                }
+            };
+            let strength = log_ratio(e["low"].as_f64().unwrap())
+                .abs()
+                .min(log_ratio(e["high"].as_f64().unwrap()).abs());
+            heads.push((
+                strength,
+                format!("{label} — {}", f["title"].as_str().unwrap()),
+            ));
+        }
+    }
+    heads.sort_by(|a, b| b.0.total_cmp(&a.0));
+    heads.into_iter().take(10).map(|(_, h)| h).collect()
+}
+
 /// The open deals of `score --json` in the order `score` lists them: amount × (1 − P(win)), then id.
 fn most_at_risk_first(scores: &Value) -> Vec<String> {
     let mut deals: Vec<(f64, String)> = scores["deals"]
@@ -163,9 +213,18 @@ fn the_report_renders_its_charts_and_tables_without_console_messages() {
     ] {
         assert!(dom.contains(&format!("id=\"{id}\"")), "no element {id}");
     }
-    // The scorecard and headlines are filled in from the data.
+    // The scorecard and headlines are filled in from the data; the headlines strongest first by the
+    // interval end nearest no effect.
     assert!(dom.contains("Executive engaged (exec_engaged v1)"));
-    assert!(dom.matches("<li>").count() > 5);
+    let list = dom.split("id=\"headline-list\">").nth(1).unwrap();
+    let list = &list[..list.find("</ul>").unwrap()];
+    let shown: Vec<&str> = list.split("<li>").skip(1).collect();
+    let expected = expected_headlines(&d);
+    assert!(expected.len() >= 5, "{expected:?}");
+    assert_eq!(shown.len(), expected.len());
+    for (li, want) in shown.iter().zip(&expected) {
+        assert!(li.starts_with(&format!("{want} ")), "{li} should be {want}");
+    }
 
     // Model quality: the saved model against both baselines, with its AUCs as `train` reports them.
     let scores: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
