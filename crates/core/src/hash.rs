@@ -33,9 +33,10 @@ pub fn hex(hash: u64) -> String {
     format!("{hash:016x}")
 }
 
-/// A hasher for hash maps keyed by `u64`s (content hashes, sequence numbers) or short names (column
-/// headers): a multiply per word instead of SipHash. Use it only where keys cannot be chosen to collide on
-/// purpose in numbers that matter (hashes, counters, a file's few column names).
+/// The hasher for in-memory maps keyed by our own values: `u64`s (content hashes, sequence numbers, dense
+/// ids) or short strings (record ids, column names). A rotate and a multiply per word, as rustc's
+/// FxHasher, instead of SipHash. The keys are ids and hashes from the user's own data, not input chosen
+/// to collide, so flooding resistance buys nothing here.
 #[derive(Default, Clone, Copy)]
 pub struct FastHasher(u64);
 
@@ -59,6 +60,18 @@ impl std::hash::Hasher for FastHasher {
         }
     }
 
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
     fn write_u64(&mut self, n: u64) {
         // Fibonacci hashing spreads counters over the high bits the table uses for its tags.
         self.0 = (self.0.rotate_left(29) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -71,6 +84,8 @@ pub type FastBuild = std::hash::BuildHasherDefault<FastHasher>;
 pub type U64Set = std::collections::HashSet<u64, FastBuild>;
 /// A map keyed by `u64` hashes or counters.
 pub type U64Map<V> = std::collections::HashMap<u64, V, FastBuild>;
+/// A map with any key, hashed by [`FastHasher`].
+pub type FastMap<K, V> = std::collections::HashMap<K, V, FastBuild>;
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,8 @@
 //! The entities features are computed about — opportunities, accounts, contacts, reps, stage history,
 //! contact roles — read once from the store (current versions), with dense indexes for the engine.
 
-use crate::fasthash::FastMap;
 use crate::seniority::{classify_title, Seniority};
+use winsignal_core::hash::FastMap;
 use winsignal_core::sfdc::to_18;
 use winsignal_core::{AttrValue, Attrs, Kind, Outcome, Record, Ts};
 use winsignal_ingest::resolve::Resolver;

@@ -7,9 +7,9 @@
 //! and a recompute from scratch give the same answers (proved by the property test).
 
 use crate::context::{Context, NONE};
-use crate::fasthash::FastMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use winsignal_core::hash::FastMap;
 use winsignal_core::{
     ActivityStatus, ActivityType, Direction, Kind, Priority, Record, SpeakerRole, Ts,
 };

@@ -14,7 +14,6 @@ pub mod catalog;
 pub mod context;
 pub mod engine;
 pub mod eval;
-pub mod fasthash;
 pub mod graph;
 pub mod lineage;
 pub mod registry;
