@@ -1,10 +1,14 @@
 //! Statistics for discovery, written for the sizes winsignal fits (thousands of rows, tens of columns):
 //! dense linear algebra, logistic and linear regression and Cox proportional hazards with cluster-robust
-//! (sandwich) covariance, Kaplan–Meier, Benjamini–Hochberg, and the normal distribution.
+//! (sandwich) covariance, small-sample cluster inference (CR2 with Satterthwaite degrees of freedom),
+//! Firth's penalised likelihood with profile intervals and likelihood-ratio tests, Fisher's exact test,
+//! Kaplan–Meier, Benjamini–Hochberg, and the normal and t distributions.
 //!
-//! Every estimator is checked against statsmodels or lifelines on committed fixtures
+//! Every estimator is checked against statsmodels, lifelines, clubSandwich, firthmodels or scipy on
+//! committed fixtures
 //! (`validation/` at the repository root says how they were made).
 
+pub mod cluster;
 pub mod cox;
 pub mod dist;
 pub mod km;

@@ -250,6 +250,198 @@ pub fn add_gram_upper(rows: &[f64], k: usize, w: Option<&[f64]>, out: &mut [f64]
     }
 }
 
+/// Eigenvalues (ascending) and eigenvectors (the columns of the returned matrix) of a symmetric matrix:
+/// Householder reduction to tridiagonal form and the implicit QL method (`tred2` and `tql2` of
+/// EISPACK, as in JAMA). Only the lower triangle of `a` is read.
+pub fn sym_eigen(a: &Matrix) -> (Vec<f64>, Matrix) {
+    let n = a.rows();
+    let mut v: Vec<Vec<f64>> = (0..n).map(|i| a.row(i).to_vec()).collect();
+    for i in 0..n {
+        for j in 0..i {
+            v[j][i] = v[i][j];
+        }
+    }
+    let mut d = vec![0.0; n];
+    let mut e = vec![0.0; n];
+    if n == 0 {
+        return (d, Matrix::zeros(0, 0));
+    }
+    // tred2: Householder reduction to tridiagonal form.
+    for j in 0..n {
+        d[j] = v[n - 1][j];
+    }
+    for i in (1..n).rev() {
+        let mut scale = 0.0;
+        let mut h = 0.0;
+        for dk in d.iter().take(i) {
+            scale += dk.abs();
+        }
+        if scale == 0.0 {
+            e[i] = d[i - 1];
+            for j in 0..i {
+                d[j] = v[i - 1][j];
+                v[i][j] = 0.0;
+                v[j][i] = 0.0;
+            }
+        } else {
+            for dk in d.iter_mut().take(i) {
+                *dk /= scale;
+                h += *dk * *dk;
+            }
+            let mut f = d[i - 1];
+            let mut g = h.sqrt();
+            if f > 0.0 {
+                g = -g;
+            }
+            e[i] = scale * g;
+            h -= f * g;
+            d[i - 1] = f - g;
+            for ej in e.iter_mut().take(i) {
+                *ej = 0.0;
+            }
+            for j in 0..i {
+                f = d[j];
+                v[j][i] = f;
+                g = e[j] + v[j][j] * f;
+                for k in j + 1..i {
+                    g += v[k][j] * d[k];
+                    e[k] += v[k][j] * f;
+                }
+                e[j] = g;
+            }
+            f = 0.0;
+            for j in 0..i {
+                e[j] /= h;
+                f += e[j] * d[j];
+            }
+            let hh = f / (h + h);
+            for j in 0..i {
+                e[j] -= hh * d[j];
+            }
+            for j in 0..i {
+                f = d[j];
+                g = e[j];
+                for k in j..i {
+                    v[k][j] -= f * e[k] + g * d[k];
+                }
+                d[j] = v[i - 1][j];
+                v[i][j] = 0.0;
+            }
+        }
+        d[i] = h;
+    }
+    for i in 0..n - 1 {
+        v[n - 1][i] = v[i][i];
+        v[i][i] = 1.0;
+        let h = d[i + 1];
+        if h != 0.0 {
+            for k in 0..=i {
+                d[k] = v[k][i + 1] / h;
+            }
+            for j in 0..=i {
+                let mut g = 0.0;
+                for k in 0..=i {
+                    g += v[k][i + 1] * v[k][j];
+                }
+                for k in 0..=i {
+                    v[k][j] -= g * d[k];
+                }
+            }
+        }
+        for k in 0..=i {
+            v[k][i + 1] = 0.0;
+        }
+    }
+    for j in 0..n {
+        d[j] = v[n - 1][j];
+        v[n - 1][j] = 0.0;
+    }
+    v[n - 1][n - 1] = 1.0;
+    e[0] = 0.0;
+    // tql2: the implicit QL method on the tridiagonal matrix.
+    for i in 1..n {
+        e[i - 1] = e[i];
+    }
+    e[n - 1] = 0.0;
+    let mut f = 0.0;
+    let mut tst1: f64 = 0.0;
+    let eps = f64::EPSILON;
+    for l in 0..n {
+        tst1 = tst1.max(d[l].abs() + e[l].abs());
+        let mut m = l;
+        while m < n {
+            if e[m].abs() <= eps * tst1 {
+                break;
+            }
+            m += 1;
+        }
+        if m > l {
+            let mut iterations = 0;
+            loop {
+                iterations += 1;
+                let mut g = d[l];
+                let mut p = (d[l + 1] - g) / (2.0 * e[l]);
+                let mut r = p.hypot(1.0);
+                if p < 0.0 {
+                    r = -r;
+                }
+                d[l] = e[l] / (p + r);
+                d[l + 1] = e[l] * (p + r);
+                let dl1 = d[l + 1];
+                let mut h = g - d[l];
+                for di in d.iter_mut().take(n).skip(l + 2) {
+                    *di -= h;
+                }
+                f += h;
+                p = d[m];
+                let mut c = 1.0;
+                let mut c2 = c;
+                let mut c3 = c;
+                let el1 = e[l + 1];
+                let mut s = 0.0;
+                let mut s2 = 0.0;
+                for i in (l..m).rev() {
+                    c3 = c2;
+                    c2 = c;
+                    s2 = s;
+                    g = c * e[i];
+                    h = c * p;
+                    r = p.hypot(e[i]);
+                    e[i + 1] = s * r;
+                    s = e[i] / r;
+                    c = p / r;
+                    p = c * d[i] - s * g;
+                    d[i + 1] = h + s * (c * g + s * d[i]);
+                    for row in v.iter_mut() {
+                        let hk = row[i + 1];
+                        row[i + 1] = s * row[i] + c * hk;
+                        row[i] = c * row[i] - s * hk;
+                    }
+                }
+                p = -s * s2 * c3 * el1 * e[l] / dl1;
+                e[l] = s * p;
+                d[l] = c * p;
+                if e[l].abs() <= eps * tst1 || iterations >= 60 {
+                    break;
+                }
+            }
+        }
+        d[l] += f;
+        e[l] = 0.0;
+    }
+    // Ascending order.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|a, b| d[*a].total_cmp(&d[*b]));
+    let values = order.iter().map(|i| d[*i]).collect();
+    let mut vectors = Matrix::zeros(n, n);
+    for (new, old) in order.iter().enumerate() {
+        for r in 0..n {
+            *vectors.get_mut(r, new) = v[r][*old];
+        }
+    }
+    (values, vectors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +454,44 @@ mod tests {
         let want = [0.375, -0.25, -0.25, 0.5];
         for (i, w) in want.iter().enumerate() {
             assert!((inv.data[i] - w).abs() < 1e-14, "{:?}", inv.data);
+        }
+    }
+
+    #[test]
+    fn eigen_decomposition_reconstructs_the_matrix() {
+        let a = Matrix::from_rows(
+            4,
+            4,
+            vec![
+                4.0, 1.0, -2.0, 2.0, 1.0, 2.0, 0.0, 1.0, -2.0, 0.0, 3.0, -2.0, 2.0, 1.0, -2.0, -1.0,
+            ],
+        );
+        let (values, vectors) = sym_eigen(&a);
+        assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+        for r in 0..4 {
+            for c in 0..4 {
+                let rebuilt: f64 = (0..4)
+                    .map(|k| vectors.get(r, k) * values[k] * vectors.get(c, k))
+                    .sum();
+                assert!((rebuilt - a.get(r, c)).abs() < 1e-12, "{r} {c} {rebuilt}");
+            }
+        }
+        // Orthonormal vectors.
+        for p in 0..4 {
+            for q in 0..4 {
+                let d: f64 = (0..4).map(|r| vectors.get(r, p) * vectors.get(r, q)).sum();
+                assert!((d - f64::from(u8::from(p == q))).abs() < 1e-12);
+            }
+        }
+        // numpy.linalg.eigvalsh of the same matrix.
+        let want = [
+            -2.197_516_977_439_43,
+            1.084_364_463_773_22,
+            2.268_531_406_431_24,
+            6.844_621_107_234_97,
+        ];
+        for (v, w) in values.iter().zip(want) {
+            assert!((v - w).abs() < 1e-9, "{values:?}");
         }
     }
 

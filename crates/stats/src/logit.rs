@@ -33,6 +33,8 @@ pub struct LogitFit {
     pub naive_cov: Matrix,
     /// Log-likelihood (unpenalised) at the estimate.
     pub loglik: f64,
+    /// The maximised objective: the log-likelihood, plus `½ log det I(β)` for a Firth fit.
+    pub objective: f64,
     /// Fitted probabilities.
     pub fitted: Vec<f64>,
     pub firth: bool,
@@ -152,7 +154,7 @@ pub fn fit(
         info = cinfo;
         current = obj;
         if change < opts.tol {
-            return finish(y, x, clusters, beta, p, info, iter, opts.firth);
+            return finish(y, x, clusters, beta, p, info, iter, opts.firth, current);
         }
     }
     Err(FitError::NotConverged {
@@ -174,6 +176,7 @@ fn finish(
     info: Matrix,
     iterations: usize,
     firth: bool,
+    objective: f64,
 ) -> Result<LogitFit, FitError> {
     let naive_cov = spd_inverse(&info)?;
     let cov = match clusters {
@@ -195,6 +198,7 @@ fn finish(
         },
         naive_cov,
         loglik: loglik(y, &p),
+        objective,
         fitted: p,
         firth,
     })
@@ -209,6 +213,19 @@ pub struct MarginalEffect {
 }
 
 impl LogitFit {
+    /// The small-sample cluster-robust covariance (CR2, working weights `p (1 − p)`) with
+    /// Satterthwaite degrees of freedom, as clubSandwich computes it for a `glm`.
+    pub fn cr2(
+        &self,
+        x: &Matrix,
+        y: &[f64],
+        clusters: &[u32],
+    ) -> Result<crate::cluster::ClusterRobust, FitError> {
+        let w: Vec<f64> = self.fitted.iter().map(|p| p * (1.0 - p)).collect();
+        let resid: Vec<f64> = y.iter().zip(&self.fitted).map(|(y, p)| y - p).collect();
+        crate::cluster::cr2(x, &w, &resid, &self.naive_cov, clusters)
+    }
+
     /// Average discrete change of P(y = 1) when 0/1 column `j` goes from 0 to 1 for every row
     /// (statsmodels `get_margeff(at="overall", dummy=True)`).
     pub fn ame_dummy(&self, x: &Matrix, j: usize) -> MarginalEffect {
@@ -265,6 +282,284 @@ impl LogitFit {
             se: dot(&grad, &cg).max(0.0).sqrt(),
         }
     }
+}
+
+/// The penalised log-likelihood `ℓ(β) + ½ log det I(β)` of Firth's method (−∞ where the information is
+/// singular).
+fn penalised(y: &[f64], x: &Matrix, beta: &[f64]) -> (f64, Vec<f64>, Matrix) {
+    let p = probabilities(x, beta);
+    let w: Vec<f64> = p.iter().map(|p| p * (1.0 - p)).collect();
+    let info = x.weighted_gram(Some(&w));
+    let l = match cholesky(&info) {
+        Ok(c) => loglik(y, &p) + (0..x.cols()).map(|j| c.get(j, j).ln()).sum::<f64>(),
+        Err(_) => f64::NEG_INFINITY,
+    };
+    (l, p, info)
+}
+
+/// Maximises Firth's penalised log-likelihood with coefficient `j` held at `value` (the penalty is that
+/// of the full model, as R's logistf profiles it), starting from `start`. Returns the coefficients and
+/// the maximised penalised log-likelihood.
+pub fn firth_constrained(
+    y: &[f64],
+    x: &Matrix,
+    j: usize,
+    value: f64,
+    start: &[f64],
+    opts: &LogitOptions,
+) -> Result<(Vec<f64>, f64), FitError> {
+    let k = x.cols();
+    if j >= k || start.len() != k {
+        return Err(FitError::Invalid(format!(
+            "coefficient {j} of {k}, {} starting values",
+            start.len()
+        )));
+    }
+    let free: Vec<usize> = (0..k).filter(|c| *c != j).collect();
+    let mut beta = start.to_vec();
+    beta[j] = value;
+    let (mut current, mut p, mut info) = penalised(y, x, &beta);
+    if !current.is_finite() {
+        return Err(FitError::NotConverged { iterations: 0 });
+    }
+    for iter in 1..=opts.max_iter {
+        let chol = cholesky(&info)?;
+        let w: Vec<f64> = p.iter().map(|p| p * (1.0 - p)).collect();
+        let resid: Vec<f64> = (0..x.rows())
+            .map(|i| {
+                let xi = x.row(i);
+                let h = w[i] * dot(xi, &cholesky_solve(&chol, xi));
+                y[i] - p[i] + h * (0.5 - p[i])
+            })
+            .collect();
+        let score = x.t_mul_vec(&resid);
+        // Newton step on the free coefficients: I_FF δ = U*_F.
+        let mut sub = Matrix::zeros(free.len(), free.len());
+        for (a, &ca) in free.iter().enumerate() {
+            for (b, &cb) in free.iter().enumerate() {
+                *sub.get_mut(a, b) = info.get(ca, cb);
+            }
+        }
+        let sub_chol = cholesky(&sub)?;
+        let rhs: Vec<f64> = free.iter().map(|c| score[*c]).collect();
+        let step = cholesky_solve(&sub_chol, &rhs);
+        let mut t = 1.0;
+        let mut accepted = None;
+        for _ in 0..30 {
+            let mut cand = beta.clone();
+            for (c, s) in free.iter().zip(&step) {
+                cand[*c] += t * s;
+            }
+            let (obj, cp, cinfo) = penalised(y, x, &cand);
+            if obj >= current - 1e-12 * current.abs().max(1.0) {
+                accepted = Some((cand, obj, cp, cinfo));
+                break;
+            }
+            t *= 0.5;
+        }
+        let Some((cand, obj, cp, cinfo)) = accepted else {
+            return Err(FitError::NotConverged { iterations: iter });
+        };
+        let change = step.iter().fold(0.0_f64, |m, s| m.max(s.abs()));
+        beta = cand;
+        current = obj;
+        p = cp;
+        info = cinfo;
+        if change < opts.tol.max(1e-9) {
+            return Ok((beta, current));
+        }
+    }
+    Err(FitError::NotConverged {
+        iterations: opts.max_iter,
+    })
+}
+
+/// Inference on one coefficient of a Firth fit from its profile penalised likelihood: the penalised
+/// likelihood-ratio test of `β_j = 0` and the interval of values not rejected, as R's logistf reports
+/// them. Both stay valid under separation, where Wald (and sandwich) errors of the penalised estimate
+/// mean nothing.
+///
+/// For clustered rows the likelihood ratio is divided by `scale` (at least 1): how much more the
+/// coefficient's efficient score varies between clusters than the model says, measured at the fit
+/// under `β_j = 0` (where the data are not separated); the statistic is then referred to `F(1, df)`
+/// (the square of a t with `df` degrees of freedom, `G − 1` for `G` clusters). This is the
+/// Rotnitzky–Jewell adjustment of a working-independence likelihood ratio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileInference {
+    /// `2 (ℓ*(β̂) − ℓ*(β̂ | β_j = 0))`, before the cluster scale.
+    pub lr: f64,
+    /// The cluster scale the ratio and the interval's cut-off are divided and multiplied by.
+    pub scale: f64,
+    /// Degrees of freedom of the reference t (∞: the χ²₁ of the plain test).
+    pub df: f64,
+    pub p: f64,
+    /// The interval's ends, and every coefficient of the constrained fits there (for marginal effects
+    /// at the ends).
+    pub low: f64,
+    pub high: f64,
+    pub beta_low: Vec<f64>,
+    pub beta_high: Vec<f64>,
+    /// The constrained fit at `β_j = 0`.
+    pub beta_null: Vec<f64>,
+}
+
+/// The largest distance from the estimate searched for an interval's end (log-odds): beyond it the
+/// interval is reported as unbounded.
+const PROFILE_LIMIT: f64 = 40.0;
+
+/// Profile inference on coefficient `j` of the Firth fit `fit` (see [`ProfileInference`]), with the
+/// interval at `level` (e.g. 0.95). `clusters` (dense ids) give the scale and `G − 1` degrees of
+/// freedom; without them the scale is 1 and the reference is χ²₁.
+pub fn firth_profile(
+    y: &[f64],
+    x: &Matrix,
+    fit: &LogitFit,
+    j: usize,
+    level: f64,
+    clusters: Option<&[u32]>,
+) -> Result<ProfileInference, FitError> {
+    let opts = LogitOptions {
+        firth: true,
+        max_iter: 200,
+        tol: 1e-10,
+    };
+    let best = fit.objective;
+    let beta_hat = &fit.est.beta;
+    let (beta_null, at_null) = firth_constrained(y, x, j, 0.0, beta_hat, &opts)?;
+    let lr = (2.0 * (best - at_null)).max(0.0);
+    let (scale, df) = match clusters {
+        Some(c) => {
+            let groups = c.iter().max().map_or(0, |m| *m as usize + 1);
+            (
+                score_scale(y, x, &beta_null, j, c)?,
+                (groups.max(2) - 1) as f64,
+            )
+        }
+        None => (1.0, f64::INFINITY),
+    };
+    let p = crate::dist::t_two_sided_p((lr / scale).sqrt(), df);
+    let q = crate::dist::t_quantile(0.5 + level / 2.0, df);
+    let cut = scale * q * q;
+    // Distance of the profile from the cut-off at β_j = b (negative inside the interval).
+    let mut warm = beta_hat.clone();
+    let mut gap = |b: f64| -> Result<(f64, Vec<f64>), FitError> {
+        let (beta, value) = firth_constrained(y, x, j, b, &warm, &opts)?;
+        warm.clone_from(&beta);
+        Ok((2.0 * (best - value) - cut, beta))
+    };
+    let naive_se = fit.naive_cov.get(j, j).max(0.0).sqrt().max(1e-3);
+    let mut end = |direction: f64| -> Result<(f64, Vec<f64>), FitError> {
+        let centre = beta_hat[j];
+        let (mut inside, mut inside_gap) = (centre, -cut);
+        let mut inside_beta = beta_hat.clone();
+        let mut width = naive_se;
+        // Bracket: step out until the profile crosses the cut-off.
+        let (mut outside, mut outside_gap, mut outside_beta) = loop {
+            let b = centre + direction * width;
+            let (g, beta) = gap(b)?;
+            if g >= 0.0 {
+                break (b, g, beta);
+            }
+            inside = b;
+            inside_gap = g;
+            inside_beta = beta;
+            if width > PROFILE_LIMIT {
+                return Ok((direction * f64::INFINITY, inside_beta));
+            }
+            width *= 2.0;
+        };
+        // Regula falsi with the Illinois modification.
+        let mut side = 0;
+        for _ in 0..100 {
+            if (outside - inside).abs() <= 1e-9 * (1.0 + inside.abs()) {
+                break;
+            }
+            let b = (inside * outside_gap - outside * inside_gap) / (outside_gap - inside_gap);
+            let (g, beta) = gap(b)?;
+            if g.abs() < 1e-10 {
+                return Ok((b, beta));
+            }
+            if g >= 0.0 {
+                outside = b;
+                outside_gap = g;
+                outside_beta = beta;
+                if side == 1 {
+                    inside_gap /= 2.0;
+                }
+                side = 1;
+            } else {
+                inside = b;
+                inside_gap = g;
+                inside_beta = beta;
+                if side == -1 {
+                    outside_gap /= 2.0;
+                }
+                side = -1;
+            }
+        }
+        // The bracket is narrower than the tolerance: its outer end (the interval errs on the wide side).
+        let _ = inside_beta;
+        Ok((outside, outside_beta))
+    };
+    let (low, beta_low) = end(-1.0)?;
+    let (high, beta_high) = end(1.0)?;
+    Ok(ProfileInference {
+        lr,
+        scale,
+        df,
+        p,
+        low,
+        high,
+        beta_low,
+        beta_high,
+        beta_null,
+    })
+}
+
+/// How much more coefficient `j`'s efficient score varies between clusters than the model says, at
+/// `beta` (at least 1): `G/(G−1) Σ_g (Σ_{i∈g} x̃_ij (y_i − p_i))² / Σ_i w_i x̃_ij²`, with `x̃_j` the
+/// residual of column `j` after its weighted projection on the other columns.
+fn score_scale(
+    y: &[f64],
+    x: &Matrix,
+    beta: &[f64],
+    j: usize,
+    clusters: &[u32],
+) -> Result<f64, FitError> {
+    let (n, k) = (x.rows(), x.cols());
+    let p = probabilities(x, beta);
+    let w: Vec<f64> = p.iter().map(|p| p * (1.0 - p)).collect();
+    let others: Vec<usize> = (0..k).filter(|c| *c != j).collect();
+    let mut gram = Matrix::zeros(others.len(), others.len());
+    let mut cross = vec![0.0; others.len()];
+    for i in 0..n {
+        let xi = x.row(i);
+        for (a, &ca) in others.iter().enumerate() {
+            cross[a] += w[i] * xi[ca] * xi[j];
+            for (b, &cb) in others.iter().enumerate() {
+                *gram.get_mut(a, b) += w[i] * xi[ca] * xi[cb];
+            }
+        }
+    }
+    let coef = cholesky_solve(&cholesky(&gram)?, &cross);
+    let groups = clusters.iter().max().map_or(0, |m| *m as usize + 1);
+    let mut sums = vec![0.0; groups];
+    let mut model = 0.0;
+    for i in 0..n {
+        let xi = x.row(i);
+        let fitted: f64 = others.iter().zip(&coef).map(|(c, b)| xi[*c] * b).sum();
+        let resid = xi[j] - fitted;
+        model += w[i] * resid * resid;
+        sums[clusters[i] as usize] += resid * (y[i] - p[i]);
+    }
+    let used = groups.max(2) as f64;
+    let robust = used / (used - 1.0) * sums.iter().map(|s| s * s).sum::<f64>();
+    if model <= 0.0 || !robust.is_finite() {
+        return Err(FitError::Invalid(
+            "the coefficient's column has no variation left after the others".into(),
+        ));
+    }
+    Ok((robust / model).max(1.0))
 }
 
 #[cfg(test)]

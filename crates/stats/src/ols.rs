@@ -10,6 +10,20 @@ pub struct OlsFit {
     pub est: Estimates,
     pub residuals: Vec<f64>,
     pub r_squared: f64,
+    /// `(XᵀX)⁻¹`.
+    pub bread: Matrix,
+}
+
+impl OlsFit {
+    /// The small-sample cluster-robust covariance (CR2) with Satterthwaite degrees of freedom.
+    pub fn cr2(
+        &self,
+        x: &Matrix,
+        clusters: &[u32],
+    ) -> Result<crate::cluster::ClusterRobust, FitError> {
+        let w = vec![1.0; x.rows()];
+        crate::cluster::cr2(x, &w, &self.residuals, &self.bread, clusters)
+    }
 }
 
 /// Fits `y = x β + ε`. With `clusters` (dense ids `0..G`) the covariance is the sandwich
@@ -56,6 +70,7 @@ pub fn fit(y: &[f64], x: &Matrix, clusters: Option<&[u32]>) -> Result<OlsFit, Fi
         }
     };
     Ok(OlsFit {
+        bread: spd_inverse(&gram)?,
         est: Estimates {
             beta,
             cov,
