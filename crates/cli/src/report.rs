@@ -155,6 +155,14 @@ const TOP_TERMS: usize = 10;
 #[derive(Serialize)]
 struct ModelJson<'a> {
     id: &'a str,
+    /// What to read before trusting the model, most serious first (shown first).
+    warnings: &'a [winsignal_score::model::Warning],
+    /// What the holdout really is.
+    split: &'a winsignal_score::dataset::SplitInfo,
+    /// The candidate kept on the calibration deals (absent for models saved before the comparison).
+    chosen: Option<&'a str>,
+    /// Why the model was or was not recalibrated.
+    recalibration: Option<&'a str>,
     catalog: &'a str,
     definitions: usize,
     excluded: &'a [winsignal_score::dataset::Excluded],
@@ -298,6 +306,10 @@ fn model_json<'a>(m: &ModelScores<'a>) -> ModelJson<'a> {
         .collect();
     ModelJson {
         id: m.id,
+        warnings: &m.model.warnings,
+        split: &t.split,
+        chosen: m.model.selection.as_ref().map(|s| s.chosen.as_str()),
+        recalibration: m.model.recalibration.as_ref().map(|r| r.reason.as_str()),
         catalog: &t.catalog,
         definitions: t.versions.len(),
         excluded: &t.excluded,

@@ -35,6 +35,10 @@ pub struct TrainArgs {
     /// libraries on the same split (bench/model.py).
     #[arg(long, value_name = "FILE.csv")]
     pub export: Option<PathBuf>,
+    /// Save the model even when it looks too good to be true (holdout AUC at or above 0.97) or a metric
+    /// is undefined; without it such a model is refused (exit 1, nothing saved, suspected columns named).
+    #[arg(long)]
+    pub allow_suspect: bool,
 }
 
 #[derive(Args)]
@@ -79,36 +83,71 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
-/// The summary saved beside a model (what `models` listings show).
+/// The summary saved beside a model (what `models` listings show), and what `train --json` prints.
 #[derive(Serialize)]
 struct Summary<'a> {
-    model_id: &'a str,
+    /// Absent when the model was refused (not saved).
+    model_id: Option<&'a str>,
     kind: &'a str,
     new: bool,
+    /// False when the model was refused: too good to be true or a metric undefined (see `warnings`).
+    saved: bool,
+    /// Most serious first; `refuses: true` ones stop `train` unless `--allow-suspect` is given.
+    warnings: &'a [model::Warning],
     catalog: &'a str,
     trained_on: &'a model::TrainedOn,
     calibrated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recalibration: Option<&'a model::RecalibrationCheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    selection: Option<&'a model::Selection>,
     evaluation: &'a model::Evaluation,
+    suspects: &'a [model::Suspect],
     #[serde(skip_serializing_if = "Option::is_none")]
     pairs_check: Option<&'a model::PairsCheck>,
     seconds: f64,
 }
 
 impl<'a> Summary<'a> {
-    fn of(m: &'a WinModel, id: &'a str, new: bool, seconds: f64) -> Summary<'a> {
+    fn of(m: &'a WinModel, id: Option<&'a str>, new: bool, seconds: f64) -> Summary<'a> {
         Summary {
             model_id: id,
             kind: &m.kind,
             new,
+            saved: id.is_some(),
+            warnings: &m.warnings,
             catalog: &m.trained_on.catalog,
             trained_on: &m.trained_on,
             calibrated: m.calibration.is_some(),
+            recalibration: m.recalibration.as_ref(),
+            selection: m.selection.as_ref(),
             evaluation: &m.evaluation,
+            suspects: &m.suspects,
             pairs_check: m.pairs_check.as_ref(),
             seconds,
         }
     }
 }
+
+/// A trained model `train` would not save (see [`WinModel::refusal`]).
+#[derive(Debug)]
+pub struct Refused {
+    pub model: Box<WinModel>,
+    pub reason: String,
+    pub fit_seconds: f64,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the win model was not saved. {} Fix or leave out the suspected columns (a catalog without them, or `recorded = \"at_outcome\"`), or pass --allow-suspect to save it anyway",
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for Refused {}
 
 pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Result<()> {
     if !(args.test_share > 0.0 && args.test_share < 0.9) {
@@ -140,9 +179,22 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
             seed: args.seed,
             ..Default::default()
         },
+        allow_suspect: args.allow_suspect,
         ..Default::default()
     };
-    let t = train_and_save(store, &ctx, &c, &discovery, &opts)?;
+    let t = match train_and_save(store, &ctx, &c, &discovery, &opts) {
+        Ok(t) => t,
+        Err(e) => {
+            if let Some(r) = e.downcast_ref::<Refused>() {
+                if args.json {
+                    crate::output::print_json(&Summary::of(&r.model, None, false, r.fit_seconds))?;
+                } else {
+                    print_warnings(&r.model);
+                }
+            }
+            return Err(e);
+        }
+    };
     if let Some(out) = &args.export {
         let tables = model::tables(&ctx, &c.catalog, &c.snapshots, &c.timing, &opts)?;
         crate::train_export::write(out, &tables, &c.catalog.name, args.seed)?;
@@ -158,7 +210,7 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         }
     }
     let (m, id, new, fit_seconds) = (&t.model, &t.id, t.new, t.fit_seconds);
-    let summary = Summary::of(m, id, new, fit_seconds);
+    let summary = Summary::of(m, Some(id), new, fit_seconds);
     if args.json {
         return crate::output::print_json(&summary);
     }
@@ -176,7 +228,8 @@ pub struct Trained {
 }
 
 /// Trains the win model on the computed snapshots, with next-best-action evidence from `discovery` (its
-/// win findings), and saves it in the store with its summary.
+/// win findings), and saves it in the store with its summary — unless it is refused (a [`Refused`]
+/// error: too good to be true or a metric undefined, and `opts.allow_suspect` not set).
 pub fn train_and_save(
     store: &mut dyn Store,
     ctx: &Context,
@@ -194,8 +247,18 @@ pub fn train_and_save(
         opts,
     )?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
+    if let Some(reason) = m.refusal() {
+        if !opts.allow_suspect {
+            return Err(Refused {
+                model: Box::new(m),
+                reason,
+                fit_seconds,
+            }
+            .into());
+        }
+    }
     let (id, body) = m.to_artifact()?;
-    let summary = Summary::of(&m, &id, true, fit_seconds);
+    let summary = Summary::of(&m, Some(&id), true, fit_seconds);
     let new = store.put_model(&ModelRecord {
         model_id: id.clone(),
         kind: m.kind.clone(),
@@ -222,10 +285,30 @@ fn metrics_row(name: &str, m: &Metrics) -> String {
     )
 }
 
+/// The model's warnings, most serious first (printed before anything else about it).
+pub fn print_warnings(m: &WinModel) {
+    for w in &m.warnings {
+        println!(
+            "{} [{}] {}",
+            if w.refuses { "REFUSED:" } else { "Warning:" },
+            w.code,
+            w.message
+        );
+    }
+    if !m.warnings.is_empty() {
+        println!();
+    }
+}
+
 pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total_seconds: f64) {
+    print_warnings(m);
     let t = &m.trained_on;
+    let chosen = m
+        .selection
+        .as_ref()
+        .map_or("boosting machine", |s| s.chosen.as_str());
     println!(
-        "Win model {id} {} ({} catalog).",
+        "Win model {id} {} ({} catalog; {chosen}).",
         if new {
             "saved"
         } else {
@@ -233,32 +316,71 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
         },
         t.catalog
     );
-    println!(
-        "Trained on {} snapshots of deals closed before {}, calibration checked on {} closed {} – {}, tested on {} snapshots of {} deals closed {} – {}.",
-        n(t.rows_train as u64),
-        t.calibration_from.to_date_string(),
-        n(t.rows_calibration as u64),
-        t.calibration_from.to_date_string(),
-        t.cutoff.to_date_string(),
-        n(t.rows_test as u64),
-        n(t.deals_test as u64),
-        t.cutoff.to_date_string(),
-        t.latest_close.to_date_string()
-    );
+    println!("Holdout: {}.", t.split.description);
+    match t.split.kind {
+        winsignal_score::dataset::SplitKind::Time => println!(
+            "Trained on {} snapshots of deals closed before {}, calibration checked on {} closed {} – {}, tested on {} snapshots of {} deals closed {} – {}.",
+            n(t.rows_train as u64),
+            t.calibration_from.to_date_string(),
+            n(t.rows_calibration as u64),
+            t.calibration_from.to_date_string(),
+            t.cutoff.to_date_string(),
+            n(t.rows_test as u64),
+            n(t.deals_test as u64),
+            t.cutoff.to_date_string(),
+            t.latest_close.to_date_string()
+        ),
+        winsignal_score::dataset::SplitKind::CreationTime => println!(
+            "Trained on {} snapshots of deals created before {}, calibration checked on {} created {} – {}, tested on {} snapshots of {} deals created from {}.",
+            n(t.rows_train as u64),
+            t.calibration_from.to_date_string(),
+            n(t.rows_calibration as u64),
+            t.calibration_from.to_date_string(),
+            t.cutoff.to_date_string(),
+            n(t.rows_test as u64),
+            n(t.deals_test as u64),
+            t.cutoff.to_date_string(),
+        ),
+        winsignal_score::dataset::SplitKind::StratifiedHash => println!(
+            "Trained on {} snapshots, calibration checked on {}, tested on {} snapshots of {} deals (deals assigned by a hash of their id, not by date).",
+            n(t.rows_train as u64),
+            n(t.rows_calibration as u64),
+            n(t.rows_test as u64),
+            n(t.deals_test as u64),
+        ),
+    }
     for e in &t.excluded {
         println!("Left out {}: {}.", e.id, e.reason);
     }
+    if let Some(sel) = &m.selection {
+        println!("\nCandidates on the calibration deals (fitted on the earlier training deals):");
+        for c in &sel.candidates {
+            let name = format!("{}{}", if c.chosen { "* " } else { "  " }, c.name);
+            println!("{}", metrics_row(&name, &c.calibration));
+        }
+        println!("Kept {}: {}.", sel.chosen, sel.reason);
+    }
     let check = &m.calibration_check;
+    let opt = |v: Option<f64>, signed: bool| match v {
+        Some(v) if signed => format!("{v:+.2}"),
+        Some(v) => format!("{v:.2}"),
+        None => "undefined".into(),
+    };
     println!(
-        "Calibration check: slope {:.2}, calibration in the large {:+.2} → {}.",
-        check.calibration_slope.unwrap_or(f64::NAN),
-        check.calibration_in_the_large.unwrap_or(f64::NAN),
-        match &m.calibration {
-            Some(c) => format!(
+        "Calibration check: slope {}, calibration in the large {} → {}.",
+        opt(check.calibration_slope, false),
+        opt(check.calibration_in_the_large, true),
+        match (&m.calibration, &m.recalibration) {
+            (Some(c), Some(r)) => format!(
+                "recalibrated (slope {:.3}, intercept {:+.3}): {}",
+                c.slope, c.intercept, r.reason
+            ),
+            (Some(c), None) => format!(
                 "recalibrated (slope {:.3}, intercept {:+.3})",
                 c.slope, c.intercept
             ),
-            None => "no correction needed".into(),
+            (None, Some(r)) => format!("not recalibrated: {}", r.reason),
+            (None, None) => "no correction needed".into(),
         }
     );
     if let Some(p) = &m.pairs_check {
@@ -268,7 +390,7 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
             p.pairs,
             auc(p.auc_with),
             auc(p.auc_without),
-            if p.kept { "kept" } else { "left out (they did not carry over to later deals)" }
+            if p.kept { "kept" } else { "left out" }
         );
     }
     let e = &m.evaluation;
@@ -281,7 +403,10 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
         "  {:<28} {:>6} {:>7} {:>8} {:>6} {:>7}",
         "model", "AUC", "Brier", "log loss", "slope", "in-large"
     );
-    println!("{}", metrics_row("win model (boosting, saved)", &e.model));
+    println!(
+        "{}",
+        metrics_row(&format!("win model ({chosen}, saved)"), &e.model)
+    );
     println!("{}", metrics_row("… before calibration", &e.uncalibrated));
     println!("{}", metrics_row("logistic regression (L2)", &e.logistic));
     println!("{}", metrics_row("stage-only win rates", &e.stage_only));

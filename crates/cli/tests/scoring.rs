@@ -139,3 +139,240 @@ fn train_score_and_explain_on_the_demo() {
         "{text}"
     );
 }
+
+/// How a synthetic company's outcomes and close dates are made.
+#[derive(Clone, Copy, PartialEq)]
+enum Company {
+    /// The amount is recorded with the outcome: won deals 50–100k, lost 5–10k (a leak: AUC 1).
+    Leak,
+    /// No deal has a close date.
+    NoCloseDates,
+    /// 30 % of the lost deals have no close date (the won all have one).
+    LostUndated,
+    /// The outcome follows the log amount smoothly (a logistic model's world).
+    Smooth,
+}
+
+/// Writes a canonical company of `n` closed deals (one account each, created every few days over 500
+/// days, stages Discovery then Proposal 20 days later) to `dir`, deterministic in `seed`.
+fn company(dir: &std::path::Path, n: usize, kind: Company, seed: u64) {
+    use std::fmt::Write as _;
+    let mut state = seed;
+    // SplitMix64: a fixed generator, so the company is the same on every machine.
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let day = |d: usize| {
+        // Days since 2023-01-01 as a date (months of 30 days are enough for ordering; dates valid).
+        let (y, rest) = (2023 + d / 360, d % 360);
+        format!("{y}-{:02}-{:02}", 1 + rest / 30, 1 + rest % 30 % 28)
+    };
+    let (mut accounts, mut opps, mut stages) = (
+        String::from("account_id,name,segment,employees\n"),
+        String::from("opportunity_id,account_id,amount,created_at,closed_at,outcome,stage\n"),
+        String::from("opportunity_id,stage,entered_at\n"),
+    );
+    for i in 0..n {
+        let segment = ["SMB", "Mid-Market", "Enterprise"][i % 3];
+        let employees = (3.0 + 6.0 * next()).exp().round();
+        writeln!(accounts, "A{i},Account {i},{segment},{employees}").unwrap();
+        let created = i * 500 / n;
+        // A standard normal by Box–Muller.
+        let x = (-2.0 * (1.0 - next()).ln()).sqrt() * (std::f64::consts::TAU * next()).cos();
+        let u = next();
+        let (won, amount) = match kind {
+            Company::Leak => {
+                let won = u < 0.4;
+                let amount = if won { 50_000.0 } else { 5_000.0 } * (1.0 + next());
+                (won, amount.round())
+            }
+            _ => {
+                let z = 1.2 * x - 0.3;
+                (u < 1.0 / (1.0 + (-z).exp()), (20_000.0 * x.exp()).round())
+            }
+        };
+        // Long sales cycles where lost deals go undated, so that placing them at their creation date
+        // would move them far from their close.
+        let cycle = if kind == Company::LostUndated {
+            300.0
+        } else {
+            50.0
+        };
+        let closed = created + 40 + (cycle * next()) as usize;
+        let undated = match kind {
+            Company::NoCloseDates => true,
+            Company::LostUndated => !won && next() < 0.3,
+            _ => false,
+        };
+        writeln!(
+            opps,
+            "O{i},A{i},{amount},{},{},{},{}",
+            day(created),
+            if undated { String::new() } else { day(closed) },
+            if won { "won" } else { "lost" },
+            if won { "Closed Won" } else { "Closed Lost" }
+        )
+        .unwrap();
+        writeln!(stages, "O{i},Discovery,{}", day(created)).unwrap();
+        writeln!(stages, "O{i},Proposal,{}", day(created + 20)).unwrap();
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("accounts.csv"), accounts).unwrap();
+    std::fs::write(dir.join("opportunities.csv"), opps).unwrap();
+    std::fs::write(dir.join("stage_history.csv"), stages).unwrap();
+}
+
+/// Runs the binary and returns (success, stdout, stderr).
+fn run(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_winsignal"))
+        .arg("--data")
+        .arg(data)
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn workspace(dir: &std::path::Path, n: usize, kind: Company) -> std::path::PathBuf {
+    let files = dir.join("files");
+    company(&files, n, kind, 7);
+    let data = dir.join("ws");
+    winsignal(&data, &["ingest", files.to_str().unwrap()]);
+    data
+}
+
+fn codes(summary: &Value) -> Vec<String> {
+    summary["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_model_too_good_to_be_true_is_refused_with_the_leaking_column_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = workspace(dir.path(), 300, Company::Leak);
+    let (ok, stdout, stderr) = run(&data, &["train", "--json"]);
+    assert!(!ok, "a model with holdout AUC 1 was saved: {stdout}");
+    assert!(
+        stderr.contains("not saved") && stderr.contains("log_amount"),
+        "{stderr}"
+    );
+    let refused: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(refused["saved"], false);
+    assert!(refused["model_id"].is_null());
+    let first = &refused["warnings"][0];
+    assert_eq!(first["code"], "too_good_to_be_true");
+    assert_eq!(first["refuses"], true);
+    assert_eq!(first["columns"][0], "log_amount", "{first}");
+    assert_eq!(refused["suspects"][0]["column"], "log_amount");
+    // Nothing was saved: scoring has no model to use.
+    let (scored, _, err) = run(&data, &["score", "--json"]);
+    assert!(!scored && err.contains("no win model"), "{err}");
+
+    // Told to, train saves it — with the warnings.
+    let (ok, stdout, stderr) = run(&data, &["train", "--json", "--allow-suspect"]);
+    assert!(ok, "{stderr}");
+    let saved: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(saved["saved"], true);
+    assert!(codes(&saved).contains(&"too_good_to_be_true".to_string()));
+    let text = run(&data, &["train", "--allow-suspect"]).1;
+    assert!(text.starts_with("REFUSED: [too_good_to_be_true]"), "{text}");
+}
+
+#[test]
+fn without_usable_close_dates_the_holdout_says_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    // No close dates at all: the deals are ordered by creation date, and the output says so.
+    let data = workspace(&dir.path().join("none"), 300, Company::NoCloseDates);
+    let summary: Value = serde_json::from_str(&winsignal(&data, &["train", "--json"])).unwrap();
+    let split = &summary["trained_on"]["split"];
+    assert_eq!(split["kind"], "creation_time", "{split}");
+    assert!(split["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("by creation date"));
+    assert!(split["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("none of the 300 closed deals has a close date"));
+    assert!(codes(&summary).contains(&"split".to_string()));
+    let text = winsignal(&data, &["train"]);
+    assert!(text.starts_with("Warning: [split]"), "{text}");
+    assert!(!text.contains("deals closed"), "{text}");
+
+    // Lost deals without a close date are not silently put at their creation date.
+    let data = workspace(&dir.path().join("lost"), 300, Company::LostUndated);
+    let summary: Value = serde_json::from_str(&winsignal(&data, &["train", "--json"])).unwrap();
+    let split = &summary["trained_on"]["split"];
+    assert_eq!(split["kind"], "creation_time", "{split}");
+    let why = split["warnings"][0].as_str().unwrap();
+    assert!(
+        why.contains("0.0 % of the won") && why.contains("of the lost"),
+        "{why}"
+    );
+    // No outcome is pushed into one period: the test snapshots win about as often as the calibration
+    // snapshots just before them.
+    let rate = |m: &Value| m["won"].as_f64().unwrap() / m["rows"].as_f64().unwrap();
+    let test = rate(&summary["evaluation"]["model"]);
+    let cal = rate(&summary["selection"]["candidates"][0]["calibration"]);
+    assert!(
+        (test - cal).abs() < 0.12,
+        "win rate {test} tested, {cal} calibration"
+    );
+}
+
+#[test]
+fn a_small_company_keeps_the_simplest_model_that_wins_on_the_calibration_deals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = workspace(dir.path(), 150, Company::Smooth);
+    let summary: Value = serde_json::from_str(&winsignal(&data, &["train", "--json"])).unwrap();
+    let selection = &summary["selection"];
+    let candidates = selection["candidates"].as_array().unwrap();
+    let names: Vec<&str> = candidates
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "stage_only",
+            "logistic",
+            "ebm_regularised",
+            "ebm_mains",
+            "ebm_pairs"
+        ]
+    );
+    let auc = |c: &Value| c["calibration"]["auc"].as_f64().unwrap();
+    let chosen = candidates.iter().find(|c| c["chosen"] == true).unwrap();
+    assert_eq!(chosen["name"], selection["chosen"]);
+    // No candidate beats the kept one on the calibration deals by more than a near-tie...
+    for c in candidates {
+        assert!(
+            auc(c) <= auc(chosen) + 0.005,
+            "{} beats {}",
+            c["name"],
+            chosen["name"]
+        );
+    }
+    // ...and here the boosting machine with its pairs, fitted on about 76 deals, is not what is saved.
+    assert_ne!(selection["chosen"], "ebm_pairs");
+    assert_eq!(summary["pairs_check"]["kept"], false);
+    assert!(auc(&candidates[4]) < auc(chosen));
+    let text = winsignal(&data, &["train"]);
+    assert!(
+        text.contains(&format!("Kept {}", selection["chosen"].as_str().unwrap())),
+        "{text}"
+    );
+}

@@ -1,9 +1,12 @@
-//! The win model: an explainable boosting machine on closed deals at their landmarks, trained before a
-//! time cutoff, calibrated on the most recent part of the training period when it needs it, evaluated
-//! on the deals closed after the cutoff against two baselines (stage-only win rates and a regularised
-//! logistic regression), and saved as a versioned artifact with everything needed to score and explain.
+//! The win model: candidates (stage-only rates, a regularised logistic regression, explainable boosting
+//! machines with and without pairs) fitted on closed deals at their landmarks before a cutoff, the best
+//! on the most recent part of the training period kept (near-ties to the simpler), recalibrated only when
+//! a cross-fitted check says it helps, evaluated on the held-out deals against two baselines (stage-only
+//! win rates and a regularised logistic regression), checked for results too good to be true, and saved
+//! as a versioned artifact with everything needed to score and explain. Every candidate is an additive
+//! table ([`Ebm`]), so scores and explanations do not depend on which one won.
 
-use crate::dataset::{self, Column, Excluded, Split, Table};
+use crate::dataset::{self, Column, Excluded, Split, SplitInfo, Table};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -12,8 +15,13 @@ use winsignal_core::{Outcome, Ts};
 use winsignal_features::catalog::Catalog;
 use winsignal_features::snapshot::{Snapshot, Timing};
 use winsignal_features::Context;
+use winsignal_learn::bins::{Binning, MISSING_BIN};
+use winsignal_learn::ebm::{ModelFeature, Term};
+use winsignal_learn::logreg::Encoding;
 use winsignal_learn::metrics::{self, ReliabilityBin};
-use winsignal_learn::{ebm, logreg, sigmoid, Calibration, Ebm, EbmParams, LogRegParams};
+use winsignal_learn::{
+    ebm, logreg, sigmoid, Calibration, Dataset, Ebm, EbmParams, FeatureValues, LogReg, LogRegParams,
+};
 
 /// The artifact's schema version (bumped on incompatible change).
 pub const SCHEMA: u32 = 1;
@@ -27,6 +35,10 @@ pub struct TrainOptions {
     /// calibration.
     pub calibration_share: f64,
     pub ebm: EbmParams,
+    /// Return a model even when [`WinModel::refusal`] finds it too good to be true or a metric
+    /// undefined (the warnings stay). Not saved with the model.
+    #[serde(default, skip_serializing)]
+    pub allow_suspect: bool,
 }
 
 impl Default for TrainOptions {
@@ -35,6 +47,7 @@ impl Default for TrainOptions {
             test_share: 0.2,
             calibration_share: 0.2,
             ebm: EbmParams::default(),
+            allow_suspect: false,
         }
     }
 }
@@ -72,9 +85,9 @@ fn measure(p: &[f64], y: &[bool]) -> Metrics {
 /// The evaluation on the holdout: the model and its baselines on the same rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    /// The saved model (calibrated when calibration was needed).
+    /// The saved model (recalibrated when that helped).
     pub model: Metrics,
-    /// The boosting machine before calibration.
+    /// The saved model before recalibration.
     pub uncalibrated: Metrics,
     /// Win rate of the stage the deal was in, from the training deals: what most teams use.
     pub stage_only: Metrics,
@@ -104,6 +117,9 @@ pub struct TrainedOn {
     pub rows_test: usize,
     pub deals_train: usize,
     pub deals_test: usize,
+    /// What the holdout really is (by close date, or the fallback and why).
+    #[serde(default)]
+    pub split: SplitInfo,
 }
 
 /// The remaining days to close of won deals from entering a stage: percentiles 0, 1, …, 100.
@@ -170,12 +186,25 @@ pub struct WinModel {
     pub trained_on: TrainedOn,
     pub options: TrainOptions,
     pub columns: Vec<Column>,
-    /// The calibrated boosting machine (the one that scores).
+    /// The model that scores, recalibrated when that helped: the chosen candidate as an additive table
+    /// (a boosting machine, or the logistic regression or stage-only rates tabulated over bins).
     pub ebm: Ebm,
-    /// The recalibration applied to the boosting machine, if the check found it needed.
+    /// The recalibration applied, if the cross-fitted check found that it helps.
     pub calibration: Option<Calibration>,
-    /// Calibration of the uncalibrated machine on the calibration deals, which decided the above.
+    /// Calibration of the chosen model before recalibration on the calibration deals.
     pub calibration_check: Metrics,
+    /// Whether recalibration was applied, and the held-out numbers that decided it.
+    #[serde(default)]
+    pub recalibration: Option<RecalibrationCheck>,
+    /// The candidates compared on the calibration deals and the one kept.
+    #[serde(default)]
+    pub selection: Option<Selection>,
+    /// What the user must read before trusting the model, most serious first (see [`Warning`]).
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+    /// The columns most likely behind a suspiciously good model: largest own holdout AUC first.
+    #[serde(default)]
+    pub suspects: Vec<Suspect>,
     /// Whether the detected pairs were kept: they must rank the calibration deals better than the main
     /// effects alone (absent when the fit found no pairs, and in models saved before the check).
     #[serde(default)]
@@ -229,6 +258,106 @@ pub struct PairsCheck {
 /// by more than this (both on the logit scale).
 const CALIBRATION_TOLERANCE: f64 = 0.05;
 
+/// A holdout AUC at or above this is refused as too good to be true: sales outcomes are not that
+/// predictable from what is known before the close, so such a model has almost surely learned a column
+/// recorded with or after the outcome (a leak). See docs/methodology.md.
+pub const AUC_CEILING: f64 = 0.97;
+
+/// A column is named as a suspect when its own holdout AUC reaches this, or its share of the model's
+/// importance reaches [`SUSPECT_SHARE`].
+pub const SUSPECT_SOLO_AUC: f64 = 0.8;
+pub const SUSPECT_SHARE: f64 = 0.25;
+
+/// Candidates whose AUC on the calibration deals is within this of the best count as tied with it; the
+/// simplest of them is kept.
+pub const NEAR_TIE: f64 = 0.005;
+
+/// The candidates in order of simplicity (the first of a near-tie wins).
+pub const CANDIDATES: [&str; 5] = [
+    "stage_only",
+    "logistic",
+    "ebm_regularised",
+    "ebm_mains",
+    "ebm_pairs",
+];
+
+/// One candidate model, fitted on the training deals before the calibration slice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// One of [`CANDIDATES`].
+    pub name: String,
+    pub description: String,
+    /// On the calibration deals, before any recalibration.
+    pub calibration: Metrics,
+    pub chosen: bool,
+}
+
+/// Which candidate was kept, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    pub candidates: Vec<Candidate>,
+    pub chosen: String,
+    pub reason: String,
+}
+
+/// The decision to recalibrate: only when the calibration is off *and* a map fitted on one half of the
+/// calibration deals (in holdout order) improves the log loss of the other half, both ways round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecalibrationCheck {
+    /// The slope or the calibration in the large is off by more than 0.05 on the calibration deals.
+    pub off: bool,
+    /// Log loss and Brier score of the calibration deals as the model predicts them...
+    pub log_loss_as_is: f64,
+    pub brier_as_is: f64,
+    /// ...and with each half recalibrated by the map fitted on the other half (absent when a half
+    /// lacks one outcome or the check found nothing off).
+    pub log_loss_cross_fitted: Option<f64>,
+    pub brier_cross_fitted: Option<f64>,
+    pub applied: bool,
+    pub reason: String,
+}
+
+/// Something the user must read before trusting the model. `code` is stable (docs/cli.md lists them);
+/// `refuses` marks the warnings that stop `train` from saving unless it is told to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    pub code: String,
+    pub message: String,
+    /// The columns the warning is about (suspected leaks), if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    pub refuses: bool,
+}
+
+/// A column that may explain a suspiciously good model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suspect {
+    pub column: String,
+    /// Its share of the model's importance (terms with the column; a pair's importance split evenly).
+    pub importance_share: f64,
+    /// AUC on the test deals of the column's own main effect alone, as a ranking either way round
+    /// (the larger of AUC and 1 − AUC; absent when the model has no main effect for it).
+    pub solo_auc: Option<f64>,
+}
+
+impl WinModel {
+    /// Why this model must not be saved (its refusing warnings, the suspected columns named), if it
+    /// must not.
+    pub fn refusal(&self) -> Option<String> {
+        let refusing: Vec<&str> = self
+            .warnings
+            .iter()
+            .filter(|w| w.refuses)
+            .map(|w| w.message.as_str())
+            .collect();
+        if refusing.is_empty() {
+            None
+        } else {
+            Some(refusing.join(" "))
+        }
+    }
+}
+
 /// The rows the win model is fitted, calibrated and tested on, as [`train`] splits them.
 pub struct Tables<'s> {
     pub split: Split,
@@ -236,7 +365,10 @@ pub struct Tables<'s> {
     pub calibration_from: dataset::OrderKey,
     /// One snapshot per training deal before the calibration slice: what the boosting machine fits on.
     pub fit: Table<'s>,
-    /// Every snapshot of the calibration slice's deals.
+    /// Every snapshot of the training deals before the calibration slice: what the logistic and
+    /// stage-only candidates fit on.
+    pub fit_all: Table<'s>,
+    /// Every snapshot of the calibration slice's deals, in holdout order.
     pub calibration: Table<'s>,
     /// Every snapshot of every training deal (fit and calibration): what the baselines fit on.
     pub train_all: Table<'s>,
@@ -257,18 +389,13 @@ pub fn tables<'s>(
     opts: &TrainOptions,
 ) -> Result<Tables<'s>> {
     let split: Split = dataset::split(ctx, opts.test_share)?;
-    let key = |s: &Snapshot| -> Option<dataset::OrderKey> {
-        ctx.opportunity(&s.opportunity_id).map(|i| {
-            (
-                dataset::ordered_by(&ctx.opps[i as usize]),
-                s.opportunity_id.clone(),
-            )
-        })
-    };
     let closed: Vec<(&Snapshot, dataset::OrderKey)> = snaps
         .iter()
         .filter(|s| s.outcome != Outcome::Open)
-        .filter_map(|s| key(s).map(|k| (s, k)))
+        .filter_map(|s| {
+            let i = ctx.opportunity(&s.opportunity_id)?;
+            split.key(i).map(|k| (s, k.clone()))
+        })
         .collect();
     // The calibration slice: the last `calibration_share` of the training deals in holdout order.
     let mut train_keys: Vec<&dataset::OrderKey> = closed
@@ -293,8 +420,15 @@ pub fn tables<'s>(
     // split of its rows, and a deal's other snapshots in that split would be near-copies of its
     // training rows — validation loss would keep falling as the model memorises deals. The snapshot
     // is chosen by a hash of the deal, its landmark and the seed (every landmark stays represented).
-    let fit_rows = one_per_deal(pick(&|c| *c < calibration_from), opts.ebm.seed);
-    let cal_rows = pick(&|c| *c >= calibration_from && *c < split.cutoff);
+    let fit_all_rows = pick(&|c| *c < calibration_from);
+    let fit_rows = one_per_deal(fit_all_rows.clone(), opts.ebm.seed);
+    let mut cal_keyed: Vec<(&Snapshot, &dataset::OrderKey)> = closed
+        .iter()
+        .filter(|(_, c)| *c >= calibration_from && *c < split.cutoff)
+        .map(|(s, c)| (*s, c))
+        .collect();
+    cal_keyed.sort_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.landmark.cmp(&b.0.landmark)));
+    let cal_rows: Vec<&Snapshot> = cal_keyed.into_iter().map(|(s, _)| s).collect();
     let train_rows = pick(&|c| *c < split.cutoff);
     let test_rows = pick(&|c| *c >= split.cutoff);
     for (name, rows) in [
@@ -312,6 +446,7 @@ pub fn tables<'s>(
     }
     let (columns, excluded) = dataset::columns(catalog, snaps, timing);
     let fit = dataset::table(ctx, &columns, fit_rows)?;
+    let fit_all = dataset::table(ctx, &columns, fit_all_rows)?;
     let cal = dataset::table(ctx, &columns, cal_rows)?;
     let train_all = dataset::table(ctx, &columns, train_rows)?;
     let test = dataset::table(ctx, &columns, test_rows)?;
@@ -319,6 +454,7 @@ pub fn tables<'s>(
         split,
         calibration_from,
         fit,
+        fit_all,
         calibration: cal,
         train_all,
         test,
@@ -327,7 +463,385 @@ pub fn tables<'s>(
     })
 }
 
-/// Trains, calibrates and evaluates the win model on every closed deal's snapshots.
+fn learn_err(e: winsignal_learn::Error) -> Error {
+    Error::Learn(e.to_string())
+}
+
+/// The bins of a regularised boosting machine: fewer bins, larger leaves, no pairs.
+fn regularised(p: &EbmParams) -> EbmParams {
+    EbmParams {
+        max_bins: p.max_bins.min(32),
+        min_samples_leaf: p.min_samples_leaf.max(50),
+        max_leaves: 2,
+        interactions: 0,
+        ..p.clone()
+    }
+}
+
+/// Fits every candidate on the deals before the calibration slice and keeps the best on the calibration
+/// deals: the highest AUC, or among those within [`NEAR_TIE`] of it the simplest ([`CANDIDATES`] order).
+fn select(
+    fit: &Table<'_>,
+    fit_all: &Table<'_>,
+    cal: &Table<'_>,
+    p: &EbmParams,
+) -> Result<(Selection, Ebm, usize)> {
+    let mut fitted: Vec<(&str, String, Ebm)> = Vec::new();
+    fitted.push((
+        "stage_only",
+        "the stage's win rate among the deals fitted on".into(),
+        stage_table(fit_all)?,
+    ));
+    let lr =
+        logreg::fit(&fit_all.data, &fit_all.won, &LogRegParams::default()).map_err(learn_err)?;
+    fitted.push((
+        "logistic",
+        "L2-regularised logistic regression (C = 1) on every column, tabulated over 256 bins per number"
+            .into(),
+        tabulate_logistic(&lr, &fit_all.data, p.max_bins)?,
+    ));
+    let reg_params = regularised(p);
+    fitted.push((
+        "ebm_regularised",
+        format!(
+            "boosting machine without pairs, {} bins, trees of {} leaves of at least {} rows",
+            reg_params.max_bins, reg_params.max_leaves, reg_params.min_samples_leaf
+        ),
+        ebm::fit(&fit.data, &fit.won, &reg_params).map_err(learn_err)?,
+    ));
+    let full = ebm::fit(&fit.data, &fit.won, p).map_err(learn_err)?;
+    let n_pairs = full.n_pairs();
+    fitted.push((
+        "ebm_mains",
+        "boosting machine, main effects only".into(),
+        full.without_pairs(),
+    ));
+    if full.n_pairs() > 0 {
+        fitted.push((
+            "ebm_pairs",
+            format!(
+                "boosting machine with {} pairwise interactions",
+                full.n_pairs()
+            ),
+            full,
+        ));
+    }
+    let mut candidates = Vec::with_capacity(fitted.len());
+    for (name, description, m) in &fitted {
+        let p_cal = m.predict_proba(&cal.data).map_err(learn_err)?;
+        candidates.push(Candidate {
+            name: (*name).into(),
+            description: description.clone(),
+            calibration: measure(&p_cal, &cal.won),
+            chosen: false,
+        });
+    }
+    let best = candidates
+        .iter()
+        .filter_map(|c| c.calibration.auc)
+        .fold(f64::NEG_INFINITY, f64::max);
+    // Without any AUC (cannot happen with both outcomes among the calibration deals), the full machine.
+    let at = candidates
+        .iter()
+        .position(|c| c.calibration.auc.is_some_and(|a| a >= best - NEAR_TIE))
+        .unwrap_or(candidates.len() - 1);
+    candidates[at].chosen = true;
+    let chosen = candidates[at].name.clone();
+    let auc = |c: &Candidate| c.calibration.auc.map_or("–".into(), |a| format!("{a:.3}"));
+    let reason = if candidates[at].calibration.auc == Some(best) {
+        format!(
+            "the highest AUC on the calibration deals ({}); simpler candidates were more than {NEAR_TIE} behind",
+            auc(&candidates[at])
+        )
+    } else {
+        format!(
+            "the simplest candidate within {NEAR_TIE} of the highest AUC on the calibration deals ({} against {best:.3})",
+            auc(&candidates[at])
+        )
+    };
+    let model = fitted.swap_remove(at).2;
+    Ok((
+        Selection {
+            candidates,
+            chosen,
+            reason,
+        },
+        model,
+        n_pairs,
+    ))
+}
+
+/// Recalibrates only when the check finds the calibration off and recalibration helps held-out rows:
+/// the calibration deals cut in two halves (by deal, in holdout order), each half recalibrated by the
+/// map fitted on the other, must have a lower log loss than as predicted.
+///
+/// `logits` are the model's on the calibration rows, `deals` each row's deal, rows in holdout order.
+pub fn recalibration(
+    logits: &[f64],
+    won: &[bool],
+    deals: &[&str],
+) -> Result<(RecalibrationCheck, Option<Calibration>)> {
+    let p: Vec<f64> = logits.iter().map(|l| sigmoid(*l)).collect();
+    let check = measure(&p, won);
+    let log_loss_as_is = metrics::log_loss(&p, won).unwrap_or(f64::NAN);
+    let brier_as_is = metrics::brier(&p, won).unwrap_or(f64::NAN);
+    let off = match (check.calibration_slope, check.calibration_in_the_large) {
+        (Some(slope), Some(large)) => {
+            (slope - 1.0).abs() > CALIBRATION_TOLERANCE || large.abs() > CALIBRATION_TOLERANCE
+        }
+        _ => false,
+    };
+    let mut out = RecalibrationCheck {
+        off,
+        log_loss_as_is,
+        brier_as_is,
+        log_loss_cross_fitted: None,
+        brier_cross_fitted: None,
+        applied: false,
+        reason: String::new(),
+    };
+    if !off {
+        out.reason = "the calibration deals found it calibrated (slope and calibration in the large within 0.05)".into();
+        return Ok((out, None));
+    }
+    let cross = cross_fitted(logits, won, deals);
+    let Some(cross_p) = cross else {
+        out.reason = "a half of the calibration deals has only one outcome, so the benefit of recalibrating cannot be checked; left as fitted".into();
+        return Ok((out, None));
+    };
+    let ll = metrics::log_loss(&cross_p, won).unwrap_or(f64::NAN);
+    let brier = metrics::brier(&cross_p, won).unwrap_or(f64::NAN);
+    out.log_loss_cross_fitted = Some(ll);
+    out.brier_cross_fitted = Some(brier);
+    if ll < log_loss_as_is {
+        out.applied = true;
+        out.reason = format!(
+            "recalibrating improved held-out log loss ({log_loss_as_is:.4} → {ll:.4} cross-fitted over the two halves of the calibration deals)"
+        );
+        let c = Calibration::fit(logits, won).map_err(learn_err)?;
+        Ok((out, Some(c)))
+    } else {
+        out.reason = format!(
+            "the calibration looked off but recalibrating did not improve held-out log loss ({log_loss_as_is:.4} as is, {ll:.4} cross-fitted), so it was not applied"
+        );
+        Ok((out, None))
+    }
+}
+
+/// Each half of the rows (split between deals, in the given order) recalibrated by the map fitted on
+/// the other half; `None` when a half lacks an outcome or a fit fails.
+fn cross_fitted(logits: &[f64], won: &[bool], deals: &[&str]) -> Option<Vec<f64>> {
+    let mut distinct: Vec<&str> = deals.to_vec();
+    distinct.dedup();
+    let half_deals = distinct.len() / 2;
+    let mut seen = 0usize;
+    let mut boundary = deals.len();
+    for (i, d) in deals.iter().enumerate() {
+        if i == 0 || deals[i - 1] != *d {
+            if seen == half_deals {
+                boundary = i;
+                break;
+            }
+            seen += 1;
+        }
+    }
+    let (first, second) = (0..boundary, boundary..logits.len());
+    let fit = |r: std::ops::Range<usize>| Calibration::fit(&logits[r.clone()], &won[r]).ok();
+    let (on_first, on_second) = (fit(first.clone())?, fit(second.clone())?);
+    let mut p = vec![0.0; logits.len()];
+    for i in first {
+        p[i] = on_second.apply_proba(logits[i]);
+    }
+    for i in second {
+        p[i] = on_first.apply_proba(logits[i]);
+    }
+    Some(p)
+}
+
+/// The columns behind the model, by their own AUC on `data` (largest first), with their share of the
+/// model's importance: where to look first when a model is too good to be true.
+pub fn suspects(model: &Ebm, data: &Dataset, won: &[bool]) -> Result<Vec<Suspect>> {
+    let total: f64 = model.terms().iter().map(|t| t.importance).sum();
+    let mut out: Vec<Suspect> = Vec::new();
+    for (f, feature) in model.features().iter().enumerate() {
+        let share: f64 = model
+            .terms()
+            .iter()
+            .filter(|t| t.features.contains(&f))
+            .map(|t| t.importance / t.features.len() as f64)
+            .sum::<f64>()
+            / if total > 0.0 { total } else { 1.0 };
+        let main = model.terms().iter().find(|t| t.features.as_slice() == [f]);
+        let solo_auc = match (main, data.feature(&feature.name)) {
+            (Some(t), Some(column)) => {
+                let bins = feature
+                    .bins
+                    .bin_column(&feature.name, &column.values)
+                    .map_err(learn_err)?;
+                let p: Vec<f64> = bins
+                    .iter()
+                    .map(|b| sigmoid(t.scores.get(*b as usize).copied().unwrap_or(0.0)))
+                    .collect();
+                metrics::auc(&p, won).ok().map(|a| a.max(1.0 - a))
+            }
+            _ => None,
+        };
+        out.push(Suspect {
+            column: feature.name.clone(),
+            importance_share: share,
+            solo_auc,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.solo_auc
+            .unwrap_or(0.0)
+            .total_cmp(&a.solo_auc.unwrap_or(0.0))
+            .then(b.importance_share.total_cmp(&a.importance_share))
+            .then(a.column.cmp(&b.column))
+    });
+    Ok(out)
+}
+
+/// The metrics of `m` that are undefined (missing or not finite), by name.
+fn undefined(m: &Metrics) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let bad = |v: Option<f64>| !v.is_some_and(f64::is_finite);
+    if bad(m.auc) {
+        out.push("AUC");
+    }
+    if !m.brier.is_finite() {
+        out.push("Brier score");
+    }
+    if !m.log_loss.is_finite() {
+        out.push("log loss");
+    }
+    if bad(m.calibration_slope) {
+        out.push("calibration slope");
+    }
+    if bad(m.calibration_intercept) || bad(m.calibration_in_the_large) {
+        out.push("calibration intercept");
+    }
+    out
+}
+
+/// The warnings of a trained model, most serious first.
+fn warnings(
+    evaluation: &Evaluation,
+    check: &Metrics,
+    suspects: &[Suspect],
+    selection: &Selection,
+    split: &SplitInfo,
+) -> Vec<Warning> {
+    // The columns to name: those that rank the outcome well on their own or carry a large share of
+    // the model; failing any, the three with the highest own AUC.
+    let mut likely: Vec<&Suspect> = suspects
+        .iter()
+        .filter(|s| {
+            s.solo_auc.is_some_and(|a| a >= SUSPECT_SOLO_AUC) || s.importance_share >= SUSPECT_SHARE
+        })
+        .take(5)
+        .collect();
+    if likely.is_empty() {
+        likely = suspects.iter().take(3).collect();
+    }
+    let named: Vec<String> = likely.iter().map(|s| s.column.clone()).collect();
+    let named_list = named.join(", ");
+    let describe = || -> String {
+        likely
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} (own AUC {}, {:.0} % of the importance)",
+                    s.column,
+                    s.solo_auc.map_or("–".into(), |a| format!("{a:.3}")),
+                    100.0 * s.importance_share
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    if let Some(auc) = evaluation.model.auc.filter(|a| *a >= AUC_CEILING) {
+        out.push(Warning {
+            code: "too_good_to_be_true".into(),
+            message: format!(
+                "The holdout AUC is {auc:.3}, at or above the ceiling of {AUC_CEILING}: a win model this good almost surely reads a column recorded with or after the outcome. Suspected columns: {}.",
+                describe()
+            ),
+            columns: named.clone(),
+            refuses: true,
+        });
+    }
+    let test = undefined(&evaluation.model);
+    let cal = undefined(check);
+    if !test.is_empty() || !cal.is_empty() {
+        let mut parts = Vec::new();
+        if !test.is_empty() {
+            parts.push(format!("on the test deals: {}", test.join(", ")));
+        }
+        if !cal.is_empty() {
+            parts.push(format!("on the calibration deals: {}", cal.join(", ")));
+        }
+        out.push(Warning {
+            code: "undefined_metric".into(),
+            message: format!(
+                "Undefined metrics ({}): the predictions are degenerate (constant, or perfectly separating the outcomes). Suspected columns: {}.",
+                parts.join("; "),
+                named_list
+            ),
+            columns: named,
+            refuses: true,
+        });
+    }
+    for w in &split.warnings {
+        out.push(Warning {
+            code: "split".into(),
+            message: format!("Holdout: {w}."),
+            columns: Vec::new(),
+            refuses: false,
+        });
+    }
+    let stage = selection.candidates.iter().find(|c| c.name == "stage_only");
+    let learned_best = selection
+        .candidates
+        .iter()
+        .filter(|c| c.name != "stage_only")
+        .filter_map(|c| c.calibration.auc)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if let Some(stage_auc) = stage.and_then(|s| s.calibration.auc) {
+        if selection.chosen == "stage_only" || learned_best <= stage_auc {
+            out.push(Warning {
+                code: "stage_only_not_beaten".into(),
+                message: format!(
+                    "Too few closed deals to beat the stage-only rates: on the calibration deals the best learned model's AUC is {learned_best:.3} against the stage-only win rates' {stage_auc:.3}{}.",
+                    if selection.chosen == "stage_only" {
+                        "; the stage-only rates are saved as the model"
+                    } else {
+                        ""
+                    }
+                ),
+                columns: Vec::new(),
+                refuses: false,
+            });
+        }
+    }
+    if let (Some(m), Some(l)) = (evaluation.model.auc, evaluation.logistic.auc) {
+        if l > m + NEAR_TIE {
+            out.push(Warning {
+                code: "baseline_better_on_test".into(),
+                message: format!(
+                    "On the test deals the logistic baseline (fitted on every training deal) ranks better than the saved model: AUC {l:.3} against {m:.3}."
+                ),
+                columns: Vec::new(),
+                refuses: false,
+            });
+        }
+    }
+    out
+}
+
+/// Trains, selects, calibrates and evaluates the win model on every closed deal's snapshots. The
+/// returned model carries its warnings; [`WinModel::refusal`] says whether it must not be saved.
 pub fn train(
     ctx: &Context,
     catalog: &Catalog,
@@ -340,59 +854,37 @@ pub fn train(
         split,
         calibration_from,
         fit,
+        fit_all,
         calibration: cal,
         train_all,
         test,
         excluded,
         columns,
     } = tables(ctx, catalog, snaps, timing, opts)?;
-    let learn = |e: winsignal_learn::Error| Error::Learn(e.to_string());
 
-    let fitted = ebm::fit(&fit.data, &fit.won, &opts.ebm).map_err(learn)?;
-    // The pairs are kept only if they rank the calibration deals (later than every deal fitted on)
-    // better than the main effects alone: interactions learned in one period can fail to carry over
-    // to the next, and random validation splits inside the fit cannot see that.
-    let pairs_check = if fitted.n_pairs() > 0 {
-        let auc = |m: &Ebm| -> Result<Option<f64>> {
-            let p = m.predict_proba(&cal.data).map_err(learn)?;
-            Ok(metrics::auc(&p, &cal.won).ok())
-        };
-        let mains = fitted.without_pairs();
-        let (with, without) = (auc(&fitted)?, auc(&mains)?);
-        let kept = match (with, without) {
-            (Some(w), Some(wo)) => w > wo,
-            _ => true,
-        };
-        Some(PairsCheck {
-            pairs: fitted.n_pairs(),
-            auc_with: with,
-            auc_without: without,
-            kept,
-        })
-    } else {
-        None
-    };
-    let raw = match &pairs_check {
-        Some(c) if !c.kept => fitted.without_pairs(),
-        _ => fitted,
-    };
-    let cal_logits = raw.predict_logit(&cal.data).map_err(learn)?;
+    // Interactions and flexible shapes learned in one period can fail to carry over to the next, and
+    // random validation splits inside a fit cannot see that: the candidates are compared on the
+    // calibration deals, later than every deal fitted on.
+    let (selection, raw, n_pairs) = select(&fit, &fit_all, &cal, &opts.ebm)?;
+    let pairs_check = selection
+        .candidates
+        .iter()
+        .find(|c| c.name == "ebm_pairs")
+        .map(|with| PairsCheck {
+            pairs: n_pairs,
+            auc_with: with.calibration.auc,
+            auc_without: selection
+                .candidates
+                .iter()
+                .find(|c| c.name == "ebm_mains")
+                .and_then(|c| c.calibration.auc),
+            kept: with.chosen,
+        });
+    let cal_logits = raw.predict_logit(&cal.data).map_err(learn_err)?;
     let cal_p: Vec<f64> = cal_logits.iter().map(|l| sigmoid(*l)).collect();
     let calibration_check = measure(&cal_p, &cal.won);
-    let needs = match (
-        calibration_check.calibration_slope,
-        calibration_check.calibration_in_the_large,
-    ) {
-        (Some(slope), Some(large)) => {
-            (slope - 1.0).abs() > CALIBRATION_TOLERANCE || large.abs() > CALIBRATION_TOLERANCE
-        }
-        _ => false,
-    };
-    let calibration = if needs {
-        Some(Calibration::fit(&cal_logits, &cal.won).map_err(learn)?)
-    } else {
-        None
-    };
+    let cal_deals: Vec<&str> = cal.rows.iter().map(|r| r.opportunity_id.as_str()).collect();
+    let (recalibration, calibration) = recalibration(&cal_logits, &cal.won, &cal_deals)?;
     let model = match &calibration {
         Some(c) => raw.calibrated(c),
         None => raw.clone(),
@@ -412,11 +904,11 @@ pub fn train(
                 .unwrap_or(overall_rate)
         })
         .collect();
-    let lr =
-        logreg::fit(&train_all.data, &train_all.won, &LogRegParams::default()).map_err(learn)?;
-    let lr_p = lr.predict_proba(&test.data).map_err(learn)?;
-    let model_p = model.predict_proba(&test.data).map_err(learn)?;
-    let raw_p = raw.predict_proba(&test.data).map_err(learn)?;
+    let lr = logreg::fit(&train_all.data, &train_all.won, &LogRegParams::default())
+        .map_err(learn_err)?;
+    let lr_p = lr.predict_proba(&test.data).map_err(learn_err)?;
+    let model_p = model.predict_proba(&test.data).map_err(learn_err)?;
+    let raw_p = raw.predict_proba(&test.data).map_err(learn_err)?;
     let mut by_segment = BTreeMap::new();
     let mut segments: Vec<&str> = test
         .rows
@@ -449,6 +941,14 @@ pub fn train(
         ids.dedup();
         ids.len()
     };
+    let suspects = suspects(&model, &test.data, &test.won)?;
+    let warnings = warnings(
+        &evaluation,
+        &calibration_check,
+        &suspects,
+        &selection,
+        &split.info,
+    );
     Ok(WinModel {
         schema: SCHEMA,
         kind: "win".into(),
@@ -468,14 +968,19 @@ pub fn train(
             rows_test: test.rows.len(),
             deals_train: deals(&train_all),
             deals_test: deals(&test),
+            split: split.info.clone(),
         },
         options: opts.clone(),
         present_values: present_values(catalog, &train_all),
-        close_times: close_times(ctx, split.cutoff.0),
+        close_times: close_times(ctx, &split),
         columns,
         ebm: model,
         calibration,
         calibration_check,
+        recalibration: Some(recalibration),
+        selection: Some(selection),
+        warnings,
+        suspects: suspects.into_iter().take(5).collect(),
         pairs_check,
         evaluation,
         stage_rates,
@@ -500,6 +1005,196 @@ fn one_per_deal(rows: Vec<&Snapshot>, seed: u64) -> Vec<&Snapshot> {
         }
     }
     chosen.into_values().map(|(_, s)| s).collect()
+}
+
+/// An additive table over some of the columns of `data`: per feature its binning and each bin's logit
+/// contribution; the tables are centred over the rows of `data` (their mean moved into the intercept)
+/// and get the boosting machine's importance (mean absolute contribution), so the result reads like a
+/// fitted machine.
+fn additive_table(
+    data: &Dataset,
+    intercept: f64,
+    shapes: Vec<(String, Binning, Vec<f64>)>,
+) -> Result<Ebm> {
+    let n_rows = data.n_rows();
+    let mut intercept = intercept;
+    let mut features = Vec::with_capacity(shapes.len());
+    let mut terms = Vec::with_capacity(shapes.len());
+    for (index, (name, bins, mut scores)) in shapes.into_iter().enumerate() {
+        let column = data
+            .feature(&name)
+            .ok_or_else(|| Error::Learn(format!("no column `{name}` to tabulate")))?;
+        let mut bin_counts = vec![0u64; bins.n_bins()];
+        for b in bins.bin_column(&name, &column.values).map_err(learn_err)? {
+            if let Some(c) = bin_counts.get_mut(b as usize) {
+                *c += 1;
+            }
+        }
+        let mean = bin_counts
+            .iter()
+            .zip(&scores)
+            .map(|(&c, s)| c as f64 * s)
+            .sum::<f64>()
+            / n_rows.max(1) as f64;
+        scores.iter_mut().for_each(|s| *s -= mean);
+        intercept += mean;
+        let importance = bin_counts
+            .iter()
+            .zip(&scores)
+            .map(|(&c, s)| c as f64 * s.abs())
+            .sum::<f64>()
+            / n_rows.max(1) as f64;
+        terms.push(Term {
+            name: name.clone(),
+            features: vec![index],
+            errors: vec![0.0; scores.len()],
+            scores,
+            bin_counts,
+            importance,
+        });
+        features.push(ModelFeature {
+            name,
+            interaction_bins: bins.clone(),
+            bins,
+        });
+    }
+    // The machine's serialised form is its only constructor outside the learner: it checks every
+    // table against its feature's bins.
+    let value = serde_json::json!({
+        "features": features,
+        "intercept": intercept,
+        "terms": terms,
+        "summary": { "n_rows": n_rows, "bags": [], "pair_ranking": [] },
+    });
+    serde_json::from_value(value).map_err(|e| Error::Learn(e.to_string()))
+}
+
+/// The stage-only win rates as an additive table over the stage column: each stage's win rate among
+/// the rows of `t` (shrunk by half a deal each way, so no stage gets a certain outcome), the overall
+/// rate for a missing or unseen stage.
+fn stage_table(t: &Table<'_>) -> Result<Ebm> {
+    let column = t
+        .data
+        .feature(dataset::STAGE)
+        .ok_or_else(|| Error::Learn("no stage column".into()))?;
+    let bins = Binning::learn(dataset::STAGE, &column.values, None, 2, 1).map_err(learn_err)?;
+    let rows = bins
+        .bin_column(dataset::STAGE, &column.values)
+        .map_err(learn_err)?;
+    let mut counts = vec![(0.0f64, 0.0f64); bins.n_bins()];
+    for (b, won) in rows.iter().zip(&t.won) {
+        if let Some(c) = counts.get_mut(*b as usize) {
+            c.0 += 1.0;
+            c.1 += f64::from(u8::from(*won));
+        }
+    }
+    let logit = |p: f64| (p / (1.0 - p)).ln();
+    let n = t.won.len() as f64;
+    let overall = (t.won.iter().filter(|w| **w).count() as f64 + 0.5) / (n + 1.0);
+    let scores = counts
+        .iter()
+        .enumerate()
+        .map(|(b, (n, w))| {
+            if b == MISSING_BIN || *n == 0.0 {
+                logit(overall)
+            } else {
+                logit((w + 0.5) / (n + 1.0))
+            }
+        })
+        .collect();
+    additive_table(
+        &t.data,
+        0.0,
+        vec![(dataset::STAGE.to_string(), bins, scores)],
+    )
+}
+
+/// The logistic regression as an additive table: categories and missing values exactly (one bin per
+/// level, as the regression has one column per level), numbers by the regression's value at the mean
+/// of the training values in each of at most `max_bins` quantile bins.
+fn tabulate_logistic(lr: &LogReg, data: &Dataset, max_bins: usize) -> Result<Ebm> {
+    #[derive(Deserialize)]
+    struct Parts {
+        encodings: Vec<Encoding>,
+        coefficients: Vec<f64>,
+    }
+    let parts: Parts = serde_json::to_value(lr)
+        .and_then(serde_json::from_value)
+        .map_err(|e| Error::Learn(e.to_string()))?;
+    let mut at = 0usize;
+    let mut shapes = Vec::with_capacity(parts.encodings.len());
+    for e in &parts.encodings {
+        let coef = |k: usize| parts.coefficients.get(at + k).copied().unwrap_or(0.0);
+        match e {
+            Encoding::Numeric {
+                name,
+                mean,
+                scale,
+                missing_indicator,
+            } => {
+                let Some(column) = data.feature(name).map(|f| &f.values) else {
+                    return Err(Error::Learn(format!("no column `{name}`")));
+                };
+                let FeatureValues::Numeric(values) = column else {
+                    return Err(Error::Learn(format!("`{name}` is not numeric")));
+                };
+                let bins = Binning::learn(name, column, None, max_bins, 1).map_err(learn_err)?;
+                let Binning::Numeric { cuts } = &bins else {
+                    return Err(Error::Learn(format!("`{name}` binned as a category")));
+                };
+                let mut sums = vec![(0.0f64, 0usize); bins.n_bins()];
+                for x in values.iter().flatten() {
+                    let b = 1 + cuts.partition_point(|c| c <= x);
+                    sums[b].0 += x;
+                    sums[b].1 += 1;
+                }
+                let beta = coef(0);
+                let scores = sums
+                    .iter()
+                    .enumerate()
+                    .map(|(b, (sum, n))| {
+                        if b == MISSING_BIN {
+                            return if *missing_indicator { coef(1) } else { 0.0 };
+                        }
+                        let x = if *n > 0 {
+                            sum / *n as f64
+                        } else {
+                            // An empty bin (cannot happen with cuts from these values): its edge.
+                            cuts.get(b.saturating_sub(2).min(cuts.len().saturating_sub(1)))
+                                .copied()
+                                .unwrap_or(*mean)
+                        };
+                        beta * (x - mean) / scale
+                    })
+                    .collect();
+                at += 1 + usize::from(*missing_indicator);
+                shapes.push((name.clone(), bins, scores));
+            }
+            Encoding::Categorical {
+                name,
+                levels,
+                other,
+                missing,
+            } => {
+                let bins = Binning::Categorical {
+                    levels: levels.clone(),
+                };
+                let mut scores = vec![0.0; bins.n_bins()];
+                for k in 0..levels.len() {
+                    scores[1 + k] = coef(k);
+                }
+                if *other {
+                    scores[levels.len() + 1] = coef(levels.len());
+                }
+                if *missing {
+                    scores[MISSING_BIN] = coef(levels.len() + usize::from(*other));
+                }
+                at += levels.len() + usize::from(*other) + usize::from(*missing);
+                shapes.push((name.clone(), bins, scores));
+            }
+        }
+    }
+    additive_table(data, lr.intercept(), shapes)
 }
 
 fn stage_rates(t: &Table<'_>) -> (BTreeMap<String, f64>, f64) {
@@ -543,14 +1238,13 @@ fn present_values(catalog: &Catalog, t: &Table<'_>) -> BTreeMap<String, f64> {
     out
 }
 
-/// Percentiles of days from entering each stage to the close, over deals won before `cutoff`.
-fn close_times(ctx: &Context, cutoff: Ts) -> Vec<CloseTimes> {
+/// Percentiles of days from entering each stage to the close, over the won training deals (before the
+/// split's cutoff) with a close date.
+fn close_times(ctx: &Context, split: &Split) -> Vec<CloseTimes> {
     let mut by_stage: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for o in &ctx.opps {
-        let Some(closed) = o
-            .closed
-            .filter(|c| *c < cutoff && o.outcome == Outcome::Won)
-        else {
+    for (i, o) in ctx.opps.iter().enumerate() {
+        let training = split.key(i as u32).is_some_and(|k| *k < split.cutoff);
+        let Some(closed) = o.closed.filter(|_| training && o.outcome == Outcome::Won) else {
             continue;
         };
         for (t, stage) in &o.stages {
