@@ -38,6 +38,10 @@ pub struct DiscoverArgs {
     /// How many behaviours (and rules) to list per outcome (text output).
     #[arg(long, default_value_t = 12)]
     pub top: usize,
+    /// Keep columns flagged as possible leakage (see `leakage` in the JSON): flagged controls stay in
+    /// the models and the findings reading a flagged column are not marked.
+    #[arg(long)]
+    pub keep_suspect_columns: bool,
 }
 
 pub fn options(args: &DiscoverArgs) -> Options {
@@ -54,6 +58,7 @@ pub fn options(args: &DiscoverArgs) -> Options {
             .iter()
             .map(|l| normalise_landmark(l))
             .collect(),
+        keep_suspect: args.keep_suspect_columns,
         ..Options::default()
     }
 }
@@ -184,6 +189,12 @@ pub fn print_findings(d: &Discovery, top: usize) {
         "Adjusted for: {}; standard errors clustered by rep.",
         d.controls.join(", ")
     );
+    if !d.leakage.is_empty() {
+        println!("Possible leakage, by column (flagged controls are left out of the models unless --keep-suspect-columns):");
+        for f in &d.leakage {
+            println!("  {}: {}", f.column, f.evidence);
+        }
+    }
     for outcome in [Outcome::Win, Outcome::CycleTime, Outcome::DealSize] {
         let mine: Vec<&Finding> = d
             .findings
