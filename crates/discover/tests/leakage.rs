@@ -1,8 +1,8 @@
 //! Leakage at the level of the column, on synthetic snapshots reproducing the shapes met on real
 //! exports (issue 13, item 3): a sales-filled dropdown split into one yes/no behaviour per level, a
 //! numeric filled in at the close, a field defined only for won deals, an amount that is 0 on every
-//! lost deal (a control), deals without an account that never win — and a strong honest behaviour and
-//! feature that must not be flagged.
+//! lost deal (a control), deals without an account that never win, a field filled in for nearly every
+//! won deal and nearly no lost one — and a strong honest behaviour and feature that must not be flagged.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::OnceLock;
@@ -79,6 +79,14 @@ title = "Seats"
 description = "Honest numeric: AUC about 0.8, filled in on open deals too."
 reads = { kind = "attribute", attribute = "opportunity.seats" }
 aggregate = "value"
+
+[[behaviour]]
+id = "discount"
+version = 1
+title = "Discount"
+description = "Filled in on nearly every won deal and nearly no lost one; its values say nothing."
+reads = { kind = "attribute", attribute = "opportunity.discount" }
+aggregate = "value"
 "#,
     );
     s
@@ -108,7 +116,7 @@ const N_CLOSED: usize = 2000;
 const N_OPEN: usize = 300;
 
 fn snapshots(catalog: &Catalog) -> Vec<Snapshot> {
-    assert_eq!(catalog.behaviours.len(), 10);
+    assert_eq!(catalog.behaviours.len(), 11);
     let mut rng = Mix(13);
     (0..N_CLOSED + N_OPEN)
         .map(|i| {
@@ -152,6 +160,17 @@ fn snapshots(catalog: &Catalog) -> Vec<Snapshot> {
                     O::Open => 0.5,
                 };
             let seats = (rng.normal() + if won { 1.2 } else { 0.0 }).exp().round();
+            // Filled in on 95 % of won deals, 5 % of lost ones and half of the open ones.
+            let discount = if rng.f64()
+                < match outcome {
+                    O::Won => 0.95,
+                    O::Lost => 0.05,
+                    O::Open => 0.5,
+                } {
+                20.0 * rng.f64()
+            } else {
+                f64::NAN
+            };
             // The amount is 0 on every lost deal.
             let amount = if outcome == O::Lost {
                 0.0
@@ -171,7 +190,7 @@ fn snapshots(catalog: &Catalog) -> Vec<Snapshot> {
                 "south"
             };
             let mut values: Vec<f64> = (0..6).map(|t| (t == tag) as u8 as f64).collect();
-            values.extend([invoice, contract, demo as u8 as f64, seats]);
+            values.extend([invoice, contract, demo as u8 as f64, seats, discount]);
             let mut flags: Vec<Option<bool>> = (0..6).map(|t| Some(t == tag)).collect();
             flags.push(Some(demo));
             Snapshot {
@@ -318,6 +337,23 @@ fn a_field_defined_for_won_deals_only_is_flagged() {
 }
 
 #[test]
+fn a_field_filled_in_mostly_for_one_outcome_is_flagged() {
+    let d = &world().discovery;
+    let discount = flag(d, "opportunity.discount");
+    // Its values alone say nothing; whether it is there says nearly everything.
+    assert!(discount.auc.unwrap() < 0.6, "{discount:?}");
+    assert_eq!(discount.kind, "missingness", "{discount:?}");
+    assert!(
+        discount
+            .evidence
+            .starts_with("opportunity.discount is filled in on 9"),
+        "{}",
+        discount.evidence
+    );
+    assert!(win_finding(d, "discount").leakage.is_some());
+}
+
+#[test]
 fn an_amount_of_zero_on_lost_deals_takes_log_amount_out_of_the_models() {
     let w = world();
     let d = &w.discovery;
@@ -391,6 +427,7 @@ fn a_strong_honest_behaviour_is_not_flagged() {
             "opportunity.tags",
             "opportunity.invoice_score",
             "opportunity.contract_days",
+            "opportunity.discount",
             "account"
         ],
         "{:#?}",
