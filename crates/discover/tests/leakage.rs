@@ -368,6 +368,7 @@ fn an_amount_of_zero_on_lost_deals_takes_log_amount_out_of_the_models() {
         amount.evidence
     );
     // Left out of every model, and said so; the honest control stays in.
+    assert_eq!(d.controls, ["opportunity_region", "log_age_at_landmark"]);
     let demo = win_finding(d, "demo_done");
     assert!(
         !demo.adjusted_for.iter().any(|c| c == "log_amount"),
@@ -391,6 +392,7 @@ fn an_amount_of_zero_on_lost_deals_takes_log_amount_out_of_the_models() {
     );
     assert!(win_finding(&kept, "tag_0").leakage.is_none());
     assert_eq!(kept.leakage, d.leakage);
+    assert_eq!(kept.controls.len(), 4);
 }
 
 #[test]
