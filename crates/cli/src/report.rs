@@ -184,6 +184,9 @@ struct ModelJson<'a> {
     scores_error: Option<&'a str>,
     as_of: Option<String>,
     open_deals: usize,
+    /// What the at-risk table is ordered by (`amount_at_risk` or `p_loss`) and the rule in words.
+    risk_basis: &'static str,
+    risk_note: String,
     at_risk: Vec<DealRow<'a>>,
 }
 
@@ -236,6 +239,10 @@ struct TopPriority<'a> {
 #[derive(Serialize)]
 struct RepRow<'a> {
     rank: Option<usize>,
+    /// The rank is shared (shown `=1`).
+    rank_tied: bool,
+    /// Why the rep has no rank.
+    unranked_reason: Option<&'a str>,
     rep_id: &'a str,
     name: Option<&'a str>,
     team: Option<&'a str>,
@@ -247,6 +254,7 @@ struct RepRow<'a> {
     adjusted: Option<&'a Interval>,
     beyond_behaviours: Option<&'a Interval>,
     rank_beyond_behaviours: Option<usize>,
+    rank_beyond_behaviours_tied: bool,
     /// The top coaching priority.
     coaching: Option<TopPriority<'a>>,
 }
@@ -256,6 +264,8 @@ struct RepsJson<'a> {
     mean_win_rate: f64,
     between_rep_sd: f64,
     caveat: &'a str,
+    /// Problems with the data that weaken or prevent the ranks, in words.
+    warnings: Vec<&'a str>,
     reps: Vec<RepRow<'a>>,
 }
 
@@ -281,9 +291,12 @@ fn model_json<'a>(m: &ModelScores<'a>) -> ModelJson<'a> {
         Ok((as_of, deals)) => (Some(as_of.to_date_string()), deals),
         Err(_) => (None, &[][..]),
     };
-    let at_risk = crate::scoring::by_risk(deals)
-        .into_iter()
+    let risk = winsignal_score::explain::rank_by_risk(deals);
+    let at_risk = risk
+        .deals
+        .iter()
         .take(AT_RISK_ROWS)
+        .map(|r| &deals[r.index])
         .map(|d| DealRow {
             opportunity_id: &d.opportunity_id,
             account_id: d.account_id.as_deref(),
@@ -328,6 +341,8 @@ fn model_json<'a>(m: &ModelScores<'a>) -> ModelJson<'a> {
         scores_error: m.scores.err(),
         as_of,
         open_deals: deals.len(),
+        risk_basis: risk.basis.as_str(),
+        risk_note: risk.note,
         at_risk,
     }
 }
@@ -337,11 +352,14 @@ fn reps_json<'a>(cards: &'a Scorecards) -> RepsJson<'a> {
         mean_win_rate: cards.mean_win_rate,
         between_rep_sd: cards.win_model.between_rep_sd,
         caveat: cards.caveat,
+        warnings: cards.warnings.iter().map(|w| w.text.as_str()).collect(),
         reps: cards
             .reps
             .iter()
             .map(|c| RepRow {
                 rank: c.rank,
+                rank_tied: c.rank_tied,
+                unranked_reason: c.unranked_reason.as_deref(),
                 rep_id: &c.rep_id,
                 name: c.name.as_deref(),
                 team: c.team.as_deref(),
@@ -353,6 +371,7 @@ fn reps_json<'a>(cards: &'a Scorecards) -> RepsJson<'a> {
                 adjusted: c.win.as_ref().map(|w| &w.adjusted_win_rate),
                 beyond_behaviours: c.beyond_behaviours.as_ref().map(|w| &w.adjusted_win_rate),
                 rank_beyond_behaviours: c.rank_beyond_behaviours,
+                rank_beyond_behaviours_tied: c.rank_beyond_behaviours_tied,
                 coaching: c.coaching.first().map(|p| TopPriority {
                     behaviour: &p.behaviour,
                     title: &p.title,

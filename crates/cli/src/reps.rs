@@ -125,12 +125,39 @@ fn money(x: f64) -> String {
     n(x.round().max(0.0) as u64)
 }
 
+/// A rank as printed: `=1` when shared, `–` when none.
+pub(crate) fn rank_text(rank: Option<usize>, tied: bool) -> String {
+    match rank {
+        Some(r) if tied => format!("={r}"),
+        Some(r) => r.to_string(),
+        None => "–".into(),
+    }
+}
+
+/// The data-level warnings, one line each, above everything else.
+fn print_warnings(cards: &Scorecards) {
+    for w in &cards.warnings {
+        println!("Note: {}.", w.text);
+    }
+    if !cards.warnings.is_empty() {
+        println!();
+    }
+}
+
 fn print_table(cards: &Scorecards) {
-    println!(
-        "Rep scorecards: win rate adjusted for deal mix and pooled toward the average rep ({} on the \
-         team's deal mix), with 95 % intervals.",
-        pct(cards.mean_win_rate)
-    );
+    print_warnings(cards);
+    if cards.ranking.comparable {
+        println!(
+            "Rep scorecards: win rate adjusted for deal mix and pooled toward the average rep ({} on \
+             the team's deal mix), with 95 % intervals.",
+            pct(cards.mean_win_rate)
+        );
+    } else {
+        println!(
+            "Rep scorecards: no win rates or ranks (see the note above); days to close and deal size \
+             of won deals are still adjusted for deal mix."
+        );
+    }
     println!(
         "{:>4}  {:<18}  {:<20}  {:<16}  {:>6}  {:>5}  {:>5}  {:<17}  {:<12}  {:>7}  {:>6}  top coaching priority",
         "rank", "rep", "name", "team", "closed", "won", "raw", "adjusted (95 %)", "beyond bhv.", "cycle", "size"
@@ -142,8 +169,18 @@ fn print_table(cards: &Scorecards) {
             .map(|p| format!("{} (+{:.1} wins)", p.behaviour, p.expected_extra_wins))
             .unwrap_or_default();
         let beyond = match (&c.beyond_behaviours, c.rank_beyond_behaviours) {
-            (Some(b), Some(r)) => format!("{} #{r}", pct(b.adjusted_win_rate.estimate)),
+            (Some(b), Some(_)) => format!(
+                "{} #{}",
+                pct(b.adjusted_win_rate.estimate),
+                rank_text(c.rank_beyond_behaviours, c.rank_beyond_behaviours_tied)
+            ),
             _ => "–".into(),
+        };
+        // Without comparable win rates a raw 100 % is an artefact of how reps were recorded.
+        let raw = if cards.ranking.comparable {
+            c.win_rate.map_or("–".into(), pct)
+        } else {
+            "–".into()
         };
         let ratio = |s: &Option<ContinuousScore>| {
             s.as_ref()
@@ -151,13 +188,13 @@ fn print_table(cards: &Scorecards) {
         };
         println!(
             "{:>4}  {:<18}  {:<20}  {:<16}  {:>6}  {:>5}  {:>5}  {:<17}  {:<12}  {:>7}  {:>6}  {top}",
-            c.rank.map_or("–".into(), |r| r.to_string()),
+            rank_text(c.rank, c.rank_tied),
             c.rep_id,
             truncate(c.name.as_deref().unwrap_or(""), 20),
             truncate(c.team.as_deref().unwrap_or(""), 16),
             n(c.closed as u64),
             n(c.won as u64),
-            c.win_rate.map_or("–".into(), pct),
+            raw,
             c.win
                 .as_ref()
                 .map_or("–".into(), |w| pct_interval(&w.adjusted_win_rate)),
@@ -167,11 +204,53 @@ fn print_table(cards: &Scorecards) {
         );
     }
     println!();
-    println!(
-        "Reps differ beyond the deal mix by a standard deviation of {:.2} on the log odds of winning \
-         (0 would mean no more than chance).",
-        cards.win_model.between_rep_sd
-    );
+    let unranked: Vec<&RepCard> = cards.reps.iter().filter(|c| c.rank.is_none()).collect();
+    if cards.ranking.comparable && !unranked.is_empty() {
+        println!(
+            "Not ranked ({} reps; a rank needs at least {} closed deals with {} wins and {} losses):",
+            unranked.len(),
+            cards.ranking.min_closed,
+            cards.ranking.min_wins,
+            cards.ranking.min_losses
+        );
+        const SHOWN: usize = 20;
+        for c in unranked.iter().take(SHOWN) {
+            println!(
+                "  {}: {}",
+                c.rep_id,
+                c.unranked_reason.as_deref().unwrap_or("")
+            );
+        }
+        if unranked.len() > SHOWN {
+            println!(
+                "  … and {} more (`--json` lists every reason)",
+                unranked.len() - SHOWN
+            );
+        }
+        println!();
+    }
+    if cards.reps.iter().any(|c| c.rank_tied) {
+        println!(
+            "`=` marks a shared rank: those reps' adjusted win rates are equal, and the next rank is \
+             skipped."
+        );
+    }
+    if cards.ranking.comparable {
+        println!(
+            "Reps differ beyond the deal mix by a standard deviation of {:.2} on the log odds of \
+             winning ({}).",
+            cards.win_model.between_rep_sd,
+            if cards.win_model.between_rep_sd == 0.0 {
+                "0: reps do not differ more than chance would make them"
+            } else {
+                "0 would mean no more than chance"
+            }
+        );
+        println!(
+            "A rank is only as firm as the intervals: `winsignal reps REP_ID` shows the ranks a \
+             rep's interval allows."
+        );
+    }
     println!(
         "`beyond bhv.`: the win rate also adjusted for the behaviours that go with winning, and its \
          rank (what a rep adds that the measured behaviours do not explain). `cycle` and `size`: days \
@@ -210,6 +289,7 @@ fn continuous_line(label: &str, s: &ContinuousScore, fmt: fn(f64) -> String) {
 }
 
 pub(crate) fn print_card(cards: &Scorecards, c: &RepCard) {
+    print_warnings(cards);
     println!(
         "Rep {}  {}  ({}{})",
         c.rep_id,
@@ -225,10 +305,23 @@ pub(crate) fn print_card(cards: &Scorecards, c: &RepCard) {
         n(c.closed as u64),
         n(c.won as u64),
         n(c.open as u64),
-        c.rank.map_or(String::new(), |r| format!(
-            "; rank {r} by adjusted win rate"
-        ))
+        match (c.rank, c.rank_range) {
+            (Some(_), Some([lo, hi])) => format!(
+                "; rank {} of {} by adjusted win rate{} (the intervals allow {}–{})",
+                rank_text(c.rank, c.rank_tied),
+                cards.ranking.ranked,
+                if c.rank_tied { ", shared" } else { "" },
+                lo,
+                hi
+            ),
+            _ => String::new(),
+        }
     );
+    if let Some(reason) = &c.unranked_reason {
+        if cards.ranking.comparable {
+            println!("  not ranked: {reason}");
+        }
+    }
     if let Some(w) = &c.win {
         println!(
             "  {:<22} raw {}   adjusted {}   average rep {}",
@@ -246,15 +339,18 @@ pub(crate) fn print_card(cards: &Scorecards, c: &RepCard) {
             w.ratio_pooled,
             pct(w.shrinkage)
         );
+    } else if !cards.ranking.comparable {
+        println!("  win rate: not comparable between reps in this data (see the note above)");
     } else {
         println!("  win rate: no closed deals yet");
     }
-    if let (Some(b), Some(r)) = (&c.beyond_behaviours, c.rank_beyond_behaviours) {
+    if let (Some(b), Some(_)) = (&c.beyond_behaviours, c.rank_beyond_behaviours) {
         println!(
-            "  {:<22} {} (rank {r}): also adjusted for the behaviours below — what the rep adds that \
+            "  {:<22} {} (rank {}): also adjusted for the behaviours below — what the rep adds that \
              they do not explain",
             "beyond behaviours",
-            pct_interval(&b.adjusted_win_rate)
+            pct_interval(&b.adjusted_win_rate),
+            rank_text(c.rank_beyond_behaviours, c.rank_beyond_behaviours_tied)
         );
     }
     if let Some(s) = &c.cycle {

@@ -61,7 +61,8 @@ pub struct ScoreArgs {
     /// Write every score as JSON to this file instead.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// How many deals to list, most at risk (lowest P(win) × amount at stake) first (text output).
+    /// How many deals to list, most at risk first (amount × chance of losing; the chance of losing
+    /// alone when most open deals have no amount) (text output).
     #[arg(long, default_value_t = 15)]
     pub top: usize,
 }
@@ -497,6 +498,8 @@ struct ScoresOut<'a> {
     model_id: &'a str,
     as_of: String,
     deals: &'a [DealScore],
+    /// The open deals most at risk first, and the rule (`basis`) that ordered them.
+    risk: explain::RiskRanking,
 }
 
 pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result<()> {
@@ -511,6 +514,7 @@ pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result
         model_id: &id,
         as_of: as_of.to_rfc3339(),
         deals: &scored,
+        risk: explain::rank_by_risk(&scored),
     };
     if args.json {
         return crate::output::print_json(&out);
@@ -534,14 +538,16 @@ pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result
     Ok(())
 }
 
-/// The open deals most at risk: the most money at stake times the chance of losing it.
+/// The open deals most at risk, by `explain::rank_by_risk`'s rule, which the header states.
 pub fn print_at_risk(scored: &[DealScore], as_of: Ts, top: usize) {
-    let order = by_risk(scored);
+    let ranking = explain::rank_by_risk(scored);
+    let order: Vec<&DealScore> = ranking.deals.iter().map(|r| &scored[r.index]).collect();
     println!(
-        "{} open deals as of {}; the {} most at risk (amount × chance of losing):",
+        "{} open deals as of {}; the {} most at risk ({}):",
         n(scored.len() as u64),
         as_of.to_date_string(),
-        top.min(scored.len())
+        top.min(scored.len()),
+        ranking.note
     );
     let shown: Vec<(&DealScore, String)> = order
         .iter()
@@ -764,17 +770,14 @@ pub fn evidence_discovery(c: &crate::features::Computed) -> Result<winsignal_dis
     )?)
 }
 
-/// The open deals most at risk first, as `print_at_risk` lists them: the most money at stake times the
-/// chance of losing it (ties by id).
+/// The open deals most at risk first, as `print_at_risk` lists them (the rule:
+/// `explain::rank_by_risk`).
 pub fn by_risk(scored: &[DealScore]) -> Vec<&DealScore> {
-    let mut order: Vec<&DealScore> = scored.iter().collect();
-    let at_stake = |d: &DealScore| d.amount.unwrap_or(0.0) * (1.0 - d.p_win);
-    order.sort_by(|a, b| {
-        at_stake(b)
-            .total_cmp(&at_stake(a))
-            .then(a.opportunity_id.cmp(&b.opportunity_id))
-    });
-    order
+    explain::rank_by_risk(scored)
+        .deals
+        .iter()
+        .map(|r| &scored[r.index])
+        .collect()
 }
 
 /// The factor pulling a deal's P(win) down the most, as `print_at_risk` names it.

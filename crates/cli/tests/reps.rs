@@ -43,8 +43,26 @@ fn demo_reps_and_accounts() {
     let mean = f(&d["mean_win_rate"]);
     let reps = d["reps"].as_array().unwrap();
     assert_eq!(reps.len(), 40, "every rep with deals has a card");
+    // Nothing about the demo's data weakens the ranks: every rep has wins and losses, and reps differ.
+    assert_eq!(d["ranking"]["comparable"], true);
+    assert_eq!(d["ranking"]["ranked"], 40);
+    assert_eq!(
+        d["warnings"].as_array().unwrap().len(),
+        0,
+        "{}",
+        d["warnings"]
+    );
     for (i, c) in reps.iter().enumerate() {
-        assert_eq!(c["rank"], i + 1, "cards come in rank order");
+        assert_eq!(
+            c["rank"],
+            i + 1,
+            "cards come in rank order, no two reps tied"
+        );
+        assert_eq!(c["rank_tied"], false);
+        assert!(c["unranked_reason"].is_null());
+        let range = c["rank_range"].as_array().unwrap();
+        assert!(range[0].as_u64().unwrap() as usize <= i + 1);
+        assert!(range[1].as_u64().unwrap() as usize > i);
         let w = &c["win"]["adjusted_win_rate"];
         assert!(f(&w["low"]) <= f(&w["estimate"]) && f(&w["estimate"]) <= f(&w["high"]));
         for p in c["coaching"].as_array().unwrap() {
@@ -67,6 +85,7 @@ fn demo_reps_and_accounts() {
     let strongest = card(&d, STRONGEST);
     let w = &strongest["win"]["adjusted_win_rate"];
     assert_eq!(strongest["rank"], 1, "{strongest}");
+    assert_eq!(strongest["rank_range"][0], 1, "{strongest}");
     assert!(f(&w["low"]) > mean, "{strongest}");
     assert_eq!(strongest["rank_beyond_behaviours"], 1, "{strongest}");
     let beyond = &strongest["beyond_behaviours"]["adjusted_win_rate"];

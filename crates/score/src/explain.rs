@@ -1,5 +1,6 @@
 //! Per-deal scores: P(win) with its exact additive explanation, the expected close window, next-best
-//! actions ranked by the model's uplift for this deal, and coaching prompts built from the evidence.
+//! actions ranked by the model's uplift for this deal, and coaching prompts built from the evidence;
+//! and [`rank_by_risk`], the one rule that orders open deals "most at risk" first.
 
 use crate::dataset::{self, ColumnSource};
 use crate::model::WinModel;
@@ -201,6 +202,141 @@ pub fn score(
 }
 
 /// Refuses to score with a catalog whose definitions differ from the model's.
+/// What "most at risk" is measured by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskBasis {
+    /// Amount × P(loss): the money expected to be lost.
+    AmountAtRisk,
+    /// P(loss) = 1 − P(win) alone: too few open deals have an amount to weigh them by it.
+    PLoss,
+}
+
+impl RiskBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskBasis::AmountAtRisk => "amount_at_risk",
+            RiskBasis::PLoss => "p_loss",
+        }
+    }
+}
+
+/// One open deal in risk order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RiskedDeal {
+    /// The deal's position in the scored deals given to [`rank_by_risk`].
+    #[serde(skip)]
+    pub index: usize,
+    pub opportunity_id: String,
+    /// 1 − P(win).
+    pub p_loss: f64,
+    /// The amount the ranking used: the deal's own, the median when `amount_imputed`, none when the
+    /// basis is `p_loss`.
+    pub amount_used: Option<f64>,
+    pub amount_imputed: bool,
+    /// `amount_used` × `p_loss` (none when the basis is `p_loss`).
+    pub amount_at_risk: Option<f64>,
+}
+
+/// The open deals, most at risk first, and the rule that ordered them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RiskRanking {
+    pub basis: RiskBasis,
+    pub open_deals: usize,
+    /// Open deals with an amount (positive and finite).
+    pub with_amount: usize,
+    /// The amount given to deals without one when the basis is `amount_at_risk` (the median of the
+    /// open deals' amounts); none when every deal has one or the basis is `p_loss`.
+    pub missing_amount_valued_at: Option<f64>,
+    /// The rule in words, as the outputs print it ("the 15 most at risk (amount × chance of losing)").
+    pub note: String,
+    pub deals: Vec<RiskedDeal>,
+}
+
+/// Orders open deals most at risk first, by one rule:
+/// - every open deal has an amount (positive, finite): by amount × P(loss), the money expected to be
+///   lost (`amount_at_risk`);
+/// - at least half have one: the same, with the others valued at the median amount of those that have
+///   one (so among them the order is by P(loss));
+/// - fewer than half have one (or none): by P(loss) = 1 − P(win) alone (`p_loss`), since weighing a
+///   few deals by amount would rank the rest by nothing.
+///
+/// Ties go to the higher P(loss), then the larger amount, then the opportunity id; the id never orders
+/// deals that differ in risk.
+pub fn rank_by_risk(scored: &[DealScore]) -> RiskRanking {
+    let amount = |d: &DealScore| d.amount.filter(|a| a.is_finite() && *a > 0.0);
+    let mut amounts: Vec<f64> = scored.iter().filter_map(amount).collect();
+    let (open_deals, with_amount) = (scored.len(), amounts.len());
+    let basis = if 2 * with_amount >= open_deals {
+        RiskBasis::AmountAtRisk
+    } else {
+        RiskBasis::PLoss
+    };
+    let valued_at = (basis == RiskBasis::AmountAtRisk && with_amount < open_deals).then(|| {
+        amounts.sort_by(f64::total_cmp);
+        let m = amounts.len() / 2;
+        if amounts.len() % 2 == 1 {
+            amounts[m]
+        } else {
+            0.5 * (amounts[m - 1] + amounts[m])
+        }
+    });
+    let mut deals: Vec<RiskedDeal> = scored
+        .iter()
+        .enumerate()
+        .map(|(index, d)| {
+            let p_loss = 1.0 - d.p_win;
+            let (amount_used, amount_imputed) = match basis {
+                RiskBasis::PLoss => (None, false),
+                RiskBasis::AmountAtRisk => match amount(d) {
+                    Some(a) => (Some(a), false),
+                    None => (valued_at, true),
+                },
+            };
+            RiskedDeal {
+                index,
+                opportunity_id: d.opportunity_id.clone(),
+                p_loss,
+                amount_used,
+                amount_imputed,
+                amount_at_risk: amount_used.map(|a| a * p_loss),
+            }
+        })
+        .collect();
+    let own_amount = |r: &RiskedDeal| amount(&scored[r.index]).unwrap_or(0.0);
+    deals.sort_by(|a, b| {
+        let risk = |r: &RiskedDeal| r.amount_at_risk.unwrap_or(r.p_loss);
+        risk(b)
+            .total_cmp(&risk(a))
+            .then(b.p_loss.total_cmp(&a.p_loss))
+            .then(own_amount(b).total_cmp(&own_amount(a)))
+            .then(a.opportunity_id.cmp(&b.opportunity_id))
+    });
+    let without = open_deals - with_amount;
+    let note = match (basis, valued_at) {
+        (RiskBasis::PLoss, _) if with_amount == 0 => {
+            "chance of losing, 1 − P(win), alone: no open deal has an amount".to_string()
+        }
+        (RiskBasis::PLoss, _) => format!(
+            "chance of losing, 1 − P(win), alone: only {with_amount} of {open_deals} open deals \
+             have an amount"
+        ),
+        (RiskBasis::AmountAtRisk, Some(v)) => format!(
+            "amount × chance of losing; the {without} of {open_deals} open deals without an amount \
+             valued at the median amount, {v:.0}"
+        ),
+        (RiskBasis::AmountAtRisk, None) => "amount × chance of losing".to_string(),
+    };
+    RiskRanking {
+        basis,
+        open_deals,
+        with_amount,
+        missing_amount_valued_at: valued_at,
+        note,
+        deals,
+    }
+}
+
 fn check_catalog(model: &WinModel, catalog: &Catalog) -> Result<()> {
     for c in &model.columns {
         if let ColumnSource::Definition { id, version, index } = &c.source {

@@ -29,6 +29,18 @@ pub const MIN_ADOPTION_DEALS: usize = 10;
 /// Fewest closed deals, and fewest wins and losses, for the win-rate model.
 pub const MIN_CLOSED: usize = 20;
 
+/// Fewest closed deals a rep needs to be ranked by win rate.
+pub const MIN_RANKED_CLOSED: usize = 10;
+
+/// Fewest wins, and fewest losses, a rep needs to be ranked by win rate: a rep who has never lost (or
+/// never won) has shown no win rate to compare, only how few deals they closed.
+pub const MIN_RANKED_WINS: usize = 3;
+pub const MIN_RANKED_LOSSES: usize = 3;
+
+/// Adjusted win rates closer than this (a ten-thousandth of a percentage point) are equal: the reps
+/// share a rank. Pooling with no spread between reps gives every rep exactly the same rate.
+pub const TIE_TOLERANCE: f64 = 1e-6;
+
 pub const CAVEAT: &str = "Rates are adjusted for the deal mix (the listed controls) and pulled toward \
 the average rep in proportion to how little data each rep has; what the controls do not capture \
 (territory, inherited relationships, luck) still shows in them. Behaviour effects are associations in \
@@ -84,7 +96,8 @@ pub fn deals_from_snapshots(snapshots: &[Snapshot]) -> Vec<Deal> {
 pub struct Scorecards {
     pub schema: u32,
     /// The win rate of the average rep on the whole team's closed deals: the centre adjusted win rates
-    /// are pulled toward, and the line a rep is above or below.
+    /// are pulled toward, and the line a rep is above or below. When win rates per rep are not
+    /// comparable ([`RankingRule::comparable`]), the deal-mix model's rate with no rep effect.
     pub mean_win_rate: f64,
     /// The deal-mix model of winning and how much reps differ beyond it.
     pub win_model: MixModel,
@@ -97,9 +110,42 @@ pub struct Scorecards {
     /// The behaviours significant for winning that adoption and coaching are about.
     pub behaviours: Vec<CoachedBehaviour>,
     pub teams: Vec<TeamSummary>,
-    /// Every rep with at least one deal, best adjusted win rate first (reps without closed deals last).
+    /// Who is ranked and how ties are decided.
+    pub ranking: RankingRule,
+    /// What about the data makes the ranks weaker or impossible, most serious first (empty when
+    /// nothing does). Printed above the scorecards.
+    pub warnings: Vec<Warning>,
+    /// Every rep with at least one deal: ranked reps best adjusted win rate first (tied reps by rep
+    /// id), then reps without a rank by rep id.
     pub reps: Vec<RepCard>,
     pub caveat: &'static str,
+}
+
+/// The rule behind `rank`: the thresholds and the tie tolerance, as numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct RankingRule {
+    /// False when win rates per rep cannot be compared at all (every lost deal, or every won deal,
+    /// lacks a rep): then no rep is ranked and no adjusted win rate is given.
+    pub comparable: bool,
+    /// A rep needs at least this many closed deals, wins and losses to be ranked.
+    pub min_closed: usize,
+    pub min_wins: usize,
+    pub min_losses: usize,
+    /// Adjusted win rates closer than this share a rank.
+    pub tie_tolerance: f64,
+    /// Reps ranked (of the whole sales force, also when `reps` is filtered).
+    pub ranked: usize,
+    /// Every ranked rep has the same rank (the between-rep spread is 0, or the rates are equal).
+    pub all_tied: bool,
+}
+
+/// A problem with the data that affects every rep's card.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Warning {
+    /// `losses_without_rep`, `wins_without_rep`, `rep_recorded_unevenly`, `reps_tied` or
+    /// `no_rep_ranked`.
+    pub code: &'static str,
+    pub text: String,
 }
 
 /// A deal-mix model and the spread of reps around it.
@@ -176,8 +222,16 @@ pub struct RepCard {
     pub name: Option<String>,
     pub team: Option<String>,
     pub manager_id: Option<String>,
-    /// 1 for the best adjusted win rate; absent without closed deals.
+    /// 1 for the best adjusted win rate; reps with equal rates share a rank (the next rank skips:
+    /// 1, 1, 3). Absent for reps who do not meet [`RankingRule`] (see `unranked_reason`).
     pub rank: Option<usize>,
+    /// The rank is shared with at least one other rep (shown as `=1`).
+    pub rank_tied: bool,
+    /// The ranks this rep could have given the 95 % intervals: from 1 + the reps whose interval lies
+    /// wholly above theirs to the ranked reps minus those whose interval lies wholly below.
+    pub rank_range: Option<[usize; 2]>,
+    /// Why the rep has no rank, in words (absent when ranked).
+    pub unranked_reason: Option<String>,
     pub deals: usize,
     pub closed: usize,
     pub won: usize,
@@ -185,8 +239,10 @@ pub struct RepCard {
     /// Won / closed, unadjusted.
     pub win_rate: Option<f64>,
     pub win: Option<WinScore>,
-    /// 1 for the best win rate beyond behaviours; absent without closed deals or coached behaviours.
+    /// 1 for the best win rate beyond behaviours, ties shared as for `rank`; absent when the rep has
+    /// no `rank` or there are no coached behaviours.
     pub rank_beyond_behaviours: Option<usize>,
+    pub rank_beyond_behaviours_tied: bool,
     /// The win rate adjusted for deal mix and for the behaviours in [`Scorecards::behaviours`] the
     /// rep's deals showed, pooled: what the rep adds that the measured behaviours do not explain.
     pub beyond_behaviours: Option<WinScore>,
@@ -841,6 +897,132 @@ fn pct(x: f64) -> String {
     format!("{:.0} %", 100.0 * x)
 }
 
+/// Warnings about how reps are recorded on closed deals, and whether win rates per rep can be
+/// compared at all: not when every lost deal (or every won deal) lacks a rep, since every rep would
+/// then have won (or lost) everything they closed.
+fn data_warnings(closed: &[&Deal]) -> (Vec<Warning>, bool) {
+    let count = |outcome: Outcome, with_rep: bool| {
+        closed
+            .iter()
+            .filter(|d| d.outcome == outcome && (!with_rep || d.rep_id.is_some()))
+            .count()
+    };
+    let (won, lost) = (count(Outcome::Won, false), count(Outcome::Lost, false));
+    let (won_rep, lost_rep) = (count(Outcome::Won, true), count(Outcome::Lost, true));
+    let mut warnings = Vec::new();
+    if lost_rep == 0 && won_rep > 0 {
+        warnings.push(Warning {
+            code: "losses_without_rep",
+            text: format!(
+                "lost deals carry no rep ({lost} lost deals, none with a rep): win rates per rep \
+                 cannot be compared, so no rep is ranked and no adjusted win rate is given"
+            ),
+        });
+    }
+    if won_rep == 0 && lost_rep > 0 {
+        warnings.push(Warning {
+            code: "wins_without_rep",
+            text: format!(
+                "won deals carry no rep ({won} won deals, none with a rep): win rates per rep \
+                 cannot be compared, so no rep is ranked and no adjusted win rate is given"
+            ),
+        });
+    }
+    let comparable = won_rep > 0 && lost_rep > 0;
+    if comparable {
+        let (share_won, share_lost) = (won_rep as f64 / won as f64, lost_rep as f64 / lost as f64);
+        if share_won.min(share_lost) < 0.5 * share_won.max(share_lost) {
+            warnings.push(Warning {
+                code: "rep_recorded_unevenly",
+                text: format!(
+                    "a rep is recorded on {} of won deals but {} of lost deals: every rep's win \
+                     rate is biased {} by how the rep field was filled",
+                    pct(share_won),
+                    pct(share_lost),
+                    if share_won > share_lost {
+                        "upward"
+                    } else {
+                        "downward"
+                    }
+                ),
+            });
+        }
+    }
+    (warnings, comparable)
+}
+
+/// Why a rep with `closed` closed deals, `won` of them won, gets no rank (none when they get one).
+fn unranked_reason(
+    comparable: bool,
+    warnings: &[Warning],
+    closed: usize,
+    won: usize,
+) -> Option<String> {
+    if !comparable {
+        return Some(warnings.first().map_or_else(
+            || "win rates per rep cannot be compared in this data".to_string(),
+            |w| w.text.clone(),
+        ));
+    }
+    let lost = closed - won;
+    if closed == 0 {
+        return Some("no closed deals yet".into());
+    }
+    if closed >= MIN_RANKED_CLOSED && won >= MIN_RANKED_WINS && lost >= MIN_RANKED_LOSSES {
+        return None;
+    }
+    let what = if lost == 0 {
+        format!("never lost a deal ({closed} closed, all won)")
+    } else if won == 0 {
+        format!("never won a deal ({closed} closed, all lost)")
+    } else {
+        format!("{closed} closed deals, {won} won and {lost} lost")
+    };
+    Some(format!(
+        "{what}: a rank needs at least {MIN_RANKED_CLOSED} closed deals with {MIN_RANKED_WINS} wins \
+         and {MIN_RANKED_LOSSES} losses"
+    ))
+}
+
+/// A rank with ties and the ranks the intervals allow.
+struct Ranked {
+    rank: usize,
+    tied: bool,
+    range: [usize; 2],
+}
+
+/// Competition ranks (1, 1, 3) of `(index, rate with its interval)`, highest estimate first: a rate
+/// within [`TIE_TOLERANCE`] of the first of a group of equal rates shares its rank. With each, the
+/// range of ranks the 95 % intervals allow. Returned best first, tied reps in input order.
+fn competition_ranks(entries: &[(usize, Interval)]) -> Vec<(usize, Ranked)> {
+    let mut order: Vec<&(usize, Interval)> = entries.iter().collect();
+    order.sort_by(|a, b| b.1.estimate.total_cmp(&a.1.estimate).then(a.0.cmp(&b.0)));
+    let m = order.len();
+    let mut out: Vec<(usize, Ranked)> = Vec::with_capacity(m);
+    let mut lead = (f64::INFINITY, 0usize);
+    for (pos, (i, rate)) in order.iter().enumerate() {
+        if (lead.0 - rate.estimate).abs() > TIE_TOLERANCE {
+            lead = (rate.estimate, pos + 1);
+        }
+        let above = entries.iter().filter(|(_, o)| o.low > rate.high).count();
+        let below = entries.iter().filter(|(_, o)| o.high < rate.low).count();
+        out.push((
+            *i,
+            Ranked {
+                rank: lead.1,
+                tied: false,
+                range: [1 + above, m - below],
+            },
+        ));
+    }
+    for k in 0..out.len() {
+        let r = out[k].1.rank;
+        let shared = out.iter().filter(|(_, o)| o.rank == r).count() > 1;
+        out[k].1.tied = shared;
+    }
+    out
+}
+
 /// Computes every rep's scorecard. `deals` gives each opportunity once (see [`deals_from_snapshots`]);
 /// `snapshots` give adoption; `discovery` the behaviours significant for winning and their effects;
 /// `reps` names, teams and managers (reps without a record still get a card).
@@ -870,6 +1052,15 @@ pub fn scorecards(
         .filter_map(|d| d.amount.filter(|a| *a > 0.0).map(|a| (d, a.ln())))
         .collect();
     let size = continuous_effects("deal_size", &control_names, &won_amounts, &["log_amount"]);
+
+    let (warnings, comparable) = data_warnings(&closed);
+    let mut win = win;
+    if !comparable {
+        // Pooled rep effects are meaningless here: the average rep is the team's deal mix as it is.
+        let eta = &win.reference;
+        win.model.average_rep =
+            eta.iter().map(|e| sigmoid(*e)).sum::<f64>() / eta.len().max(1) as f64;
+    }
 
     let record: HashMap<&str, &RepRecord> = reps.iter().map(|r| (r.rep_id.as_str(), r)).collect();
     let team_of = |rep: &str| record.get(rep).and_then(|r| r.team.clone());
@@ -966,8 +1157,15 @@ pub fn scorecards(
         let closed_n = mine.iter().filter(|d| d.outcome != Outcome::Open).count();
         let won = mine.iter().filter(|d| d.outcome == Outcome::Won).count();
         let open = mine.len() - closed_n;
-        let adjusted = win_score(&win, &closed, rep, won);
-        let beyond_behaviours = skill.as_ref().and_then(|k| win_score(k, &closed, rep, won));
+        let (adjusted, beyond_behaviours) = if comparable {
+            (
+                win_score(&win, &closed, rep, won),
+                skill.as_ref().and_then(|k| win_score(k, &closed, rep, won)),
+            )
+        } else {
+            (None, None)
+        };
+        let unranked_reason = unranked_reason(comparable, &warnings, closed_n, won);
         let raw_days: Vec<f64> = mine
             .iter()
             .filter(|d| d.outcome == Outcome::Won)
@@ -1051,6 +1249,9 @@ pub fn scorecards(
             team,
             manager_id: rec.and_then(|r| r.manager_id.clone()),
             rank: None,
+            rank_tied: false,
+            rank_range: None,
+            unranked_reason,
             deals: mine.len(),
             closed: closed_n,
             won,
@@ -1058,6 +1259,7 @@ pub fn scorecards(
             win_rate: rate(closed_n, won),
             win: adjusted,
             rank_beyond_behaviours: None,
+            rank_beyond_behaviours_tied: false,
             beyond_behaviours,
             cycle: cycle
                 .as_ref()
@@ -1069,32 +1271,64 @@ pub fn scorecards(
             coaching,
         });
     }
-    let key = |c: &RepCard| c.win.as_ref().map(|w| w.adjusted_win_rate.estimate);
-    cards.sort_by(|a, b| match (key(a), key(b)) {
-        (Some(x), Some(y)) => y.total_cmp(&x).then(a.rep_id.cmp(&b.rep_id)),
+    // Ranks by adjusted win rate, then the same for the rate beyond behaviours, among the reps who
+    // meet the ranking rule; the rest keep their scores but get no rank.
+    let ranked: Vec<(usize, Interval)> = cards
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.unranked_reason.is_none())
+        .filter_map(|(i, c)| c.win.as_ref().map(|w| (i, w.adjusted_win_rate)))
+        .collect();
+    for (i, r) in competition_ranks(&ranked) {
+        cards[i].rank = Some(r.rank);
+        cards[i].rank_tied = r.tied;
+        cards[i].rank_range = Some(r.range);
+    }
+    let ranked_beyond: Vec<(usize, Interval)> = cards
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.rank.is_some())
+        .filter_map(|(i, c)| {
+            c.beyond_behaviours
+                .as_ref()
+                .map(|w| (i, w.adjusted_win_rate))
+        })
+        .collect();
+    for (i, r) in competition_ranks(&ranked_beyond) {
+        cards[i].rank_beyond_behaviours = Some(r.rank);
+        cards[i].rank_beyond_behaviours_tied = r.tied;
+    }
+    cards.sort_by(|a, b| match (a.rank, b.rank) {
+        (Some(x), Some(y)) => x.cmp(&y).then(a.rep_id.cmp(&b.rep_id)),
         (Some(_), None) => std::cmp::Ordering::Less,
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => a.rep_id.cmp(&b.rep_id),
     });
-    let mut rank = 0;
-    for c in cards.iter_mut() {
-        if c.win.is_some() {
-            rank += 1;
-            c.rank = Some(rank);
-        }
+    let mut warnings = warnings;
+    let n_ranked = ranked.len();
+    let all_tied = n_ranked > 1 && cards.iter().all(|c| c.rank.is_none_or(|r| r == 1));
+    if all_tied {
+        let why = if win.model.between_rep_sd == 0.0 {
+            "the spread between reps beyond the deal mix is estimated at 0"
+        } else {
+            "their adjusted win rates are equal"
+        };
+        warnings.push(Warning {
+            code: "reps_tied",
+            text: format!(
+                "reps do not differ more than chance would make them ({why}): all {n_ranked} ranked \
+                 reps are tied at =1"
+            ),
+        });
     }
-    let mut by_skill: Vec<(f64, usize)> = cards
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            c.beyond_behaviours
-                .as_ref()
-                .map(|w| (w.adjusted_win_rate.estimate, i))
-        })
-        .collect();
-    by_skill.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (r, (_, i)) in by_skill.into_iter().enumerate() {
-        cards[i].rank_beyond_behaviours = Some(r + 1);
+    if comparable && n_ranked == 0 && cards.iter().any(|c| c.closed > 0) {
+        warnings.push(Warning {
+            code: "no_rep_ranked",
+            text: format!(
+                "no rep has at least {MIN_RANKED_CLOSED} closed deals with {MIN_RANKED_WINS} wins and \
+                 {MIN_RANKED_LOSSES} losses: no rep is ranked"
+            ),
+        });
     }
 
     let mut teams: BTreeMap<String, TeamSummary> = BTreeMap::new();
@@ -1153,6 +1387,16 @@ pub fn scorecards(
         size_model: size.map(|s| s.model),
         behaviours,
         teams: teams.into_values().collect(),
+        ranking: RankingRule {
+            comparable,
+            min_closed: MIN_RANKED_CLOSED,
+            min_wins: MIN_RANKED_WINS,
+            min_losses: MIN_RANKED_LOSSES,
+            tie_tolerance: TIE_TOLERANCE,
+            ranked: n_ranked,
+            all_tied,
+        },
+        warnings,
         reps: cards,
         caveat: CAVEAT,
     })

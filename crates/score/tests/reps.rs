@@ -8,7 +8,10 @@ use winsignal_core::{Outcome, Ts};
 use winsignal_discover::{Discovery, Effect, Finding, Interval, Outcome as Studied, Raw, Status};
 use winsignal_features::catalog::Catalog;
 use winsignal_features::snapshot::{ControlValue, Snapshot};
-use winsignal_score::reps::{deals_from_snapshots, scorecards, Deal, RepRecord, Scorecards};
+use winsignal_score::reps::{
+    deals_from_snapshots, scorecards, Deal, RepRecord, Scorecards, MIN_RANKED_LOSSES,
+    MIN_RANKED_WINS,
+};
 
 fn catalog() -> Catalog {
     winsignal_features::default_catalog()
@@ -176,10 +179,24 @@ fn a_small_perfect_record_is_pulled_toward_the_mean_and_not_ranked_over_a_long_b
         lucky_win.adjusted_win_rate.estimate > s.mean_win_rate,
         "still above the mean"
     );
-    // The strong rep is first; the lucky one is not.
+    // The strong rep is first; the lucky one, who has never lost, is not ranked at all and says why.
     assert_eq!(s.reps[0].rep_id, "strong");
     assert_eq!(strong.rank, Some(1));
-    assert!(lucky.rank.unwrap() > 1);
+    assert!(!strong.rank_tied);
+    assert_eq!(lucky.rank, None);
+    assert!(
+        lucky
+            .unranked_reason
+            .as_deref()
+            .unwrap()
+            .contains("never lost a deal"),
+        "{lucky:?}"
+    );
+    assert_eq!(
+        s.reps.last().unwrap().rep_id,
+        "lucky",
+        "unranked reps come last"
+    );
     assert!(strong_win.adjusted_win_rate.estimate > lucky_win.adjusted_win_rate.estimate);
     // The strong rep is clearly above the mean; the lucky one's interval is wide and covers it.
     assert!(strong_win.adjusted_win_rate.low > s.mean_win_rate);
@@ -371,4 +388,202 @@ fn coaching_lists_only_behaviours_below_the_top_quartile_ranked_by_extra_wins() 
         .sum::<usize>() as f64
         / 360.0;
     assert_eq!(bottom.adoption[0].team, Some(east));
+}
+
+/// The ranks of the ranked reps, in card order.
+fn ranks(s: &Scorecards) -> Vec<usize> {
+    s.reps.iter().filter_map(|c| c.rank).collect()
+}
+
+#[test]
+fn lost_deals_without_a_rep_rank_no_one_and_say_why() {
+    // Issue 13, item 5: every lost deal lacks a rep (the CRM only recorded the owner of won deals), so
+    // every rep "won" everything they closed. Before the fix every rep showed 100 % raw, an adjusted
+    // rate near 100 % with a narrow interval, and ranks 1 to 20 in id order.
+    let catalog = catalog();
+    let mut deals = Vec::new();
+    let mut reps = Vec::new();
+    for r in 0..20 {
+        let id = format!("rep{r:02}");
+        let mut mine = deals_of(&catalog, &id, 30, 12 + r % 7, 3);
+        for d in mine.iter_mut().filter(|d| d.outcome == Outcome::Lost) {
+            d.rep_id = None;
+        }
+        deals.extend(mine);
+        reps.push(record(&id, "Team"));
+    }
+    // A rep with a single deal, won.
+    deals.extend(deals_of(&catalog, "single", 1, 1, 0));
+    let s = scorecards(&catalog, &[], &empty_discovery(), &deals, &reps).unwrap();
+
+    assert!(!s.ranking.comparable);
+    assert_eq!(s.warnings[0].code, "losses_without_rep");
+    assert!(
+        s.warnings[0].text.starts_with("lost deals carry no rep (")
+            && s.warnings[0]
+                .text
+                .contains("win rates per rep cannot be compared"),
+        "{:?}",
+        s.warnings
+    );
+    assert_eq!(s.reps.len(), 21);
+    for c in &s.reps {
+        assert_eq!(c.win_rate, Some(1.0), "the raw rate is what the data say");
+        assert_eq!(c.rank, None, "{c:?}");
+        assert!(c.win.is_none() && c.beyond_behaviours.is_none(), "{c:?}");
+        assert!(c
+            .unranked_reason
+            .as_deref()
+            .unwrap()
+            .contains("lost deals carry no rep"));
+    }
+    // Cards come in rep id order when nobody is ranked, not in an order that looks like a ranking.
+    let ids: Vec<&str> = s.reps.iter().map(|c| c.rep_id.as_str()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+    // Cycle time is measured on won deals only and still compares reps.
+    assert!(s
+        .reps
+        .iter()
+        .filter(|c| c.closed >= 20)
+        .all(|c| c.cycle.is_some()));
+
+    // The mirror image: won deals without a rep.
+    let mut flipped = deals.clone();
+    for d in flipped.iter_mut() {
+        if d.outcome == Outcome::Won {
+            d.rep_id = None;
+        } else if d.outcome == Outcome::Lost {
+            d.rep_id = Some(format!(
+                "rep{:02}",
+                d.opportunity_id[3..5].parse::<usize>().unwrap()
+            ));
+        }
+    }
+    let s = scorecards(&catalog, &[], &empty_discovery(), &flipped, &reps).unwrap();
+    assert_eq!(s.warnings[0].code, "wins_without_rep");
+    assert!(s.reps.iter().all(|c| c.rank.is_none() && c.win.is_none()));
+}
+
+#[test]
+fn reps_without_enough_wins_and_losses_get_no_rank_and_a_reason() {
+    let catalog = catalog();
+    let mut deals = Vec::new();
+    let mut reps = Vec::new();
+    for r in 0..10 {
+        let id = format!("avg{r}");
+        deals.extend(deals_of(&catalog, &id, 60, 20 + 2 * r, 2));
+        reps.push(record(&id, "Team"));
+    }
+    // Never lost (many deals), never won, too few losses, too few deals, nothing closed.
+    deals.extend(deals_of(&catalog, "unbeaten", 25, 25, 0));
+    deals.extend(deals_of(&catalog, "winless", 25, 0, 0));
+    deals.extend(deals_of(&catalog, "two_losses", 40, 38, 0));
+    deals.extend(deals_of(&catalog, "few", 8, 4, 0));
+    deals.extend(deals_of(&catalog, "new", 0, 0, 4));
+    let s = scorecards(&catalog, &[], &empty_discovery(), &deals, &reps).unwrap();
+    assert!(s.ranking.comparable);
+    assert_eq!(
+        (s.ranking.min_wins, s.ranking.min_losses),
+        (MIN_RANKED_WINS, MIN_RANKED_LOSSES)
+    );
+    for (id, says) in [
+        ("unbeaten", "never lost a deal"),
+        ("winless", "never won a deal"),
+        ("two_losses", "40 closed deals, 38 won and 2 lost"),
+        ("few", "8 closed deals, 4 won and 4 lost"),
+        ("new", "no closed deals yet"),
+    ] {
+        let c = card(&s, id);
+        assert_eq!(c.rank, None, "{id}");
+        assert_eq!(c.rank_beyond_behaviours, None, "{id}");
+        let reason = c.unranked_reason.as_deref().unwrap();
+        assert!(reason.contains(says), "{id}: {reason}");
+        // The pooled estimate is still there to read, with its interval; it just is not ranked.
+        assert_eq!(c.win.is_some(), id != "new", "{id}");
+    }
+    // The ten ordinary reps are ranked 1 to 10 and come first; the five others after them.
+    assert_eq!(ranks(&s), (1..=10).collect::<Vec<_>>());
+    assert!(s.reps[..10].iter().all(|c| c.unranked_reason.is_none()));
+    assert!(s.reps[10..].iter().all(|c| c.rank.is_none()));
+    assert_eq!(s.reps[0].rep_id, "avg9");
+    // Ranks go with the intervals: every rank sits inside the range its interval allows, and the best
+    // and the worst ordinary reps cannot swap.
+    for c in s.reps.iter().filter(|c| c.rank.is_some()) {
+        let [lo, hi] = c.rank_range.unwrap();
+        assert!(
+            lo <= c.rank.unwrap() && c.rank.unwrap() <= hi && hi <= 10,
+            "{c:?}"
+        );
+    }
+}
+
+#[test]
+fn reps_who_do_not_differ_beyond_chance_are_tied_not_ranked_in_id_order() {
+    // Twelve reps with the same record: the between-rep spread is estimated at 0 and pooling gives
+    // every rep the same adjusted rate. Before the fix they were ranked 1 to 12 in rep id order.
+    let catalog = catalog();
+    let mut deals = Vec::new();
+    let mut reps = Vec::new();
+    for r in 0..12 {
+        let id = format!("same{r:02}");
+        deals.extend(deals_of(&catalog, &id, 40, 20, 1));
+        reps.push(record(&id, "Team"));
+    }
+    let s = scorecards(&catalog, &[], &empty_discovery(), &deals, &reps).unwrap();
+    assert_eq!(s.win_model.between_rep_sd, 0.0);
+    assert!(s.ranking.all_tied);
+    assert_eq!(ranks(&s), vec![1; 12]);
+    assert!(s.reps.iter().all(|c| c.rank_tied));
+    assert!(s.reps.iter().all(|c| c.rank_range == Some([1, 12])));
+    let tied = s.warnings.iter().find(|w| w.code == "reps_tied").unwrap();
+    assert!(tied
+        .text
+        .contains("reps do not differ more than chance would make them"));
+
+    // Reps whose true rates differ only a little, well within chance: the spread is 0 again, and
+    // every rep is tied, whatever their raw rates.
+    let mut deals = Vec::new();
+    for r in 0..12 {
+        let id = format!("near{r:02}");
+        deals.extend(deals_of(&catalog, &id, 40, 19 + r % 3, 1));
+    }
+    let s = scorecards(&catalog, &[], &empty_discovery(), &deals, &[]).unwrap();
+    assert_eq!(s.win_model.between_rep_sd, 0.0, "{:?}", s.win_model);
+    assert_eq!(ranks(&s), vec![1; 12]);
+
+    // Two pairs of reps with identical records among reps who differ: each pair shares a rank and the
+    // next rank is skipped (1, 1, 3 …).
+    let mut deals = Vec::new();
+    for (id, won) in [
+        ("a", 90),
+        ("b", 90),
+        ("c", 70),
+        ("d", 50),
+        ("e", 50),
+        ("f", 30),
+    ] {
+        deals.extend(deals_of(&catalog, id, 120, won, 0));
+    }
+    let s = scorecards(&catalog, &[], &empty_discovery(), &deals, &[]).unwrap();
+    assert!(s.win_model.between_rep_sd > 0.1);
+    let got: Vec<(&str, usize, bool)> = s
+        .reps
+        .iter()
+        .map(|c| (c.rep_id.as_str(), c.rank.unwrap(), c.rank_tied))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", 1, true),
+            ("b", 1, true),
+            ("c", 3, false),
+            ("d", 4, true),
+            ("e", 4, true),
+            ("f", 6, false)
+        ]
+    );
+    assert!(!s.ranking.all_tied);
+    assert!(s.warnings.iter().all(|w| w.code != "reps_tied"));
 }
