@@ -220,6 +220,14 @@ fn company(dir: &std::path::Path, n: usize, kind: Company, seed: u64) {
         writeln!(stages, "O{i},Discovery,{}", day(created)).unwrap();
         writeln!(stages, "O{i},Proposal,{}", day(created + 20)).unwrap();
     }
+    // A few deals still open at the end, to score.
+    for i in n..n + 12 {
+        writeln!(accounts, "A{i},Account {i},SMB,100").unwrap();
+        let amount = (20_000.0 * (next() * 2.0 - 1.0).exp()).round();
+        writeln!(opps, "O{i},A{i},{amount},{},,open,Proposal", day(480)).unwrap();
+        writeln!(stages, "O{i},Discovery,{}", day(480)).unwrap();
+        writeln!(stages, "O{i},Proposal,{}", day(490)).unwrap();
+    }
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("accounts.csv"), accounts).unwrap();
     std::fs::write(dir.join("opportunities.csv"), opps).unwrap();
@@ -375,4 +383,23 @@ fn a_small_company_keeps_the_simplest_model_that_wins_on_the_calibration_deals()
         text.contains(&format!("Kept {}", selection["chosen"].as_str().unwrap())),
         "{text}"
     );
+
+    // Whichever candidate is kept, it scores and explains like the boosting machine: the intercept plus
+    // the factors is the logit.
+    let scores: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let deals = scores["deals"].as_array().unwrap();
+    assert_eq!(deals.len(), 12);
+    for d in deals {
+        let mut factors: Vec<&Value> = d["factors"].as_array().unwrap().iter().collect();
+        factors.sort_by_key(|f| f["term_index"].as_u64().unwrap());
+        let sum = factors
+            .iter()
+            .fold(d["intercept"].as_f64().unwrap(), |s, f| {
+                s + f["logit"].as_f64().unwrap()
+            });
+        assert_eq!(sum, d["logit"].as_f64().unwrap());
+    }
+    let id = deals[0]["opportunity_id"].as_str().unwrap();
+    let ex: Value = serde_json::from_str(&winsignal(&data, &["explain", id, "--json"])).unwrap();
+    assert_eq!(ex["deal"]["logit"], deals[0]["logit"]);
 }
