@@ -1,19 +1,18 @@
 //! Runs every analysis of a discovery: behaviour × landmark × outcome, rules, and the false-discovery
 //! control across all of them.
 
-use crate::design::{self, ControlColumn, ControlValues, Design, DesignError};
+use crate::design::{self, ControlColumn, ControlValues, Design, DesignError, Separation};
+use crate::inference;
 use crate::quantile::{auc, quantile, sorted};
 use crate::{
-    Adoption, BehaviourDetail, Discovery, Effect, Finding, Interval, LandmarkSummary, Options,
-    Outcome, Raw, Rule, Status, CAVEAT,
+    Adoption, BehaviourDetail, Discovery, Finding, Interval, LandmarkSummary, Options, Outcome,
+    Raw, Rule, Status, CAVEAT,
 };
 use std::collections::BTreeMap;
 use winsignal_core::time::MS_PER_DAY;
 use winsignal_features::catalog::{Catalog, Control, Definition, Recorded};
 use winsignal_features::snapshot::{ControlValue, Snapshot};
-use winsignal_stats::cox::{self, CoxOptions};
-use winsignal_stats::logit::{self, LogitFit, LogitOptions};
-use winsignal_stats::{cluster_ids, dist, km, multiple, ols, Estimates, FitError};
+use winsignal_stats::{cluster_ids, dist, km, multiple};
 
 /// A single-feature AUC beyond this (or below 1 − this) is flagged as possible leakage.
 const LEAKAGE_AUC: f64 = 0.95;
@@ -24,9 +23,9 @@ const LEAKAGE_SHARE_AFTER: f64 = 0.5;
 const LEAKAGE_MIN_DEALS: u64 = 30;
 /// Fewest reps whose deals have (and lack) the behaviour for cluster-robust errors to be trusted.
 const MIN_REPS: usize = 5;
-/// A plain logistic coefficient beyond this (log-odds per standard deviation of its column) is treated as
-/// separation.
-const SEPARATION_COEF: f64 = 10.0;
+/// A 2 × 2 table (behaviour × won) with a cell below this many deals gets Fisher's exact test as a floor
+/// under the adjusted p-value.
+const TINY_CELL: usize = 5;
 
 /// Why a discovery could not run at all.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +72,9 @@ pub fn discover(
             )));
         }
     }
+    // Columns that may be recorded because of the outcome; flagged controls leave the models.
+    let column_flags = crate::leakage::suspect_columns(catalog, snaps);
+    let opts = &crate::leakage::without_suspects(opts, &column_flags);
     let landmarks: Vec<LandmarkSummary> = landmarks
         .into_iter()
         .filter(|l| opts.landmarks.is_empty() || opts.landmarks.contains(&l.name))
@@ -214,6 +216,7 @@ pub fn discover(
             r.significant = *q < opts.fdr;
         }
     }
+    crate::leakage::mark(&column_flags, opts, &mut findings, &mut rules);
     let details = defs
         .iter()
         .filter(|d| d.flag.is_some())
@@ -246,6 +249,7 @@ pub fn discover(
             .controls
             .iter()
             .map(Control::column)
+            .filter(|c| !opts.leave_out_controls.contains(c))
             .chain(std::iter::once(AGE_CONTROL.to_string()))
             .collect(),
         cluster: "rep",
@@ -258,6 +262,7 @@ pub fn discover(
         rules,
         tests,
         details,
+        leakage: column_flags,
         caveat: CAVEAT,
     })
 }
@@ -307,6 +312,7 @@ fn controls_for<'a>(
     lm: &'a LandmarkRows<'_>,
     idx: &[usize],
     outcome: Outcome,
+    opts: &Options,
 ) -> Vec<ControlColumn<'a>> {
     let mut out: Vec<ControlColumn<'a>> = catalog
         .controls
@@ -314,6 +320,8 @@ fn controls_for<'a>(
         .zip(&lm.controls)
         // Log amount is the deal-size outcome itself.
         .filter(|(c, _)| !(outcome == Outcome::DealSize && **c == Control::LogAmount))
+        // Controls flagged as possible leakage (crate::leakage), or left out by the caller.
+        .filter(|(c, _)| !opts.leave_out_controls.contains(&c.column()))
         .map(|(c, coded)| {
             // Named numeric controls, and attributes whose every present value is a number.
             let numeric = c.is_numeric() || {
@@ -451,16 +459,6 @@ fn clusters(lm: &LandmarkRows<'_>, idx: &[usize]) -> Vec<u32> {
         .collect()
 }
 
-fn interval(beta: f64, se: f64, step: f64, transform: impl Fn(f64) -> f64) -> (f64, f64, f64) {
-    let q = dist::normal_quantile(0.975);
-    let (a, b) = ((beta - q * se) * step, (beta + q * se) * step);
-    (
-        transform(beta * step),
-        transform(a.min(b)),
-        transform(a.max(b)),
-    )
-}
-
 fn landmark_words(name: &str) -> String {
     if let Some(stage) = name.strip_prefix("stage:") {
         format!("by {stage}")
@@ -471,67 +469,6 @@ fn landmark_words(name: &str) -> String {
     } else {
         format!("at {name}")
     }
-}
-
-/// A logistic fit that falls back to Firth's penalised likelihood when the plain fit separates.
-fn fit_logit(y: &[f64], d: &Design, clusters: &[u32]) -> Result<LogitFit, FitError> {
-    let plain = logit::fit(y, &d.x, Some(clusters), &LogitOptions::default());
-    let separated = match &plain {
-        // A coefficient is judged on the column's scale: log-odds per standard deviation.
-        Ok(f) => f.est.beta.iter().enumerate().skip(1).any(|(j, b)| {
-            let col = d.x.column(j);
-            let mean = col.iter().sum::<f64>() / col.len() as f64;
-            let sd = (col.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / col.len() as f64)
-                .sqrt();
-            (b * sd).abs() > SEPARATION_COEF
-        }),
-        // Weights p(1 − p) vanishing on some rows make the information singular: quasi-separation.
-        Err(FitError::NotConverged { .. } | FitError::Singular { .. }) => true,
-        Err(_) => false,
-    };
-    if !separated {
-        return plain;
-    }
-    logit::fit(
-        y,
-        &d.x,
-        Some(clusters),
-        &LogitOptions {
-            firth: true,
-            ..LogitOptions::default()
-        },
-    )
-}
-
-fn effect(
-    scale: &'static str,
-    est: &Estimates,
-    j: usize,
-    step: f64,
-    transform: impl Fn(f64) -> f64,
-    method: &'static str,
-    penalised: bool,
-) -> Option<Effect> {
-    let se = est.se(j);
-    if !se.is_finite() || se <= 0.0 {
-        return None;
-    }
-    let (estimate, low, high) = interval(est.beta[j], se, step, &transform);
-    let (z, p) = est.z(j);
-    Some(Effect {
-        scale,
-        estimate,
-        low,
-        high,
-        ame_pp: None,
-        coef: est.beta[j],
-        se,
-        z,
-        p,
-        q: f64::NAN,
-        method,
-        penalised,
-    })
 }
 
 fn analyse(
@@ -608,6 +545,15 @@ fn analyse(
             let (a, b) = split(&|i| won[i] as u8 as f64);
             finding.raw.with = a;
             finding.raw.without = b;
+            if !continuous {
+                let [with_won, with_lost, without_won, without_lost] = table(&focal, &won);
+                finding.raw.exact_p = Some(dist::fisher_exact(
+                    with_won as u64,
+                    with_lost as u64,
+                    without_won as u64,
+                    without_lost as u64,
+                ));
+            }
         }
         Outcome::DealSize => {
             let (a, b) = split(&|i| rows[i].amount.unwrap_or(f64::NAN).ln());
@@ -660,6 +606,30 @@ fn analyse(
             "the deals {side} it belong to {k} rep{}; errors clustered by rep need at least {MIN_REPS}",
             if k == 1 { "" } else { "s" }
         ))
+    } else if outcome == Outcome::CycleTime
+        && (0..rows.len())
+            .filter(|i| won[*i] && is_with(focal[*i]))
+            .count()
+            == 0
+    {
+        Some(format!(
+            "no deal {} it closed won, so there is no time to close won to compare (a hazard ratio of 0)",
+            if continuous { "above the median" } else { "with" }
+        ))
+    } else if outcome == Outcome::CycleTime
+        && (0..rows.len())
+            .filter(|i| won[*i] && !is_with(focal[*i]))
+            .count()
+            == 0
+    {
+        Some(format!(
+            "no deal {} it closed won, so there is no time to close won to compare with",
+            if continuous {
+                "at or below the median"
+            } else {
+                "without"
+            }
+        ))
     } else if outcome == Outcome::CycleTime && events < opts.min_events {
         Some(format!(
             "{events} closed won; at least {} are needed",
@@ -697,20 +667,24 @@ fn analyse(
         finding.step = Some(step);
         finding.step_kind = Some(if step_is_iqr { "iqr" } else { "sd" });
     }
-    let controls = controls_for(catalog, lm, &idx, outcome);
+    let controls = controls_for(catalog, lm, &idx, outcome, opts);
     let refuse = |mut f: Finding, why: String| {
         f.status = Status::Refused;
         f.note = Some(why);
         f
     };
     let y01: Vec<f64> = won.iter().map(|w| *w as u8 as f64).collect();
-    let separating = (outcome == Outcome::Win).then_some(y01.as_slice());
+    let separation = match outcome {
+        Outcome::Win => Separation::Outcome(&y01),
+        Outcome::CycleTime => Separation::NoEvents(&y01),
+        Outcome::DealSize => Separation::None,
+    };
     let design = match design::build(
         &d.def.id,
         &focal,
         &controls,
         outcome != Outcome::CycleTime,
-        separating,
+        separation,
     ) {
         Ok(design) => design,
         Err(DesignError::FocalCollinear) => {
@@ -722,103 +696,62 @@ fn analyse(
     };
     finding.adjusted_for = design.adjusted_for.clone();
     finding.dropped = design.dropped.clone();
-    match outcome {
+    let estimated = match outcome {
         Outcome::Win => {
-            let y: Vec<f64> = won.iter().map(|w| *w as u8 as f64).collect();
-            // Unadjusted odds ratio, for the raw-versus-adjusted comparison.
-            let raw_x = winsignal_stats::Matrix::from_rows(
-                rows.len(),
-                2,
-                focal.iter().flat_map(|v| [1.0, *v]).collect(),
-            );
-            if let Ok(raw) = logit::fit(&y, &raw_x, Some(&cl), &LogitOptions::default()) {
-                let (e, lo, hi) = interval(raw.est.beta[1], raw.est.se(1), step, f64::exp);
+            // Unadjusted odds ratio, for the raw-versus-adjusted comparison, computed the same way.
+            let raw_design = Design {
+                names: vec!["(intercept)".into(), d.def.id.clone()],
+                x: winsignal_stats::Matrix::from_rows(
+                    rows.len(),
+                    2,
+                    focal.iter().flat_map(|v| [1.0, *v]).collect(),
+                ),
+                adjusted_for: Vec::new(),
+                dropped: Vec::new(),
+            };
+            if let Ok(raw) = inference::logit_effect(&y01, &raw_design, &cl, 1, step, continuous) {
                 finding.raw.odds_ratio = Some(Interval {
-                    estimate: e,
-                    low: lo,
-                    high: hi,
+                    estimate: raw.estimate,
+                    low: raw.low,
+                    high: raw.high,
                 });
-                finding.raw.p = Some(raw.est.z(1).1);
+                finding.raw.p = Some(raw.p);
             }
-            match fit_logit(&y, &design, &cl) {
-                Ok(fit) => {
-                    let method = "logistic regression, cluster-robust (by rep) standard errors";
-                    finding.effect =
-                        effect("odds_ratio", &fit.est, 1, step, f64::exp, method, fit.firth);
-                    let me = if continuous {
-                        fit.ame_dydx(&design.x, 1)
-                    } else {
-                        fit.ame_dummy(&design.x, 1)
-                    };
-                    let q = dist::normal_quantile(0.975);
-                    if let Some(e) = finding.effect.as_mut() {
-                        e.ame_pp = Some(Interval {
-                            estimate: 100.0 * me.effect * step,
-                            low: 100.0 * (me.effect - q * me.se) * step,
-                            high: 100.0 * (me.effect + q * me.se) * step,
+            inference::logit_effect(&y01, &design, &cl, 1, step, continuous).map(|mut e| {
+                if e.penalised {
+                    finding.note = Some(
+                        "penalised (Firth) fit: the plain fit separated won from lost; the interval and p-value are from the profile penalised likelihood".into(),
+                    );
+                }
+                // Tiny cells: the p-value is never below Fisher's exact test of the raw table.
+                if let (false, Some(exact)) = (continuous, finding.raw.exact_p) {
+                    if tiny_cells(&focal, &won) && exact > e.p {
+                        e.p = exact;
+                        let note = "fewer than 5 deals in a cell of the with/without × won/lost table: the p-value is Fisher's exact test's";
+                        finding.note = Some(match finding.note.take() {
+                            Some(n) => format!("{n}; {note}"),
+                            None => note.into(),
                         });
                     }
-                    if fit.firth {
-                        finding.note = Some(
-                            "penalised (Firth) fit: the plain fit separated won from lost".into(),
-                        );
-                    }
                 }
-                Err(e) => {
-                    return refuse(
-                        finding,
-                        format!("refused: the model could not be fitted ({e})"),
-                    )
-                }
-            }
+                e
+            })
         }
         Outcome::CycleTime => {
             let time: Vec<f64> = rows.iter().map(|s| s.days_observed.max(1e-6)).collect();
-            match cox::fit(&time, &won, &design.x, Some(&cl), &CoxOptions::default()) {
-                Ok(fit) => {
-                    finding.effect = effect(
-                        "hazard_ratio",
-                        &fit.estimates(),
-                        0,
-                        step,
-                        f64::exp,
-                        "Cox proportional hazards (Efron ties) of time to close-won, lost deals censored at close and open deals at the end of data, cluster-robust (by rep) standard errors",
-                        false,
-                    );
-                }
-                Err(e) => {
-                    return refuse(
-                        finding,
-                        format!("refused: the model could not be fitted ({e})"),
-                    )
-                }
-            }
+            inference::cox_effect(&time, &won, &design, &cl, 0, step)
         }
         Outcome::DealSize => {
             let y: Vec<f64> = rows
                 .iter()
                 .map(|s| s.amount.unwrap_or(f64::NAN).ln())
                 .collect();
-            match ols::fit(&y, &design.x, Some(&cl)) {
-                Ok(fit) => {
-                    finding.effect = effect(
-                        "percent_change",
-                        &fit.est,
-                        1,
-                        step,
-                        |b| 100.0 * b.exp_m1(),
-                        "linear regression of log amount among won deals, cluster-robust (by rep) standard errors",
-                        false,
-                    );
-                }
-                Err(e) => {
-                    return refuse(
-                        finding,
-                        format!("refused: the model could not be fitted ({e})"),
-                    )
-                }
-            }
+            inference::ols_effect(&y, &design, &cl, 1, step)
         }
+    };
+    match estimated {
+        Ok(e) => finding.effect = Some(e),
+        Err(why) => return refuse(finding, why),
     }
     if finding.effect.is_some() {
         finding.status = Status::Estimated;
@@ -989,26 +922,38 @@ fn rule(
         rule.note = Some("not enough data in the estimation half".into());
         return Some(rule);
     }
-    let controls = controls_for(catalog, lm, &estimate_idx, Outcome::Win);
-    let Ok(design) = design::build(&d.def.id, &focal, &controls, true, Some(&y)) else {
+    let controls = controls_for(catalog, lm, &estimate_idx, Outcome::Win, opts);
+    let Ok(design) = design::build(&d.def.id, &focal, &controls, true, Separation::Outcome(&y))
+    else {
         rule.note = Some("refused: the rule is fully explained by the controls".into());
         return Some(rule);
     };
-    match fit_logit(&y, &design, &clusters(lm, &estimate_idx)) {
-        Ok(fit) => {
-            rule.effect = effect(
-                "odds_ratio",
-                &fit.est,
-                1,
-                1.0,
-                f64::exp,
-                "logistic regression on the half of the deals the threshold was not chosen on, cluster-robust (by rep) standard errors",
-                fit.firth,
-            );
-        }
-        Err(e) => rule.note = Some(format!("refused: the model could not be fitted ({e})")),
+    match inference::logit_effect(&y, &design, &clusters(lm, &estimate_idx), 1, 1.0, false) {
+        Ok(e) => rule.effect = Some(e),
+        Err(why) => rule.note = Some(why),
     }
     Some(rule)
+}
+
+/// The 2 × 2 table of a yes/no column against winning: `[with won, with lost, without won, without
+/// lost]`.
+fn table(focal: &[f64], won: &[bool]) -> [usize; 4] {
+    let mut t = [0usize; 4];
+    for (v, w) in focal.iter().zip(won) {
+        let cell = match (*v == 1.0, *w) {
+            (true, true) => 0,
+            (true, false) => 1,
+            (false, true) => 2,
+            (false, false) => 3,
+        };
+        t[cell] += 1;
+    }
+    t
+}
+
+/// Whether a cell of the yes/no × won/lost table has fewer than [`TINY_CELL`] deals.
+fn tiny_cells(focal: &[f64], won: &[bool]) -> bool {
+    table(focal, won).iter().any(|c| *c < TINY_CELL)
 }
 
 // `is_multiple_of` is newer than the workspace's minimum Rust version.

@@ -124,16 +124,29 @@ fn encode_numeric(name: &str, values: &[Option<f64>]) -> Vec<(String, Vec<f64>)>
     out
 }
 
+/// Which control levels would make a coefficient infinite, and are left out (their rows counted with the
+/// reference level).
+#[derive(Clone, Copy)]
+pub enum Separation<'a> {
+    /// No check (linear regression).
+    None,
+    /// A binary outcome (0/1 per row): a level whose rows all have the same outcome.
+    Outcome(&'a [f64]),
+    /// Events of a survival model (1 = the event happened): a level without any event — its hazard
+    /// ratio would be 0, and the fit would not converge.
+    NoEvents(&'a [f64]),
+}
+
 /// Builds the design for `focal` (one value per row) and the controls. With `intercept` false (Cox
-/// models have none) the first column is the focal one. With a binary `outcome`, a control level (or
-/// missing-value indicator) whose rows all have the same outcome (it separates them: its coefficient would be infinite) is left out,
-/// its rows counted with the reference level.
+/// models have none) the first column is the focal one. A control level (or missing-value indicator)
+/// that separates the outcome as `separation` says is left out, its rows counted with the reference
+/// level.
 pub fn build(
     focal_name: &str,
     focal: &[f64],
     controls: &[ControlColumn<'_>],
     intercept: bool,
-    outcome: Option<&[f64]>,
+    separation: Separation<'_>,
 ) -> Result<Design, DesignError> {
     let n = focal.len();
     let mut cols: Vec<(String, Option<String>, Vec<f64>)> = Vec::new();
@@ -152,15 +165,25 @@ pub fn build(
         for (name, v) in encoded {
             let first = v.first().copied().unwrap_or(0.0);
             let indicator = v.iter().all(|x| *x == 0.0 || *x == 1.0);
+            let level = || (0..n).filter(|i| v[*i] == 1.0);
             let separates = indicator
-                && outcome.is_some_and(|y| {
-                    let mut level = (0..n).filter(|i| v[*i] == 1.0).map(|i| y[i]);
-                    level.next().is_some_and(|first| level.all(|x| x == first))
-                });
+                && match separation {
+                    Separation::None => false,
+                    Separation::Outcome(y) => {
+                        let mut outcomes = level().map(|i| y[i]);
+                        outcomes
+                            .next()
+                            .is_some_and(|first| outcomes.all(|x| x == first))
+                    }
+                    Separation::NoEvents(events) => level().all(|i| events[i] == 0.0),
+                };
             if v.iter().all(|x| *x == first) {
                 dropped.push(name);
             } else if separates {
-                dropped.push(format!("{name} (every deal has the same outcome)"));
+                dropped.push(match separation {
+                    Separation::NoEvents(_) => format!("{name} (no deal at this level closed won)"),
+                    _ => format!("{name} (every deal has the same outcome)"),
+                });
             } else {
                 cols.push((name, Some(c.name.clone()), v));
             }
@@ -290,15 +313,28 @@ mod tests {
             &focal,
             &[numeric("n", 1.0), numeric("twice", 2.0)],
             true,
-            None,
+            Separation::None,
         )
         .unwrap_or_else(|_| panic!("design"));
         assert_eq!(d.names, ["(intercept)", "focal", "n"]);
         assert_eq!(d.dropped, ["twice"]);
         // A focal column the controls explain is refused, not kept in place of the control.
-        let explained = build("focal", &focal, &[numeric("n", 1.0), same], true, None);
+        let explained = build(
+            "focal",
+            &focal,
+            &[numeric("n", 1.0), same],
+            true,
+            Separation::None,
+        );
         assert_eq!(explained.err(), Some(DesignError::FocalCollinear));
         let constant = vec![1.0; 60];
-        assert!(build("focal", &constant, &[numeric("n", 1.0)], true, None).is_err());
+        assert!(build(
+            "focal",
+            &constant,
+            &[numeric("n", 1.0)],
+            true,
+            Separation::None
+        )
+        .is_err());
     }
 }

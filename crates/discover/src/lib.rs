@@ -8,9 +8,12 @@
 
 mod analyse;
 pub mod design;
+mod inference;
+pub mod leakage;
 mod quantile;
 
 pub use analyse::discover;
+pub use leakage::{suspect_columns, ColumnFlag};
 
 use serde::Serialize;
 pub use winsignal_features::snapshot::Timing;
@@ -53,6 +56,12 @@ pub struct Options {
     /// When each behaviour shows up relative to the close ([`winsignal_features::snapshot::timing`]);
     /// a behaviour most deals only show at or after the close is flagged as leakage. Empty: not checked.
     pub timing: Vec<Timing>,
+    /// Control columns (names as in [`Discovery::controls`]) to leave out of every model.
+    pub leave_out_controls: Vec<String>,
+    /// Keep the columns the leakage checks flag ([`suspect_columns`]): flagged controls stay in the
+    /// models and the findings of definitions reading a flagged column are not marked. Off by default:
+    /// flagged controls are left out and those findings carry the evidence in `leakage`.
+    pub keep_suspect: bool,
 }
 
 impl Default for Options {
@@ -65,6 +74,8 @@ impl Default for Options {
             fdr: 0.05,
             rules: true,
             timing: Vec::new(),
+            leave_out_controls: Vec::new(),
+            keep_suspect: false,
         }
     }
 }
@@ -93,6 +104,9 @@ pub struct Discovery {
     pub tests: usize,
     /// For each yes/no behaviour, at one landmark: survival curves, adoption over time and by rep.
     pub details: Vec<BehaviourDetail>,
+    /// Columns (attributes the definitions read, controls, the account) that may be recorded because of
+    /// the outcome, each with its evidence ([`suspect_columns`]).
+    pub leakage: Vec<ColumnFlag>,
     pub caveat: &'static str,
 }
 
@@ -166,9 +180,13 @@ pub struct Raw {
     /// Deal size: geometric-mean amount of won deals with / without.
     pub with: Option<f64>,
     pub without: Option<f64>,
-    /// Win: the unadjusted odds ratio (per step for features) with its CI and p-value (cluster-robust).
+    /// Win: the unadjusted odds ratio (per step for features) with its CI and p-value (computed as the
+    /// adjusted effect is, without controls).
     pub odds_ratio: Option<Interval>,
     pub p: Option<f64>,
+    /// Win, yes/no behaviours: Fisher's exact test of the 2 × 2 table (with/without × won/lost). When a
+    /// cell has fewer than 5 deals, the adjusted effect's `p` is never smaller than this.
+    pub exact_p: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -189,14 +207,25 @@ pub struct Effect {
     pub high: f64,
     /// Win only: average marginal effect on the win probability, in percentage points, with its CI.
     pub ame_pp: Option<Interval>,
-    /// The coefficient (per unit, on the model's scale), its cluster-robust standard error, z and p.
+    /// The coefficient (per unit, on the model's scale), its cluster-robust standard error, the test
+    /// statistic (`z`: a t statistic when `df` is given) and its two-sided p-value.
     pub coef: f64,
     pub se: f64,
     pub z: f64,
     pub p: f64,
+    /// Degrees of freedom of the t reference of `z`, the interval and `p` (small-sample cluster
+    /// correction); `null` for a normal reference.
+    pub df: Option<f64>,
     /// Benjamini–Hochberg q-value across every test of the run.
     pub q: f64,
     pub method: &'static str,
+    /// How the interval and p-value were computed: `cr2_satterthwaite` (CR2 cluster-robust errors,
+    /// t with Satterthwaite degrees of freedom), `profile_penalised_likelihood` (separated data: the
+    /// Firth fit's profile interval and likelihood-ratio test, scaled for clustering), or
+    /// `cluster_robust_t` (Cox: robust errors with the factor G/(G − 1), t with G − 1 degrees of
+    /// freedom). Every interval reported is valid for its method; a finding whose interval would not be
+    /// is refused instead.
+    pub inference: &'static str,
     /// Firth-penalised because the plain fit separated.
     pub penalised: bool,
 }

@@ -81,6 +81,7 @@ fn empty_discovery() -> Discovery {
         rules: Vec::new(),
         tests: 0,
         details: Vec::new(),
+        leakage: Vec::new(),
         caveat: winsignal_discover::CAVEAT,
     }
 }
@@ -115,8 +116,10 @@ fn finding(behaviour: &str, landmark: &str, ame: f64) -> Finding {
             se: 0.1,
             z: 4.7,
             p: 1e-6,
+            df: None,
             q: 1e-5,
             method: "logit",
+            inference: "cr2_satterthwaite",
             penalised: false,
         }),
         step: None,

@@ -297,6 +297,9 @@ fn penalised(y: &[f64], x: &Matrix, beta: &[f64]) -> (f64, Vec<f64>, Matrix) {
     (l, p, info)
 }
 
+/// The longest Newton step of a constrained penalised fit.
+const MAX_STEP: f64 = 5.0;
+
 /// Maximises Firth's penalised log-likelihood with coefficient `j` held at `value` (the penalty is that
 /// of the full model, as R's logistf profiles it), starting from `start`. Returns the coefficients and
 /// the maximised penalised log-likelihood.
@@ -320,8 +323,16 @@ pub fn firth_constrained(
     beta[j] = value;
     let (mut current, mut p, mut info) = penalised(y, x, &beta);
     if !current.is_finite() {
-        return Err(FitError::NotConverged { iterations: 0 });
+        // The start puts some rows' probabilities at exactly 0 or 1 (far along a separated direction):
+        // start the other coefficients from 0 instead.
+        beta.iter_mut().for_each(|b| *b = 0.0);
+        beta[j] = value;
+        (current, p, info) = penalised(y, x, &beta);
+        if !current.is_finite() {
+            return Err(FitError::NotConverged { iterations: 0 });
+        }
     }
+    let mut flat = 0;
     for iter in 1..=opts.max_iter {
         let chol = cholesky(&info)?;
         let w: Vec<f64> = p.iter().map(|p| p * (1.0 - p)).collect();
@@ -342,10 +353,16 @@ pub fn firth_constrained(
         }
         let sub_chol = cholesky(&sub)?;
         let rhs: Vec<f64> = free.iter().map(|c| score[*c]).collect();
-        let step = cholesky_solve(&sub_chol, &rhs);
+        let mut step = cholesky_solve(&sub_chol, &rhs);
+        // Steps are capped (as logistf and firthmodels cap them at 5): near separation the information
+        // is nearly singular and a full Newton step can leap far past the optimum.
+        let longest = step.iter().fold(0.0_f64, |m, s| m.max(s.abs()));
+        if longest > MAX_STEP {
+            step.iter_mut().for_each(|s| *s *= MAX_STEP / longest);
+        }
         let mut t = 1.0;
         let mut accepted = None;
-        for _ in 0..30 {
+        for _ in 0..40 {
             let mut cand = beta.clone();
             for (c, s) in free.iter().zip(&step) {
                 cand[*c] += t * s;
@@ -361,11 +378,20 @@ pub fn firth_constrained(
             return Err(FitError::NotConverged { iterations: iter });
         };
         let change = step.iter().fold(0.0_f64, |m, s| m.max(s.abs()));
+        let gain = obj - current;
         beta = cand;
         current = obj;
         p = cp;
         info = cinfo;
-        if change < opts.tol.max(1e-9) {
+        // Converged on a small Newton step, or when steps no longer move the objective by more than
+        // 1e-10 relative three times running (near separation the surface is flat in some directions: the value the
+        // profile needs has converged although the coefficients along the flat direction wander).
+        flat = if gain <= 1e-10 * current.abs().max(1.0) {
+            flat + 1
+        } else {
+            0
+        };
+        if change < opts.tol.max(1e-9) || flat >= 3 {
             return Ok((beta, current));
         }
     }
@@ -381,14 +407,16 @@ pub fn firth_constrained(
 ///
 /// For clustered rows the likelihood ratio is divided by `scale` (at least 1): how much more the
 /// coefficient's efficient score varies between clusters than the model says, measured at the fit
-/// under `β_j = 0` (where the data are not separated); the statistic is then referred to `F(1, df)`
+/// under the value tested (`β_j = 0` for the p-value, where the data are not separated; each candidate
+/// value for the interval); the statistic is then referred to `F(1, df)`
 /// (the square of a t with `df` degrees of freedom, `G − 1` for `G` clusters). This is the
 /// Rotnitzky–Jewell adjustment of a working-independence likelihood ratio.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProfileInference {
     /// `2 (ℓ*(β̂) − ℓ*(β̂ | β_j = 0))`, before the cluster scale.
     pub lr: f64,
-    /// The cluster scale the ratio and the interval's cut-off are divided and multiplied by.
+    /// The cluster scale the ratio is divided by for the test (each value inside the interval is
+    /// tested with the scale at its own constrained fit).
     pub scale: f64,
     /// Degrees of freedom of the reference t (∞: the χ²₁ of the plain test).
     pub df: f64,
@@ -439,34 +467,53 @@ pub fn firth_profile(
     };
     let p = crate::dist::t_two_sided_p((lr / scale).sqrt(), df);
     let q = crate::dist::t_quantile(0.5 + level / 2.0, df);
-    let cut = scale * q * q;
-    // Distance of the profile from the cut-off at β_j = b (negative inside the interval).
+    let cut = q * q;
+    // Distance of the scaled profile statistic from the cut-off at β_j = b (negative inside the
+    // interval): the interval inverts the test, so each value's scale is measured at its own
+    // constrained fit (at β_j = 0 it would include the effect itself and widen every interval).
     let mut warm = beta_hat.clone();
     let mut gap = |b: f64| -> Result<(f64, Vec<f64>), FitError> {
         let (beta, value) = firth_constrained(y, x, j, b, &warm, &opts)?;
         warm.clone_from(&beta);
-        Ok((2.0 * (best - value) - cut, beta))
+        let scale_b = match clusters {
+            Some(c) => score_scale(y, x, &beta, j, c)?,
+            None => 1.0,
+        };
+        Ok((2.0 * (best - value) / scale_b - cut, beta))
     };
-    let naive_se = fit.naive_cov.get(j, j).max(0.0).sqrt().max(1e-3);
+    // The first step out: the Wald standard error, but at most 1 (near separation the model-based
+    // error is huge and a step of that size lands where every probability is exactly 0 or 1).
+    let first_step = fit.naive_cov.get(j, j).max(0.0).sqrt().clamp(1e-3, 1.0);
     let mut end = |direction: f64| -> Result<(f64, Vec<f64>), FitError> {
         let centre = beta_hat[j];
         let (mut inside, mut inside_gap) = (centre, -cut);
         let mut inside_beta = beta_hat.clone();
-        let mut width = naive_se;
-        // Bracket: step out until the profile crosses the cut-off.
+        let (mut inside_width, mut width) = (0.0, first_step);
+        let mut failures = 0;
+        // Bracket: step out, doubling, until the profile crosses the cut-off; a point where the
+        // constrained fit fails is approached again from the last good one.
         let (mut outside, mut outside_gap, mut outside_beta) = loop {
             let b = centre + direction * width;
-            let (g, beta) = gap(b)?;
-            if g >= 0.0 {
-                break (b, g, beta);
+            match gap(b) {
+                Ok((g, beta)) if g >= 0.0 => break (b, g, beta),
+                Ok((g, beta)) => {
+                    inside = b;
+                    inside_gap = g;
+                    inside_beta = beta;
+                    if width > PROFILE_LIMIT {
+                        return Ok((direction * f64::INFINITY, inside_beta));
+                    }
+                    inside_width = width;
+                    width *= 2.0;
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures > 20 {
+                        return Err(e);
+                    }
+                    width = 0.5 * (inside_width + width);
+                }
             }
-            inside = b;
-            inside_gap = g;
-            inside_beta = beta;
-            if width > PROFILE_LIMIT {
-                return Ok((direction * f64::INFINITY, inside_beta));
-            }
-            width *= 2.0;
         };
         // Regula falsi with the Illinois modification.
         let mut side = 0;
