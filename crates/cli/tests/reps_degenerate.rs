@@ -94,17 +94,11 @@ fn lost_deals_without_a_rep_give_no_win_rates_and_say_so_first() {
     let dir = tempfile::tempdir().unwrap();
     company(&dir.path().join("in"), 20, |k| 12 + k % 7, false);
     let (d, text) = scorecards(dir.path());
-    assert_eq!(d["ranking"]["comparable"], false);
-    assert_eq!(d["warnings"][0]["code"], "losses_without_rep");
     let reps = d["reps"].as_array().unwrap();
     assert_eq!(reps.len(), 20);
     for c in reps {
-        assert!(c["rank"].is_null(), "{c}");
-        assert!(c["win"].is_null(), "{c}");
-        assert!(c["unranked_reason"]
-            .as_str()
-            .unwrap()
-            .contains("lost deals carry no rep"));
+        assert!(c["rank"].is_null(), "{}: rank {}", c["rep_id"], c["rank"]);
+        assert!(c["win"].is_null(), "{}: win {}", c["rep_id"], c["win"]);
     }
     assert!(
         text.starts_with("Note: lost deals carry no rep ("),
@@ -114,6 +108,14 @@ fn lost_deals_without_a_rep_give_no_win_rates_and_say_so_first() {
         !text.contains("100 %"),
         "no rep is shown as winning everything: {text}"
     );
+    assert_eq!(d["ranking"]["comparable"], false);
+    assert_eq!(d["warnings"][0]["code"], "losses_without_rep");
+    for c in reps {
+        assert!(c["unranked_reason"]
+            .as_str()
+            .unwrap()
+            .contains("lost deals carry no rep"));
+    }
 }
 
 #[test]
@@ -121,29 +123,29 @@ fn reps_who_do_not_differ_are_all_tied_at_the_top() {
     let dir = tempfile::tempdir().unwrap();
     company(&dir.path().join("in"), 20, |k| 14 + k % 3, true);
     let (d, text) = scorecards(dir.path());
-    assert_eq!(d["ranking"]["comparable"], true);
     assert_eq!(d["win_model"]["between_rep_sd"], 0.0);
-    assert_eq!(d["ranking"]["all_tied"], true);
     let reps = d["reps"].as_array().unwrap();
     assert_eq!(reps.len(), 20);
-    assert!(reps
-        .iter()
-        .all(|c| c["rank"] == 1 && c["rank_tied"] == true));
-    assert!(d["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|w| w["code"] == "reps_tied"));
-    assert!(
-        text.contains("reps do not differ more than chance would make them"),
-        "{text}"
-    );
+    let json_ranks: Vec<&Value> = reps.iter().map(|c| &c["rank"]).collect();
+    assert!(reps.iter().all(|c| c["rank"] == 1), "{json_ranks:?}");
     let ranks: Vec<&str> = text
         .lines()
         .filter(|l| l.contains(" Rep "))
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
     assert_eq!(ranks, vec!["=1"; 20], "{text}");
+    assert!(
+        text.contains("reps do not differ more than chance would make them"),
+        "{text}"
+    );
+    assert!(reps.iter().all(|c| c["rank_tied"] == true));
+    assert_eq!(d["ranking"]["comparable"], true);
+    assert_eq!(d["ranking"]["all_tied"], true);
+    assert!(d["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["code"] == "reps_tied"));
 }
 
 #[test]
@@ -156,31 +158,55 @@ fn open_deals_without_amounts_are_ranked_by_the_chance_of_losing() {
     winsignal(&data, &["ingest", dir.path().join("in").to_str().unwrap()]);
     winsignal(&data, &["train"]);
     let s: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
-    let risk = &s["risk"];
-    assert_eq!(risk["basis"], "p_loss", "{risk}");
-    assert_eq!(risk["with_amount"], 0);
-    let ranked = risk["deals"].as_array().unwrap();
-    assert_eq!(ranked.len(), s["deals"].as_array().unwrap().len());
-    assert_eq!(ranked.len(), 40);
-    let p_loss: Vec<f64> = ranked
-        .iter()
-        .map(|d| d["p_loss"].as_f64().unwrap())
-        .collect();
-    assert!(p_loss.windows(2).all(|w| w[0] >= w[1]), "{p_loss:?}");
-    assert!(
-        p_loss[0] > p_loss[39],
-        "the deals differ in risk: {p_loss:?}"
-    );
+    let p_win = |id: &str| {
+        s["deals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["opportunity_id"] == id)
+            .unwrap()["p_win"]
+            .as_f64()
+            .unwrap()
+    };
+    // The text lists the five deals least likely to win, least likely first.
     let text = winsignal(&data, &["score", "--top", "5"]);
+    let listed: Vec<f64> = text
+        .lines()
+        .skip(2)
+        .map(|l| p_win(l.split_whitespace().next().unwrap()))
+        .collect();
+    let mut all: Vec<f64> = s["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["p_win"].as_f64().unwrap())
+        .collect();
+    all.sort_by(f64::total_cmp);
+    assert_eq!(listed, all[..5], "{text}");
+    assert!(all[0] < all[39], "the deals differ in risk: {all:?}");
     assert!(
         text.contains(
             "most at risk (chance of losing, 1 − P(win), alone: no open deal has an amount):"
         ),
         "{text}"
     );
-    let first = text.lines().nth(2).unwrap();
-    assert!(
-        first.contains(ranked[0]["opportunity_id"].as_str().unwrap()),
-        "{text}"
+    let risk = &s["risk"];
+    assert_eq!(risk["basis"], "p_loss", "{risk}");
+    assert_eq!(risk["with_amount"], 0);
+    let ranked = risk["deals"].as_array().unwrap();
+    assert_eq!(ranked.len(), 40);
+    let p_loss: Vec<f64> = ranked
+        .iter()
+        .map(|d| d["p_loss"].as_f64().unwrap())
+        .collect();
+    assert!(p_loss.windows(2).all(|w| w[0] >= w[1]), "{p_loss:?}");
+    assert_eq!(
+        ranked[0]["opportunity_id"],
+        text.lines()
+            .nth(2)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
     );
 }

@@ -81,7 +81,6 @@ fn empty_discovery() -> Discovery {
         rules: Vec::new(),
         tests: 0,
         details: Vec::new(),
-        leakage: Vec::new(),
         caveat: winsignal_discover::CAVEAT,
     }
 }
@@ -116,10 +115,8 @@ fn finding(behaviour: &str, landmark: &str, ame: f64) -> Finding {
             se: 0.1,
             z: 4.7,
             p: 1e-6,
-            df: None,
             q: 1e-5,
             method: "logit",
-            inference: "cr2_satterthwaite",
             penalised: false,
         }),
         step: None,
@@ -589,4 +586,45 @@ fn reps_who_do_not_differ_beyond_chance_are_tied_not_ranked_in_id_order() {
     );
     assert!(!s.ranking.all_tied);
     assert!(s.warnings.iter().all(|w| w.code != "reps_tied"));
+}
+
+#[test]
+fn reps_recorded_on_few_lost_deals_are_ranked_with_a_warning_and_too_few_deals_rank_no_one() {
+    let catalog = catalog();
+    // Every won deal has its rep, but only one lost deal in four does: every rate is biased upward.
+    let mut deals = Vec::new();
+    for r in 0..12 {
+        let id = format!("rep{r:02}");
+        let mut mine = deals_of(&catalog, &id, 60, 20 + 2 * r, 0);
+        for (k, d) in mine
+            .iter_mut()
+            .filter(|d| d.outcome == Outcome::Lost)
+            .enumerate()
+        {
+            if k % 4 != 0 {
+                d.rep_id = None;
+            }
+        }
+        deals.extend(mine);
+    }
+    let s = scorecards(&catalog, &[], &empty_discovery(), &deals, &[]).unwrap();
+    assert!(s.ranking.comparable);
+    let w = &s.warnings[0];
+    assert_eq!(w.code, "rep_recorded_unevenly");
+    assert!(w.text.contains("of won deals but") && w.text.contains("biased upward"));
+    assert_eq!(ranks(&s).len(), 12);
+
+    // Plenty of closed deals in all, but no rep with 10: nobody is ranked, and the output says so.
+    let mut deals = Vec::new();
+    for r in 0..40 {
+        deals.extend(deals_of(&catalog, &format!("small{r:02}"), 6, 3, 1));
+    }
+    let s = scorecards(&catalog, &[], &empty_discovery(), &deals, &[]).unwrap();
+    assert!(ranks(&s).is_empty());
+    assert!(s.warnings.iter().any(|w| w.code == "no_rep_ranked"));
+    assert!(s.reps.iter().all(|c| c.win.is_some()
+        && c.unranked_reason
+            .as_deref()
+            .unwrap()
+            .contains("6 closed deals, 3 won and 3 lost")));
 }
