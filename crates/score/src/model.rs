@@ -1,10 +1,11 @@
 //! The win model: candidates (stage-only rates, a regularised logistic regression, explainable boosting
 //! machines with and without pairs) fitted on closed deals at their landmarks before a cutoff, the best
 //! on the most recent part of the training period kept (near-ties to the simpler) and refitted on every
-//! training deal, recalibrated only when a cross-fitted check says it helps, evaluated on the held-out deals against two baselines (stage-only
-//! win rates and a regularised logistic regression), checked for results too good to be true, and saved
-//! as a versioned artifact with everything needed to score and explain. Every candidate is an additive
-//! table ([`Ebm`]), so scores and explanations do not depend on which one won.
+//! training deal, recalibrated only when a cross-fitted check says it helps, evaluated on the held-out
+//! deals against two baselines (stage-only win rates and a regularised logistic regression), checked for
+//! results too good to be true, and saved as a versioned artifact with everything needed to score and
+//! explain. Every candidate is an additive table ([`Ebm`]), so scores and explanations do not depend on
+//! which one won.
 
 use crate::dataset::{self, Column, Excluded, Split, SplitInfo, Table};
 use crate::{Error, Result};
