@@ -10,9 +10,12 @@ use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Writes accounts, reps and opportunities of a company with `reps` reps and 30 closed deals each, 2
-/// open. Rep `k` wins `won(k)` of their 30; `lost_rep` says whether lost deals carry the rep.
-fn company(dir: &Path, reps: usize, won: impl Fn(usize) -> usize, lost_rep: bool) {
+/// Writes accounts, reps and opportunities (no stage: a stage that only says closed or open would
+/// give the win model nothing honest to learn) of a company with `reps` reps and 30 closed deals each,
+/// 2 open, alternating between SMB and Enterprise accounts. Rep `k` wins `won(k)` of their 30, spread
+/// evenly, or with `None` 15: four in five Enterprise deals and one in five SMB deals (so the win model
+/// has something to learn). `lost_rep` says whether lost deals carry the rep.
+fn company(dir: &Path, reps: usize, won: Option<&dyn Fn(usize) -> usize>, lost_rep: bool) {
     std::fs::create_dir_all(dir).unwrap();
     let mut accounts = String::from("account_id,name,segment,industry\n");
     for a in 0..100 {
@@ -24,9 +27,8 @@ fn company(dir: &Path, reps: usize, won: impl Fn(usize) -> usize, lost_rep: bool
         .unwrap();
     }
     let mut rep_rows = String::from("rep_id,name,team,manager_id\n");
-    let mut opps = String::from(
-        "opportunity_id,account_id,rep_id,amount,created_at,closed_at,outcome,stage\n",
-    );
+    let mut opps =
+        String::from("opportunity_id,account_id,rep_id,amount,created_at,closed_at,outcome\n");
     let day = |d: usize| {
         let t = 1_704_067_200 + 86_400 * d as i64; // 2024-01-01 + d days
         winsignal_date(t)
@@ -35,13 +37,16 @@ fn company(dir: &Path, reps: usize, won: impl Fn(usize) -> usize, lost_rep: bool
     for k in 0..reps {
         let rep = format!("R{k:02}");
         writeln!(rep_rows, "{rep},Rep {k},Team,M1").unwrap();
-        let w = won(k);
         for j in 0..30 {
-            let is_won = (j * w) / 30 != ((j + 1) * w) / 30;
+            let is_won = match won {
+                Some(won) => (j * won(k)) / 30 != ((j + 1) * won(k)) / 30,
+                None if j % 2 == 1 => j % 10 != 1,
+                None => j % 10 == 0,
+            };
             let created = (i * 3) % 500;
             writeln!(
                 opps,
-                "O{i:04},A{:03},{},{},{},{},{},Closed",
+                "O{i:04},A{:03},{},{},{},{},{}",
                 i % 100,
                 if is_won || lost_rep { rep.as_str() } else { "" },
                 10_000 + 100 * (j % 7),
@@ -55,7 +60,7 @@ fn company(dir: &Path, reps: usize, won: impl Fn(usize) -> usize, lost_rep: bool
         for j in 0..2 {
             writeln!(
                 opps,
-                "O{i:04},A{:03},{rep},,{},,open,Proposal",
+                "O{i:04},A{:03},{rep},,{},,open",
                 i % 100,
                 day(520 + j)
             )
@@ -92,7 +97,7 @@ fn scorecards(dir: &Path) -> (Value, String) {
 #[test]
 fn lost_deals_without_a_rep_give_no_win_rates_and_say_so_first() {
     let dir = tempfile::tempdir().unwrap();
-    company(&dir.path().join("in"), 20, |k| 12 + k % 7, false);
+    company(&dir.path().join("in"), 20, Some(&|k| 12 + k % 7), false);
     let (d, text) = scorecards(dir.path());
     let reps = d["reps"].as_array().unwrap();
     assert_eq!(reps.len(), 20);
@@ -121,7 +126,7 @@ fn lost_deals_without_a_rep_give_no_win_rates_and_say_so_first() {
 #[test]
 fn reps_who_do_not_differ_are_all_tied_at_the_top() {
     let dir = tempfile::tempdir().unwrap();
-    company(&dir.path().join("in"), 20, |k| 14 + k % 3, true);
+    company(&dir.path().join("in"), 20, Some(&|k| 14 + k % 3), true);
     let (d, text) = scorecards(dir.path());
     assert_eq!(d["win_model"]["between_rep_sd"], 0.0);
     let reps = d["reps"].as_array().unwrap();
@@ -153,7 +158,7 @@ fn open_deals_without_amounts_are_ranked_by_the_chance_of_losing() {
     // The generated company's open deals have no amount. Before the fix every one had 0 at stake and
     // "most at risk" was the id order.
     let dir = tempfile::tempdir().unwrap();
-    company(&dir.path().join("in"), 20, |k| 8 + k, true);
+    company(&dir.path().join("in"), 20, None, true);
     let data = dir.path().join("ws");
     winsignal(&data, &["ingest", dir.path().join("in").to_str().unwrap()]);
     winsignal(&data, &["train"]);

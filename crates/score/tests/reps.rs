@@ -81,6 +81,7 @@ fn empty_discovery() -> Discovery {
         rules: Vec::new(),
         tests: 0,
         details: Vec::new(),
+        leakage: Vec::new(),
         caveat: winsignal_discover::CAVEAT,
     }
 }
@@ -118,6 +119,8 @@ fn finding(behaviour: &str, landmark: &str, ame: f64) -> Finding {
             q: 1e-5,
             method: "logit",
             penalised: false,
+            df: None,
+            inference: "cr2_satterthwaite",
         }),
         step: None,
         step_kind: None,
