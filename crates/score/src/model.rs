@@ -1157,7 +1157,7 @@ fn stage_table(t: &Table<'_>) -> Result<Ebm> {
 /// The logistic regression as an additive table: categories and missing values exactly (one bin per
 /// level, as the regression has one column per level), numbers by the regression's value at the mean
 /// of the training values in each of at most `max_bins` quantile bins.
-fn tabulate_logistic(lr: &LogReg, data: &Dataset, max_bins: usize) -> Result<Ebm> {
+pub fn tabulate_logistic(lr: &LogReg, data: &Dataset, max_bins: usize) -> Result<Ebm> {
     #[derive(Deserialize)]
     struct Parts {
         encodings: Vec<Encoding>,

@@ -1,5 +1,6 @@
-//! The win model's recalibration decision on hand-made calibration deals: a calibration that looks off
-//! is corrected only when a map fitted on one half of the calibration deals improves the other half.
+//! The win model on hand-made data: the recalibration decision (a calibration that looks off is
+//! corrected only when a map fitted on one half of the calibration deals improves the other half), the
+//! logistic model as an additive table, and the suspects of a model too good to be true.
 #![allow(clippy::unwrap_used)]
 
 use winsignal_score::model::recalibration;
@@ -68,4 +69,85 @@ fn a_calibrated_model_is_left_alone() {
         !check.off && !check.applied && calibration.is_none(),
         "{check:?}"
     );
+}
+
+/// A small data set: a category (three common levels and a rare one), a number with missing values
+/// (40 distinct values), and a column that copies the outcome when `leak`.
+fn data(leak: bool) -> (winsignal_learn::Dataset, Vec<bool>) {
+    use winsignal_learn::{Dataset, Feature};
+    let n = 400;
+    let mut state = 11u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut cat, mut num, mut copy, mut won) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let level = if i % 50 == 0 {
+            "rare"
+        } else {
+            ["a", "b", "c"][i % 3]
+        };
+        let x = (i % 40) as f64 / 4.0;
+        let z = 0.3 * x - 1.5 + if level == "a" { 0.8 } else { 0.0 };
+        let w = next() < 1.0 / (1.0 + (-z).exp());
+        cat.push(Some(level.to_string()));
+        num.push(if i % 17 == 0 { None } else { Some(x) });
+        copy.push(Some(if w { 1.0 } else { 0.0 } + 0.01 * next()));
+        won.push(w);
+    }
+    let mut features = vec![
+        Feature::categorical("kind", cat),
+        Feature::numeric("size", num),
+    ];
+    if leak {
+        features.push(Feature::numeric("recorded_at_close", copy));
+    }
+    (Dataset::new(features).unwrap(), won)
+}
+
+#[test]
+fn the_logistic_model_tabulated_predicts_what_it_predicts() {
+    // Categories and missing values are exact; a number with no more distinct values than bins is too
+    // (each bin holds one value).
+    let (d, won) = data(false);
+    let lr =
+        winsignal_learn::logreg::fit(&d, &won, &winsignal_learn::LogRegParams::default()).unwrap();
+    let table = winsignal_score::model::tabulate_logistic(&lr, &d, 256).unwrap();
+    let (a, b) = (
+        lr.predict_logit(&d).unwrap(),
+        table.predict_logit(&d).unwrap(),
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-9, "{x} vs {y}");
+    }
+    // Every shape is centred over the rows, as a boosting machine's.
+    for t in table.terms() {
+        let mean: f64 = t
+            .scores
+            .iter()
+            .zip(&t.bin_counts)
+            .map(|(s, c)| s * *c as f64)
+            .sum::<f64>()
+            / d.n_rows() as f64;
+        assert!(mean.abs() < 1e-12, "{}: {mean}", t.name);
+    }
+}
+
+#[test]
+fn the_leaking_column_is_the_first_suspect() {
+    let (d, won) = data(true);
+    let params = winsignal_learn::EbmParams {
+        outer_bags: 2,
+        interactions: 0,
+        ..Default::default()
+    };
+    let m = winsignal_learn::ebm::fit(&d, &won, &params).unwrap();
+    let suspects = winsignal_score::model::suspects(&m, &d, &won).unwrap();
+    assert_eq!(suspects[0].column, "recorded_at_close");
+    assert!(suspects[0].solo_auc.unwrap() > 0.99, "{suspects:?}");
+    assert!(suspects[0].importance_share > 0.5, "{suspects:?}");
+    assert!(suspects[1].solo_auc.unwrap() < 0.8, "{suspects:?}");
 }
