@@ -6,8 +6,8 @@
 //! - Logistic regression that separates (the plain fit runs off to infinity): Firth's penalised fit with
 //!   the profile penalised-likelihood interval and likelihood-ratio test, scaled for clustering
 //!   (`stats::logit::firth_profile`). Wald and sandwich errors of a separated fit mean nothing.
-//! - Cox regression: lifelines' robust variance with the factor `G/(G − 1)` and a t reference on `G − 1`
-//!   degrees of freedom.
+//! - Cox regression: with up to 20 reps the leave-one-rep-out jackknife variance, beyond that
+//!   lifelines' robust variance with the factor `G/(G − 1)`; a t reference on `G − 1` degrees of freedom.
 //!
 //! docs/methodology.md ("Honest uncertainty") says the same in plain words.
 
@@ -25,12 +25,18 @@ const SEPARATION_COEF: f64 = 10.0;
 pub const LOGIT_METHOD: &str = "logistic regression; CR2 cluster-robust (by rep) standard errors, t test with Satterthwaite degrees of freedom";
 pub const FIRTH_METHOD: &str = "Firth-penalised logistic regression (the plain fit separated won from lost); profile penalised-likelihood interval and likelihood-ratio test, scaled for clustering by rep, against t with G − 1 degrees of freedom";
 pub const OLS_METHOD: &str = "linear regression of log amount among won deals; CR2 cluster-robust (by rep) standard errors, t test with Satterthwaite degrees of freedom";
+pub const COX_JACKKNIFE_METHOD: &str = "Cox proportional hazards (Efron ties) of time to close-won, lost deals censored at close and open deals at the end of data; leave-one-rep-out jackknife standard errors, t test with G − 1 degrees of freedom";
 pub const COX_METHOD: &str = "Cox proportional hazards (Efron ties) of time to close-won, lost deals censored at close and open deals at the end of data; cluster-robust (by rep) standard errors with the factor G/(G − 1), t test with G − 1 degrees of freedom";
 
 /// How an effect's interval and p-value were computed (`Effect::inference`).
 pub const INFERENCE_CR2: &str = "cr2_satterthwaite";
 pub const INFERENCE_PROFILE: &str = "profile_penalised_likelihood";
 pub const INFERENCE_CR1_T: &str = "cluster_robust_t";
+pub const INFERENCE_JACKKNIFE: &str = "jackknife_t";
+
+/// Up to this many reps, a Cox model's standard error is the leave-one-rep-out jackknife's (its cost is
+/// one refit per rep): the robust variance is too small with few reps (`stats::cox::jackknife_variance`).
+const JACKKNIFE_MAX_REPS: usize = 20;
 
 /// An estimated effect of column `j`, or why it could not be estimated (a sentence for the finding's
 /// note).
@@ -226,8 +232,24 @@ pub fn cox_effect(
 ) -> Estimated {
     let fit = cox::fit(time, won, &d.x, Some(clusters), &CoxOptions::default())
         .map_err(|e| format!("refused: the model could not be fitted ({e})"))?;
-    let groups = fit.n_clusters.unwrap_or(time.len()).max(2) as f64;
-    let se = (fit.cov.get(j, j).max(0.0) * groups / (groups - 1.0)).sqrt();
+    let groups = fit.n_clusters.unwrap_or(time.len()).max(2);
+    let g = groups as f64;
+    let (variance, method, inference) = if groups <= JACKKNIFE_MAX_REPS {
+        let v = cox::jackknife_variance(time, won, &d.x, clusters, j, &CoxOptions::default())
+            .map_err(|e| {
+                format!(
+                    "refused: the effect rests on one rep's deals — leaving a rep out, the model could not be fitted ({e})"
+                )
+            })?;
+        (v, COX_JACKKNIFE_METHOD, INFERENCE_JACKKNIFE)
+    } else {
+        (
+            fit.cov.get(j, j).max(0.0) * g / (g - 1.0),
+            COX_METHOD,
+            INFERENCE_CR1_T,
+        )
+    };
+    let se = variance.sqrt();
     if !se.is_finite() || se <= 0.0 {
         return Err("refused: the standard error is not finite".into());
     }
@@ -235,11 +257,11 @@ pub fn cox_effect(
         "hazard_ratio",
         fit.beta[j],
         se,
-        groups - 1.0,
+        g - 1.0,
         step,
         f64::exp,
-        COX_METHOD,
-        INFERENCE_CR1_T,
+        method,
+        inference,
     ))
 }
 

@@ -95,7 +95,10 @@ fn a_group_that_never_won_gets_a_valid_p_value_and_interval() {
     // the Wald ×0.079–0.151.
     assert!(e.low < 0.01 && e.high > 0.5 && e.high < 1.0, "{e:?}");
     let ame = e.ame_pp.unwrap();
-    assert!(ame.low < ame.estimate && ame.estimate < ame.high && ame.high < 0.0, "{ame:?}");
+    assert!(
+        ame.low < ame.estimate && ame.estimate < ame.high && ame.high < 0.0,
+        "{ame:?}"
+    );
     // The region level that never won is left out as separating, not refused.
     assert!(
         f.dropped.iter().any(|c| c.contains("west")),
@@ -106,7 +109,13 @@ fn a_group_that_never_won_gets_a_valid_p_value_and_interval() {
     // refusal that the fit did not converge.
     let c = find(&d, Outcome::CycleTime);
     assert_eq!(c.status, Status::NotEnoughData, "{c:?}");
-    assert!(c.note.as_ref().unwrap().contains("no deal with it closed won"), "{c:?}");
+    assert!(
+        c.note
+            .as_ref()
+            .unwrap()
+            .contains("no deal with it closed won"),
+        "{c:?}"
+    );
 }
 
 #[test]
@@ -119,7 +128,10 @@ fn a_group_that_always_won_gets_a_wide_profile_interval() {
     assert!(e.penalised, "{f:?}");
     // firthmodels' profile interval of the log odds ratio without controls: 3.30 to 10.08.
     assert!(e.low < 50.0 && e.high > 5_000.0, "{e:?}");
-    assert!(f.significant, "a real, strong difference stays significant: {f:?}");
+    assert!(
+        f.significant,
+        "a real, strong difference stays significant: {f:?}"
+    );
     // Cox: every deal in the group closed won; the hazard ratio is estimated, with a t reference.
     let c = find(&d, Outcome::CycleTime);
     let ce = c.effect.as_ref().unwrap();
@@ -137,5 +149,8 @@ fn clustering_by_rep_never_narrows_the_separated_interval() {
     );
     // Eight reps: a t reference on 7 degrees of freedom and a scale of at least 1.
     assert_eq!(b.df, Some(7.0));
-    assert!(b.p >= a.p && b.low <= a.low * 1.000_001 && b.high >= a.high * 0.999_999, "{a:?}\n{b:?}");
+    assert!(
+        b.p >= a.p && b.low <= a.low * 1.000_001 && b.high >= a.high * 0.999_999,
+        "{a:?}\n{b:?}"
+    );
 }

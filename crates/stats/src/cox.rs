@@ -599,6 +599,55 @@ fn add_second_moments((cols, vals): (&[usize], &[f64]), w: f64, k: usize, second
     }
 }
 
+/// The leave-one-cluster-out jackknife ("CR3") variance of coefficient `j`:
+/// `(G − 1)/G · Σ_g (β̂_(g) − β̄)²`, refitting without each cluster in turn (dense ids `0..G`).
+///
+/// Why: with few reps, lifelines' robust variance (even with the factor `G/(G − 1)` and a t reference on
+/// `G − 1` degrees of freedom) calls a null behaviour significant too often (7.6 % at 5 % with 5 reps in
+/// `tests/few_clusters.rs`); the jackknife with the same t reference is close to nominal (3.9–5.1 % with
+/// 5–15 reps). It costs `G` refits, so discovery uses it for small teams only.
+///
+/// Errors: a refit that fails (leaving one cluster out leaves no events, or a constant column) is
+/// returned as it is — an effect that rests on one cluster's deals has no jackknife variance.
+pub fn jackknife_variance(
+    time: &[f64],
+    event: &[bool],
+    x: &Matrix,
+    clusters: &[u32],
+    j: usize,
+    opts: &CoxOptions,
+) -> Result<f64, FitError> {
+    let groups = clusters.iter().max().map_or(0, |m| *m as usize + 1);
+    if groups < 2 || clusters.len() != time.len() {
+        return Err(FitError::Invalid(format!(
+            "the jackknife needs at least 2 clusters and one id per row ({groups} clusters, {} ids, {} rows)",
+            clusters.len(),
+            time.len()
+        )));
+    }
+    let k = x.cols();
+    let mut betas = Vec::with_capacity(groups);
+    for out in 0..groups as u32 {
+        let keep: Vec<usize> = (0..time.len()).filter(|i| clusters[*i] != out).collect();
+        if keep.len() == time.len() {
+            continue;
+        }
+        let xs = Matrix::from_rows(
+            keep.len(),
+            k,
+            keep.iter()
+                .flat_map(|i| x.row(*i).iter().copied())
+                .collect(),
+        );
+        let t: Vec<f64> = keep.iter().map(|i| time[*i]).collect();
+        let e: Vec<bool> = keep.iter().map(|i| event[*i]).collect();
+        betas.push(fit(&t, &e, &xs, None, opts)?.beta[j]);
+    }
+    let g = betas.len() as f64;
+    let mean = betas.iter().sum::<f64>() / g;
+    Ok((g - 1.0) / g * betas.iter().map(|b| (b - mean) * (b - mean)).sum::<f64>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
