@@ -221,9 +221,10 @@ pub struct Effect {
     pub method: &'static str,
     /// How the interval and p-value were computed: `cr2_satterthwaite` (CR2 cluster-robust errors,
     /// t with Satterthwaite degrees of freedom), `profile_penalised_likelihood` (separated data: the
-    /// Firth fit's profile interval and likelihood-ratio test, scaled for clustering), or
-    /// `cluster_robust_t` (Cox: robust errors with the factor G/(G − 1), t with G − 1 degrees of
-    /// freedom). Every interval reported is valid for its method; a finding whose interval would not be
+    /// Firth fit's profile interval and likelihood-ratio test, scaled for clustering), `jackknife_t`
+    /// (Cox with up to 20 reps: leave-one-rep-out jackknife errors, t with G − 1 degrees of freedom)
+    /// or `cluster_robust_t` (Cox with more reps: robust errors with the factor G/(G − 1), t with G − 1
+    /// degrees of freedom). Every interval reported is valid for its method; a finding whose interval would not be
     /// is refused instead.
     pub inference: &'static str,
     /// Firth-penalised because the plain fit separated.
