@@ -277,7 +277,7 @@ pub fn train_and_save(
 fn metrics_row(name: &str, m: &Metrics) -> String {
     let opt = |v: Option<f64>, d: usize| v.map_or("–".into(), |v| format!("{v:.d$}"));
     format!(
-        "  {name:<28} {:>6} {:>7.4} {:>8.4} {:>6} {:>7}",
+        "  {name:<36} {:>6} {:>7.4} {:>8.4} {:>6} {:>7}",
         opt(m.auc, 3),
         m.brier,
         m.log_loss,
@@ -320,11 +320,12 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
     println!("Holdout: {}.", t.split.description);
     match t.split.kind {
         winsignal_score::dataset::SplitKind::Time => println!(
-            "Trained on {} snapshots of deals closed before {}, calibration checked on {} closed {} – {}, tested on {} snapshots of {} deals closed {} – {}.",
+            "Candidates fitted on {} snapshots (one per deal) of deals closed before {}, compared and calibration checked on {} closed {} – {}, the kept one refitted on every deal closed before {}; tested on {} snapshots of {} deals closed {} – {}.",
             n(t.rows_train as u64),
             t.calibration_from.to_date_string(),
             n(t.rows_calibration as u64),
             t.calibration_from.to_date_string(),
+            t.cutoff.to_date_string(),
             t.cutoff.to_date_string(),
             n(t.rows_test as u64),
             n(t.deals_test as u64),
@@ -332,7 +333,7 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
             t.latest_close.to_date_string()
         ),
         winsignal_score::dataset::SplitKind::CreationTime => println!(
-            "Trained on {} snapshots of deals created before {}, calibration checked on {} created {} – {}, tested on {} snapshots of {} deals created from {}.",
+            "Candidates fitted on {} snapshots (one per deal) of deals created before {}, compared and calibration checked on {} created {} – {}, the kept one refitted on all of them; tested on {} snapshots of {} deals created from {}.",
             n(t.rows_train as u64),
             t.calibration_from.to_date_string(),
             n(t.rows_calibration as u64),
@@ -343,7 +344,7 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
             t.cutoff.to_date_string(),
         ),
         winsignal_score::dataset::SplitKind::StratifiedHash => println!(
-            "Trained on {} snapshots, calibration checked on {}, tested on {} snapshots of {} deals (deals assigned by a hash of their id, not by date).",
+            "Candidates fitted on {} snapshots (one per deal), compared and calibration checked on {}, the kept one refitted on all of them; tested on {} snapshots of {} deals (deals assigned by a hash of their id, not by date).",
             n(t.rows_train as u64),
             n(t.rows_calibration as u64),
             n(t.rows_test as u64),
@@ -355,6 +356,10 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
     }
     if let Some(sel) = &m.selection {
         println!("\nCandidates on the calibration deals (fitted on the earlier training deals):");
+        println!(
+            "  {:<36} {:>6} {:>7} {:>8} {:>6} {:>7}",
+            "candidate", "AUC", "Brier", "log loss", "slope", "in-large"
+        );
         for c in &sel.candidates {
             let name = format!("{}{}", if c.chosen { "* " } else { "  " }, c.name);
             println!("{}", metrics_row(&name, &c.calibration));
@@ -401,7 +406,7 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
         n(e.model.won as u64)
     );
     println!(
-        "  {:<28} {:>6} {:>7} {:>8} {:>6} {:>7}",
+        "  {:<36} {:>6} {:>7} {:>8} {:>6} {:>7}",
         "model", "AUC", "Brier", "log loss", "slope", "in-large"
     );
     println!(
