@@ -367,7 +367,9 @@ fn reps_json<'a>(cards: &'a Scorecards) -> RepsJson<'a> {
                 closed: c.closed,
                 won: c.won,
                 open: c.open,
-                win_rate: c.win_rate,
+                // Without comparable win rates a raw 100 % is an artefact of how reps were recorded
+                // (the warning above the table says so), as in `reps`.
+                win_rate: c.win_rate.filter(|_| cards.ranking.comparable),
                 adjusted: c.win.as_ref().map(|w| &w.adjusted_win_rate),
                 beyond_behaviours: c.beyond_behaviours.as_ref().map(|w| &w.adjusted_win_rate),
                 rank_beyond_behaviours: c.rank_beyond_behaviours,
