@@ -142,8 +142,8 @@ pub struct RankingRule {
 /// A problem with the data that affects every rep's card.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Warning {
-    /// `losses_without_rep`, `wins_without_rep`, `rep_recorded_unevenly`, `reps_tied` or
-    /// `no_rep_ranked`.
+    /// `losses_without_rep`, `wins_without_rep`, `closed_deals_without_rep`, `rep_recorded_unevenly`,
+    /// `reps_tied` or `no_rep_ranked`.
     pub code: &'static str,
     pub text: String,
 }
@@ -925,6 +925,16 @@ fn data_warnings(closed: &[&Deal]) -> (Vec<Warning>, bool) {
             text: format!(
                 "won deals carry no rep ({won} won deals, none with a rep): win rates per rep \
                  cannot be compared, so no rep is ranked and no adjusted win rate is given"
+            ),
+        });
+    }
+    if won_rep == 0 && lost_rep == 0 && won + lost > 0 {
+        warnings.push(Warning {
+            code: "closed_deals_without_rep",
+            text: format!(
+                "no closed deal carries a rep ({} closed deals): win rates per rep cannot be compared, \
+                 so no rep is ranked and no adjusted win rate is given",
+                won + lost
             ),
         });
     }

@@ -467,6 +467,15 @@ fn lost_deals_without_a_rep_rank_no_one_and_say_why() {
     let s = scorecards(&catalog, &[], &empty_discovery(), &flipped, &reps).unwrap();
     assert_eq!(s.warnings[0].code, "wins_without_rep");
     assert!(s.reps.iter().all(|c| c.rank.is_none() && c.win.is_none()));
+
+    // No closed deal with a rep at all: the reps with open deals only get cards, and the output says
+    // why nobody is ranked.
+    for d in flipped.iter_mut().filter(|d| d.outcome != Outcome::Open) {
+        d.rep_id = None;
+    }
+    let s = scorecards(&catalog, &[], &empty_discovery(), &flipped, &reps).unwrap();
+    assert_eq!(s.warnings[0].code, "closed_deals_without_rep");
+    assert!(s.reps.iter().all(|c| c.rank.is_none() && c.closed == 0));
 }
 
 #[test]
