@@ -297,6 +297,42 @@ fn a_model_too_good_to_be_true_is_refused_with_the_leaking_column_named() {
     assert!(codes(&saved).contains(&"too_good_to_be_true".to_string()));
     let text = run(&data, &["train", "--allow-suspect"]).1;
     assert!(text.starts_with("REFUSED: [too_good_to_be_true]"), "{text}");
+
+    // The report's model section shows the warnings before anything else about the model.
+    let page = dir.path().join("report.html");
+    winsignal(&data, &["report", "--out", page.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("too_good_to_be_true"));
+    let Some(browser) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    else {
+        eprintln!("no Chromium: the rendered order of the report is not checked");
+        return;
+    };
+    let run = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&run.stdout);
+    let warnings = dom
+        .find("id=\"model-warnings\"")
+        .expect("no warnings in the report");
+    let metrics = dom.find("id=\"model-metrics\"").unwrap();
+    assert!(warnings < metrics);
+    assert!(dom[warnings..metrics].contains("at or above the ceiling of 0.97"));
 }
 
 #[test]
