@@ -865,16 +865,21 @@ fn warnings(
             });
         }
     }
-    if let (Some(m), Some(l)) = (evaluation.model.auc, evaluation.logistic.auc) {
-        if l > m + NEAR_TIE {
-            out.push(Warning {
-                code: "baseline_better_on_test".into(),
-                message: format!(
-                    "On the test deals the logistic baseline (fitted on every training deal) ranks better than the saved model: AUC {l:.3} against {m:.3}."
-                ),
-                columns: Vec::new(),
-                refuses: false,
-            });
+    for (name, baseline) in [
+        ("logistic baseline", &evaluation.logistic),
+        ("stage-only win rates", &evaluation.stage_only),
+    ] {
+        if let (Some(m), Some(b)) = (evaluation.model.auc, baseline.auc) {
+            if b > m + NEAR_TIE {
+                out.push(Warning {
+                    code: "baseline_better_on_test".into(),
+                    message: format!(
+                        "On the test deals the {name} (fitted on every training deal) rank better than the saved model: AUC {b:.3} against {m:.3}."
+                    ),
+                    columns: Vec::new(),
+                    refuses: false,
+                });
+            }
         }
     }
     out
