@@ -159,8 +159,8 @@ fn print_table(cards: &Scorecards) {
         );
     }
     println!(
-        "{:>4}  {:<18}  {:<20}  {:<16}  {:>6}  {:>5}  {:>5}  {:<17}  {:<12}  {:>7}  {:>6}  top coaching priority",
-        "rank", "rep", "name", "team", "closed", "won", "raw", "adjusted (95 %)", "beyond bhv.", "cycle", "size"
+        "{:>4}  {:<7}  {:<18}  {:<20}  {:<16}  {:>6}  {:>5}  {:>5}  {:<17}  {:<12}  {:>7}  {:>6}  top coaching priority",
+        "rank", "range", "rep", "name", "team", "closed", "won", "raw", "adjusted (95 %)", "beyond bhv.", "cycle", "size"
     );
     for c in &cards.reps {
         let top = c
@@ -187,8 +187,10 @@ fn print_table(cards: &Scorecards) {
                 .map_or("–".into(), |s| format!("×{:.2}", s.ratio.estimate))
         };
         println!(
-            "{:>4}  {:<18}  {:<20}  {:<16}  {:>6}  {:>5}  {:>5}  {:<17}  {:<12}  {:>7}  {:>6}  {top}",
+            "{:>4}  {:<7}  {:<18}  {:<20}  {:<16}  {:>6}  {:>5}  {:>5}  {:<17}  {:<12}  {:>7}  {:>6}  {top}",
             rank_text(c.rank, c.rank_tied),
+            c.rank_range
+                .map_or("–".into(), |[lo, hi]| format!("{lo}–{hi}")),
             c.rep_id,
             truncate(c.name.as_deref().unwrap_or(""), 20),
             truncate(c.team.as_deref().unwrap_or(""), 16),
@@ -247,8 +249,9 @@ fn print_table(cards: &Scorecards) {
             }
         );
         println!(
-            "A rank is only as firm as the intervals: `winsignal reps REP_ID` shows the ranks a \
-             rep's interval allows."
+            "A rank is only as firm as the intervals: `range` is the ranks a rep's 95 % interval \
+             allows (from 1 + the reps whose interval lies wholly above theirs to the ranked reps \
+             minus those wholly below)."
         );
     }
     println!(
