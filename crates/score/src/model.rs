@@ -468,7 +468,8 @@ fn learn_err(e: winsignal_learn::Error) -> Error {
     Error::Learn(e.to_string())
 }
 
-/// The bins of a regularised boosting machine: fewer bins, larger leaves, no pairs.
+/// The settings of the regularised boosting machine: fewer bins, smaller trees with larger leaves, no
+/// pairs.
 fn regularised(p: &EbmParams) -> EbmParams {
     EbmParams {
         max_bins: p.max_bins.min(32),
@@ -497,8 +498,10 @@ fn select(
         logreg::fit(&fit_all.data, &fit_all.won, &LogRegParams::default()).map_err(learn_err)?;
     fitted.push((
         "logistic",
-        "L2-regularised logistic regression (C = 1) on every column, tabulated over 256 bins per number"
-            .into(),
+        format!(
+            "L2-regularised logistic regression (C = 1) on every column, tabulated over {} bins per number",
+            p.max_bins
+        ),
         tabulate_logistic(&lr, &fit_all.data, p.max_bins)?,
     ));
     let reg_params = regularised(p);
