@@ -1,8 +1,10 @@
 //! The HTML report renders in a real browser: headless Chromium (Debian's `chromium` package, installed
 //! by `.ci/run`) opens the file from disk with no network, runs its scripts, and the tests assert that the
 //! charts and tables exist, hold what the other commands print, and that nothing was written to the
-//! console (no errors, no warnings). Also here: what `demo` prints at its end (the deals most at risk and
-//! a coaching card) and that its win model is the one `train` makes, so `score` works right after it.
+//! console (no errors, no warnings), and that it lists the columns discovery flags as possible leakage
+//! (a small company whose files leak the outcome through two columns). Also here: what `demo` prints at
+//! its end (the deals most at risk and a coaching card) and that its win model is the one `train` makes,
+//! so `score` works right after it.
 //!
 //! Without Chromium the test fails, naming the package; set `WINSIGNAL_SKIP_BROWSER=1` to skip it
 //! explicitly on a machine that cannot have a browser.
@@ -186,6 +188,9 @@ fn the_report_renders_its_charts_and_tables_without_console_messages() {
     let d: Value = serde_json::from_str(&winsignal(&data, &["discover", "--json"])).unwrap();
     let behaviours = d["details"].as_array().unwrap().len();
     assert!(behaviours >= 10, "{behaviours} behaviours with details");
+    // The demo's company leaks nothing through a column.
+    assert_eq!(d["leakage"], serde_json::json!([]));
+    assert!(dom.contains("<p id=\"leakage-none\">No column was flagged.</p>"));
     assert_eq!(charts_drawn(&dom), 2 + 3 * behaviours);
     assert_eq!(dom.matches("<canvas").count(), 2 + 3 * behaviours);
     let reliability = dom
@@ -266,6 +271,212 @@ fn the_report_renders_its_charts_and_tables_without_console_messages() {
     assert_eq!(rows.len(), 1 + cards.len());
     for (row, card) in rows[1..].iter().zip(cards) {
         assert!(row.contains(card["rep_id"].as_str().unwrap()), "{row}");
+    }
+}
+
+/// Text as Chromium's DOM dump writes it inside an element.
+fn as_dumped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\u{a0}', "&nbsp;")
+}
+
+/// A small company in canonical files: 240 deals (one in six open) at 8 reps, where selling through a
+/// partner honestly helps a little, `contract_ref` is filled in only on won deals (read by a yes/no
+/// behaviour) and `loss_reason` only on lost ones (a control).
+fn leaky_company(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut reps = String::from("rep_id,name,team\n");
+    for r in 0..8 {
+        reps.push_str(&format!("R-{r},Rep {r},Team {}\n", r % 2));
+    }
+    let mut accounts = String::from("account_id,name,segment\n");
+    for a in 0..60 {
+        let segment = ["SMB", "Mid-Market", "Enterprise"][a % 3];
+        accounts.push_str(&format!("A-{a},Account {a},{segment}\n"));
+    }
+    let start = winsignal_core::Ts::parse("2024-01-01").unwrap().0;
+    let day =
+        |d: i64| winsignal_core::Ts(start + d * winsignal_core::time::MS_PER_DAY).to_date_string();
+    let mut opportunities = String::from(
+        "opportunity_id,account_id,rep_id,name,amount,currency,created_at,closed_at,outcome,stage,channel,contract_ref,loss_reason\n",
+    );
+    for i in 0..240usize {
+        // Not i % 3 (the account's segment, a control) nor a multiple of 8 (the rep).
+        let partner = i % 4 == 0;
+        let draw = (i * 37 + 11) % 100;
+        let outcome = if i % 6 == 5 {
+            "open"
+        } else if draw < if partner { 60 } else { 40 } {
+            "won"
+        } else {
+            "lost"
+        };
+        let created = i as i64;
+        let closed = match outcome {
+            "open" => String::new(),
+            _ => day(created + 15 + (i as i64 * 13) % 60),
+        };
+        let stage = match outcome {
+            "open" => "Proposal",
+            "won" => "Closed Won",
+            _ => "Closed Lost",
+        };
+        let contract_ref = if outcome == "won" { "signed" } else { "" };
+        let loss_reason = if outcome == "lost" {
+            ["price", "timing", "competitor"][i % 3]
+        } else {
+            ""
+        };
+        opportunities.push_str(&format!(
+            "O-{i},A-{},R-{},Deal {i},{},USD,{},{closed},{outcome},{stage},{},{contract_ref},{loss_reason}\n",
+            i % 60,
+            (i / 5) % 8,
+            10_000 + 500 * (i % 40),
+            day(created),
+            if partner { "partner" } else { "direct" },
+        ));
+    }
+    std::fs::write(dir.join("reps.csv"), reps).unwrap();
+    std::fs::write(dir.join("accounts.csv"), accounts).unwrap();
+    std::fs::write(dir.join("opportunities.csv"), opportunities).unwrap();
+}
+
+const LEAKY_CATALOG: &str = r#"
+name = "leaky company"
+controls = ["segment", "opportunity.loss_reason"]
+
+[landmarks]
+stages = true
+ages_days = []
+
+[[behaviour]]
+id = "through_partner"
+version = 1
+title = "Sold through a partner"
+description = "The deal came through a partner."
+reads = { kind = "attribute", attribute = "opportunity.channel", equals = "partner" }
+aggregate = "value"
+threshold = "== 1"
+
+[[behaviour]]
+id = "contract_signed"
+version = 1
+title = "Contract signed"
+description = "A contract reference is on the deal (filled in when the deal is won)."
+reads = { kind = "attribute", attribute = "opportunity.contract_ref", equals = "signed" }
+aggregate = "value"
+threshold = "== 1"
+"#;
+
+#[test]
+fn the_report_lists_the_columns_that_may_leak_the_outcome_with_their_evidence() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    leaky_company(&files);
+    let catalog = dir.path().join("leaky.toml");
+    std::fs::write(&catalog, LEAKY_CATALOG).unwrap();
+    let catalog = catalog.to_str().unwrap();
+    let data = dir.path().join("ws");
+    winsignal(&data, &["ingest", files.to_str().unwrap()]);
+    let out = dir.path().join("report.html");
+    winsignal(
+        &data,
+        &[
+            "report",
+            "--catalog",
+            catalog,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let dom = render(browser, &out);
+    let d: Value = serde_json::from_str(&winsignal(
+        &data,
+        &["discover", "--json", "--catalog", catalog],
+    ))
+    .unwrap();
+
+    // Exactly the two planted columns are flagged, in catalog order: the control, then the attribute.
+    let flags = d["leakage"].as_array().unwrap();
+    let columns: Vec<&str> = flags
+        .iter()
+        .map(|f| f["column"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        ["opportunity_loss_reason", "opportunity.contract_ref"],
+        "{flags:?}"
+    );
+    assert!(!dom.contains("<p id=\"leakage-none\">"));
+    let rows = table_rows(&dom, "leakage-table");
+    assert_eq!(rows.len(), 1 + flags.len(), "{rows:?}");
+    assert!(rows[0].contains("Evidence") && rows[0].contains("In the models"));
+    for (row, f) in rows[1..].iter().zip(flags) {
+        let evidence = f["evidence"].as_str().unwrap();
+        assert!(
+            row.starts_with(&format!("<td>{}</td>", f["column"].as_str().unwrap())),
+            "{row}"
+        );
+        assert!(
+            row.contains(&format!("<td>{}</td>", as_dumped(evidence))),
+            "{row}"
+        );
+        assert!(
+            row.contains(&format!(
+                "<td class=\"num\">{:.2}</td>",
+                f["auc"].as_f64().unwrap()
+            )),
+            "{row}"
+        );
+    }
+
+    // The leaking control: left out of the models, read by no behaviour.
+    let control = rows[1];
+    assert_eq!(flags[0]["control"], true);
+    assert!(!d["controls"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("opportunity_loss_reason")));
+    assert!(
+        control.contains("a control, left out of every model"),
+        "{control}"
+    );
+    assert!(control.contains("<td>—</td>"), "{control}");
+
+    // The attribute filled in only on won deals: it alone separates won from lost, and the behaviour
+    // reading it is named.
+    let attribute = rows[2];
+    assert_eq!(flags[1]["kind"], "column_auc");
+    assert!(flags[1]["evidence"]
+        .as_str()
+        .unwrap()
+        .starts_with("opportunity.contract_ref alone separates won from lost with AUC 1.00"));
+    assert!(
+        attribute.contains("<td>separates won from lost on its own</td>"),
+        "{attribute}"
+    );
+    assert!(
+        attribute.contains("<td>Contract signed (contract_signed)</td>"),
+        "{attribute}"
+    );
+    assert!(attribute.contains("not a control"), "{attribute}");
+
+    // The findings of the behaviour reading it carry the column's evidence (so no headline can use it).
+    for f in d["findings"].as_array().unwrap() {
+        if f["behaviour"] == "contract_signed" {
+            assert!(
+                f["leakage"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("possible leakage of the column opportunity.contract_ref: "),
+                "{f}"
+            );
+        }
     }
 }
 
