@@ -93,7 +93,7 @@ pub fn logit_effect(
         .map_err(|e| format!("refused: the standard error could not be computed ({e})"))?;
     let se = robust.se(j);
     let df = robust.df(j);
-    if !se.is_finite() || se <= 0.0 || !(df > 0.0) {
+    if !se.is_finite() || se <= 0.0 || df.is_nan() || df <= 0.0 {
         return Err("refused: the standard error is not finite".into());
     }
     let mut effect = t_effect(
@@ -206,7 +206,7 @@ pub fn ols_effect(y: &[f64], d: &Design, clusters: &[u32], j: usize, step: f64) 
         .cr2(&d.x, clusters)
         .map_err(|e| format!("refused: the standard error could not be computed ({e})"))?;
     let (se, df) = (robust.se(j), robust.df(j));
-    if !se.is_finite() || se <= 0.0 || !(df > 0.0) {
+    if !se.is_finite() || se <= 0.0 || df.is_nan() || df <= 0.0 {
         return Err("refused: the standard error is not finite".into());
     }
     Ok(t_effect(

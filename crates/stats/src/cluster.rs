@@ -120,13 +120,12 @@ pub fn cr2(
                 for (zj, xj) in z_row.iter_mut().zip(x.row(i)) {
                     *zj = sw * xj;
                 }
-                for a in 0..k {
-                    let za = z_row[a];
-                    if za == 0.0 {
+                for (a, za) in z_row.iter().enumerate() {
+                    if *za == 0.0 {
                         continue;
                     }
-                    for b in a..k {
-                        *gram.get_mut(a, b) += za * z_row[b];
+                    for (b, zb) in z_row.iter().enumerate().skip(a) {
+                        *gram.get_mut(a, b) += za * zb;
                     }
                 }
                 for (tj, xj) in t.iter_mut().zip(x.row(i)) {

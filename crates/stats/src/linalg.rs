@@ -253,6 +253,9 @@ pub fn add_gram_upper(rows: &[f64], k: usize, w: Option<&[f64]>, out: &mut [f64]
 /// Eigenvalues (ascending) and eigenvectors (the columns of the returned matrix) of a symmetric matrix:
 /// Householder reduction to tridiagonal form and the implicit QL method (`tred2` and `tql2` of
 /// EISPACK, as in JAMA). Only the lower triangle of `a` is read.
+// A line-by-line port of the published algorithm: its index loops are kept as written, so that it can be
+// checked against the original.
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy)]
 pub fn sym_eigen(a: &Matrix) -> (Vec<f64>, Matrix) {
     let n = a.rows();
     let mut v: Vec<Vec<f64>> = (0..n).map(|i| a.row(i).to_vec()).collect();

@@ -597,12 +597,12 @@ fn score_scale(
     let others: Vec<usize> = (0..k).filter(|c| *c != j).collect();
     let mut gram = Matrix::zeros(others.len(), others.len());
     let mut cross = vec![0.0; others.len()];
-    for i in 0..n {
+    for (i, wi) in w.iter().enumerate() {
         let xi = x.row(i);
         for (a, &ca) in others.iter().enumerate() {
-            cross[a] += w[i] * xi[ca] * xi[j];
+            cross[a] += wi * xi[ca] * xi[j];
             for (b, &cb) in others.iter().enumerate() {
-                *gram.get_mut(a, b) += w[i] * xi[ca] * xi[cb];
+                *gram.get_mut(a, b) += wi * xi[ca] * xi[cb];
             }
         }
     }

@@ -59,7 +59,7 @@ fn sample(rng: &mut Rng, reps: usize) -> Sample {
             amount.push(9.0 + skill + 0.3 * size + rng.normal());
             let rate = (skill + 0.3 * size).exp() / 60.0;
             let t = -rng.uniform().max(1e-300).ln() / rate;
-            days.push(t.min(120.0).max(0.5).round());
+            days.push(t.clamp(0.5, 120.0).round());
             closed_won.push(t < 120.0);
             data.extend([1.0, behaviour, size]);
             clusters.push(g as u32);
