@@ -607,8 +607,9 @@ fn add_second_moments((cols, vals): (&[usize], &[f64]), w: f64, k: usize, second
 /// `tests/few_clusters.rs`); the jackknife with the same t reference is close to nominal (3.9–5.1 % with
 /// 5–15 reps). It costs `G` refits, so discovery uses it for small teams only.
 ///
-/// Errors: a refit that fails (leaving one cluster out leaves no events, or a constant column) is
-/// returned as it is — an effect that rests on one cluster's deals has no jackknife variance.
+/// Other columns that are constant, or a combination of the rest, without a cluster leave that refit.
+/// Errors: a refit that still fails (leaving one cluster out leaves no events, or column `j` constant)
+/// is returned as it is — an effect that rests on one cluster's deals has no jackknife variance.
 pub fn jackknife_variance(
     time: &[f64],
     event: &[bool],
@@ -632,16 +633,36 @@ pub fn jackknife_variance(
         if keep.len() == time.len() {
             continue;
         }
-        let xs = Matrix::from_rows(
-            keep.len(),
-            k,
-            keep.iter()
-                .flat_map(|i| x.row(*i).iter().copied())
-                .collect(),
-        );
         let t: Vec<f64> = keep.iter().map(|i| time[*i]).collect();
         let e: Vec<bool> = keep.iter().map(|i| event[*i]).collect();
-        betas.push(fit(&t, &e, &xs, None, opts)?.beta[j]);
+        // Other columns that the left-out cluster alone made vary (a level only its deals have), or
+        // that become a combination of the rest without it, leave the refit; column `j` never does.
+        let mut columns: Vec<usize> = (0..k)
+            .filter(|c| {
+                *c == j || {
+                    let first = x.get(keep[0], *c);
+                    keep.iter().any(|i| x.get(*i, *c) != first)
+                }
+            })
+            .collect();
+        let beta_j = loop {
+            let xs = Matrix::from_rows(
+                keep.len(),
+                columns.len(),
+                keep.iter()
+                    .flat_map(|i| columns.iter().map(|c| x.get(*i, *c)))
+                    .collect(),
+            );
+            let at = columns.iter().position(|c| *c == j).unwrap_or(0);
+            match fit(&t, &e, &xs, None, opts) {
+                Ok(f) => break f.beta[at],
+                Err(FitError::Singular { column }) if column != at && column < columns.len() => {
+                    columns.remove(column);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        betas.push(beta_j);
     }
     let g = betas.len() as f64;
     let mean = betas.iter().sum::<f64>() / g;
@@ -658,6 +679,31 @@ mod tests {
             .flat_map(|i| columns.iter().map(move |c| c[i]))
             .collect();
         Matrix::from_rows(n, columns.len(), data)
+    }
+
+    #[test]
+    fn the_jackknife_leaves_out_a_column_only_the_left_out_cluster_varies() {
+        // Three clusters; column 1 is a level only cluster 2's rows have. Leaving cluster 2 out makes it
+        // constant: that refit goes on without it instead of failing.
+        let n = 90;
+        let clusters: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+        let x0: Vec<f64> = (0..n).map(|i| ((i * 7) % 5) as f64).collect();
+        let x1: Vec<f64> = (0..n)
+            .map(|i| f64::from(u8::from(i % 3 == 2 && i % 2 == 0)))
+            .collect();
+        let time: Vec<f64> = (0..n).map(|i| 1.0 + ((i * 13) % 17) as f64).collect();
+        let event: Vec<bool> = (0..n).map(|i| i % 4 != 0).collect();
+        let x = design(&[&x0, &x1]);
+        let v = jackknife_variance(&time, &event, &x, &clusters, 0, &CoxOptions::default());
+        assert!(v.as_ref().is_ok_and(|v| v.is_finite() && *v >= 0.0), "{v:?}");
+        // Column 0 itself constant without a cluster: an error, not a number.
+        let only: Vec<f64> = (0..n)
+            .map(|i| f64::from(u8::from(i % 3 == 2 && i % 2 == 0)))
+            .collect();
+        let x = design(&[&only, &x0]);
+        assert!(
+            jackknife_variance(&time, &event, &x, &clusters, 0, &CoxOptions::default()).is_err()
+        );
     }
 
     #[test]
