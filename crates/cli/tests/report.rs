@@ -524,7 +524,10 @@ fn without_a_win_model_the_report_says_how_to_get_one_and_still_shows_reps() {
 fn demo_ends_with_the_deals_most_at_risk_and_a_coaching_card() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("ws");
-    let out = winsignal(&data, &["demo", "--scale", "0.15", "--seed", "5"]);
+    // 12 reps: with the 6 of a 0.15-scale company, errors clustered by rep (CR2, t with about 4.5
+    // degrees of freedom) leave no behaviour significant among hundreds of tests, and the demo says there
+    // is nothing to coach on yet.
+    let out = winsignal(&data, &["demo", "--scale", "0.3", "--seed", "5"]);
 
     // The win model is saved, with its holdout quality against the baselines.
     let model_line = out
