@@ -39,6 +39,11 @@ pub struct TrainArgs {
     /// is undefined; without it such a model is refused (exit 1, nothing saved, suspected columns named).
     #[arg(long)]
     pub allow_suspect: bool,
+    /// Keep the columns discovery flags as possible leakage (a column that on its own separates won
+    /// from lost, is filled in for one outcome only, or mostly on closed deals); by default they are
+    /// left out of the model and listed with their evidence.
+    #[arg(long)]
+    pub keep_suspect_columns: bool,
 }
 
 #[derive(Args)]
@@ -181,6 +186,7 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
             ..Default::default()
         },
         allow_suspect: args.allow_suspect,
+        keep_suspect_columns: args.keep_suspect_columns,
         ..Default::default()
     };
     let t = match train_and_save(store, &ctx, &c, &discovery, &opts) {

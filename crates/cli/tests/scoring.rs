@@ -271,7 +271,23 @@ fn codes(summary: &Value) -> Vec<String> {
 fn a_model_too_good_to_be_true_is_refused_with_the_leaking_column_named() {
     let dir = tempfile::tempdir().unwrap();
     let data = workspace(dir.path(), 300, Company::Leak);
+    // First line of defence: discovery's column checks flag the amount (0 on every lost deal), and the
+    // model is trained without it — saved, with the reason it was left out.
     let (ok, stdout, stderr) = run(&data, &["train", "--json"]);
+    assert!(ok, "{stderr}");
+    let clean: Value = serde_json::from_str(&stdout).unwrap();
+    let left_out = clean["trained_on"]["excluded"].as_array().unwrap();
+    assert!(
+        left_out.iter().any(|e| e["id"] == "log_amount"
+            && e["reason"].as_str().unwrap().contains("possible leakage")),
+        "{left_out:?}"
+    );
+    assert!(
+        clean["evaluation"]["model"]["auc"].as_f64().unwrap() < 0.97,
+        "{stdout}"
+    );
+    // Kept on purpose, the amount gives a model too good to be true, which is refused.
+    let (ok, stdout, stderr) = run(&data, &["train", "--json", "--keep-suspect-columns"]);
     assert!(!ok, "a model with holdout AUC 1 was saved: {stdout}");
     assert!(
         stderr.contains("not saved") && stderr.contains("log_amount"),
@@ -285,17 +301,18 @@ fn a_model_too_good_to_be_true_is_refused_with_the_leaking_column_named() {
     assert_eq!(first["refuses"], true);
     assert_eq!(first["columns"][0], "log_amount", "{first}");
     assert_eq!(refused["suspects"][0]["column"], "log_amount");
-    // Nothing was saved: scoring has no model to use.
-    let (scored, _, err) = run(&data, &["score", "--json"]);
-    assert!(!scored && err.contains("no win model"), "{err}");
+    // Nothing was saved: scoring still uses the clean model.
+    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    assert_eq!(scored["model_id"], clean["model_id"]);
 
     // Told to, train saves it — with the warnings.
-    let (ok, stdout, stderr) = run(&data, &["train", "--json", "--allow-suspect"]);
+    let keep = ["--keep-suspect-columns", "--allow-suspect"];
+    let (ok, stdout, stderr) = run(&data, &["train", "--json", keep[0], keep[1]]);
     assert!(ok, "{stderr}");
     let saved: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(saved["saved"], true);
     assert!(codes(&saved).contains(&"too_good_to_be_true".to_string()));
-    let text = run(&data, &["train", "--allow-suspect"]).1;
+    let text = run(&data, &["train", keep[0], keep[1]]).1;
     assert!(text.starts_with("REFUSED: [too_good_to_be_true]"), "{text}");
 
     // The report's model section shows the warnings before anything else about the model.

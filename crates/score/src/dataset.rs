@@ -54,10 +54,34 @@ pub fn columns(
     catalog: &Catalog,
     snaps: &[Snapshot],
     timing: &[Timing],
+    keep_suspect: bool,
 ) -> (Vec<Column>, Vec<Excluded>) {
     let mut out = Vec::new();
     let mut excluded = Vec::new();
+    // Columns that may be recorded because of the outcome (discovery's column-level leakage checks):
+    // every definition reading one, and a flagged control, stay out unless the caller keeps them.
+    let flags = if keep_suspect {
+        Vec::new()
+    } else {
+        winsignal_discover::suspect_columns(catalog, snaps)
+    };
+    let flagged_definition =
+        |id: &str| flags.iter().find(|f| f.definitions.iter().any(|d| d == id));
+    let flagged_control = |name: &str| flags.iter().find(|f| f.control && f.column == name);
+    let leak_reason = |f: &winsignal_discover::ColumnFlag| {
+        format!(
+            "possible leakage of the column {}: {}",
+            f.column, f.evidence
+        )
+    };
     for (index, d) in catalog.behaviours.iter().enumerate() {
+        if let Some(f) = flagged_definition(&d.id) {
+            excluded.push(Excluded {
+                id: d.id.clone(),
+                reason: leak_reason(f),
+            });
+            continue;
+        }
         if d.recorded == Recorded::AtOutcome {
             excluded.push(Excluded {
                 id: d.id.clone(),
@@ -94,6 +118,13 @@ pub fn columns(
         // The creation quarter adjusts discovery for the period; as a predictor it only names periods
         // the model will never see again.
         if *c == Control::CreationQuarter {
+            continue;
+        }
+        if let Some(f) = flagged_control(&c.column()) {
+            excluded.push(Excluded {
+                id: c.column(),
+                reason: leak_reason(f),
+            });
             continue;
         }
         let numeric = c.is_numeric() || {

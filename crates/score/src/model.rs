@@ -40,6 +40,10 @@ pub struct TrainOptions {
     /// undefined (the warnings stay). Not saved with the model.
     #[serde(default, skip_serializing)]
     pub allow_suspect: bool,
+    /// Keep the columns discovery's leakage checks flag ([`winsignal_discover::suspect_columns`]); by
+    /// default they are left out of the model (listed in `excluded` with their evidence).
+    #[serde(default)]
+    pub keep_suspect_columns: bool,
 }
 
 impl Default for TrainOptions {
@@ -49,6 +53,7 @@ impl Default for TrainOptions {
             calibration_share: 0.2,
             ebm: EbmParams::default(),
             allow_suspect: false,
+            keep_suspect_columns: false,
         }
     }
 }
@@ -445,7 +450,7 @@ pub fn tables<'s>(
             )));
         }
     }
-    let (columns, excluded) = dataset::columns(catalog, snaps, timing);
+    let (columns, excluded) = dataset::columns(catalog, snaps, timing, opts.keep_suspect_columns);
     let fit = dataset::table(ctx, &columns, fit_rows)?;
     let fit_all = dataset::table(ctx, &columns, fit_all_rows)?;
     let cal = dataset::table(ctx, &columns, cal_rows)?;
