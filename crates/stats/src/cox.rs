@@ -695,7 +695,10 @@ mod tests {
         let event: Vec<bool> = (0..n).map(|i| i % 4 != 0).collect();
         let x = design(&[&x0, &x1]);
         let v = jackknife_variance(&time, &event, &x, &clusters, 0, &CoxOptions::default());
-        assert!(v.as_ref().is_ok_and(|v| v.is_finite() && *v >= 0.0), "{v:?}");
+        assert!(
+            v.as_ref().is_ok_and(|v| v.is_finite() && *v >= 0.0),
+            "{v:?}"
+        );
         // Column 0 itself constant without a cluster: an error, not a number.
         let only: Vec<f64> = (0..n)
             .map(|i| f64::from(u8::from(i % 3 == 2 && i % 2 == 0)))
