@@ -36,6 +36,20 @@ impl Binning {
         max_bins: usize,
         min_category_count: usize,
     ) -> Result<Binning> {
+        let mut one = Binning::learn_each(name, values, rows, &[max_bins], min_category_count)?;
+        one.pop()
+            .ok_or_else(|| input(format!("feature `{name}`: no binning learned")))
+    }
+
+    /// [`Binning::learn`] for each of `max_bins`, sorting (or counting) the values once: an EBM bins
+    /// every feature twice, for its main effect and for pairs.
+    pub fn learn_each(
+        name: &str,
+        values: &FeatureValues,
+        rows: Option<&[usize]>,
+        max_bins: &[usize],
+        min_category_count: usize,
+    ) -> Result<Vec<Binning>> {
         match values {
             FeatureValues::Numeric(v) => {
                 let mut xs: Vec<f64> = match rows {
@@ -45,29 +59,33 @@ impl Binning {
                         .collect(),
                     None => v.iter().filter_map(|x| *x).collect(),
                 };
-                xs.sort_by(f64::total_cmp);
-                Ok(Binning::Numeric {
-                    cuts: quantile_cuts(&xs, max_bins),
-                })
+                // Values equal under `total_cmp` are equal bit for bit, so an unstable sort gives
+                // the same order as a stable one.
+                xs.sort_unstable_by(f64::total_cmp);
+                Ok(max_bins
+                    .iter()
+                    .map(|&m| Binning::Numeric {
+                        cuts: quantile_cuts(&xs, m),
+                    })
+                    .collect())
             }
             FeatureValues::Categorical(v) => {
-                let mut seen: Vec<&str> = match rows {
-                    Some(rows) => rows
-                        .iter()
-                        .filter_map(|&r| v.get(r).and_then(|s| s.as_deref()))
-                        .collect(),
-                    None => v.iter().filter_map(|s| s.as_deref()).collect(),
+                // Counted in a hash map (linear in the rows), then the frequent levels sorted by name.
+                let mut counts: std::collections::HashMap<&str, usize> =
+                    std::collections::HashMap::new();
+                let cells: Box<dyn Iterator<Item = &Option<String>>> = match rows {
+                    Some(rows) => Box::new(rows.iter().filter_map(|&r| v.get(r))),
+                    None => Box::new(v.iter()),
                 };
-                seen.sort_unstable();
-                let mut levels = Vec::new();
-                let mut start = 0;
-                while start < seen.len() {
-                    let end = start + seen[start..].partition_point(|s| *s == seen[start]);
-                    if end - start >= min_category_count.max(1) {
-                        levels.push(seen[start].to_string());
-                    }
-                    start = end;
+                for s in cells.filter_map(|s| s.as_deref()) {
+                    *counts.entry(s).or_insert(0) += 1;
                 }
+                let mut levels: Vec<String> = counts
+                    .into_iter()
+                    .filter(|&(_, n)| n >= min_category_count.max(1))
+                    .map(|(s, _)| s.to_string())
+                    .collect();
+                levels.sort_unstable();
                 if levels.len() + 2 > MAX_BINS_PER_FEATURE {
                     return Err(input(format!(
                         "feature `{name}` has {} levels seen at least {min_category_count} times; at most {} are supported (raise min_category_count)",
@@ -75,7 +93,12 @@ impl Binning {
                         MAX_BINS_PER_FEATURE - 2
                     )));
                 }
-                Ok(Binning::Categorical { levels })
+                Ok(max_bins
+                    .iter()
+                    .map(|_| Binning::Categorical {
+                        levels: levels.clone(),
+                    })
+                    .collect())
             }
         }
     }

@@ -39,6 +39,7 @@ pub(crate) struct LoopParams {
     pub max_rounds: usize,
     pub early_stopping_rounds: usize,
     pub early_stopping_tolerance: f64,
+    pub early_stopping_progress: f64,
 }
 
 /// The rows of one bag in one binning, gathered so the hot loops read contiguous memory.
@@ -448,13 +449,19 @@ enum Verdict {
 }
 
 /// InterpretML's rule, counted in rounds: stop when the best loss of the last `early_stopping_rounds`
-/// rounds is not below the best loss before them by more than `tolerance` (relative).
+/// rounds is not below the best loss before them by more than a margin: `tolerance` times that loss, or
+/// `progress` times what the loop has gained since its start, whichever is larger. The second part
+/// makes the rule scale-free: the loss of a bag with many rows keeps falling by tiny amounts long after
+/// the model has stopped changing in any way that matters, so without it the rounds (and the fit time)
+/// grow with the rows.
 struct EarlyStopping {
     window: Vec<f64>,
     next: usize,
+    initial: f64,
     best: f64,
     best_before_window: f64,
     tolerance: f64,
+    progress: f64,
 }
 
 impl EarlyStopping {
@@ -462,9 +469,11 @@ impl EarlyStopping {
         EarlyStopping {
             window: vec![f64::INFINITY; p.early_stopping_rounds],
             next: 0,
+            initial: initial_loss,
             best: initial_loss,
             best_before_window: initial_loss,
             tolerance: p.early_stopping_tolerance,
+            progress: p.early_stopping_progress,
         }
     }
 
@@ -486,6 +495,12 @@ impl EarlyStopping {
         let recent = self.window.iter().copied().fold(f64::INFINITY, f64::min);
         let margin = self.best_before_window.abs() * self.tolerance;
         let margin = if margin.is_finite() { margin } else { 0.0 };
+        let gained = (self.initial - self.best_before_window) * self.progress;
+        let margin = if gained.is_finite() && gained > margin {
+            gained
+        } else {
+            margin
+        };
         if recent.is_finite()
             && self.best_before_window - margin <= recent
             && self.window.iter().all(|l| l.is_finite())
@@ -821,35 +836,43 @@ pub(crate) fn pair_strengths(
             (p - y, p * q)
         })
         .collect();
-    let mut table_g = Vec::new();
-    let mut table_h = Vec::new();
-    let mut table_n = Vec::new();
+    // One cell holds all three sums, so each row touches one place in memory rather than three.
+    #[derive(Clone, Copy, Default)]
+    struct Sums {
+        g: f64,
+        h: f64,
+        n: u64,
+    }
+    let mut table: Vec<Sums> = Vec::new();
     pairs
         .iter()
         .map(|&(a, b)| {
             let (na, nb) = (n_bins[a], n_bins[b]);
             // Cumulative tables with a zero row and column in front: entry (i, j) sums cells < i, < j.
             let w = nb + 1;
-            for v in [&mut table_g, &mut table_h] {
-                v.clear();
-                v.resize((na + 1) * w, 0.0);
-            }
-            table_n.clear();
-            table_n.resize((na + 1) * w, 0u64);
+            table.clear();
+            table.resize((na + 1) * w, Sums::default());
             for ((&ba, &bb), &(g, h)) in bins[a].iter().zip(&bins[b]).zip(&gh) {
                 let c = (ba as usize + 1) * w + bb as usize + 1;
-                table_g[c] += g;
-                table_h[c] += h;
-                table_n[c] += 1;
+                if let Some(cell) = table.get_mut(c) {
+                    cell.g += g;
+                    cell.h += h;
+                    cell.n += 1;
+                }
             }
             for i in 1..=na {
                 for j in 1..=nb {
                     let c = i * w + j;
-                    table_g[c] += table_g[c - w] + table_g[c - 1] - table_g[c - w - 1];
-                    table_h[c] += table_h[c - w] + table_h[c - 1] - table_h[c - w - 1];
-                    table_n[c] += table_n[c - w] + table_n[c - 1] - table_n[c - w - 1];
+                    let (up, left, corner) = (table[c - w], table[c - 1], table[c - w - 1]);
+                    let cell = &mut table[c];
+                    cell.g += up.g + left.g - corner.g;
+                    cell.h += up.h + left.h - corner.h;
+                    cell.n += up.n + left.n - corner.n;
                 }
             }
+            let table_g: Vec<f64> = table.iter().map(|c| c.g).collect();
+            let table_h: Vec<f64> = table.iter().map(|c| c.h).collect();
+            let table_n: Vec<u64> = table.iter().map(|c| c.n).collect();
             let rect = |t: &[f64], i0: usize, i1: usize, j0: usize, j1: usize| {
                 t[i1 * w + j1] - t[i0 * w + j1] - t[i1 * w + j0] + t[i0 * w + j0]
             };
@@ -976,6 +999,7 @@ mod tests {
             max_rounds: 100,
             early_stopping_rounds: 3,
             early_stopping_tolerance: 0.0,
+            early_stopping_progress: 0.0,
         };
         let mut s = EarlyStopping::new(&p, 1.0);
         assert!(matches!(s.observe(0.9), Verdict::Best));
@@ -983,5 +1007,26 @@ mod tests {
         assert!(matches!(s.observe(0.95), Verdict::Continue));
         // 0.9 leaves the window: the last three rounds (0.95 each) do not beat it.
         assert!(matches!(s.observe(0.95), Verdict::Stop));
+    }
+
+    #[test]
+    fn the_progress_margin_stops_a_loss_that_only_creeps_down() {
+        // From 1.0 the loss halves, then falls by 1e-4 a round: 0.02 % of the 0.5 gained per round,
+        // 0.06 % per window of three; tolerance alone never stops it, 1 % of the progress does.
+        let losses: Vec<f64> = (0..20).map(|r| 0.5 - 1e-4 * f64::from(r)).collect();
+        let run = |progress: f64| {
+            let p = LoopParams {
+                max_rounds: 100,
+                early_stopping_rounds: 3,
+                early_stopping_tolerance: 1e-6,
+                early_stopping_progress: progress,
+            };
+            let mut s = EarlyStopping::new(&p, 1.0);
+            losses
+                .iter()
+                .position(|&l| matches!(s.observe(l), Verdict::Stop))
+        };
+        assert_eq!(run(0.0), None);
+        assert_eq!(run(0.01), Some(3));
     }
 }

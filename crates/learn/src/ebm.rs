@@ -38,6 +38,10 @@ pub struct EbmParams {
     pub early_stopping_rounds: usize,
     /// Smallest relative improvement of the validation log loss that counts.
     pub early_stopping_tolerance: f64,
+    /// Smallest improvement that counts, as a share of what the stage has improved the validation log
+    /// loss since its start (the larger of the two margins applies; 0: none).
+    #[serde(default)]
+    pub early_stopping_progress: f64,
     /// Number of bags (each its own validation split) averaged into the model.
     pub outer_bags: usize,
     /// Share of the rows held out for early stopping in each bag, stratified by outcome (0: none).
@@ -74,6 +78,7 @@ impl Default for EbmParams {
             max_rounds: 5000,
             early_stopping_rounds: 50,
             early_stopping_tolerance: 1e-5,
+            early_stopping_progress: 0.0,
             outer_bags: 8,
             validation_size: 0.15,
             max_leaves: 3,
@@ -107,6 +112,9 @@ impl EbmParams {
         }
         if !(self.early_stopping_tolerance >= 0.0 && self.early_stopping_tolerance.is_finite()) {
             return bad("early_stopping_tolerance", "must be a finite number ≥ 0");
+        }
+        if !(self.early_stopping_progress >= 0.0 && self.early_stopping_progress.is_finite()) {
+            return bad("early_stopping_progress", "must be a finite number ≥ 0");
         }
         if self.outer_bags == 0 {
             return bad("outer_bags", "must be at least 1");
@@ -506,20 +514,23 @@ pub fn fit(data: &Dataset, y: &[bool], params: &EbmParams) -> Result<Ebm> {
         .features()
         .iter()
         .map(|f| {
-            let learn = |max_bins| {
-                Binning::learn(
-                    &f.name,
-                    &f.values,
-                    None,
-                    max_bins,
-                    params.min_category_count,
-                )
-            };
-            Ok(ModelFeature {
-                name: f.name.clone(),
-                bins: learn(params.max_bins)?,
-                interaction_bins: learn(params.max_interaction_bins)?,
-            })
+            let mut both = Binning::learn_each(
+                &f.name,
+                &f.values,
+                None,
+                &[params.max_bins, params.max_interaction_bins],
+                params.min_category_count,
+            )?;
+            let interaction_bins = both.pop();
+            let bins = both.pop();
+            match (bins, interaction_bins) {
+                (Some(bins), Some(interaction_bins)) => Ok(ModelFeature {
+                    name: f.name.clone(),
+                    bins,
+                    interaction_bins,
+                }),
+                _ => Err(Error::Fit(format!("no binning learned for `{}`", f.name))),
+            }
         })
         .collect::<Result<_>>()?;
     let training = Training::new(data, y, &features, params)?;

@@ -77,6 +77,7 @@ impl<'p> Training<'p> {
                 max_rounds: params.max_rounds,
                 early_stopping_rounds: params.early_stopping_rounds,
                 early_stopping_tolerance: params.early_stopping_tolerance,
+                early_stopping_progress: params.early_stopping_progress,
             },
             main_bins,
             main_n: features.iter().map(|f| f.bins.n_bins()).collect(),
