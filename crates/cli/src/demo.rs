@@ -226,6 +226,7 @@ pub fn run(data: &Path, quiet: bool, args: &DemoArgs) -> Result<()> {
         &computed.snapshots,
         &winsignal_discover::Options {
             timing: computed.timing.clone(),
+            history_flags: computed.history_flags.clone(),
             ..winsignal_discover::Options::default()
         },
     )?;

@@ -84,6 +84,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &DiscoverArgs) -> Result<()
     let started = std::time::Instant::now();
     let options = Options {
         timing: c.timing.clone(),
+        history_flags: c.history_flags.clone(),
         ..options(args)
     };
     let d = winsignal_discover::discover(&c.catalog, &c.snapshots, &options)?;

@@ -212,6 +212,8 @@ pub struct Computed {
     pub unattributed: std::collections::BTreeMap<String, u64>,
     /// When each behaviour shows up relative to the close (for the leakage check).
     pub timing: Vec<snapshot::Timing>,
+    /// Columns the store's versions show being written at the close (for the leakage check).
+    pub history_flags: Vec<winsignal_discover::ColumnFlag>,
 }
 
 pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) -> Result<Computed> {
@@ -229,6 +231,7 @@ pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) ->
         bar.phase("computing snapshots", d, t)
     });
     let timing = snapshot::timing(&engine, &catalog);
+    let history_flags = winsignal_discover::changed_at_close(&catalog, &deal_history(store)?);
     bar.finish();
     let mut registry = registry;
     registry
@@ -241,7 +244,76 @@ pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) ->
         snapshots,
         horizon,
         timing,
+        history_flags,
     })
+}
+
+/// Every closed opportunity the store holds more than one version of, with when each version was
+/// loaded and its fields — when opportunities were loaded more than once (exports taken over time);
+/// otherwise nothing, as there is no history to read.
+fn deal_history(store: &dyn Store) -> Result<Vec<winsignal_discover::DealHistory>> {
+    use winsignal_core::{AttrValue, Kind, Outcome, Record};
+    let loads = store.loads()?;
+    if loads
+        .iter()
+        .filter(|l| l.kinds.contains(&Kind::Opportunities))
+        .count()
+        < 2
+    {
+        return Ok(Vec::new());
+    }
+    let loaded_at: std::collections::BTreeMap<_, Ts> =
+        loads.iter().map(|l| (l.load_id, l.started_at)).collect();
+    let fields = |r: &Record| -> Option<std::collections::BTreeMap<String, String>> {
+        let Record::Opportunities(o) = r else {
+            return None;
+        };
+        let mut f = std::collections::BTreeMap::new();
+        if let Some(a) = o.amount {
+            f.insert("amount".to_string(), format!("{a}"));
+        }
+        if let Some(t) = &o.opp_type {
+            f.insert("type".to_string(), t.clone());
+        }
+        if let Some(l) = &o.lead_source {
+            f.insert("lead_source".to_string(), l.clone());
+        }
+        for (name, value) in &o.attrs {
+            let text = match value {
+                AttrValue::Number(x) => format!("{x}"),
+                AttrValue::Boolean(b) => b.to_string(),
+                AttrValue::Date(d) => d.0.to_string(),
+                AttrValue::Text(t) => t.clone(),
+            };
+            f.insert(name.clone(), text);
+        }
+        Some(f)
+    };
+    let mut out = Vec::new();
+    for current in store.records(Kind::Opportunities)? {
+        let Record::Opportunities(o) = &current.record else {
+            continue;
+        };
+        let (Some(closed_at), true) = (o.closed_at, o.outcome != Outcome::Open) else {
+            continue;
+        };
+        if current.version < 2 {
+            continue;
+        }
+        let mut versions = Vec::new();
+        for v in store.versions(Kind::Opportunities, &current.id)? {
+            if let (Some(at), Some(f)) = (loaded_at.get(&v.origin.load_id), fields(&v.record)) {
+                versions.push((*at, f));
+            }
+        }
+        versions.sort_by_key(|(at, _)| *at);
+        out.push(winsignal_discover::DealHistory {
+            opportunity_id: current.id.clone(),
+            closed_at,
+            versions,
+        });
+    }
+    Ok(out)
 }
 
 pub fn run_snapshots(global: &Global, store: &dyn Store, args: &SnapshotsArgs) -> Result<()> {

@@ -52,6 +52,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &ReportArgs) -> Result<()> 
         &c.snapshots,
         &Options {
             timing: c.timing.clone(),
+            history_flags: c.history_flags.clone(),
             ..Options::default()
         },
     )?;

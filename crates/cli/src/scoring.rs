@@ -187,6 +187,7 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         },
         allow_suspect: args.allow_suspect,
         keep_suspect_columns: args.keep_suspect_columns,
+        history_flags: c.history_flags.clone(),
         ..Default::default()
     };
     let t = match train_and_save(store, &ctx, &c, &discovery, &opts) {
@@ -776,6 +777,7 @@ pub fn evidence_discovery(c: &crate::features::Computed) -> Result<winsignal_dis
             outcomes: vec![winsignal_discover::Outcome::Win],
             rules: false,
             timing: c.timing.clone(),
+            history_flags: c.history_flags.clone(),
             ..Default::default()
         },
     )?)

@@ -73,7 +73,12 @@ pub fn discover(
         }
     }
     // Columns that may be recorded because of the outcome; flagged controls leave the models.
-    let column_flags = crate::leakage::suspect_columns(catalog, snaps);
+    let mut column_flags = crate::leakage::suspect_columns(catalog, snaps);
+    for f in &opts.history_flags {
+        if !column_flags.iter().any(|c| c.column == f.column) {
+            column_flags.push(f.clone());
+        }
+    }
     let opts = &crate::leakage::without_suspects(opts, &column_flags);
     let landmarks: Vec<LandmarkSummary> = landmarks
         .into_iter()

@@ -243,6 +243,61 @@ pub fn suspect_columns(catalog: &Catalog, snaps: &[Snapshot]) -> Vec<ColumnFlag>
         .collect()
 }
 
+/// One closed opportunity as the store's versions of it show it over time: when each version was loaded
+/// and the opportunity's fields in it (`amount`, `type`, `lead_source` and custom attributes by name;
+/// an empty field is absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DealHistory {
+    pub opportunity_id: String,
+    pub closed_at: winsignal_core::Ts,
+    pub versions: Vec<(winsignal_core::Ts, BTreeMap<String, String>)>,
+}
+
+/// A field that changed between the last version loaded before the close and the latest loaded at or
+/// after it, on at least this share of the deals the store saw on both sides of their close...
+pub const HISTORY_SHARE: f64 = 0.5;
+
+/// The opportunity columns of the catalog (fields its definitions read, its controls) whose value the
+/// store's history shows being filled in or changed at the close: for deals with a version loaded before
+/// their close and one loaded at or after it (exports taken over time), on at least half of them (and
+/// at least 30) the field differs between the two — it is written when the deal closes, so a model
+/// would learn the outcome from it. `kind` is `changed_at_close`. Data loaded once (no version before
+/// any close) give nothing to check.
+pub fn changed_at_close(catalog: &Catalog, deals: &[DealHistory]) -> Vec<ColumnFlag> {
+    columns(catalog)
+        .into_iter()
+        .filter_map(|col| {
+            let field = col.key.strip_prefix("opportunity.")?;
+            let (mut seen, mut changed, mut filled) = (0usize, 0usize, 0usize);
+            for d in deals {
+                let before = d.versions.iter().filter(|(at, _)| *at < d.closed_at).last();
+                let after = d.versions.iter().filter(|(at, _)| *at >= d.closed_at).last();
+                let (Some((_, before)), Some((_, after))) = (before, after) else {
+                    continue;
+                };
+                seen += 1;
+                let (b, a) = (before.get(field), after.get(field));
+                if b != a && a.is_some() {
+                    changed += 1;
+                    filled += usize::from(b.is_none());
+                }
+            }
+            (seen >= MIN_GROUP && changed as f64 >= HISTORY_SHARE * seen as f64).then(|| ColumnFlag {
+                column: col.name.clone(),
+                kind: "changed_at_close",
+                auc: None,
+                evidence: format!(
+                    "{} was set or changed at the close on {} of the {seen} closed deals the store holds a version of from before and from after their close ({filled} of them empty before): it is written when the deal closes",
+                    col.key,
+                    percent(changed, seen)
+                ),
+                definitions: col.definitions.clone(),
+                control: col.control.is_some(),
+            })
+        })
+        .collect()
+}
+
 /// Which half of the deals an opportunity is in for the cross-fitted encoding (the same split as the
 /// rules').
 fn half(opportunity_id: &str) -> bool {

@@ -13,7 +13,7 @@ pub mod leakage;
 mod quantile;
 
 pub use analyse::discover;
-pub use leakage::{suspect_columns, ColumnFlag};
+pub use leakage::{changed_at_close, suspect_columns, ColumnFlag, DealHistory};
 
 use serde::Serialize;
 pub use winsignal_features::snapshot::Timing;
@@ -56,6 +56,9 @@ pub struct Options {
     /// When each behaviour shows up relative to the close ([`winsignal_features::snapshot::timing`]);
     /// a behaviour most deals only show at or after the close is flagged as leakage. Empty: not checked.
     pub timing: Vec<Timing>,
+    /// Columns the store's version history shows being written at the close
+    /// ([`leakage::changed_at_close`]); treated like the column flags discovery computes itself.
+    pub history_flags: Vec<ColumnFlag>,
     /// Control columns (names as in [`Discovery::controls`]) to leave out of every model.
     pub leave_out_controls: Vec<String>,
     /// Keep the columns the leakage checks flag ([`suspect_columns`]): flagged controls stay in the
@@ -74,6 +77,7 @@ impl Default for Options {
             fdr: 0.05,
             rules: true,
             timing: Vec::new(),
+            history_flags: Vec::new(),
             leave_out_controls: Vec::new(),
             keep_suspect: false,
         }

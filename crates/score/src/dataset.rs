@@ -55,15 +55,19 @@ pub fn columns(
     snaps: &[Snapshot],
     timing: &[Timing],
     keep_suspect: bool,
+    history_flags: &[winsignal_discover::ColumnFlag],
 ) -> (Vec<Column>, Vec<Excluded>) {
     let mut out = Vec::new();
     let mut excluded = Vec::new();
-    // Columns that may be recorded because of the outcome (discovery's column-level leakage checks):
-    // every definition reading one, and a flagged control, stay out unless the caller keeps them.
+    // Columns that may be recorded because of the outcome (discovery's column-level leakage checks, and
+    // what the store's history shows written at the close): every definition reading one, and a flagged
+    // control, stay out unless the caller keeps them.
     let flags = if keep_suspect {
         Vec::new()
     } else {
-        winsignal_discover::suspect_columns(catalog, snaps)
+        let mut flags = winsignal_discover::suspect_columns(catalog, snaps);
+        flags.extend(history_flags.iter().cloned());
+        flags
     };
     let flagged_definition =
         |id: &str| flags.iter().find(|f| f.definitions.iter().any(|d| d == id));

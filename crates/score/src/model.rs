@@ -44,6 +44,10 @@ pub struct TrainOptions {
     /// default they are left out of the model (listed in `excluded` with their evidence).
     #[serde(default)]
     pub keep_suspect_columns: bool,
+    /// Columns the store's version history shows being written at the close
+    /// ([`winsignal_discover::changed_at_close`]), left out like the other flagged columns.
+    #[serde(skip)]
+    pub history_flags: Vec<winsignal_discover::ColumnFlag>,
 }
 
 impl Default for TrainOptions {
@@ -54,6 +58,7 @@ impl Default for TrainOptions {
             ebm: EbmParams::default(),
             allow_suspect: false,
             keep_suspect_columns: false,
+            history_flags: Vec::new(),
         }
     }
 }
@@ -450,7 +455,13 @@ pub fn tables<'s>(
             )));
         }
     }
-    let (columns, excluded) = dataset::columns(catalog, snaps, timing, opts.keep_suspect_columns);
+    let (columns, excluded) = dataset::columns(
+        catalog,
+        snaps,
+        timing,
+        opts.keep_suspect_columns,
+        &opts.history_flags,
+    );
     let fit = dataset::table(ctx, &columns, fit_rows)?;
     let fit_all = dataset::table(ctx, &columns, fit_all_rows)?;
     let cal = dataset::table(ctx, &columns, cal_rows)?;
