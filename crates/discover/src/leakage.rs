@@ -270,8 +270,8 @@ pub fn changed_at_close(catalog: &Catalog, deals: &[DealHistory]) -> Vec<ColumnF
             let field = col.key.strip_prefix("opportunity.")?;
             let (mut seen, mut changed, mut filled) = (0usize, 0usize, 0usize);
             for d in deals {
-                let before = d.versions.iter().filter(|(at, _)| *at < d.closed_at).last();
-                let after = d.versions.iter().filter(|(at, _)| *at >= d.closed_at).last();
+                let before = d.versions.iter().filter(|(at, _)| *at < d.closed_at).max_by_key(|(at, _)| *at);
+                let after = d.versions.iter().filter(|(at, _)| *at >= d.closed_at).max_by_key(|(at, _)| *at);
                 let (Some((_, before)), Some((_, after))) = (before, after) else {
                     continue;
                 };
