@@ -325,22 +325,36 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
         t.catalog
     );
     println!("Holdout: {}.", t.split.description);
+    // A recalibrated model is kept as fitted (its correction was fitted to those predictions).
+    let recalibrated = m.recalibration.as_ref().is_some_and(|r| r.applied);
+    let kept_all = if recalibrated {
+        "the kept one left as fitted (it was recalibrated)".to_string()
+    } else {
+        "the kept one refitted on all of them".to_string()
+    };
     match t.split.kind {
         winsignal_score::dataset::SplitKind::Time => println!(
-            "Candidates fitted on {} snapshots (one per deal) of deals closed before {}, compared and calibration checked on {} closed {} – {}, the kept one refitted on every deal closed before {}; tested on {} snapshots of {} deals closed {} – {}.",
+            "Candidates fitted on {} snapshots (one per deal) of deals closed before {}, compared and calibration checked on {} closed {} – {}, {}; tested on {} snapshots of {} deals closed {} – {}.",
             n(t.rows_train as u64),
             t.calibration_from.to_date_string(),
             n(t.rows_calibration as u64),
             t.calibration_from.to_date_string(),
             t.cutoff.to_date_string(),
-            t.cutoff.to_date_string(),
+            if recalibrated {
+                kept_all.clone()
+            } else {
+                format!(
+                    "the kept one refitted on every deal closed before {}",
+                    t.cutoff.to_date_string()
+                )
+            },
             n(t.rows_test as u64),
             n(t.deals_test as u64),
             t.cutoff.to_date_string(),
             t.latest_close.to_date_string()
         ),
         winsignal_score::dataset::SplitKind::CreationTime => println!(
-            "Candidates fitted on {} snapshots (one per deal) of deals created before {}, compared and calibration checked on {} created {} – {}, the kept one refitted on all of them; tested on {} snapshots of {} deals created from {}.",
+            "Candidates fitted on {} snapshots (one per deal) of deals created before {}, compared and calibration checked on {} created {} – {}, {kept_all}; tested on {} snapshots of {} deals created from {}.",
             n(t.rows_train as u64),
             t.calibration_from.to_date_string(),
             n(t.rows_calibration as u64),
@@ -351,7 +365,7 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
             t.cutoff.to_date_string(),
         ),
         winsignal_score::dataset::SplitKind::StratifiedHash => println!(
-            "Candidates fitted on {} snapshots (one per deal), compared and calibration checked on {}, the kept one refitted on all of them; tested on {} snapshots of {} deals (deals assigned by a hash of their id, not by date).",
+            "Candidates fitted on {} snapshots (one per deal), compared and calibration checked on {}, {kept_all}; tested on {} snapshots of {} deals (deals assigned by a hash of their id, not by date).",
             n(t.rows_train as u64),
             n(t.rows_calibration as u64),
             n(t.rows_test as u64),
