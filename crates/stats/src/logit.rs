@@ -344,7 +344,9 @@ pub fn firth_constrained(
         beta[j] = value;
         (current, p, info) = penalised(y, x, &beta);
         if !current.is_finite() {
-            return Err(FitError::NotConverged { iterations: 0 });
+            return Err(FitError::Invalid(format!(
+                "the penalised likelihood with coefficient {j} held at {value} cannot be evaluated: some columns have no weight left there (every row's probability is 0 or 1)"
+            )));
         }
     }
     let mut flat = 0;
