@@ -172,7 +172,7 @@ fn salesforce_short_and_long_ids_unify() {
         "unknown custom fields are kept"
     );
     let email = store
-        .versions(Kind::Activities, "00TAx0000000002IAA")
+        .versions(Kind::Activities, "00TAx0000000002MAA")
         .unwrap()
         .pop()
         .unwrap();
