@@ -88,6 +88,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &DiscoverArgs) -> Result<()
         ..options(args)
     };
     let d = winsignal_discover::discover(&c.catalog, &c.snapshots, &options)?;
+        unobserved: c.unobserved.clone(),
     if !global.quiet {
         eprintln!(
             "fitted {} models in {:.1} s",
@@ -186,10 +187,15 @@ pub fn print_findings(d: &Discovery, top: usize) {
         n(count(Status::NotEnoughData) as u64),
         n(count(Status::Refused) as u64),
     );
-    println!(
-        "Adjusted for: {}; standard errors clustered by rep.",
-        d.controls.join(", ")
-    );
+    let errors = match d.cluster {
+        "rep" => "standard errors clustered by rep",
+        "deal" => "robust standard errors by deal (no deal has a rep)",
+        _ => "standard errors clustered by rep (a deal without a rep counts as its own cluster)",
+    };
+    println!("Adjusted for: {}; {errors}.", d.controls.join(", "));
+    if let Some(line) = d.unobserved.sentence() {
+        println!("{line}.");
+    }
     if !d.leakage.is_empty() {
         println!("Possible leakage, by column (flagged controls are left out of the models unless --keep-suspect-columns):");
         for f in &d.leakage {

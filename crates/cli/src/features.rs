@@ -247,6 +247,8 @@ pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) ->
         history_flags,
     })
 }
+    /// Closed deals without a snapshot (no landmark before their close), left out of everything.
+    pub unobserved: snapshot::Unobserved,
 
 /// Every closed opportunity the store holds more than one version of, with when each version was
 /// loaded and its fields — when opportunities were loaded more than once (exports taken over time);
@@ -267,6 +269,7 @@ fn deal_history(store: &dyn Store) -> Result<Vec<winsignal_discover::DealHistory
     let fields = |r: &Record| -> Option<std::collections::BTreeMap<String, String>> {
         let Record::Opportunities(o) = r else {
             return None;
+    let unobserved = snapshot::unobserved(&ctx, &snapshot::landmarks(&ctx, &catalog, horizon));
         };
         let mut f = std::collections::BTreeMap::new();
         if let Some(a) = o.amount {
@@ -281,6 +284,7 @@ fn deal_history(store: &dyn Store) -> Result<Vec<winsignal_discover::DealHistory
         for (name, value) in &o.attrs {
             let text = match value {
                 AttrValue::Number(x) => format!("{x}"),
+        unobserved,
                 AttrValue::Boolean(b) => b.to_string(),
                 AttrValue::Date(d) => d.0.to_string(),
                 AttrValue::Text(t) => t.clone(),
@@ -361,8 +365,8 @@ pub fn print_summary(c: &Computed) {
         .filter(|d| d.is_behaviour())
         .count();
     println!(
-        "{} events and records replayed; {} snapshots of {} opportunities; {} behaviours and {} continuous \
-         features (catalog {}); data ends {}",
+        "{} events replayed onto the records; {} snapshots of {} opportunities; {} behaviours and {} \
+         continuous features (catalog {}); data ends {}",
         c.events,
         c.snapshots.len(),
         opps.len(),
@@ -419,6 +423,9 @@ fn catalog_json(c: &Catalog) -> Value {
         "name": c.name,
         "definitions": c.behaviours.iter().map(|d| json!({
             "id": d.id, "version": d.version, "fingerprint": d.fingerprint(), "behaviour": d.is_behaviour(),
+    if let Some(line) = c.unobserved.sentence() {
+        println!("  {line}");
+    }
         })).collect::<Vec<_>>(),
         "controls": c.controls.iter().map(Control::column).collect::<Vec<_>>(),
         "landmarks": c.landmarks,
@@ -552,8 +559,8 @@ fn write_csv(c: &Computed, out: &Path) -> Result<()> {
         let fields: Vec<std::borrow::Cow<'_, str>> = cells
             .iter()
             .map(|cell| match cell {
-                Cell::Text(t) => std::borrow::Cow::Borrowed(*t),
-                Cell::Owned(t) => std::borrow::Cow::Owned(t.clone()),
+                Cell::Text(t) => crate::output::spreadsheet_safe(t),
+                Cell::Owned(t) => crate::output::spreadsheet_safe(t),
                 Cell::Number(x) => std::borrow::Cow::Owned(format_number(*x)),
                 Cell::Time(t) => std::borrow::Cow::Owned(Ts(*t).to_rfc3339()),
                 Cell::Null => std::borrow::Cow::Borrowed(""),

@@ -1,5 +1,24 @@
 //! The one `winsignal` binary: every capability is a subcommand.
 
+/// Every line the binary prints goes through [`output::terminal_safe`]: data (an account name, a file
+/// name, an error quoting a cell) can hold control sequences that would retitle or clear the terminal.
+/// These shadow the standard macros in every module declared below.
+macro_rules! println {
+    () => {
+        $crate::output::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::print_line(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` through [`output::terminal_safe`] (see `println!` above).
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::output::eprint_line(format_args!($($arg)*))
+    };
+}
+
 mod accounts;
 mod demo;
 mod discover;

@@ -9,6 +9,56 @@ use winsignal_ingest::quality::QualityReport;
 use winsignal_ingest::IngestReport;
 use winsignal_store::{LoadInfo, StoredRecord};
 
+/// Text from the data made safe for a terminal: control characters other than newline and tab (C0,
+/// DEL and C1, which carry the escape sequences that can retitle, recolour or clear a terminal) become
+/// U+FFFD. Every `println!`/`eprintln!` of the binary goes through it (the macros in main.rs); JSON
+/// needs nothing, as serde escapes control characters.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if text.chars().any(unsafe_char) {
+        std::borrow::Cow::Owned(
+            text.chars()
+                .map(|c| if unsafe_char(c) { '\u{fffd}' } else { c })
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// `println!` with [`terminal_safe`] text.
+pub fn print_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let text = args.to_string();
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{}", terminal_safe(&text)) {
+        // `winsignal … | head` closed stdout early: stop quietly, with SIGPIPE's status (as main.rs's
+        // panic hook does for `println!`).
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        panic!("failed printing to stdout: {e}");
+    }
+}
+
+/// `eprintln!` with [`terminal_safe`] text.
+pub fn eprint_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let text = args.to_string();
+    let _ = writeln!(std::io::stderr().lock(), "{}", terminal_safe(&text));
+}
+
+/// A text cell for a CSV file a spreadsheet may open: a cell starting with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return would be read as a formula (CSV injection), so it gets a leading apostrophe, as
+/// OWASP recommends and spreadsheets show as text. Numbers are written as numbers, never through this.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())

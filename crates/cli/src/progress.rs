@@ -36,7 +36,7 @@ impl Bar {
             let name = std::path::Path::new(p.file)
                 .file_name()
                 .map_or(p.file.into(), |n| n.to_string_lossy().into_owned());
-            b.set_message(name);
+            b.set_message(crate::output::terminal_safe(&name).into_owned());
         }
         b.set_length(p.bytes_total.max(1));
         b.set_position(p.bytes_done.min(p.bytes_total));

@@ -188,6 +188,7 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         allow_suspect: args.allow_suspect,
         keep_suspect_columns: args.keep_suspect_columns,
         history_flags: c.history_flags.clone(),
+        unobserved: c.unobserved.clone(),
         ..Default::default()
     };
     let t = match train_and_save(store, &ctx, &c, &discovery, &opts) {
@@ -706,6 +707,11 @@ fn name_ref<'a>(factors: &'a [explain::Factor], name: &str) -> &'a str {
 
 fn print_deal(out: &ExplainOut<'_>) {
     let d = out.deal;
+/// The factors `explain` prints: those moving P(win) by half a point or more, the ten largest.
+fn shown_factors(d: &DealScore) -> impl Iterator<Item = &explain::Factor> {
+    d.factors.iter().filter(|f| f.points.abs() >= 0.5).take(10)
+}
+
     println!(
         "{} — P(win) {:.0} % as of {} (model {}).",
         d.opportunity_id,
@@ -739,10 +745,13 @@ fn print_deal(out: &ExplainOut<'_>) {
         );
     }
     println!(
-        "\nWhy (logit {:.3} = baseline {:.3} + the factors below, exactly):",
-        d.logit, d.intercept
+        "\nWhy (logit {:.3} = baseline {:.3} + the exact contributions of all {} factors; {} shown, those of half a point or more):",
+        d.logit,
+        d.intercept,
+        d.factors.len(),
+        shown_factors(d).count()
     );
-    for f in d.factors.iter().filter(|f| f.points.abs() >= 0.5).take(10) {
+    for f in shown_factors(d) {
         println!("  {}", f.text);
     }
     if d.actions.is_empty() {
@@ -774,9 +783,21 @@ fn print_deal(out: &ExplainOut<'_>) {
             println!("    {}", a.coaching);
         }
     }
-    let traced: usize = out.lineage.iter().map(|l| l.contributions.len()).sum();
+    // The lineage of the factors shown above, and of the whole score (which `--json` lists).
+    let shown: Vec<&str> = shown_factors(d)
+        .flat_map(|f| f.term.split(" × "))
+        .collect();
+    let events = |l: &&FactorLineage<'_>| l.contributions.len();
+    let shown_lineage: Vec<&FactorLineage<'_>> = out
+        .lineage
+        .iter()
+        .filter(|l| shown.contains(&l.term))
+        .collect();
+    let all: usize = out.lineage.iter().map(|l| events(&l)).sum();
     println!(
-        "\nLineage: {traced} events behind the {} behaviours and features above (`--json` lists each with its source file and line).",
+        "\nLineage: {} events behind the {} behaviours and features shown above; {all} behind all {} in the score (`--json` lists each with its source file and line).",
+        shown_lineage.iter().map(events).sum::<usize>(),
+        shown_lineage.len(),
         out.lineage.len()
     );
 }

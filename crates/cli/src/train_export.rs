@@ -83,7 +83,7 @@ pub fn write(out: &Path, t: &Tables<'_>, catalog: &str, seed: u64) -> Result<()>
         for r in &table.rows {
             w.write_record([
                 split,
-                r.opportunity_id.as_str(),
+                &crate::output::spreadsheet_safe(&r.opportunity_id),
                 r.landmark.as_str(),
                 r.as_of.to_rfc3339().as_str(),
             ])?;
@@ -131,7 +131,7 @@ fn write_table<W: std::io::Write>(
         for f in features {
             row.push(match f.values.value(r) {
                 Value::Number(x) => x.to_string(),
-                Value::Category(s) => s.to_string(),
+                Value::Category(s) => crate::output::spreadsheet_safe(s).into_owned(),
                 Value::Missing => String::new(),
             });
         }

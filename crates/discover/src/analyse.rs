@@ -257,7 +257,7 @@ pub fn discover(
             .filter(|c| !opts.leave_out_controls.contains(c))
             .chain(std::iter::once(AGE_CONTROL.to_string()))
             .collect(),
-        cluster: "rep",
+        cluster: cluster_unit(snaps),
         fdr: opts.fdr,
         snapshots: snaps.len(),
         opportunities: opportunities.len(),
@@ -299,6 +299,7 @@ fn landmark_order(snaps: &[Snapshot]) -> Vec<LandmarkSummary> {
                 lost: c[1],
                 open: c[2],
             }
+        unobserved: opts.unobserved.clone(),
         })
         .collect();
     out.sort_by(|a, b| {
@@ -485,6 +486,17 @@ fn analyse(
     opts: &Options,
 ) -> Finding {
     use winsignal_core::Outcome as O;
+/// What the standard errors are clustered by over all snapshots ([`Discovery::cluster`]): `rep`,
+/// `deal` (data without reps: ordinary robust errors by deal) or `rep_or_deal` (some deals have no rep).
+fn cluster_unit(snaps: &[Snapshot]) -> &'static str {
+    let with_rep = snaps.iter().filter(|s| s.rep_id.is_some()).count();
+    match with_rep {
+        0 => "deal",
+        n if n == snaps.len() => "rep",
+        _ => "rep_or_deal",
+    }
+}
+
     let keep = |s: &Snapshot| match outcome {
         Outcome::Win => s.outcome != O::Open,
         Outcome::CycleTime => true,

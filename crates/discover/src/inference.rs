@@ -22,11 +22,11 @@ use winsignal_stats::{dist, ols, FitError};
 /// separation.
 const SEPARATION_COEF: f64 = 10.0;
 
-pub const LOGIT_METHOD: &str = "logistic regression; CR2 cluster-robust (by rep) standard errors, t test with Satterthwaite degrees of freedom";
-pub const FIRTH_METHOD: &str = "Firth-penalised logistic regression (the plain fit separated won from lost); profile penalised-likelihood interval and likelihood-ratio test, scaled for clustering by rep, against t with G − 1 degrees of freedom";
-pub const OLS_METHOD: &str = "linear regression of log amount among won deals; CR2 cluster-robust (by rep) standard errors, t test with Satterthwaite degrees of freedom";
+pub const LOGIT_METHOD: &str = "logistic regression; CR2 cluster-robust standard errors (by rep; by deal for deals without a rep), t test with Satterthwaite degrees of freedom";
+pub const FIRTH_METHOD: &str = "Firth-penalised logistic regression (the plain fit separated won from lost); profile penalised-likelihood interval and likelihood-ratio test, scaled for clustering (by rep; by deal for deals without a rep), against t with G − 1 degrees of freedom";
+pub const OLS_METHOD: &str = "linear regression of log amount among won deals; CR2 cluster-robust standard errors (by rep; by deal for deals without a rep), t test with Satterthwaite degrees of freedom";
 pub const COX_JACKKNIFE_METHOD: &str = "Cox proportional hazards (Efron ties) of time to close-won, lost deals censored at close and open deals at the end of data; leave-one-rep-out jackknife standard errors, t test with G − 1 degrees of freedom";
-pub const COX_METHOD: &str = "Cox proportional hazards (Efron ties) of time to close-won, lost deals censored at close and open deals at the end of data; cluster-robust (by rep) standard errors with the factor G/(G − 1), t test with G − 1 degrees of freedom";
+pub const COX_METHOD: &str = "Cox proportional hazards (Efron ties) of time to close-won, lost deals censored at close and open deals at the end of data; cluster-robust standard errors (by rep; by deal for deals without a rep) with the factor G/(G − 1), t test with G − 1 degrees of freedom";
 
 /// How an effect's interval and p-value were computed (`Effect::inference`).
 pub const INFERENCE_CR2: &str = "cr2_satterthwaite";

@@ -16,7 +16,7 @@ pub use analyse::discover;
 pub use leakage::{changed_at_close, suspect_columns, ColumnFlag, DealHistory};
 
 use serde::Serialize;
-pub use winsignal_features::snapshot::Timing;
+pub use winsignal_features::snapshot::{Timing, Unobserved};
 
 /// The outcomes discovery can study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -66,6 +66,9 @@ pub struct Options {
     /// flagged controls are left out and those findings carry the evidence in `leakage`.
     pub keep_suspect: bool,
 }
+    /// Closed deals the snapshots do not include ([`winsignal_features::snapshot::unobserved`]),
+    /// reported in [`Discovery::unobserved`].
+    pub unobserved: Unobserved,
 
 impl Default for Options {
     fn default() -> Self {
@@ -81,6 +84,7 @@ impl Default for Options {
             leave_out_controls: Vec::new(),
             keep_suspect: false,
         }
+            unobserved: Unobserved::default(),
     }
 }
 
@@ -94,12 +98,16 @@ pub struct Discovery {
     pub versions: Vec<String>,
     pub controls: Vec<String>,
     pub cluster: &'static str,
+    /// What the standard errors are clustered by: `rep`, `deal` (no deal has a rep: ordinary robust
+    /// errors by deal) or `rep_or_deal` (by rep, and a deal without a rep is a cluster of its own).
     pub fdr: f64,
     pub snapshots: usize,
     pub opportunities: usize,
     /// Opportunities by outcome: `[won, lost, open]`.
     pub outcomes: [usize; 3],
     pub landmarks: Vec<LandmarkSummary>,
+    /// Closed deals left out because they have no landmark before their close (closed at creation).
+    pub unobserved: Unobserved,
     /// Every test, sorted by outcome, landmark order, then definition order.
     pub findings: Vec<Finding>,
     /// Readable thresholds for continuous features (win outcome).

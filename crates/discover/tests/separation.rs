@@ -147,6 +147,9 @@ fn clustering_by_rep_never_narrows_the_separated_interval() {
         find(&plain, Outcome::Win).effect.clone().unwrap(),
         find(&by_rep, Outcome::Win).effect.clone().unwrap(),
     );
+    // What the errors are clustered by is said as it is: by rep only where there are reps.
+    assert_eq!(plain.cluster, "deal");
+    assert_eq!(by_rep.cluster, "rep");
     // Eight reps: a t reference on 7 degrees of freedom and a scale of at least 1.
     assert_eq!(b.df, Some(7.0));
     assert!(

@@ -76,6 +76,66 @@ pub fn landmarks(ctx: &Context, catalog: &Catalog, horizon: Ts) -> Landmarks {
     Landmarks { names, items }
 }
 
+/// Closed deals without a landmark before their close, so without a snapshot: discovery and training
+/// cannot use them. Almost always deals closed the moment they were created (a date-only export whose
+/// deal was opened and closed the same day) or before; also a deal whose every stage entry is dated
+/// after its close. Counted so that every command that leaves them out can say so.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Unobserved {
+    pub won: u64,
+    pub lost: u64,
+    /// Of those, how many closed at or before their creation time.
+    pub closed_at_creation: u64,
+    /// Up to five of their ids, in id order.
+    pub examples: Vec<String>,
+}
+
+impl Unobserved {
+    pub fn deals(&self) -> u64 {
+        self.won + self.lost
+    }
+
+    /// One sentence for a summary, or `None` when no closed deal was left out.
+    pub fn sentence(&self) -> Option<String> {
+        (self.deals() > 0).then(|| {
+            format!(
+                "{} closed deal{} ({} won, {} lost) left out: no landmark before the close ({} closed at or before their creation, e.g. the same day in a date-only export); e.g. {}",
+                self.deals(),
+                if self.deals() == 1 { "" } else { "s" },
+                self.won,
+                self.lost,
+                self.closed_at_creation,
+                self.examples.join(", ")
+            )
+        })
+    }
+}
+
+/// The closed deals [`landmarks`] gives no landmark ([`Unobserved`]).
+pub fn unobserved(ctx: &Context, lms: &Landmarks) -> Unobserved {
+    let mut seen = vec![false; ctx.opps.len()];
+    for l in &lms.items {
+        seen[l.opp as usize] = true;
+    }
+    let mut out = Unobserved::default();
+    let mut ids: Vec<&str> = Vec::new();
+    for (o, _) in ctx.opps.iter().zip(&seen).filter(|(_, s)| !**s) {
+        let Some(closed) = o.closed else { continue };
+        match o.outcome {
+            Outcome::Won => out.won += 1,
+            Outcome::Lost => out.lost += 1,
+            Outcome::Open => continue,
+        }
+        if closed <= o.created {
+            out.closed_at_creation += 1;
+        }
+        ids.push(&o.id);
+    }
+    ids.sort_unstable();
+    out.examples = ids.iter().take(5).map(|s| s.to_string()).collect();
+    out
+}
+
 /// A control's value at a snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]

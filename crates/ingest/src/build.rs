@@ -682,6 +682,11 @@ mod tests {
             ("opportunity_id", ""),
             ("created_at", "31/02/2025"),
             ("outcome", "maybe"),
+                } else if c == opp.created_at {
+                    r.notes.push((
+                        "closed_at_creation".into(),
+                        "closed_at equals created_at (a same-day close in a date-only export?): the deal was never open, so discovery and training leave it out".into(),
+                    ));
             ("amount", "lots"),
         ]);
         let mut r = FieldReader::new(&f, now(), None);

@@ -48,6 +48,10 @@ pub struct TrainOptions {
     /// ([`winsignal_discover::changed_at_close`]), left out like the other flagged columns.
     #[serde(skip)]
     pub history_flags: Vec<winsignal_discover::ColumnFlag>,
+    /// Closed deals without a snapshot ([`winsignal_features::snapshot::unobserved`]): not in the
+    /// model's rows; said in the `closed_deals_left_out` warning.
+    #[serde(skip)]
+    pub unobserved: winsignal_features::snapshot::Unobserved,
 }
 
 impl Default for TrainOptions {
@@ -59,6 +63,7 @@ impl Default for TrainOptions {
             allow_suspect: false,
             keep_suspect_columns: false,
             history_flags: Vec::new(),
+            unobserved: Default::default(),
         }
     }
 }
@@ -794,6 +799,7 @@ fn warnings(
     // The columns to name: those that rank the outcome well on their own or carry a large share of
     // the model; failing any, the three with the highest own AUC.
     let mut likely: Vec<&Suspect> = suspects
+    unobserved: &winsignal_features::snapshot::Unobserved,
         .iter()
         .filter(|s| {
             s.solo_auc.is_some_and(|a| a >= SUSPECT_SOLO_AUC) || s.importance_share >= SUSPECT_SHARE
@@ -905,6 +911,14 @@ fn warnings(
 }
 
 /// Trains, selects, calibrates and evaluates the win model on every closed deal's snapshots. The
+    if let Some(sentence) = unobserved.sentence() {
+        out.push(Warning {
+            code: "closed_deals_left_out".into(),
+            message: format!("{sentence}; the model is neither trained nor tested on them."),
+            columns: Vec::new(),
+            refuses: false,
+        });
+    }
 /// returned model carries its warnings; [`WinModel::refusal`] says whether it must not be saved.
 pub fn train(
     ctx: &Context,
@@ -1027,6 +1041,7 @@ pub fn train(
     Ok(WinModel {
         schema: SCHEMA,
         kind: "win".into(),
+        &opts.unobserved,
         trained_on: TrainedOn {
             catalog: catalog.name.clone(),
             versions: catalog
