@@ -21,7 +21,8 @@ pub enum IdError {
     SuffixCharacter { position: usize, found: char },
     /// The suffix marks a digit as an upper-case letter.
     SuffixMarksDigit { position: usize },
-    /// The first 15 characters mix cases and disagree with the case the suffix encodes.
+    /// The first 15 characters mix cases and disagree with the case the suffix encodes; `expected` is
+    /// the 18-character id those 15 characters make.
     CaseMismatch { expected: String },
 }
 
@@ -38,7 +39,7 @@ impl fmt::Display for IdError {
             ),
             IdError::CaseMismatch { expected } => write!(
                 f,
-                "the checksum (last 3 characters) does not match the case of the first 15 (expected {expected})"
+                "the checksum (last 3 characters) does not match the case of the first 15 (for them it would be {expected})"
             ),
         }
     }
@@ -107,12 +108,15 @@ pub fn canonical_18(id: &str) -> Result<Option<String>, IdError> {
     let given = &bytes[..15];
     let mixed =
         given.iter().any(u8::is_ascii_uppercase) && given.iter().any(u8::is_ascii_lowercase);
+    if mixed && given != body {
+        let mut expected = String::with_capacity(18);
+        expected.push_str(&id[..15]);
+        expected.extend(suffix_of(given).iter().map(|&c| c as char));
+        return Err(IdError::CaseMismatch { expected });
+    }
     let mut out = String::with_capacity(18);
     out.extend(body.iter().map(|&c| c as char));
     out.extend(suffix_of(&body).iter().map(|&c| c as char));
-    if mixed && given != body {
-        return Err(IdError::CaseMismatch { expected: out });
-    }
     Ok(Some(out))
 }
 
@@ -181,7 +185,7 @@ mod tests {
         ));
         // Case kept (mixed) but not the case the suffix says: `m` should be upper-case under `G`.
         let e = canonical_18("001A0000006Vm9rIAG").unwrap_err();
-        assert!(e.to_string().contains("does not match"), "{e}");
+        assert!(e.to_string().contains("would be 001A0000006Vm9rIAC"), "{e}");
         assert_eq!(to_18("001A0000006Vm9rIAG"), "001A0000006Vm9rIAG");
     }
 

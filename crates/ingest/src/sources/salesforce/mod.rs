@@ -1,13 +1,16 @@
 //! The Salesforce connector: a folder of export CSVs (Data Loader or the weekly Data Export) with
-//! standard API field names. Ids are unified to their 18-character form; unknown columns of accounts,
-//! contacts, users and opportunities are kept as custom attributes; a small config can map a custom
-//! field onto a canonical one (`[fields.Account] Segment__c = "segment"`).
+//! standard API field names, read case-insensitively as Salesforce reads them. Ids are unified to
+//! their canonical 18-character form (a long id with a wrong checksum quarantines its row); rows in
+//! the recycle bin (`IsDeleted`) are not live records; an Event is a meeting held once its end has
+//! passed. Unknown columns of accounts, contacts, users and opportunities are kept as custom
+//! attributes; a small config can map a custom field onto a canonical one
+//! (`[fields.Account] Segment__c = "segment"`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use winsignal_core::sfdc::{key_prefix, to_18};
+use winsignal_core::sfdc::{canonical_18, key_prefix};
 use winsignal_core::{Attrs, Kind, Ts};
 use winsignal_store::Column;
 
@@ -33,6 +36,10 @@ pub const OBJECTS: [&str; 8] = [
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SalesforceConfig {
+    /// When the export was taken (an Event ending after it had not been held yet). Without it, the
+    /// latest `SystemModstamp`, `LastModifiedDate` or `CreatedDate` in the Event file stands in.
+    #[serde(default)]
+    pub exported_at: Option<String>,
     #[serde(default)]
     pub fields: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -41,6 +48,15 @@ impl SalesforceConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(crate::error::read_err(path))?;
         let cfg: SalesforceConfig = toml::from_str(&text).map_err(|e| toml_err(path, &text, &e))?;
+        if let Some(raw) = &cfg.exported_at {
+            if let Err(e) = Ts::parse(raw) {
+                return Err(IngestError::BadConfig {
+                    path: path.into(),
+                    line: line_of(&text, "exported_at"),
+                    message: format!("exported_at = {raw:?}: {e}"),
+                });
+            }
+        }
         for (object, map) in &cfg.fields {
             let Some(kind) = kind_of_object(object) else {
                 return Err(IngestError::BadConfig {
@@ -64,6 +80,10 @@ impl SalesforceConfig {
             }
         }
         Ok(cfg)
+    }
+
+    fn exported_at(&self) -> Option<Ts> {
+        self.exported_at.as_deref().and_then(|t| Ts::parse(t).ok())
     }
 }
 
@@ -105,8 +125,9 @@ pub fn plan(dir: &Path) -> Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
         if hidden || path.is_dir() {
             continue;
         }
-        if !is_csv {
-            // Listed as not loaded, like any file no connector reads.
+        if !is_csv || !path.is_file() {
+            // Listed as not loaded, like any file no connector reads (a FIFO or device is never
+            // opened: that would wait for a writer).
             other.push(path);
             continue;
         }
@@ -206,42 +227,97 @@ fn standard_columns(object: &str) -> &'static [(&'static str, &'static str)] {
 /// Columns read by the transforms below besides the standard one-to-one columns.
 fn derived_columns(object: &str) -> &'static [&'static str] {
     match object {
-        "Contact" | "User" => &["FirstName", "LastName"],
-        "Opportunity" => &["IsClosed", "IsWon", "CloseDate"],
+        "Contact" | "User" => &["FirstName", "LastName", "IsDeleted"],
+        "Opportunity" => &["IsClosed", "IsWon", "CloseDate", "IsDeleted"],
         "Task" => &[
             "TaskSubtype",
             "Type",
             "CallType",
             "Status",
+            "IsClosed",
             "WhoId",
             "WhatId",
             "CompletedDateTime",
             "ActivityDate",
+            "IsDeleted",
+            "IsArchived",
         ],
         "Event" => &[
             "WhoId",
             "WhatId",
+            "IsAllDayEvent",
             "StartDateTime",
             "EndDateTime",
             "DurationInMinutes",
             "ActivityDateTime",
             "ActivityDate",
+            "EndDate",
+            "IsDeleted",
+            "IsArchived",
+            "IsChild",
+            "LastModifiedDate",
+            "SystemModstamp",
+        ],
+        _ => &["IsDeleted"],
+    }
+}
+
+/// Columns without which nothing of the object can be read; a list of names means any one of them.
+fn required_columns(object: &str) -> &'static [&'static [&'static str]] {
+    match object {
+        "Account" | "Contact" | "User" => &[&["Id"]],
+        "Opportunity" => &[&["Id"], &["CreatedDate"], &["StageName"]],
+        "OpportunityHistory" => &[&["OpportunityId"], &["StageName"], &["CreatedDate"]],
+        "OpportunityContactRole" => &[&["OpportunityId"], &["ContactId"]],
+        "Task" => &[&["Id"]],
+        "Event" => &[
+            &["Id"],
+            &["StartDateTime", "ActivityDateTime", "ActivityDate"],
         ],
         _ => &[],
     }
 }
 
-/// Columns without which nothing of the object can be read.
-fn required_columns(object: &str) -> &'static [&'static str] {
-    match object {
-        "Account" | "Contact" | "User" => &["Id"],
-        "Opportunity" => &["Id", "CreatedDate", "StageName"],
-        "OpportunityHistory" => &["OpportunityId", "StageName", "CreatedDate"],
-        "OpportunityContactRole" => &["OpportunityId", "ContactId"],
-        "Task" => &["Id"],
-        "Event" => &["Id", "StartDateTime"],
-        _ => &[],
+/// Where the columns the connector reads are. Salesforce field API names are case-insensitive, so
+/// a Data Loader export with `ID,NAME,…` names the same fields as one with `Id,Name,…`.
+struct Located {
+    at: HashMap<&'static str, usize>,
+}
+
+impl Located {
+    fn new(header: &[String], object: &str) -> Located {
+        let names = standard_columns(object)
+            .iter()
+            .map(|(c, _)| *c)
+            .chain(derived_columns(object).iter().copied())
+            .chain(TIME_COLUMNS);
+        let at = names
+            .filter_map(|n| position(header, n).map(|i| (n, i)))
+            .collect();
+        Located { at }
     }
+
+    fn get(&self, name: &str) -> Option<usize> {
+        self.at.get(name).copied()
+    }
+}
+
+/// The system time stamps every exported row has, read to date an export.
+const TIME_COLUMNS: [&str; 3] = ["SystemModstamp", "LastModifiedDate", "CreatedDate"];
+
+fn position(header: &[String], name: &str) -> Option<usize> {
+    header
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case(name))
+}
+
+/// A Salesforce checkbox as exported: `true`/`false` (Data Loader) or `1`/`0` (some exports).
+fn checkbox(v: &str) -> Option<bool> {
+    winsignal_core::parse_bool(v).or(match v.trim() {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    })
 }
 
 const ID_FIELDS: &[&str] = &[
@@ -270,44 +346,68 @@ pub fn load_file(
     })?;
     let mut rows = CsvRows::open(path, b',')?;
     let header = rows.header.clone();
-    for col in required_columns(object) {
-        if !header.iter().any(|h| h == col) {
+    for (i, a) in header.iter().enumerate() {
+        if let Some(b) = header[i + 1..]
+            .iter()
+            .find(|b| b.trim().eq_ignore_ascii_case(a.trim()))
+        {
+            return Err(IngestError::BadInput {
+                path: path.into(),
+                message: format!(
+                    "the header names the field {a:?} twice (as {a:?} and {b:?}; Salesforce field names are case-insensitive)"
+                ),
+            });
+        }
+    }
+    for any_of in required_columns(object) {
+        if !any_of.iter().any(|c| position(&header, c).is_some()) {
             return Err(IngestError::MissingColumn {
                 path: path.into(),
                 kind: format!("Salesforce {object}"),
-                column: (*col).into(),
+                column: match any_of {
+                    [one] => (*one).to_string(),
+                    [first, rest @ ..] => format!("{first} (or {})", rest.join(", ")),
+                    [] => String::new(),
+                },
                 found: header.join(", "),
             });
         }
     }
-    let index: HashMap<String, usize> = header
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.clone(), i))
-        .collect();
+    let located = Located::new(&header, object);
     let custom = cfg.fields.get(object).cloned().unwrap_or_default();
     let mut mapping: Vec<(usize, String)> = Vec::new();
     for (col, field) in standard_columns(object) {
         if custom.values().any(|f| f == field) {
             continue;
         }
-        if let Some(&i) = index.get(*col) {
+        if let Some(i) = located.get(col) {
             mapping.push((i, (*field).to_string()));
         }
     }
     for (col, field) in &custom {
-        if let Some(&i) = index.get(col) {
+        if let Some(i) = position(&header, col) {
             mapping.push((i, field.clone()));
         }
     }
-    let used: Vec<bool> = header
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            mapping.iter().any(|(m, _)| *m == i) || derived_columns(object).contains(&h.as_str())
+    let used: Vec<bool> = (0..header.len())
+        .map(|i| {
+            mapping.iter().any(|(m, _)| *m == i)
+                || derived_columns(object)
+                    .iter()
+                    .any(|c| located.get(c) == Some(i))
         })
         .collect();
+    let reader = RowReader {
+        object,
+        header: &header,
+        located: &located,
+        mapping: &mapping,
+        exported_at: ctx.now,
+    };
     let keeps_attrs = kind.keeps_custom_attributes();
+    // Events are read after the whole file has been seen: when the export was taken decides which
+    // meetings had been held.
+    let buffers = keeps_attrs || object == "Event";
     let mut types = ColumnTypes::new(header.clone());
     let mut buffered = Vec::new();
     loop {
@@ -323,32 +423,35 @@ pub fn load_file(
         for (i, v) in row.values.iter().enumerate() {
             types.observe(i, v);
         }
-        if keeps_attrs {
+        if buffers {
             buffered.push(row.to_owned_row());
         } else {
-            let (fields, notes) = row_fields(object, row.values, &index, &mapping);
-            accept_row(
-                ctx,
-                kind,
-                row.line,
-                &fields,
-                Attrs::new(),
-                row.values,
-                notes,
-            )?;
+            reader.load_row(ctx, kind, row.line, row.values, Attrs::new())?;
         }
     }
+    let exported_at = match cfg.exported_at() {
+        Some(t) => t,
+        None if object == "Event" => {
+            export_time(&buffered, &located).map_or(ctx.now, |t| t.min(ctx.now))
+        }
+        None => ctx.now,
+    };
+    let reader = RowReader {
+        exported_at,
+        ..reader
+    };
     for row in buffered {
-        let (fields, notes) = row_fields(object, &row.values, &index, &mapping);
         let mut attrs = Attrs::new();
-        for (i, u) in used.iter().enumerate() {
-            if !u {
-                if let Some(v) = types.types[i].read(&row.values[i]) {
-                    attrs.insert(header[i].clone(), v);
+        if keeps_attrs {
+            for (i, u) in used.iter().enumerate() {
+                if !u {
+                    if let Some(v) = types.types[i].read(&row.values[i]) {
+                        attrs.insert(header[i].clone(), v);
+                    }
                 }
             }
         }
-        accept_row(ctx, kind, row.line, &fields, attrs, &row.values, notes)?;
+        reader.load_row(ctx, kind, row.line, &row.values, attrs)?;
     }
     if !keeps_attrs {
         report_unused_columns(
@@ -363,6 +466,322 @@ pub fn load_file(
     }
     Ok(types.columns())
 }
+
+/// When the export was taken, as far as its rows tell: the latest system time stamp of any row
+/// (every row was last modified before the export). `None` when no row has one.
+fn export_time(rows: &[crate::read::OwnedCsvRow], located: &Located) -> Option<Ts> {
+    let columns: Vec<usize> = TIME_COLUMNS.iter().filter_map(|c| located.get(c)).collect();
+    rows.iter()
+        .flat_map(|r| columns.iter().filter_map(|&i| r.values.get(i)))
+        .filter_map(|v| Ts::parse(v.trim()).ok())
+        .max()
+}
+
+/// Reads the rows of one export file into canonical records.
+#[derive(Clone, Copy)]
+struct RowReader<'a> {
+    object: &'a str,
+    header: &'a [String],
+    located: &'a Located,
+    mapping: &'a [(usize, String)],
+    /// An Event ending at or before this was held; one ending after it was still ahead.
+    exported_at: Ts,
+}
+
+/// One row as read: its canonical fields, notes about values that could not be used, and problems
+/// that refuse the row.
+#[derive(Default)]
+struct RowFields {
+    fields: HashMap<String, String>,
+    notes: Vec<(String, String)>,
+    problems: Vec<String>,
+}
+
+impl RowReader<'_> {
+    fn load_row(
+        &self,
+        ctx: &mut LoadContext<'_, '_>,
+        kind: Kind,
+        line: u64,
+        values: &[String],
+        attrs: Attrs,
+    ) -> Result<()> {
+        let row = self.read(values);
+        if !row.problems.is_empty() {
+            let id = row.fields.get(crate::build::fields_of(kind).1[0]).cloned();
+            return ctx.reject(line, Some(kind), id, row.problems, values.join(","));
+        }
+        accept_row(ctx, kind, line, &row.fields, attrs, values, row.notes)
+    }
+
+    fn col<'v>(&self, values: &'v [String], name: &str) -> Option<&'v str> {
+        let v = values.get(self.located.get(name)?)?.trim();
+        (!v.is_empty()).then_some(v)
+    }
+
+    /// A time column: `None` when empty, a problem naming the column when unreadable.
+    fn time(&self, values: &[String], name: &str, problems: &mut Vec<String>) -> Option<Ts> {
+        let raw = self.col(values, name)?;
+        match Ts::parse(raw) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(format!("column `{}`: {e}", self.name_of(name)));
+                None
+            }
+        }
+    }
+
+    /// The column as the file spells it.
+    fn name_of(&self, name: &str) -> String {
+        self.located
+            .get(name)
+            .and_then(|i| self.header.get(i))
+            .map_or_else(|| name.to_string(), |h| h.trim().to_string())
+    }
+
+    /// The canonical 18-character form of an id read from `column`, or a problem naming it.
+    fn id(&self, column: &str, raw: &str, problems: &mut Vec<String>) -> String {
+        match canonical_18(raw) {
+            Ok(Some(long)) => long,
+            Ok(None) => raw.to_string(),
+            Err(e) => {
+                problems.push(format!(
+                    "column `{column}`: {raw:?} is not a valid Salesforce id: {e}"
+                ));
+                raw.to_string()
+            }
+        }
+    }
+
+    fn read(&self, values: &[String]) -> RowFields {
+        let mut row = RowFields::default();
+        let col = |name: &str| self.col(values, name);
+        if col("IsDeleted").and_then(checkbox) == Some(true) {
+            row.problems.push(format!(
+                "column `{}` is true: the record is in Salesforce's recycle bin (deleted), not a live record; not loaded",
+                self.name_of("IsDeleted")
+            ));
+            return row;
+        }
+        if self.object == "Event" && col("IsChild").and_then(checkbox) == Some(true) {
+            row.problems.push(format!(
+                "column `{}` is true: an invitee's copy of a group event; the meeting is its organiser's event; not loaded",
+                self.name_of("IsChild")
+            ));
+            return row;
+        }
+        let f = &mut row.fields;
+        for (i, field) in self.mapping {
+            if let Some(v) = values.get(*i).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                let v = if ID_FIELDS.contains(&field.as_str()) {
+                    self.id(self.header[*i].trim(), v, &mut row.problems)
+                } else if field == "contact_ids" {
+                    v.split(';')
+                        .map(|c| self.id(self.header[*i].trim(), c.trim(), &mut row.problems))
+                        .collect::<Vec<_>>()
+                        .join(";")
+                } else {
+                    v.to_string()
+                };
+                f.insert(field.clone(), v);
+            }
+        }
+        match self.object {
+            "Contact" | "User" if !f.contains_key("name") => {
+                let name = [col("FirstName"), col("LastName")]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if !name.is_empty() {
+                    f.insert("name".into(), name);
+                }
+            }
+            "Opportunity" => {
+                let stage = col("StageName").unwrap_or_default().to_ascii_lowercase();
+                let closed = col("IsClosed")
+                    .and_then(checkbox)
+                    .unwrap_or(stage.starts_with("closed"));
+                let won = col("IsWon")
+                    .and_then(checkbox)
+                    .unwrap_or(stage.contains("won"));
+                let outcome = match (closed, won) {
+                    (false, _) => "open",
+                    (true, true) => "won",
+                    (true, false) => "lost",
+                };
+                f.entry("outcome".into()).or_insert_with(|| outcome.into());
+                if closed {
+                    if let Some(d) = col("CloseDate") {
+                        f.entry("closed_at".into()).or_insert_with(|| d.to_string());
+                    }
+                }
+            }
+            "Event" => self.event(values, &mut row),
+            "Task" => self.task(values, &mut row),
+            _ => {}
+        }
+        if matches!(self.object, "Task" | "Event") {
+            self.links(values, &mut row);
+        }
+        row
+    }
+
+    /// An Event is a meeting: booked when it was created, held once its end has passed (Salesforce
+    /// lists it under Activity History from then on). It is dated by its end, so that a landmark
+    /// before the end sees it booked and one after sees it held.
+    fn event(&self, values: &[String], row: &mut RowFields) {
+        let col = |name: &str| self.col(values, name);
+        let problems = &mut row.problems;
+        let f = &mut row.fields;
+        f.entry("type".into()).or_insert_with(|| "meeting".into());
+        let start = self
+            .time(values, "StartDateTime", problems)
+            .or_else(|| self.time(values, "ActivityDateTime", problems));
+        let minutes = match col("DurationInMinutes") {
+            Some(m) => match m.parse::<f64>() {
+                Ok(m) if m.is_finite() && m >= 0.0 => Some(m),
+                _ => {
+                    problems.push(format!(
+                        "column `{}`: expected a number of minutes, found {m:?}",
+                        self.name_of("DurationInMinutes")
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        let end_at = self.time(values, "EndDateTime", problems);
+        let all_day = col("IsAllDayEvent").and_then(checkbox) == Some(true) || start.is_none();
+        let end = if all_day {
+            // Held once its last day is over (all-day events are dated in UTC midnights).
+            let last_day = self
+                .time(values, "EndDate", problems)
+                .or(end_at)
+                .or_else(|| self.time(values, "ActivityDate", problems))
+                .or(start);
+            last_day.map(|d| Ts(d.0 - d.0.rem_euclid(MS_PER_DAY) + MS_PER_DAY))
+        } else {
+            end_at
+                .or_else(|| Some(start?.plus_millis((minutes? * 60_000.0) as i64)))
+                .or(start)
+        };
+        if !problems.is_empty() {
+            return;
+        }
+        let seconds = minutes.map(|m| m * 60.0).or(match (start, end_at) {
+            (Some(s), Some(e)) if e >= s => Some((e.0 - s.0) as f64 / 1000.0),
+            _ => None,
+        });
+        if let Some(seconds) = seconds {
+            f.entry("duration_s".into())
+                .or_insert_with(|| seconds.to_string());
+        }
+        if let Some(end) = end {
+            f.entry("occurred_at".into())
+                .or_insert_with(|| end.to_rfc3339());
+            // A configured status column wins; without one, the end decides.
+            let held = end <= self.exported_at;
+            f.entry("status".into())
+                .or_insert_with(|| if held { "completed" } else { "scheduled" }.into());
+        }
+    }
+
+    fn task(&self, values: &[String], row: &mut RowFields) {
+        let col = |name: &str| self.col(values, name);
+        let f = &mut row.fields;
+        let subtype = col("TaskSubtype")
+            .or(col("Type"))
+            .unwrap_or("Task")
+            .to_ascii_lowercase();
+        let t = match subtype.as_str() {
+            "call" => "call",
+            "email" | "listemail" => "email",
+            "meeting" => "meeting",
+            _ => "task",
+        };
+        f.entry("type".into()).or_insert_with(|| t.into());
+        if let Some(dir) = col("CallType") {
+            match dir.to_ascii_lowercase().as_str() {
+                "inbound" => {
+                    f.entry("direction".into())
+                        .or_insert_with(|| "inbound".into());
+                }
+                "outbound" => {
+                    f.entry("direction".into())
+                        .or_insert_with(|| "outbound".into());
+                }
+                _ => {}
+            }
+        }
+        if let Some(status) = col("Status") {
+            let mapped = match status.to_ascii_lowercase().as_str() {
+                "completed" => Some("completed"),
+                "not started" | "in progress" | "waiting on someone else" | "open" => {
+                    Some("scheduled")
+                }
+                "deferred" | "canceled" | "cancelled" => Some("canceled"),
+                // A value the org added to the Status picklist: IsClosed says whether it closes
+                // the task.
+                _ => match col("IsClosed").and_then(checkbox) {
+                    Some(true) => Some("completed"),
+                    Some(false) => Some("scheduled"),
+                    None => None,
+                },
+            };
+            match mapped {
+                Some(m) => {
+                    f.entry("status".into()).or_insert_with(|| m.into());
+                }
+                None if !f.contains_key("status") => row.notes.push((
+                    "unknown_status".into(),
+                    format!("task Status {status:?} is not a known status and there is no IsClosed; left empty"),
+                )),
+                None => {}
+            }
+        }
+        let when = col("CompletedDateTime")
+            .or(col("ActivityDate"))
+            .or(col("CreatedDate"));
+        if let Some(w) = when {
+            f.entry("occurred_at".into())
+                .or_insert_with(|| w.to_string());
+        }
+    }
+
+    /// `WhoId` (a contact, or a lead) and `WhatId` (an opportunity, an account, or another object).
+    fn links(&self, values: &[String], row: &mut RowFields) {
+        if let Some(who) = self.col(values, "WhoId") {
+            let who = self.id(&self.name_of("WhoId"), who, &mut row.problems);
+            match key_prefix(&who) {
+                Some("003") => {
+                    row.fields.entry("contact_ids".into()).or_insert(who);
+                }
+                _ => row.notes.push((
+                    "who_not_a_contact".into(),
+                    format!("WhoId {who} is not a contact (003…); not linked"),
+                )),
+            }
+        }
+        if let Some(what) = self.col(values, "WhatId") {
+            let what = self.id(&self.name_of("WhatId"), what, &mut row.problems);
+            match key_prefix(&what) {
+                Some("006") => {
+                    row.fields.entry("opportunity_id".into()).or_insert(what);
+                }
+                Some("001") => {
+                    row.fields.entry("account_id".into()).or_insert(what);
+                }
+                _ => row.notes.push((
+                    "what_not_linked".into(),
+                    format!("WhatId {what} is neither an opportunity (006…) nor an account (001…); not linked"),
+                )),
+            }
+        }
+    }
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
 
 fn accept_row(
     ctx: &mut LoadContext<'_, '_>,
@@ -393,167 +812,4 @@ fn accept_row(
             values.join(","),
         ),
     }
-}
-
-/// The canonical field values of one export row, plus notes about values that could not be mapped.
-fn row_fields(
-    object: &str,
-    values: &[String],
-    index: &HashMap<String, usize>,
-    mapping: &[(usize, String)],
-) -> (HashMap<String, String>, Vec<(String, String)>) {
-    let col = |name: &str| -> Option<&str> {
-        let v = values.get(*index.get(name)?)?.trim();
-        (!v.is_empty()).then_some(v)
-    };
-    let mut f: HashMap<String, String> = HashMap::new();
-    let mut notes = Vec::new();
-    for (i, field) in mapping {
-        if let Some(v) = values.get(*i).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-            f.insert(field.clone(), v.to_string());
-        }
-    }
-    match object {
-        "Contact" | "User" if !f.contains_key("name") => {
-            let name = [col("FirstName"), col("LastName")]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            if !name.is_empty() {
-                f.insert("name".into(), name);
-            }
-        }
-        "Opportunity" => {
-            let stage = col("StageName").unwrap_or_default().to_ascii_lowercase();
-            let closed = col("IsClosed")
-                .and_then(winsignal_core::parse_bool)
-                .unwrap_or(stage.starts_with("closed"));
-            let won = col("IsWon")
-                .and_then(winsignal_core::parse_bool)
-                .unwrap_or(stage.contains("won"));
-            let outcome = match (closed, won) {
-                (false, _) => "open",
-                (true, true) => "won",
-                (true, false) => "lost",
-            };
-            f.entry("outcome".into()).or_insert_with(|| outcome.into());
-            if closed {
-                if let Some(d) = col("CloseDate") {
-                    f.entry("closed_at".into()).or_insert_with(|| d.to_string());
-                }
-            }
-        }
-        "Task" | "Event" => {
-            if object == "Event" {
-                f.entry("type".into()).or_insert_with(|| "meeting".into());
-                if let Some(start) = col("StartDateTime")
-                    .or(col("ActivityDateTime"))
-                    .or(col("ActivityDate"))
-                {
-                    f.entry("occurred_at".into())
-                        .or_insert_with(|| start.to_string());
-                }
-                let minutes = col("DurationInMinutes").and_then(|m| m.parse::<f64>().ok());
-                let span = match (
-                    col("StartDateTime").map(Ts::parse),
-                    col("EndDateTime").map(Ts::parse),
-                ) {
-                    (Some(Ok(s)), Some(Ok(e))) if e >= s => Some((e.0 - s.0) as f64 / 1000.0),
-                    _ => None,
-                };
-                if let Some(seconds) = minutes.map(|m| m * 60.0).or(span) {
-                    f.entry("duration_s".into())
-                        .or_insert_with(|| seconds.to_string());
-                }
-            } else {
-                let subtype = col("TaskSubtype")
-                    .or(col("Type"))
-                    .unwrap_or("Task")
-                    .to_ascii_lowercase();
-                let t = match subtype.as_str() {
-                    "call" => "call",
-                    "email" | "listemail" => "email",
-                    "meeting" => "meeting",
-                    _ => "task",
-                };
-                f.entry("type".into()).or_insert_with(|| t.into());
-                if let Some(dir) = col("CallType") {
-                    match dir.to_ascii_lowercase().as_str() {
-                        "inbound" => {
-                            f.entry("direction".into())
-                                .or_insert_with(|| "inbound".into());
-                        }
-                        "outbound" => {
-                            f.entry("direction".into())
-                                .or_insert_with(|| "outbound".into());
-                        }
-                        _ => {}
-                    }
-                }
-                if let Some(status) = col("Status") {
-                    let mapped = match status.to_ascii_lowercase().as_str() {
-                        "completed" => Some("completed"),
-                        "not started" | "in progress" | "waiting on someone else" | "open" => {
-                            Some("scheduled")
-                        }
-                        "deferred" | "canceled" | "cancelled" => Some("canceled"),
-                        _ => None,
-                    };
-                    match mapped {
-                        Some(m) => {
-                            f.entry("status".into()).or_insert_with(|| m.into());
-                        }
-                        None if !f.contains_key("status") => notes.push((
-                            "unknown_status".into(),
-                            format!("task Status {status:?} is not a known status; left empty"),
-                        )),
-                        None => {}
-                    }
-                }
-                let when = col("CompletedDateTime")
-                    .or(col("ActivityDate"))
-                    .or(col("CreatedDate"));
-                if let Some(w) = when {
-                    f.entry("occurred_at".into())
-                        .or_insert_with(|| w.to_string());
-                }
-            }
-            if let Some(who) = col("WhoId") {
-                match key_prefix(who) {
-                    Some("003") => {
-                        f.entry("contact_ids".into()).or_insert_with(|| to_18(who));
-                    }
-                    _ => notes.push((
-                        "who_not_a_contact".into(),
-                        format!("WhoId {who} is not a contact (003…); not linked"),
-                    )),
-                }
-            }
-            if let Some(what) = col("WhatId") {
-                match key_prefix(what) {
-                    Some("006") => {
-                        f.entry("opportunity_id".into()).or_insert_with(|| what.to_string());
-                    }
-                    Some("001") => {
-                        f.entry("account_id".into()).or_insert_with(|| what.to_string());
-                    }
-                    _ => notes.push((
-                        "what_not_linked".into(),
-                        format!("WhatId {what} is neither an opportunity (006…) nor an account (001…); not linked"),
-                    )),
-                }
-            }
-        }
-        _ => {}
-    }
-    for field in ID_FIELDS {
-        if let Some(v) = f.get_mut(*field) {
-            *v = to_18(v);
-        }
-    }
-    if let Some(v) = f.get_mut("contact_ids") {
-        *v = v.split(';').map(to_18).collect::<Vec<_>>().join(";");
-    }
-    (f, notes)
 }

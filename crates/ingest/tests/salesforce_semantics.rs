@@ -1,0 +1,472 @@
+//! Salesforce exports read the way Salesforce means them, on files shaped like a real org's (Data
+//! Loader "Export All" with the standard fields, no custom fields): Events are meetings that are held
+//! once their end has passed, deleted rows are not live records, archived activities are history,
+//! field names and 18-character ids are case-insensitive and a long id's checksum is checked.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use winsignal_core::{Activity, ActivityStatus, Kind, Record, Ts};
+use winsignal_ingest::{ingest, Format, IngestReport, IngestRequest};
+use winsignal_store::{EmbeddedStore, Store};
+
+fn ts(s: &str) -> Ts {
+    Ts::parse(s).unwrap()
+}
+
+/// Writes `files` into a fresh folder and ingests it as a Salesforce export.
+fn load(
+    store: &mut EmbeddedStore,
+    dir: &Path,
+    files: &[(&str, &str)],
+    config: Option<&str>,
+) -> IngestReport {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let mut r = IngestRequest::new(dir.to_path_buf());
+    r.format = Some(Format::Salesforce);
+    if let Some(c) = config {
+        let p = dir.with_extension("toml");
+        std::fs::write(&p, c).unwrap();
+        r.salesforce_config = Some(p);
+    }
+    r.now = ts("2026-11-01T00:00:00Z");
+    ingest(store, &r, &mut |_| {}).unwrap()
+}
+
+fn activity(store: &EmbeddedStore, id: &str) -> Activity {
+    let versions = store.versions(Kind::Activities, id).unwrap();
+    match versions.last().map(|v| &v.record) {
+        Some(Record::Activities(a)) => a.clone(),
+        other => panic!("no activity {id}: {other:?}"),
+    }
+}
+
+/// The standard fields of Event as Data Loader's "Export All" writes them (no custom field).
+const EVENT_HEADER: &str = "Id,WhoId,WhatId,WhoCount,WhatCount,Subject,Location,IsAllDayEvent,\
+ActivityDateTime,ActivityDate,DurationInMinutes,StartDateTime,EndDateTime,EndDate,Description,\
+AccountId,OwnerId,Type,IsPrivate,ShowAs,IsDeleted,IsChild,IsGroupEvent,GroupEventType,CreatedDate,\
+CreatedById,LastModifiedDate,LastModifiedById,SystemModstamp,IsArchived,IsRecurrence,IsReminderSet,\
+EventSubtype";
+
+/// One Event row: (id, who, all-day, activity date-time, activity date, minutes, start, end,
+/// end date, deleted, child, created, modified, archived).
+#[allow(clippy::too_many_arguments)]
+fn event_row(
+    id: &str,
+    all_day: bool,
+    activity_at: &str,
+    activity_date: &str,
+    minutes: &str,
+    start: &str,
+    end: &str,
+    end_date: &str,
+    deleted: bool,
+    child: bool,
+    created: &str,
+    modified: &str,
+    archived: bool,
+) -> String {
+    format!(
+        "{id},003Ax00000VpOneIAF,006Ax00000DealOIAR,1,1,Meeting,Zoom,{all_day},{activity_at},\
+         {activity_date},{minutes},{start},{end},{end_date},,001Ax00000AbCdEIAV,005Ax00000RepOnIAJ,\
+         Meeting,false,Busy,{deleted},{child},false,0,{created},005Ax00000RepOnIAJ,{modified},\
+         005Ax00000RepOnIAJ,{modified},{archived},false,false,Event"
+    )
+}
+
+/// An org's meetings around an export taken at the end of May 2024 (the latest modification in the
+/// file is 2024-05-31T17:00Z).
+fn events_csv() -> String {
+    let rows = [
+        // Held: booked on 20 April, 2 May 15:00-16:00.
+        event_row(
+            "00UAx00000Mtg01MAB",
+            false,
+            "2024-05-02T15:00:00.000Z",
+            "2024-05-02",
+            "60",
+            "2024-05-02T15:00:00.000Z",
+            "2024-05-02T16:00:00.000Z",
+            "2024-05-02",
+            false,
+            false,
+            "2024-04-20T09:00:00.000Z",
+            "2024-04-20T09:00:00.000Z",
+            false,
+        ),
+        // Booked on 30 May for 10 June: not held when the export was taken.
+        event_row(
+            "00UAx00000Mtg02MAB",
+            false,
+            "2024-06-10T15:00:00.000Z",
+            "2024-06-10",
+            "30",
+            "2024-06-10T15:00:00.000Z",
+            "2024-06-10T15:30:00.000Z",
+            "2024-06-10",
+            false,
+            false,
+            "2024-05-30T11:00:00.000Z",
+            "2024-05-31T17:00:00.000Z",
+            false,
+        ),
+        // No end column value: the end is the start plus DurationInMinutes.
+        event_row(
+            "00UAx00000Mtg03MAB",
+            false,
+            "2024-05-06T09:00:00.000Z",
+            "2024-05-06",
+            "45",
+            "",
+            "",
+            "",
+            false,
+            false,
+            "2024-05-01T09:00:00.000Z",
+            "2024-05-01T09:00:00.000Z",
+            false,
+        ),
+        // An all-day event on 8 May: held once the day is over.
+        event_row(
+            "00UAx00000Mtg04MAB",
+            true,
+            "",
+            "2024-05-08",
+            "1440",
+            "2024-05-08T00:00:00.000Z",
+            "2024-05-08T00:00:00.000Z",
+            "2024-05-08",
+            false,
+            false,
+            "2024-05-02T09:00:00.000Z",
+            "2024-05-02T09:00:00.000Z",
+            false,
+        ),
+        // In the recycle bin.
+        event_row(
+            "00UAx00000Mtg05MAB",
+            false,
+            "2024-05-03T15:00:00.000Z",
+            "2024-05-03",
+            "30",
+            "2024-05-03T15:00:00.000Z",
+            "2024-05-03T15:30:00.000Z",
+            "2024-05-03",
+            true,
+            false,
+            "2024-04-28T09:00:00.000Z",
+            "2024-05-01T09:00:00.000Z",
+            false,
+        ),
+        // Archived (Salesforce archives activities older than a year): still a held meeting.
+        event_row(
+            "00UAx00000Mtg06MAB",
+            false,
+            "2023-01-10T15:00:00.000Z",
+            "2023-01-10",
+            "60",
+            "2023-01-10T15:00:00.000Z",
+            "2023-01-10T16:00:00.000Z",
+            "2023-01-10",
+            false,
+            false,
+            "2023-01-02T09:00:00.000Z",
+            "2023-01-02T09:00:00.000Z",
+            true,
+        ),
+    ];
+    format!("{EVENT_HEADER}\n{}\n", rows.join("\n"))
+}
+
+#[test]
+fn an_event_is_held_once_its_end_has_passed_and_scheduled_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let events = events_csv();
+    let report = load(
+        &mut store,
+        &dir.path().join("export"),
+        &[("Event.csv", &events)],
+        None,
+    );
+    let stats = &report.loads[0].stats;
+    assert_eq!((stats.rows_read, stats.accepted), (6, 5), "{stats:?}");
+
+    // Held: completed, known from its end, booked since its creation.
+    let held = activity(&store, "00UAx00000Mtg01MAB");
+    assert_eq!(held.status, Some(ActivityStatus::Completed));
+    assert_eq!(held.occurred_at, ts("2024-05-02T16:00:00Z"));
+    assert_eq!(held.created_at, Some(ts("2024-04-20T09:00:00Z")));
+    assert_eq!(held.duration_s, Some(3600.0));
+    assert_eq!(held.contact_ids, vec!["003Ax00000VpOneIAF".to_string()]);
+    assert_eq!(held.opportunity_id.as_deref(), Some("006Ax00000DealOIAR"));
+
+    // Ahead of the export: scheduled, even though the wall clock (2026) is long past it.
+    let ahead = activity(&store, "00UAx00000Mtg02MAB");
+    assert_eq!(ahead.status, Some(ActivityStatus::Scheduled));
+    assert_eq!(ahead.occurred_at, ts("2024-06-10T15:30:00Z"));
+
+    // Start plus duration.
+    let timed = activity(&store, "00UAx00000Mtg03MAB");
+    assert_eq!(timed.status, Some(ActivityStatus::Completed));
+    assert_eq!(timed.occurred_at, ts("2024-05-06T09:45:00Z"));
+
+    // All day: held at the end of its day.
+    let all_day = activity(&store, "00UAx00000Mtg04MAB");
+    assert_eq!(all_day.status, Some(ActivityStatus::Completed));
+    assert_eq!(all_day.occurred_at, ts("2024-05-09T00:00:00Z"));
+
+    // Archived: real history.
+    let archived = activity(&store, "00UAx00000Mtg06MAB");
+    assert_eq!(archived.status, Some(ActivityStatus::Completed));
+
+    // Deleted: not a live record, quarantined with its line and the field that says so.
+    assert!(store
+        .versions(Kind::Activities, "00UAx00000Mtg05MAB")
+        .unwrap()
+        .is_empty());
+    let q = store.quarantine(None).unwrap();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0].line, 6);
+    assert!(
+        q[0].reasons.iter().any(|r| r.contains("IsDeleted")),
+        "{:?}",
+        q[0].reasons
+    );
+}
+
+#[test]
+fn a_configured_status_column_still_wins_and_the_export_time_can_be_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let header = format!("{EVENT_HEADER},Meeting_Status__c");
+    let held = event_row(
+        "00UAx00000Mtg01MAB",
+        false,
+        "2024-05-02T15:00:00.000Z",
+        "2024-05-02",
+        "60",
+        "2024-05-02T15:00:00.000Z",
+        "2024-05-02T16:00:00.000Z",
+        "2024-05-02",
+        false,
+        false,
+        "2024-04-20T09:00:00.000Z",
+        "2024-04-20T09:00:00.000Z",
+        false,
+    );
+    let later = event_row(
+        "00UAx00000Mtg03MAB",
+        false,
+        "2024-05-20T09:00:00.000Z",
+        "2024-05-20",
+        "45",
+        "2024-05-20T09:00:00.000Z",
+        "2024-05-20T09:45:00.000Z",
+        "2024-05-20",
+        false,
+        false,
+        "2024-05-01T09:00:00.000Z",
+        "2024-05-01T09:00:00.000Z",
+        false,
+    );
+    let csv = format!("{header}\n{held},canceled\n{later},\n");
+    let config = "exported_at = \"2024-05-10T00:00:00Z\"\n\n[fields.Event]\nMeeting_Status__c = \"status\"\n";
+    load(
+        &mut store,
+        &dir.path().join("export"),
+        &[("Event.csv", &csv)],
+        Some(config),
+    );
+    assert_eq!(
+        activity(&store, "00UAx00000Mtg01MAB").status,
+        Some(ActivityStatus::Canceled)
+    );
+    // No status given: its end (20 May) is after the stated export time (10 May).
+    assert_eq!(
+        activity(&store, "00UAx00000Mtg03MAB").status,
+        Some(ActivityStatus::Scheduled)
+    );
+}
+
+#[test]
+fn an_invitees_copy_of_a_group_event_is_not_a_second_meeting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let row = |id: &str, child: bool| {
+        event_row(
+            id,
+            false,
+            "2024-05-02T15:00:00.000Z",
+            "2024-05-02",
+            "60",
+            "2024-05-02T15:00:00.000Z",
+            "2024-05-02T16:00:00.000Z",
+            "2024-05-02",
+            false,
+            child,
+            "2024-04-20T09:00:00.000Z",
+            "2024-04-20T09:00:00.000Z",
+            false,
+        )
+    };
+    let csv = format!(
+        "{EVENT_HEADER}\n{}\n{}\n",
+        row("00UAx00000Mtg01MAB", false),
+        row("00UAx00000Mtg02MAB", true)
+    );
+    let report = load(
+        &mut store,
+        &dir.path().join("export"),
+        &[("Event.csv", &csv)],
+        None,
+    );
+    assert_eq!(report.loads[0].stats.accepted, 1);
+    let q = store.quarantine(None).unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].line, 3);
+    assert!(
+        q[0].reasons.iter().any(|r| r.contains("IsChild")),
+        "{:?}",
+        q[0].reasons
+    );
+}
+
+#[test]
+fn a_task_status_the_org_added_is_read_through_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    // Task's standard fields (Data Loader); "Done" and "Booked" are values this org added to the
+    // Status picklist, IsClosed says which of them close a task.
+    let csv =
+        "Id,WhoId,WhatId,Subject,ActivityDate,Status,Priority,IsHighPriority,OwnerId,Description,\
+Type,IsDeleted,AccountId,IsClosed,CreatedDate,LastModifiedDate,SystemModstamp,IsArchived,\
+CallDurationInSeconds,CallType,CallDisposition,CallObject,ReminderDateTime,IsReminderSet,\
+RecurrenceActivityId,IsRecurrence,TaskSubtype,CompletedDateTime\n\
+00TAx00000Tsk01MAB,003Ax00000VpOneIAF,006Ax00000DealOIAR,Call,2024-05-02,Done,Normal,false,\
+005Ax00000RepOnIAJ,,Call,false,001Ax00000AbCdEIAV,true,2024-05-02T09:00:00.000Z,\
+2024-05-02T10:00:00.000Z,2024-05-02T10:00:00.000Z,false,600,Outbound,,,,false,,false,Call,\
+2024-05-02T10:00:00.000Z\n\
+00TAx00000Tsk02MAB,003Ax00000VpOneIAF,006Ax00000DealOIAR,Call back,2024-06-12,Booked,Normal,false,\
+005Ax00000RepOnIAJ,,Call,false,001Ax00000AbCdEIAV,false,2024-05-02T09:00:00.000Z,\
+2024-05-02T10:00:00.000Z,2024-05-02T10:00:00.000Z,false,,,,,,false,,false,Call,\n";
+    load(
+        &mut store,
+        &dir.path().join("export"),
+        &[("Task.csv", csv)],
+        None,
+    );
+    assert_eq!(
+        activity(&store, "00TAx00000Tsk01MAB").status,
+        Some(ActivityStatus::Completed)
+    );
+    assert_eq!(
+        activity(&store, "00TAx00000Tsk02MAB").status,
+        Some(ActivityStatus::Scheduled)
+    );
+    let notes: Vec<String> = store.flags().unwrap().into_iter().map(|f| f.code).collect();
+    assert!(!notes.iter().any(|c| c == "unknown_status"), "{notes:?}");
+}
+
+#[test]
+fn upper_case_data_loader_headers_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let accounts = "ID,NAME,WEBSITE,INDUSTRY,CREATEDDATE,ISDELETED\n\
+001Ax00000AbCdEIAV,Initech,https://initech.com,Software,2024-01-02T09:00:00.000Z,false\n";
+    let opps = "ID,ACCOUNTID,OWNERID,NAME,STAGENAME,AMOUNT,CREATEDDATE,CLOSEDATE,ISCLOSED,ISWON\n\
+006Ax00000DealOIAR,001Ax00000AbCdEIAV,005Ax00000RepOnIAJ,Initech - Platform,Closed Won,12000,\
+2024-02-01T09:00:00.000Z,2024-05-20,true,true\n";
+    let report = load(
+        &mut store,
+        &dir.path().join("export"),
+        &[("Account.csv", accounts), ("Opportunity.csv", opps)],
+        None,
+    );
+    for l in &report.loads {
+        assert_eq!(l.stats.accepted, 1, "{}: {:?}", l.source, l.stats);
+    }
+    let opp = store.records(Kind::Opportunities).unwrap().pop().unwrap();
+    match opp.record {
+        Record::Opportunities(o) => {
+            assert_eq!(o.account_id.as_deref(), Some("001Ax00000AbCdEIAV"));
+            assert_eq!(o.outcome, winsignal_core::Outcome::Won);
+            assert_eq!(o.closed_at, Some(ts("2024-05-20")));
+            assert_eq!(o.amount, Some(12000.0));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The standard column IsDeleted is read, not kept as a custom attribute.
+    match &store.records(Kind::Accounts).unwrap()[0].record {
+        Record::Accounts(a) => {
+            assert_eq!(a.name.as_deref(), Some("Initech"));
+            assert!(a.attrs.is_empty(), "{:?}", a.attrs);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_long_id_in_another_case_is_the_same_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let accounts = "Id,Name\n001Ax00000AbCdEIAV,Initech\n";
+    load(
+        &mut store,
+        &dir.path().join("first"),
+        &[("Account.csv", accounts)],
+        None,
+    );
+    // A later export that went through a tool that lower-cased every value.
+    let accounts = "Id,Name\n001ax00000abcdeiav,Initech Corp\n";
+    let contacts =
+        "Id,AccountId,LastName,Title\n003ax00000vponeiaf,001ax00000abcdeiav,Lee,VP Sales\n";
+    let report = load(
+        &mut store,
+        &dir.path().join("second"),
+        &[("Account.csv", accounts), ("Contact.csv", contacts)],
+        None,
+    );
+    assert_eq!(
+        report.loads[0].stats.updated, 1,
+        "{:?}",
+        report.loads[0].stats
+    );
+    let accounts = store.records(Kind::Accounts).unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].id, "001Ax00000AbCdEIAV");
+    match &store.records(Kind::Contacts).unwrap()[0].record {
+        Record::Contacts(c) => {
+            assert_eq!(c.contact_id, "003Ax00000VpOneIAF");
+            assert_eq!(c.account_id.as_deref(), Some("001Ax00000AbCdEIAV"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_long_id_whose_checksum_is_wrong_is_quarantined_naming_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    // `IAW` instead of `IAV`: the suffix says `b` is a capital and `A` is not.
+    let opps = "Id,AccountId,Name,StageName,CreatedDate\n\
+006Ax00000DealOIAR,001Ax00000AbCdEIAW,Platform,Prospecting,2024-02-01T09:00:00.000Z\n";
+    let report = load(
+        &mut store,
+        &dir.path().join("export"),
+        &[("Opportunity.csv", opps)],
+        None,
+    );
+    assert_eq!(report.loads[0].stats.quarantined, 1);
+    let q = store.quarantine(None).unwrap();
+    assert_eq!(q[0].line, 2);
+    let reason = q[0].reasons.join("; ");
+    assert!(
+        reason.contains("AccountId") && reason.contains("001Ax00000AbCdEIAW"),
+        "{reason}"
+    );
+    assert!(reason.contains("checksum"), "{reason}");
+}
