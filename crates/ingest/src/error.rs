@@ -27,6 +27,8 @@ pub enum IngestError {
         line: usize,
         message: String,
     },
+    #[error("--strict: {} warning(s), so nothing from this ingest was written:\n  {}", warnings.len(), warnings.join("\n  "))]
+    Strict { warnings: Vec<String> },
     #[error(transparent)]
     Store(#[from] winsignal_store::StoreError),
 }
@@ -38,14 +40,35 @@ pub(crate) fn read_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) 
     move |source| IngestError::Read { path, source }
 }
 
-/// Turns a TOML parse error into a config error naming the line.
+/// Turns a TOML parse error into a config error naming the line, the table it is in and the line's
+/// text (the error itself names the unknown key and the keys expected).
 pub(crate) fn toml_err(path: &std::path::Path, text: &str, e: &toml::de::Error) -> IngestError {
     let line = e.span().map_or(0, |s| {
         text[..s.start.min(text.len())].matches('\n').count() + 1
     });
+    let mut message = e.message().trim_end().to_string();
+    if line > 0 {
+        let lines: Vec<&str> = text.lines().collect();
+        let table = lines[..line.min(lines.len())]
+            .iter()
+            .rev()
+            .map(|l| l.trim())
+            .find(|l| l.starts_with('['));
+        if let Some(t) = table {
+            message.push_str(&format!(", in table {t}"));
+        }
+        if let Some(at) = lines
+            .get(line - 1)
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+        {
+            let shown: String = at.chars().take(100).collect();
+            message.push_str(&format!(", at: {shown}"));
+        }
+    }
     IngestError::BadConfig {
         path: path.to_path_buf(),
         line,
-        message: e.message().to_string(),
+        message,
     }
 }

@@ -5,6 +5,8 @@
 pub mod build;
 pub mod error;
 pub mod load;
+pub mod loud;
+pub mod provenance;
 pub mod quality;
 pub mod read;
 pub mod resolve;
@@ -36,6 +38,9 @@ pub struct IngestRequest {
     pub source: Option<String>,
     /// The clock: timestamps later than this are refused.
     pub now: Ts,
+    /// Refuse the whole ingest (nothing committed) when any load has a warning: a large share of its
+    /// rows quarantined for one field, or of the deals of one outcome (see [`loud`]).
+    pub strict: bool,
 }
 
 impl IngestRequest {
@@ -48,6 +53,7 @@ impl IngestRequest {
             salesforce_config: None,
             source: None,
             now: Ts::now(),
+            strict: false,
         }
     }
 }
@@ -132,6 +138,20 @@ pub fn ingest(
             },
         };
         loads.push(ctx.finish(&columns)?);
+    }
+    if req.strict {
+        let warnings: Vec<String> = loads
+            .iter()
+            .flat_map(|l| {
+                l.warnings
+                    .iter()
+                    .map(move |w| format!("{}: {}", l.path, w.message))
+            })
+            .collect();
+        if !warnings.is_empty() {
+            // Dropping the batch discards every load of this ingest.
+            return Err(IngestError::Strict { warnings });
+        }
     }
     batch.commit()?;
     Ok(IngestReport {

@@ -33,6 +33,8 @@ pub struct LoadReport {
     pub path: String,
     pub kinds: Vec<Kind>,
     pub stats: LoadStats,
+    /// A large share of the rows quarantined for one field or one outcome (see [`crate::loud`]).
+    pub warnings: Vec<crate::loud::LoadWarning>,
 }
 
 pub struct LoadContext<'b, 'p> {
@@ -46,6 +48,8 @@ pub struct LoadContext<'b, 'p> {
     seen_keys: winsignal_core::hash::U64Set,
     last_stage: HashMap<String, Ts>,
     progress: &'p mut ProgressFn<'p>,
+    /// Quarantined rows per field and deals per outcome, for the load's warnings.
+    pub tally: crate::loud::Tally,
     /// Set when the same source already loaded a byte-identical file: rows are read and counted, but
     /// nothing is written again (so duplicates inside a file cannot churn versions on reload).
     pub identical_to: Option<LoadId>,
@@ -111,6 +115,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             seen_keys: Default::default(),
             last_stage: HashMap::new(),
             progress,
+            tally: Default::default(),
             identical_to,
         })
     }
@@ -157,6 +162,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
     ) -> Result<()> {
         self.stats.rows_read += 1;
         self.stats.accepted += 1;
+        self.tally.accepted(records);
         if self.identical_to.is_some() {
             for record in records {
                 self.note_kind(record.kind());
@@ -253,6 +259,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
     ) -> Result<()> {
         self.stats.rows_read += 1;
         self.stats.quarantined += 1;
+        self.tally.rejected(line, &reasons);
         if let Some(k) = kind {
             self.note_kind(k);
         }
@@ -289,6 +296,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             source: self.source,
             path: self.path,
             kinds,
+            warnings: self.tally.warnings(self.stats.rows_read),
             stats: self.stats,
         })
     }

@@ -673,6 +673,21 @@ impl Batch for EmbeddedBatch<'_> {
         Ok(outcome)
     }
 
+    fn current(&mut self, kind: Kind, id: &str) -> Result<Option<Record>> {
+        if kind.is_event() {
+            return Err(StoreError::Internal(format!(
+                "current({kind}): events have no single current version to update"
+            )));
+        }
+        let body: Option<String> = self
+            .tx()?
+            .prepare_cached("SELECT body FROM records WHERE kind = ?1 AND id = ?2 AND current = 1")?
+            .query_row(params![kind.as_str(), id], |r| r.get(0))
+            .optional()?;
+        body.map(|b| decode_record(kind.as_str(), id, &b))
+            .transpose()
+    }
+
     fn quarantine(&mut self, row: &QuarantinedRow) -> Result<()> {
         let reasons =
             serde_json::to_string(&row.reasons).map_err(|e| StoreError::Internal(e.to_string()))?;

@@ -196,6 +196,9 @@ pub trait Batch {
     ) -> Result<PutOutcome>;
     fn quarantine(&mut self, row: &QuarantinedRow) -> Result<()>;
     fn flag(&mut self, flag: &Flag) -> Result<()>;
+    /// The current version of an entity record (not an event) as this batch sees it: what the store
+    /// holds, with what this batch wrote so far. For loads that update records field by field.
+    fn current(&mut self, kind: Kind, id: &str) -> Result<Option<Record>>;
     /// A hint that about `n` more events are coming, so that room can be made once instead of growing
     /// step by step. Changes nothing a reader sees.
     fn expect_events(&mut self, n: u64) -> Result<()> {

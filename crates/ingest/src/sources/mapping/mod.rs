@@ -10,7 +10,9 @@ use winsignal_core::hash::{hash_bytes, hex};
 use winsignal_core::{Attrs, Kind, Record};
 use winsignal_store::Column;
 
-use crate::build::{build, fields_of, ColumnTypes, FieldReader};
+use crate::build::{
+    build, fields_of, parse_timezone, record_fields, ColumnTypes, FieldReader, NumberFormat,
+};
 use crate::error::{read_err, toml_err, IngestError, Result};
 use crate::load::LoadContext;
 use crate::read::CsvRows;
@@ -25,6 +27,13 @@ pub struct Mapping {
     pub delimiter: Option<String>,
     /// Default strftime format for every date field without its own `format`.
     pub date_format: Option<String>,
+    /// Decimal separator of every number field without its own: `.` (default) or `,`.
+    pub decimal: Option<String>,
+    /// Thousands separator (groups of three digits only): default `,` with a decimal point, `.` with a
+    /// decimal comma; `" "`, `"'"`, or `""` for none.
+    pub thousands: Option<String>,
+    /// `UTC` or a fixed offset (`+02:00`): times written without an offset are read in it.
+    pub timezone: Option<String>,
     #[serde(rename = "output")]
     pub outputs: Vec<Output>,
 }
@@ -35,14 +44,42 @@ pub struct Output {
     pub kind: String,
     /// Skip this output (not the row) when the column is empty.
     pub skip_if_empty: Option<String>,
+    /// Update chosen fields of records already held (found by the kind's id) instead of making new
+    /// ones: the fields this output maps, and non-empty values only, replace those of the current version.
+    #[serde(default)]
+    pub update: bool,
     pub fields: BTreeMap<String, FieldSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// A field's source: a column name, or a rule table. Deserialized by hand so that a typo inside a rule
+/// is reported as the unknown key with the keys expected (an untagged enum only says "did not match").
+#[derive(Debug, Clone)]
 pub enum FieldSpec {
     Column(String),
-    Rule(FieldRule),
+    Rule(Box<FieldRule>),
+}
+
+impl<'de> Deserialize<'de> for FieldSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct SpecVisitor;
+        impl<'de> serde::de::Visitor<'de> for SpecVisitor {
+            type Value = FieldSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a column name (\"Column\") or a table of rule keys ({ column = \"Column\", … })")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<FieldSpec, E> {
+                Ok(FieldSpec::Column(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<FieldSpec, A::Error> {
+                FieldRule::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|r| FieldSpec::Rule(Box::new(r)))
+            }
+        }
+        d.deserialize_any(SpecVisitor)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -64,6 +101,10 @@ pub struct FieldRule {
     pub derive: Option<String>,
     /// Put before a derived value.
     pub prefix: Option<String>,
+    /// Decimal separator of this number field (overrides the mapping's `decimal`).
+    pub decimal: Option<String>,
+    /// Thousands separator of this number field (overrides the mapping's `thousands`).
+    pub thousands: Option<String>,
 }
 
 impl FieldSpec {
@@ -73,7 +114,7 @@ impl FieldSpec {
                 column: Some(c.clone()),
                 ..Default::default()
             },
-            FieldSpec::Rule(r) => r.clone(),
+            FieldSpec::Rule(r) => (**r).clone(),
         }
     }
 }
@@ -84,6 +125,8 @@ pub struct LoadedMapping {
     pub mapping: Mapping,
     pub kinds: Vec<Kind>,
     pub delimiter: u8,
+    /// The declared `timezone` as seconds east of UTC.
+    pub timezone_s: Option<i32>,
 }
 
 impl LoadedMapping {
@@ -114,6 +157,17 @@ impl LoadedMapping {
                 ));
             }
             let (required, known) = fields_of(kind);
+            let required: &[&str] = if out.update {
+                let Some(id) = update_key(kind) else {
+                    return Err(bad(
+                        "update",
+                        format!("[[output]] {kind}: `update = true` needs a kind with one id field (accounts, contacts, reps, opportunities, support_tickets)"),
+                    ));
+                };
+                &[id][..]
+            } else {
+                required
+            };
             for (field, spec) in &out.fields {
                 if !known.contains(&field.as_str()) {
                     return Err(bad(
@@ -139,6 +193,11 @@ impl LoadedMapping {
                         ),
                     ));
                 }
+                NumberFormat::declared(
+                    r.decimal.as_deref().or(mapping.decimal.as_deref()),
+                    r.thousands.as_deref().or(mapping.thousands.as_deref()),
+                )
+                .map_err(|e| bad(field, format!("field `{field}`: {e}")))?;
                 if let Some(d) = &r.derive {
                     if !["slug", "hash", "line"].contains(&d.as_str()) {
                         return Err(bad(
@@ -160,6 +219,22 @@ impl LoadedMapping {
             }
             kinds.push(kind);
         }
+        NumberFormat::declared(mapping.decimal.as_deref(), mapping.thousands.as_deref()).map_err(
+            |e| {
+                let key = if e.starts_with("`decimal`") {
+                    "decimal"
+                } else {
+                    "thousands"
+                };
+                bad(&format!("{key} ="), e)
+            },
+        )?;
+        let timezone_s = mapping
+            .timezone
+            .as_deref()
+            .map(parse_timezone)
+            .transpose()
+            .map_err(|e| bad("timezone", e))?;
         let delimiter = match mapping.delimiter.as_deref() {
             None => b',',
             Some("\\t") | Some("\t") => b'\t',
@@ -176,6 +251,7 @@ impl LoadedMapping {
             mapping,
             kinds,
             delimiter,
+            timezone_s,
         })
     }
 
@@ -189,6 +265,19 @@ impl LoadedMapping {
                     .unwrap_or("unnamed")
             )
         })
+    }
+}
+
+/// The id field an update output finds its records by; `None` for kinds keyed by several fields or
+/// kept as events (an update needs one current version to change).
+pub fn update_key(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Accounts => Some("account_id"),
+        Kind::Contacts => Some("contact_id"),
+        Kind::Reps => Some("rep_id"),
+        Kind::Opportunities => Some("opportunity_id"),
+        Kind::SupportTickets => Some("ticket_id"),
+        _ => None,
     }
 }
 
@@ -221,6 +310,9 @@ struct CompiledOutput {
     skip_if_empty: Option<usize>,
     fields: Vec<CompiledField>,
     date_formats: HashMap<String, String>,
+    /// Declared number formats of the fields that have one (the others are read the default way).
+    number_formats: HashMap<String, NumberFormat>,
+    update: bool,
 }
 
 pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Result<Vec<Column>> {
@@ -247,8 +339,28 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
     for (out, kind) in m.mapping.outputs.iter().zip(&m.kinds) {
         let mut fields = Vec::new();
         let mut date_formats = HashMap::new();
+        let mut number_formats = HashMap::new();
         for (field, spec) in &out.fields {
             let rule = spec.rule();
+            let declared = rule
+                .decimal
+                .as_deref()
+                .or(m.mapping.decimal.as_deref())
+                .is_some()
+                || rule
+                    .thousands
+                    .as_deref()
+                    .or(m.mapping.thousands.as_deref())
+                    .is_some();
+            if declared {
+                // Checked when the mapping was read.
+                if let Ok(nf) = NumberFormat::declared(
+                    rule.decimal.as_deref().or(m.mapping.decimal.as_deref()),
+                    rule.thousands.as_deref().or(m.mapping.thousands.as_deref()),
+                ) {
+                    number_formats.insert(field.clone(), nf);
+                }
+            }
             let mut columns = Vec::new();
             for c in rule.column.iter().chain(rule.columns.iter().flatten()) {
                 let i = col_idx(c, *kind)?;
@@ -278,8 +390,11 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
             skip_if_empty,
             fields,
             date_formats,
+            number_formats,
+            update: out.update,
         });
     }
+
     let attrs_kind = m.kinds.iter().position(|k| k.keeps_custom_attributes());
     let mut types = ColumnTypes::new(header.clone());
     let mut buffered = Vec::new();
@@ -307,6 +422,7 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
         let mut problems = Vec::new();
         let mut notes = Vec::new();
         let mut first_id = None;
+        let mut row_outcome = None;
         for (oi, out) in outputs.iter().enumerate() {
             if out
                 .skip_if_empty
@@ -334,15 +450,51 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
                     }
                 }
             }
-            let mut reader = FieldReader::new(&f, ctx.now, Some(&out.date_formats));
-            let built = build(out.kind, &mut reader, attrs);
             let prefix = if outputs.len() > 1 {
                 format!("{}: ", out.kind)
             } else {
                 String::new()
             };
-            problems.extend(reader.problems.into_iter().map(|p| format!("{prefix}{p}")));
-            notes.extend(reader.notes);
+            if out.kind == Kind::Opportunities {
+                row_outcome = f.get("outcome").and_then(|o| o.trim().parse().ok());
+            }
+            let mut update = None;
+            if out.update {
+                match merge_with_held(ctx, out, &f, std::mem::take(&mut attrs), &records)? {
+                    Ok(u) => {
+                        if out.kind == Kind::Opportunities {
+                            row_outcome = u.fields.get("outcome").and_then(|o| o.parse().ok());
+                        }
+                        update = Some(u);
+                    }
+                    Err(problem) => {
+                        problems.push(format!("{prefix}{problem}"));
+                        continue;
+                    }
+                }
+            }
+            let (built, reader_problems, reader_notes) = match update {
+                Some(u) => {
+                    let mut reader = FieldReader::new(&u.fields, ctx.now, Some(&u.date_formats))
+                        .with_number_formats(&u.number_formats)
+                        .with_timezone(m.timezone_s);
+                    let built = build(out.kind, &mut reader, u.attrs);
+                    // Notes the held version already had were recorded when it was loaded.
+                    reader
+                        .notes
+                        .retain(|(code, _)| !u.held_notes.contains(code));
+                    (built, reader.problems, reader.notes)
+                }
+                None => {
+                    let mut reader = FieldReader::new(&f, ctx.now, Some(&out.date_formats))
+                        .with_number_formats(&out.number_formats)
+                        .with_timezone(m.timezone_s);
+                    let built = build(out.kind, &mut reader, attrs);
+                    (built, reader.problems, reader.notes)
+                }
+            };
+            problems.extend(reader_problems.into_iter().map(|p| format!("{prefix}{p}")));
+            notes.extend(reader_notes);
             if let Some(r) = built {
                 if first_id.is_none() {
                     first_id = r.natural_key();
@@ -357,6 +509,7 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
             if problems.is_empty() {
                 problems.push("every output of the mapping was skipped for this row".into());
             }
+            ctx.tally.row_outcome(row_outcome);
             ctx.reject(row.line, m.kinds.first().copied(), first_id, problems, raw)?;
         }
     }
@@ -372,6 +525,97 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
         }
     }
     Ok(types.columns())
+}
+
+/// An update output's row merged onto the record it updates.
+struct Merged {
+    fields: HashMap<String, String>,
+    attrs: Attrs,
+    /// The date and number formats of the fields this row gave (the held values are canonical text).
+    date_formats: HashMap<String, String>,
+    number_formats: HashMap<String, NumberFormat>,
+    /// Codes of the notes the held version already carries.
+    held_notes: Vec<String>,
+}
+
+/// The fields of the record an update row changes (the current version in the store and this batch,
+/// or a record an earlier output of the same row made), with the row's non-empty values on top.
+/// `Ok(Err(problem))` when no such record is held.
+fn merge_with_held(
+    ctx: &mut LoadContext<'_, '_>,
+    out: &CompiledOutput,
+    row: &HashMap<String, String>,
+    attrs: Attrs,
+    this_row: &[Record],
+) -> Result<std::result::Result<Merged, String>> {
+    let Some(key_field) = update_key(out.kind) else {
+        return Ok(Err(format!("{} cannot be updated", out.kind)));
+    };
+    let Some(key) = row
+        .get(key_field)
+        .map(|k| k.trim())
+        .filter(|k| !k.is_empty())
+    else {
+        return Ok(Err(format!("missing required field `{key_field}`")));
+    };
+    let from_row = this_row
+        .iter()
+        .rev()
+        .find(|r| r.kind() == out.kind && r.natural_key_ref().as_deref() == Some(key))
+        .cloned();
+    let held = match from_row {
+        Some(r) => Some(r),
+        None => match ctx.batch.current(out.kind, key)? {
+            Some(r) => Some(r),
+            None => {
+                let long = winsignal_core::sfdc::to_18(key);
+                if long != key {
+                    ctx.batch.current(out.kind, &long)?
+                } else {
+                    None
+                }
+            }
+        },
+    };
+    let Some(held) = held else {
+        return Ok(Err(format!(
+            "{} {key} is not held: an update output (`update = true`) only changes records already loaded; load the file that creates it first",
+            out.kind.singular()
+        )));
+    };
+    let (mut fields, mut merged_attrs) = record_fields(&held);
+    let held_notes = {
+        let mut reader = FieldReader::new(&fields, ctx.now, None);
+        build(out.kind, &mut reader, Attrs::new());
+        reader.notes.into_iter().map(|(code, _)| code).collect()
+    };
+    let held_id = fields.get(key_field).cloned();
+    let mut date_formats = HashMap::new();
+    let mut number_formats = HashMap::new();
+    for (name, value) in row {
+        if value.trim().is_empty() {
+            continue;
+        }
+        fields.insert(name.clone(), value.clone());
+        if let Some(f) = out.date_formats.get(name) {
+            date_formats.insert(name.clone(), f.clone());
+        }
+        if let Some(f) = out.number_formats.get(name) {
+            number_formats.insert(name.clone(), *f);
+        }
+    }
+    // The id as held (a 15-character Salesforce id in the row finds its 18-character record).
+    if let Some(id) = held_id {
+        fields.insert(key_field.to_string(), id);
+    }
+    merged_attrs.extend(attrs);
+    Ok(Ok(Merged {
+        fields,
+        attrs: merged_attrs,
+        date_formats,
+        number_formats,
+        held_notes,
+    }))
 }
 
 fn field_value(
