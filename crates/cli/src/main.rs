@@ -187,9 +187,14 @@ struct IngestArgs {
     /// Source name for provenance and schema drift (default: format and kind, e.g. canonical:activities).
     #[arg(long)]
     source: Option<String>,
-    /// Print what was loaded as JSON.
+    /// Print what was loaded as JSON (warnings under `loads[].warnings`).
     #[arg(long)]
     json: bool,
+    /// Fail (exit status 1, nothing written) when a load has a warning: a field whose problems
+    /// quarantined at least 10% of the file's rows, or at least 10% of the deals of one outcome
+    /// quarantined. Without it the warnings are printed on stderr and the load is kept.
+    #[arg(long)]
+    strict: bool,
 }
 
 fn parse_format(s: &str) -> std::result::Result<Format, String> {
@@ -253,6 +258,7 @@ fn run(cli: Cli) -> Result<()> {
                 salesforce_config: args.salesforce_config,
                 source: args.source,
                 now: Ts::now(),
+                strict: args.strict,
             };
             let mut bar = progress::Bar::new(cli.global.quiet);
             let report = winsignal_ingest::ingest(&mut store, &req, &mut |p| bar.update(p))?;
@@ -262,6 +268,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 output::print_ingest(&report);
             }
+            output::warn_ingest(&report);
             Ok(())
         }
         Command::Quality { json } => {

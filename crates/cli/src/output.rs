@@ -105,6 +105,19 @@ pub fn print_ingest(report: &IngestReport) {
     }
 }
 
+/// The loads' warnings on stderr, whatever the output format: a load that quarantined a large share of
+/// a field or an outcome must not pass unnoticed.
+pub fn warn_ingest(report: &IngestReport) {
+    for l in &report.loads {
+        for w in &l.warnings {
+            eprintln!("WARNING: {} ({}): {}", l.path, l.source, w.message);
+        }
+    }
+    if report.loads.iter().any(|l| !l.warnings.is_empty()) {
+        eprintln!("WARNING: the load was kept; `winsignal quality` lists the rows, and `ingest --strict` refuses such a load.");
+    }
+}
+
 pub fn print_quality(r: &QualityReport) {
     println!("LOADS");
     println!(
@@ -245,6 +258,9 @@ pub struct TraceVersion<'a> {
     pub source_record_id: Option<&'a str>,
     pub content_hash: String,
     pub loaded_at: String,
+    /// The fields this version set (changed from the version before; every field for the first):
+    /// a field's current value comes from the latest version listing it.
+    pub fields_set: Vec<String>,
     pub record: &'a winsignal_core::Record,
 }
 
@@ -253,9 +269,11 @@ pub fn trace_json<'a>(
     loads: &'a [LoadInfo],
 ) -> Vec<TraceVersion<'a>> {
     let by_id: HashMap<u64, &LoadInfo> = loads.iter().map(|l| (l.load_id, l)).collect();
+    let fields_set = winsignal_ingest::provenance::fields_set(versions);
     versions
         .iter()
-        .map(|v| {
+        .zip(fields_set)
+        .map(|(v, fields_set)| {
             let load = by_id.get(&v.origin.load_id);
             TraceVersion {
                 version: v.version,
@@ -267,6 +285,7 @@ pub fn trace_json<'a>(
                 source_record_id: v.origin.source_record_id.as_deref(),
                 content_hash: winsignal_core::hash::hex(v.content_hash),
                 loaded_at: load.map_or_else(String::new, |l| l.finished_at.to_rfc3339()),
+                fields_set,
                 record: &v.record,
             }
         })
@@ -283,7 +302,7 @@ pub fn print_trace(kind: Kind, versions: &[StoredRecord], loads: &[LoadInfo]) {
     );
     for v in rows {
         println!(
-            "\nversion {}{}\n  source      {}\n  load        {} at {}\n  file        {}:{}\n  source id   {}\n  content     {}",
+            "\nversion {}{}\n  source      {}\n  load        {} at {}\n  file        {}:{}\n  source id   {}\n  content     {}\n  fields set  {}",
             v.version,
             if v.current { " (current)" } else { "" },
             v.source,
@@ -292,7 +311,12 @@ pub fn print_trace(kind: Kind, versions: &[StoredRecord], loads: &[LoadInfo]) {
             v.file,
             v.line,
             v.source_record_id.unwrap_or("-"),
-            v.content_hash
+            v.content_hash,
+            if v.fields_set.is_empty() {
+                "none".to_string()
+            } else {
+                v.fields_set.join(", ")
+            }
         );
         if let Ok(body) = serde_json::to_string_pretty(v.record) {
             for line in body.lines() {

@@ -21,3 +21,16 @@ pub fn winsignal(data: &Path, args: &[&str]) -> String {
     #[allow(clippy::unwrap_used)]
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Runs `winsignal --data DATA --quiet ARGS…` and returns its status and output, whatever they are.
+#[allow(dead_code)]
+pub fn winsignal_output(data: &Path, args: &[&str]) -> std::process::Output {
+    #[allow(clippy::unwrap_used)]
+    Command::new(env!("CARGO_BIN_EXE_winsignal"))
+        .arg("--data")
+        .arg(data)
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .unwrap()
+}

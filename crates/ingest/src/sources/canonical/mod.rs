@@ -164,6 +164,11 @@ pub fn accept_or_reject(
         }
         None => {
             let id_field = fields_of(kind).1[0];
+            if kind == Kind::Opportunities {
+                // For the load's warnings: which outcome lost this deal.
+                ctx.tally
+                    .row_outcome(fields.get("outcome").and_then(|o| o.parse().ok()));
+            }
             ctx.reject(
                 line,
                 Some(kind),
