@@ -389,7 +389,8 @@ fn reps_json<'a>(cards: &'a Scorecards) -> RepsJson<'a> {
 /// Data-quality warnings from ingest and from the engine, in words.
 fn warnings(c: &Computed, q: &QualityReport) -> Vec<String> {
     let mut out = Vec::new();
-    let read: u64 = q.loads.iter().map(|l| l.stats.rows_read).sum();
+    // Both out of the latest load of each file: a file loaded twice counts its rows once.
+    let read = q.quarantine.rows_read;
     if q.quarantine.total > 0 {
         let reasons: Vec<String> = q
             .quarantine

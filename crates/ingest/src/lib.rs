@@ -22,7 +22,7 @@ pub use error::{IngestError, Result};
 pub use load::{LoadReport, Progress};
 pub use sources::Format;
 
-use load::LoadContext;
+use load::{LoadContext, LoadRecipe, SeenIds};
 use sources::{mapping::LoadedMapping, salesforce::SalesforceConfig, Job};
 
 /// One `winsignal ingest` invocation.
@@ -92,6 +92,7 @@ pub fn ingest(
     let previous_loads = store.loads()?;
     let mut batch = store.begin()?;
     let mut loads = Vec::new();
+    let mut ids = SeenIds::default();
     for job in &jobs {
         let (format, default_source) = match job {
             Job::Canonical { kind, .. } => (Format::Canonical, format!("canonical:{kind}")),
@@ -105,14 +106,27 @@ pub fn ingest(
             ),
         };
         let source = req.source.clone().unwrap_or(default_source);
+        // Everything besides the file's bytes that shapes what the load makes of them.
+        let recipe = LoadRecipe::new(format.as_str());
+        let recipe = match job {
+            Job::Canonical { path, kind } => recipe
+                .with("kind", kind.as_str())
+                .with("syntax", if is_jsonl(path) { "jsonl" } else { "csv" }),
+            Job::Salesforce { object, .. } => recipe
+                .with("object", object.as_str())
+                .with_file("salesforce_config", req.salesforce_config.as_deref())?,
+            Job::Segment { .. } => recipe,
+            Job::Mapping { .. } => recipe.with_file("mapping", req.mapping.as_deref())?,
+        };
         let mut forward = |p: Progress<'_>| progress(p);
         let mut ctx = LoadContext::start(
             batch.as_mut(),
             &previous_loads,
             &source,
-            format.as_str(),
+            recipe,
             job.path(),
             req.now,
+            &mut ids,
             &mut forward,
         )?;
         let columns = match job {

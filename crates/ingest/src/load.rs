@@ -1,10 +1,10 @@
 //! One load: a file read by a connector into a store batch, with its counts, flags and schema. Keeps the
 //! invariant rows read = accepted + quarantined, and flags what was accepted with a caveat.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use winsignal_core::hash::ContentHasher;
+use winsignal_core::hash::{ContentHasher, U64Map};
 use winsignal_core::{Kind, Record, Ts};
 use winsignal_store::{
     Batch, Column, Flag, LoadId, LoadInfo, LoadSpec, LoadStats, PutOutcome, QuarantinedRow,
@@ -27,8 +27,12 @@ pub type ProgressFn<'a> = dyn FnMut(Progress<'_>) + 'a;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LoadReport {
     pub load_id: LoadId,
-    /// The earlier load of a byte-identical file from the same source, when this one repeated it.
+    /// The latest earlier load of the same source with the same identity (same file bytes, connector
+    /// and version, kind, mapping and config), when there is one. Informational: the rows were read and
+    /// checked against the store all the same.
     pub identical_to: Option<LoadId>,
+    /// See [`LoadRecipe`].
+    pub identity: String,
     pub source: String,
     pub path: String,
     pub kinds: Vec<Kind>,
@@ -45,14 +49,103 @@ pub struct LoadContext<'b, 'p> {
     pub now: Ts,
     stats: LoadStats,
     kinds: Vec<Kind>,
-    seen_keys: winsignal_core::hash::U64Set,
+    /// Ids read so far in this ingest, shared by its loads.
+    ids: &'p mut SeenIds,
     last_stage: HashMap<String, Ts>,
     progress: &'p mut ProgressFn<'p>,
     /// Quarantined rows per field and deals per outcome, for the load's warnings.
     pub tally: crate::loud::Tally,
-    /// Set when the same source already loaded a byte-identical file: rows are read and counted, but
-    /// nothing is written again (so duplicates inside a file cannot churn versions on reload).
+    /// The latest earlier load of this source with the same identity (see [`LoadReport::identical_to`]).
     pub identical_to: Option<LoadId>,
+    identity: String,
+}
+
+/// Everything besides the rows that shapes what a load makes of a file: the connector and its version,
+/// the kind or object read, the bytes of a mapping or config file. With the file's own hash (added by
+/// [`LoadContext::start`]) it is the load's identity, kept with the load (`quality --json`).
+#[derive(Debug, Clone)]
+pub struct LoadRecipe {
+    parts: BTreeMap<String, String>,
+}
+
+impl LoadRecipe {
+    pub fn new(connector: &str) -> Self {
+        let mut parts = BTreeMap::new();
+        parts.insert("connector".into(), connector.to_string());
+        parts.insert(
+            "connector_version".into(),
+            crate::sources::CONNECTOR_VERSION.to_string(),
+        );
+        parts.insert("winsignal".into(), env!("CARGO_PKG_VERSION").to_string());
+        LoadRecipe { parts }
+    }
+
+    /// Adds one part, e.g. `("kind", "accounts")`.
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.parts.insert(name.to_string(), value.into());
+        self
+    }
+
+    /// Adds a settings file by the hash of its bytes (`none` when there is no such file).
+    pub fn with_file(self, name: &str, path: Option<&Path>) -> Result<Self> {
+        let value = match path {
+            Some(p) => file_fingerprint(p)?.0,
+            None => "none".to_string(),
+        };
+        Ok(self.with(name, value))
+    }
+
+    fn identity(&self) -> String {
+        let mut h = ContentHasher::new();
+        for (name, value) in &self.parts {
+            h.field(name.as_bytes()).field(value.as_bytes());
+        }
+        winsignal_core::hash::hex(h.finish())
+    }
+}
+
+/// The ids read so far in one ingest, across its files, so that an id is taken from one row only:
+/// the first row with an id wins and a later row with the same id is quarantined, naming the first.
+/// Records a row makes besides its own (a mapping's further outputs, such as the account of each deal
+/// row) may repeat: the first values are kept, and a repeat with other values is noted.
+#[derive(Debug, Default)]
+pub struct SeenIds {
+    /// The files of the ingest, in load order.
+    files: Vec<String>,
+    /// Key hash of a row's own record → where it was read (file ordinal and line, packed).
+    rows: U64Map<u64>,
+    /// Key hash of a further record → (content hash, where it was read).
+    further: U64Map<(u64, u64)>,
+}
+
+const LINE_BITS: u32 = 44;
+
+fn pack_place(file: usize, line: u64) -> u64 {
+    ((file as u64) << LINE_BITS) | (line & ((1 << LINE_BITS) - 1))
+}
+
+impl SeenIds {
+    /// Where a packed place is, in words: `line 3 of this file` or `line 3 of other.csv`.
+    fn describe(&self, place: u64, this_file: usize) -> String {
+        let file = (place >> LINE_BITS) as usize;
+        let line = place & ((1 << LINE_BITS) - 1);
+        if file == this_file {
+            format!("line {line} of this file")
+        } else {
+            let path = self.files.get(file).map_or("another file", String::as_str);
+            format!("line {line} of {path} (read earlier in this ingest)")
+        }
+    }
+}
+
+fn key_hash(kind: Kind, key: &str) -> u64 {
+    let mut h = ContentHasher::new();
+    h.field(kind.as_str().as_bytes()).field(key.as_bytes());
+    h.finish()
+}
+
+fn content_hash(record: &Record) -> u64 {
+    serde_json::to_vec(record).map_or(0, |body| winsignal_core::hash::hash_bytes(&body))
 }
 
 /// Hex hash and size of a file's bytes.
@@ -74,35 +167,39 @@ pub fn file_fingerprint(path: &Path) -> Result<(String, u64)> {
 }
 
 impl<'b, 'p> LoadContext<'b, 'p> {
+    /// Starts a load. Every row is read, checked and compared with the store, also when an earlier load
+    /// had the same identity: a row counts as accepted only once the store holds its records.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         batch: &'b mut dyn Batch,
         previous_loads: &[LoadInfo],
         source: &str,
-        format: &str,
+        recipe: LoadRecipe,
         path: &Path,
         now: Ts,
+        ids: &'p mut SeenIds,
         progress: &'p mut ProgressFn<'p>,
     ) -> Result<Self> {
         let (file_hash, file_bytes) = file_fingerprint(path)?;
-        // A byte-identical earlier load makes this one a no-op, unless a later load of the same source
-        // wrote something since (an older export loaded again must bring its versions back).
+        let recipe = recipe.with("file", file_hash.clone());
+        let identity = recipe.identity();
         let identical_to = previous_loads
             .iter()
-            .rposition(|l| l.source == source && l.file_hash == file_hash)
-            .filter(|&i| {
-                previous_loads[i + 1..]
-                    .iter()
-                    .all(|l| l.source != source || l.stats.new + l.stats.updated == 0)
-            })
-            .map(|i| previous_loads[i].load_id);
+            .rev()
+            .find(|l| l.source == source && l.identity == identity)
+            .map(|l| l.load_id);
         let shown = path.display().to_string();
+        let format = recipe.parts.get("connector").cloned().unwrap_or_default();
         let spec = LoadSpec {
             source: source.into(),
-            format: format.into(),
+            format,
             path: shown.clone(),
             file_hash,
             file_bytes,
+            identity: identity.clone(),
+            recipe: recipe.parts,
         };
+        ids.files.push(shown.clone());
         let load_id = batch.start_load(&spec)?;
         Ok(LoadContext {
             batch,
@@ -112,11 +209,12 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             now,
             stats: LoadStats::default(),
             kinds: Vec::new(),
-            seen_keys: Default::default(),
+            ids,
             last_stage: HashMap::new(),
             progress,
             tally: Default::default(),
             identical_to,
+            identity,
         })
     }
 
@@ -133,10 +231,8 @@ impl<'b, 'p> LoadContext<'b, 'p> {
 
     /// A hint that about `n` more rows of events are coming: room is made for them once.
     pub fn expect_event_rows(&mut self, n: u64) -> Result<()> {
-        if self.identical_to.is_some() {
-            return Ok(());
-        }
-        self.seen_keys
+        self.ids
+            .rows
             .reserve(usize::try_from(n).unwrap_or(usize::MAX));
         self.batch.expect_events(n)?;
         Ok(())
@@ -160,32 +256,47 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         records: &[Record],
         notes: &[(String, String)],
     ) -> Result<()> {
+        if let Some(refusal) = self.claim_row_id(line, records) {
+            return self.refuse_duplicate(line, records, refusal);
+        }
         self.stats.rows_read += 1;
         self.stats.accepted += 1;
         self.tally.accepted(records);
-        if self.identical_to.is_some() {
-            for record in records {
-                self.note_kind(record.kind());
-            }
-            self.stats.unchanged += 1;
-            return Ok(());
-        }
+        let this_file = self.ids.files.len() - 1;
         let mut best = PutOutcome::Unchanged;
         let mut flags: Vec<(Kind, Option<String>, String, String)> = Vec::new();
         for (record_idx, record) in records.iter().enumerate() {
             let kind = record.kind();
             self.note_kind(kind);
             let key = record.natural_key_ref();
-            if let Some(k) = &key {
-                let mut h = ContentHasher::new();
-                h.field(kind.as_str().as_bytes()).field(k.as_bytes());
-                if !self.seen_keys.insert(h.finish()) {
-                    flags.push((
-                        kind,
-                        Some(k.to_string()),
-                        "duplicate_id".into(),
-                        format!("{} {k} appears more than once in this load; the later row is the current version", kind.singular()),
-                    ));
+            if let (Some(k), true) = (&key, record_idx > 0) {
+                // A further record (a mapping's account of each deal row): the first values read in
+                // this ingest stand, so that a reload cannot make versions flip between rows.
+                let kh = key_hash(kind, k);
+                let hash = content_hash(record);
+                let place = pack_place(this_file, line);
+                let earlier = match self.ids.rows.get(&kh) {
+                    Some(&p) => Some((None, p)),
+                    None => self.ids.further.get(&kh).map(|&(h, p)| (Some(h), p)),
+                };
+                match earlier {
+                    Some((Some(h), _)) if h == hash => continue,
+                    Some((_, p)) => {
+                        flags.push((
+                            kind,
+                            Some(k.to_string()),
+                            "duplicate_id".into(),
+                            format!(
+                                "{} {k} is also made by {} with other values; those are kept",
+                                kind.singular(),
+                                self.ids.describe(p, this_file)
+                            ),
+                        ));
+                        continue;
+                    }
+                    None => {
+                        self.ids.further.insert(kh, (hash, place));
+                    }
                 }
             }
             if let Record::StageHistory(s) = record {
@@ -248,6 +359,47 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         Ok(())
     }
 
+    /// Takes the id of the row's own record (its first) for this row, or says where the row that took
+    /// it first was read.
+    fn claim_row_id(&mut self, line: u64, records: &[Record]) -> Option<String> {
+        let record = records.first()?;
+        let kind = record.kind();
+        let key = record.natural_key_ref()?;
+        let kh = key_hash(kind, &key);
+        let this_file = self.ids.files.len() - 1;
+        let earlier = self
+            .ids
+            .rows
+            .get(&kh)
+            .copied()
+            .or_else(|| self.ids.further.get(&kh).map(|&(_, p)| p));
+        match earlier {
+            Some(p) => Some(format!(
+                "duplicate id: {} {key} was already read from {}; the first row is kept",
+                kind.singular(),
+                self.ids.describe(p, this_file)
+            )),
+            None => {
+                self.ids.rows.insert(kh, pack_place(this_file, line));
+                None
+            }
+        }
+    }
+
+    /// Quarantines a row whose id an earlier row of this ingest already gave. Its raw form is the
+    /// records it made, as JSON (the row itself is at its line in the file).
+    fn refuse_duplicate(&mut self, line: u64, records: &[Record], reason: String) -> Result<()> {
+        let record_id = records.first().and_then(Record::natural_key);
+        let raw = serde_json::to_string(records).unwrap_or_default();
+        self.reject(
+            line,
+            records.first().map(Record::kind),
+            record_id,
+            vec![reason],
+            raw,
+        )
+    }
+
     /// Quarantines one source row with all of its reasons.
     pub fn reject(
         &mut self,
@@ -264,10 +416,6 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             self.note_kind(k);
         }
         tracing::debug!(file = %self.path, line, reasons = %reasons.join("; "), "Row quarantined.");
-        if self.identical_to.is_some() {
-            // Already quarantined, with the same reasons, by the identical earlier load.
-            return Ok(());
-        }
         self.batch.quarantine(&QuarantinedRow {
             load_id: self.load_id,
             line,
@@ -293,6 +441,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         Ok(LoadReport {
             load_id: self.load_id,
             identical_to: self.identical_to,
+            identity: self.identity,
             source: self.source,
             path: self.path,
             kinds,

@@ -32,6 +32,15 @@ pub struct LoadLine {
     pub source: String,
     pub path: String,
     pub finished_at: String,
+    /// What shaped the load's result besides the rows, hashed (see `recipe`); empty for loads recorded
+    /// before identities were kept.
+    pub identity: String,
+    /// The parts of `identity`: connector, connector_version, winsignal, file (hash of the file's bytes),
+    /// and as they apply kind, syntax, object, mapping and salesforce_config (hashes of those files' bytes).
+    pub recipe: BTreeMap<String, String>,
+    /// Whether this is the latest load of its source and file: only the latest counts in the quarantine
+    /// totals, since it alone says what the file holds now.
+    pub current: bool,
     #[serde(flatten)]
     pub stats: LoadStats,
     /// rows_read == accepted + quarantined.
@@ -40,7 +49,14 @@ pub struct LoadLine {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct QuarantineSummary {
+    /// Rows refused by the current loads (the latest load of each source and file): a file loaded
+    /// three times with one bad row counts it once.
     pub total: u64,
+    /// Rows read by the current loads: `total` is out of this.
+    pub rows_read: u64,
+    /// Rows refused by earlier loads of a source and file loaded again since (kept for `trace` and
+    /// history, not counted in `total`).
+    pub in_earlier_loads: u64,
     pub by_reason: Vec<CodeCount>,
     pub examples: Vec<QuarantineExample>,
 }
@@ -109,7 +125,12 @@ pub struct Retyped {
 
 /// The shape of a reason without its particular values, so like reasons count together.
 fn reason_class(reason: &str) -> String {
-    for prefix in ["malformed JSON", "ragged row", "not valid UTF-8"] {
+    for prefix in [
+        "malformed JSON",
+        "ragged row",
+        "not valid UTF-8",
+        "duplicate id",
+    ] {
         if reason.starts_with(prefix) {
             return prefix.to_string();
         }
@@ -235,8 +256,21 @@ pub fn report(store: &dyn Store) -> Result<QualityReport> {
 
     let orphans = orphans(&entity_records, &resolver, store)?;
     let drift = drift(&loads);
+    let current = current_loads(&loads, &quarantined);
+    let n_all = quarantined.len() as u64;
+    let counted: HashSet<u64> = current.values().map(|c| c.rows_from).collect();
+    let quarantined: Vec<QuarantinedRow> = quarantined
+        .into_iter()
+        .filter(|q| counted.contains(&q.load_id))
+        .collect();
     let quarantine = QuarantineSummary {
         total: quarantined.len() as u64,
+        rows_read: current
+            .values()
+            .filter_map(|c| source_of.get(&c.load_id))
+            .map(|l| l.stats.rows_read)
+            .sum(),
+        in_earlier_loads: n_all - quarantined.len() as u64,
         by_reason: count_codes(quarantined.iter().flat_map(|q: &QuarantinedRow| {
             q.reasons.iter().map(|r| (reason_class(r), r.as_str()))
         })),
@@ -266,6 +300,9 @@ pub fn report(store: &dyn Store) -> Result<QualityReport> {
             source: l.source.clone(),
             path: l.path.clone(),
             finished_at: l.finished_at.to_rfc3339(),
+            identity: l.identity.clone(),
+            recipe: l.recipe.clone(),
+            current: current.values().any(|c| c.load_id == l.load_id),
             stats: l.stats.clone(),
             balanced: l.stats.rows_read == l.stats.accepted + l.stats.quarantined,
         })
@@ -280,6 +317,49 @@ pub fn report(store: &dyn Store) -> Result<QualityReport> {
         orphans,
         drift,
     })
+}
+
+/// The latest load of one source and file, and the load whose quarantined rows stand for it.
+struct CurrentLoad {
+    load_id: u64,
+    /// The load itself, except for a load from before every load stored its own quarantined rows (it
+    /// repeated a byte-identical earlier load and stored none): then the latest load of the same file
+    /// that did.
+    rows_from: u64,
+}
+
+/// The current load of every (source, file): the latest, since a file loaded again replaces what was
+/// read from it before.
+fn current_loads(
+    loads: &[LoadInfo],
+    quarantined: &[QuarantinedRow],
+) -> HashMap<(String, String), CurrentLoad> {
+    let with_rows: HashSet<u64> = quarantined.iter().map(|q| q.load_id).collect();
+    let mut out: HashMap<(String, String), CurrentLoad> = HashMap::new();
+    for (i, l) in loads.iter().enumerate() {
+        let rows_from = if l.stats.quarantined > 0 && !with_rows.contains(&l.load_id) {
+            loads[..i]
+                .iter()
+                .rev()
+                .find(|e| {
+                    e.source == l.source
+                        && e.path == l.path
+                        && e.file_hash == l.file_hash
+                        && with_rows.contains(&e.load_id)
+                })
+                .map_or(l.load_id, |e| e.load_id)
+        } else {
+            l.load_id
+        };
+        out.insert(
+            (l.source.clone(), l.path.clone()),
+            CurrentLoad {
+                load_id: l.load_id,
+                rows_from,
+            },
+        );
+    }
+    out
 }
 
 fn describe_unmatched(record: &Record, id: &str) -> String {

@@ -87,17 +87,63 @@ fn assert_compliant(req: IngestRequest, expected: &[(&str, u64, u64)]) {
         v
     };
     let before = held(&store);
-    // Idempotent: the same input again adds nothing.
+    let holdings_before = holdings(&store);
+    // Idempotent: the same input again adds nothing, and says which load it repeated.
     let second = run(&mut store, &req);
-    for l in &second.loads {
+    for (l, f) in second.loads.iter().zip(&first.loads) {
         assert_eq!(
             (l.stats.new, l.stats.updated),
             (0, 0),
             "{}: reload must add nothing",
             l.source
         );
+        assert_eq!(l.identical_to, Some(f.load_id), "{}", l.source);
+        assert_eq!(l.identity, f.identity, "{}", l.source);
+        assert_eq!(l.stats, f.stats_after_reload(), "{}", l.source);
     }
     assert_eq!(held(&store), before);
+    assert_eq!(holdings(&store), holdings_before);
+    // Refused rows count once however often the same file is loaded.
+    let q = winsignal_ingest::quality::report(&store).unwrap();
+    assert_eq!(
+        q.quarantine.total,
+        first.loads.iter().map(|l| l.stats.quarantined).sum::<u64>()
+    );
+}
+
+/// What a load's counts become when the same input is loaded again: every accepted row unchanged.
+trait AfterReload {
+    fn stats_after_reload(&self) -> winsignal_store::LoadStats;
+}
+
+impl AfterReload for winsignal_ingest::LoadReport {
+    fn stats_after_reload(&self) -> winsignal_store::LoadStats {
+        winsignal_store::LoadStats {
+            new: 0,
+            updated: 0,
+            unchanged: self.stats.accepted,
+            ..self.stats.clone()
+        }
+    }
+}
+
+/// Every current record and event with its content hash: what the store holds, exactly.
+fn holdings(store: &EmbeddedStore) -> Vec<(Kind, String, u64)> {
+    let mut out = Vec::new();
+    for kind in Kind::ALL {
+        if kind.is_event() {
+            for ev in store.events(&[kind]).unwrap() {
+                let ev = ev.unwrap();
+                out.push((kind, ev.key, ev.content_hash));
+            }
+        } else {
+            for r in store.records(kind).unwrap() {
+                out.push((kind, r.id, r.content_hash));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]
@@ -108,7 +154,8 @@ fn canonical_connector_is_compliant() {
             ("canonical:accounts", 5, 2),
             ("canonical:contacts", 6, 1),
             ("canonical:reps", 3, 0),
-            ("canonical:opportunities", 6, 1),
+            // O4 has the outcome `maybe`; the second O1 repeats an id (the first row is kept).
+            ("canonical:opportunities", 6, 2),
             ("canonical:stage_history", 6, 1),
             ("canonical:opportunity_contacts", 4, 1),
             ("canonical:activities", 8, 3),
@@ -363,10 +410,11 @@ fn an_older_file_loaded_again_after_a_newer_one_brings_its_versions_back() {
     std::fs::write(&path, &newer).unwrap();
     run(&mut store, &request(path.clone(), None));
     assert_eq!(employees(&store), Some(45.0));
-    // The older export once more: a later load changed A2 since, so the file is read again.
+    // The older export once more: the same identity as load 1, but every row is checked against the
+    // store, so A2 goes back to its older values.
     std::fs::write(&path, &original).unwrap();
     let older = run(&mut store, &request(path.clone(), None));
-    assert_eq!(older.loads[0].identical_to, None);
+    assert_eq!(older.loads[0].identical_to, Some(2));
     let s = &older.loads[0].stats;
     assert_eq!((s.new, s.updated, s.unchanged), (0, 1, 2));
     assert_eq!(employees(&store), Some(40.0));
@@ -430,4 +478,280 @@ fn files_no_connector_reads_are_listed_not_dropped() {
         "{:?}",
         report.skipped_files
     );
+}
+
+// Reload identity, for every connector: a load's identity is everything that shapes its result (file
+// bytes, connector and version, kind, mapping and config bytes), and a row counts as accepted only when
+// the store holds its records; a load with the identity of an earlier one is still checked row by row.
+
+fn opportunity_names(store: &EmbeddedStore) -> Vec<(String, Option<String>)> {
+    store
+        .records(Kind::Opportunities)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let Record::Opportunities(o) = r.record else {
+                panic!()
+            };
+            (o.opportunity_id, o.name)
+        })
+        .collect()
+}
+
+#[test]
+fn reload_identity_mapping_a_corrected_mapping_reads_the_same_file_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let csv = input.path().join("deals.csv");
+    std::fs::write(
+        &csv,
+        "id,title,opened\nD1,One,05/03/2024\nD2,Two,06/03/2024\nD3,Three,07/03/2024\n",
+    )
+    .unwrap();
+    let toml = input.path().join("deals.toml");
+    let mapping = |date_format: &str| {
+        format!(
+            "source = \"crm:deals\"\ndate_format = \"{date_format}\"\n[[output]]\nkind = \"opportunities\"\n\
+             [output.fields]\nopportunity_id = \"id\"\nname = \"title\"\ncreated_at = \"opened\"\n\
+             outcome = {{ constant = \"open\" }}\n"
+        )
+    };
+    let mut req = request(csv, None);
+    req.mapping = Some(toml.clone());
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    std::fs::write(&toml, mapping("%Y-%m-%d")).unwrap();
+    let wrong = run(&mut store, &req);
+    assert_eq!(wrong.loads[0].stats.quarantined, 3);
+    // The same file with the date format fixed: a different load, and every row is in the store.
+    std::fs::write(&toml, mapping("%d/%m/%Y")).unwrap();
+    let fixed = run(&mut store, &req);
+    let s = &fixed.loads[0].stats;
+    assert_eq!((s.accepted, s.new, s.unchanged), (3, 3, 0));
+    assert_eq!(fixed.loads[0].identical_to, None);
+    assert_ne!(fixed.loads[0].identity, wrong.loads[0].identity);
+    assert_eq!(opportunity_names(&store).len(), 3);
+    // Its identity is kept with the load, naming what went into it.
+    let loads = store.loads().unwrap();
+    assert_eq!(loads[1].identity, fixed.loads[0].identity);
+    assert_eq!(loads[1].recipe["connector"], "mapping");
+    assert_ne!(loads[0].recipe["mapping"], loads[1].recipe["mapping"]);
+    assert_eq!(loads[0].recipe["file"], loads[1].recipe["file"]);
+    // Only the current load's refusals count: the wrong mapping's three are history now.
+    let q = winsignal_ingest::quality::report(&store).unwrap();
+    assert_eq!((q.quarantine.total, q.quarantine.in_earlier_loads), (0, 3));
+}
+
+#[test]
+fn reload_identity_salesforce_a_changed_config_reads_the_same_export_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let export = input.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    std::fs::copy(
+        fixture("salesforce/Account.csv"),
+        export.join("Account.csv"),
+    )
+    .unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let segments = |store: &EmbeddedStore| -> Vec<Option<String>> {
+        store
+            .records(Kind::Accounts)
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let Record::Accounts(a) = r.record else {
+                    panic!()
+                };
+                a.segment
+            })
+            .collect()
+    };
+    run(&mut store, &request(export.clone(), None));
+    assert_eq!(segments(&store), [None, None]);
+    let mut req = request(export, None);
+    req.salesforce_config = Some(fixture("salesforce/config.toml"));
+    let configured = run(&mut store, &req);
+    let s = &configured.loads[0].stats;
+    assert_eq!((s.updated, s.unchanged), (2, 0));
+    assert_eq!(configured.loads[0].identical_to, None);
+    assert_eq!(
+        segments(&store),
+        [Some("Enterprise".into()), Some("SMB".into())]
+    );
+}
+
+#[test]
+fn reload_identity_canonical_csv_a_row_refused_as_future_is_read_when_its_time_has_come() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let path = input.path().join("opportunities.csv");
+    std::fs::write(
+        &path,
+        "opportunity_id,name,created_at,outcome\nO1,Now,2026-10-01,open\nO2,Soon,2026-11-20,open\n",
+    )
+    .unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let first = run(&mut store, &request(path.clone(), None));
+    assert_eq!(first.loads[0].stats.quarantined, 1);
+    let mut later = request(path, None);
+    later.now = Ts::parse("2026-12-01T00:00:00Z").unwrap();
+    let second = run(&mut store, &later);
+    let s = &second.loads[0].stats;
+    assert_eq!((s.new, s.unchanged, s.quarantined), (1, 1, 0));
+    assert_eq!(
+        opportunity_names(&store).len(),
+        2,
+        "O2 must be in the store"
+    );
+}
+
+#[test]
+fn reload_identity_canonical_jsonl_rows_another_source_changed_since_are_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let jsonl = input.path().join("accounts.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"account_id\":\"A1\",\"name\":\"Acme\"}\n{\"account_id\":\"A2\",\"name\":\"Beta\"}\n",
+    )
+    .unwrap();
+    let csv = input.path().join("accounts.csv");
+    std::fs::write(&csv, "account_id,name\nA1,Acme Inc\n").unwrap();
+    let with_source = |path: &Path, source: &str| {
+        let mut r = request(path.to_path_buf(), None);
+        r.source = Some(source.into());
+        r
+    };
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    run(&mut store, &with_source(&jsonl, "crm"));
+    let erp = run(&mut store, &with_source(&csv, "erp"));
+    assert_eq!(erp.loads[0].stats.updated, 1);
+    // The CRM file again, byte for byte: A1 is no longer what it says, so it is written again.
+    let again = run(&mut store, &with_source(&jsonl, "crm"));
+    assert_eq!(again.loads[0].identical_to, Some(1));
+    let s = &again.loads[0].stats;
+    assert_eq!((s.updated, s.unchanged), (1, 1));
+    let names: Vec<Option<String>> = store
+        .records(Kind::Accounts)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let Record::Accounts(a) = r.record else {
+                panic!()
+            };
+            a.name
+        })
+        .collect();
+    assert_eq!(names, [Some("Acme".into()), Some("Beta".into())]);
+}
+
+#[test]
+fn reload_identity_segment_an_event_refused_as_future_is_read_when_its_time_has_come() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let path = input.path().join("events.jsonl");
+    std::fs::write(
+        &path,
+        "{\"type\":\"track\",\"messageId\":\"m1\",\"timestamp\":\"2026-10-01T10:00:00Z\",\"userId\":\"u1\",\"event\":\"Login\"}\n\
+         {\"type\":\"track\",\"messageId\":\"m2\",\"timestamp\":\"2026-11-20T10:00:00Z\",\"userId\":\"u1\",\"event\":\"Export\"}\n",
+    )
+    .unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let first = run(&mut store, &request(path.clone(), Some(Format::Segment)));
+    assert_eq!(first.loads[0].stats.quarantined, 1);
+    let mut later = request(path, Some(Format::Segment));
+    later.now = Ts::parse("2026-12-01T00:00:00Z").unwrap();
+    let second = run(&mut store, &later);
+    let s = &second.loads[0].stats;
+    assert_eq!((s.new, s.unchanged, s.quarantined), (1, 1, 0));
+    let held: u64 = store
+        .event_counts()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| *k == Kind::ProductEvents)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(held, 2, "m2 must be in the store");
+}
+
+// Duplicated ids: the first row with an id wins, later rows with it are quarantined naming the first;
+// reloading resolves them the same way, so nothing gains a version and refusals are not counted twice.
+
+#[test]
+fn a_duplicated_id_resolves_the_same_way_on_every_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let path = input.path().join("opportunities.csv");
+    let file = |o2_name: &str| {
+        format!(
+            "opportunity_id,name,created_at,outcome\nO1,First,2024-01-01,open\nO2,{o2_name},2024-01-02,open\n\
+             O1,Second,2024-01-03,open\nO3,Never changed,2024-01-04,open\n"
+        )
+    };
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    std::fs::write(&path, file("Two")).unwrap();
+    let first = run(&mut store, &request(path.clone(), None));
+    let s = &first.loads[0].stats;
+    assert_eq!((s.new, s.quarantined), (3, 1));
+    let q = store.quarantine(None).unwrap();
+    assert_eq!(q[0].line, 4);
+    assert!(
+        q[0].reasons[0].contains("opportunity O1 was already read from line 2 of this file"),
+        "{q:?}"
+    );
+    // One row changed, twice: exactly that row is updated each time.
+    for name in ["Two b", "Two c"] {
+        std::fs::write(&path, file(name)).unwrap();
+        let r = run(&mut store, &request(path.clone(), None));
+        let s = &r.loads[0].stats;
+        assert_eq!((s.new, s.updated, s.unchanged, s.quarantined), (0, 1, 2, 1));
+    }
+    assert_eq!(store.versions(Kind::Opportunities, "O1").unwrap().len(), 1);
+    assert_eq!(store.versions(Kind::Opportunities, "O3").unwrap().len(), 1);
+    assert_eq!(store.versions(Kind::Opportunities, "O2").unwrap().len(), 3);
+    assert_eq!(
+        opportunity_names(&store)[0],
+        ("O1".to_string(), Some("First".to_string()))
+    );
+    let q = winsignal_ingest::quality::report(&store).unwrap();
+    assert_eq!((q.quarantine.total, q.quarantine.in_earlier_loads), (1, 2));
+    // The never-changed deal's notes were written once, by the first load.
+    let flags = store.flags().unwrap();
+    let o3: Vec<u64> = flags
+        .iter()
+        .filter(|f| f.record_id.as_deref() == Some("O3"))
+        .map(|f| f.load_id)
+        .collect();
+    assert!(!o3.is_empty() && o3.iter().all(|l| *l == 1), "{flags:?}");
+}
+
+#[test]
+fn the_same_id_in_two_files_of_one_ingest_is_quarantined_naming_the_first_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    std::fs::write(
+        input.path().join("accounts.csv"),
+        "account_id,name\nA1,Acme\nA2,Beta\n",
+    )
+    .unwrap();
+    std::fs::write(
+        input.path().join("accounts.jsonl"),
+        "{\"account_id\":\"A3\",\"name\":\"Gamma\"}\n{\"account_id\":\"A1\",\"name\":\"Acme Ltd\"}\n",
+    )
+    .unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    for _ in 0..2 {
+        let report = run(&mut store, &request(input.path().into(), None));
+        let quarantined: Vec<u64> = report.loads.iter().map(|l| l.stats.quarantined).collect();
+        assert_eq!(quarantined, [0, 1]);
+    }
+    let q = store.quarantine(None).unwrap();
+    let first_csv = input.path().join("accounts.csv").display().to_string();
+    assert_eq!(q[0].line, 2);
+    assert!(
+        q[0].reasons[0].contains("account A1 was already read from line 2 of")
+            && q[0].reasons[0].contains(&first_csv),
+        "{q:?}"
+    );
+    assert_eq!(store.versions(Kind::Accounts, "A1").unwrap().len(), 1);
 }

@@ -87,6 +87,8 @@ fn main() {
             path: "x".into(),
             file_hash: format!("{i}"),
             file_bytes: 0,
+            identity: String::new(),
+            recipe: Default::default(),
         };
         let load = batch.start_load(&spec).unwrap();
         for _ in 0..per_load.min(n - i) {

@@ -9,12 +9,13 @@
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use winsignal_core::hash::{hash_bytes, ContentHasher, U64Map, U64Set};
 use winsignal_core::{Kind, Record, Ts};
 
-use crate::error::{io_err, Result, StoreError};
+use crate::error::{io_err, is_busy, Result, StoreError};
 use crate::segment::{kind_code, read_keys, KeyEntry, MergedEvents, PendingEvents};
 use crate::{
     Batch, Column, Flag, LoadId, LoadInfo, LoadSpec, LoadStats, ModelInfo, ModelRecord, PutOutcome,
@@ -54,10 +55,15 @@ CREATE TABLE IF NOT EXISTS models(
     summary TEXT NOT NULL, body BLOB NOT NULL);
 ";
 
+/// How long a writer waits for another process's write to finish by default.
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
+
 /// The store in a workspace directory.
 pub struct EmbeddedStore {
     dir: PathBuf,
     conn: Connection,
+    /// How long a write waits for another process's write to finish before giving up.
+    lock_wait: Duration,
 }
 
 fn event_dir(dir: &Path) -> PathBuf {
@@ -76,11 +82,14 @@ impl EmbeddedStore {
         fs::create_dir_all(event_dir(dir)).map_err(io_err(dir))?;
         let db = dir.join("store.sqlite");
         let conn = Connection::open(&db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(DEFAULT_LOCK_WAIT)?;
+        let busy = |e: rusqlite::Error| busy_error(e, dir, DEFAULT_LOCK_WAIT);
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(busy)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
-        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(SCHEMA).map_err(busy)?;
+        add_missing_columns(&conn).map_err(busy)?;
         let found: Option<String> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key='format_version'",
@@ -107,11 +116,20 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             dir: dir.to_path_buf(),
             conn,
+            lock_wait: DEFAULT_LOCK_WAIT,
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How long a write waits for another process writing this workspace before it fails with
+    /// [`StoreError::Busy`] (default 30 s).
+    pub fn set_lock_wait(&mut self, wait: Duration) -> Result<()> {
+        self.conn.busy_timeout(wait)?;
+        self.lock_wait = wait;
+        Ok(())
     }
 
     fn segment_paths(&self) -> Result<Vec<PathBuf>> {
@@ -120,6 +138,33 @@ impl EmbeddedStore {
             .into_iter()
             .map(|f| event_dir(&self.dir).join(f))
             .collect())
+    }
+}
+
+/// Columns added after the first release of the store format: old workspaces get them, empty, on open
+/// (older builds, reading columns by name, are unaffected).
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('loads')")?;
+    let have = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<HashSet<String>>>()?;
+    for (column, decl) in [("identity", "TEXT"), ("recipe", "TEXT")] {
+        if !have.contains(column) {
+            conn.execute_batch(&format!("ALTER TABLE loads ADD COLUMN {column} {decl}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A lock held by another process, in words; any other failure as it is.
+fn busy_error(e: rusqlite::Error, dir: &Path, waited: Duration) -> StoreError {
+    if is_busy(&e) {
+        StoreError::Busy {
+            path: dir.to_path_buf(),
+            waited_s: waited.as_secs(),
+        }
+    } else {
+        e.into()
     }
 }
 
@@ -201,9 +246,27 @@ fn stored_from_raw(raw: RawRecordRow) -> Result<StoredRecord> {
 impl Store for EmbeddedStore {
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>> {
         let dir = self.dir.clone();
+        // A quick try first, so that a user kept waiting by another writer is told why at once.
+        self.conn.busy_timeout(Duration::ZERO)?;
+        let probe = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| tx.rollback());
+        self.conn.busy_timeout(self.lock_wait)?;
+        match probe {
+            Ok(()) => {}
+            Err(e) if is_busy(&e) => tracing::warn!(
+                workspace = %dir.display(),
+                wait_s = self.lock_wait.as_secs(),
+                "Another process is writing this workspace; waiting for it to finish."
+            ),
+            Err(e) => return Err(e.into()),
+        }
+        let waited = self.lock_wait;
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| busy_error(e, &dir, waited))?;
         remove_unregistered_segments(&tx, &dir)?;
         let next_seq: i64 = tx
             .query_row("SELECT value FROM meta WHERE key='next_seq'", [], |r| {
@@ -228,7 +291,8 @@ impl Store for EmbeddedStore {
 
     fn loads(&self) -> Result<Vec<LoadInfo>> {
         let mut stmt = self.conn.prepare(
-            "SELECT load_id, source, format, path, file_hash, file_bytes, started_at, finished_at, columns, kinds, stats
+            "SELECT load_id, source, format, path, file_hash, file_bytes, started_at, finished_at, columns, kinds, stats,
+                    COALESCE(identity, ''), COALESCE(recipe, '{}')
              FROM loads WHERE finished_at IS NOT NULL ORDER BY load_id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -244,6 +308,8 @@ impl Store for EmbeddedStore {
                 r.get::<_, String>(8)?,
                 r.get::<_, String>(9)?,
                 r.get::<_, String>(10)?,
+                r.get::<_, String>(11)?,
+                r.get::<_, String>(12)?,
             ))
         })?;
         let mut out = Vec::new();
@@ -260,6 +326,8 @@ impl Store for EmbeddedStore {
                 columns,
                 kinds,
                 stats,
+                identity,
+                recipe,
             ) = row?;
             let bad = |what: &str, e: serde_json::Error| {
                 StoreError::Internal(format!("load {id} {what}: {e}"))
@@ -271,6 +339,8 @@ impl Store for EmbeddedStore {
                 path,
                 file_hash,
                 file_bytes: bytes as u64,
+                identity,
+                recipe: serde_json::from_str(&recipe).map_err(|e| bad("recipe", e))?,
                 started_at: Ts(started),
                 finished_at: Ts(finished),
                 columns: serde_json::from_str(&columns).map_err(|e| bad("columns", e))?,
@@ -389,10 +459,13 @@ impl Store for EmbeddedStore {
     }
 
     fn put_model(&mut self, model: &ModelRecord) -> Result<bool> {
-        let changed = self.conn.execute(
-            "INSERT OR IGNORE INTO models(model_id, kind, summary, body) VALUES(?1, ?2, ?3, ?4)",
-            rusqlite::params![model.model_id, model.kind, model.summary, model.body],
-        )?;
+        let changed = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO models(model_id, kind, summary, body) VALUES(?1, ?2, ?3, ?4)",
+                rusqlite::params![model.model_id, model.kind, model.summary, model.body],
+            )
+            .map_err(|e| busy_error(e, &self.dir, self.lock_wait))?;
         Ok(changed == 1)
     }
 
@@ -618,8 +691,18 @@ impl Batch for EmbeddedBatch<'_> {
 
     fn start_load(&mut self, spec: &LoadSpec) -> Result<LoadId> {
         self.tx()?.execute(
-            "INSERT INTO loads(source, format, path, file_hash, file_bytes, started_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-            params![spec.source, spec.format, spec.path, spec.file_hash, spec.file_bytes as i64, Ts::now().0],
+            "INSERT INTO loads(source, format, path, file_hash, file_bytes, started_at, identity, recipe)
+             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                spec.source,
+                spec.format,
+                spec.path,
+                spec.file_hash,
+                spec.file_bytes as i64,
+                Ts::now().0,
+                spec.identity,
+                erased::Json::json(&spec.recipe)?
+            ],
         )?;
         Ok(self.tx()?.last_insert_rowid() as u64)
     }

@@ -9,6 +9,8 @@ mod embedded;
 mod error;
 mod segment;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use winsignal_core::{Kind, Record, Ts, ValueType};
 
@@ -37,6 +39,12 @@ pub struct LoadSpec {
     /// Hex hash of the file's bytes.
     pub file_hash: String,
     pub file_bytes: u64,
+    /// Hex hash of everything that shapes the load's result: the file's bytes, the connector and its
+    /// version, the kind or object read, and the bytes of any mapping or config file. Two loads with the
+    /// same identity read the same rows into the same records.
+    pub identity: String,
+    /// What went into `identity`, part by part (e.g. `connector`, `file`, `mapping`), so it can be shown.
+    pub recipe: BTreeMap<String, String>,
 }
 
 /// Counts for one load. Invariant: `rows_read == accepted + quarantined` and
@@ -61,6 +69,11 @@ pub struct LoadInfo {
     pub path: String,
     pub file_hash: String,
     pub file_bytes: u64,
+    /// See [`LoadSpec::identity`]; empty for loads recorded before identities were kept.
+    #[serde(default)]
+    pub identity: String,
+    #[serde(default)]
+    pub recipe: BTreeMap<String, String>,
     pub started_at: Ts,
     pub finished_at: Ts,
     pub columns: Vec<Column>,

@@ -11,6 +11,8 @@ fn spec(path: &str) -> LoadSpec {
         path: path.into(),
         file_hash: "0".into(),
         file_bytes: 0,
+        identity: String::new(),
+        recipe: Default::default(),
     }
 }
 
@@ -272,4 +274,52 @@ fn a_damaged_segment_is_an_error_not_a_short_stream() {
     assert_eq!(errors, 1, "one error, then the stream ends");
     assert!(results.last().unwrap().is_err());
     assert!(results.len() < 10_000);
+}
+
+#[test]
+fn a_write_blocked_by_another_writer_says_another_process_is_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = EmbeddedStore::open(dir.path()).unwrap();
+    let held = holder.begin().unwrap();
+    let mut waiting = EmbeddedStore::open(dir.path()).unwrap();
+    waiting
+        .set_lock_wait(std::time::Duration::from_millis(200))
+        .unwrap();
+    let err = match waiting.begin() {
+        Ok(_) => panic!("a second writer must not get the lock"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(err, winsignal_store::StoreError::Busy { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("another process is writing the workspace")
+            && text.contains(&dir.path().display().to_string())
+            && !text.contains("Error code"),
+        "{text}"
+    );
+    // Reading is never blocked, and the lock is free again once the other batch ends.
+    assert!(waiting.loads().unwrap().is_empty());
+    drop(held);
+    assert!(waiting.begin().is_ok());
+}
+
+#[test]
+fn a_load_keeps_its_identity_and_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let mut batch = store.begin().unwrap();
+    let mut s = spec("f.csv");
+    s.identity = "abc123".into();
+    s.recipe.insert("connector".into(), "canonical".into());
+    let load = batch.start_load(&s).unwrap();
+    batch
+        .finish_load(load, &[], &[], &LoadStats::default())
+        .unwrap();
+    batch.commit().unwrap();
+    let loads = EmbeddedStore::open(dir.path()).unwrap().loads().unwrap();
+    assert_eq!(loads[0].identity, "abc123");
+    assert_eq!(loads[0].recipe["connector"], "canonical");
 }

@@ -349,6 +349,8 @@ pub fn write(store: &mut EmbeddedStore, records: &[Record]) {
             path: "fixture".into(),
             file_hash: "0".into(),
             file_bytes: 0,
+            identity: String::new(),
+            recipe: Default::default(),
         })
         .unwrap();
     let mut kinds: BTreeSet<Kind> = BTreeSet::new();

@@ -96,6 +96,9 @@ pub fn plan(
             message: "no such file or folder".into(),
         });
     }
+    if !path.is_dir() && !path.is_file() {
+        return Err(crate::read::not_regular(path));
+    }
     let format = match (has_mapping, format) {
         (true, _) => Format::Mapping,
         (false, Some(f)) => f,
@@ -118,7 +121,7 @@ pub fn plan(
             if path.is_dir() {
                 let mut jobs = Vec::new();
                 let mut other = Vec::new();
-                for p in sorted_files(path)? {
+                for p in sorted_files(path, &mut other)? {
                     if is_jsonl(&p) {
                         jobs.push(Job::Segment { path: p });
                     } else {
@@ -195,7 +198,7 @@ pub fn plan(
             }
             let mut found: Vec<(Kind, PathBuf)> = Vec::new();
             let mut other = Vec::new();
-            for p in sorted_files(path)? {
+            for p in sorted_files(path, &mut other)? {
                 match canonical::kind_from_file_name(&p) {
                     Some(k) if kind.is_none_or(|want| want == k) => found.push((k, p)),
                     _ => other.push(p),
@@ -222,17 +225,23 @@ pub fn plan(
     }
 }
 
-fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The regular files of a folder, hidden ones aside, in name order. A FIFO, socket or device in it is
+/// returned in `other`, listed as not read rather than opened (opening a FIFO waits for a writer).
+fn sorted_files(dir: &Path, other: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(crate::error::read_err(dir))? {
         let p = e.map_err(crate::error::read_err(dir))?.path();
-        if p.is_file()
-            && !p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'))
-        {
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden || p.is_dir() {
+            continue;
+        }
+        if p.is_file() {
             out.push(p);
+        } else {
+            other.push(p);
         }
     }
     out.sort();

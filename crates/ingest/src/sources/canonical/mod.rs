@@ -213,7 +213,7 @@ pub fn load_jsonl(ctx: &mut LoadContext<'_, '_>, path: &Path, kind: Kind) -> Res
     let mut types: Vec<(String, ValueType)> = Vec::new();
     let mut unused: Vec<String> = Vec::new();
     while let Some(next) = {
-        ctx.progress(lines.bytes_read, lines.bytes_total);
+        ctx.progress(lines.bytes_read(), lines.bytes_total);
         lines.next_object()?
     } {
         let (line, map, raw) = match next {

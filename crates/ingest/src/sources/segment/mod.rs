@@ -85,9 +85,11 @@ fn parse_message(line: u64, m: &Map<String, Value>, raw: &str, now: Ts) -> Parse
                 "account_id",
                 text_at(m, &["context", "groupId"]).or_else(|| text_at(m, &["properties", "groupId"])),
             );
+            // Anything but an object (or null) is handed on as written, so the row is quarantined
+            // with the same reason the canonical connector gives.
             f.put(
                 "properties",
-                m.get("properties").filter(|p| p.is_object()).map(Value::to_string),
+                m.get("properties").filter(|p| !p.is_null()).map(Value::to_string),
             );
             let mut reader = FieldReader::new(&f, now, None);
             if t == "track" && !f.has("event") {
@@ -221,12 +223,12 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path) -> Result<Vec<Column>> {
                 });
                 if chunk.len() == CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                    if tx.send((full, lines.bytes_read)).is_err() {
+                    if tx.send((full, lines.bytes_read())).is_err() {
                         return Ok(seen_fields);
                     }
                 }
             }
-            let _ = tx.send((chunk, lines.bytes_read));
+            let _ = tx.send((chunk, lines.bytes_read()));
             Ok(seen_fields)
         });
         let write = || -> Result<()> {
