@@ -31,6 +31,11 @@ const RESERVED_COLUMNS: &[&str] = &[
     "age_days",
 ];
 
+/// Whether a definition id would clash with a snapshot column (a fixed column name, or `…_measure`).
+pub fn is_reserved_id(id: &str) -> bool {
+    RESERVED_COLUMNS.contains(&id) || id.ends_with("_measure")
+}
+
 /// The catalog shipped with winsignal, used when no `--catalog` is given.
 pub const DEFAULT_CATALOG: &str = include_str!("../catalog/default.toml");
 pub const DEFAULT_CATALOG_NAME: &str = "default.toml (built in)";
@@ -50,6 +55,12 @@ pub struct CatalogError {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Catalog {
     pub name: String,
+    /// The file the catalog was read from, as given (for errors found after parsing).
+    #[serde(skip)]
+    pub file: String,
+    /// The TOML the catalog was parsed from (a win model keeps it, so scoring needs no `--catalog`).
+    #[serde(skip)]
+    pub source: String,
     pub landmarks: LandmarkSpec,
     pub controls: Vec<Control>,
     pub behaviours: Vec<Definition>,
@@ -119,14 +130,34 @@ pub struct Definition {
     /// Discovery flags `at_outcome` definitions as leakage. Not part of the fingerprint: it does not
     /// change the value, only how far it can be trusted.
     pub recorded: Recorded,
+    /// For a yes/no definition made from one level of a categorical definition
+    /// ([`Aggregate::Levels`], see [`crate::levels`]): the categorical definition and the level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<LevelOf>,
     /// Line of the definition in its catalog file.
     #[serde(skip)]
     pub line: usize,
 }
 
+/// Which categorical definition, and which of its levels, a yes/no definition stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LevelOf {
+    /// The id of the categorical definition (`industry`).
+    pub definition: String,
+    /// The level as the data spell it (`Retail`), or [`crate::levels::OTHER_LEVEL`] for the pooled
+    /// rare levels.
+    pub level: String,
+}
+
 impl Definition {
     pub fn is_behaviour(&self) -> bool {
         self.threshold.is_some()
+    }
+
+    /// A categorical definition: one yes/no definition per level once the levels are known from the
+    /// data ([`crate::levels::resolve`]).
+    pub fn is_categorical(&self) -> bool {
+        self.aggregate == Aggregate::Levels
     }
 
     /// A hash of everything that gives the definition its meaning (not title, description or family):
@@ -165,6 +196,15 @@ pub enum Reads {
         attribute: AttributeRef,
         /// For a categorical attribute: the value that counts as "yes" (1), anything else is 0.
         equals: Option<String>,
+        /// Values that mean "no value" (placeholders such as `Select`, `N/A`, `-`), compared trimmed and
+        /// ignoring case: the value is undefined. Left out of the fingerprint when empty, so catalogs
+        /// written before the key existed keep theirs.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        missing: Vec<String>,
+        /// Only for the pooled level of a categorical definition: 1 when the value is present and is
+        /// none of these (the levels kept on their own), else 0.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        other_than: Vec<String>,
     },
 }
 
@@ -303,6 +343,8 @@ pub enum Aggregate {
     Lookalike,
     /// The attribute's value (numeric, boolean as 0/1, or 1/0 against `equals`).
     Value,
+    /// A categorical attribute: one yes/no definition per level, the levels found from the data.
+    Levels,
 }
 
 impl Aggregate {
@@ -330,6 +372,7 @@ impl Aggregate {
             Aggregate::SeniorityCoverage => "seniority_coverage",
             Aggregate::Lookalike => "lookalike",
             Aggregate::Value => "value",
+            Aggregate::Levels => "levels",
         }
     }
 }
@@ -486,6 +529,7 @@ struct RawReads {
     events: Option<Spanned<Vec<String>>>,
     attribute: Option<Spanned<String>>,
     equals: Option<Spanned<String>>,
+    missing: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -572,7 +616,9 @@ pub fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
     for entry in &raw.behaviour {
         let at = entry.span().start;
         let def = definition(entry.get_ref(), at, &err)?;
-        if RESERVED_COLUMNS.contains(&def.id.as_str()) || def.id.ends_with("_measure") {
+        // A categorical definition has no column of its own (its levels are `<id>=<level>`), so it
+        // may take a control's name: `industry` with levels `industry=Retail`, ….
+        if is_reserved_id(&def.id) && !def.is_categorical() {
             return Err(err(
                 at,
                 format!("behaviour[{}].id", def.id),
@@ -602,6 +648,8 @@ pub fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
     }
     Ok(Catalog {
         name: raw.name.unwrap_or_else(|| file.to_string()),
+        file: file.to_string(),
+        source: text.to_string(),
         landmarks,
         controls,
         behaviours,
@@ -780,6 +828,7 @@ fn definition(
     lists("events", r.events.is_some(), is("product_events"))?;
     lists("attribute", r.attribute.is_some(), is("attribute"))?;
     lists("equals", r.equals.is_some(), is("attribute"))?;
+    lists("missing", r.missing.is_some(), is("attribute"))?;
     let bad_list = |name: &'static str| {
         move |(off, m): (usize, String)| fail(off, &format!("reads.{name}"), m)
     };
@@ -807,9 +856,25 @@ fn definition(
                 .attribute
                 .as_ref()
                 .ok_or_else(|| fail(kind_at, "reads.attribute", "missing; expected opportunity.<name> or account.<name>".into()))?;
+            let missing: Vec<String> = r
+                .missing
+                .as_ref()
+                .map(|m| m.get_ref().iter().map(|v| v.trim().to_string()).collect())
+                .unwrap_or_default();
+            if let Some(m) = r.missing.as_ref() {
+                if let Some(e) = r.equals.as_ref().filter(|e| missing.iter().any(|v| v.eq_ignore_ascii_case(e.get_ref().trim()))) {
+                    return Err(fail(
+                        m.span().start,
+                        "reads.missing",
+                        format!("{:?} is both the value `equals` asks for and a missing marker", e.get_ref()),
+                    ));
+                }
+            }
             Reads::Attribute {
                 attribute: parse_attribute(a.get_ref()).map_err(|m| fail(a.span().start, "reads.attribute", m))?,
                 equals: r.equals.as_ref().map(|e| e.get_ref().clone()),
+                missing,
+                other_than: Vec::new(),
             }
         }
         other => {
@@ -927,6 +992,7 @@ fn definition(
         "seniority_coverage" => Aggregate::SeniorityCoverage,
         "lookalike" => Aggregate::Lookalike,
         "value" => Aggregate::Value,
+        "levels" => Aggregate::Levels,
         other => {
             return Err(fail(
                 agg_at,
@@ -968,6 +1034,25 @@ fn definition(
     }
     check_combination(&reads, &window, &aggregate).map_err(|m| fail(agg_at, "aggregate", m))?;
 
+    if aggregate == Aggregate::Levels {
+        if let Some(t) = &raw.threshold {
+            return Err(fail(
+                t.span().start,
+                "threshold",
+                "a categorical definition (aggregate = \"levels\") takes no threshold: each level is a yes/no behaviour of its own".into(),
+            ));
+        }
+        if let Reads::Attribute {
+            equals: Some(_), ..
+        } = &reads
+        {
+            return Err(fail(
+                agg_at,
+                "reads.equals",
+                "a categorical definition (aggregate = \"levels\") reads every level; leave out `equals` (or use aggregate = \"value\" for one level)".into(),
+            ));
+        }
+    }
     let threshold = match &raw.threshold {
         None => None,
         Some(t) => {
@@ -999,6 +1084,7 @@ fn definition(
         aggregate,
         threshold,
         recorded,
+        level: None,
         line: 0,
     })
 }
@@ -1092,7 +1178,7 @@ fn check_combination(reads: &Reads, window: &Window, agg: &Aggregate) -> Result<
             agg,
             A::ChampionReuse | A::PriorWins | A::FamilyPriorWins | A::Lookalike
         ),
-        Reads::Attribute { .. } => matches!(agg, A::Value),
+        Reads::Attribute { .. } => matches!(agg, A::Value | A::Levels),
     };
     if !ok {
         return Err(format!(

@@ -229,26 +229,47 @@ pub fn evaluate<'a>(def: &Definition, v: &View<'a>, sink: &mut dyn FnMut(Source<
             }
         }
         Reads::Graph => crate::graph::evaluate(&def.aggregate, v, v.deal_acts, sink),
-        Reads::Attribute { attribute, equals } => {
+        Reads::Attribute {
+            attribute,
+            equals,
+            missing,
+            other_than,
+        } => {
             let value = v.ctx.attribute(v.opp, attribute.entity, &attribute.name);
             sink(Source::Attribute, 1.0);
+            let value = value.filter(|x| !is_missing(x, missing));
+            if !other_than.is_empty() {
+                return match value {
+                    Some(x) => (!other_than.iter().any(|l| same_value(&x, l))) as u8 as f64,
+                    None => f64::NAN,
+                };
+            }
             match (value, equals) {
                 (Some(AttrValue::Number(x)), None) => x,
                 (Some(AttrValue::Boolean(b)), None) => b as u8 as f64,
                 (Some(AttrValue::Date(d)), None) => (v.as_of - d.0) as f64 / MS_PER_DAY as f64,
-                (Some(AttrValue::Text(t)), Some(e)) => {
-                    t.trim().eq_ignore_ascii_case(e.trim()) as u8 as f64
-                }
-                (Some(AttrValue::Number(x)), Some(e)) => {
-                    e.trim().parse::<f64>().is_ok_and(|y| y == x) as u8 as f64
-                }
-                (Some(AttrValue::Boolean(b)), Some(e)) => {
-                    winsignal_core::parse_bool(e).is_some_and(|y| y == b) as u8 as f64
-                }
+                (Some(x), Some(e)) => same_value(&x, e) as u8 as f64,
                 _ => f64::NAN,
             }
         }
     }
+}
+
+/// Whether an attribute's value is the text `level`: text trimmed and ignoring case, a number equal to
+/// the level read as a number, a boolean as `true`/`yes`/`1`…, a date as `YYYY-MM-DD`.
+pub fn same_value(value: &AttrValue, level: &str) -> bool {
+    match value {
+        AttrValue::Text(t) => t.trim().eq_ignore_ascii_case(level.trim()),
+        AttrValue::Number(x) => level.trim().parse::<f64>().is_ok_and(|y| y == *x),
+        AttrValue::Boolean(b) => winsignal_core::parse_bool(level).is_some_and(|y| y == *b),
+        AttrValue::Date(d) => d.to_date_string() == level.trim(),
+    }
+}
+
+/// Whether a value is one of the catalog's missing markers, or blank text.
+pub fn is_missing(value: &AttrValue, markers: &[String]) -> bool {
+    matches!(value, AttrValue::Text(t) if t.trim().is_empty())
+        || markers.iter().any(|m| same_value(value, m))
 }
 
 fn product<'a>(

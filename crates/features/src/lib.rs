@@ -7,6 +7,7 @@
 //! - [`eval`]: definitions evaluated at a landmark; reads only what was known before it.
 //! - [`snapshot`]: landmarks, snapshots, controls, outcomes, adoption.
 //! - [`graph`]: the account graph and multi-hop features.
+//! - [`levels`]: categorical definitions split into one yes/no definition per level of the data.
 //! - [`lineage`]: the events and source rows behind a value.
 //! - [`seniority`]: the job-title classifier.
 
@@ -15,6 +16,7 @@ pub mod context;
 pub mod engine;
 pub mod eval;
 pub mod graph;
+pub mod levels;
 pub mod lineage;
 pub mod registry;
 pub mod seniority;
