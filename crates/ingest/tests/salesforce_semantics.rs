@@ -470,3 +470,57 @@ fn a_long_id_whose_checksum_is_wrong_is_quarantined_naming_the_column() {
     );
     assert!(reason.contains("checksum"), "{reason}");
 }
+
+#[test]
+fn history_rows_that_only_change_amount_or_close_date_are_not_stage_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let opps = "Id,AccountId,Name,StageName,CreatedDate,CloseDate,IsClosed,IsWon\n\
+006Ax00000DealOIAR,001Ax00000AbCdEIAV,Platform,Closed Won,2024-02-01T09:00:00.000Z,2024-05-20,true,true\n";
+    // As a real org writes it: a row for every change of Amount, CloseDate, Probability or stage,
+    // in Id order (which need not be time order).
+    let history = "Id,OpportunityId,CreatedById,CreatedDate,StageName,Amount,ExpectedRevenue,CloseDate,\
+Probability,ForecastCategory,SystemModstamp,IsDeleted,PrevAmount,PrevCloseDate\n\
+0080000000Hst01AAB,006Ax00000DealOIAR,005Ax00000RepOnIAJ,2024-02-01T09:00:00.000Z,Prospecting,10000,1000,2024-06-30,10,Pipeline,2024-02-01T09:00:00.000Z,false,,\n\
+0080000000Hst02AAB,006Ax00000DealOIAR,005Ax00000RepOnIAJ,2024-02-20T09:00:00.000Z,Prospecting,12000,1200,2024-06-30,10,Pipeline,2024-02-20T09:00:00.000Z,false,10000,\n\
+0080000000Hst04AAB,006Ax00000DealOIAR,005Ax00000RepOnIAJ,2024-04-02T09:00:00.000Z,Proposal,12000,7200,2024-05-31,60,Pipeline,2024-04-02T09:00:00.000Z,false,12000,2024-06-30\n\
+0080000000Hst03AAB,006Ax00000DealOIAR,005Ax00000RepOnIAJ,2024-03-01T09:00:00.000Z,Proposal,12000,7200,2024-06-30,60,Pipeline,2024-03-01T09:00:00.000Z,false,12000,\n\
+0080000000Hst05AAB,006Ax00000DealOIAR,005Ax00000RepOnIAJ,2024-05-20T09:00:00.000Z,Closed Won,12000,12000,2024-05-20,100,Closed,2024-05-20T09:00:00.000Z,false,12000,2024-05-31\n";
+    let report = load(
+        &mut store,
+        &dir.path().join("export"),
+        &[
+            ("Opportunity.csv", opps),
+            ("OpportunityHistory.csv", history),
+        ],
+        None,
+    );
+    let h = &report.loads[1].stats;
+    assert_eq!((h.rows_read, h.accepted, h.quarantined), (5, 3, 2), "{h:?}");
+    let mut entries: Vec<(String, Ts)> = store
+        .records(Kind::StageHistory)
+        .unwrap()
+        .into_iter()
+        .map(|r| match r.record {
+            Record::StageHistory(s) => (s.stage, s.entered_at),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    entries.sort_by_key(|e| e.1);
+    assert_eq!(
+        entries,
+        vec![
+            ("Prospecting".to_string(), ts("2024-02-01T09:00:00Z")),
+            ("Proposal".to_string(), ts("2024-03-01T09:00:00Z")),
+            ("Closed Won".to_string(), ts("2024-05-20T09:00:00Z")),
+        ]
+    );
+    let mut q = store.quarantine(None).unwrap();
+    q.sort_by_key(|r| r.line);
+    assert_eq!(q.iter().map(|r| r.line).collect::<Vec<_>>(), vec![3, 4]);
+    assert!(
+        q[1].reasons[0].contains("not a stage change") && q[1].reasons[0].contains("line 5"),
+        "{:?}",
+        q[1].reasons
+    );
+}

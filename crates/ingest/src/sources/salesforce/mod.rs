@@ -406,8 +406,9 @@ pub fn load_file(
     };
     let keeps_attrs = kind.keeps_custom_attributes();
     // Events are read after the whole file has been seen: when the export was taken decides which
-    // meetings had been held.
-    let buffers = keeps_attrs || object == "Event";
+    // meetings had been held. So is stage history: which rows change the stage depends on the rows
+    // before them.
+    let buffers = keeps_attrs || matches!(object, "Event" | "OpportunityHistory");
     let mut types = ColumnTypes::new(header.clone());
     let mut buffered = Vec::new();
     loop {
@@ -440,7 +441,26 @@ pub fn load_file(
         exported_at,
         ..reader
     };
+    let not_stage_changes = if object == "OpportunityHistory" {
+        stage_repeats(&buffered, &located)
+    } else {
+        HashMap::new()
+    };
     for row in buffered {
+        if let Some(reason) = not_stage_changes.get(&row.line) {
+            let id = located
+                .get("OpportunityId")
+                .and_then(|i| row.values.get(i))
+                .map(|v| winsignal_core::sfdc::to_18(v));
+            ctx.reject(
+                row.line,
+                Some(kind),
+                id,
+                vec![reason.clone()],
+                row.values.join(","),
+            )?;
+            continue;
+        }
         let mut attrs = Attrs::new();
         if keeps_attrs {
             for (i, u) in used.iter().enumerate() {
@@ -475,6 +495,61 @@ fn export_time(rows: &[crate::read::OwnedCsvRow], located: &Located) -> Option<T
         .flat_map(|r| columns.iter().filter_map(|&i| r.values.get(i)))
         .filter_map(|v| Ts::parse(v.trim()).ok())
         .max()
+}
+
+/// OpportunityHistory rows that do not change the stage, with the reason they are not stage entries.
+/// Salesforce writes a history row whenever `Amount`, `CloseDate`, `Probability` or `StageName`
+/// changes; a row that keeps the stage of the deal's previous row (by `CreatedDate`) is the same stay
+/// in that stage, not a new entry into it.
+fn stage_repeats(rows: &[crate::read::OwnedCsvRow], located: &Located) -> HashMap<u64, String> {
+    let (Some(opp), Some(stage), Some(created)) = (
+        located.get("OpportunityId"),
+        located.get("StageName"),
+        located.get("CreatedDate"),
+    ) else {
+        return HashMap::new();
+    };
+    fn value(r: &crate::read::OwnedCsvRow, i: usize) -> &str {
+        r.values.get(i).map_or("", |v| v.trim())
+    }
+    let mut by_deal: HashMap<String, Vec<(Ts, u64, usize)>> = HashMap::new();
+    for (k, r) in rows.iter().enumerate() {
+        let deal = value(r, opp);
+        let (Ok(at), false) = (Ts::parse(value(r, created)), deal.is_empty()) else {
+            continue;
+        };
+        if value(r, stage).is_empty() {
+            continue;
+        }
+        by_deal
+            .entry(winsignal_core::sfdc::to_18(deal))
+            .or_default()
+            .push((at, r.line, k));
+    }
+    let mut out = HashMap::new();
+    for rows_of_deal in by_deal.values_mut() {
+        rows_of_deal.sort();
+        let mut entry: Option<(usize, Ts, u64)> = None;
+        for &(at, line, k) in rows_of_deal.iter() {
+            match entry {
+                Some((first, since, first_line))
+                    if value(&rows[first], stage) == value(&rows[k], stage) =>
+                {
+                    out.insert(
+                        line,
+                        format!(
+                            "not a stage change: the deal was already in stage {:?} since {since} (line {first_line}); \
+                             OpportunityHistory also records changes of Amount, CloseDate and Probability, which \
+                             winsignal does not read as stage entries",
+                            value(&rows[k], stage)
+                        ),
+                    );
+                }
+                _ => entry = Some((k, at, line)),
+            }
+        }
+    }
+    out
 }
 
 /// Reads the rows of one export file into canonical records.
@@ -525,7 +600,7 @@ impl RowReader<'_> {
         match Ts::parse(raw) {
             Ok(t) => Some(t),
             Err(e) => {
-                problems.push(format!("column `{}`: {e}", self.name_of(name)));
+                problems.push(format!("field `{}`: {e}", self.name_of(name)));
                 None
             }
         }
@@ -546,7 +621,7 @@ impl RowReader<'_> {
             Ok(None) => raw.to_string(),
             Err(e) => {
                 problems.push(format!(
-                    "column `{column}`: {raw:?} is not a valid Salesforce id: {e}"
+                    "field `{column}`: {raw:?} is not a valid Salesforce id: {e}"
                 ));
                 raw.to_string()
             }
@@ -558,14 +633,14 @@ impl RowReader<'_> {
         let col = |name: &str| self.col(values, name);
         if col("IsDeleted").and_then(checkbox) == Some(true) {
             row.problems.push(format!(
-                "column `{}` is true: the record is in Salesforce's recycle bin (deleted), not a live record; not loaded",
+                "`{}` is true: the record is in Salesforce's recycle bin (deleted), not a live record; not loaded",
                 self.name_of("IsDeleted")
             ));
             return row;
         }
         if self.object == "Event" && col("IsChild").and_then(checkbox) == Some(true) {
             row.problems.push(format!(
-                "column `{}` is true: an invitee's copy of a group event; the meeting is its organiser's event; not loaded",
+                "`{}` is true: an invitee's copy of a group event; the meeting is its organiser's event; not loaded",
                 self.name_of("IsChild")
             ));
             return row;
@@ -643,7 +718,7 @@ impl RowReader<'_> {
                 Ok(m) if m.is_finite() && m >= 0.0 => Some(m),
                 _ => {
                     problems.push(format!(
-                        "column `{}`: expected a number of minutes, found {m:?}",
+                        "field `{}`: expected a number of minutes, found {m:?}",
                         self.name_of("DurationInMinutes")
                     ));
                     None
