@@ -22,7 +22,7 @@ const LEAKAGE_SHARE_AFTER: f64 = 0.5;
 /// ...when at least this many closed deals show it after the close.
 const LEAKAGE_MIN_DEALS: u64 = 30;
 /// Fewest reps whose deals have (and lack) the behaviour for cluster-robust errors to be trusted.
-const MIN_REPS: usize = 5;
+pub(crate) const MIN_REPS: usize = 5;
 /// A 2 × 2 table (behaviour × won) with a cell below this many deals gets Fisher's exact test as a floor
 /// under the adjusted p-value.
 const TINY_CELL: usize = 5;
@@ -186,6 +186,23 @@ pub fn discover(
     });
     let mut findings: Vec<Finding> = findings.into_iter().flatten().collect();
     let mut rules: Vec<Rule> = rules.into_iter().flatten().collect();
+    // Each categorical column as a whole: few models (one per column × outcome × landmark), run here.
+    let categorical = crate::joint::columns(catalog);
+    let mut column_tests: Vec<crate::ColumnTest> = Vec::new();
+    for &outcome in &outcomes {
+        for l in &landmarks {
+            for col in &categorical {
+                column_tests.push(crate::joint::test(
+                    catalog,
+                    col,
+                    outcome,
+                    &l.name,
+                    rows(&l.name),
+                    opts,
+                ));
+            }
+        }
+    }
     // Benjamini–Hochberg over every test of the run.
     let mut p: Vec<f64> = Vec::new();
     // Values declared as recorded at the outcome are reported but are not tests of a behaviour: their
@@ -206,6 +223,17 @@ pub fn discover(
     for r in &rules {
         p.push(r.effect.as_ref().map_or(f64::NAN, |e| e.p));
     }
+    for c in &column_tests {
+        let declared = catalog.behaviours.iter().any(|d| {
+            d.level.as_ref().is_some_and(|l| l.definition == c.behaviour)
+                && d.recorded == Recorded::AtOutcome
+        });
+        p.push(if declared {
+            f64::NAN
+        } else {
+            c.p.unwrap_or(f64::NAN)
+        });
+    }
     let q = multiple::benjamini_hochberg(&p);
     let tests = p.iter().filter(|x| !x.is_nan()).count();
     for (f, q) in findings.iter_mut().zip(&q) {
@@ -219,6 +247,15 @@ pub fn discover(
         if let Some(e) = r.effect.as_mut() {
             e.q = *q;
             r.significant = *q < opts.fdr;
+        }
+    }
+    for (c, q) in column_tests
+        .iter_mut()
+        .zip(&q[findings.len() + rules.len()..])
+    {
+        if c.p.is_some() && !q.is_nan() {
+            c.q = Some(*q);
+            c.significant = *q < opts.fdr;
         }
     }
     crate::leakage::mark(&column_flags, opts, &mut findings, &mut rules);
@@ -262,9 +299,11 @@ pub fn discover(
         snapshots: snaps.len(),
         opportunities: opportunities.len(),
         outcomes,
+        unobserved: opts.unobserved.clone(),
         landmarks,
         findings,
         rules,
+        column_tests,
         tests,
         details,
         leakage: column_flags,
@@ -299,7 +338,6 @@ fn landmark_order(snaps: &[Snapshot]) -> Vec<LandmarkSummary> {
                 lost: c[1],
                 open: c[2],
             }
-        unobserved: opts.unobserved.clone(),
         })
         .collect();
     out.sort_by(|a, b| {
@@ -313,7 +351,7 @@ fn landmark_order(snaps: &[Snapshot]) -> Vec<LandmarkSummary> {
 /// The catalog's controls for these rows, plus the deal's age at the landmark (log days since creation:
 /// at a stage landmark, deals that took longer to get there have had more time to accumulate activity;
 /// at an age landmark it is constant and drops out).
-fn controls_for<'a>(
+pub(crate) fn controls_for<'a>(
     catalog: &Catalog,
     lm: &'a LandmarkRows<'_>,
     idx: &[usize],
@@ -360,8 +398,8 @@ fn controls_for<'a>(
 
 /// The snapshots at one landmark with every catalog control coded once — labels sorted, a code per
 /// row — so that each analysis subsets integers instead of comparing strings.
-struct LandmarkRows<'a> {
-    rows: Vec<&'a Snapshot>,
+pub(crate) struct LandmarkRows<'a> {
+    pub(crate) rows: Vec<&'a Snapshot>,
     controls: Vec<CodedControl>,
     /// Each row's cluster (rep), and how many there are.
     cluster: Vec<u32>,
@@ -448,9 +486,20 @@ fn cluster_key(s: &Snapshot) -> (bool, &str) {
     }
 }
 
+/// What the standard errors are clustered by over all snapshots ([`Discovery::cluster`]): `rep`,
+/// `deal` (data without reps: ordinary robust errors by deal) or `rep_or_deal` (some deals have no rep).
+fn cluster_unit(snaps: &[Snapshot]) -> &'static str {
+    let with_rep = snaps.iter().filter(|s| s.rep_id.is_some()).count();
+    match with_rep {
+        0 => "deal",
+        n if n == snaps.len() => "rep",
+        _ => "rep_or_deal",
+    }
+}
+
 /// The clusters of the rows `idx` of a landmark, numbered by first appearance among them (as
 /// [`cluster_ids`] numbers them), from the landmark's precomputed cluster of every row.
-fn clusters(lm: &LandmarkRows<'_>, idx: &[usize]) -> Vec<u32> {
+pub(crate) fn clusters(lm: &LandmarkRows<'_>, idx: &[usize]) -> Vec<u32> {
     let mut renumber = vec![u32::MAX; lm.n_clusters];
     let mut next = 0;
     idx.iter()
@@ -486,17 +535,6 @@ fn analyse(
     opts: &Options,
 ) -> Finding {
     use winsignal_core::Outcome as O;
-/// What the standard errors are clustered by over all snapshots ([`Discovery::cluster`]): `rep`,
-/// `deal` (data without reps: ordinary robust errors by deal) or `rep_or_deal` (some deals have no rep).
-fn cluster_unit(snaps: &[Snapshot]) -> &'static str {
-    let with_rep = snaps.iter().filter(|s| s.rep_id.is_some()).count();
-    match with_rep {
-        0 => "deal",
-        n if n == snaps.len() => "rep",
-        _ => "rep_or_deal",
-    }
-}
-
     let keep = |s: &Snapshot| match outcome {
         Outcome::Win => s.outcome != O::Open,
         Outcome::CycleTime => true,
@@ -526,6 +564,8 @@ fn cluster_unit(snaps: &[Snapshot]) -> &'static str {
         outcome,
         landmark: landmark.to_string(),
         behaviour: d.def.id.clone(),
+        column: d.def.level.as_ref().map(|l| l.definition.clone()),
+        level: d.def.level.as_ref().map(|l| l.level.clone()),
         version: d.def.version,
         title: d.def.title.clone(),
         kind: if continuous { "continuous" } else { "yes_no" },

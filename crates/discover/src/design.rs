@@ -148,12 +148,31 @@ pub fn build(
     intercept: bool,
     separation: Separation<'_>,
 ) -> Result<Design, DesignError> {
-    let n = focal.len();
+    build_joint(
+        &[(focal_name.to_string(), focal.to_vec())],
+        controls,
+        intercept,
+        separation,
+    )
+}
+
+/// [`build`] with several focal columns (the level indicators of one categorical column, tested
+/// together): they follow the intercept in the order given; the design is refused when any of them is
+/// constant or explained by the controls and the other focal columns.
+pub fn build_joint(
+    focals: &[(String, Vec<f64>)],
+    controls: &[ControlColumn<'_>],
+    intercept: bool,
+    separation: Separation<'_>,
+) -> Result<Design, DesignError> {
+    let n = focals.first().map_or(0, |f| f.1.len());
     let mut cols: Vec<(String, Option<String>, Vec<f64>)> = Vec::new();
     if intercept {
         cols.push(("(intercept)".into(), None, vec![1.0; n]));
     }
-    cols.push((focal_name.to_string(), None, focal.to_vec()));
+    for (name, focal) in focals {
+        cols.push((name.clone(), None, focal.clone()));
+    }
     let mut dropped = Vec::new();
     for c in controls {
         let encoded = match &c.values {
@@ -190,9 +209,12 @@ pub fn build(
         }
     }
     let focal_at = usize::from(intercept);
-    let focal_first = focal.first().copied().unwrap_or(0.0);
-    if focal.iter().all(|x| *x == focal_first) {
-        return Err(DesignError::FocalCollinear);
+    let is_focal = |j: usize| j >= focal_at && j < focal_at + focals.len();
+    for (_, focal) in focals {
+        let focal_first = focal.first().copied().unwrap_or(0.0);
+        if focal.iter().all(|x| *x == focal_first) {
+            return Err(DesignError::FocalCollinear);
+        }
     }
     // Drop control columns that are linear combinations of earlier ones, one at a time. The check puts
     // the focal column last, so a control that merely duplicates other controls is found (and dropped)
@@ -215,8 +237,8 @@ pub fn build(
     }
     let mut alive: Vec<usize> = (0..cols.len()).collect();
     loop {
-        let mut order: Vec<usize> = alive.iter().copied().filter(|j| *j != focal_at).collect();
-        order.push(focal_at);
+        let mut order: Vec<usize> = alive.iter().copied().filter(|j| !is_focal(*j)).collect();
+        order.extend(focal_at..focal_at + focals.len());
         let k = order.len();
         let mut sub = Matrix::zeros(k, k);
         for (a, &ja) in order.iter().enumerate() {
@@ -249,7 +271,7 @@ pub fn build(
                 });
             }
             Err(FitError::Singular { column })
-                if order[column] != focal_at && !(intercept && order[column] == 0) =>
+                if !(is_focal(order[column]) || intercept && order[column] == 0) =>
             {
                 dropped.push(cols[order[column]].0.clone());
                 alive.retain(|j| *j != order[column]);

@@ -19,6 +19,11 @@ use winsignal_features::snapshot::{ControlValue, Snapshot};
 /// A whole column separating won from lost at least this well (AUC of the value, or of its levels'
 /// cross-fitted win rates) is flagged.
 pub const COLUMN_AUC: f64 = 0.90;
+/// `behaviours suggest` comments out a column separating won from lost this well on its own (a
+/// starting catalog is read by someone deciding what to keep: real behaviours rarely reach it alone,
+/// and a value recorded with the outcome often does not reach [`COLUMN_AUC`] either — the length of
+/// the last call in the bank marketing data has AUC 0.81).
+pub const REVIEW_AUC: f64 = 0.75;
 /// Filled in on at least this share of one outcome's deals and at most `1 −` it of the other's.
 pub const MISSINGNESS_SHARE: f64 = 0.90;
 /// Of the deals with (or without) the column, at least this share have one outcome...
@@ -156,8 +161,16 @@ fn columns(catalog: &Catalog) -> Vec<Column> {
         })
         .collect();
     for (v, def) in catalog.behaviours.iter().enumerate() {
-        let Reads::Attribute { attribute, equals } = &def.reads else {
+        let Reads::Attribute {
+            attribute, equals, ..
+        } = &def.reads
+        else {
             continue;
+        };
+        // The pooled level of a categorical definition is one more level of the column.
+        let equals = match &def.level {
+            Some(l) => Some(l.level.clone()),
+            None => equals.clone(),
         };
         let key = attribute_key(attribute.entity, &attribute.name);
         let at = match out.iter().position(|c| c.key == key) {
@@ -177,7 +190,7 @@ fn columns(catalog: &Catalog) -> Vec<Column> {
         };
         let col = &mut out[at];
         match equals {
-            Some(level) => col.levels.push((v, level.clone())),
+            Some(level) => col.levels.push((v, level)),
             None => col.number = col.number.or(Some(v)),
         }
         if !col.definitions.contains(&def.id) {
@@ -201,6 +214,11 @@ fn columns(catalog: &Catalog) -> Vec<Column> {
 /// first). Discovery leaves flagged controls out of its models and marks the findings of the
 /// definitions that read a flagged column; a win model should do the same (see docs/methodology.md).
 pub fn suspect_columns(catalog: &Catalog, snaps: &[Snapshot]) -> Vec<ColumnFlag> {
+    suspect_columns_at(catalog, snaps, COLUMN_AUC)
+}
+
+/// [`suspect_columns`] with another threshold for the column's AUC (`column_auc` checks).
+pub fn suspect_columns_at(catalog: &Catalog, snaps: &[Snapshot], column_auc: f64) -> Vec<ColumnFlag> {
     // Each deal once, at its first landmark.
     let mut first: BTreeMap<&str, &Snapshot> = BTreeMap::new();
     for s in snaps {
@@ -238,7 +256,7 @@ pub fn suspect_columns(catalog: &Catalog, snaps: &[Snapshot]) -> Vec<ColumnFlag>
         .filter_map(|col| {
             let cells: Vec<Cell> = closed.iter().map(|s| col.cell(s)).collect();
             let open_cells: Vec<Cell> = open.iter().map(|s| col.cell(s)).collect();
-            check(&col, &cells, &open_cells, &won, &halves)
+            check(&col, &cells, &open_cells, &won, &halves, column_auc)
         })
         .collect()
 }
@@ -310,6 +328,7 @@ fn check(
     open_cells: &[Cell],
     won: &[bool],
     halves: &[bool],
+    auc_at: f64,
 ) -> Option<ColumnFlag> {
     let name = &col.name;
     let n = cells.len();
@@ -329,7 +348,7 @@ fn check(
     } else {
         encoded_auc(cells, won, halves)
     };
-    if let Some(a) = column_auc.filter(|a| *a >= COLUMN_AUC) {
+    if let Some(a) = column_auc.filter(|a| *a >= auc_at) {
         let mut s = format!("{name} alone separates won from lost with AUC {a:.2}");
         if col.levels.len() > 1 {
             let best = col

@@ -9,6 +9,7 @@
 mod analyse;
 pub mod design;
 mod inference;
+mod joint;
 pub mod leakage;
 mod quantile;
 
@@ -65,10 +66,10 @@ pub struct Options {
     /// models and the findings of definitions reading a flagged column are not marked. Off by default:
     /// flagged controls are left out and those findings carry the evidence in `leakage`.
     pub keep_suspect: bool,
-}
     /// Closed deals the snapshots do not include ([`winsignal_features::snapshot::unobserved`]),
     /// reported in [`Discovery::unobserved`].
     pub unobserved: Unobserved,
+}
 
 impl Default for Options {
     fn default() -> Self {
@@ -83,8 +84,8 @@ impl Default for Options {
             history_flags: Vec::new(),
             leave_out_controls: Vec::new(),
             keep_suspect: false,
-        }
             unobserved: Unobserved::default(),
+        }
     }
 }
 
@@ -97,22 +98,26 @@ pub struct Discovery {
     /// `id@version` of every definition analysed.
     pub versions: Vec<String>,
     pub controls: Vec<String>,
-    pub cluster: &'static str,
     /// What the standard errors are clustered by: `rep`, `deal` (no deal has a rep: ordinary robust
     /// errors by deal) or `rep_or_deal` (by rep, and a deal without a rep is a cluster of its own).
+    pub cluster: &'static str,
     pub fdr: f64,
     pub snapshots: usize,
     pub opportunities: usize,
     /// Opportunities by outcome: `[won, lost, open]`.
     pub outcomes: [usize; 3],
-    pub landmarks: Vec<LandmarkSummary>,
     /// Closed deals left out because they have no landmark before their close (closed at creation).
     pub unobserved: Unobserved,
+    pub landmarks: Vec<LandmarkSummary>,
     /// Every test, sorted by outcome, landmark order, then definition order.
     pub findings: Vec<Finding>,
     /// Readable thresholds for continuous features (win outcome).
     pub rules: Vec<Rule>,
-    /// Number of tests in the Benjamini–Hochberg family (findings and rules with a p-value).
+    /// Each categorical definition tested as a whole (all its levels together), per outcome and
+    /// landmark; its levels' own findings are in `findings`.
+    pub column_tests: Vec<ColumnTest>,
+    /// Number of tests in the Benjamini–Hochberg family (findings, rules and column tests with a
+    /// p-value).
     pub tests: usize,
     /// For each yes/no behaviour, at one landmark: survival curves, adoption over time and by rep.
     pub details: Vec<BehaviourDetail>,
@@ -152,6 +157,13 @@ pub struct Finding {
     pub outcome: Outcome,
     pub landmark: String,
     pub behaviour: String,
+    /// For a level of a categorical definition: the categorical definition's id (`industry`); the
+    /// level is `level` and `behaviour` is `industry=Retail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// The level (`Retail`, or `(other)` for the pooled rare levels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
     pub version: u32,
     pub title: String,
     /// `yes_no` for behaviours, `continuous` for features.
@@ -183,6 +195,38 @@ pub struct Finding {
     pub dropped: Vec<String>,
     /// Possible leakage: why the behaviour may be measured from the outcome itself.
     pub leakage: Option<String>,
+}
+
+/// A categorical definition tested as a whole at one landmark for one outcome: whether its levels
+/// differ at all, adjusted for the controls (one Wald test of every level against the reference).
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnTest {
+    pub outcome: Outcome,
+    pub landmark: String,
+    /// The categorical definition's id.
+    pub behaviour: String,
+    pub version: u32,
+    pub title: String,
+    /// The levels compared with `reference`, each with its own indicator; levels with fewer than
+    /// `min_group` deals here are pooled (or join the reference when the pool is that small too).
+    pub levels: Vec<String>,
+    /// The most common level here.
+    pub reference: Option<String>,
+    pub status: Status,
+    pub note: Option<String>,
+    /// Snapshots analysed (with a level), and the wins among them.
+    pub n: usize,
+    pub events: usize,
+    /// The Wald statistic divided by `df1` (an F statistic), on `df1` and `df2` degrees of freedom.
+    pub f: Option<f64>,
+    pub df1: usize,
+    pub df2: Option<f64>,
+    pub p: Option<f64>,
+    /// Benjamini–Hochberg q-value across every test of the run.
+    pub q: Option<f64>,
+    pub significant: bool,
+    pub method: &'static str,
+    pub adjusted_for: Vec<String>,
 }
 
 /// Raw (unadjusted) figures.
