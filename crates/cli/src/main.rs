@@ -181,7 +181,8 @@ struct IngestArgs {
     #[arg(long, value_name = "FILE")]
     mapping: Option<PathBuf>,
     /// Salesforce only: TOML mapping custom fields onto canonical fields, e.g.
-    /// `[fields.Account] Segment__c = "segment"`.
+    /// `[fields.Account] Segment__c = "segment"`, and optionally `exported_at = "2024-06-01T00:00:00Z"`
+    /// (when the export was taken: an Event ending after it had not been held yet).
     #[arg(long, value_name = "FILE")]
     salesforce_config: Option<PathBuf>,
     /// Source name for provenance and schema drift (default: format and kind, e.g. canonical:activities).
