@@ -47,6 +47,17 @@ pub(crate) struct Training<'p> {
     splits: Vec<Split>,
 }
 
+/// The progress margin of early stopping for `rows` training rows: `early_stopping_progress` from
+/// `early_stopping_progress_rows` rows on, in proportion to the rows below that.
+fn progress_margin(params: &EbmParams, rows: usize) -> f64 {
+    let full = params.early_stopping_progress_rows;
+    if rows >= full {
+        params.early_stopping_progress
+    } else {
+        params.early_stopping_progress * rows as f64 / full as f64
+    }
+}
+
 impl<'p> Training<'p> {
     pub(crate) fn new(
         data: &Dataset,
@@ -77,7 +88,7 @@ impl<'p> Training<'p> {
                 max_rounds: params.max_rounds,
                 early_stopping_rounds: params.early_stopping_rounds,
                 early_stopping_tolerance: params.early_stopping_tolerance,
-                early_stopping_progress: params.early_stopping_progress,
+                early_stopping_progress: progress_margin(params, y.len()),
             },
             main_bins,
             main_n: features.iter().map(|f| f.bins.n_bins()).collect(),
@@ -514,6 +525,25 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_progress_margin_is_full_from_its_rows_and_proportional_below() {
+        let p = EbmParams::default();
+        assert_eq!(progress_margin(&p, 20_000), 0.02);
+        assert_eq!(progress_margin(&p, 3_390_800), 0.02);
+        assert!((progress_margin(&p, 8_000) - 0.008).abs() < 1e-15);
+        let off = EbmParams {
+            early_stopping_progress: 0.0,
+            ..EbmParams::default()
+        };
+        assert_eq!(progress_margin(&off, 8_000), 0.0);
+        // A model saved before the ramp existed reads 0 rows: its margin (0 then) applies as it was.
+        let old = EbmParams {
+            early_stopping_progress_rows: 0,
+            ..EbmParams::default()
+        };
+        assert_eq!(progress_margin(&old, 10), 0.02);
+    }
 
     #[test]
     fn the_split_is_stratified_and_reproducible() {
