@@ -979,6 +979,87 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_read_as_declared_or_refused() {
+        let point = NumberFormat::default();
+        let comma = NumberFormat::declared(Some(","), None).unwrap();
+        let swiss = NumberFormat::declared(Some("."), Some("'")).unwrap();
+        let spaced = NumberFormat::declared(Some(","), Some(" ")).unwrap();
+        for (f, raw, want) in [
+            (point, "1,234.5", 1234.5),
+            (point, "-1,234,567", -1_234_567.0),
+            (point, "$120,000", 120_000.0),
+            (point, "-$5", -5.0),
+            (point, "$-5", -5.0),
+            (point, "12$", 12.0),
+            (point, ".5", 0.5),
+            (point, "1e6", 1e6),
+            (point, "1_000", 1000.0),
+            (comma, "1.234,56", 1234.56),
+            (comma, "12,5", 12.5),
+            (comma, "-0,5", -0.5),
+            (swiss, "1'234.5", 1234.5),
+            (spaced, "1 234,5", 1234.5),
+            (spaced, "1\u{a0}234,5", 1234.5),
+        ] {
+            assert_eq!(f.parse(raw), Ok(want), "{raw} with {f:?}");
+        }
+        for (f, raw) in [
+            (point, "1.234,56"),
+            (point, "1,2,3"),
+            (point, "12,50"),
+            (point, "1,2345"),
+            (point, ",123"),
+            (point, "1,234e3"),
+            (point, "1.2.3"),
+            (point, "inf"),
+            (point, "NaN"),
+            (point, "12.5k"),
+            (point, "€12"),
+            (point, ""),
+            (point, "-"),
+            (comma, "1,234.5"),
+            (comma, "1.2.3"),
+            (comma, "1.23,4"),
+        ] {
+            assert!(f.parse(raw).is_err(), "{raw:?} with {f:?} must be refused");
+        }
+        assert!(NumberFormat::declared(Some(";"), None).is_err());
+        assert!(NumberFormat::declared(Some(","), Some(",")).is_err());
+        assert_eq!(
+            NumberFormat::declared(Some("."), Some(""))
+                .unwrap()
+                .parse("1,234"),
+            Err("not a number; numbers are read with '.' as the decimal separator".to_string())
+        );
+    }
+
+    #[test]
+    fn timezones_are_fixed_offsets() {
+        assert_eq!(parse_timezone("UTC"), Ok(0));
+        assert_eq!(parse_timezone("+02:00"), Ok(7200));
+        assert_eq!(parse_timezone("-0530"), Ok(-19_800));
+        assert!(parse_timezone("Europe/Berlin").is_err());
+        assert!(parse_timezone("+25:00").is_err());
+    }
+
+    #[test]
+    fn a_record_read_back_from_its_fields_is_the_same_record() {
+        let f = fields(&[
+            ("opportunity_id", "O1"),
+            ("created_at", "2025-01-01T10:00:00.250Z"),
+            ("closed_at", "2025-02-01"),
+            ("outcome", "won"),
+            ("amount", "1234.5678"),
+            ("type", "New"),
+        ]);
+        let mut r = FieldReader::new(&f, now(), None);
+        let rec = build(Kind::Opportunities, &mut r, Attrs::new()).unwrap();
+        let (again, _) = record_fields(&rec);
+        let mut r = FieldReader::new(&again, now(), None);
+        assert_eq!(build(Kind::Opportunities, &mut r, Attrs::new()), Some(rec));
+    }
+
+    #[test]
     fn collects_every_problem_of_a_row() {
         let f = fields(&[
             ("opportunity_id", ""),

@@ -127,6 +127,38 @@ fn an_unknown_top_level_or_output_key_is_named_with_its_line() {
     assert!(err.contains("date_format"), "{err}");
 }
 
+#[test]
+fn a_salesforce_config_error_names_the_key_its_line_table_and_what_was_expected() {
+    use winsignal_ingest::sources::salesforce::SalesforceConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let typo = write(
+        dir.path(),
+        "sf.toml",
+        "exported_a = \"2026-01-01T00:00:00Z\"\n[fields.Account]\nSegment__c = \"segment\"\n",
+    );
+    let err = SalesforceConfig::from_file(&typo)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("sf.toml") && err.contains("line 1") && err.contains("`exported_a`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("exported_at") && err.contains("fields"),
+        "the keys expected: {err}"
+    );
+    let wrong_type = write(dir.path(), "sf2.toml", "[fields.Account]\nSegment__c = 3\n");
+    let err = SalesforceConfig::from_file(&wrong_type)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("line 2") && err.contains("[fields.Account]") && err.contains("Segment__c"),
+        "{err}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Numbers and locales
 

@@ -323,3 +323,40 @@ fn a_load_keeps_its_identity_and_recipe() {
     assert_eq!(loads[0].identity, "abc123");
     assert_eq!(loads[0].recipe["connector"], "canonical");
 }
+
+#[test]
+fn a_batch_sees_the_current_version_including_its_own_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    put_all(&mut store, &[account("A1", "Acme")]);
+    let mut batch = store.begin().unwrap();
+    let load = batch.start_load(&spec("g.csv")).unwrap();
+    assert_eq!(
+        batch.current(Kind::Accounts, "A1").unwrap(),
+        Some(account("A1", "Acme"))
+    );
+    assert_eq!(batch.current(Kind::Accounts, "A2").unwrap(), None);
+    batch
+        .put(load, 2, None, &account("A1", "Acme Inc"))
+        .unwrap();
+    batch.put(load, 3, None, &account("A2", "Beta")).unwrap();
+    assert_eq!(
+        batch.current(Kind::Accounts, "A1").unwrap(),
+        Some(account("A1", "Acme Inc"))
+    );
+    assert_eq!(
+        batch.current(Kind::Accounts, "A2").unwrap(),
+        Some(account("A2", "Beta"))
+    );
+    assert!(
+        batch.current(Kind::Activities, "E1").is_err(),
+        "events have no single current version"
+    );
+    drop(batch);
+    let mut batch = store.begin().unwrap();
+    assert_eq!(
+        batch.current(Kind::Accounts, "A1").unwrap(),
+        Some(account("A1", "Acme")),
+        "a dropped batch's writes are gone"
+    );
+}
