@@ -524,3 +524,44 @@ Probability,ForecastCategory,SystemModstamp,IsDeleted,PrevAmount,PrevCloseDate\n
         q[1].reasons
     );
 }
+
+#[test]
+fn a_time_stamp_from_the_future_does_not_date_the_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let row = |id: &str, created: &str| {
+        event_row(
+            id,
+            false,
+            "2024-06-10T15:00:00.000Z",
+            "2024-06-10",
+            "30",
+            "2024-06-10T15:00:00.000Z",
+            "2024-06-10T15:30:00.000Z",
+            "2024-06-10",
+            false,
+            false,
+            created,
+            "2024-05-31T17:00:00.000Z",
+            false,
+        )
+    };
+    // The second row's CreatedDate is a typo from the future: refused, and no evidence that the
+    // export was taken after 10 June.
+    let csv = format!(
+        "{EVENT_HEADER}\n{}\n{}\n",
+        row("00UAx00000Mtg02MAB", "2024-05-30T11:00:00.000Z"),
+        row("00UAx00000Mtg03MAB", "2031-05-30T11:00:00.000Z")
+    );
+    let report = load(
+        &mut store,
+        &dir.path().join("export"),
+        &[("Event.csv", &csv)],
+        None,
+    );
+    assert_eq!(report.loads[0].stats.quarantined, 1);
+    assert_eq!(
+        activity(&store, "00UAx00000Mtg02MAB").status,
+        Some(ActivityStatus::Scheduled)
+    );
+}

@@ -432,9 +432,7 @@ pub fn load_file(
     }
     let exported_at = match cfg.exported_at() {
         Some(t) => t,
-        None if object == "Event" => {
-            export_time(&buffered, &located).map_or(ctx.now, |t| t.min(ctx.now))
-        }
+        None if object == "Event" => export_time(&buffered, &located, ctx.now).unwrap_or(ctx.now),
         None => ctx.now,
     };
     let reader = RowReader {
@@ -488,12 +486,14 @@ pub fn load_file(
 }
 
 /// When the export was taken, as far as its rows tell: the latest system time stamp of any row
-/// (every row was last modified before the export). `None` when no row has one.
-fn export_time(rows: &[crate::read::OwnedCsvRow], located: &Located) -> Option<Ts> {
+/// (every row was last modified before the export). Stamps after `now` are errors the rows are
+/// refused for, not evidence. `None` when no row has one.
+fn export_time(rows: &[crate::read::OwnedCsvRow], located: &Located, now: Ts) -> Option<Ts> {
     let columns: Vec<usize> = TIME_COLUMNS.iter().filter_map(|c| located.get(c)).collect();
     rows.iter()
         .flat_map(|r| columns.iter().filter_map(|&i| r.values.get(i)))
         .filter_map(|v| Ts::parse(v.trim()).ok())
+        .filter(|t| *t <= now)
         .max()
 }
 
