@@ -159,13 +159,13 @@ fn share(part: u64, whole: u64) -> f64 {
 fn advice(field: &str) -> &'static str {
     let lower = field.to_ascii_lowercase();
     if lower.ends_with("_at") || lower.contains("date") || lower.contains("time") {
-        "if the values are times in another layout or without an offset, give the field a `format` (or the mapping a `date_format`) and the mapping a `timezone`"
+        "if the values are times in another layout or without an offset, declare them in the file's mapping (`--mapping`): a `format` for the field (or a `date_format`) and a `timezone`"
     } else if matches!(
         lower.as_str(),
         "amount" | "employees" | "annual_revenue" | "csat" | "duration_s"
     ) || lower.contains("amount")
     {
-        "if the values are numbers written with a decimal comma, declare `decimal = \",\"` in the mapping"
+        "if the values are numbers written with a decimal comma, declare `decimal = \",\"` in the file's mapping (`--mapping`)"
     } else {
         "check the column the mapping reads for it, or map its values with `values`"
     }
