@@ -85,10 +85,10 @@ pub fn run(global: &Global, store: &dyn Store, args: &DiscoverArgs) -> Result<()
     let options = Options {
         timing: c.timing.clone(),
         history_flags: c.history_flags.clone(),
+        unobserved: c.unobserved.clone(),
         ..options(args)
     };
     let d = winsignal_discover::discover(&c.catalog, &c.snapshots, &options)?;
-        unobserved: c.unobserved.clone(),
     if !global.quiet {
         eprintln!(
             "fitted {} models in {:.1} s",

@@ -32,6 +32,35 @@ impl CatalogArg {
             Some(p) => load_catalog(p),
         }
     }
+
+}
+
+/// `--catalog` where a saved model is applied (`score`, `explain`).
+#[derive(Args)]
+pub struct ModelCatalogArg {
+    /// Behaviour catalog (TOML); when omitted, the catalog the model was trained with (kept in the
+    /// model; the built-in default for models saved before catalogs were kept).
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+}
+
+impl ModelCatalogArg {
+    /// The catalog to apply `model` with: `--catalog` when given, else the one the model was trained
+    /// with, else — for a model saved before catalogs were kept — the built-in default.
+    pub fn load_for(
+        &self,
+        model_id: &str,
+        model: &winsignal_score::model::WinModel,
+    ) -> Result<Catalog> {
+        match (&self.catalog, &model.catalog_toml) {
+            (Some(p), _) => load_catalog(p),
+            (None, Some(text)) => Ok(catalog::parse(
+                text,
+                &format!("the catalog of model {model_id}"),
+            )?),
+            (None, None) => Ok(catalog::default_catalog()),
+        }
+    }
 }
 
 fn load_catalog(path: &Path) -> Result<Catalog> {
@@ -214,6 +243,8 @@ pub struct Computed {
     pub timing: Vec<snapshot::Timing>,
     /// Columns the store's versions show being written at the close (for the leakage check).
     pub history_flags: Vec<winsignal_discover::ColumnFlag>,
+    /// Closed deals without a snapshot (no landmark before their close), left out of everything.
+    pub unobserved: snapshot::Unobserved,
 }
 
 pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) -> Result<Computed> {
@@ -231,6 +262,7 @@ pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) ->
         bar.phase("computing snapshots", d, t)
     });
     let timing = snapshot::timing(&engine, &catalog);
+    let unobserved = snapshot::unobserved(&ctx, &snapshot::landmarks(&ctx, &catalog, horizon));
     let history_flags = winsignal_discover::changed_at_close(&catalog, &deal_history(store)?);
     bar.finish();
     let mut registry = registry;
@@ -245,10 +277,9 @@ pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) ->
         horizon,
         timing,
         history_flags,
+        unobserved,
     })
 }
-    /// Closed deals without a snapshot (no landmark before their close), left out of everything.
-    pub unobserved: snapshot::Unobserved,
 
 /// Every closed opportunity the store holds more than one version of, with when each version was
 /// loaded and its fields — when opportunities were loaded more than once (exports taken over time);
@@ -269,7 +300,6 @@ fn deal_history(store: &dyn Store) -> Result<Vec<winsignal_discover::DealHistory
     let fields = |r: &Record| -> Option<std::collections::BTreeMap<String, String>> {
         let Record::Opportunities(o) = r else {
             return None;
-    let unobserved = snapshot::unobserved(&ctx, &snapshot::landmarks(&ctx, &catalog, horizon));
         };
         let mut f = std::collections::BTreeMap::new();
         if let Some(a) = o.amount {
@@ -284,7 +314,6 @@ fn deal_history(store: &dyn Store) -> Result<Vec<winsignal_discover::DealHistory
         for (name, value) in &o.attrs {
             let text = match value {
                 AttrValue::Number(x) => format!("{x}"),
-        unobserved,
                 AttrValue::Boolean(b) => b.to_string(),
                 AttrValue::Date(d) => d.0.to_string(),
                 AttrValue::Text(t) => t.clone(),
@@ -387,6 +416,9 @@ pub fn print_summary(c: &Computed) {
             parts.join(", ")
         );
     }
+    if let Some(line) = c.unobserved.sentence() {
+        println!("  {line}");
+    }
     println!("\nBehaviour adoption (share of snapshots where the behaviour is defined and yes):");
     for a in snapshot::adoption(&c.catalog, &c.snapshots) {
         let rate = a
@@ -423,9 +455,6 @@ fn catalog_json(c: &Catalog) -> Value {
         "name": c.name,
         "definitions": c.behaviours.iter().map(|d| json!({
             "id": d.id, "version": d.version, "fingerprint": d.fingerprint(), "behaviour": d.is_behaviour(),
-    if let Some(line) = c.unobserved.sentence() {
-        println!("  {line}");
-    }
         })).collect::<Vec<_>>(),
         "controls": c.controls.iter().map(Control::column).collect::<Vec<_>>(),
         "landmarks": c.landmarks,
@@ -602,6 +631,8 @@ pub fn run_behaviours(cmd: &BehavioursCommand) -> Result<()> {
             for d in &c.behaviours {
                 let kind = if d.is_behaviour() {
                     "yes/no"
+                } else if d.is_categorical() {
+                    "categorical"
                 } else {
                     "continuous"
                 };
@@ -642,6 +673,8 @@ pub fn run_behaviours(cmd: &BehavioursCommand) -> Result<()> {
                 "  type:       {}",
                 if d.is_behaviour() {
                     "yes/no behaviour"
+                } else if d.is_categorical() {
+                    "categorical: one yes/no behaviour per level of the data"
                 } else {
                     "continuous feature"
                 }
@@ -663,11 +696,17 @@ pub fn run_behaviours(cmd: &BehavioursCommand) -> Result<()> {
         BehavioursCommand::Check { file } => {
             let c = load_catalog(file)?;
             let behaviours = c.behaviours.iter().filter(|d| d.is_behaviour()).count();
+            let categorical = c.behaviours.iter().filter(|d| d.is_categorical()).count();
+            let categorical = if categorical > 0 {
+                format!(", {categorical} categorical (one yes/no behaviour per level of the data)")
+            } else {
+                String::new()
+            };
             println!(
-                "{}: valid — {} behaviours, {} continuous features, {} controls, landmarks: stages {}, ages {:?} days",
+                "{}: valid — {} behaviours, {} continuous features{categorical}, {} controls, landmarks: stages {}, ages {:?} days",
                 file.display(),
                 behaviours,
-                c.behaviours.len() - behaviours,
+                c.behaviours.len() - behaviours - c.behaviours.iter().filter(|d| d.is_categorical()).count(),
                 c.controls.len(),
                 if c.landmarks.stages { "on" } else { "off" },
                 c.landmarks.ages_days
@@ -690,6 +729,7 @@ struct ExplainOut<'a> {
 }
 
 pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Result<()> {
+    let ctx = Context::from_store(store)?;
     let catalog = args.catalog.load()?;
     let Some(def) = catalog.behaviours.iter().find(|d| d.id == args.feature) else {
         let ids: Vec<&str> = catalog.behaviours.iter().map(|d| d.id.as_str()).collect();
@@ -700,7 +740,6 @@ pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Re
             ids.join(", ")
         );
     };
-    let ctx = Context::from_store(store)?;
     let Some(opp) = ctx.opportunity(&args.opportunity) else {
         bail!(
             "no opportunity with id {:?} in {}",

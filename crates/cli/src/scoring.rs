@@ -49,7 +49,7 @@ pub struct TrainArgs {
 #[derive(Args)]
 pub struct ScoreArgs {
     #[command(flatten)]
-    pub catalog: CatalogArg,
+    pub catalog: crate::features::ModelCatalogArg,
     /// Score the deals open at this date (RFC 3339 or YYYY-MM-DD) from what was known before it; the
     /// default is the end of the data (the latest thing that happened).
     #[arg(long, value_name = "DATE")]
@@ -77,7 +77,7 @@ pub struct ExplainArgs {
     /// The opportunity to explain (Salesforce ids in either form).
     pub opportunity: String,
     #[command(flatten)]
-    pub catalog: CatalogArg,
+    pub catalog: crate::features::ModelCatalogArg,
     /// Explain the deal as it stood at this date (it must have been open then).
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<String>,
@@ -530,8 +530,8 @@ struct ScoresOut<'a> {
 }
 
 pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result<()> {
-    let catalog = args.catalog.load()?;
     let (id, model) = load_model(store, args.model.as_deref())?;
+    let catalog = args.catalog.load_for(&id, &model)?;
     let ctx = Context::from_store(store)?;
     let mut bar = Bar::new(global.quiet);
     let engine = replay(store, &ctx, &global.data, &mut bar)?;
@@ -627,8 +627,8 @@ struct ExplainOut<'a> {
 }
 
 pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Result<()> {
-    let catalog = args.catalog.load()?;
     let (id, model) = load_model(store, args.model.as_deref())?;
+    let catalog = args.catalog.load_for(&id, &model)?;
     let ctx = Context::from_store(store)?;
     let wanted = winsignal_core::sfdc::to_18(&args.opportunity);
     let Some(opp) = ctx
@@ -705,13 +705,13 @@ fn name_ref<'a>(factors: &'a [explain::Factor], name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-fn print_deal(out: &ExplainOut<'_>) {
-    let d = out.deal;
 /// The factors `explain` prints: those moving P(win) by half a point or more, the ten largest.
 fn shown_factors(d: &DealScore) -> impl Iterator<Item = &explain::Factor> {
     d.factors.iter().filter(|f| f.points.abs() >= 0.5).take(10)
 }
 
+fn print_deal(out: &ExplainOut<'_>) {
+    let d = out.deal;
     println!(
         "{} — P(win) {:.0} % as of {} (model {}).",
         d.opportunity_id,

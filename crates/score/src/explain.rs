@@ -342,8 +342,17 @@ fn check_catalog(model: &WinModel, catalog: &Catalog) -> Result<()> {
         if let ColumnSource::Definition { id, version, index } = &c.source {
             let here = catalog.behaviours.get(*index);
             if here.is_none_or(|d| d.id != *id || d.version != *version) {
+                let remedy = if model.catalog_toml.is_some() {
+                    "leave out --catalog to score with the catalog the model was trained with (it is kept in the model), or train again with this one".to_string()
+                } else {
+                    format!(
+                        "pass the catalog the model was trained with, {:?}, with --catalog FILE, or train again with this one",
+                        model.trained_on.catalog
+                    )
+                };
                 return Err(Error::Mismatch(format!(
-                    "the model was trained with {id}@{version} as definition {index}, which this catalog does not have there; train again with this catalog or score with the model's"
+                    "the model was trained with {id}@{version} as definition {index}, which catalog {:?} does not have there: {remedy}",
+                    catalog.name
                 )));
             }
         }

@@ -200,6 +200,10 @@ pub struct WinModel {
     pub schema: u32,
     pub kind: String,
     pub trained_on: TrainedOn,
+    /// The TOML of the catalog it was trained with: `score`, `explain` and `report` use it when no
+    /// `--catalog` is given (absent from models saved before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_toml: Option<String>,
     pub options: TrainOptions,
     pub columns: Vec<Column>,
     /// The model that scores, recalibrated when that helped: the chosen candidate as an additive table
@@ -795,11 +799,11 @@ fn warnings(
     suspects: &[Suspect],
     selection: &Selection,
     split: &SplitInfo,
+    unobserved: &winsignal_features::snapshot::Unobserved,
 ) -> Vec<Warning> {
     // The columns to name: those that rank the outcome well on their own or carry a large share of
     // the model; failing any, the three with the highest own AUC.
     let mut likely: Vec<&Suspect> = suspects
-    unobserved: &winsignal_features::snapshot::Unobserved,
         .iter()
         .filter(|s| {
             s.solo_auc.is_some_and(|a| a >= SUSPECT_SOLO_AUC) || s.importance_share >= SUSPECT_SHARE
@@ -907,10 +911,6 @@ fn warnings(
             }
         }
     }
-    out
-}
-
-/// Trains, selects, calibrates and evaluates the win model on every closed deal's snapshots. The
     if let Some(sentence) = unobserved.sentence() {
         out.push(Warning {
             code: "closed_deals_left_out".into(),
@@ -919,6 +919,10 @@ fn warnings(
             refuses: false,
         });
     }
+    out
+}
+
+/// Trains, selects, calibrates and evaluates the win model on every closed deal's snapshots. The
 /// returned model carries its warnings; [`WinModel::refusal`] says whether it must not be saved.
 pub fn train(
     ctx: &Context,
@@ -1037,11 +1041,11 @@ pub fn train(
         &suspects,
         &selection,
         &split.info,
+        &opts.unobserved,
     );
     Ok(WinModel {
         schema: SCHEMA,
         kind: "win".into(),
-        &opts.unobserved,
         trained_on: TrainedOn {
             catalog: catalog.name.clone(),
             versions: catalog
@@ -1060,6 +1064,7 @@ pub fn train(
             deals_test: deals(&test),
             split: split.info.clone(),
         },
+        catalog_toml: (!catalog.source.is_empty()).then(|| catalog.source.clone()),
         options: opts.clone(),
         present_values: present_values(catalog, &train_all),
         close_times: close_times(ctx, &split),
