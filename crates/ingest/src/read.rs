@@ -656,6 +656,15 @@ impl<R: Read + Seek> CsvRows<R> {
         delimiter: u8,
         limits: Limits,
     ) -> Result<Self> {
+        if matches!(delimiter, b'"' | b'\n' | b'\r') || !delimiter.is_ascii() {
+            return Err(IngestError::BadInput {
+                path: path.into(),
+                message: format!(
+                    "cannot read CSV with the delimiter {:?}: a quote or line break cannot separate fields",
+                    delimiter as char
+                ),
+            });
+        }
         let mut input = Input::new(src);
         input.skip_bom().map_err(read_err(path))?;
         let mut parser = CsvParser {

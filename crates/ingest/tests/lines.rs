@@ -487,3 +487,66 @@ fn a_fifo_as_input_is_refused_not_waited_on() {
     let message = err.to_string();
     assert!(message.contains("not a regular file"), "{message}");
 }
+
+#[test]
+fn rows_that_span_lines_are_noted_so_rows_read_can_be_checked_against_lines() {
+    // A row whose quoted field holds line breaks, well formed, as a stray quote closed on the next
+    // line can also make one: the note on the load says which lines it spans.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.csv");
+    let text = accounts_csv(6, &|i, row| match i {
+        1 => "A1,\"Company 1".to_string(),
+        2 => "continued\",c1.com,Software".to_string(),
+        _ => row,
+    });
+    std::fs::write(&path, text).unwrap();
+    let loaded = load(&path, &|_| {});
+    assert_eq!(loaded.rows_read(), 5);
+    let flags: Vec<(u64, String)> = loaded
+        .store
+        .flags()
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.code == "multiline_rows")
+        .map(|f| (f.line, f.message))
+        .collect();
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    assert_eq!(flags[0].0, 3);
+    assert!(
+        flags[0].1.starts_with("1 row holds line breaks") && flags[0].1.contains("lines 3–4"),
+        "{}",
+        flags[0].1
+    );
+    // A file without quoted line breaks has no such note, in every connector's reader.
+    let plain = dir.path().join("plain").join("accounts.csv");
+    std::fs::create_dir_all(plain.parent().unwrap()).unwrap();
+    std::fs::write(&plain, accounts_csv(6, &|_, row| row)).unwrap();
+    let loaded = load(&plain, &|_| {});
+    assert!(loaded
+        .store
+        .flags()
+        .unwrap()
+        .iter()
+        .all(|f| f.code != "multiline_rows"));
+}
+
+#[test]
+fn a_mapping_with_a_quote_as_delimiter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("m.toml");
+    std::fs::write(
+        &mapping,
+        "source = \"t\"\ndelimiter = '\"'\n[[output]]\nkind = \"accounts\"\n[output.fields]\naccount_id = \"id\"\n",
+    )
+    .unwrap();
+    let csv = dir.path().join("a.csv");
+    std::fs::write(&csv, "id\n1\n").unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let mut req = IngestRequest::new(&csv);
+    req.now = now();
+    req.mapping = Some(mapping);
+    let err = ingest(&mut store, &req, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("delimiter"), "{err}");
+}

@@ -106,7 +106,8 @@ pub fn load_csv(ctx: &mut LoadContext<'_, '_>, path: &Path, kind: Kind) -> Resul
     let mut types = ColumnTypes::new(header.clone());
     let attrs_wanted = keeps_attrs(kind);
     if !attrs_wanted {
-        let types = stream_events(ctx, rows, kind, &index, types)?;
+        let (types, multiline) = stream_events(ctx, rows, kind, &index, types)?;
+        report_multiline_rows(ctx, kind, multiline)?;
         report_unused_columns(ctx, kind, extra.iter().map(|&i| header[i].as_str()))?;
         return Ok(types.columns());
     }
@@ -131,6 +132,7 @@ pub fn load_csv(ctx: &mut LoadContext<'_, '_>, path: &Path, kind: Kind) -> Resul
     for b in bad {
         ctx.reject(b.line, Some(kind), None, vec![b.reason], b.raw)?;
     }
+    report_multiline_rows(ctx, kind, rows.multiline_rows())?;
     for row in buffered {
         let mut attrs = Attrs::new();
         for &i in &extra {
@@ -201,6 +203,39 @@ pub fn report_unused_columns<'a>(
             "columns not loaded ({} has no such fields): {}",
             kind,
             unused.join(", ")
+        ),
+    })?;
+    Ok(())
+}
+
+/// Rows that span several lines (a quoted field holds a line break) are counted in a note on the
+/// load's first such row, so rows read can be checked against the file's lines: a stray quote that
+/// slipped past the reader's checks shows here as a row spanning lines it should not.
+pub fn report_multiline_rows(
+    ctx: &mut LoadContext<'_, '_>,
+    kind: Kind,
+    (n_rows, longest): (u64, Option<(u64, u64)>),
+) -> Result<()> {
+    let Some((first, last)) = longest else {
+        return Ok(());
+    };
+    if ctx.identical_to.is_some() {
+        return Ok(());
+    }
+    let rows = if n_rows == 1 {
+        "1 row holds".to_string()
+    } else {
+        format!("{n_rows} rows hold")
+    };
+    ctx.batch.flag(&winsignal_store::Flag {
+        load_id: ctx.load_id,
+        line: first,
+        kind,
+        record_id: None,
+        code: "multiline_rows".into(),
+        message: format!(
+            "{rows} line breaks inside quoted fields; the longest spans lines {first}–{last} (if a \
+             field should not hold line breaks, look for an unmatched quote there)"
         ),
     })?;
     Ok(())
@@ -397,21 +432,22 @@ enum Parsed {
 }
 
 /// Rows of high-volume kinds are parsed and validated on one thread while the other writes them, and
-/// column types are inferred from the first 50,000 rows and one row in 64 after that.
+/// column types are inferred from the first 50,000 rows and one row in 64 after that. Returns the
+/// types and the rows that span several lines (`CsvRows::multiline_rows`).
 fn stream_events(
     ctx: &mut LoadContext<'_, '_>,
     mut rows: CsvRows,
     kind: Kind,
     index: &ColumnIndex,
     mut types: ColumnTypes,
-) -> Result<ColumnTypes> {
+) -> Result<(ColumnTypes, (u64, Option<(u64, u64)>))> {
     const CHUNK: usize = 4096;
     let now = ctx.now;
     let bytes_total = rows.bytes_total;
     let id_field = fields_of(kind).1[0];
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Parsed>, u64)>(8);
-        let parser = scope.spawn(move || -> Result<ColumnTypes> {
+        let parser = scope.spawn(move || -> Result<(ColumnTypes, (u64, Option<(u64, u64)>))> {
             let mut chunk = Vec::with_capacity(CHUNK);
             let mut n = 0u64;
             while let Some(next) = rows.next_row()? {
@@ -453,12 +489,12 @@ fn stream_events(
                         ))
                         .is_err()
                     {
-                        return Ok(types);
+                        return Ok((types, rows.multiline_rows()));
                     }
                 }
             }
             let _ = tx.send((chunk, rows.bytes_read()));
-            Ok(types)
+            Ok((types, rows.multiline_rows()))
         });
         let write = || -> Result<()> {
             let mut estimated = false;

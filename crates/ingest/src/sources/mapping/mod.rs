@@ -16,7 +16,7 @@ use crate::build::{
 use crate::error::{read_err, toml_err, IngestError, Result};
 use crate::load::LoadContext;
 use crate::read::CsvRows;
-use crate::sources::canonical::report_unused_columns;
+use crate::sources::canonical::{report_multiline_rows, report_unused_columns};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -512,6 +512,9 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
             ctx.tally.row_outcome(row_outcome);
             ctx.reject(row.line, m.kinds.first().copied(), first_id, problems, raw)?;
         }
+    }
+    if let Some(k) = m.kinds.first() {
+        report_multiline_rows(ctx, *k, rows.multiline_rows())?;
     }
     if attrs_kind.is_none() {
         let unused: Vec<&str> = header

@@ -18,7 +18,7 @@ use crate::build::ColumnTypes;
 use crate::error::{toml_err, IngestError, Result};
 use crate::load::LoadContext;
 use crate::read::CsvRows;
-use crate::sources::canonical::{accept_or_reject, report_unused_columns};
+use crate::sources::canonical::{accept_or_reject, report_multiline_rows, report_unused_columns};
 
 /// The Salesforce objects read, in the order they are loaded.
 pub const OBJECTS: [&str; 8] = [
@@ -430,6 +430,7 @@ pub fn load_file(
             reader.load_row(ctx, kind, row.line, row.values, Attrs::new())?;
         }
     }
+    report_multiline_rows(ctx, kind, rows.multiline_rows())?;
     let exported_at = match cfg.exported_at() {
         Some(t) => t,
         None if object == "Event" => export_time(&buffered, &located, ctx.now).unwrap_or(ctx.now),
