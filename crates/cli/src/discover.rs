@@ -78,6 +78,9 @@ fn normalise_landmark(l: &str) -> String {
 pub fn run(global: &Global, store: &dyn Store, args: &DiscoverArgs) -> Result<()> {
     let catalog = args.catalog.load()?;
     let c = compute(store, catalog, &global.data, global.quiet)?;
+    if let Some(note) = crate::behaviours::reads_nothing(&c) {
+        eprintln!("{note}");
+    }
     if !global.quiet {
         eprintln!("fitting models for {} snapshots…", c.snapshots.len());
     }

@@ -107,6 +107,10 @@ pub enum BehavioursCommand {
         /// The catalog to check.
         file: PathBuf,
     },
+    /// Write a starting catalog from the workspace's attributes: one definition per attribute
+    /// (categorical ones split into their levels), placeholder values declared missing, the controls
+    /// that vary, and leakage suspects commented out with the reason.
+    Suggest(crate::behaviours::SuggestArgs),
 }
 
 #[derive(Args)]
@@ -256,6 +260,9 @@ pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) ->
     let mut bar = Bar::new(quiet);
     bar.phase("reading entities", 0, 1);
     let ctx = Context::from_store(store)?;
+    // Categorical definitions split into their levels; the registry records the catalog as written.
+    let declared = catalog;
+    let catalog = crate::behaviours::resolve(store, &declared, &ctx)?;
     let engine = replay(store, &ctx, data, &mut bar)?;
     let horizon = snapshot::horizon(&engine);
     let snapshots = snapshot::snapshots(&engine, &catalog, horizon, &mut |d, t| {
@@ -267,7 +274,7 @@ pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) ->
     bar.finish();
     let mut registry = registry;
     registry
-        .record(&catalog, data)
+        .record(&declared, data)
         .map_err(anyhow::Error::msg)?;
     Ok(Computed {
         events: engine.state.applied,
@@ -693,6 +700,9 @@ pub fn run_behaviours(cmd: &BehavioursCommand) -> Result<()> {
             );
             Ok(())
         }
+        BehavioursCommand::Suggest(_) => {
+            bail!("internal error: `behaviours suggest` needs the workspace (run through main)")
+        }
         BehavioursCommand::Check { file } => {
             let c = load_catalog(file)?;
             let behaviours = c.behaviours.iter().filter(|d| d.is_behaviour()).count();
@@ -730,7 +740,7 @@ struct ExplainOut<'a> {
 
 pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Result<()> {
     let ctx = Context::from_store(store)?;
-    let catalog = args.catalog.load()?;
+    let catalog = crate::behaviours::resolve(store, &args.catalog.load()?, &ctx)?;
     let Some(def) = catalog.behaviours.iter().find(|d| d.id == args.feature) else {
         let ids: Vec<&str> = catalog.behaviours.iter().map(|d| d.id.as_str()).collect();
         bail!(

@@ -20,6 +20,7 @@ macro_rules! eprintln {
 }
 
 mod accounts;
+mod behaviours;
 mod demo;
 mod discover;
 mod export;
@@ -112,7 +113,8 @@ enum Command {
     ///
     /// Without --json or --out, prints how many snapshots were computed and each behaviour's adoption.
     Snapshots(features::SnapshotsArgs),
-    /// The behaviour catalog: list, show one definition, or check a catalog file.
+    /// The behaviour catalog: list, show one definition, check a catalog file, or suggest a starting
+    /// catalog from the workspace's attributes.
     Behaviours {
         #[command(subcommand)]
         command: features::BehavioursCommand,
@@ -324,6 +326,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Snapshots(args) => {
             features::run_snapshots(&cli.global, &open_store(&cli.global)?, &args)
         }
+        Command::Behaviours {
+            command: features::BehavioursCommand::Suggest(args),
+        } => behaviours::run_suggest(&cli.global, &open_store(&cli.global)?, &args),
         Command::Behaviours { command } => features::run_behaviours(&command),
         Command::ExplainFeature(args) => {
             features::run_explain(&cli.global, &open_store(&cli.global)?, &args)

@@ -533,6 +533,7 @@ pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result
     let (id, model) = load_model(store, args.model.as_deref())?;
     let catalog = args.catalog.load_for(&id, &model)?;
     let ctx = Context::from_store(store)?;
+    let catalog = crate::behaviours::resolve(store, &catalog, &ctx)?;
     let mut bar = Bar::new(global.quiet);
     let engine = replay(store, &ctx, &global.data, &mut bar)?;
     bar.finish();
@@ -630,6 +631,7 @@ pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Re
     let (id, model) = load_model(store, args.model.as_deref())?;
     let catalog = args.catalog.load_for(&id, &model)?;
     let ctx = Context::from_store(store)?;
+    let catalog = crate::behaviours::resolve(store, &catalog, &ctx)?;
     let wanted = winsignal_core::sfdc::to_18(&args.opportunity);
     let Some(opp) = ctx
         .opportunity(&args.opportunity)
