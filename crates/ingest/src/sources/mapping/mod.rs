@@ -34,6 +34,10 @@ pub struct Mapping {
     pub thousands: Option<String>,
     /// `UTC` or a fixed offset (`+02:00`): times written without an offset are read in it.
     pub timezone: Option<String>,
+    /// Placeholder values that mean "no value" (`Select`, `N/A`, `-`), by column name, `"*"` for every
+    /// column: such a cell is read as empty (matched trimmed, ignoring case), before any field or
+    /// attribute reads it.
+    pub missing: Option<BTreeMap<String, Vec<String>>>,
     #[serde(rename = "output")]
     pub outputs: Vec<Output>,
 }
@@ -396,6 +400,17 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
     }
 
     let attrs_kind = m.kinds.iter().position(|k| k.keeps_custom_attributes());
+    // Each column's missing markers (its own and those for every column), lower-cased and trimmed.
+    let mut markers: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+    for (column, values) in m.mapping.missing.iter().flatten() {
+        let lower = || values.iter().map(|v| v.trim().to_lowercase());
+        if column == "*" {
+            markers.iter_mut().for_each(|m| m.extend(lower()));
+        } else {
+            let i = col_idx(column, m.kinds.first().copied().unwrap_or(Kind::Opportunities))?;
+            markers[i].extend(lower());
+        }
+    }
     let mut types = ColumnTypes::new(header.clone());
     let mut buffered = Vec::new();
     loop {
@@ -410,10 +425,16 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
                 b.raw,
             )?,
             Ok(row) => {
+                let mut row = row.to_owned_row();
+                for (v, marks) in row.values.iter_mut().zip(&markers) {
+                    if !marks.is_empty() && marks.contains(&v.trim().to_lowercase()) {
+                        v.clear();
+                    }
+                }
                 for (i, v) in row.values.iter().enumerate() {
                     types.observe(i, v);
                 }
-                buffered.push(row.to_owned_row());
+                buffered.push(row);
             }
         }
     }
