@@ -231,6 +231,45 @@ fn a_declared_decimal_comma_reads_european_numbers_and_refuses_bad_groups() {
 }
 
 #[test]
+fn a_declared_decimal_comma_reads_attribute_columns_too_or_keeps_them_as_text() {
+    use winsignal_core::AttrValue;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(
+        dir.path(),
+        "deals.csv",
+        "lead_id;created;amount;discount;version\nD1;2025-01-01;1,5;1.234,5;1.5\nD2;2025-01-01;2;12,5;2.25\nD3;2025-01-01;3;;7\n",
+    );
+    let mapping = write(
+        dir.path(),
+        "deals.toml",
+        &format!("delimiter = \";\"\ndecimal = \",\"\n{DEALS_MAPPING}"),
+    );
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    load(&mut store, &csv, &mapping);
+    let d1 = opportunity(&store, "D1");
+    assert_eq!(d1.attrs.get("discount"), Some(&AttrValue::Number(1234.5)));
+    assert_eq!(
+        opportunity(&store, "D2").attrs.get("discount"),
+        Some(&AttrValue::Number(12.5))
+    );
+    // "1.5" is no number under a decimal comma: the column stays text, not 1.5 or 15.
+    assert_eq!(
+        d1.attrs.get("version"),
+        Some(&AttrValue::Text("1.5".into()))
+    );
+    let columns = &store.loads().unwrap()[0].columns;
+    let type_of = |name: &str| {
+        columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value_type)
+            .unwrap()
+    };
+    assert_eq!(type_of("discount"), winsignal_core::ValueType::Number);
+    assert_eq!(type_of("version"), winsignal_core::ValueType::Text);
+}
+
+#[test]
 fn an_unknown_decimal_separator_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
     let mapping = write(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use winsignal_core::hash::{hash_bytes, hex};
-use winsignal_core::{Attrs, Kind, Record};
+use winsignal_core::{AttrValue, Attrs, Kind, Record, ValueType};
 use winsignal_store::Column;
 
 use crate::build::{
@@ -438,6 +438,7 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
             }
         }
     }
+    let attr_numbers = attribute_numbers(m, &used, &buffered, &mut types);
     for row in buffered {
         let mut records: Vec<Record> = Vec::new();
         let mut problems = Vec::new();
@@ -465,7 +466,11 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
             if Some(oi) == attrs_kind {
                 for (i, u) in used.iter().enumerate() {
                     if !u {
-                        if let Some(v) = types.types[i].read(&row.values[i]) {
+                        let value = match &attr_numbers[i] {
+                            Some(nf) => nf.parse(&row.values[i]).ok().map(AttrValue::Number),
+                            None => types.types[i].read(&row.values[i]),
+                        };
+                        if let Some(v) = value {
                             attrs.insert(header[i].clone(), v);
                         }
                     }
@@ -549,6 +554,46 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
         }
     }
     Ok(types.columns())
+}
+
+/// Under a mapping's declared `decimal`/`thousands`, the columns read as custom attributes whose every
+/// value is a number written that way are numbers read that way; a column the default reading would
+/// take for numbers but the declared one does not (`1.5` under a decimal comma) is text, never a
+/// reinterpreted number. Returns the format per column (`None`: the column's inferred type reads it).
+fn attribute_numbers(
+    m: &LoadedMapping,
+    used: &[bool],
+    rows: &[crate::read::OwnedCsvRow],
+    types: &mut ColumnTypes,
+) -> Vec<Option<NumberFormat>> {
+    let mut out = vec![None; used.len()];
+    if m.mapping.decimal.is_none() && m.mapping.thousands.is_none() {
+        return out;
+    }
+    let Ok(nf) =
+        NumberFormat::declared(m.mapping.decimal.as_deref(), m.mapping.thousands.as_deref())
+    else {
+        return out;
+    };
+    for (i, u) in used.iter().enumerate() {
+        if *u {
+            continue;
+        }
+        let mut values = rows
+            .iter()
+            .filter_map(|r| r.values.get(i))
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .peekable();
+        let any = values.peek().is_some();
+        if any && values.all(|v| nf.parse(v).is_ok()) {
+            out[i] = Some(nf);
+            types.types[i] = ValueType::Number;
+        } else if types.types[i] == ValueType::Number {
+            types.types[i] = ValueType::Text;
+        }
+    }
+    out
 }
 
 /// An update output's row merged onto the record it updates.
