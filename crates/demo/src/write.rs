@@ -221,8 +221,6 @@ impl MessPlan {
 /// Counts of kept (not quarantined) mess, reported in docs/demo.md.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct KeptMess {
-    pub duplicate_contacts: u64,
-    pub duplicate_opportunities: u64,
     pub orphan_contacts: u64,
     pub orphan_tasks: u64,
     pub short_id_references: u64,
@@ -364,7 +362,8 @@ impl<'a> Writer<'a> {
         }
         self.done(t, progress)?;
 
-        // Contacts, then kept mess: later duplicates that change a field, and orphans.
+        // Contacts, then later duplicates that change a field (quarantined: the first row of an id is
+        // kept), and orphans (kept mess).
         let mut rng = self.rng(2);
         let mut t = self.table(
             "salesforce/Contact.csv",
@@ -403,7 +402,7 @@ impl<'a> Writer<'a> {
             } else {
                 "Operations"
             };
-            t.row(&[
+            t.bad_row(&[
                 &c.id,
                 account,
                 &c.email,
@@ -413,7 +412,6 @@ impl<'a> Writer<'a> {
                 dept,
                 &sf_ts(c.created + DAY * (k as i64 + 1)),
             ])?;
-            self.kept.duplicate_contacts += 1;
         }
         for k in 0..self.mess.n(10) {
             let unknown_account = sf_id("001", BAD_ID_BASE + 1000 + k);
@@ -433,7 +431,7 @@ impl<'a> Writer<'a> {
         }
         self.done(t, progress)?;
 
-        // Opportunities and later duplicates.
+        // Opportunities and later duplicates (quarantined: the first row of an id is kept).
         let mut rng = self.rng(3);
         let mut t = self.table(
             "salesforce/Opportunity.csv",
@@ -505,8 +503,7 @@ impl<'a> Writer<'a> {
             let mut row = opp_rows[rng.below(n) as usize].clone();
             row[3].push_str(" (expanded scope)");
             row[14] = "5".to_string();
-            t.row(&row)?;
-            self.kept.duplicate_opportunities += 1;
+            t.bad_row(&row)?;
         }
         self.done(t, progress)?;
 
@@ -836,7 +833,7 @@ impl<'a> Writer<'a> {
                 "Operations"
             };
             let name = format!("{} {}", c.first, c.last);
-            t.row(&[
+            t.bad_row(&[
                 &c.id,
                 &w.accounts[c.account].id,
                 &c.email,
@@ -845,7 +842,6 @@ impl<'a> Writer<'a> {
                 dept,
                 &c_ts(c.created + DAY * (k as i64 + 1)),
             ])?;
-            self.kept.duplicate_contacts += 1;
         }
         for k in 0..self.mess.n(10) {
             let id = sf_id("003", BAD_ID_BASE + 1000 + k);
@@ -929,8 +925,7 @@ impl<'a> Writer<'a> {
             let mut row = rows[rng.below(n) as usize].clone();
             row[3].push_str(" (expanded scope)");
             row[13] = "5".to_string();
-            t.row(&row)?;
-            self.kept.duplicate_opportunities += 1;
+            t.bad_row(&row)?;
         }
         self.done(t, progress)?;
 
