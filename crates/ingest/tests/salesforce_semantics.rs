@@ -565,3 +565,44 @@ fn a_time_stamp_from_the_future_does_not_date_the_export() {
         Some(ActivityStatus::Scheduled)
     );
 }
+
+#[test]
+fn logged_emails_get_their_direction_from_email_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    // No standard Task field says which way an e-mail went; Enhanced Email's EmailMessage does.
+    let tasks = "Id,WhoId,WhatId,Subject,ActivityDate,Status,IsClosed,OwnerId,Type,TaskSubtype,CreatedDate,CompletedDateTime\n\
+00TAx00000Tsk01MAB,003Ax00000VpOneIAF,006Ax00000DealOIAR,Email: Proposal,2024-05-02,Completed,true,005Ax00000RepOnIAJ,Email,Email,2024-05-02T09:00:00.000Z,2024-05-02T09:00:00.000Z\n\
+00TAx00000Tsk02MAB,003Ax00000VpOneIAF,006Ax00000DealOIAR,Re: Proposal,2024-05-03,Completed,true,005Ax00000RepOnIAJ,Email,Email,2024-05-03T09:00:00.000Z,2024-05-03T09:00:00.000Z\n\
+00TAx00000Tsk03MAB,003Ax00000VpOneIAF,006Ax00000DealOIAR,Newsletter,2024-05-04,Completed,true,005Ax00000RepOnIAJ,Email,ListEmail,2024-05-04T09:00:00.000Z,2024-05-04T09:00:00.000Z\n";
+    let emails = "Id,ActivityId,Subject,Incoming,MessageDate,FromAddress,ToAddress,Status,IsDeleted\n\
+02sAx00000Eml01AAX,00tax00000tsk01mab,Proposal,false,2024-05-02T09:00:00.000Z,ana@vendor.com,dana@initech.com,3,false\n\
+02sAx00000Eml02AAX,00TAx00000Tsk02MAB,Re: Proposal,true,2024-05-03T09:00:00.000Z,dana@initech.com,ana@vendor.com,0,false\n";
+    let report = load(
+        &mut store,
+        &dir.path().join("export"),
+        &[("Task.csv", tasks), ("EmailMessage.csv", emails)],
+        None,
+    );
+    // Read with Task.csv, so not listed as a file left unread.
+    assert!(
+        report.skipped_files.is_empty(),
+        "{:?}",
+        report.skipped_files
+    );
+    let direction = |id: &str| activity(&store, id).direction.map(|d| d.as_str());
+    assert_eq!(direction("00TAx00000Tsk01MAB"), Some("outbound"));
+    assert_eq!(direction("00TAx00000Tsk02MAB"), Some("inbound"));
+    assert_eq!(direction("00TAx00000Tsk03MAB"), Some("outbound"));
+
+    // A corrected EmailMessage.csv beside the same Task.csv is a different load, not an identical one.
+    let corrected = emails.replace("Re: Proposal,true,", "Re: Proposal,false,");
+    load(
+        &mut store,
+        &dir.path().join("export"),
+        &[("EmailMessage.csv", &corrected)],
+        None,
+    );
+    let direction = |id: &str| activity(&store, id).direction.map(|d| d.as_str());
+    assert_eq!(direction("00TAx00000Tsk02MAB"), Some("outbound"));
+}

@@ -143,12 +143,78 @@ pub fn plan(dir: &Path) -> Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
             None => other.push(path),
         }
     }
+    if found.contains_key("Task") {
+        // Read with Task.csv: it gives logged e-mails their direction.
+        other.retain(|p| !is_email_messages(p));
+    }
     other.sort();
     let files = OBJECTS
         .iter()
         .filter_map(|o| found.remove(*o).map(|p| (o.to_string(), p)))
         .collect();
     Ok((files, other))
+}
+
+/// Salesforce's `EmailMessage` object (Enhanced Email): one row per e-mail, with `Incoming` and the
+/// `ActivityId` of the Task that logs it. No standard Task field says which way an e-mail went.
+const EMAIL_MESSAGES: &str = "EmailMessage";
+
+fn is_email_messages(path: &Path) -> bool {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|s| s.eq_ignore_ascii_case(EMAIL_MESSAGES))
+        && path
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
+}
+
+/// The `EmailMessage.csv` beside a `Task.csv`, when the export has one.
+pub fn email_messages_beside(task_file: &Path) -> Option<PathBuf> {
+    let dir = task_file.parent()?;
+    let entries = std::fs::read_dir(dir).ok()?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_email_messages(p) && p.is_file())
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+/// Task id → the direction of the e-mail it logs, from `EmailMessage.csv` (`Incoming` true: inbound).
+fn email_directions(path: &Path) -> Result<HashMap<String, &'static str>> {
+    let mut rows = CsvRows::open(path, b',')?;
+    let header = rows.header.clone();
+    let mut at = Vec::new();
+    for col in ["ActivityId", "Incoming"] {
+        at.push(
+            position(&header, col).ok_or_else(|| IngestError::MissingColumn {
+                path: path.into(),
+                kind: format!(
+                    "Salesforce {EMAIL_MESSAGES} (read for the direction of Task e-mails)"
+                ),
+                column: col.into(),
+                found: header.join(", "),
+            })?,
+        );
+    }
+    let mut out = HashMap::new();
+    while let Some(next) = rows.next_row()? {
+        // A row that cannot be read gives no direction; its Task is still loaded.
+        let Ok(row) = next else { continue };
+        let (Some(task), Some(incoming)) = (
+            row.values
+                .get(at[0])
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty()),
+            row.values.get(at[1]).and_then(|v| checkbox(v)),
+        ) else {
+            continue;
+        };
+        let task = winsignal_core::sfdc::to_18(task);
+        out.insert(task, if incoming { "inbound" } else { "outbound" });
+    }
+    Ok(out)
 }
 
 /// Standard columns → canonical fields, per object. Values are further transformed in `row_fields`.
@@ -397,12 +463,17 @@ pub fn load_file(
                     .any(|c| located.get(c) == Some(i))
         })
         .collect();
+    let email_directions = match (object, email_messages_beside(path)) {
+        ("Task", Some(p)) => email_directions(&p)?,
+        _ => HashMap::new(),
+    };
     let reader = RowReader {
         object,
         header: &header,
         located: &located,
         mapping: &mapping,
         exported_at: ctx.now,
+        email_directions: &email_directions,
     };
     let keeps_attrs = kind.keeps_custom_attributes();
     // Events are read after the whole file has been seen: when the export was taken decides which
@@ -562,6 +633,8 @@ struct RowReader<'a> {
     mapping: &'a [(usize, String)],
     /// An Event ending at or before this was held; one ending after it was still ahead.
     exported_at: Ts,
+    /// Task id → direction of the e-mail it logs (from `EmailMessage.csv`).
+    email_directions: &'a HashMap<String, &'static str>,
 }
 
 /// One row as read: its canonical fields, notes about values that could not be used, and problems
@@ -788,6 +861,19 @@ impl RowReader<'_> {
                         .or_insert_with(|| "outbound".into());
                 }
                 _ => {}
+            }
+        }
+        if t == "email" && !f.contains_key("direction") {
+            // The EmailMessage behind a logged e-mail says which way it went; a list e-mail is
+            // always sent.
+            let logged = f
+                .get("activity_id")
+                .and_then(|id| self.email_directions.get(id));
+            let direction = logged
+                .copied()
+                .or((subtype == "listemail").then_some("outbound"));
+            if let Some(d) = direction {
+                f.insert("direction".into(), d.into());
             }
         }
         if let Some(status) = col("Status") {
