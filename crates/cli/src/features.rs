@@ -32,7 +32,6 @@ impl CatalogArg {
             Some(p) => load_catalog(p),
         }
     }
-
 }
 
 /// `--catalog` where a saved model is applied (`score`, `explain`).

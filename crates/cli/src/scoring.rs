@@ -786,9 +786,7 @@ fn print_deal(out: &ExplainOut<'_>) {
         }
     }
     // The lineage of the factors shown above, and of the whole score (which `--json` lists).
-    let shown: Vec<&str> = shown_factors(d)
-        .flat_map(|f| f.term.split(" × "))
-        .collect();
+    let shown: Vec<&str> = shown_factors(d).flat_map(|f| f.term.split(" × ")).collect();
     let events = |l: &&FactorLineage<'_>| l.contributions.len();
     let shown_lineage: Vec<&FactorLineage<'_>> = out
         .lineage

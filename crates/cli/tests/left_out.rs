@@ -76,10 +76,17 @@ fn deals_closed_at_creation_are_counted_wherever_they_are_left_out() {
         .unwrap_or_else(|| panic!("no closed_at_creation flag: {}", quality["flags"]));
     assert_eq!(flag["count"], 16, "{flag}");
 
-    let d: Value =
-        serde_json::from_str(&winsignal(&data, &["discover", "--outcome", "win", "--json"])).unwrap();
+    let d: Value = serde_json::from_str(&winsignal(
+        &data,
+        &["discover", "--outcome", "win", "--json"],
+    ))
+    .unwrap();
     let u = &d["unobserved"];
-    assert_eq!((u["won"].as_u64(), u["lost"].as_u64()), (Some(8), Some(8)), "{u}");
+    assert_eq!(
+        (u["won"].as_u64(), u["lost"].as_u64()),
+        (Some(8), Some(8)),
+        "{u}"
+    );
     assert_eq!(u["closed_at_creation"], 16);
     assert_eq!(u["examples"][0], "O0000");
     // No deal has a rep: the errors are robust by deal, and said to be.
@@ -93,11 +100,23 @@ fn deals_closed_at_creation_are_counted_wherever_they_are_left_out() {
     assert!(text.contains("robust standard errors by deal"), "{text}");
 
     let snapshots = winsignal(&data, &["snapshots"]);
-    assert!(snapshots.contains("16 closed deals (8 won, 8 lost) left out"), "{snapshots}");
-    assert!(!snapshots.contains("events and records replayed"), "{snapshots}");
+    assert!(
+        snapshots.contains("16 closed deals (8 won, 8 lost) left out"),
+        "{snapshots}"
+    );
+    assert!(
+        !snapshots.contains("events and records replayed"),
+        "{snapshots}"
+    );
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_winsignal"))
-        .args(["--data", data.to_str().unwrap(), "--quiet", "train", "--json"])
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--quiet",
+            "train",
+            "--json",
+        ])
         .output()
         .unwrap();
     let t: Value = serde_json::from_slice(&out.stdout)
@@ -151,7 +170,10 @@ fn control_sequences_and_formulas_from_the_data_are_defused() {
     assert!(
         written.contains("\"'=HYPERLINK(\"\"http://x\"\")\""),
         "the formula is written as text: {}",
-        written.lines().find(|l| l.contains("HYPERLINK")).unwrap_or("(none)")
+        written
+            .lines()
+            .find(|l| l.contains("HYPERLINK"))
+            .unwrap_or("(none)")
     );
     assert!(!written.contains("\n=HYPERLINK") && !written.contains(",=HYPERLINK"));
     // Negative numbers stay numbers.
