@@ -264,6 +264,7 @@ pub fn print_findings(d: &Discovery, top: usize) {
             );
         }
     }
+    print_column_tests(d);
     let mut rules: Vec<_> = d.rules.iter().filter(|r| r.significant).collect();
     rules.sort_by(|a, b| {
         let p = |r: &winsignal_discover::Rule| r.effect.as_ref().map_or(1.0, |e| e.p);
@@ -283,4 +284,57 @@ pub fn print_findings(d: &Discovery, top: usize) {
     }
     println!();
     println!("{}", d.caveat);
+}
+
+/// Each categorical column tested as a whole: per outcome, the landmark with the smallest p-value.
+fn print_column_tests(d: &Discovery) {
+    if d.column_tests.is_empty() {
+        return;
+    }
+    println!();
+    println!("Categorical columns as a whole (all levels together against the most common; Wald F test):");
+    let mut seen: Vec<(Outcome, &str)> = Vec::new();
+    for t in &d.column_tests {
+        if seen.contains(&(t.outcome, t.behaviour.as_str())) {
+            continue;
+        }
+        seen.push((t.outcome, t.behaviour.as_str()));
+        let of: Vec<&winsignal_discover::ColumnTest> = d
+            .column_tests
+            .iter()
+            .filter(|c| c.outcome == t.outcome && c.behaviour == t.behaviour)
+            .collect();
+        let best = of
+            .iter()
+            .filter(|c| c.p.is_some())
+            .min_by(|a, b| a.p.unwrap_or(1.0).total_cmp(&b.p.unwrap_or(1.0)));
+        let outcome = match t.outcome {
+            Outcome::Win => "winning",
+            Outcome::CycleTime => "closing faster",
+            Outcome::DealSize => "closing bigger",
+        };
+        match best {
+            Some(c) => println!(
+                "  {:<22} {:<14} {:<20} F({}, {}) = {:.2}, p = {}, q = {}{}  ({} level{} against {})",
+                c.behaviour,
+                outcome,
+                c.landmark,
+                c.df1,
+                c.df2.map_or("?".into(), |x| format!("{x:.0}")),
+                c.f.unwrap_or(f64::NAN),
+                q_words(c.p.unwrap_or(f64::NAN)),
+                q_words(c.q.unwrap_or(f64::NAN)),
+                if c.significant { "  significant" } else { "" },
+                c.levels.len(),
+                if c.levels.len() == 1 { "" } else { "s" },
+                c.reference.as_deref().unwrap_or("?"),
+            ),
+            None => println!(
+                "  {:<22} {:<14} {}",
+                t.behaviour,
+                outcome,
+                t.note.as_deref().unwrap_or("no test")
+            ),
+        }
+    }
 }

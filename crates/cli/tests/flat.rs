@@ -162,6 +162,13 @@ fn suggest_writes_a_catalog_with_levels_placeholders_and_leakage_suspects_commen
     assert_eq!(column["behaviour"], "industry");
     assert_eq!(column["status"], "estimated");
     assert!(column["significant"].as_bool().unwrap(), "{column}");
+    let text = winsignal(&data, &["discover", "--catalog", out_s, "--outcome", "win"]);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("industry ") && l.contains("F(2, 619)"))
+        .unwrap_or_else(|| panic!("no column test line in\n{text}"));
+    // "(other)" (20 deals) is too small to be compared on its own and joins Retail.
+    assert!(line.contains("2 levels against Retail"), "{line}");
 }
 
 #[test]
