@@ -293,7 +293,7 @@ fn a_configured_status_column_still_wins_and_the_export_time_can_be_given() {
 }
 
 #[test]
-fn an_invitees_copy_of_a_group_event_is_not_a_second_meeting() {
+fn an_invitees_copy_and_a_recurring_series_record_are_not_meetings() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
     let row = |id: &str, child: bool| {
@@ -313,8 +313,13 @@ fn an_invitees_copy_of_a_group_event_is_not_a_second_meeting() {
             false,
         )
     };
+    // The third row is the series record of a recurring meeting (Salesforce Classic): it holds the
+    // pattern, and each occurrence has a row of its own.
+    // (The row ends IsArchived, IsRecurrence, IsReminderSet, EventSubtype.)
+    let series = row("00UAx00000Mtg03MAB", false)
+        .replace(",false,false,false,Event", ",false,true,false,Event");
     let csv = format!(
-        "{EVENT_HEADER}\n{}\n{}\n",
+        "{EVENT_HEADER}\n{}\n{}\n{series}\n",
         row("00UAx00000Mtg01MAB", false),
         row("00UAx00000Mtg02MAB", true)
     );
@@ -325,13 +330,19 @@ fn an_invitees_copy_of_a_group_event_is_not_a_second_meeting() {
         None,
     );
     assert_eq!(report.loads[0].stats.accepted, 1);
-    let q = store.quarantine(None).unwrap();
-    assert_eq!(q.len(), 1);
-    assert_eq!(q[0].line, 3);
+    let mut q = store.quarantine(None).unwrap();
+    q.sort_by_key(|r| r.line);
+    assert_eq!(q.len(), 2);
+    assert_eq!((q[0].line, q[1].line), (3, 4));
     assert!(
         q[0].reasons.iter().any(|r| r.contains("IsChild")),
         "{:?}",
         q[0].reasons
+    );
+    assert!(
+        q[1].reasons.iter().any(|r| r.contains("IsRecurrence")),
+        "{:?}",
+        q[1].reasons
     );
 }
 

@@ -321,6 +321,8 @@ fn derived_columns(object: &str) -> &'static [&'static str] {
             "IsDeleted",
             "IsArchived",
             "IsChild",
+            "IsRecurrence",
+            "GroupEventType",
             "LastModifiedDate",
             "SystemModstamp",
         ],
@@ -716,6 +718,16 @@ impl RowReader<'_> {
             row.problems.push(format!(
                 "`{}` is true: an invitee's copy of a group event; the meeting is its organiser's event; not loaded",
                 self.name_of("IsChild")
+            ));
+            return row;
+        }
+        if self.object == "Event"
+            && (col("IsRecurrence").and_then(checkbox) == Some(true)
+                || col("GroupEventType") == Some("3"))
+        {
+            row.problems.push(format!(
+                "`{}` is true (or `GroupEventType` is 3): the series record of a recurring event, which holds its pattern; each occurrence is its own row and meeting; not loaded",
+                self.name_of("IsRecurrence")
             ));
             return row;
         }
