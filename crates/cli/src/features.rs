@@ -34,16 +34,25 @@ impl CatalogArg {
     }
 }
 
-/// `--catalog` where a saved model is applied (`score`, `explain`).
+/// `--catalog` where a saved model is applied (`score`, `explain`, `report`).
 #[derive(Args)]
 pub struct ModelCatalogArg {
-    /// Behaviour catalog (TOML); when omitted, the catalog the model was trained with (kept in the
-    /// model; the built-in default for models saved before catalogs were kept).
+    /// Behaviour catalog (TOML); when omitted, the catalog the win model was trained with (kept in the
+    /// model; the built-in default when there is no model, or for models saved before catalogs were
+    /// kept).
     #[arg(long, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
 }
 
 impl ModelCatalogArg {
+    /// `--catalog`, or the built-in default (when there is no model to take the catalog from).
+    pub fn load_default(&self) -> Result<Catalog> {
+        match &self.catalog {
+            Some(p) => load_catalog(p),
+            None => Ok(catalog::default_catalog()),
+        }
+    }
+
     /// The catalog to apply `model` with: `--catalog` when given, else the one the model was trained
     /// with, else — for a model saved before catalogs were kept — the built-in default.
     pub fn load_for(

@@ -3,7 +3,7 @@
 //! numbers `discover --json` prints), the win model's holdout evaluation, the open deals most at risk and
 //! a line per rep — and draws the tables and charts from it in the browser; it needs no network.
 
-use crate::features::{compute, replay, CatalogArg, Computed};
+use crate::features::{compute, replay, Computed, ModelCatalogArg};
 use crate::output::n;
 use crate::progress::Bar;
 use crate::Global;
@@ -26,7 +26,7 @@ const CHARTJS_VERSION: &str = "4.6.1";
 #[derive(Args)]
 pub struct ReportArgs {
     #[command(flatten)]
-    pub catalog: CatalogArg,
+    pub catalog: ModelCatalogArg,
     /// Where to write the HTML file.
     #[arg(long, value_name = "FILE", default_value = "report.html")]
     pub out: PathBuf,
@@ -45,7 +45,16 @@ pub fn run(global: &Global, store: &dyn Store, args: &ReportArgs) -> Result<()> 
             dir.display()
         );
     }
-    let catalog = args.catalog.load()?;
+    // The latest win model, whose catalog the page uses unless --catalog says otherwise.
+    let latest = if store.models(Some("win"))?.is_empty() {
+        None
+    } else {
+        Some(crate::scoring::load_model(store, None)?)
+    };
+    let catalog = match &latest {
+        Some((id, model)) => args.catalog.load_for(id, model)?,
+        None => args.catalog.load_default()?,
+    };
     let c = compute(store, catalog, &global.data, global.quiet)?;
     let d = winsignal_discover::discover(
         &c.catalog,
@@ -60,11 +69,6 @@ pub fn run(global: &Global, store: &dyn Store, args: &ReportArgs) -> Result<()> 
     // The same scorecards as `winsignal reps`: from this discovery, so the behaviours coached are the
     // ones the page calls significant.
     let cards = crate::reps::all_scorecards(store, &c, &d)?;
-    let latest = if store.models(Some("win"))?.is_empty() {
-        None
-    } else {
-        Some(crate::scoring::load_model(store, None)?)
-    };
     let scored = match &latest {
         Some((_, model)) => Some(open_deal_scores(global, store, &c, model)?),
         None => None,

@@ -179,3 +179,64 @@ fn control_sequences_and_formulas_from_the_data_are_defused() {
     // Negative numbers stay numbers.
     assert!(!written.contains("'-"), "numbers are not escaped");
 }
+
+const FLAT_CATALOG: &str = r#"
+name = "flat test"
+controls = []
+[landmarks]
+stages = true
+ages_days = [30]
+[[behaviour]]
+id = "enterprise"
+version = 1
+title = "Enterprise account"
+description = "The deal's account is an Enterprise one."
+reads = { kind = "attribute", attribute = "account.segment", equals = "Enterprise" }
+aggregate = "value"
+threshold = "== 1"
+"#;
+
+/// `score` and `explain` used the built-in catalog unless told otherwise, so a model trained with
+/// another catalog could not score without `--catalog` (issue 14, item 5), and the error did not say
+/// which flag to use. The model now keeps its catalog.
+#[test]
+fn a_model_scores_with_its_own_catalog_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    company(&dir.path().join("in"));
+    let data = dir.path().join("ws");
+    winsignal(&data, &["ingest", dir.path().join("in").to_str().unwrap()]);
+    let catalog = dir.path().join("flat.toml");
+    std::fs::write(&catalog, FLAT_CATALOG).unwrap();
+    winsignal(&data, &["train", "--catalog", catalog.to_str().unwrap()]);
+
+    let scores: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let deals = scores["deals"].as_array().unwrap();
+    assert_eq!(deals.len(), 10, "the ten open deals are scored");
+    let explained = winsignal(&data, &["explain", "O0400"]);
+    assert!(explained.contains("P(win)"), "{explained}");
+    let page = dir.path().join("report.html");
+    winsignal(&data, &["report", "--out", page.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Enterprise account"), "the model's catalog is the page's");
+
+    // A catalog without the model's definition is refused, naming the flag and what to do.
+    let other = dir.path().join("other.toml");
+    std::fs::write(
+        &other,
+        FLAT_CATALOG
+            .replace("id = \"enterprise\"", "id = \"big_account\"")
+            .replace("name = \"flat test\"", "name = \"other\""),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_winsignal"))
+        .args(["--data", data.to_str().unwrap(), "--quiet", "score"])
+        .args(["--catalog", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("enterprise@1") && err.contains("leave out --catalog"),
+        "{err}"
+    );
+}
