@@ -217,7 +217,10 @@ fn a_model_scores_with_its_own_catalog_by_default() {
     let page = dir.path().join("report.html");
     winsignal(&data, &["report", "--out", page.to_str().unwrap()]);
     let html = std::fs::read_to_string(&page).unwrap();
-    assert!(html.contains("Enterprise account"), "the model's catalog is the page's");
+    assert!(
+        html.contains("Enterprise account"),
+        "the model's catalog is the page's"
+    );
 
     // A catalog without the model's definition is refused, naming the flag and what to do.
     let other = dir.path().join("other.toml");
