@@ -310,29 +310,31 @@ fn accounts_csv(n: usize, edit: &dyn Fn(usize, String) -> String) -> String {
 
 #[test]
 fn a_stray_quote_is_named_with_its_line_and_the_rest_of_the_file_is_read() {
-    // An unterminated quote on line 2 of a 1,000-row file.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("accounts.csv");
-    let text = accounts_csv(1000, &|i, row| {
-        if i == 0 {
-            row.replace("Company 0", "\"Company 0")
-        } else {
-            row
-        }
-    });
-    std::fs::write(&path, text).unwrap();
-    let loaded = load(&path, &|_| {});
-    assert_eq!(loaded.rows_read(), 1000);
-    let quarantined = loaded.quarantined();
-    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
-    let (line, reason) = &quarantined[0];
-    assert_eq!(*line, 2);
-    assert!(
-        reason.contains("quote") && reason.contains("line 2") && reason.contains("`name`"),
-        "{reason}"
-    );
-    assert_eq!(loaded.lines_of(Kind::Accounts).len(), 999);
-    assert_eq!(loaded.lines_of(Kind::Accounts)[0], 3);
+    // An unterminated quote on line 2 of a 1,000-row file, in every line ending.
+    for (ending, eol) in ENDINGS {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.csv");
+        let text = accounts_csv(1000, &|i, row| {
+            if i == 0 {
+                row.replace("Company 0", "\"Company 0")
+            } else {
+                row
+            }
+        });
+        std::fs::write(&path, text.replace('\n', eol)).unwrap();
+        let loaded = load(&path, &|_| {});
+        assert_eq!(loaded.rows_read(), 1000, "{ending}");
+        let quarantined = loaded.quarantined();
+        assert_eq!(quarantined.len(), 1, "{ending}: {quarantined:?}");
+        let (line, reason) = &quarantined[0];
+        assert_eq!(*line, 2, "{ending}");
+        assert!(
+            reason.contains("quote") && reason.contains("line 2") && reason.contains("`name`"),
+            "{ending}: {reason}"
+        );
+        let accepted = loaded.lines_of(Kind::Accounts);
+        assert_eq!(accepted, (3..=1001).collect::<Vec<u64>>(), "{ending}");
+    }
 }
 
 #[test]
