@@ -130,6 +130,9 @@ fn reason_class(reason: &str) -> String {
         "ragged row",
         "not valid UTF-8",
         "duplicate id",
+        "unmatched quote",
+        "row over",
+        "line over",
     ] {
         if reason.starts_with(prefix) {
             return prefix.to_string();
@@ -641,6 +644,22 @@ fn drift(loads: &[LoadInfo]) -> Vec<Drift> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reader_reasons_group_without_their_lines_and_sizes() {
+        assert_eq!(
+            reason_class("unmatched quote: the quote opening field `name` (column 2) on line 7 is never closed (it runs to the end of the file); read as a stray quote, so line 7 alone is quarantined and reading resumes at line 8"),
+            "unmatched quote"
+        );
+        assert_eq!(
+            reason_class("row over 16 MiB (17000000 bytes): not read"),
+            "row over"
+        );
+        assert_eq!(
+            reason_class("line over 16 MiB (17000000 bytes): not read"),
+            "line over"
+        );
+    }
 
     #[test]
     fn reasons_group_without_their_values() {
