@@ -216,8 +216,19 @@ pub fn report(store: &dyn Store) -> Result<QualityReport> {
             .get(&load_id)
             .map_or("unknown", |l| l.source.as_str())
     };
+    // A row's notes describe what the store holds while a record the row wrote is current (notes are
+    // written with new and updated records only): the rows behind current records, among those noted.
+    let noted_rows: HashSet<(u64, u64)> = flags.iter().map(|f| (f.load_id, f.line)).collect();
+    let mut held_rows: HashSet<(u64, u64)> = HashSet::new();
+    let mut hold = |origin: &winsignal_store::RowOrigin| {
+        let row = (origin.load_id, origin.line);
+        if noted_rows.contains(&row) {
+            held_rows.insert(row);
+        }
+    };
     for r in &entity_records {
         tally(src(r.origin.load_id), r.kind, &r.record, &r.id);
+        hold(&r.origin);
     }
     for ev in store.events(&[
         Kind::Activities,
@@ -231,6 +242,7 @@ pub fn report(store: &dyn Store) -> Result<QualityReport> {
             &ev.record,
             &ev.key,
         );
+        hold(&ev.origin);
     }
     let mut identity = Vec::new();
     let mut unmatched = Vec::new();
@@ -292,8 +304,7 @@ pub fn report(store: &dyn Store) -> Result<QualityReport> {
             .collect(),
     };
     let flags = count_codes(
-        flags
-            .iter()
+        current_flags(&flags, &held_rows, &loads, &current)
             .map(|f: &Flag| (f.code.clone(), f.message.as_str())),
     );
     let loads = loads
@@ -320,6 +331,54 @@ pub fn report(store: &dyn Store) -> Result<QualityReport> {
         orphans,
         drift,
     })
+}
+
+/// The notes that describe what the store holds now: a row's notes while a record the row wrote is
+/// current (a deal updated three times with the same caveat counts once), and a file's own notes (its
+/// unused columns, on the header line) from its current load, or from the earlier load with the same
+/// identity that the current one repeated without writing them again.
+fn current_flags<'a>(
+    flags: &'a [Flag],
+    held_rows: &'a HashSet<(u64, u64)>,
+    loads: &'a [LoadInfo],
+    current: &'a HashMap<(String, String), CurrentLoad>,
+) -> impl Iterator<Item = &'a Flag> + 'a {
+    let load_of: HashMap<u64, &LoadInfo> = loads.iter().map(|l| (l.load_id, l)).collect();
+    // The identity of a load, or for loads recorded before identities were kept, its file's hash.
+    let same_result = |a: &LoadInfo, b: &LoadInfo| {
+        let id = |l: &LoadInfo| {
+            if l.identity.is_empty() {
+                format!("file:{}", l.file_hash)
+            } else {
+                l.identity.clone()
+            }
+        };
+        id(a) == id(b)
+    };
+    let mut header_notes_seen: HashSet<(String, String, String)> = HashSet::new();
+    let mut keep: Vec<bool> = vec![false; flags.len()];
+    // Newest first, so that of a file's repeated header notes the latest one is kept.
+    for (i, f) in flags.iter().enumerate().rev() {
+        if held_rows.contains(&(f.load_id, f.line)) {
+            keep[i] = true;
+            continue;
+        }
+        if f.record_id.is_some() || f.line != 1 {
+            continue;
+        }
+        let Some(load) = load_of.get(&f.load_id) else {
+            continue;
+        };
+        let file = (load.source.clone(), load.path.clone());
+        let is_current = current
+            .get(&file)
+            .and_then(|c| load_of.get(&c.load_id))
+            .is_some_and(|c| same_result(c, load));
+        if is_current && header_notes_seen.insert((file.0, file.1, f.code.clone())) {
+            keep[i] = true;
+        }
+    }
+    flags.iter().zip(keep).filter_map(|(f, k)| k.then_some(f))
 }
 
 /// The latest load of one source and file, and the load whose quarantined rows stand for it.

@@ -755,3 +755,55 @@ fn the_same_id_in_two_files_of_one_ingest_is_quarantined_naming_the_first_file_a
     );
     assert_eq!(store.versions(Kind::Accounts, "A1").unwrap().len(), 1);
 }
+
+#[test]
+fn quality_counts_the_notes_of_what_is_held_now_not_of_every_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let deals = input.path().join("opportunities.csv");
+    let touches = input.path().join("marketing_touches.csv");
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    for round in 0..3 {
+        // O1 is won without an amount in every version; its name changes on every reload.
+        std::fs::write(
+            &deals,
+            format!(
+                "opportunity_id,account_id,rep_id,name,created_at,closed_at,outcome\n\
+                 O1,A1,R1,Deal {round},2024-01-01,2024-02-01,won\n"
+            ),
+        )
+        .unwrap();
+        // A column marketing touches have no field for, in a file that changes on every reload.
+        std::fs::write(
+            &touches,
+            format!(
+                "touch_id,occurred_at,kind,email,campaign,utm_medium\n\
+                 T1,2024-01-0{}T10:00:00Z,email_open,a@acme.com,Spring,mail\n",
+                round + 1
+            ),
+        )
+        .unwrap();
+        run(&mut store, &request(deals.clone(), None));
+        run(&mut store, &request(touches.clone(), None));
+    }
+    // The same touches file once more: the note is not written again, and still counts once.
+    run(&mut store, &request(touches, None));
+    let q = winsignal_ingest::quality::report(&store).unwrap();
+    let count = |code: &str| {
+        q.flags
+            .iter()
+            .find(|c| c.code == code)
+            .map_or(0, |c| c.count)
+    };
+    assert_eq!(count("won_without_amount"), 1, "{:?}", q.flags);
+    assert_eq!(count("unused_columns"), 1, "{:?}", q.flags);
+    // Every note is still stored, for history.
+    let stored = store.flags().unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|f| f.code == "won_without_amount")
+            .count(),
+        3
+    );
+}
