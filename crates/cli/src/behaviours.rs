@@ -457,6 +457,19 @@ fn catalog_text(
             let _ = writeln!(s, "# Left out as a leakage suspect: {c}: {}", f.evidence);
         }
     }
+    // Flags on no definition or control of this catalog (the deal's account): worth knowing.
+    for f in flags.iter().filter(|f| {
+        !f.control
+            && !candidates
+                .iter()
+                .any(|c| c.shape.is_some() && flag_of(std::slice::from_ref(*f), c).is_some())
+    }) {
+        let _ = writeln!(
+            s,
+            "# Also flagged by the leakage checks: {}: {}",
+            f.column, f.evidence
+        );
+    }
     let list: Vec<String> = kept.iter().map(|c| toml_string(c)).collect();
     let _ = writeln!(s, "controls = [{}]\n", list.join(", "));
     s.push_str("[landmarks]\n");

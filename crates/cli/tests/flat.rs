@@ -131,6 +131,22 @@ fn suggest_writes_a_catalog_with_levels_placeholders_and_leakage_suspects_commen
     let e = winsignal_fails(&data, &["behaviours", "suggest", "--out", out_s]);
     assert!(e.contains("exists"), "{e}");
 
+    // A level is a feature like any other: explain-feature finds it by its id.
+    let explained = winsignal(
+        &data,
+        &[
+            "explain-feature",
+            "L0300",
+            "industry=Banking",
+            "--catalog",
+            out_s,
+        ],
+    );
+    assert!(
+        explained.starts_with("industry=Banking v1 for L0300 at created"),
+        "{explained}"
+    );
+
     // Discover on it: a finding per level, named by the column and the level, and the column as a
     // whole; the planted difference (Banking) is found.
     let json = winsignal(

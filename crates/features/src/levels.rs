@@ -262,7 +262,7 @@ pub fn resolve(catalog: &Catalog, ctx: &Context) -> Result<Catalog, AbsentAttrib
                 &l.label,
                 Some(l.label.clone()),
                 Vec::new(),
-                format!("(level {:?}, {} deals).", l.label, l.deals),
+                format!("Level {:?}: {} deals.", l.label, l.deals),
             ));
         }
         if !pooled.is_empty() {
@@ -280,7 +280,7 @@ pub fn resolve(catalog: &Catalog, ctx: &Context) -> Result<Catalog, AbsentAttrib
                 None,
                 kept.iter().map(|l| l.label.clone()).collect(),
                 format!(
-                    "(the {} rarer levels pooled, {deals} deals: {}).",
+                    "Level {OTHER_LEVEL:?}: the {} rarer levels pooled, {deals} deals: {}.",
                     pooled.len(),
                     names.join(", ")
                 ),

@@ -78,7 +78,7 @@ fn a_categorical_definition_becomes_one_behaviour_per_level_with_rare_levels_poo
         ids,
         ["industry=Retail", "industry=Banking", "industry=(other)"]
     );
-    assert!(MIN_LEVEL_DEALS > 10);
+    const { assert!(MIN_LEVEL_DEALS > 10) };
     for d in &resolved.behaviours {
         assert!(d.is_behaviour(), "{} is a yes/no behaviour", d.id);
         let level = d.level.as_ref().unwrap();
