@@ -6,6 +6,7 @@ pub mod build;
 pub mod error;
 pub mod load;
 pub mod loud;
+pub mod overlay;
 pub mod provenance;
 pub mod quality;
 pub mod read;

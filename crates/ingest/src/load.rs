@@ -55,6 +55,9 @@ pub struct LoadContext<'b, 'p> {
     progress: &'p mut ProgressFn<'p>,
     /// Quarantined rows per field and deals per outcome, for the load's warnings.
     pub tally: crate::loud::Tally,
+    /// The overlays the next accepted row sets, `(kind, id, fields)` (an update output's row; see
+    /// [`crate::overlay`]): written with its records, dropped if the row is refused.
+    pub next_overlays: Vec<(Kind, String, String)>,
     /// The latest earlier load of this source with the same identity (see [`LoadReport::identical_to`]).
     pub identical_to: Option<LoadId>,
     identity: String,
@@ -213,6 +216,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             last_stage: HashMap::new(),
             progress,
             tally: Default::default(),
+            next_overlays: Vec::new(),
             identical_to,
             identity,
         })
@@ -256,6 +260,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         records: &[Record],
         notes: &[(String, String)],
     ) -> Result<()> {
+        let own_overlays = std::mem::take(&mut self.next_overlays);
         if let Some(refusal) = self.claim_row_id(line, records) {
             return self.refuse_duplicate(line, records, refusal);
         }
@@ -325,9 +330,20 @@ impl<'b, 'p> LoadContext<'b, 'p> {
                     ));
                 }
             }
-            let outcome = self
-                .batch
-                .put(self.load_id, line, source_record_id, record)?;
+            let own = own_overlays
+                .iter()
+                .find(|(k, id, _)| *k == kind && key.as_deref() == Some(id.as_str()))
+                .map(|(_, _, fields)| fields.as_str());
+            let overlaid = self.overlaid(record, key.as_deref(), own)?;
+            let outcome = self.batch.put(
+                self.load_id,
+                line,
+                source_record_id,
+                overlaid.as_ref().unwrap_or(record),
+            )?;
+            if let (Some(fields), Some(k)) = (own, key.as_deref()) {
+                self.batch.set_overlay(kind, k, &self.source, fields)?;
+            }
             best = match (best, outcome) {
                 (_, PutOutcome::New) | (PutOutcome::New, _) => PutOutcome::New,
                 (_, PutOutcome::Updated) | (PutOutcome::Updated, _) => PutOutcome::Updated,
@@ -398,6 +414,24 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             vec![reason],
             raw,
         )
+    }
+
+    /// `record` with the update overlays held for it, the other sources' first and `own` last (see
+    /// [`crate::overlay`]); `None` when they change nothing.
+    fn overlaid(
+        &mut self,
+        record: &Record,
+        key: Option<&str>,
+        own: Option<&str>,
+    ) -> Result<Option<Record>> {
+        let kind = record.kind();
+        let Some(key) = key.filter(|_| crate::sources::mapping::update_key(kind).is_some()) else {
+            return Ok(None);
+        };
+        let overlays = self.batch.overlays(kind, key)?;
+        crate::overlay::apply(record, &overlays, &self.source, own).map_err(|e| {
+            winsignal_store::StoreError::Internal(format!("{} {key}: {e}", kind.singular())).into()
+        })
     }
 
     /// Quarantines one source row with all of its reasons.

@@ -401,6 +401,75 @@ fn reloading_an_update_changes_nothing() {
 }
 
 #[test]
+fn reloading_the_file_that_made_the_records_keeps_what_the_update_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, closed, closed_map) = deals_then_closed(dir.path());
+    load(&mut store, &closed, &closed_map);
+    let deals_map = dir.path().join("deals.toml");
+    // The same deals file again: every row equals the record held with the update on top.
+    let deals = dir.path().join("deals.csv");
+    let again = load(&mut store, &deals, &deals_map);
+    let s = &again.loads[0].stats;
+    assert_eq!((s.updated, s.unchanged), (0, 3), "{s:?}");
+    let l1 = opportunity(&store, "L1");
+    assert_eq!(
+        (l1.outcome, l1.amount),
+        (Outcome::Won, Some(100.0)),
+        "{l1:?}"
+    );
+    assert_eq!(l1.closed_at, Some(Ts::parse("2025-04-01").unwrap()));
+    assert_eq!(store.versions(Kind::Opportunities, "L1").unwrap().len(), 2);
+
+    // A changed deals file: its own fields change, the update's stay.
+    let changed = write(
+        dir.path(),
+        "deals_v2.csv",
+        "lead_id,created,amount\nL1,2025-01-01,150\nL2,2025-02-01,200\nL3,2025-03-01,300\n",
+    );
+    let s = load(&mut store, &changed, &deals_map).loads[0]
+        .stats
+        .clone();
+    assert_eq!((s.updated, s.unchanged), (1, 2), "{s:?}");
+    let l1 = opportunity(&store, "L1");
+    assert_eq!(
+        (l1.outcome, l1.amount),
+        (Outcome::Won, Some(150.0)),
+        "{l1:?}"
+    );
+    assert_eq!(
+        l1.attrs.len(),
+        1,
+        "the update's attribute stays: {:?}",
+        l1.attrs
+    );
+    let versions = store.versions(Kind::Opportunities, "L1").unwrap();
+    assert_eq!(versions.len(), 3);
+    let set = winsignal_ingest::provenance::fields_set(&versions);
+    assert_eq!(set[2], vec!["amount".to_string()]);
+
+    // The update file again changes nothing; a changed one changes its fields.
+    let s = load(&mut store, &closed, &closed_map).loads[0]
+        .stats
+        .clone();
+    assert_eq!((s.updated, s.unchanged), (0, 2), "{s:?}");
+    let lost = write(
+        dir.path(),
+        "closed_v2.csv",
+        "lead_id,closed_on,result,reason\nL1,2025-04-03,Lost,price\n",
+    );
+    load(&mut store, &lost, &closed_map);
+    let l1 = opportunity(&store, "L1");
+    assert_eq!(
+        (l1.outcome, l1.amount, l1.closed_at),
+        (
+            Outcome::Lost,
+            Some(150.0),
+            Some(Ts::parse("2025-04-03").unwrap())
+        )
+    );
+}
+
+#[test]
 fn an_empty_cell_in_an_update_keeps_the_value_held_and_a_second_row_of_an_id_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, closed, closed_map) = deals_then_closed(dir.path());

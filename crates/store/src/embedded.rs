@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS segments(
     n_events INTEGER NOT NULL, n_activities INTEGER NOT NULL, n_product_events INTEGER NOT NULL,
     n_marketing_touches INTEGER NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS superseded(seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, by_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS overlays(
+    kind TEXT NOT NULL, id TEXT NOT NULL, source TEXT NOT NULL, fields TEXT NOT NULL,
+    PRIMARY KEY(kind, id, source));
 CREATE TABLE IF NOT EXISTS models(
     seq INTEGER PRIMARY KEY AUTOINCREMENT, model_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
     summary TEXT NOT NULL, body BLOB NOT NULL);
@@ -769,6 +772,36 @@ impl Batch for EmbeddedBatch<'_> {
             .optional()?;
         body.map(|b| decode_record(kind.as_str(), id, &b))
             .transpose()
+    }
+
+    fn set_overlay(&mut self, kind: Kind, id: &str, source: &str, fields: &str) -> Result<()> {
+        let tx = self.tx()?;
+        let held: Option<String> = tx
+            .prepare_cached(
+                "SELECT fields FROM overlays WHERE kind = ?1 AND id = ?2 AND source = ?3",
+            )?
+            .query_row(params![kind.as_str(), id, source], |r| r.get(0))
+            .optional()?;
+        if held.as_deref() == Some(fields) {
+            // Unchanged: it keeps its place in the order.
+            return Ok(());
+        }
+        tx.prepare_cached("DELETE FROM overlays WHERE kind = ?1 AND id = ?2 AND source = ?3")?
+            .execute(params![kind.as_str(), id, source])?;
+        tx.prepare_cached("INSERT INTO overlays(kind, id, source, fields) VALUES(?1, ?2, ?3, ?4)")?
+            .execute(params![kind.as_str(), id, source, fields])?;
+        Ok(())
+    }
+
+    fn overlays(&mut self, kind: Kind, id: &str) -> Result<Vec<(String, String)>> {
+        let rows = self
+            .tx()?
+            .prepare_cached(
+                "SELECT source, fields FROM overlays WHERE kind = ?1 AND id = ?2 ORDER BY rowid",
+            )?
+            .query_map(params![kind.as_str(), id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+        Ok(rows)
     }
 
     fn quarantine(&mut self, row: &QuarantinedRow) -> Result<()> {

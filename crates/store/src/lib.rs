@@ -212,6 +212,12 @@ pub trait Batch {
     /// The current version of an entity record (not an event) as this batch sees it: what the store
     /// holds, with what this batch wrote so far. For loads that update records field by field.
     fn current(&mut self, kind: Kind, id: &str) -> Result<Option<Record>>;
+    /// Records the fields an update source sets on a record (a JSON object of canonical field names;
+    /// `attrs` for custom attributes), replacing that source's earlier overlay of the record. A changed
+    /// overlay moves to the end of the order; an unchanged one keeps its place.
+    fn set_overlay(&mut self, kind: Kind, id: &str, source: &str, fields: &str) -> Result<()>;
+    /// Every source's overlay of a record, `(source, fields)`, oldest first.
+    fn overlays(&mut self, kind: Kind, id: &str) -> Result<Vec<(String, String)>>;
     /// A hint that about `n` more events are coming, so that room can be made once instead of growing
     /// step by step. Changes nothing a reader sees.
     fn expect_events(&mut self, n: u64) -> Result<()> {

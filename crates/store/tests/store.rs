@@ -360,3 +360,42 @@ fn a_batch_sees_the_current_version_including_its_own_writes() {
         "a dropped batch's writes are gone"
     );
 }
+
+#[test]
+fn overlays_are_kept_per_source_in_the_order_they_last_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let mut batch = store.begin().unwrap();
+    batch
+        .set_overlay(Kind::Accounts, "A1", "a", r#"{"name":"x"}"#)
+        .unwrap();
+    batch
+        .set_overlay(Kind::Accounts, "A1", "b", r#"{"name":"y"}"#)
+        .unwrap();
+    // Unchanged: keeps its place; changed: moves last.
+    batch
+        .set_overlay(Kind::Accounts, "A1", "a", r#"{"name":"x"}"#)
+        .unwrap();
+    let sources = |b: &mut Box<dyn winsignal_store::Batch + '_>| -> Vec<String> {
+        b.overlays(Kind::Accounts, "A1")
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    };
+    assert_eq!(sources(&mut batch), ["a", "b"]);
+    batch
+        .set_overlay(Kind::Accounts, "A1", "a", r#"{"name":"z"}"#)
+        .unwrap();
+    assert_eq!(sources(&mut batch), ["b", "a"]);
+    assert!(batch.overlays(Kind::Accounts, "A2").unwrap().is_empty());
+    batch.commit().unwrap();
+    let mut batch = store.begin().unwrap();
+    assert_eq!(
+        batch.overlays(Kind::Accounts, "A1").unwrap(),
+        vec![
+            ("b".to_string(), r#"{"name":"y"}"#.to_string()),
+            ("a".to_string(), r#"{"name":"z"}"#.to_string())
+        ]
+    );
+}

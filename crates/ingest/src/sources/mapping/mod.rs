@@ -407,7 +407,10 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
         if column == "*" {
             markers.iter_mut().for_each(|m| m.extend(lower()));
         } else {
-            let i = col_idx(column, m.kinds.first().copied().unwrap_or(Kind::Opportunities))?;
+            let i = col_idx(
+                column,
+                m.kinds.first().copied().unwrap_or(Kind::Opportunities),
+            )?;
             markers[i].extend(lower());
         }
     }
@@ -445,6 +448,7 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
         let mut notes = Vec::new();
         let mut first_id = None;
         let mut row_outcome = None;
+        let mut overlays = Vec::new();
         for (oi, out) in outputs.iter().enumerate() {
             if out
                 .skip_if_empty
@@ -509,6 +513,12 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
                     reader
                         .notes
                         .retain(|(code, _)| !u.held_notes.contains(code));
+                    if let Some(r) = &built {
+                        let overlay = crate::overlay::fields_json(r, &u.row_fields, &u.row_attrs);
+                        if let (Some(id), Some(fields)) = (r.natural_key(), overlay) {
+                            overlays.push((out.kind, id, fields));
+                        }
+                    }
                     (built, reader.problems, reader.notes)
                 }
                 None => {
@@ -530,6 +540,7 @@ pub fn load(ctx: &mut LoadContext<'_, '_>, path: &Path, m: &LoadedMapping) -> Re
         }
         let raw = row.values.join(&(m.delimiter as char).to_string());
         if problems.is_empty() && !records.is_empty() {
+            ctx.next_overlays = overlays;
             ctx.accept(row.line, first_id.as_deref(), &records, &notes)?;
         } else {
             if problems.is_empty() {
@@ -605,6 +616,9 @@ struct Merged {
     number_formats: HashMap<String, NumberFormat>,
     /// Codes of the notes the held version already carries.
     held_notes: Vec<String>,
+    /// The fields and attributes the row gave (its overlay, see [`crate::overlay`]); not the id.
+    row_fields: Vec<String>,
+    row_attrs: Vec<String>,
 }
 
 /// The fields of the record an update row changes (the current version in the store and this batch,
@@ -661,9 +675,13 @@ fn merge_with_held(
     let held_id = fields.get(key_field).cloned();
     let mut date_formats = HashMap::new();
     let mut number_formats = HashMap::new();
+    let mut row_fields = Vec::new();
     for (name, value) in row {
         if value.trim().is_empty() {
             continue;
+        }
+        if name != key_field {
+            row_fields.push(name.clone());
         }
         fields.insert(name.clone(), value.clone());
         if let Some(f) = out.date_formats.get(name) {
@@ -677,6 +695,8 @@ fn merge_with_held(
     if let Some(id) = held_id {
         fields.insert(key_field.to_string(), id);
     }
+    row_fields.sort();
+    let row_attrs: Vec<String> = attrs.keys().cloned().collect();
     merged_attrs.extend(attrs);
     Ok(Ok(Merged {
         fields,
@@ -684,6 +704,8 @@ fn merge_with_held(
         date_formats,
         number_formats,
         held_notes,
+        row_fields,
+        row_attrs,
     }))
 }
 
