@@ -362,6 +362,8 @@ impl<R: Read + Seek> CsvParser<R> {
             self.rec.clear();
             self.rec.line = self.input.line;
             self.rec.start = self.input.offset();
+            // A record starts with a byte that is not a line break, so no LF in it can end a CRLF.
+            self.input.after_cr = false;
             if !(self.fast && self.read_line_fast()?) {
                 self.read_slow()?;
             }
@@ -1186,6 +1188,81 @@ mod tests {
             let mut reader = csv(&text, Limits::default());
             reader.parser.fast = false;
             prop_assert_eq!(read_all(&mut reader), expected);
+        }
+    }
+
+    proptest! {
+        /// Any bytes: no panic, rows on strictly increasing lines that exist in the file, and the
+        /// in-place split of one-line records agrees with the general path.
+        #[test]
+        fn any_bytes_read_without_panic_on_increasing_lines(
+            body in proptest::collection::vec(
+                prop_oneof![
+                    Just(b'"'), Just(b','), Just(b'\r'), Just(b'\n'), Just(b'a'), Just(b' '),
+                    Just(0xFFu8), Just(0xEF), Just(0xBB), Just(0xBF),
+                ],
+                0..300,
+            ),
+            max_field_bytes in 2usize..40,
+            max_row_bytes in 8usize..80,
+        ) {
+            let limits = Limits { max_field_bytes, max_row_bytes };
+            let mut bytes = b"h1,h2,h3\n".to_vec();
+            bytes.extend_from_slice(&body);
+            let text = String::from_utf8_lossy(&bytes).replace('\r', "\n");
+            let n_lines = text.matches('\n').count() as u64 + 1;
+            let mut results = Vec::new();
+            for fast in [true, false] {
+                let n = bytes.len() as u64;
+                let mut rows = CsvRows::from_reader(
+                    Path::new("t.csv"), Cursor::new(bytes.clone()), n, b',', limits,
+                ).unwrap();
+                rows.parser.fast = fast;
+                let got = read_all(&mut rows);
+                let lines: Vec<u64> = got.iter().map(|(l, _)| *l).collect();
+                prop_assert!(lines.windows(2).all(|w| w[0] < w[1]), "{lines:?}");
+                prop_assert!(lines.iter().all(|l| (2..=n_lines).contains(l)), "{lines:?}");
+                results.push(got);
+            }
+            prop_assert_eq!(&results[0], &results[1]);
+        }
+    }
+
+    proptest! {
+        /// JSON Lines: one row per non-blank physical line (LF, CRLF or CR), on that line, whatever
+        /// the bytes, with or without a byte-order mark.
+        #[test]
+        fn json_lines_come_back_one_per_non_blank_physical_line(
+            body in proptest::collection::vec(
+                prop_oneof![
+                    Just(b'{'), Just(b'}'), Just(b'\r'), Just(b'\n'), Just(b' '), Just(b'1'),
+                    Just(b'"'), Just(0xFFu8),
+                ],
+                0..200,
+            ),
+            bom in any::<bool>(),
+        ) {
+            let text = String::from_utf8_lossy(&body).replace("\r\n", "\n").replace('\r', "\n");
+            let expected: Vec<u64> = text
+                .split('\n')
+                .enumerate()
+                .filter(|(_, l)| !l.trim_matches(|c: char| c.is_ascii_whitespace()).is_empty())
+                .map(|(i, _)| i as u64 + 1)
+                .collect();
+            let mut bytes = if bom { BOM.to_vec() } else { Vec::new() };
+            bytes.extend_from_slice(&body);
+            let n = bytes.len() as u64;
+            let mut lines =
+                JsonLines::from_reader(Path::new("t.jsonl"), Cursor::new(bytes), n, Limits::default())
+                    .unwrap();
+            let mut got = Vec::new();
+            while let Some(next) = lines.next_object().unwrap() {
+                got.push(match next {
+                    Ok((line, _, _)) => line,
+                    Err(b) => b.line,
+                });
+            }
+            prop_assert_eq!(got, expected);
         }
     }
 
