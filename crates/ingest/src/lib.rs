@@ -113,16 +113,16 @@ pub fn ingest(
             Job::Canonical { path, kind } => recipe
                 .with("kind", kind.as_str())
                 .with("syntax", if is_jsonl(path) { "jsonl" } else { "csv" }),
-            Job::Salesforce { object, path } => recipe
-                .with("object", object.as_str())
-                .with_file("salesforce_config", req.salesforce_config.as_deref())?
-                .with_file(
-                    "email_messages",
-                    (object == "Task")
-                        .then(|| sources::salesforce::email_messages_beside(path))
-                        .flatten()
-                        .as_deref(),
-                )?,
+            Job::Salesforce { object, path } => {
+                let mut recipe = recipe
+                    .with("object", object.as_str())
+                    .with_file("salesforce_config", req.salesforce_config.as_deref())?;
+                // Files read with this one (EmailMessage.csv beside Task.csv, …).
+                for (companion, file) in sources::salesforce::companion_files(path, object) {
+                    recipe = recipe.with_file(companion, Some(&file))?;
+                }
+                recipe
+            }
             Job::Segment { .. } => recipe,
             Job::Mapping { .. } => recipe.with_file("mapping", req.mapping.as_deref())?,
         };

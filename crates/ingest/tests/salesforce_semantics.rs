@@ -617,3 +617,71 @@ fn logged_emails_get_their_direction_from_email_message() {
     let direction = |id: &str| activity(&store, id).direction.map(|d| d.as_str());
     assert_eq!(direction("00TAx00000Tsk02MAB"), Some("outbound"));
 }
+
+#[test]
+fn every_contact_of_a_shared_activity_is_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    // Shared Activities: WhoId holds one contact (here the director), EventRelation / TaskRelation
+    // every person and record the activity is related to.
+    let meeting = event_row(
+        "00UAx00000Mtg01MAB",
+        false,
+        "2024-05-02T15:00:00.000Z",
+        "2024-05-02",
+        "60",
+        "2024-05-02T15:00:00.000Z",
+        "2024-05-02T16:00:00.000Z",
+        "2024-05-02",
+        false,
+        false,
+        "2024-04-20T09:00:00.000Z",
+        "2024-04-20T09:00:00.000Z",
+        false,
+    )
+    .replace("003Ax00000VpOneIAF", "003Ax00000DirTwIAJ");
+    let events = format!("{EVENT_HEADER}\n{meeting}\n");
+    let relations = "Id,RelationId,EventId,IsInvitee,IsParent,IsWhat,Status,IsDeleted\n\
+0REAx00000Rel01OAB,003Ax00000DirTwIAJ,00UAx00000Mtg01MAB,false,true,false,New,false\n\
+0REAx00000Rel02OAB,003ax00000vponeiaf,00UAx00000Mtg01MAB,true,true,false,Accepted,false\n\
+0REAx00000Rel03OAB,003Ax00000CeoThIAJ,00UAx00000Mtg01MAB,true,false,false,Declined,false\n\
+0REAx00000Rel04OAB,005Ax00000RepOnIAJ,00UAx00000Mtg01MAB,true,false,false,Accepted,false\n\
+0REAx00000Rel05OAB,006Ax00000DealOIAR,00UAx00000Mtg01MAB,false,false,true,,false\n";
+    let tasks = "Id,WhoId,WhatId,Subject,ActivityDate,Status,OwnerId,TaskSubtype,CreatedDate,CompletedDateTime\n\
+00TAx00000Tsk01MAB,003Ax00000DirTwIAJ,006Ax00000DealOIAR,Call,2024-05-02,Completed,005Ax00000RepOnIAJ,Call,2024-05-02T09:00:00.000Z,2024-05-02T09:30:00.000Z\n";
+    let task_relations = "Id,RelationId,TaskId,IsWhat,IsDeleted\n\
+0RTAx00000Rel01OAB,003Ax00000CeoThIAJ,00TAx00000Tsk01MAB,false,false\n\
+0RTAx00000Rel02OAB,003Ax00000VpOneIAF,00TAx00000Tsk01MAB,false,true\n";
+    let report = load(
+        &mut store,
+        &dir.path().join("export"),
+        &[
+            ("Event.csv", &events),
+            ("EventRelation.csv", relations),
+            ("Task.csv", tasks),
+            ("TaskRelation.csv", task_relations),
+        ],
+        None,
+    );
+    assert!(
+        report.skipped_files.is_empty(),
+        "{:?}",
+        report.skipped_files
+    );
+    // The director (WhoId), then the VP; not the CEO who declined, the rep or the deal.
+    assert_eq!(
+        activity(&store, "00UAx00000Mtg01MAB").contact_ids,
+        vec![
+            "003Ax00000DirTwIAJ".to_string(),
+            "003Ax00000VpOneIAF".into()
+        ]
+    );
+    // The CEO's relation is live, the VP's deleted.
+    assert_eq!(
+        activity(&store, "00TAx00000Tsk01MAB").contact_ids,
+        vec![
+            "003Ax00000DirTwIAJ".to_string(),
+            "003Ax00000CeoThIAJ".into()
+        ]
+    );
+}

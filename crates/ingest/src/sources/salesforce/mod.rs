@@ -143,10 +143,12 @@ pub fn plan(dir: &Path) -> Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
             None => other.push(path),
         }
     }
-    if found.contains_key("Task") {
-        // Read with Task.csv: it gives logged e-mails their direction.
-        other.retain(|p| !is_email_messages(p));
-    }
+    // Companion files are read with their object's file, not listed as left unread.
+    other.retain(|p| {
+        !found
+            .keys()
+            .any(|o| companions(o).iter().any(|c| is_object_file(p, c)))
+    });
     other.sort();
     let files = OBJECTS
         .iter()
@@ -155,49 +157,112 @@ pub fn plan(dir: &Path) -> Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
     Ok((files, other))
 }
 
-/// Salesforce's `EmailMessage` object (Enhanced Email): one row per e-mail, with `Incoming` and the
-/// `ActivityId` of the Task that logs it. No standard Task field says which way an e-mail went.
-const EMAIL_MESSAGES: &str = "EmailMessage";
+/// Objects read with another object's file, because they only complete its rows: `EmailMessage`
+/// (Enhanced Email: one row per e-mail, with `Incoming` and the `ActivityId` of the Task that logs it;
+/// no Task field says which way an e-mail went) and `TaskRelation` / `EventRelation` (Shared
+/// Activities: every contact of a task or meeting, where `WhoId` holds only one).
+fn companions(object: &str) -> &'static [&'static str] {
+    match object {
+        "Task" => &["EmailMessage", "TaskRelation"],
+        "Event" => &["EventRelation"],
+        _ => &[],
+    }
+}
 
-fn is_email_messages(path: &Path) -> bool {
+fn is_object_file(path: &Path, object: &str) -> bool {
     path.file_stem()
         .and_then(|s| s.to_str())
-        .is_some_and(|s| s.eq_ignore_ascii_case(EMAIL_MESSAGES))
+        .is_some_and(|s| s.eq_ignore_ascii_case(object))
         && path
             .extension()
             .and_then(|x| x.to_str())
             .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
 }
 
-/// The `EmailMessage.csv` beside a `Task.csv`, when the export has one.
-pub fn email_messages_beside(task_file: &Path) -> Option<PathBuf> {
-    let dir = task_file.parent()?;
-    let entries = std::fs::read_dir(dir).ok()?;
-    let mut found: Vec<PathBuf> = entries
+/// The companion files beside an object's file (e.g. `EmailMessage.csv` beside `Task.csv`), by
+/// companion name. They shape what the object's load makes of its rows, so they are part of its
+/// identity.
+pub fn companion_files(object_file: &Path, object: &str) -> Vec<(&'static str, PathBuf)> {
+    let Some(dir) = object_file.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| is_email_messages(p) && p.is_file())
+        .filter(|p| p.is_file())
         .collect();
-    found.sort();
-    found.into_iter().next()
+    paths.sort();
+    companions(object)
+        .iter()
+        .filter_map(|c| {
+            let p = paths.iter().find(|p| is_object_file(p, c))?;
+            Some((*c, p.clone()))
+        })
+        .collect()
+}
+
+/// The columns a companion file must have, by position.
+fn companion_columns(
+    path: &Path,
+    header: &[String],
+    object: &str,
+    columns: &[&str],
+) -> Result<Vec<usize>> {
+    columns
+        .iter()
+        .map(|col| {
+            position(header, col).ok_or_else(|| IngestError::MissingColumn {
+                path: path.into(),
+                kind: format!("Salesforce {object} (read with the file it completes)"),
+                column: (*col).into(),
+                found: header.join(", "),
+            })
+        })
+        .collect()
+}
+
+/// Activity id → the contacts related to it, from `TaskRelation.csv` (`TaskId`) or
+/// `EventRelation.csv` (`EventId`): relations to a contact (`003…`) that are not the record's "what",
+/// not deleted and (for invitees) not declined.
+fn related_contacts(path: &Path, parent_column: &str) -> Result<HashMap<String, Vec<String>>> {
+    let mut rows = CsvRows::open(path, b',')?;
+    let header = rows.header.clone();
+    let object = if parent_column == "TaskId" {
+        "TaskRelation"
+    } else {
+        "EventRelation"
+    };
+    let at = companion_columns(path, &header, object, &["RelationId", parent_column])?;
+    let is_what = position(&header, "IsWhat");
+    let deleted = position(&header, "IsDeleted");
+    let status = position(&header, "Status");
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    while let Some(next) = rows.next_row()? {
+        // A row that cannot be read links nothing; its activity is still loaded.
+        let Ok(row) = next else { continue };
+        let get = |i: Option<usize>| i.and_then(|i| row.values.get(i)).map(|v| v.trim());
+        let flag = |i: Option<usize>| get(i).and_then(checkbox) == Some(true);
+        let (Some(contact), Some(activity)) = (get(Some(at[0])), get(Some(at[1]))) else {
+            continue;
+        };
+        let declined = get(status).is_some_and(|s| s.eq_ignore_ascii_case("declined"));
+        if key_prefix(contact) != Some("003") || flag(is_what) || flag(deleted) || declined {
+            continue;
+        }
+        out.entry(winsignal_core::sfdc::to_18(activity))
+            .or_default()
+            .push(winsignal_core::sfdc::to_18(contact));
+    }
+    Ok(out)
 }
 
 /// Task id → the direction of the e-mail it logs, from `EmailMessage.csv` (`Incoming` true: inbound).
 fn email_directions(path: &Path) -> Result<HashMap<String, &'static str>> {
     let mut rows = CsvRows::open(path, b',')?;
     let header = rows.header.clone();
-    let mut at = Vec::new();
-    for col in ["ActivityId", "Incoming"] {
-        at.push(
-            position(&header, col).ok_or_else(|| IngestError::MissingColumn {
-                path: path.into(),
-                kind: format!(
-                    "Salesforce {EMAIL_MESSAGES} (read for the direction of Task e-mails)"
-                ),
-                column: col.into(),
-                found: header.join(", "),
-            })?,
-        );
-    }
+    let at = companion_columns(path, &header, "EmailMessage", &["ActivityId", "Incoming"])?;
     let mut out = HashMap::new();
     while let Some(next) = rows.next_row()? {
         // A row that cannot be read gives no direction; its Task is still loaded.
@@ -465,10 +530,16 @@ pub fn load_file(
                     .any(|c| located.get(c) == Some(i))
         })
         .collect();
-    let email_directions = match (object, email_messages_beside(path)) {
-        ("Task", Some(p)) => email_directions(&p)?,
-        _ => HashMap::new(),
-    };
+    let mut email_directions = HashMap::new();
+    let mut related = HashMap::new();
+    for (companion, file) in companion_files(path, object) {
+        match companion {
+            "EmailMessage" => email_directions = self::email_directions(&file)?,
+            "TaskRelation" => related = related_contacts(&file, "TaskId")?,
+            "EventRelation" => related = related_contacts(&file, "EventId")?,
+            _ => {}
+        }
+    }
     let reader = RowReader {
         object,
         header: &header,
@@ -476,6 +547,7 @@ pub fn load_file(
         mapping: &mapping,
         exported_at: ctx.now,
         email_directions: &email_directions,
+        related: &related,
     };
     let keeps_attrs = kind.keeps_custom_attributes();
     // Events are read after the whole file has been seen: when the export was taken decides which
@@ -637,6 +709,8 @@ struct RowReader<'a> {
     exported_at: Ts,
     /// Task id → direction of the e-mail it logs (from `EmailMessage.csv`).
     email_directions: &'a HashMap<String, &'static str>,
+    /// Activity id → its contacts from `TaskRelation.csv` / `EventRelation.csv`.
+    related: &'a HashMap<String, Vec<String>>,
 }
 
 /// One row as read: its canonical fields, notes about values that could not be used, and problems
@@ -951,6 +1025,24 @@ impl RowReader<'_> {
                     format!("WhatId {what} is neither an opportunity (006…) nor an account (001…); not linked"),
                 )),
             }
+        }
+        // Shared Activities: the other contacts of the task or meeting, after the WhoId.
+        let others = row
+            .fields
+            .get("activity_id")
+            .and_then(|id| self.related.get(id));
+        if let Some(others) = others {
+            let mut contacts: Vec<String> = row
+                .fields
+                .get("contact_ids")
+                .map(|c| c.split(';').map(str::to_string).collect())
+                .unwrap_or_default();
+            for c in others {
+                if !contacts.contains(c) {
+                    contacts.push(c.clone());
+                }
+            }
+            row.fields.insert("contact_ids".into(), contacts.join(";"));
         }
     }
 }
