@@ -600,22 +600,34 @@ impl<R: Read + Seek> CsvParser<R> {
     }
 
     /// Whether the multi-line field `field` holds whole rows: a line inside it (neither its first nor
-    /// its last) with as many fields as the header, or a last line that, with the fields after it,
-    /// makes as many.
+    /// its last) that reads as a row (as many fields as the header), or a last line that reads as the
+    /// start of one (with the fields after the quoted one, as many). Prose puts a space after a comma
+    /// and exports do not, so a line with a field (other than its first) starting with a space reads
+    /// as text, not as a row: a note listing "Bob, Alice, Carol" stays one field.
     fn holds_rows(&self, field: usize, n_header: usize) -> bool {
+        let delimiter = self.delimiter;
+        let fields_if_row = |s: &[u8]| -> Option<usize> {
+            let mut n = 1;
+            for i in memchr::memchr_iter(delimiter, s) {
+                if delimiter != b' ' && s.get(i + 1) == Some(&b' ') {
+                    return None;
+                }
+                n += 1;
+            }
+            Some(n)
+        };
         let text = self.rec.field(field);
         let segments: Vec<&[u8]> = text.split(|b| *b == b'\n' || *b == b'\r').collect();
-        let n_fields = |s: &[u8]| memchr::memchr_iter(self.delimiter, s).count() + 1;
         let inner = segments.len().saturating_sub(1);
         if segments[1.min(inner)..inner]
             .iter()
-            .any(|s| n_fields(s) == n_header)
+            .any(|s| fields_if_row(s) == Some(n_header))
         {
             return true;
         }
         let last = segments[segments.len() - 1];
         let after = self.rec.bounds.len() - field - 1;
-        n_fields(last) > 1 && n_fields(last) + after == n_header
+        fields_if_row(last).is_some_and(|n| n > 1 && n + after == n_header)
     }
 
     /// The record's first physical line as written, cut at 64 KiB.
@@ -1344,6 +1356,29 @@ mod tests {
             rows.parser.fast = fast;
             assert_eq!(read_all(&mut rows), expected, "fast path {fast}");
         }
+    }
+
+    #[test]
+    fn a_note_with_lines_and_commas_stays_one_field() {
+        // Lines inside the note have as many commas as a row has delimiters, but read as prose.
+        let text = "id,name,notes\n1,Acme,\"Call summary:\nMet Bob, Alice, Carol\nNext: demo, pricing, legal\"\n2,Beta,x\n";
+        let mut rows = csv(text, Limits::default());
+        let got = read_all(&mut rows);
+        let note = "Call summary:\nMet Bob, Alice, Carol\nNext: demo, pricing, legal";
+        assert_eq!(
+            got,
+            [
+                (
+                    2,
+                    Ok(vec!["1".to_string(), "Acme".to_string(), note.to_string()])
+                ),
+                (
+                    5,
+                    Ok(vec!["2".to_string(), "Beta".to_string(), "x".to_string()])
+                ),
+            ]
+        );
+        assert_eq!(rows.multiline_rows(), (1, Some((2, 4))));
     }
 
     #[test]
