@@ -545,11 +545,12 @@ impl<R: Read + Seek> CsvParser<R> {
     }
 
     /// Why the record is better read as an unmatched quote than as a row: a quoted field holds a line
-    /// break and the row it makes is not well formed, or the lines it holds read as rows of their own.
+    /// break and the quote never closes, runs over the caps or closes with text after it, or the lines
+    /// it holds read as rows of their own. (A row that is only ragged is quarantined whole, naming its
+    /// lines: splitting a real note at its line breaks could read its lines as rows.)
     fn unmatched_quote(&self, header: &[String]) -> Option<String> {
         let rec = &self.rec;
         let first = rec.multiline?;
-        let n_fields = rec.bounds.len();
         let (at, why) = if let Some(q) = rec.unterminated {
             (
                 q,
@@ -570,13 +571,6 @@ impl<R: Read + Seek> CsvParser<R> {
                 q,
                 format!("is closed on line {line} by a quote with more text after it"),
             )
-        } else if n_fields != header.len() {
-            let why = format!(
-                "runs to line {}, making a row of {n_fields} fields where the header has {}",
-                rec.end_line,
-                header.len()
-            );
-            (first, why)
         } else if self.holds_rows(first.field, header.len()) {
             let why = format!(
                 "runs to line {} over lines that read as rows of their own",
@@ -866,10 +860,20 @@ impl<R: Read + Seek> CsvRows<R> {
             })));
         }
         if rec.bounds.len() != self.header.len() {
-            let span = if rec.end_line > line {
-                format!(" (lines {line}–{})", rec.end_line)
-            } else {
-                String::new()
+            let span = match rec.multiline {
+                Some(q) if rec.end_line > line => {
+                    let column = self
+                        .header
+                        .get(q.field)
+                        .map_or(format!("column {}", q.field + 1), |h| {
+                            format!("field `{h}`")
+                        });
+                    format!(
+                        " (lines {line}–{}: the quoted {column} opened on line {} holds line breaks)",
+                        rec.end_line, q.line
+                    )
+                }
+                _ => String::new(),
             };
             return Ok(Some(Err(BadRow {
                 line,
@@ -1379,6 +1383,27 @@ mod tests {
             ]
         );
         assert_eq!(rows.multiline_rows(), (1, Some((2, 4))));
+    }
+
+    #[test]
+    fn a_ragged_row_with_a_multi_line_note_is_quarantined_whole() {
+        let text = "id,name,notes\n1,Acme,\"first line\nsecond line\",extra\n2,Beta,x\n";
+        let mut rows = csv(text, Limits::default());
+        let got = read_all(&mut rows);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].0, 2);
+        let reason = got[0].1.as_ref().unwrap_err();
+        assert!(
+            reason.starts_with("ragged row: 4 fields where the header has 3 (lines 2–3: the quoted field `notes` opened on line 2"),
+            "{reason}"
+        );
+        assert_eq!(
+            got[1],
+            (
+                4,
+                Ok(vec!["2".to_string(), "Beta".to_string(), "x".to_string()])
+            )
+        );
     }
 
     #[test]
