@@ -124,7 +124,15 @@ pub fn ingest(
                 recipe
             }
             Job::Segment { .. } => recipe,
-            Job::Mapping { .. } => recipe.with_file("mapping", req.mapping.as_deref())?,
+            Job::Mapping { .. } => {
+                let recipe = recipe.with_file("mapping", req.mapping.as_deref())?;
+                // Which column feeds which field (implied by the mapping's bytes): lets a later
+                // "no such attribute" error say where a consumed column went.
+                match &mapping {
+                    Some(m) => recipe.with("fields", m.field_columns()),
+                    None => recipe,
+                }
+            }
         };
         let mut forward = |p: Progress<'_>| progress(p);
         let mut ctx = LoadContext::start(

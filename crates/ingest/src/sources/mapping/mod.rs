@@ -259,6 +259,27 @@ impl LoadedMapping {
         })
     }
 
+    /// Every field read from a column, as `kind.field=Column` joined by `; ` (several columns of one
+    /// field joined by `|`), in mapping order.
+    pub fn field_columns(&self) -> String {
+        let mut parts = Vec::new();
+        for out in &self.mapping.outputs {
+            for (field, spec) in &out.fields {
+                let r = spec.rule();
+                let columns: Vec<String> = r
+                    .column
+                    .iter()
+                    .chain(r.columns.iter().flatten())
+                    .cloned()
+                    .collect();
+                if !columns.is_empty() {
+                    parts.push(format!("{}.{field}={}", out.kind, columns.join("|")));
+                }
+            }
+        }
+        parts.join("; ")
+    }
+
     pub fn source_name(&self) -> String {
         self.mapping.source.clone().unwrap_or_else(|| {
             format!(
