@@ -274,9 +274,21 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             let kind = record.kind();
             self.note_kind(kind);
             let key = record.natural_key_ref();
-            if let (Some(k), true) = (&key, record_idx > 0) {
-                // A further record (a mapping's account of each deal row): the first values read in
-                // this ingest stand, so that a reload cannot make versions flip between rows.
+            // A row's notes describe the row: they go with its first record only.
+            if record_idx == 0 {
+                for (code, message) in notes {
+                    flags.push((
+                        kind,
+                        key.as_deref().map(str::to_string),
+                        code.clone(),
+                        message.clone(),
+                    ));
+                }
+            }
+            if let (Some(k), true) = (&key, records.len() > 1) {
+                // One of several records a row makes (a mapping's deal and the account named on every
+                // deal row): the first values read in this ingest stand, so that a reload cannot make
+                // versions flip between rows.
                 let kh = key_hash(kind, k);
                 let hash = content_hash(record);
                 let place = pack_place(this_file, line);
@@ -317,17 +329,6 @@ impl<'b, 'p> LoadContext<'b, 'p> {
                             format!("stage {} entered at {} is earlier than the previous row for this deal ({prev})", s.stage, s.entered_at),
                         ));
                     }
-                }
-            }
-            // A row's notes describe the row: they go with its first record only.
-            if record_idx == 0 {
-                for (code, message) in notes {
-                    flags.push((
-                        kind,
-                        key.as_deref().map(str::to_string),
-                        code.clone(),
-                        message.clone(),
-                    ));
                 }
             }
             let own = own_overlays
@@ -377,19 +378,39 @@ impl<'b, 'p> LoadContext<'b, 'p> {
 
     /// Takes the id of the row's own record (its first) for this row, or says where the row that took
     /// it first was read.
+    /// A row making several records is a duplicate only when every one of them was read before (a row
+    /// naming an account already read, with a new deal, is not); its records are checked one by one in
+    /// [`Self::accept`].
     fn claim_row_id(&mut self, line: u64, records: &[Record]) -> Option<String> {
+        let this_file = self.ids.files.len() - 1;
+        let earlier_place = |ids: &SeenIds, kh: u64| {
+            ids.rows
+                .get(&kh)
+                .copied()
+                .or_else(|| ids.further.get(&kh).map(|&(_, p)| p))
+        };
+        if records.len() > 1 {
+            let mut first = None;
+            let mut names = Vec::new();
+            for r in records {
+                let key = r.natural_key_ref()?;
+                let place = earlier_place(self.ids, key_hash(r.kind(), &key))?;
+                first.get_or_insert(place);
+                names.push(format!("{} {key}", r.kind().singular()));
+            }
+            return first.map(|p| {
+                format!(
+                    "duplicate row: every record it makes ({}) was already read, the first from {}; the first row is kept",
+                    names.join(", "),
+                    self.ids.describe(p, this_file)
+                )
+            });
+        }
         let record = records.first()?;
         let kind = record.kind();
         let key = record.natural_key_ref()?;
         let kh = key_hash(kind, &key);
-        let this_file = self.ids.files.len() - 1;
-        let earlier = self
-            .ids
-            .rows
-            .get(&kh)
-            .copied()
-            .or_else(|| self.ids.further.get(&kh).map(|&(_, p)| p));
-        match earlier {
+        match earlier_place(self.ids, kh) {
             Some(p) => Some(format!(
                 "duplicate id: {} {key} was already read from {}; the first row is kept",
                 kind.singular(),

@@ -807,3 +807,57 @@ fn quality_counts_the_notes_of_what_is_held_now_not_of_every_reload() {
         3
     );
 }
+
+#[test]
+fn a_mapping_row_naming_an_account_already_read_keeps_its_deal_and_only_a_whole_repeat_is_refused()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let csv = input.path().join("deals.csv");
+    // The account comes first in the mapping and is named on every deal row; line 5 repeats line 2
+    // exactly, and line 4 gives the account another industry.
+    std::fs::write(
+        &csv,
+        "deal,company,industry,opened\nD1,Acme,Software,2024-01-01\nD2,Acme,Software,2024-01-02\n\
+         D3,Acme,Retail,2024-01-03\nD1,Acme,Software,2024-01-01\n",
+    )
+    .unwrap();
+    let toml = input.path().join("deals.toml");
+    std::fs::write(
+        &toml,
+        "source = \"crm:deals\"\n\
+         [[output]]\nkind = \"accounts\"\n[output.fields]\naccount_id = \"company\"\nname = \"company\"\nindustry = \"industry\"\n\
+         [[output]]\nkind = \"opportunities\"\n[output.fields]\nopportunity_id = \"deal\"\naccount_id = \"company\"\n\
+         created_at = \"opened\"\noutcome = { constant = \"open\" }\n",
+    )
+    .unwrap();
+    let mut req = request(csv, None);
+    req.mapping = Some(toml);
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    for _ in 0..2 {
+        let report = run(&mut store, &req);
+        let s = &report.loads[0].stats;
+        assert_eq!((s.accepted, s.quarantined), (3, 1), "{s:?}");
+    }
+    assert_eq!(opportunity_names(&store).len(), 3);
+    let accounts = store.versions(Kind::Accounts, "Acme").unwrap();
+    assert_eq!(accounts.len(), 1, "the account never gains a version");
+    let Record::Accounts(a) = &accounts[0].record else {
+        panic!()
+    };
+    assert_eq!(a.industry.as_deref(), Some("Software"));
+    let q = store.quarantine(None).unwrap();
+    assert!(
+        q[0].line == 5
+            && q[0].reasons[0].contains("duplicate row")
+            && q[0].reasons[0].contains("line 2 of this file"),
+        "{q:?}"
+    );
+    let flags = store.flags().unwrap();
+    assert!(
+        flags
+            .iter()
+            .any(|f| f.code == "duplicate_id" && f.line == 4 && f.message.contains("line 2")),
+        "{flags:?}"
+    );
+}
