@@ -496,7 +496,8 @@ Probability,ForecastCategory,SystemModstamp,IsDeleted,PrevAmount,PrevCloseDate\n
 0080000000Hst02AAB,006Ax00000DealOIAR,005Ax00000RepOnIAJ,2024-02-20T09:00:00.000Z,Prospecting,12000,1200,2024-06-30,10,Pipeline,2024-02-20T09:00:00.000Z,false,10000,\n\
 0080000000Hst04AAB,006Ax00000DealOIAR,005Ax00000RepOnIAJ,2024-04-02T09:00:00.000Z,Proposal,12000,7200,2024-05-31,60,Pipeline,2024-04-02T09:00:00.000Z,false,12000,2024-06-30\n\
 0080000000Hst03AAB,006Ax00000DealOIAR,005Ax00000RepOnIAJ,2024-03-01T09:00:00.000Z,Proposal,12000,7200,2024-06-30,60,Pipeline,2024-03-01T09:00:00.000Z,false,12000,\n\
-0080000000Hst05AAB,006Ax00000DealOIAR,005Ax00000RepOnIAJ,2024-05-20T09:00:00.000Z,Closed Won,12000,12000,2024-05-20,100,Closed,2024-05-20T09:00:00.000Z,false,12000,2024-05-31\n";
+0080000000Hst05AAB,006Ax00000DealOIAR,005Ax00000RepOnIAJ,2024-05-20T09:00:00.000Z,Closed Won,12000,12000,2024-05-20,100,Closed,2024-05-20T09:00:00.000Z,false,12000,2024-05-31\n\
+0080000000Hst06AAB,006Ax00000DealOIAR,005Ax00000RepOnIAJ,2024-05-10T09:00:00.000Z,Closed Won,12000,12000,2024-05-20,100,Closed,2024-05-10T09:00:00.000Z,true,12000,2024-05-31\n";
     let report = load(
         &mut store,
         &dir.path().join("export"),
@@ -507,7 +508,8 @@ Probability,ForecastCategory,SystemModstamp,IsDeleted,PrevAmount,PrevCloseDate\n
         None,
     );
     let h = &report.loads[1].stats;
-    assert_eq!((h.rows_read, h.accepted, h.quarantined), (5, 3, 2), "{h:?}");
+    // The deleted row (line 7) is not the deal's entry into Closed Won: the later live row is.
+    assert_eq!((h.rows_read, h.accepted, h.quarantined), (6, 3, 3), "{h:?}");
     let mut entries: Vec<(String, Ts)> = store
         .records(Kind::StageHistory)
         .unwrap()
@@ -528,7 +530,8 @@ Probability,ForecastCategory,SystemModstamp,IsDeleted,PrevAmount,PrevCloseDate\n
     );
     let mut q = store.quarantine(None).unwrap();
     q.sort_by_key(|r| r.line);
-    assert_eq!(q.iter().map(|r| r.line).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(q.iter().map(|r| r.line).collect::<Vec<_>>(), vec![3, 4, 7]);
+    assert!(q[2].reasons[0].contains("IsDeleted"), "{:?}", q[2].reasons);
     assert!(
         q[1].reasons[0].contains("not a stage change") && q[1].reasons[0].contains("line 5"),
         "{:?}",

@@ -586,7 +586,7 @@ pub fn load_file(
         ..reader
     };
     let not_stage_changes = if object == "OpportunityHistory" {
-        stage_repeats(&buffered, &located)
+        stage_repeats(&buffered, &located, ctx.now)
     } else {
         HashMap::new()
     };
@@ -647,7 +647,11 @@ fn export_time(rows: &[crate::read::OwnedCsvRow], located: &Located, now: Ts) ->
 /// Salesforce writes a history row whenever `Amount`, `CloseDate`, `Probability` or `StageName`
 /// changes; a row that keeps the stage of the deal's previous row (by `CreatedDate`) is the same stay
 /// in that stage, not a new entry into it.
-fn stage_repeats(rows: &[crate::read::OwnedCsvRow], located: &Located) -> HashMap<u64, String> {
+fn stage_repeats(
+    rows: &[crate::read::OwnedCsvRow],
+    located: &Located,
+    now: Ts,
+) -> HashMap<u64, String> {
     let (Some(opp), Some(stage), Some(created)) = (
         located.get("OpportunityId"),
         located.get("StageName"),
@@ -664,7 +668,10 @@ fn stage_repeats(rows: &[crate::read::OwnedCsvRow], located: &Located) -> HashMa
         let (Ok(at), false) = (Ts::parse(value(r, created)), deal.is_empty()) else {
             continue;
         };
-        if value(r, stage).is_empty() {
+        // Rows refused for their own reasons (deleted, dated implausibly) do not make a stage entry.
+        let deleted = located.get("IsDeleted").and_then(|i| checkbox(value(r, i))) == Some(true);
+        let plausible = at >= crate::build::earliest_plausible() && at <= now.plus_days(1.0);
+        if value(r, stage).is_empty() || deleted || !plausible {
             continue;
         }
         by_deal
