@@ -34,13 +34,17 @@ pub struct SuggestArgs {
 /// field instead of keeping it as an attribute.
 pub fn resolve(store: &dyn Store, catalog: &Catalog, ctx: &Context) -> Result<Catalog> {
     levels::resolve(catalog, ctx).map_err(|e| {
-        let hint = consumed_column(store, &e).unwrap_or_default();
-        anyhow::anyhow!("{e}{hint}")
+        match consumed_column(store, &e) {
+            Some(hint) if e.message.ends_with('?') => anyhow::anyhow!("{e} {hint}"),
+            Some(hint) => anyhow::anyhow!("{e}. {hint}"),
+            None => anyhow::anyhow!("{e}"),
+        }
     })
 }
 
-/// "; the column … of FILE was read into a canonical field" when a load of the attribute's entity had a
-/// column of that name (ignoring case, `_` and spaces).
+/// "The column … of FILE was read by the mapping into opportunities.outcome …" when a load of the
+/// attribute's entity had a column of that name (ignoring case, `_` and spaces) that it did not keep as
+/// an attribute; the field comes from the load's recipe (`fields`, written by mapping loads).
 fn consumed_column(store: &dyn Store, e: &AbsentAttribute) -> Option<String> {
     let kind = match e.attribute.entity {
         Entity::Opportunity => Kind::Opportunities,
@@ -61,12 +65,54 @@ fn consumed_column(store: &dyn Store, e: &AbsentAttribute) -> Option<String> {
         let c = l.columns.iter().find(|c| key(&c.name) == wanted)?;
         Some((l, c.name.clone()))
     })?;
+    // `kind.field=Column|Other; …`: the fields this column fed.
+    let fields: Vec<&str> = load
+        .recipe
+        .get("fields")
+        .map(|f| {
+            f.split("; ")
+                .filter_map(|part| {
+                    let (field, columns) = part.split_once('=')?;
+                    columns.split('|').any(|c| c == column).then_some(field)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let into = if fields.is_empty() {
+        format!("a canonical field of the {}", e.attribute.entity.as_str())
+    } else {
+        fields.join(" and ")
+    };
+    // Canonical fields a catalog can read as attributes.
+    let readable: Vec<String> = fields
+        .iter()
+        .filter_map(|f| match *f {
+            "opportunities.amount" => Some("opportunity.amount"),
+            "opportunities.opp_type" | "opportunities.type" => Some("opportunity.type"),
+            "opportunities.lead_source" => Some("opportunity.lead_source"),
+            "opportunities.rep_id" => Some("opportunity.rep_id"),
+            "accounts.industry" => Some("account.industry"),
+            "accounts.segment" => Some("account.segment"),
+            "accounts.employees" => Some("account.employees"),
+            "accounts.annual_revenue" => Some("account.annual_revenue"),
+            "accounts.country" => Some("account.country"),
+            _ => None,
+        })
+        .map(String::from)
+        .collect();
+    let instead = if readable.is_empty() {
+        "the catalog cannot read it as an attribute (the outcome, ids and dates are the deal's own); map the column a second time under another name to keep it as one too".to_string()
+    } else {
+        format!(
+            "read {} instead, or map the column a second time under another name",
+            readable.join(" or ")
+        )
+    };
     Some(format!(
-        ". The column {column:?} of {} (source {}) was loaded, but the {} connector read it into a canonical field of the {} instead of keeping it as an attribute: read that field (opportunity.amount, opportunity.type, opportunity.lead_source, opportunity.rep_id, account.industry, account.segment, …; the outcome and dates are the deal's own), or map the column a second time under another name to keep it as an attribute",
+        "The column {column:?} of {} (source {}) was read by the {} into {into}, not kept as an attribute: {instead}",
         load.path,
         load.source,
-        load.format,
-        e.attribute.entity.as_str()
+        if load.format == "mapping" { "mapping" } else { "connector" },
     ))
 }
 

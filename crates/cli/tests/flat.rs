@@ -232,7 +232,10 @@ fn an_attribute_no_record_has_is_an_error_naming_it() {
     assert!(e.contains("\"opportunity.status\""), "{e}");
     assert!(e.contains("The column \"status\" of"), "{e}");
     assert!(e.contains("leads.csv"), "{e}");
-    assert!(e.contains("canonical field"), "{e}");
+    assert!(
+        e.contains("was read by the mapping into opportunities.outcome"),
+        "{e}"
+    );
 }
 
 #[test]
