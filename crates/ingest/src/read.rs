@@ -1031,7 +1031,6 @@ impl<R: Read> JsonLines<R> {
                 break (line, len);
             }
         };
-        let _ = len;
         let bytes = trim_ascii(&self.buf);
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => t,
@@ -1060,7 +1059,14 @@ impl<R: Read> JsonLines<R> {
                 raw: text.to_string(),
             })));
         };
-        if let Some(field) = oversized_field(&map, self.limits.max_field_bytes) {
+        // A value's compact JSON is at most a few times its text on the line (`1e9` is written
+        // `1000000000.0`), so a line under an eighth of the cap cannot hold a field over it and is not
+        // serialised again to be measured.
+        let may_be_over = len.saturating_mul(8) > self.limits.max_field_bytes as u64;
+        if let Some(field) = may_be_over
+            .then(|| oversized_field(&map, self.limits.max_field_bytes))
+            .flatten()
+        {
             return Ok(Some(Err(BadRow {
                 line,
                 reason: format!(
@@ -1340,6 +1346,23 @@ mod tests {
         assert_eq!(got[1].0, 2);
         assert!(got[1].1.contains("line over 4 KiB"), "{}", got[1].1);
         assert!(lines.buf.capacity() < 16 << 10);
+        // A field over its cap on a line under the line cap.
+        let text = format!("{{\"a\":\"{}\",\"b\":[1e9]}}\n", "y".repeat(2 << 10));
+        let n = text.len() as u64;
+        let mut lines = JsonLines::from_reader(
+            Path::new("t.jsonl"),
+            Cursor::new(text.into_bytes()),
+            n,
+            limits,
+        )
+        .unwrap();
+        let Some(Err(bad)) = lines.next_object().unwrap() else {
+            panic!("a field over 1 KiB must be refused");
+        };
+        assert_eq!(
+            (bad.line, bad.reason.as_str()),
+            (1, "field `a` is over 1 KiB")
+        );
     }
 
     #[test]
