@@ -143,7 +143,19 @@ pub fn print_quality(r: &QualityReport) {
             println!("  {kind:<22} {:>12}", n(*count));
         }
     }
-    println!("\nQUARANTINED: {} rows", n(r.quarantine.total));
+    // Of the latest load of each file; what earlier loads of the same files refused is history.
+    let earlier = match r.quarantine.in_earlier_loads {
+        0 => String::new(),
+        k => format!(
+            "; {} more refused by earlier loads of files loaded again since",
+            n(k)
+        ),
+    };
+    println!(
+        "\nQUARANTINED: {} rows (of {} read by the latest load of each file{earlier})",
+        n(r.quarantine.total),
+        n(r.quarantine.rows_read)
+    );
     for c in &r.quarantine.by_reason {
         println!("  {:>7}  {}", n(c.count), c.code);
     }
