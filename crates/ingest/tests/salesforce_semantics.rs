@@ -688,3 +688,45 @@ fn every_contact_of_a_shared_activity_is_linked() {
         ]
     );
 }
+
+#[test]
+fn date_times_as_the_salesforce_api_writes_them_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    // The REST and SOAP APIs (and exports made through them) write offsets without a colon.
+    let opps = "Id,Name,StageName,CreatedDate,CloseDate,IsClosed,IsWon\n\
+006Ax00000DealOIAR,Platform,Closed Won,2024-02-01T09:00:00.000+0000,2024-05-20,true,true\n";
+    let meeting = event_row(
+        "00UAx00000Mtg01MAB",
+        false,
+        "2024-05-02T15:00:00.000+0000",
+        "2024-05-02",
+        "60",
+        "2024-05-02T17:00:00.000+0200",
+        "2024-05-02T18:00:00.000+0200",
+        "2024-05-02",
+        false,
+        false,
+        "2024-04-20T09:00:00.000+0000",
+        "2024-05-31T17:00:00.000+0000",
+        false,
+    );
+    let events = format!("{EVENT_HEADER}\n{meeting}\n");
+    let report = load(
+        &mut store,
+        &dir.path().join("export"),
+        &[("Opportunity.csv", opps), ("Event.csv", &events)],
+        None,
+    );
+    for l in &report.loads {
+        assert_eq!(l.stats.quarantined, 0, "{}: {:?}", l.source, l.stats);
+    }
+    let held = activity(&store, "00UAx00000Mtg01MAB");
+    assert_eq!(held.occurred_at, ts("2024-05-02T16:00:00Z"));
+    assert_eq!(held.created_at, Some(ts("2024-04-20T09:00:00Z")));
+    assert_eq!(held.status, Some(ActivityStatus::Completed));
+    match &store.records(Kind::Opportunities).unwrap()[0].record {
+        Record::Opportunities(o) => assert_eq!(o.created_at, ts("2024-02-01T09:00:00Z")),
+        other => panic!("{other:?}"),
+    }
+}

@@ -444,6 +444,32 @@ fn position(header: &[String], name: &str) -> Option<usize> {
         .position(|h| h.trim().eq_ignore_ascii_case(name))
 }
 
+/// A Salesforce date-time as RFC 3339: the API (and exports made through it) writes the offset
+/// without a colon (`2024-05-02T15:00:00.000+0000`), which is given one; anything else is unchanged.
+fn sf_time(v: &str) -> std::borrow::Cow<'_, str> {
+    let v = v.trim();
+    let b = v.as_bytes();
+    let n = b.len();
+    let offset_without_colon = n > 16
+        && b[10] == b'T'
+        && matches!(b[n - 5], b'+' | b'-')
+        && b[n - 4..].iter().all(u8::is_ascii_digit);
+    if offset_without_colon {
+        std::borrow::Cow::Owned(format!("{}:{}", &v[..n - 2], &v[n - 2..]))
+    } else {
+        std::borrow::Cow::Borrowed(v)
+    }
+}
+
+/// Canonical fields that hold date-times.
+const TIME_FIELDS: &[&str] = &[
+    "created_at",
+    "closed_at",
+    "entered_at",
+    "hired_at",
+    "occurred_at",
+];
+
 /// A Salesforce checkbox as exported: `true`/`false` (Data Loader) or `1`/`0` (some exports).
 fn checkbox(v: &str) -> Option<bool> {
     winsignal_core::parse_bool(v).or(match v.trim() {
@@ -638,7 +664,7 @@ fn export_time(rows: &[crate::read::OwnedCsvRow], located: &Located, now: Ts) ->
     let columns: Vec<usize> = TIME_COLUMNS.iter().filter_map(|c| located.get(c)).collect();
     rows.iter()
         .flat_map(|r| columns.iter().filter_map(|&i| r.values.get(i)))
-        .filter_map(|v| Ts::parse(v.trim()).ok())
+        .filter_map(|v| Ts::parse(&sf_time(v)).ok())
         .filter(|t| *t <= now)
         .max()
 }
@@ -665,7 +691,7 @@ fn stage_repeats(
     let mut by_deal: HashMap<String, Vec<(Ts, u64, usize)>> = HashMap::new();
     for (k, r) in rows.iter().enumerate() {
         let deal = value(r, opp);
-        let (Ok(at), false) = (Ts::parse(value(r, created)), deal.is_empty()) else {
+        let (Ok(at), false) = (Ts::parse(&sf_time(value(r, created))), deal.is_empty()) else {
             continue;
         };
         // Rows refused for their own reasons (deleted, dated implausibly) do not make a stage entry.
@@ -754,7 +780,7 @@ impl RowReader<'_> {
     /// A time column: `None` when empty, a problem naming the column when unreadable.
     fn time(&self, values: &[String], name: &str, problems: &mut Vec<String>) -> Option<Ts> {
         let raw = self.col(values, name)?;
-        match Ts::parse(raw) {
+        match Ts::parse(&sf_time(raw)) {
             Ok(t) => Some(t),
             Err(e) => {
                 problems.push(format!("field `{}`: {e}", self.name_of(name)));
@@ -822,6 +848,8 @@ impl RowReader<'_> {
                         .map(|c| self.id(self.header[*i].trim(), c.trim(), &mut row.problems))
                         .collect::<Vec<_>>()
                         .join(";")
+                } else if TIME_FIELDS.contains(&field.as_str()) {
+                    sf_time(v).into_owned()
                 } else {
                     v.to_string()
                 };
@@ -855,7 +883,8 @@ impl RowReader<'_> {
                 f.entry("outcome".into()).or_insert_with(|| outcome.into());
                 if closed {
                     if let Some(d) = col("CloseDate") {
-                        f.entry("closed_at".into()).or_insert_with(|| d.to_string());
+                        f.entry("closed_at".into())
+                            .or_insert_with(|| sf_time(d).into_owned());
                     }
                 }
             }
@@ -1000,7 +1029,7 @@ impl RowReader<'_> {
             .or(col("CreatedDate"));
         if let Some(w) = when {
             f.entry("occurred_at".into())
-                .or_insert_with(|| w.to_string());
+                .or_insert_with(|| sf_time(w).into_owned());
         }
     }
 
