@@ -202,9 +202,9 @@ pub enum Reads {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         missing: Vec<String>,
         /// Only for the pooled level of a categorical definition: 1 when the value is present and is
-        /// none of these (the levels kept on their own), else 0.
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        other_than: Vec<String>,
+        /// none of these (the levels kept on their own; none when every level was pooled), else 0.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        other_than: Option<Vec<String>>,
     },
 }
 
@@ -874,7 +874,7 @@ fn definition(
                 attribute: parse_attribute(a.get_ref()).map_err(|m| fail(a.span().start, "reads.attribute", m))?,
                 equals: r.equals.as_ref().map(|e| e.get_ref().clone()),
                 missing,
-                other_than: Vec::new(),
+                other_than: None,
             }
         }
         other => {

@@ -238,7 +238,7 @@ pub fn evaluate<'a>(def: &Definition, v: &View<'a>, sink: &mut dyn FnMut(Source<
             let value = v.ctx.attribute(v.opp, attribute.entity, &attribute.name);
             sink(Source::Attribute, 1.0);
             let value = value.filter(|x| !is_missing(x, missing));
-            if !other_than.is_empty() {
+            if let Some(other_than) = other_than {
                 return match value {
                     Some(x) => (!other_than.iter().any(|l| same_value(&x, l))) as u8 as f64,
                     None => f64::NAN,

@@ -236,32 +236,34 @@ pub fn resolve(catalog: &Catalog, ctx: &Context) -> Result<Catalog, AbsentAttrib
             continue;
         }
         let (kept, pooled) = split(&profile(ctx, attribute, missing));
-        let level =
-            |label: &str, equals: Option<String>, other_than: Vec<String>, about: String| {
-                Definition {
-                    id: format!("{}={label}", d.id),
-                    title: format!("{} = {label}", d.title),
-                    description: format!("{} {about}", d.description),
-                    reads: Reads::Attribute {
-                        attribute: attribute.clone(),
-                        equals,
-                        missing: missing.clone(),
-                        other_than,
-                    },
-                    aggregate: Aggregate::Value,
-                    threshold: Some(Threshold::Equals { value: 1.0 }),
-                    level: Some(LevelOf {
-                        definition: d.id.clone(),
-                        level: label.to_string(),
-                    }),
-                    ..d.clone()
-                }
-            };
+        let level = |label: &str,
+                     equals: Option<String>,
+                     other_than: Option<Vec<String>>,
+                     about: String| {
+            Definition {
+                id: format!("{}={label}", d.id),
+                title: format!("{} = {label}", d.title),
+                description: format!("{} {about}", d.description),
+                reads: Reads::Attribute {
+                    attribute: attribute.clone(),
+                    equals,
+                    missing: missing.clone(),
+                    other_than,
+                },
+                aggregate: Aggregate::Value,
+                threshold: Some(Threshold::Equals { value: 1.0 }),
+                level: Some(LevelOf {
+                    definition: d.id.clone(),
+                    level: label.to_string(),
+                }),
+                ..d.clone()
+            }
+        };
         for l in &kept {
             behaviours.push(level(
                 &l.label,
                 Some(l.label.clone()),
-                Vec::new(),
+                None,
                 format!("Level {:?}: {} deals.", l.label, l.deals),
             ));
         }
@@ -278,7 +280,7 @@ pub fn resolve(catalog: &Catalog, ctx: &Context) -> Result<Catalog, AbsentAttrib
             behaviours.push(level(
                 OTHER_LEVEL,
                 None,
-                kept.iter().map(|l| l.label.clone()).collect(),
+                Some(kept.iter().map(|l| l.label.clone()).collect()),
                 format!(
                     "Level {OTHER_LEVEL:?}: the {} rarer levels pooled, {deals} deals: {}.",
                     pooled.len(),

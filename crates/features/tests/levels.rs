@@ -225,3 +225,37 @@ fn an_attribute_no_opportunity_has_is_an_error_naming_it_and_the_closest_names()
     assert_eq!(e.field, "controls");
     assert!(e.message.contains("\"opportunity.region\""), "{e}");
 }
+
+#[test]
+fn when_every_level_is_rare_the_pooled_level_holds_every_deal_with_a_value() {
+    let mut f = Fixture::new();
+    f.add(account("A1"));
+    let t0 = ts("2025-01-01T00:00:00Z");
+    for i in 0..50 {
+        let mut o = closed(
+            &format!("O{i:03}"),
+            "A1",
+            t0,
+            t0.plus_days(3.0),
+            Outcome::Lost,
+        );
+        o.attrs.insert(
+            "industry".into(),
+            AttrValue::Text(format!("Niche {}", i % 10)),
+        );
+        f.add(o);
+    }
+    let built = f.build();
+    let resolved = resolve(&catalog(), &built.ctx).unwrap();
+    let ids: Vec<&str> = resolved.behaviours.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["industry=(other)"]);
+    let engine = built.engine();
+    let snaps = snapshot::snapshots(
+        &engine,
+        &resolved,
+        snapshot::horizon(&engine),
+        &mut |_, _| {},
+    );
+    // Yes for every deal (a constant: discovery refuses it as such), not undefined.
+    assert!(snaps.iter().all(|s| s.flags[0] == Some(true)));
+}
