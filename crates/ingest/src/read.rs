@@ -1430,6 +1430,27 @@ mod tests {
     }
 
     #[test]
+    fn a_stray_quote_in_a_file_larger_than_the_buffer_costs_one_row() {
+        // The quote runs over 1 MiB, past what the buffer holds: reading goes back to line 3.
+        let mut text = String::from("id,name,city\n0,\"Stray,Paris\n");
+        for i in 1..100_000 {
+            text.push_str(&format!("{i},Company number {i},City {i}\n"));
+        }
+        assert!(text.len() > 2 * BUFFER_BYTES);
+        let mut rows = csv(&text, Limits::default());
+        let got = read_all(&mut rows);
+        assert_eq!(got.len(), 100_000);
+        assert_eq!(got[0].0, 2);
+        let reason = got[0].1.as_ref().unwrap_err();
+        assert!(reason.contains("runs over 1 MiB"), "{reason}");
+        assert!(got[1..]
+            .iter()
+            .enumerate()
+            .all(|(i, (line, row))| *line == i as u64 + 3 && row.is_ok()));
+        assert_eq!(got[99_999].1.as_ref().unwrap()[0], "99999");
+    }
+
+    #[test]
     fn a_quote_open_at_the_end_of_the_file_is_named() {
         let mut rows = csv("a,b\n1,x\n2,\"y", Limits::default());
         let got = read_all(&mut rows);
