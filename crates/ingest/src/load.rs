@@ -109,15 +109,16 @@ impl LoadRecipe {
 
 /// The ids read so far in one ingest, across its files, so that an id is taken from one row only:
 /// the first row with an id wins and a later row with the same id is quarantined, naming the first.
-/// Records a row makes besides its own (a mapping's further outputs, such as the account of each deal
-/// row) may repeat: the first values are kept, and a repeat with other values is noted.
+/// A row making several records (a mapping's outputs, such as a deal and the account named on every
+/// deal row) is refused only when all of them were read before; otherwise those read before keep their
+/// first values (a repeat with other values is noted) and the new ones are written.
 #[derive(Debug, Default)]
 pub struct SeenIds {
     /// The files of the ingest, in load order.
     files: Vec<String>,
-    /// Key hash of a row's own record → where it was read (file ordinal and line, packed).
+    /// Key hash of the record of a one-record row → where it was read (file ordinal and line, packed).
     rows: U64Map<u64>,
-    /// Key hash of a further record → (content hash, where it was read).
+    /// Key hash of a record of a row making several → (content hash, where it was read).
     further: U64Map<(u64, u64)>,
 }
 
