@@ -324,7 +324,12 @@ fn print_column_tests(d: &Discovery) {
                 c.f.unwrap_or(f64::NAN),
                 q_words(c.p.unwrap_or(f64::NAN)),
                 q_words(c.q.unwrap_or(f64::NAN)),
-                if c.significant { "  significant" } else { "" },
+                match (c.significant, c.leakage.is_some()) {
+                    (true, true) => "  significant  [possible leakage]",
+                    (true, false) => "  significant",
+                    (false, true) => "  [possible leakage]",
+                    (false, false) => "",
+                },
                 c.levels.len(),
                 if c.levels.len() == 1 { "" } else { "s" },
                 c.reference.as_deref().unwrap_or("?"),

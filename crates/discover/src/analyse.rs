@@ -259,6 +259,13 @@ pub fn discover(
         }
     }
     crate::leakage::mark(&column_flags, opts, &mut findings, &mut rules);
+    // A column test carries the leakage of its levels (the column's flag, or a declared value).
+    for c in column_tests.iter_mut() {
+        c.leakage = findings
+            .iter()
+            .filter(|f| f.column.as_deref() == Some(c.behaviour.as_str()))
+            .find_map(|f| f.leakage.clone());
+    }
     let details = defs
         .iter()
         .filter(|d| d.flag.is_some())

@@ -114,6 +114,7 @@ pub fn test(
             Outcome::DealSize => OLS_JOINT,
         },
         adjusted_for: Vec::new(),
+        leakage: None,
     };
     // Levels with fewer than min_group deals here are pooled; a pool still that small joins the
     // reference (the most common level), as the design pools a categorical control.

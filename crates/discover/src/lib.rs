@@ -227,6 +227,8 @@ pub struct ColumnTest {
     pub significant: bool,
     pub method: &'static str,
     pub adjusted_for: Vec<String>,
+    /// Possible leakage of the column, as its levels' findings carry it; `null` otherwise.
+    pub leakage: Option<String>,
 }
 
 /// Raw (unadjusted) figures.

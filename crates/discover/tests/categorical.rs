@@ -204,3 +204,23 @@ fn rare_levels_are_pooled_and_a_lone_level_is_not_enough_data() {
     );
     assert!(t.p.is_none() && !t.significant);
 }
+
+#[test]
+fn a_column_that_gives_the_outcome_away_is_marked_as_possible_leakage() {
+    // A sales-filled status whose levels all but decide the outcome: the column check flags it, and
+    // the column test carries the flag like its levels' findings do.
+    let d = run(
+        &["Closed by sales", "Not interested", "Junk"],
+        &[300, 300, 300],
+        &[0.97, 0.03, 0.03],
+        3,
+    );
+    assert!(
+        d.leakage.iter().any(|f| f.column == "opportunity.industry"),
+        "{:?}",
+        d.leakage
+    );
+    let t = joint(&d);
+    let leak = t.leakage.as_deref().unwrap_or_else(|| panic!("{t:?}"));
+    assert!(leak.contains("opportunity.industry"), "{leak}");
+}
