@@ -272,6 +272,9 @@ pub fn run_suggest(global: &Global, store: &dyn Store, args: &SuggestArgs) -> Re
     match &args.out {
         Some(out) => {
             std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+            if global.quiet {
+                return Ok(());
+            }
             let kept = count_kept(&candidates, &flags);
             eprintln!(
                 "wrote {}: {kept} definitions from {} attributes ({} left out or commented out), {} controls; {} leakage suspect{} commented out. Review it, then `winsignal behaviours check {}`.",

@@ -92,7 +92,7 @@ pub struct SnapshotsArgs {
 
 #[derive(Subcommand)]
 pub enum BehavioursCommand {
-    /// Every definition in the catalog: id, version, yes/no or continuous, what it reads.
+    /// Every definition in the catalog: id, version, yes/no, continuous or categorical, what it reads.
     List {
         #[command(flatten)]
         catalog: CatalogArg,
