@@ -85,8 +85,8 @@ enum Command {
     /// invocation commit together or not at all) and idempotent (unchanged rows add nothing). Every
     /// row is compared with the store, also in a file loaded before (a changed mapping, Salesforce
     /// config or clock reads it anew); an id is taken from its first row in an ingest, later rows
-    /// with it are quarantined. Waits up to WINSIGNAL_LOCK_WAIT seconds (default 30) for another
-    /// process writing the workspace.
+    /// giving it other values are quarantined. Waits up to WINSIGNAL_LOCK_WAIT seconds (default 30)
+    /// for another process writing the workspace.
     Ingest(IngestArgs),
     /// What came in, what was refused and why, identity match rates, orphans and schema drift.
     Quality {

@@ -108,18 +108,27 @@ impl LoadRecipe {
 }
 
 /// The ids read so far in one ingest, across its files, so that an id is taken from one row only:
-/// the first row with an id wins and a later row with the same id is quarantined, naming the first.
-/// A row making several records (a mapping's outputs, such as a deal and the account named on every
-/// deal row) is refused only when all of them were read before; otherwise those read before keep their
-/// first values (a repeat with other values is noted) and the new ones are written.
+/// the first row with an id wins, a later row repeating it exactly is the same record (accepted as
+/// unchanged), and a later row giving it other values is quarantined, naming the first. A row making
+/// several records (a mapping's outputs, such as a deal and the account named on every deal row) is
+/// refused only when all of them were read before and one differs; otherwise those read before keep
+/// their first values (a repeat with other values is noted) and the new ones are written.
 #[derive(Debug, Default)]
 pub struct SeenIds {
     /// The files of the ingest, in load order.
     files: Vec<String>,
-    /// Key hash of the record of a one-record row → where it was read (file ordinal and line, packed).
-    rows: U64Map<u64>,
-    /// Key hash of a record of a row making several → (content hash, where it was read).
-    further: U64Map<(u64, u64)>,
+    /// Key hash of every record read → where it was first read (file ordinal and line, packed).
+    read: U64Map<u64>,
+}
+
+/// What an earlier row of the ingest already gave of a row's records.
+enum Claim {
+    /// Something new: the row is written.
+    New,
+    /// Exactly what earlier rows gave (a repeated line, a resent Segment message): already held.
+    Repeat,
+    /// Other values for an id an earlier row gave: the row is quarantined with this reason.
+    Conflict(String),
 }
 
 const LINE_BITS: u32 = 44;
@@ -146,10 +155,6 @@ fn key_hash(kind: Kind, key: &str) -> u64 {
     let mut h = ContentHasher::new();
     h.field(kind.as_str().as_bytes()).field(key.as_bytes());
     h.finish()
-}
-
-fn content_hash(record: &Record) -> u64 {
-    serde_json::to_vec(record).map_or(0, |body| winsignal_core::hash::hash_bytes(&body))
 }
 
 /// Hex hash and size of a file's bytes.
@@ -237,7 +242,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
     /// A hint that about `n` more rows of events are coming: room is made for them once.
     pub fn expect_event_rows(&mut self, n: u64) -> Result<()> {
         self.ids
-            .rows
+            .read
             .reserve(usize::try_from(n).unwrap_or(usize::MAX));
         self.batch.expect_events(n)?;
         Ok(())
@@ -262,8 +267,19 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         notes: &[(String, String)],
     ) -> Result<()> {
         let own_overlays = std::mem::take(&mut self.next_overlays);
-        if let Some(refusal) = self.claim_row_id(line, records) {
-            return self.refuse_duplicate(line, records, refusal);
+        match self.claim_row(line, records)? {
+            Claim::New => {}
+            Claim::Repeat => {
+                self.stats.rows_read += 1;
+                self.stats.accepted += 1;
+                self.stats.unchanged += 1;
+                self.tally.accepted(records);
+                for record in records {
+                    self.note_kind(record.kind());
+                }
+                return Ok(());
+            }
+            Claim::Conflict(reason) => return self.refuse_duplicate(line, records, reason),
         }
         self.stats.rows_read += 1;
         self.stats.accepted += 1;
@@ -291,15 +307,9 @@ impl<'b, 'p> LoadContext<'b, 'p> {
                 // deal row): the first values read in this ingest stand, so that a reload cannot make
                 // versions flip between rows.
                 let kh = key_hash(kind, k);
-                let hash = content_hash(record);
-                let place = pack_place(this_file, line);
-                let earlier = match self.ids.rows.get(&kh) {
-                    Some(&p) => Some((None, p)),
-                    None => self.ids.further.get(&kh).map(|&(h, p)| (Some(h), p)),
-                };
-                match earlier {
-                    Some((Some(h), _)) if h == hash => continue,
-                    Some((_, p)) => {
+                match self.ids.read.get(&kh).copied() {
+                    Some(_) if self.batch.holds(record)? => continue,
+                    Some(p) => {
                         flags.push((
                             kind,
                             Some(k.to_string()),
@@ -313,7 +323,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
                         continue;
                     }
                     None => {
-                        self.ids.further.insert(kh, (hash, place));
+                        self.ids.read.insert(kh, pack_place(this_file, line));
                     }
                 }
             }
@@ -377,51 +387,49 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         Ok(())
     }
 
-    /// Takes the id of the row's own record (its first) for this row, or says where the row that took
-    /// it first was read.
-    /// A row making several records is a duplicate only when every one of them was read before (a row
-    /// naming an account already read, with a new deal, is not); its records are checked one by one in
-    /// [`Self::accept`].
-    fn claim_row_id(&mut self, line: u64, records: &[Record]) -> Option<String> {
+    /// Takes the row's id for it, or says what earlier rows of the ingest already gave. A row making
+    /// several records conflicts only when every one of them was read before and one differs (a row
+    /// naming an account already read, with a new deal, is new); its records are then checked one by
+    /// one in [`Self::accept`].
+    fn claim_row(&mut self, line: u64, records: &[Record]) -> Result<Claim> {
         let this_file = self.ids.files.len() - 1;
-        let earlier_place = |ids: &SeenIds, kh: u64| {
-            ids.rows
-                .get(&kh)
-                .copied()
-                .or_else(|| ids.further.get(&kh).map(|&(_, p)| p))
+        let mut first = None;
+        let mut names = Vec::new();
+        for r in records {
+            let Some(key) = r.natural_key_ref() else {
+                return Ok(Claim::New);
+            };
+            let Some(&place) = self.ids.read.get(&key_hash(r.kind(), &key)) else {
+                if records.len() == 1 {
+                    self.ids
+                        .read
+                        .insert(key_hash(r.kind(), &key), pack_place(this_file, line));
+                }
+                return Ok(Claim::New);
+            };
+            first.get_or_insert(place);
+            names.push(format!("{} {key}", r.kind().singular()));
+        }
+        let Some(place) = first else {
+            return Ok(Claim::New);
         };
-        if records.len() > 1 {
-            let mut first = None;
-            let mut names = Vec::new();
-            for r in records {
-                let key = r.natural_key_ref()?;
-                let place = earlier_place(self.ids, key_hash(r.kind(), &key))?;
-                first.get_or_insert(place);
-                names.push(format!("{} {key}", r.kind().singular()));
-            }
-            return first.map(|p| {
-                format!(
-                    "duplicate row: every record it makes ({}) was already read, the first from {}; the first row is kept",
-                    names.join(", "),
-                    self.ids.describe(p, this_file)
-                )
-            });
-        }
-        let record = records.first()?;
-        let kind = record.kind();
-        let key = record.natural_key_ref()?;
-        let kh = key_hash(kind, &key);
-        match earlier_place(self.ids, kh) {
-            Some(p) => Some(format!(
-                "duplicate id: {} {key} was already read from {}; the first row is kept",
-                kind.singular(),
-                self.ids.describe(p, this_file)
-            )),
-            None => {
-                self.ids.rows.insert(kh, pack_place(this_file, line));
-                None
+        for r in records {
+            if !self.batch.holds(r)? {
+                let earlier = self.ids.describe(place, this_file);
+                return Ok(Claim::Conflict(if records.len() == 1 {
+                    format!(
+                        "duplicate id: {} was already read from {earlier} with other values; the first row is kept",
+                        names[0]
+                    )
+                } else {
+                    format!(
+                        "duplicate row: every record it makes ({}) was already read, the first from {earlier}, and not all with these values; the first row is kept",
+                        names.join(", ")
+                    )
+                }));
             }
         }
+        Ok(Claim::Repeat)
     }
 
     /// Quarantines a row whose id an earlier row of this ingest already gave. Its raw form is the

@@ -814,12 +814,12 @@ fn a_mapping_row_naming_an_account_already_read_keeps_its_deal_and_only_a_whole_
     let dir = tempfile::tempdir().unwrap();
     let input = tempfile::tempdir().unwrap();
     let csv = input.path().join("deals.csv");
-    // The account comes first in the mapping and is named on every deal row; line 5 repeats line 2
-    // exactly, and line 4 gives the account another industry.
+    // The account comes first in the mapping and is named on every deal row; line 4 gives the account
+    // another industry, line 5 gives deal D1 another date, line 6 repeats line 3 exactly.
     std::fs::write(
         &csv,
         "deal,company,industry,opened\nD1,Acme,Software,2024-01-01\nD2,Acme,Software,2024-01-02\n\
-         D3,Acme,Retail,2024-01-03\nD1,Acme,Software,2024-01-01\n",
+         D3,Acme,Retail,2024-01-03\nD1,Acme,Software,2024-01-05\nD2,Acme,Software,2024-01-02\n",
     )
     .unwrap();
     let toml = input.path().join("deals.toml");
@@ -837,7 +837,7 @@ fn a_mapping_row_naming_an_account_already_read_keeps_its_deal_and_only_a_whole_
     for _ in 0..2 {
         let report = run(&mut store, &req);
         let s = &report.loads[0].stats;
-        assert_eq!((s.accepted, s.quarantined), (3, 1), "{s:?}");
+        assert_eq!((s.accepted, s.quarantined), (4, 1), "{s:?}");
     }
     assert_eq!(opportunity_names(&store).len(), 3);
     let accounts = store.versions(Kind::Accounts, "Acme").unwrap();
@@ -860,4 +860,30 @@ fn a_mapping_row_naming_an_account_already_read_keeps_its_deal_and_only_a_whole_
             .any(|f| f.code == "duplicate_id" && f.line == 4 && f.message.contains("line 2")),
         "{flags:?}"
     );
+}
+
+#[test]
+fn a_row_repeated_exactly_is_the_same_record_accepted_as_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    // A resent Segment message (same messageId, same content) and a repeated CSV line.
+    let events = input.path().join("events.jsonl");
+    let message = "{\"type\":\"track\",\"messageId\":\"m1\",\"timestamp\":\"2026-10-01T10:00:00Z\",\"userId\":\"u1\",\"event\":\"Login\"}\n";
+    std::fs::write(&events, message.repeat(2)).unwrap();
+    let accounts = input.path().join("accounts.csv");
+    std::fs::write(&accounts, "account_id,name\nA1,Acme\nA1,Acme\n").unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let seg = run(&mut store, &request(events, Some(Format::Segment)));
+    let csv = run(&mut store, &request(accounts, None));
+    for report in [&seg, &csv] {
+        let s = &report.loads[0].stats;
+        assert_eq!(
+            (s.accepted, s.new, s.unchanged, s.quarantined),
+            (2, 1, 1, 0),
+            "{s:?}"
+        );
+    }
+    assert_eq!(store.records(Kind::Accounts).unwrap().len(), 1);
+    assert_eq!(store.versions(Kind::ProductEvents, "m1").unwrap().len(), 1);
+    assert!(store.quarantine(None).unwrap().is_empty());
 }

@@ -759,6 +759,36 @@ impl Batch for EmbeddedBatch<'_> {
         Ok(outcome)
     }
 
+    fn holds(&mut self, record: &Record) -> Result<bool> {
+        let kind = record.kind();
+        if kind.is_event() {
+            self.load_event_index()?;
+            let (_, _, content_hash) = PendingEvents::encode_body(record, &mut self.scratch)?;
+            let key = record
+                .natural_key_ref()
+                .unwrap_or_else(|| format!("h:{}", winsignal_core::hash::hex(content_hash)).into());
+            let held = self
+                .event_index
+                .as_ref()
+                .and_then(|index| index.get(&key_hash(kind, &key)).copied());
+            return Ok(held.is_some_and(|(h, _)| h == content_hash));
+        }
+        let body =
+            serde_json::to_string(record).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let content_hash = hash_bytes(body.as_bytes());
+        let id = record
+            .natural_key()
+            .unwrap_or_else(|| format!("h:{}", winsignal_core::hash::hex(content_hash)));
+        let held: Option<i64> = self
+            .tx()?
+            .prepare_cached(
+                "SELECT content_hash FROM records WHERE kind = ?1 AND id = ?2 AND current = 1",
+            )?
+            .query_row(params![kind.as_str(), id], |r| r.get(0))
+            .optional()?;
+        Ok(held.is_some_and(|h| h as u64 == content_hash))
+    }
+
     fn current(&mut self, kind: Kind, id: &str) -> Result<Option<Record>> {
         if kind.is_event() {
             return Err(StoreError::Internal(format!(

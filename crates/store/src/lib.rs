@@ -212,6 +212,9 @@ pub trait Batch {
     /// The current version of an entity record (not an event) as this batch sees it: what the store
     /// holds, with what this batch wrote so far. For loads that update records field by field.
     fn current(&mut self, kind: Kind, id: &str) -> Result<Option<Record>>;
+    /// Whether the current version of the record's key (record or event), as this batch sees it, is
+    /// exactly this record: what [`Batch::put`] would call `Unchanged`, without writing anything.
+    fn holds(&mut self, record: &Record) -> Result<bool>;
     /// Records the fields an update source sets on a record (a JSON object of canonical field names;
     /// `attrs` for custom attributes), replacing that source's earlier overlay of the record. A changed
     /// overlay moves to the end of the order; an unchanged one keeps its place.
