@@ -33,7 +33,18 @@ pub struct SuggestArgs {
 /// that also says when a loaded file had a column of that name that a mapping read into a canonical
 /// field instead of keeping it as an attribute.
 pub fn resolve(store: &dyn Store, catalog: &Catalog, ctx: &Context) -> Result<Catalog> {
-    levels::resolve(catalog, ctx).map_err(|e| {
+    resolve_for(store, catalog, ctx, &[])
+}
+
+/// [`resolve`] with the levels of the categorical definitions a model was trained on (`versions`: the
+/// `id@version` names it records), so that a level new data made common does not change its columns.
+pub fn resolve_for(
+    store: &dyn Store,
+    catalog: &Catalog,
+    ctx: &Context,
+    versions: &[String],
+) -> Result<Catalog> {
+    levels::resolve_pinned(catalog, ctx, &levels::pinned_levels(versions)).map_err(|e| {
         match consumed_column(store, &e) {
             Some(hint) if e.message.ends_with('?') => anyhow::anyhow!("{e} {hint}"),
             Some(hint) => anyhow::anyhow!("{e}. {hint}"),

@@ -533,7 +533,8 @@ pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result
     let (id, model) = load_model(store, args.model.as_deref())?;
     let catalog = args.catalog.load_for(&id, &model)?;
     let ctx = Context::from_store(store)?;
-    let catalog = crate::behaviours::resolve(store, &catalog, &ctx)?;
+    let catalog =
+        crate::behaviours::resolve_for(store, &catalog, &ctx, &model.trained_on.versions)?;
     let mut bar = Bar::new(global.quiet);
     let engine = replay(store, &ctx, &global.data, &mut bar)?;
     bar.finish();
@@ -631,7 +632,8 @@ pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Re
     let (id, model) = load_model(store, args.model.as_deref())?;
     let catalog = args.catalog.load_for(&id, &model)?;
     let ctx = Context::from_store(store)?;
-    let catalog = crate::behaviours::resolve(store, &catalog, &ctx)?;
+    let catalog =
+        crate::behaviours::resolve_for(store, &catalog, &ctx, &model.trained_on.versions)?;
     let wanted = winsignal_core::sfdc::to_18(&args.opportunity);
     let Some(opp) = ctx
         .opportunity(&args.opportunity)

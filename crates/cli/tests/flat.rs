@@ -341,3 +341,42 @@ fn suggest_on_the_bank_marketing_file_comments_out_the_call_duration() {
         "{catalog}"
     );
 }
+
+/// A win model scores with the levels it was trained on: new data that makes a rare level common (or
+/// brings a new value) does not change the model's columns.
+#[test]
+fn a_model_scores_with_the_levels_it_was_trained_on() {
+    let (dir, data) = workspace();
+    let out = dir.path().join("suggested.toml");
+    let out_s = out.to_str().unwrap();
+    winsignal(&data, &["behaviours", "suggest", "--out", out_s]);
+    winsignal(&data, &["train", "--catalog", out_s]);
+    // 40 new open leads in Mining: now a level of 52 deals, which the model pooled as "(other)".
+    let mut csv =
+        String::from("lead_id,created,status,industry,call_minutes,score,notes,country\n");
+    for i in 0..40 {
+        csv.push_str(&format!("N{i:03},2024-03-02,Open,Mining,,50,new lead,NZ\n"));
+    }
+    let more = dir.path().join("more.csv");
+    std::fs::write(&more, csv).unwrap();
+    std::fs::write(
+        dir.path().join("leads2.toml"),
+        std::fs::read_to_string(dir.path().join("leads.toml"))
+            .unwrap()
+            .replace("Lost = \"lost\"", "Lost = \"lost\", Open = \"open\""),
+    )
+    .unwrap();
+    let mapping = dir.path().join("leads2.toml");
+    winsignal(
+        &data,
+        &[
+            "ingest",
+            more.to_str().unwrap(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+        ],
+    );
+    let scores = winsignal(&data, &["score", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&scores).unwrap();
+    assert_eq!(v["deals"].as_array().unwrap().len(), 40, "{scores}");
+}

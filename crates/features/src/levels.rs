@@ -183,6 +183,32 @@ pub fn attribute_names(ctx: &Context) -> Vec<String> {
 /// opportunity has (in a definition or a control) is an error naming it, with the attributes of the
 /// same entity that are closest to it. A workspace without opportunities refuses nothing.
 pub fn resolve(catalog: &Catalog, ctx: &Context) -> Result<Catalog, AbsentAttribute> {
+    resolve_pinned(catalog, ctx, &BTreeMap::new())
+}
+
+/// The levels of each categorical definition in a list of `id@version` names (`industry=Retail@1`, as a
+/// win model records the definitions it was trained on): categorical id → its levels, in order.
+pub fn pinned_levels(versions: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for v in versions {
+        let name = v.rsplit_once('@').map_or(v.as_str(), |(n, _)| n);
+        if let Some((id, level)) = name.split_once('=') {
+            out.entry(id.to_string())
+                .or_default()
+                .push(level.to_string());
+        }
+    }
+    out
+}
+
+/// [`resolve`], with the levels of the categorical definitions named in `pinned` taken from it instead
+/// of the data (a win model scores with the levels it was trained on: a level that new data made
+/// common enough, or a new value, counts as [`OTHER_LEVEL`] when the model had one).
+pub fn resolve_pinned(
+    catalog: &Catalog,
+    ctx: &Context,
+    pinned: &BTreeMap<String, Vec<String>>,
+) -> Result<Catalog, AbsentAttribute> {
     let known = attribute_names(ctx);
     let absent = |attribute: &AttributeRef, line: usize, field: String| -> AbsentAttribute {
         let wanted = format!("{}.{}", attribute.entity.as_str(), attribute.name);
@@ -235,7 +261,36 @@ pub fn resolve(catalog: &Catalog, ctx: &Context) -> Result<Catalog, AbsentAttrib
             behaviours.push(d.clone());
             continue;
         }
-        let (kept, pooled) = split(&profile(ctx, attribute, missing));
+        let p = profile(ctx, attribute, missing);
+        let (kept, pooled) = match pinned.get(&d.id) {
+            None => split(&p),
+            Some(levels) => {
+                let deals = |label: &str| {
+                    p.levels
+                        .iter()
+                        .find(|l| l.label.eq_ignore_ascii_case(label))
+                        .map_or(0, |l| l.deals)
+                };
+                let kept: Vec<LevelCount> = levels
+                    .iter()
+                    .filter(|l| *l != OTHER_LEVEL)
+                    .map(|l| LevelCount {
+                        label: l.clone(),
+                        deals: deals(l),
+                    })
+                    .collect();
+                let pooled: Vec<LevelCount> = if levels.iter().any(|l| l == OTHER_LEVEL) {
+                    p.levels
+                        .iter()
+                        .filter(|l| !kept.iter().any(|k| k.label.eq_ignore_ascii_case(&l.label)))
+                        .cloned()
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                (kept, pooled)
+            }
+        };
         let level = |label: &str,
                      equals: Option<String>,
                      other_than: Option<Vec<String>>,
@@ -267,7 +322,10 @@ pub fn resolve(catalog: &Catalog, ctx: &Context) -> Result<Catalog, AbsentAttrib
                 format!("Level {:?}: {} deals.", l.label, l.deals),
             ));
         }
-        if !pooled.is_empty() {
+        let pinned_other = pinned
+            .get(&d.id)
+            .is_some_and(|l| l.iter().any(|l| l == OTHER_LEVEL));
+        if !pooled.is_empty() || pinned_other {
             let deals: usize = pooled.iter().map(|l| l.deals).sum();
             let mut names: Vec<String> = pooled
                 .iter()

@@ -259,3 +259,27 @@ fn when_every_level_is_rare_the_pooled_level_holds_every_deal_with_a_value() {
     // Yes for every deal (a constant: discovery refuses it as such), not undefined.
     assert!(snaps.iter().all(|s| s.flags[0] == Some(true)));
 }
+
+#[test]
+fn pinned_levels_are_used_instead_of_the_data() {
+    use winsignal_features::levels::{pinned_levels, resolve_pinned};
+    let built = fixture().build();
+    // As a model records them: Retail and the pool; Banking (40 deals now) counts in the pool.
+    let versions = [
+        "industry=Retail@1".to_string(),
+        "industry=(other)@1".to_string(),
+    ];
+    let pinned = pinned_levels(&versions);
+    let resolved = resolve_pinned(&catalog(), &built.ctx, &pinned).unwrap();
+    let ids: Vec<&str> = resolved.behaviours.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["industry=Retail", "industry=(other)"]);
+    let engine = built.engine();
+    let snaps = snapshot::snapshots(
+        &engine,
+        &resolved,
+        snapshot::horizon(&engine),
+        &mut |_, _| {},
+    );
+    let yes = |i: usize| snaps.iter().filter(|s| s.flags[i] == Some(true)).count();
+    assert_eq!((yes(0), yes(1)), (60, 40 + 15));
+}
