@@ -245,6 +245,22 @@ pub fn run_suggest(global: &Global, store: &dyn Store, args: &SuggestArgs) -> Re
             });
         }
     }
+    if !candidates.iter().any(|c| c.shape.is_some()) {
+        let reasons: Vec<String> = candidates
+            .iter()
+            .map(|c| format!("{}: {}", c.attribute, c.left_out.as_deref().unwrap_or("")))
+            .collect();
+        bail!(
+            "no attribute of the {} opportunities in {} can become a definition{}; the built-in catalog reads activities, product events, touches, tickets and transcripts instead (`winsignal behaviours list`)",
+            n(n_opps as u64),
+            global.data.display(),
+            if reasons.is_empty() {
+                " (they have no custom attributes)".to_string()
+            } else {
+                format!(" ({})", reasons.join("; "))
+            }
+        );
+    }
     let controls = named_controls(&ctx);
     let no_time = ctx.opps.iter().all(|o| o.stages.is_empty())
         && store.event_counts()?.iter().all(|(_, k)| *k == 0);

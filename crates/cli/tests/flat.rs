@@ -380,3 +380,39 @@ fn a_model_scores_with_the_levels_it_was_trained_on() {
     let v: serde_json::Value = serde_json::from_str(&scores).unwrap();
     assert_eq!(v["deals"].as_array().unwrap().len(), 40, "{scores}");
 }
+
+#[test]
+fn suggest_without_usable_attributes_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("deals.csv");
+    std::fs::write(
+        &csv,
+        "id,created,status,notes\nD1,2024-03-01,Won,first\nD2,2024-03-01,Lost,second\n",
+    )
+    .unwrap();
+    let mapping = dir.path().join("deals.toml");
+    std::fs::write(
+        &mapping,
+        "[[output]]\nkind = \"opportunities\"\n[output.fields]\nopportunity_id = \"id\"\n\
+         created_at = \"created\"\noutcome = { column = \"status\", values = { Won = \"won\", Lost = \"lost\" } }\n",
+    )
+    .unwrap();
+    let data = dir.path().join("ws");
+    winsignal(
+        &data,
+        &[
+            "ingest",
+            csv.to_str().unwrap(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+        ],
+    );
+    let e = winsignal_fails(&data, &["behaviours", "suggest"]);
+    assert!(e.contains("no attribute of the 2 opportunities"), "{e}");
+    assert!(
+        e.contains("opportunity.notes: only 2 deals have a value"),
+        "{e}"
+    );
+    let e = winsignal_fails(&dir.path().join("empty"), &["behaviours", "suggest"]);
+    assert!(e.contains("has no opportunities"), "{e}");
+}
