@@ -134,8 +134,14 @@ fn train_score_and_explain_on_the_demo() {
         .filter(|c| !c["origin"].is_null())
         .all(|c| c["origin"]["line"].as_u64().unwrap() > 0));
     let text = winsignal(&data, &["explain", id]);
+    // The header says the shown factors are some of all (issue 14: it said "the factors below, exactly"
+    // over a list cut to the largest), and the lineage line counts the shown ones and all.
     assert!(
-        text.contains("P(win)") && text.contains("exactly"),
+        text.contains("P(win)") && text.contains("the exact contributions of all"),
+        "{text}"
+    );
+    assert!(
+        text.contains("behind the") && text.contains("shown above;"),
         "{text}"
     );
 }
