@@ -15,7 +15,8 @@ pub const WARN_SHARE: f64 = 0.10;
 /// One warning about a load, as shown on stderr and in `ingest --json` (`loads[].warnings[]`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoadWarning {
-    /// The canonical (or source) field whose problems quarantined the rows; `None` for an outcome warning.
+    /// The canonical (or source) field whose problems quarantined the rows; `None` for an outcome warning
+    /// and for unmatched quotes (the file's quoting, not a field's values, is at fault).
     pub field: Option<String>,
     /// The outcome (`won`, `lost`, `open`) whose deals were quarantined; `None` for a field warning.
     pub outcome: Option<String>,
@@ -57,6 +58,28 @@ fn field_of(reason: &str) -> Option<&str> {
     Some(&reason[start..start + len])
 }
 
+/// The tally's key for unmatched quotes: the reason names the field the quote opened, but it is the
+/// file's quoting that is at fault, not a value of that field.
+const QUOTING: &str = "(quoting)";
+
+/// What a problem is about, for the tally: unmatched quotes, else the field it names.
+fn subject_of(reason: &str) -> Option<&str> {
+    if reason.starts_with("unmatched quote") {
+        Some(QUOTING)
+    } else {
+        field_of(reason)
+    }
+}
+
+/// A subject of the tally in words.
+fn described(subject: &str) -> String {
+    if subject == QUOTING {
+        "unmatched quotes".to_string()
+    } else {
+        format!("field `{subject}`")
+    }
+}
+
 impl Tally {
     /// The outcome of the row that is about to be quarantined (a connector that read it says so first).
     pub fn row_outcome(&mut self, outcome: Option<Outcome>) {
@@ -75,7 +98,7 @@ impl Tally {
     pub fn rejected(&mut self, line: u64, reasons: &[String]) {
         let mut fields: Vec<&str> = Vec::new();
         for reason in reasons {
-            if let Some(f) = field_of(reason) {
+            if let Some(f) = subject_of(reason) {
                 if !fields.contains(&f) {
                     fields.push(f);
                     let c = self.fields.entry(f.to_string()).or_default();
@@ -108,14 +131,15 @@ impl Tally {
                 .map(|(line, r)| format!(" (e.g. line {line}: {r})"))
                 .unwrap_or_default();
             out.push(LoadWarning {
-                field: Some(field.clone()),
+                field: (field != QUOTING).then(|| field.clone()),
                 outcome: None,
                 quarantined: c.rows,
                 of: rows_read,
                 message: format!(
-                    "{} of {rows_read} rows ({:.0}%) quarantined for field `{field}`{example}; {}",
+                    "{} of {rows_read} rows ({:.0}%) quarantined for {}{example}; {}",
                     c.rows,
                     100.0 * share(c.rows, rows_read),
+                    described(field),
                     advice(field)
                 ),
             });
@@ -129,7 +153,7 @@ impl Tally {
                 .fields
                 .iter()
                 .max_by_key(|(_, n)| **n)
-                .map(|(f, n)| format!(", {n} of them for field `{f}` ({})", advice(f)))
+                .map(|(f, n)| format!(", {n} of them for {} ({})", described(f), advice(f)))
                 .unwrap_or_default();
             out.push(LoadWarning {
                 field: None,
@@ -158,7 +182,9 @@ fn share(part: u64, whole: u64) -> f64 {
 /// What to change, by the kind of field.
 fn advice(field: &str) -> &'static str {
     let lower = field.to_ascii_lowercase();
-    if lower.ends_with("_at") || lower.contains("date") || lower.contains("time") {
+    if field == QUOTING {
+        "check how the file quotes its fields: a quote inside a quoted field must be doubled (`\"\"`), and a field holding the delimiter or a line break must be quoted whole"
+    } else if lower.ends_with("_at") || lower.contains("date") || lower.contains("time") {
         "if the values are times in another layout or without an offset, declare them in the file's mapping (`--mapping`): a `format` for the field (or a `date_format`) and a `timezone`"
     } else if matches!(
         lower.as_str(),
@@ -194,6 +220,25 @@ mod tests {
         assert_eq!((w[0].quarantined, w[0].of), (1, 2));
         assert_eq!(w[2].outcome.as_deref(), Some("won"));
         assert_eq!((w[2].quarantined, w[2].of), (1, 1));
+    }
+
+    #[test]
+    fn unmatched_quotes_are_blamed_on_the_quoting_not_on_the_field_they_opened() {
+        let mut t = Tally::default();
+        let reason = "unmatched quote: the quote opening field `name` (column 2) on line 2 never \
+                      closes; read as a stray quote, so line 2 alone is quarantined and reading \
+                      resumes at line 3";
+        t.rejected(2, &[reason.into()]);
+        let w = t.warnings(5);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].field, None);
+        assert!(
+            w[0].message.contains("quarantined for unmatched quotes"),
+            "{}",
+            w[0].message
+        );
+        assert!(w[0].message.contains("doubled"), "{}", w[0].message);
+        assert!(!w[0].message.contains("`values`"), "{}", w[0].message);
     }
 
     #[test]
