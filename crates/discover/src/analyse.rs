@@ -225,7 +225,9 @@ pub fn discover(
     }
     for c in &column_tests {
         let declared = catalog.behaviours.iter().any(|d| {
-            d.level.as_ref().is_some_and(|l| l.definition == c.behaviour)
+            d.level
+                .as_ref()
+                .is_some_and(|l| l.definition == c.behaviour)
                 && d.recorded == Recorded::AtOutcome
         });
         p.push(if declared {

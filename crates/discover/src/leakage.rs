@@ -218,7 +218,11 @@ pub fn suspect_columns(catalog: &Catalog, snaps: &[Snapshot]) -> Vec<ColumnFlag>
 }
 
 /// [`suspect_columns`] with another threshold for the column's AUC (`column_auc` checks).
-pub fn suspect_columns_at(catalog: &Catalog, snaps: &[Snapshot], column_auc: f64) -> Vec<ColumnFlag> {
+pub fn suspect_columns_at(
+    catalog: &Catalog,
+    snaps: &[Snapshot],
+    column_auc: f64,
+) -> Vec<ColumnFlag> {
     // Each deal once, at its first landmark.
     let mut first: BTreeMap<&str, &Snapshot> = BTreeMap::new();
     for s in snaps {

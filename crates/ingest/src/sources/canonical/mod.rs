@@ -447,55 +447,57 @@ fn stream_events(
     let id_field = fields_of(kind).1[0];
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Parsed>, u64)>(8);
-        let parser = scope.spawn(move || -> Result<(ColumnTypes, (u64, Option<(u64, u64)>))> {
-            let mut chunk = Vec::with_capacity(CHUNK);
-            let mut n = 0u64;
-            while let Some(next) = rows.next_row()? {
-                match next {
-                    Err(b) => chunk.push(Parsed::Bad(b)),
-                    Ok(row) => {
-                        n += 1;
-                        if n <= 50_000 || n.is_multiple_of(64) {
-                            for (i, v) in row.values.iter().enumerate() {
-                                types.observe(i, v);
+        let parser = scope.spawn(
+            move || -> Result<(ColumnTypes, (u64, Option<(u64, u64)>))> {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                let mut n = 0u64;
+                while let Some(next) = rows.next_row()? {
+                    match next {
+                        Err(b) => chunk.push(Parsed::Bad(b)),
+                        Ok(row) => {
+                            n += 1;
+                            if n <= 50_000 || n.is_multiple_of(64) {
+                                for (i, v) in row.values.iter().enumerate() {
+                                    types.observe(i, v);
+                                }
                             }
+                            let fields = CsvFields {
+                                index,
+                                values: row.values,
+                            };
+                            let mut reader = FieldReader::new(&fields, now, None);
+                            chunk.push(match build(kind, &mut reader, Attrs::new()) {
+                                Some(record) => Parsed::Accepted {
+                                    line: row.line,
+                                    record,
+                                    notes: reader.notes,
+                                },
+                                None => Parsed::Refused {
+                                    line: row.line,
+                                    id: fields.get(id_field).map(str::to_string),
+                                    problems: reader.problems,
+                                    raw: row.values.join(","),
+                                },
+                            });
                         }
-                        let fields = CsvFields {
-                            index,
-                            values: row.values,
-                        };
-                        let mut reader = FieldReader::new(&fields, now, None);
-                        chunk.push(match build(kind, &mut reader, Attrs::new()) {
-                            Some(record) => Parsed::Accepted {
-                                line: row.line,
-                                record,
-                                notes: reader.notes,
-                            },
-                            None => Parsed::Refused {
-                                line: row.line,
-                                id: fields.get(id_field).map(str::to_string),
-                                problems: reader.problems,
-                                raw: row.values.join(","),
-                            },
-                        });
+                    }
+                    if chunk.len() == CHUNK {
+                        let done = rows.bytes_read();
+                        if tx
+                            .send((
+                                std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)),
+                                done,
+                            ))
+                            .is_err()
+                        {
+                            return Ok((types, rows.multiline_rows()));
+                        }
                     }
                 }
-                if chunk.len() == CHUNK {
-                    let done = rows.bytes_read();
-                    if tx
-                        .send((
-                            std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)),
-                            done,
-                        ))
-                        .is_err()
-                    {
-                        return Ok((types, rows.multiline_rows()));
-                    }
-                }
-            }
-            let _ = tx.send((chunk, rows.bytes_read()));
-            Ok((types, rows.multiline_rows()))
-        });
+                let _ = tx.send((chunk, rows.bytes_read()));
+                Ok((types, rows.multiline_rows()))
+            },
+        );
         let write = || -> Result<()> {
             let mut estimated = false;
             for (chunk, done) in rx {
