@@ -208,26 +208,82 @@ fn restore_checkpoint<'c>(ctx: &'c Context, path: &Path, key: &str) -> Option<En
     if header != [CHECKPOINT_MAGIC, key.as_bytes(), b"\n"].concat() {
         return None;
     }
+    let ignored = |why: &str| {
+        tracing::warn!(path = %path.display(), reason = why, "Engine checkpoint ignored; replaying.");
+        None
+    };
     // Decoding from memory is several times faster than from a reader (postcard pulls varints a byte
-    // at a time); only a very large checkpoint is streamed, to keep the peak memory down.
+    // at a time); only a very large checkpoint is streamed, to keep the peak memory down. Either way
+    // the state's bytes must match the checksum after them: a damaged checkpoint is replayed, never
+    // read as a different state.
     let in_memory = std::fs::metadata(path).is_ok_and(|m| m.len() < 1 << 30);
     let restored = if in_memory {
         let mut bytes = Vec::new();
         r.read_to_end(&mut bytes).ok()?;
-        Engine::restore(ctx, &bytes)
+        let Some(body_len) = bytes.len().checked_sub(CHECKSUM_BYTES) else {
+            return ignored("it is shorter than its checksum");
+        };
+        let (body, sum) = bytes.split_at(body_len);
+        if xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() != sum {
+            return ignored("its checksum does not match its contents (the file is damaged)");
+        }
+        Engine::restore(ctx, body)
     } else {
-        Engine::restore_from(ctx, r)
+        let mut hashed = Hashed::new(r);
+        let restored = Engine::restore_from(ctx, &mut hashed);
+        let sum = hashed.hasher.digest().to_le_bytes();
+        let mut rest = Vec::new();
+        if hashed.inner.read_to_end(&mut rest).is_err() || rest != sum {
+            return ignored("its checksum does not match its contents (the file is damaged)");
+        }
+        restored
     };
     match restored {
         Ok(engine) => Some(engine),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "Engine checkpoint ignored.");
-            None
+        Err(e) => ignored(&e),
+    }
+}
+
+/// The checkpoint ends with the xxh3-64 of the state's bytes, little-endian.
+const CHECKSUM_BYTES: usize = 8;
+
+/// A reader or writer that hashes every byte passing through it.
+struct Hashed<T> {
+    inner: T,
+    hasher: xxhash_rust::xxh3::Xxh3,
+}
+
+impl<T> Hashed<T> {
+    fn new(inner: T) -> Self {
+        Hashed {
+            inner,
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
         }
     }
 }
 
+impl<R: std::io::Read> std::io::Read for Hashed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<W: Write> Write for Hashed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Writes the checkpoint beside its final name and renames it into place, so a reader never sees half.
+/// Layout: magic, key, newline, the state (postcard), the state's checksum.
 fn save_checkpoint(engine: &Engine<'_>, path: &Path, key: &str) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -236,9 +292,13 @@ fn save_checkpoint(engine: &Engine<'_>, path: &Path, key: &str) -> Result<()> {
     w.write_all(CHECKPOINT_MAGIC)?;
     w.write_all(key.as_bytes())?;
     w.write_all(b"\n")?;
+    let mut hashed = Hashed::new(w);
     engine
-        .write_checkpoint(&mut w)
+        .write_checkpoint(&mut hashed)
         .map_err(anyhow::Error::msg)?;
+    let sum = hashed.hasher.digest();
+    let mut w = hashed.inner;
+    w.write_all(&sum.to_le_bytes())?;
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&partial, path)?;
     Ok(())
