@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use winsignal_core::Kind;
 use winsignal_discover::leakage::{suspect_columns_at, ColumnFlag, REVIEW_AUC};
@@ -298,7 +298,10 @@ pub fn run_suggest(global: &Global, store: &dyn Store, args: &SuggestArgs) -> Re
     })?;
     match &args.out {
         Some(out) => {
-            std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+            crate::output::write_atomically(out, |w| {
+                use std::io::Write as _;
+                Ok(w.write_all(text.as_bytes())?)
+            })?;
             if global.quiet {
                 return Ok(());
             }

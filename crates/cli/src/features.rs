@@ -655,8 +655,21 @@ pub fn row<'a>(c: &'a Catalog, s: &'a Snapshot) -> Vec<Cell<'a>> {
 }
 
 fn write_csv(c: &Computed, out: &Path) -> Result<()> {
-    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    crate::output::write_atomically(out, |file| {
+        let mut w = csv::Writer::from_writer(file);
+        write_rows(c, &mut w)?;
+        Ok(w.flush()?)
+    })?;
+    let meta = out.with_extension("meta.json");
+    let text = serde_json::to_string_pretty(&json!({
+        "catalog": catalog_json(&c.catalog), "horizon": c.horizon.to_rfc3339(), "rows": c.snapshots.len(),
+        "columns": columns(&c.catalog),
+    }))?;
+    crate::output::write_atomically(&meta, |w| Ok(w.write_all(text.as_bytes())?))
+}
+
+/// The header and every snapshot of [`write_csv`].
+fn write_rows<W: Write>(c: &Computed, w: &mut csv::Writer<W>) -> Result<()> {
     w.write_record(columns(&c.catalog))?;
     for s in &c.snapshots {
         let cells = row(&c.catalog, s);
@@ -672,13 +685,6 @@ fn write_csv(c: &Computed, out: &Path) -> Result<()> {
             .collect();
         w.write_record(fields.iter().map(|f| f.as_ref()))?;
     }
-    w.flush()?;
-    let meta = out.with_extension("meta.json");
-    std::fs::write(&meta, serde_json::to_string_pretty(&json!({
-        "catalog": catalog_json(&c.catalog), "horizon": c.horizon.to_rfc3339(), "rows": c.snapshots.len(),
-        "columns": columns(&c.catalog),
-    }))?)
-    .with_context(|| format!("writing {}", meta.display()))?;
     Ok(())
 }
 

@@ -59,6 +59,47 @@ pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Writes a file that a user names (`--out`, `--export`) beside its final name and renames it into
+/// place once it is complete and synced, so that a failure part-way (a full disk, an error while
+/// writing) leaves the previous file as it was, and no reader ever sees half a file.
+pub fn write_atomically(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let partial = path.with_file_name(format!(
+        ".{}.partial-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> anyhow::Result<()> {
+        let file = std::fs::File::create(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        write(&mut w)?;
+        w.flush()?;
+        w.into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()
+            .with_context(|| format!("writing {}", partial.display()))?;
+        std::fs::rename(&partial, path)
+            .with_context(|| format!("moving {} to {}", partial.display(), path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result.with_context(|| {
+        format!(
+            "writing {} (any earlier file there is unchanged)",
+            path.display()
+        )
+    })
+}
+
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -352,4 +393,34 @@ pub fn check_out_dir(out: &std::path::Path, flag: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn a_failed_write_leaves_the_earlier_file_and_no_partial_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.html");
+        std::fs::write(&path, "the earlier report").unwrap();
+        let err = write_atomically(&path, |w| {
+            w.write_all(&[b'x'; 3 << 20])?;
+            anyhow::bail!("the disk is full")
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("the disk is full"), "{err:#}");
+        assert!(format!("{err:#}").contains("unchanged"), "{err:#}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "the earlier report"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the earlier file is there");
+
+        write_atomically(&path, |w| Ok(w.write_all(b"the new report")?)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "the new report");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }

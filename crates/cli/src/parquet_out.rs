@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use parquet::basic::{LogicalType, Repetition, TimeUnit, Type as Physical};
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
 use parquet::file::metadata::KeyValue;
@@ -95,7 +95,17 @@ pub fn write_table(
             meta.to_string(),
         )]))
         .build();
-    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    crate::output::write_atomically(out, |file| write_groups(file, schema, props, rows, &types))
+}
+
+/// The row groups of [`write`], into `file`.
+fn write_groups(
+    file: &mut std::io::BufWriter<std::fs::File>,
+    schema: Arc<parquet::schema::types::Type>,
+    props: WriterProperties,
+    rows: &[Vec<Cell<'_>>],
+    types: &[ColumnType],
+) -> Result<()> {
     let mut writer = SerializedFileWriter::new(file, schema, Arc::new(props))?;
     for chunk in rows.chunks(ROW_GROUP) {
         let mut group = writer.next_row_group()?;

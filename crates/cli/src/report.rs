@@ -7,7 +7,7 @@ use crate::features::{compute, replay, Computed, ModelCatalogArg};
 use crate::output::n;
 use crate::progress::Bar;
 use crate::Global;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -146,8 +146,11 @@ pub fn write(
     quality: &QualityReport,
     scoring: &Scoring<'_>,
 ) -> Result<()> {
-    std::fs::write(out, html(d, c, quality, scoring)?)
-        .with_context(|| format!("writing {}", out.display()))
+    let page = html(d, c, quality, scoring)?;
+    crate::output::write_atomically(out, |w| {
+        use std::io::Write as _;
+        Ok(w.write_all(page.as_bytes())?)
+    })
 }
 
 /// How many of the open deals most at risk the page lists.

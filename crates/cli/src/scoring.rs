@@ -549,12 +549,11 @@ pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result
         return crate::output::print_json(&out);
     }
     if let Some(path) = &args.out {
-        let file =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let mut w = std::io::BufWriter::new(file);
-        serde_json::to_writer(&mut w, &out)?;
-        writeln!(w)?;
-        w.flush()?;
+        crate::output::write_atomically(path, |w| {
+            serde_json::to_writer(&mut *w, &out)?;
+            writeln!(w)?;
+            Ok(())
+        })?;
         if !global.quiet {
             eprintln!("wrote {} scores to {}", scored.len(), path.display());
         }

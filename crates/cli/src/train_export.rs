@@ -9,7 +9,7 @@
 //! columns (the rest are numeric) and saying where the rows came from; and `FILE.rows.csv`: for every
 //! row, in the same order, its split, opportunity, landmark and as-of time (what each row is).
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use winsignal_learn::data::Value;
@@ -54,43 +54,41 @@ fn beside(out: &Path, ext: &str) -> PathBuf {
 
 /// Writes the three tables to `out` and their description beside it.
 pub fn write(out: &Path, t: &Tables<'_>, catalog: &str, seed: u64) -> Result<()> {
-    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
     let features = t.fit.data.features();
-    let mut header = vec!["split", "y"];
-    header.extend(features.iter().map(|f| f.name.as_str()));
-    w.write_record(&header)?;
-    let mut row: Vec<String> = Vec::with_capacity(header.len());
-    for (split, table) in [
-        ("train", &t.fit),
-        ("calibration", &t.calibration),
-        ("test", &t.test),
-    ] {
-        write_table(&mut w, &mut row, split, table)?;
-    }
-    w.flush()
-        .with_context(|| format!("writing {}", out.display()))?;
-    let rows = rows_path(out);
-    let file =
-        std::fs::File::create(&rows).with_context(|| format!("creating {}", rows.display()))?;
-    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
-    w.write_record(["split", "opportunity_id", "landmark", "as_of"])?;
-    for (split, table) in [
-        ("train", &t.fit),
-        ("calibration", &t.calibration),
-        ("test", &t.test),
-    ] {
-        for r in &table.rows {
-            w.write_record([
-                split,
-                &crate::output::spreadsheet_safe(&r.opportunity_id),
-                r.landmark.as_str(),
-                r.as_of.to_rfc3339().as_str(),
-            ])?;
+    crate::output::write_atomically(out, |file| {
+        let mut w = csv::Writer::from_writer(file);
+        let mut header = vec!["split", "y"];
+        header.extend(features.iter().map(|f| f.name.as_str()));
+        w.write_record(&header)?;
+        let mut row: Vec<String> = Vec::with_capacity(header.len());
+        for (split, table) in [
+            ("train", &t.fit),
+            ("calibration", &t.calibration),
+            ("test", &t.test),
+        ] {
+            write_table(&mut w, &mut row, split, table)?;
         }
-    }
-    w.flush()
-        .with_context(|| format!("writing {}", rows.display()))?;
+        Ok(w.flush()?)
+    })?;
+    crate::output::write_atomically(&rows_path(out), |file| {
+        let mut w = csv::Writer::from_writer(file);
+        w.write_record(["split", "opportunity_id", "landmark", "as_of"])?;
+        for (split, table) in [
+            ("train", &t.fit),
+            ("calibration", &t.calibration),
+            ("test", &t.test),
+        ] {
+            for r in &table.rows {
+                w.write_record([
+                    split,
+                    &crate::output::spreadsheet_safe(&r.opportunity_id),
+                    r.landmark.as_str(),
+                    r.as_of.to_rfc3339().as_str(),
+                ])?;
+            }
+        }
+        Ok(w.flush()?)
+    })?;
     let meta = Meta {
         categorical: features
             .iter()
@@ -112,9 +110,11 @@ pub fn write(out: &Path, t: &Tables<'_>, catalog: &str, seed: u64) -> Result<()>
         catalog,
         seed,
     };
-    let path = meta_path(out);
-    std::fs::write(&path, serde_json::to_string_pretty(&meta)? + "\n")
-        .with_context(|| format!("writing {}", path.display()))
+    let text = serde_json::to_string_pretty(&meta)? + "\n";
+    crate::output::write_atomically(&meta_path(out), |w| {
+        use std::io::Write as _;
+        Ok(w.write_all(text.as_bytes())?)
+    })
 }
 
 fn write_table<W: std::io::Write>(
