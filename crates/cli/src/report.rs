@@ -55,6 +55,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &ReportArgs) -> Result<()> 
         Some((id, model)) => args.catalog.load_for(id, model)?,
         None => args.catalog.load_default()?,
     };
+    let declared = catalog.clone();
     let c = compute(store, catalog, &global.data, global.quiet)?;
     let d = winsignal_discover::discover(
         &c.catalog,
@@ -70,7 +71,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &ReportArgs) -> Result<()> 
     // ones the page calls significant.
     let cards = crate::reps::all_scorecards(store, &c, &d)?;
     let scored = match &latest {
-        Some((_, model)) => Some(open_deal_scores(global, store, &c, model)?),
+        Some((_, model)) => Some(open_deal_scores(global, store, &declared, model)?),
         None => None,
     };
     let model = match (&latest, &scored) {
@@ -102,18 +103,22 @@ pub fn run(global: &Global, store: &dyn Store, args: &ReportArgs) -> Result<()> 
 
 /// The open deals scored with `model` as of the end of the data, or why they could not be (a model
 /// trained with another catalog): the page says so instead of failing.
+/// The open deals scored by `model`, with the catalog's categorical definitions split into the levels
+/// the model was trained on (as `score` does), whatever levels the data have now.
 fn open_deal_scores(
     global: &Global,
     store: &dyn Store,
-    c: &Computed,
+    declared: &winsignal_features::Catalog,
     model: &WinModel,
 ) -> Result<std::result::Result<(Ts, Vec<DealScore>), String>> {
     let ctx = winsignal_features::Context::from_store(store)?;
+    let catalog =
+        crate::behaviours::resolve_for(store, declared, &ctx, &model.trained_on.versions)?;
     let mut bar = Bar::new(global.quiet);
     let engine = replay(store, &ctx, &global.data, &mut bar)?;
     bar.finish();
     Ok(
-        match crate::scoring::scores(&engine, &c.catalog, model, None, None) {
+        match crate::scoring::scores(&engine, &catalog, model, None, None) {
             Ok((as_of, deals, _)) => Ok((as_of, deals)),
             Err(e) => Err(format!("{e:#}")),
         },

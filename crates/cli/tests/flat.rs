@@ -379,6 +379,14 @@ fn a_model_scores_with_the_levels_it_was_trained_on() {
     let scores = winsignal(&data, &["score", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&scores).unwrap();
     assert_eq!(v["deals"].as_array().unwrap().len(), 40, "{scores}");
+    // The report scores the open deals the same way (it refused them as not matching the model).
+    let page = dir.path().join("report.html");
+    winsignal(&data, &["report", "--out", page.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        !html.contains("does not have there"),
+        "the report could not score with the model's levels"
+    );
 }
 
 #[test]
