@@ -571,7 +571,11 @@ impl<R: Read + Seek> CsvParser<R> {
                 q,
                 format!("is closed on line {line} by a quote with more text after it"),
             )
-        } else if self.holds_rows(first.field, header.len()) {
+        } else if self.holds_rows(
+            first.field,
+            header.len(),
+            self.rec.bounds.len() != header.len(),
+        ) {
             let why = format!(
                 "runs to line {} over lines that read as rows of their own",
                 rec.end_line
@@ -594,11 +598,13 @@ impl<R: Read + Seek> CsvParser<R> {
     }
 
     /// Whether the multi-line field `field` holds whole rows: a line inside it (neither its first nor
-    /// its last) that reads as a row (as many fields as the header), or a last line that reads as the
-    /// start of one (with the fields after the quoted one, as many). Prose puts a space after a comma
-    /// and exports do not, so a line with a field (other than its first) starting with a space reads
-    /// as text, not as a row: a note listing "Bob, Alice, Carol" stays one field.
-    fn holds_rows(&self, field: usize, n_header: usize) -> bool {
+    /// its last) that reads as a row (as many fields as the header), or — only when the record is
+    /// ragged — a last line that reads as the start of one (with the fields after the quoted one, as
+    /// many). A well-formed record's last line is not enough: a real note ending "budget 1,500" in a
+    /// three-column file would read so. Prose puts a space after a comma and exports do not, so a line
+    /// with a field (other than its first) starting with a space reads as text, not as a row: a note
+    /// listing "Bob, Alice, Carol" stays one field.
+    fn holds_rows(&self, field: usize, n_header: usize, ragged: bool) -> bool {
         let delimiter = self.delimiter;
         let fields_if_row = |s: &[u8]| -> Option<usize> {
             let mut n = 1;
@@ -621,7 +627,7 @@ impl<R: Read + Seek> CsvParser<R> {
         }
         let last = segments[segments.len() - 1];
         let after = self.rec.bounds.len() - field - 1;
-        fields_if_row(last).is_some_and(|n| n > 1 && n + after == n_header)
+        ragged && fields_if_row(last).is_some_and(|n| n > 1 && n + after == n_header)
     }
 
     /// The record's first physical line as written, cut at 64 KiB.

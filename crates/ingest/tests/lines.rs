@@ -533,6 +533,29 @@ fn rows_that_span_lines_are_noted_so_rows_read_can_be_checked_against_lines() {
 }
 
 #[test]
+fn a_note_whose_last_line_has_a_comma_stays_one_field() {
+    // A real multi-line note, well formed, whose last line holds a comma with no space after it (a
+    // number with a thousands separator): it used to be read as a stray quote, the row quarantined and
+    // its second line accepted as a record that is not in the file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.csv");
+    let text = accounts_csv(4, &|i, row| match i {
+        1 => "A1,\"Company 1".to_string(),
+        2 => "budget 1,500\",c1.com,Software".to_string(),
+        _ => row,
+    });
+    std::fs::write(&path, text).unwrap();
+    let loaded = load(&path, &|_| {});
+    assert!(
+        loaded.quarantined().is_empty(),
+        "{:?}",
+        loaded.quarantined()
+    );
+    assert_eq!(loaded.rows_read(), 3);
+    assert_eq!(loaded.lines_of(Kind::Accounts), vec![2, 3, 5]);
+}
+
+#[test]
 fn a_mapping_with_a_quote_as_delimiter_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mapping = dir.path().join("m.toml");
