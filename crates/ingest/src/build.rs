@@ -308,6 +308,12 @@ impl NumberFormat {
                     "a thousands separator not between groups of three digits",
                 ));
             }
+            // "0,125" has no thousands: it is a decimal comma (or a typo), never 125.
+            if first.starts_with('0') {
+                return Err(fits(
+                    "a leading zero before a thousands separator (a decimal separator?)",
+                ));
+            }
             normal.push_str(first);
             for g in groups {
                 if !(digits(g) && g.len() == 3) {
@@ -1006,6 +1012,9 @@ mod tests {
         for (f, raw) in [
             (point, "1.234,56"),
             (point, "1,2,3"),
+            (point, "0,125"),
+            (point, "-0,500"),
+            (comma, "0.125"),
             (point, "12,50"),
             (point, "1,2345"),
             (point, ",123"),
