@@ -308,7 +308,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
                 // versions flip between rows.
                 let kh = key_hash(kind, k);
                 match self.ids.read.get(&kh).copied() {
-                    Some(_) if self.batch.holds(record)? => continue,
+                    Some(_) if self.holds_as_written(record)? => continue,
                     Some(p) => {
                         flags.push((
                             kind,
@@ -414,7 +414,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             return Ok(Claim::New);
         };
         for r in records {
-            if !self.batch.holds(r)? {
+            if !self.holds_as_written(r)? {
                 let earlier = self.ids.describe(place, this_file);
                 return Ok(Claim::Conflict(if records.len() == 1 {
                     format!(
@@ -448,6 +448,20 @@ impl<'b, 'p> LoadContext<'b, 'p> {
 
     /// `record` with the update overlays held for it, the other sources' first and `own` last (see
     /// [`crate::overlay`]); `None` when they change nothing.
+    /// Whether the store holds `record` as this load would write it: as it is, or with the update
+    /// overlays of other sources on top (what `put` stores). An exact repeat of a row is then a repeat
+    /// even after another file's update changed the record.
+    fn holds_as_written(&mut self, record: &Record) -> Result<bool> {
+        if self.batch.holds(record)? {
+            return Ok(true);
+        }
+        let key = record.natural_key_ref().map(|k| k.to_string());
+        match self.overlaid(record, key.as_deref(), None)? {
+            Some(o) => Ok(self.batch.holds(&o)?),
+            None => Ok(false),
+        }
+    }
+
     fn overlaid(
         &mut self,
         record: &Record,

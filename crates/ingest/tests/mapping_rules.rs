@@ -470,6 +470,24 @@ fn reloading_the_file_that_made_the_records_keeps_what_the_update_set() {
 }
 
 #[test]
+fn an_exact_repeat_of_a_row_stays_unchanged_after_an_update_set_its_fields() {
+    // The deals file with L1's line twice: before the update both copies are the same record; once the
+    // closed-deals file has set L1's outcome, the second copy must still read as a repeat, not as
+    // "duplicate id with other values" (the store holds L1 with the update on top).
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, closed, closed_map) = deals_then_closed(dir.path());
+    load(&mut store, &closed, &closed_map);
+    let twice = write(
+        dir.path(),
+        "deals.csv",
+        "lead_id,created,amount\nL1,2025-01-01,100\nL2,2025-02-01,200\nL3,2025-03-01,300\nL1,2025-01-01,100\n",
+    );
+    let again = load(&mut store, &twice, &dir.path().join("deals.toml"));
+    let s = &again.loads[0].stats;
+    assert_eq!((s.updated, s.unchanged, s.quarantined), (0, 4, 0), "{s:?}");
+}
+
+#[test]
 fn an_empty_cell_in_an_update_keeps_the_value_held_and_a_second_row_of_an_id_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, closed, closed_map) = deals_then_closed(dir.path());
