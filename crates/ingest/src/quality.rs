@@ -369,7 +369,7 @@ fn current_flags<'a>(
         let Some(load) = load_of.get(&f.load_id) else {
             continue;
         };
-        let file = (load.source.clone(), load.path.clone());
+        let file = (load.source.clone(), file_key(&load.path));
         let is_current = current
             .get(&file)
             .and_then(|c| load_of.get(&c.load_id))
@@ -390,6 +390,18 @@ struct CurrentLoad {
     rows_from: u64,
 }
 
+/// A loaded file's path as a key: spelt without `.` components and repeated separators, so that
+/// `./accounts.csv` and `accounts.csv` are one file. (A relative and an absolute spelling of one file
+/// stay two: the directory an earlier ingest ran in is not stored.)
+fn file_key(path: &str) -> String {
+    std::path::Path::new(path)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect::<std::path::PathBuf>()
+        .display()
+        .to_string()
+}
+
 /// The current load of every (source, file): the latest, since a file loaded again replaces what was
 /// read from it before.
 fn current_loads(
@@ -405,7 +417,7 @@ fn current_loads(
                 .rev()
                 .find(|e| {
                     e.source == l.source
-                        && e.path == l.path
+                        && file_key(&e.path) == file_key(&l.path)
                         && e.file_hash == l.file_hash
                         && with_rows.contains(&e.load_id)
                 })
@@ -414,7 +426,7 @@ fn current_loads(
             l.load_id
         };
         out.insert(
-            (l.source.clone(), l.path.clone()),
+            (l.source.clone(), file_key(&l.path)),
             CurrentLoad {
                 load_id: l.load_id,
                 rows_from,

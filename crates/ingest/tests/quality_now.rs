@@ -71,3 +71,16 @@ fn two_files_of_one_source_both_count() {
     let q = winsignal_ingest::quality::report(&store).unwrap();
     assert_eq!((q.quarantine.total, q.quarantine.in_earlier_loads), (2, 1));
 }
+
+#[test]
+fn one_file_spelt_two_ways_counts_once() {
+    // `ingest ./accounts.csv`, then `ingest accounts.csv`: one file, its refused row counted once.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    load(&mut store, "./accounts.csv", true);
+    load(&mut store, "accounts.csv", true);
+    load(&mut store, "data//accounts.csv", true);
+    load(&mut store, "data/./accounts.csv", true);
+    let q = winsignal_ingest::quality::report(&store).unwrap();
+    assert_eq!((q.quarantine.total, q.quarantine.in_earlier_loads), (2, 2));
+}
