@@ -164,7 +164,7 @@ mod tests {
                 "{folded}"
             );
         }
-        // All digits: nothing to re-case.
+        // A lower-cased id with letters in its first 15: the checksum re-cases them.
         assert_eq!(
             canonical_18("003300000010q0faau"),
             Ok(Some("003300000010Q0FAAU".to_string()))
