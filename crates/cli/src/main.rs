@@ -40,7 +40,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use winsignal_core::{Kind, Ts};
 use winsignal_ingest::{Format, IngestRequest};
-use winsignal_store::{EmbeddedStore, Store};
+use winsignal_store::{EmbeddedStore, StoreRead};
 
 /// mimalloc: ingest and replay allocate and free millions of small strings, often across threads, where
 /// it is about 1.5× faster than the system allocator (measured in BENCHMARKS.md).

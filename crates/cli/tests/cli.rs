@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use winsignal_core::Kind;
-use winsignal_store::{EmbeddedStore, Store};
+use winsignal_store::{EmbeddedStore, StoreRead};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_winsignal"));

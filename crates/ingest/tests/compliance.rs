@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use winsignal_core::{Kind, Record, Ts};
 use winsignal_ingest::{ingest, Format, IngestReport, IngestRequest};
-use winsignal_store::{EmbeddedStore, Store};
+use winsignal_store::{EmbeddedStore, StoreRead};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use winsignal_core::{Kind, Outcome, Record, Ts};
 use winsignal_ingest::sources::mapping::LoadedMapping;
 use winsignal_ingest::{ingest, IngestError, IngestReport, IngestRequest};
-use winsignal_store::{EmbeddedStore, Store, StoredRecord};
+use winsignal_store::{EmbeddedStore, StoreRead, StoredRecord};
 
 fn now() -> Ts {
     Ts::parse("2026-11-01T00:00:00Z").unwrap()

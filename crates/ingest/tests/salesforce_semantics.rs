@@ -8,7 +8,7 @@ use std::path::Path;
 
 use winsignal_core::{Activity, ActivityStatus, Kind, Record, Ts};
 use winsignal_ingest::{ingest, Format, IngestReport, IngestRequest};
-use winsignal_store::{EmbeddedStore, Store};
+use winsignal_store::{EmbeddedStore, StoreRead};
 
 fn ts(s: &str) -> Ts {
     Ts::parse(s).unwrap()

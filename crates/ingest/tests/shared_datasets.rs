@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use winsignal_core::{AttrValue, Kind, Outcome, Record};
 use winsignal_ingest::{ingest, IngestRequest};
-use winsignal_store::{EmbeddedStore, Store};
+use winsignal_store::{EmbeddedStore, StoreRead};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use winsignal_core::rng::Rng;
 use winsignal_core::{Kind, ProductEvent, Record, Ts};
-use winsignal_store::{EmbeddedStore, LoadSpec, LoadStats, Store};
+use winsignal_store::{EmbeddedStore, LoadSpec, LoadStats, Store, StoreRead};
 
 /// The same allocator as the `winsignal` binary, so the figures are what users get.
 #[global_allocator]
@@ -76,7 +76,7 @@ fn main() {
     let mut rng = Rng::new(1);
 
     // Segment log, written through the ordinary batch API in loads of 2M events.
-    let mut store = EmbeddedStore::open(&dir.join("ws")).unwrap();
+    let store = EmbeddedStore::open(&dir.join("ws")).unwrap();
     let t = Instant::now();
     let mut i = 0;
     while i < n {

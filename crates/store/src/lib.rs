@@ -1,21 +1,29 @@
-//! Where winsignal keeps what it ingested: the [`Store`] trait every caller uses, and the embedded
-//! implementation ([`EmbeddedStore`]) that needs no server: SQLite for records, loads, quarantine and
-//! schemas, and a log of time-sorted segment files for high-volume events.
+//! Where winsignal keeps what it ingested and everything it must remember: the [`Store`] trait every
+//! caller uses, with two implementations that pass the same contract suite (`tests/contract.rs`):
+//! [`EmbeddedStore`], which needs no server (SQLite for records, loads, quarantine and models, a log of
+//! time-sorted segment files for high-volume events, checksummed files for named state), and
+//! [`MemoryStore`], for tests.
 //!
 //! Writes go through a [`Batch`]: nothing a batch wrote is visible until [`Batch::commit`], and a batch
-//! that is dropped, or a process killed mid-batch, leaves the store exactly as it was.
+//! that is dropped, or a process killed mid-batch, leaves the store exactly as it was. Every committed
+//! batch advances the store's [`LogPosition`]. Reads go through [`StoreRead`]: on a [`Snapshot`] they
+//! all see one committed state; on the store itself each call sees the latest one.
 
 mod embedded;
 mod error;
+mod memory;
 mod segment;
+mod state;
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 use winsignal_core::{Kind, Record, Ts, ValueType};
 
 pub use embedded::EmbeddedStore;
-pub use error::{Result, StoreError};
+pub use error::{ErrorKind, Result, StoreError};
+pub use memory::MemoryStore;
 
 pub type LoadId = u64;
 
@@ -168,32 +176,139 @@ pub struct ModelInfo {
     pub summary: String,
 }
 
-/// The storage behind winsignal. Callers see only this trait, so a PostgreSQL implementation can
-/// replace the embedded one without touching them.
-pub trait Store {
-    /// Starts an atomic write batch.
-    fn begin(&mut self) -> Result<Box<dyn Batch + '_>>;
+/// A point in the store's log of committed batches: how many batches had committed when a state was
+/// read (for a workspace written before positions were kept, each of its earlier loads counts as one
+/// batch). Every committed [`Batch`] advances it by one, under the store's write lock, so positions are
+/// totally ordered and a state is fully described by its position. Saving a model or a named state
+/// does not advance it: those are not part of the log.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct LogPosition(pub u64);
+
+impl LogPosition {
+    /// Before the first batch: everything in the store was committed after it.
+    pub const START: LogPosition = LogPosition(0);
+}
+
+impl std::fmt::Display for LogPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An event version as [`StoreRead::events_since`] gives it: in commit order, saying which earlier
+/// version of the same key (kind and id) it replaces, so an incremental consumer can take the old one
+/// out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventChange {
+    /// The batch that committed this version.
+    pub position: LogPosition,
+    /// The `seq` of the version this one replaces; `None` for a key seen for the first time.
+    pub supersedes: Option<u64>,
+    pub event: StoredEvent,
+}
+
+/// An entity record version as [`StoreRead::records_since`] gives it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordChange {
+    /// The batch that committed this version.
+    pub position: LogPosition,
+    /// The version this one replaces (`record.version - 1`); `None` for a new record.
+    pub replaces: Option<u64>,
+    pub record: StoredRecord,
+}
+
+/// A named state as read back by [`Store::state`].
+pub struct NamedState {
+    /// What the state was built from, as given to [`Store::put_state`].
+    pub key: String,
+    /// The bytes as written. They are checked as they are read: the read that reaches the end fails
+    /// with [`std::io::ErrorKind::InvalidData`] if they are not the bytes that were written, so read
+    /// to the end (e.g. `read_to_end`) before trusting what was decoded.
+    pub bytes: Box<dyn Read + Send>,
+}
+
+impl std::fmt::Debug for NamedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamedState")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream of stored events, in the order the method returning it documents.
+pub type Events<'a> = Box<dyn Iterator<Item = Result<StoredEvent>> + Send + 'a>;
+/// A stream of event changes in commit order.
+pub type EventChanges<'a> = Box<dyn Iterator<Item = Result<EventChange>> + Send + 'a>;
+
+/// Reading the store. On a [`Snapshot`] every call sees the same committed state, however many calls
+/// are made and whatever other writers commit meanwhile; on a [`Store`] each call sees the latest
+/// committed state on its own (two calls may see two states).
+pub trait StoreRead {
+    /// The position of the state read: every batch committed at or before it, none after.
+    fn position(&self) -> Result<LogPosition>;
     fn loads(&self) -> Result<Vec<LoadInfo>>;
     /// Current versions of every record of an entity kind, in id order.
     fn records(&self, kind: Kind) -> Result<Vec<StoredRecord>>;
     /// Every version of one record (entities and events), oldest first.
     fn versions(&self, kind: Kind, id: &str) -> Result<Vec<StoredRecord>>;
     /// Current events of the given kinds in event-time order (ties by arrival).
-    fn events(
-        &self,
-        kinds: &[Kind],
-    ) -> Result<Box<dyn Iterator<Item = Result<StoredEvent>> + Send + '_>>;
-    /// Number of current events per kind.
+    fn events(&self, kinds: &[Kind]) -> Result<Events<'_>>;
+    /// Number of current events per kind: activities, product events, marketing touches.
     fn event_counts(&self) -> Result<Vec<(Kind, u64)>>;
     fn quarantine(&self, load_id: Option<LoadId>) -> Result<Vec<QuarantinedRow>>;
     fn flags(&self) -> Result<Vec<Flag>>;
-    /// Saves a model; saving one whose id is already stored changes nothing (artifacts are immutable).
-    /// Returns whether it was new.
-    fn put_model(&mut self, model: &ModelRecord) -> Result<bool>;
     /// Every saved model of a kind (every kind when `None`), oldest first.
     fn models(&self, kind: Option<&str>) -> Result<Vec<ModelInfo>>;
     /// One saved model by id.
     fn model(&self, model_id: &str) -> Result<Option<ModelRecord>>;
+    /// Every event version of the given kinds committed after `after` (up to this state), in commit
+    /// (`seq`) order, including versions that a later one in the stream replaces: applying the stream
+    /// in order, taking out each change's `supersedes`, turns the events current at `after` into the
+    /// events current now.
+    fn events_since(&self, after: LogPosition, kinds: &[Kind]) -> Result<EventChanges<'_>>;
+    /// Every entity record version committed after `after` (up to this state), by position, then kind,
+    /// id and version; like [`StoreRead::events_since`] it includes versions replaced later.
+    fn records_since(&self, after: LogPosition) -> Result<Vec<RecordChange>>;
+    /// The events with these sequence numbers (current or replaced), in `seq` order; unknown numbers
+    /// are left out. Reads only the part of the log that holds them.
+    fn events_by_seq(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>>;
+}
+
+/// One committed state of the store, read as many times as needed (see [`StoreRead`]). Holding one
+/// open keeps that state readable (for the embedded store, it holds a SQLite read transaction: the
+/// write-ahead log cannot be folded back past it), so keep it for one command, not for ever.
+pub trait Snapshot: StoreRead + Send + Sync {}
+
+/// Writes a named state's bytes (see [`Store::put_state`]).
+pub type StateWriter<'a> = dyn FnMut(&mut dyn Write) -> std::io::Result<()> + 'a;
+
+/// The storage behind winsignal. Callers see only this trait, so a PostgreSQL implementation can
+/// replace the embedded one without touching them.
+///
+/// Writer discipline: any number of readers and snapshots, and at most one open [`Batch`] per store
+/// at a time, across threads and processes. The backend enforces it: [`Store::begin`] waits for the
+/// batch that holds the write lock to end (the embedded store takes SQLite's write lock with an
+/// IMMEDIATE transaction on a connection of its own, and gives up with [`StoreError::Busy`] after its
+/// lock wait). Do not call `begin` on a thread that already holds an open batch of the same store:
+/// it waits for itself. Saving a model or a named state is a write of its own, outside batches.
+pub trait Store: StoreRead + Send + Sync {
+    /// Starts an atomic write batch, waiting for any other open batch to end.
+    fn begin(&self) -> Result<Box<dyn Batch + '_>>;
+    /// One consistent state to read: the latest committed one when called.
+    fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>>;
+    /// Saves a model; saving one whose id is already stored changes nothing (artifacts are immutable).
+    /// Returns whether it was new.
+    fn put_model(&self, model: &ModelRecord) -> Result<bool>;
+    /// Replaces the named state `name` (a checkpoint, the behaviour registry…) with the bytes `write`
+    /// writes and the `key` saying what they were built from. The bytes are streamed (they can be
+    /// hundreds of MB) and carry a checksum; the old state stays readable until the new one is
+    /// complete, and a failed write (an error from `write` included) leaves it in place. Names are
+    /// letters, digits, `-`, `_` and `.`, not starting with `.`.
+    fn put_state(&self, name: &str, key: &str, write: &mut StateWriter<'_>) -> Result<()>;
+    /// The latest named state `name`, if one was saved.
+    fn state(&self, name: &str) -> Result<Option<NamedState>>;
 }
 
 /// An atomic set of loads. Dropping it without [`Batch::commit`] discards everything.
@@ -235,4 +350,19 @@ pub trait Batch {
         stats: &LoadStats,
     ) -> Result<()>;
     fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// The raw row as a quarantine keeps it: cut at 4 KiB (on a character boundary), marked with `…`.
+pub(crate) fn quarantine_raw(raw: &str) -> String {
+    const MAX: usize = 4096;
+    if raw.len() <= MAX {
+        return raw.to_string();
+    }
+    let mut cut = MAX;
+    while !raw.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut kept = raw[..cut].to_string();
+    kept.push('…');
+    kept
 }
