@@ -1,9 +1,32 @@
 //! Event segments: immutable files of events sorted by (time, arrival), read back by a k-way merge.
 //!
-//! Layout: `MAGIC`, then frames `[u32 len][u8 kind][i64 ts][u64 seq][len bytes of postcard payload]`,
-//! then a key block of `(key_hash, content_hash, seq)` triples (what ingest needs to deduplicate
-//! without decoding events), then a footer `[u64 n_events][u64 key_block_offset][MAGIC]`.
-//! The frame header lets a reader skip kinds and superseded events without decoding them.
+//! Layout (format 2, magic `WSSEG002`, the only one written), all integers little-endian:
+//!
+//! ```text
+//! MAGIC
+//! block*          [u32 body_len][u32 n_frames][u64 block_checksum][body_len bytes of frames]
+//!   frame           [u32 len][u8 kind][i64 ts][u64 seq][len bytes of postcard payload]
+//! key block       n_events × [u64 key_hash][u64 content_hash][u64 seq]
+//! footer          [u64 n_events][u64 key_block_offset][u64 key_block_checksum][u64 footer_checksum][MAGIC]
+//! ```
+//!
+//! The frame header lets a reader skip kinds and superseded events without decoding them. The key block
+//! is what ingest needs to deduplicate without decoding events.
+//!
+//! Every byte is covered by a check, so a damaged segment is an error, never a different answer:
+//! - a block's checksum is `xxh3_64_with_seed(frames, seed = body_len << 32 | n_frames)`, so it covers
+//!   the block's own header too; a reader reads a whole block (about 64 KiB of frames), verifies it and
+//!   only then hands out anything from it;
+//! - the key block's checksum, `xxh3_64(key block)`, is in the footer and is verified before a key is
+//!   used;
+//! - the footer's checksum is `xxh3_64` of the footer's first 24 bytes, and both magics must match.
+//!
+//! xxh3 hashes many GB/s, so verifying costs little next to decoding (BENCHMARKS.md, "Checksums").
+//!
+//! Format 1 (magic `WSSEG001`, written before 2026-12-05) is still read, unverified, as it always was:
+//! `MAGIC`, the frames back to back with no blocks, the same key block, then the footer
+//! `[u64 n_events][u64 key_block_offset][MAGIC]`. Only format 2 is written, so a workspace's old segments
+//! are checked again once they are rewritten; nothing rewrites them today.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -16,13 +39,29 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use winsignal_core::hash::U64Set;
 use winsignal_core::{Activity, Kind, MarketingTouch, ProductEvent, Record, Ts};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed, Xxh3};
 
 use crate::error::{io_err, Result, StoreError};
 use crate::{RowOrigin, StoredEvent};
 
-const MAGIC: &[u8; 8] = b"WSSEG001";
+/// The format written: frames in checksummed blocks, a checksummed key block and footer.
+const MAGIC: &[u8; 8] = b"WSSEG002";
+/// The first format: no checksums; read, never written.
+const MAGIC_V1: &[u8; 8] = b"WSSEG001";
 const FRAME_HEADER: usize = 4 + 1 + 8 + 8;
-const FOOTER: usize = 8 + 8 + 8;
+const BLOCK_HEADER: usize = 4 + 4 + 8;
+const KEY_ENTRY: u64 = 24;
+const FOOTER: usize = 8 + 8 + 8 + 8 + 8;
+const FOOTER_V1: usize = 8 + 8 + 8;
+/// A block is closed before a frame would take it past this many bytes (a larger frame gets a block of
+/// its own): small enough that a merge over many segments holds little, large enough that the per-block
+/// work (a read, a hash set-up) vanishes.
+const BLOCK_TARGET_BYTES: usize = 64 << 10;
+
+/// The seed of a block's checksum: the block header's own fields, so that a damaged header fails too.
+fn block_seed(body_len: u32, n_frames: u32) -> u64 {
+    (u64::from(body_len) << 32) | u64::from(n_frames)
+}
 
 /// Serialises exactly like [`EventBody`] (same variants, same order) without cloning the event.
 #[derive(Serialize)]
@@ -104,6 +143,8 @@ pub(crate) struct PendingEvents {
     current: usize,
     used_bytes: usize,
     head: Vec<u8>,
+    /// The block of frames being written, reused from one block and spill to the next.
+    out_block: Vec<u8>,
 }
 
 impl PendingEvents {
@@ -216,27 +257,51 @@ impl PendingEvents {
         let write = |w: &mut BufWriter<File>, b: &[u8]| w.write_all(b).map_err(io_err(path));
         write(&mut w, MAGIC)?;
         let mut key_offset = MAGIC.len() as u64;
+        let mut block = std::mem::take(&mut self.out_block);
+        block.clear();
+        let mut n_in_block = 0u32;
         let mut header = [0u8; FRAME_HEADER];
-        for &(ts, seq, block, start, end) in &self.frames {
-            let bytes = &self.blocks[block as usize][start as usize..end as usize];
+        for &(ts, seq, at, start, end) in &self.frames {
+            let bytes = &self.blocks[at as usize][start as usize..end as usize];
             let payload = &bytes[1..];
-            header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+            if !block.is_empty() && block.len() + FRAME_HEADER + payload.len() > BLOCK_TARGET_BYTES
+            {
+                key_offset += write_block(&mut w, path, &block, n_in_block)?;
+                block.clear();
+                n_in_block = 0;
+            }
+            let len = u32::try_from(payload.len())
+                .map_err(|_| StoreError::Internal("an event over 4 GiB".into()))?;
+            header[0..4].copy_from_slice(&len.to_le_bytes());
             header[4] = bytes[0];
             header[5..13].copy_from_slice(&ts.to_le_bytes());
             header[13..21].copy_from_slice(&seq.to_le_bytes());
-            write(&mut w, &header)?;
-            write(&mut w, payload)?;
-            key_offset += (FRAME_HEADER + payload.len()) as u64;
+            block.extend_from_slice(&header);
+            block.extend_from_slice(payload);
+            n_in_block += 1;
         }
+        if !block.is_empty() {
+            key_offset += write_block(&mut w, path, &block, n_in_block)?;
+        }
+        self.out_block = block;
+        let mut keys = Xxh3::new();
+        let mut entry = [0u8; KEY_ENTRY as usize];
         for k in &self.keys {
-            write(&mut w, &k.key_hash.to_le_bytes())?;
-            write(&mut w, &k.content_hash.to_le_bytes())?;
-            write(&mut w, &k.seq.to_le_bytes())?;
+            entry[0..8].copy_from_slice(&k.key_hash.to_le_bytes());
+            entry[8..16].copy_from_slice(&k.content_hash.to_le_bytes());
+            entry[16..24].copy_from_slice(&k.seq.to_le_bytes());
+            keys.update(&entry);
+            write(&mut w, &entry)?;
         }
         let n = self.frames.len() as u64;
-        write(&mut w, &n.to_le_bytes())?;
-        write(&mut w, &key_offset.to_le_bytes())?;
-        write(&mut w, MAGIC)?;
+        let mut footer = [0u8; FOOTER];
+        footer[0..8].copy_from_slice(&n.to_le_bytes());
+        footer[8..16].copy_from_slice(&key_offset.to_le_bytes());
+        footer[16..24].copy_from_slice(&keys.digest().to_le_bytes());
+        let footer_checksum = xxh3_64(&footer[0..24]);
+        footer[24..32].copy_from_slice(&footer_checksum.to_le_bytes());
+        footer[32..40].copy_from_slice(MAGIC);
+        write(&mut w, &footer)?;
         let file = w.into_inner().map_err(|e| StoreError::Io {
             path: path.into(),
             source: e.into_error(),
@@ -256,6 +321,20 @@ impl PendingEvents {
     }
 }
 
+/// Writes one block of frames with its header and checksum; returns the bytes written.
+fn write_block(w: &mut impl Write, path: &Path, body: &[u8], n_frames: u32) -> Result<u64> {
+    let body_len = u32::try_from(body.len())
+        .map_err(|_| StoreError::Internal("an event over 4 GiB".into()))?;
+    let mut header = [0u8; BLOCK_HEADER];
+    header[0..4].copy_from_slice(&body_len.to_le_bytes());
+    header[4..8].copy_from_slice(&n_frames.to_le_bytes());
+    let checksum = xxh3_64_with_seed(body, block_seed(body_len, n_frames));
+    header[8..16].copy_from_slice(&checksum.to_le_bytes());
+    w.write_all(&header).map_err(io_err(path))?;
+    w.write_all(body).map_err(io_err(path))?;
+    Ok((BLOCK_HEADER + body.len()) as u64)
+}
+
 fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
     StoreError::CorruptSegment {
         path: path.to_path_buf(),
@@ -263,55 +342,140 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
     }
 }
 
-/// Opens a segment and reads its footer: (file, length, n_events, key block offset).
-fn open_with_footer(path: &Path) -> Result<(File, u64, u64, u64)> {
-    let mut f = File::open(path).map_err(io_err(path))?;
-    let len = f.metadata().map_err(io_err(path))?.len();
-    if len < (MAGIC.len() + FOOTER) as u64 {
-        return Err(corrupt(path, "too short"));
-    }
-    f.seek(SeekFrom::End(-(FOOTER as i64)))
-        .map_err(io_err(path))?;
-    let mut footer = [0u8; FOOTER];
-    f.read_exact(&mut footer).map_err(io_err(path))?;
-    if &footer[16..24] != MAGIC {
-        return Err(corrupt(path, "missing footer"));
-    }
-    let word = |i: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&footer[i..i + 8]);
-        u64::from_le_bytes(b)
-    };
-    Ok((f, len, word(0), word(8)))
+/// Which layout a segment file has (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// `WSSEG001`: frames back to back, no checksums.
+    Unchecked,
+    /// `WSSEG002`: checksummed blocks of frames, key block and footer.
+    Checked,
 }
 
-/// Reads the key block of a segment.
-pub(crate) fn read_keys(path: &Path, out: &mut Vec<KeyEntry>) -> Result<()> {
-    let (mut f, len, n, key_offset) = open_with_footer(path)?;
-    if key_offset + n * 24 + FOOTER as u64 != len {
-        return Err(corrupt(path, "key block does not match the file length"));
+/// What a segment's footer says, verified when the format has checksums.
+struct Footer {
+    format: Format,
+    n_events: u64,
+    key_offset: u64,
+    /// The key block's checksum (format 2 only).
+    key_checksum: Option<u64>,
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
+}
+
+/// Opens a segment and checks its magics and footer (its checksum, and that the key block fills the
+/// space between the frames and the footer); the file is left positioned after the leading magic.
+fn open_segment(path: &Path) -> Result<(File, Footer)> {
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let len = f.metadata().map_err(io_err(path))?.len();
+    if len < (MAGIC.len() + FOOTER_V1) as u64 {
+        return Err(corrupt(path, format!("too short ({len} bytes)")));
     }
-    f.seek(SeekFrom::Start(key_offset)).map_err(io_err(path))?;
-    let mut buf = vec![0u8; (n * 24) as usize];
+    f.seek(SeekFrom::End(-(MAGIC.len() as i64)))
+        .map_err(io_err(path))?;
+    let mut magic = [0u8; 8];
+    f.read_exact(&mut magic).map_err(io_err(path))?;
+    let (format, footer_len) = match &magic {
+        m if m == MAGIC => (Format::Checked, FOOTER),
+        m if m == MAGIC_V1 => (Format::Unchecked, FOOTER_V1),
+        _ => {
+            return Err(corrupt(
+                path,
+                format!(
+                    "the last 8 bytes (at byte {}) are not a segment footer's magic",
+                    len - 8
+                ),
+            ))
+        }
+    };
+    if len < (MAGIC.len() + footer_len) as u64 {
+        return Err(corrupt(path, format!("too short ({len} bytes)")));
+    }
+    let footer_at = len - footer_len as u64;
+    f.seek(SeekFrom::Start(footer_at)).map_err(io_err(path))?;
+    let mut footer = [0u8; FOOTER];
+    let footer = &mut footer[..footer_len];
+    f.read_exact(footer).map_err(io_err(path))?;
+    let key_checksum = match format {
+        Format::Unchecked => None,
+        Format::Checked => {
+            if xxh3_64(&footer[0..24]) != u64_at(footer, 24) {
+                return Err(corrupt(
+                    path,
+                    format!("the footer at byte {footer_at} fails its checksum"),
+                ));
+            }
+            Some(u64_at(footer, 16))
+        }
+    };
+    let n_events = u64_at(footer, 0);
+    let key_offset = u64_at(footer, 8);
+    let keys_fit = n_events
+        .checked_mul(KEY_ENTRY)
+        .and_then(|k| k.checked_add(key_offset))
+        .is_some_and(|end| end == footer_at);
+    if !keys_fit || key_offset < MAGIC.len() as u64 {
+        return Err(corrupt(
+            path,
+            format!(
+                "the footer's key block ({n_events} keys at byte {key_offset}) does not match the file length {len}"
+            ),
+        ));
+    }
+    f.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
+    f.read_exact(&mut magic).map_err(io_err(path))?;
+    if magic != footer[footer_len - 8..] {
+        return Err(corrupt(
+            path,
+            "the magic at byte 0 does not match the footer's",
+        ));
+    }
+    Ok((
+        f,
+        Footer {
+            format,
+            n_events,
+            key_offset,
+            key_checksum,
+        },
+    ))
+}
+
+/// Reads the key block of a segment, verified against the footer's checksum before any key is used.
+pub(crate) fn read_keys(path: &Path, out: &mut Vec<KeyEntry>) -> Result<()> {
+    let (mut f, footer) = open_segment(path)?;
+    f.seek(SeekFrom::Start(footer.key_offset))
+        .map_err(io_err(path))?;
+    let n_bytes = usize::try_from(footer.n_events * KEY_ENTRY)
+        .map_err(|_| corrupt(path, "the key block is too large for this machine"))?;
+    let mut buf = vec![0u8; n_bytes];
     f.read_exact(&mut buf).map_err(io_err(path))?;
-    out.reserve(n as usize);
-    for c in buf.chunks_exact(24) {
-        let word = |i: usize| {
-            u64::from_le_bytes([
-                c[i],
-                c[i + 1],
-                c[i + 2],
-                c[i + 3],
-                c[i + 4],
-                c[i + 5],
-                c[i + 6],
-                c[i + 7],
-            ])
-        };
+    if let Some(expected) = footer.key_checksum {
+        if xxh3_64(&buf) != expected {
+            return Err(corrupt(
+                path,
+                format!(
+                    "the key block at byte {} fails its checksum",
+                    footer.key_offset
+                ),
+            ));
+        }
+    }
+    out.reserve(footer.n_events as usize);
+    for c in buf.chunks_exact(KEY_ENTRY as usize) {
         out.push(KeyEntry {
-            key_hash: word(0),
-            content_hash: word(8),
-            seq: word(16),
+            key_hash: u64_at(c, 0),
+            content_hash: u64_at(c, 8),
+            seq: u64_at(c, 16),
         });
     }
     Ok(())
@@ -321,11 +485,20 @@ pub(crate) fn read_keys(path: &Path, out: &mut Vec<KeyEntry>) -> Result<()> {
 struct SegmentReader {
     path: PathBuf,
     reader: BufReader<File>,
-    remaining: u64,
+    format: Format,
+    /// Frames the footer says the segment holds, and how many have been read.
+    n_events: u64,
+    frames_read: u64,
     /// Offset of the next byte to read, and of the end of the frames (the key block).
     pos: u64,
     frames_end: u64,
     kinds: [bool; 4],
+    /// Format 2: the verified block being read, where its next unread byte is, its frames left and
+    /// where it starts in the file.
+    block: Vec<u8>,
+    cursor: usize,
+    block_frames_left: u32,
+    block_at: u64,
 }
 
 /// Where a frame sits in a [`RawBatch`], and what its header said.
@@ -345,42 +518,183 @@ struct RawBatch {
     frames: Vec<RawFrame>,
 }
 
+/// A frame header's (len, kind code, ts, seq).
+fn parse_frame_header(header: &[u8]) -> (usize, u8, i64, u64) {
+    (
+        u32_at(header, 0) as usize,
+        header[4],
+        u64_at(header, 5) as i64,
+        u64_at(header, 13),
+    )
+}
+
 impl SegmentReader {
     fn open(path: &Path, kinds: [bool; 4]) -> Result<Self> {
-        let (mut f, _, n, key_offset) = open_with_footer(path)?;
-        f.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
-        let mut reader = BufReader::with_capacity(1 << 20, f);
-        let mut magic = [0u8; 8];
-        reader.read_exact(&mut magic).map_err(io_err(path))?;
-        if &magic != MAGIC {
-            return Err(corrupt(path, "not a winsignal event segment"));
-        }
+        let (f, footer) = open_segment(path)?;
+        // Format 2 reads whole blocks straight into the block buffer (the kernel's read-ahead buffers
+        // the file); format 1 reads a frame header at a time, which wants a buffer.
+        let capacity = match footer.format {
+            Format::Checked => 0,
+            Format::Unchecked => 1 << 20,
+        };
+        let reader = BufReader::with_capacity(capacity, f);
         Ok(SegmentReader {
             path: path.to_path_buf(),
             reader,
-            remaining: n,
+            format: footer.format,
+            n_events: footer.n_events,
+            frames_read: 0,
             pos: MAGIC.len() as u64,
-            frames_end: key_offset,
+            frames_end: footer.key_offset,
             kinds,
+            block: Vec::new(),
+            cursor: 0,
+            block_frames_left: 0,
+            block_at: 0,
         })
     }
 
     /// Reads up to the payload of the next frame of a wanted kind whose seq is not superseded, and
     /// returns its (time, seq, kind, payload length); [`SegmentReader::take_payload`] reads the payload.
     fn next_header(&mut self, superseded: &U64Set) -> Result<Option<(i64, u64, Kind, usize)>> {
+        match self.format {
+            Format::Checked => self.next_header_checked(superseded),
+            Format::Unchecked => self.next_header_unchecked(superseded),
+        }
+    }
+
+    fn wanted(&self, code: u8, seq: u64, superseded: &U64Set) -> bool {
+        self.kinds[code as usize] && (superseded.is_empty() || !superseded.contains(&seq))
+    }
+
+    fn next_header_checked(
+        &mut self,
+        superseded: &U64Set,
+    ) -> Result<Option<(i64, u64, Kind, usize)>> {
+        loop {
+            if self.block_frames_left == 0 {
+                if self.cursor != self.block.len() {
+                    return Err(corrupt(
+                        &self.path,
+                        format!(
+                            "the block at byte {} holds bytes after its last frame",
+                            self.block_at
+                        ),
+                    ));
+                }
+                if !self.next_block()? {
+                    return Ok(None);
+                }
+                continue;
+            }
+            self.block_frames_left -= 1;
+            let at = self.cursor;
+            let Some(header) = self.block.get(at..at + FRAME_HEADER) else {
+                return Err(self.frame_overruns(at));
+            };
+            let (len, code, ts, seq) = parse_frame_header(header);
+            let payload_end = at + FRAME_HEADER + len;
+            if payload_end > self.block.len() {
+                return Err(self.frame_overruns(at));
+            }
+            let kind = kind_of_code(code).ok_or_else(|| {
+                corrupt(
+                    &self.path,
+                    format!(
+                        "unknown kind code {code} in the frame at byte {}",
+                        self.block_at + (BLOCK_HEADER + at) as u64
+                    ),
+                )
+            })?;
+            self.frames_read += 1;
+            if !self.wanted(code, seq, superseded) {
+                self.cursor = payload_end;
+                continue;
+            }
+            self.cursor = at + FRAME_HEADER;
+            return Ok(Some((ts, seq, kind, len)));
+        }
+    }
+
+    fn frame_overruns(&self, at: usize) -> StoreError {
+        corrupt(
+            &self.path,
+            format!(
+                "the frame at byte {} runs past the end of its block",
+                self.block_at + (BLOCK_HEADER + at) as u64
+            ),
+        )
+    }
+
+    /// Reads the next block of frames and verifies it; false at the end of the frames.
+    fn next_block(&mut self) -> Result<bool> {
+        if self.pos == self.frames_end {
+            if self.frames_read != self.n_events {
+                return Err(corrupt(
+                    &self.path,
+                    format!(
+                        "the footer counts {} events, the blocks hold {}",
+                        self.n_events, self.frames_read
+                    ),
+                ));
+            }
+            return Ok(false);
+        }
+        let at = self.pos;
+        let past_end = || {
+            corrupt(
+                &self.path,
+                format!(
+                    "the block at byte {at} runs past the end of the frames (byte {})",
+                    self.frames_end
+                ),
+            )
+        };
+        if at + BLOCK_HEADER as u64 > self.frames_end {
+            return Err(past_end());
+        }
+        let mut header = [0u8; BLOCK_HEADER];
+        self.reader
+            .read_exact(&mut header)
+            .map_err(io_err(&self.path))?;
+        let body_len = u32_at(&header, 0);
+        let n_frames = u32_at(&header, 4);
+        let checksum = u64_at(&header, 8);
+        let end = at + (BLOCK_HEADER as u64) + u64::from(body_len);
+        if end > self.frames_end {
+            return Err(past_end());
+        }
+        self.block.clear();
+        self.block.resize(body_len as usize, 0);
+        self.reader
+            .read_exact(&mut self.block)
+            .map_err(io_err(&self.path))?;
+        if xxh3_64_with_seed(&self.block, block_seed(body_len, n_frames)) != checksum {
+            self.block.clear();
+            return Err(corrupt(
+                &self.path,
+                format!("the block of frames at byte {at} fails its checksum"),
+            ));
+        }
+        self.pos = end;
+        self.block_at = at;
+        self.cursor = 0;
+        self.block_frames_left = n_frames;
+        Ok(true)
+    }
+
+    /// Format 1: frame headers read one by one from the file, unverified.
+    fn next_header_unchecked(
+        &mut self,
+        superseded: &U64Set,
+    ) -> Result<Option<(i64, u64, Kind, usize)>> {
         let mut header = [0u8; FRAME_HEADER];
-        while self.remaining > 0 {
-            self.remaining -= 1;
+        while self.frames_read < self.n_events {
+            self.frames_read += 1;
             self.reader
                 .read_exact(&mut header)
                 .map_err(io_err(&self.path))?;
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            let code = header[4];
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&header[5..13]);
-            let ts = i64::from_le_bytes(word);
-            word.copy_from_slice(&header[13..21]);
-            let seq = u64::from_le_bytes(word);
+            let (len, code, ts, seq) = parse_frame_header(&header);
             let kind = kind_of_code(code)
                 .ok_or_else(|| corrupt(&self.path, format!("unknown kind code {code}")))?;
             self.pos += (FRAME_HEADER + len) as u64;
@@ -390,7 +704,7 @@ impl SegmentReader {
                     format!("a frame of {len} bytes runs past the end of the frames"),
                 ));
             }
-            if !self.kinds[code as usize] || (!superseded.is_empty() && superseded.contains(&seq)) {
+            if !self.wanted(code, seq, superseded) {
                 self.reader
                     .seek_relative(len as i64)
                     .map_err(io_err(&self.path))?;
@@ -403,11 +717,25 @@ impl SegmentReader {
 
     /// Appends the payload of the frame whose header was just read to `out`.
     fn take_payload(&mut self, len: usize, out: &mut Vec<u8>) -> Result<()> {
-        let start = out.len();
-        out.resize(start + len, 0);
-        self.reader
-            .read_exact(&mut out[start..])
-            .map_err(io_err(&self.path))
+        match self.format {
+            Format::Checked => {
+                // `next_header_checked` checked that the payload lies inside the block.
+                let payload = self
+                    .block
+                    .get(self.cursor..self.cursor + len)
+                    .ok_or_else(|| self.frame_overruns(self.cursor.saturating_sub(FRAME_HEADER)))?;
+                out.extend_from_slice(payload);
+                self.cursor += len;
+                Ok(())
+            }
+            Format::Unchecked => {
+                let start = out.len();
+                out.resize(start + len, 0);
+                self.reader
+                    .read_exact(&mut out[start..])
+                    .map_err(io_err(&self.path))
+            }
+        }
     }
 }
 
