@@ -268,8 +268,8 @@ pub trait StoreRead {
     /// in order, taking out each change's `supersedes`, turns the events current at `after` into the
     /// events current now.
     fn events_since(&self, after: LogPosition, kinds: &[Kind]) -> Result<EventChanges<'_>>;
-    /// Every entity record version committed after `after` (up to this state), by position, then kind,
-    /// id and version; like [`StoreRead::events_since`] it includes versions replaced later.
+    /// Every entity record version committed after `after` (up to this state), by position, then kind
+    /// name, id (bytewise) and version; like [`StoreRead::events_since`] it includes versions replaced later.
     fn records_since(&self, after: LogPosition) -> Result<Vec<RecordChange>>;
     /// The events with these sequence numbers (current or replaced), in `seq` order; unknown numbers
     /// are left out. Reads only the part of the log that holds them.

@@ -231,8 +231,18 @@ impl StoreRead for Data {
                 record: record.clone(),
             })
             .collect();
-        // Already in (kind, id, version) order; a stable sort keeps it within each position.
-        changes.sort_by_key(|c| c.position);
+        // As the embedded store orders them: kinds by name, ids bytewise.
+        changes.sort_by(|a, b| {
+            let key = |c: &RecordChange| {
+                (
+                    c.position,
+                    c.record.kind.as_str(),
+                    c.record.id.clone(),
+                    c.record.version,
+                )
+            };
+            key(a).cmp(&key(b))
+        });
         Ok(changes)
     }
 
