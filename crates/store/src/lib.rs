@@ -311,7 +311,9 @@ pub trait Store: StoreRead + Send + Sync {
     fn state(&self, name: &str) -> Result<Option<NamedState>>;
 }
 
-/// An atomic set of loads. Dropping it without [`Batch::commit`] discards everything.
+/// An atomic set of loads. Dropping it without [`Batch::commit`] discards everything and releases the
+/// write lock. A batch reads its own writes (`current`, `holds`, `overlays`); other readers see none of
+/// them until it commits.
 pub trait Batch {
     fn start_load(&mut self, spec: &LoadSpec) -> Result<LoadId>;
     /// Writes a record or event (deduplicated against what the store holds and this batch wrote).
@@ -349,6 +351,8 @@ pub trait Batch {
         kinds: &[Kind],
         stats: &LoadStats,
     ) -> Result<()>;
+    /// Makes everything the batch wrote visible at once, as the next [`LogPosition`], and releases the
+    /// write lock. On an error nothing was committed.
     fn commit(self: Box<Self>) -> Result<()>;
 }
 
