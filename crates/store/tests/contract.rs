@@ -671,6 +671,29 @@ pub fn records_since_gives_the_versions_written_after_a_position(store: &dyn Sto
     );
     assert!(!changes[0].record.current && changes[2].record.current);
     assert_eq!(store.records_since(LogPosition::START).unwrap().len(), 5);
+    // Within a batch, kinds come in the order of their names.
+    let p3 = store.position().unwrap();
+    let rep = Record::Reps(winsignal_core::Rep {
+        rep_id: "R1".into(),
+        ..Default::default()
+    });
+    let link = Record::OpportunityContacts(winsignal_core::OpportunityContact {
+        opportunity_id: "O1".into(),
+        contact_id: "C1".into(),
+        role: None,
+        is_primary: None,
+    });
+    put_all(store, &[rep, account("A9", "Zeta"), link]);
+    let kinds: Vec<Kind> = store
+        .records_since(p3)
+        .unwrap()
+        .iter()
+        .map(|c| c.record.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [Kind::Accounts, Kind::OpportunityContacts, Kind::Reps]
+    );
     assert!(store
         .records_since(store.position().unwrap())
         .unwrap()
