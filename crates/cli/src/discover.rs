@@ -78,7 +78,7 @@ fn normalise_landmark(l: &str) -> String {
 pub fn run(global: &Global, store: &dyn Store, args: &DiscoverArgs) -> Result<()> {
     let catalog = args.catalog.load()?;
     let c = compute(store, catalog, &global.data, global.quiet)?;
-    if let Some(note) = crate::behaviours::reads_nothing(&c) {
+    if let Some(note) = winsignal_workspace::catalogs::reads_nothing(&c) {
         eprintln!("{note}");
     }
     if !global.quiet {

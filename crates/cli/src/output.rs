@@ -59,63 +59,12 @@ pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Writes a file that a user names (`--out`, `--export`) beside its final name and renames it into
-/// place once it is complete and synced, so that a failure part-way (a full disk, an error while
-/// writing) leaves the previous file as it was, and no reader ever sees half a file.
-pub fn write_atomically(
-    path: &std::path::Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    use std::io::Write as _;
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: not a file name", path.display()))?;
-    let partial = path.with_file_name(format!(
-        ".{}.partial-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> anyhow::Result<()> {
-        let file = std::fs::File::create(&partial)
-            .with_context(|| format!("creating {}", partial.display()))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        write(&mut w)?;
-        w.flush()?;
-        w.into_inner()
-            .map_err(|e| e.into_error())?
-            .sync_all()
-            .with_context(|| format!("writing {}", partial.display()))?;
-        std::fs::rename(&partial, path)
-            .with_context(|| format!("moving {} to {}", partial.display(), path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    result.with_context(|| {
-        format!(
-            "writing {} (any earlier file there is unchanged)",
-            path.display()
-        )
-    })
-}
+pub use winsignal_workspace::files::write_atomically;
+pub use winsignal_workspace::text::n;
 
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
-}
-
-/// Thousands separators for counts people read.
-pub fn n(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 pub fn print_ingest(report: &IngestReport) {

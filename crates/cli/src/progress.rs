@@ -56,3 +56,17 @@ impl Bar {
         }
     }
 }
+
+impl winsignal_workspace::Progress for Bar {
+    fn phase(&mut self, message: &str, done: u64, total: u64) {
+        Bar::phase(self, message, done, total);
+    }
+
+    fn file(&mut self, p: Progress<'_>) {
+        self.update(p);
+    }
+
+    fn finish(&mut self) {
+        Bar::finish(self);
+    }
+}

@@ -7,11 +7,10 @@ use crate::output::n;
 use crate::Global;
 use anyhow::{bail, Result};
 use clap::Args;
-use winsignal_core::sfdc::to_18;
-use winsignal_core::{Kind, Record};
 use winsignal_discover::Interval;
-use winsignal_score::reps::{self, ContinuousScore, RepCard, RepRecord, Scorecards};
+use winsignal_score::reps::{ContinuousScore, RepCard, Scorecards};
 use winsignal_store::Store;
+use winsignal_workspace::coaching::{all_scorecards, same_id};
 
 #[derive(Args)]
 pub struct RepsArgs {
@@ -26,29 +25,6 @@ pub struct RepsArgs {
     pub json: bool,
     #[command(flatten)]
     pub catalog: CatalogArg,
-}
-
-/// The rep records of the store (current versions).
-fn rep_records(store: &dyn Store) -> Result<Vec<RepRecord>> {
-    Ok(store
-        .records(Kind::Reps)?
-        .into_iter()
-        .filter_map(|r| match r.record {
-            Record::Reps(rep) => Some(RepRecord {
-                rep_id: rep.rep_id,
-                name: rep.name,
-                team: rep.team,
-                manager_id: rep.manager_id,
-            }),
-            _ => None,
-        })
-        .collect())
-}
-
-/// The same id, in either Salesforce form (18-character ids are case-insensitive).
-fn same_id(a: &str, b: &str) -> bool {
-    let (a, b) = (to_18(a), to_18(b));
-    a == b || (a.len() == 18 && a.eq_ignore_ascii_case(&b))
 }
 
 pub fn run(global: &Global, store: &dyn Store, args: &RepsArgs) -> Result<()> {
@@ -70,9 +46,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &RepsArgs) -> Result<()> {
             ..Default::default()
         },
     )?;
-    let records = rep_records(store)?;
-    let deals = reps::deals_from_snapshots(&c.snapshots);
-    let mut cards = reps::scorecards(&c.catalog, &c.snapshots, &discovery, &deals, &records)?;
+    let mut cards = all_scorecards(store, &c, &discovery)?;
     if let Some(m) = &args.manager {
         cards
             .reps
@@ -398,36 +372,4 @@ pub(crate) fn print_card(cards: &Scorecards, c: &RepCard) {
     }
     println!();
     println!("{}", cards.caveat);
-}
-
-/// Every rep's scorecard from computed snapshots and a discovery, as `winsignal reps` builds them (for
-/// `demo` and the report).
-pub fn all_scorecards(
-    store: &dyn Store,
-    c: &crate::features::Computed,
-    discovery: &winsignal_discover::Discovery,
-) -> Result<Scorecards> {
-    let records = rep_records(store)?;
-    let deals = reps::deals_from_snapshots(&c.snapshots);
-    Ok(reps::scorecards(
-        &c.catalog,
-        &c.snapshots,
-        discovery,
-        &deals,
-        &records,
-    )?)
-}
-
-/// The rep whose top coaching priority could add the most wins on the open pipeline, with that
-/// priority (ties: the lowest rep id); none when no rep has anything to be coached on.
-pub fn most_to_gain(cards: &Scorecards) -> Option<(&RepCard, &reps::Priority)> {
-    cards
-        .reps
-        .iter()
-        .filter_map(|c| c.coaching.first().map(|p| (c, p)))
-        .min_by(|(a, pa), (b, pb)| {
-            pb.expected_extra_wins
-                .total_cmp(&pa.expected_extra_wins)
-                .then_with(|| a.rep_id.cmp(&b.rep_id))
-        })
 }

@@ -1,7 +1,7 @@
 //! `winsignal train`, `score` and `explain`: the win model, per-deal scores with their explanations,
 //! next-best actions and coaching, and the lineage of every factor.
 
-use crate::features::{compute, replay, CatalogArg};
+use crate::features::{compute, CatalogArg};
 use crate::output::n;
 use crate::progress::Bar;
 use crate::Global;
@@ -11,11 +11,11 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
 use winsignal_core::Ts;
-use winsignal_features::snapshot;
-use winsignal_features::{Catalog, Context};
 use winsignal_score::explain::{self, DealScore};
 use winsignal_score::model::{self, Metrics, TrainOptions, WinModel};
-use winsignal_store::{ModelRecord, Store};
+use winsignal_store::Store;
+use winsignal_workspace::models::{train_and_save, Refused, Summary};
+use winsignal_workspace::scoring::{biggest_drag, evidence_discovery, Explained, FactorLineage};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -89,72 +89,6 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
-/// The summary saved beside a model (what `models` listings show), and what `train --json` prints.
-#[derive(Serialize)]
-struct Summary<'a> {
-    /// Absent when the model was refused (not saved).
-    model_id: Option<&'a str>,
-    kind: &'a str,
-    new: bool,
-    /// False when the model was refused: too good to be true or a metric undefined (see `warnings`).
-    saved: bool,
-    /// Most serious first; `refuses: true` ones stop `train` unless `--allow-suspect` is given.
-    warnings: &'a [model::Warning],
-    catalog: &'a str,
-    trained_on: &'a model::TrainedOn,
-    calibrated: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    recalibration: Option<&'a model::RecalibrationCheck>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    selection: Option<&'a model::Selection>,
-    evaluation: &'a model::Evaluation,
-    suspects: &'a [model::Suspect],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pairs_check: Option<&'a model::PairsCheck>,
-    seconds: f64,
-}
-
-impl<'a> Summary<'a> {
-    fn of(m: &'a WinModel, id: Option<&'a str>, new: bool, seconds: f64) -> Summary<'a> {
-        Summary {
-            model_id: id,
-            kind: &m.kind,
-            new,
-            saved: id.is_some(),
-            warnings: &m.warnings,
-            catalog: &m.trained_on.catalog,
-            trained_on: &m.trained_on,
-            calibrated: m.calibration.is_some(),
-            recalibration: m.recalibration.as_ref(),
-            selection: m.selection.as_ref(),
-            evaluation: &m.evaluation,
-            suspects: &m.suspects,
-            pairs_check: m.pairs_check.as_ref(),
-            seconds,
-        }
-    }
-}
-
-/// A trained model `train` would not save (see [`WinModel::refusal`]).
-#[derive(Debug)]
-pub struct Refused {
-    pub model: Box<WinModel>,
-    pub reason: String,
-    pub fit_seconds: f64,
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the win model was not saved. {} Fix or leave out the suspected columns (a catalog without them, or `recorded = \"at_outcome\"`), or pass --allow-suspect to save it anyway",
-            self.reason
-        )
-    }
-}
-
-impl std::error::Error for Refused {}
-
 pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Result<()> {
     if !(args.test_share > 0.0 && args.test_share < 0.9) {
         bail!(
@@ -168,7 +102,6 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
     let catalog = args.catalog.load()?;
     let started = std::time::Instant::now();
     let c = compute(store, catalog, &global.data, global.quiet)?;
-    let ctx = Context::from_store(store)?;
     if !global.quiet {
         eprintln!("running discovery for the evidence of next-best actions…");
     }
@@ -191,7 +124,7 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         unobserved: c.unobserved.clone(),
         ..Default::default()
     };
-    let t = match train_and_save(store, &ctx, &c, &discovery, &opts) {
+    let t = match train_and_save(store, &c, &discovery, &opts) {
         Ok(t) => t,
         Err(e) => {
             if let Some(r) = e.downcast_ref::<Refused>() {
@@ -205,7 +138,7 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         }
     };
     if let Some(out) = &args.export {
-        let tables = model::tables(&ctx, &c.catalog, &c.snapshots, &c.timing, &opts)?;
+        let tables = model::tables(&c.ctx, &c.catalog, &c.snapshots, &c.timing, &opts)?;
         crate::train_export::write(out, &tables, &c.catalog.name, args.seed)?;
         if !global.quiet {
             eprintln!(
@@ -225,61 +158,6 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
     }
     print_training(m, id, new, fit_seconds, started.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// A win model trained and saved in the store.
-pub struct Trained {
-    pub id: String,
-    /// False when the store already held this very model (same data and seed).
-    pub new: bool,
-    pub model: WinModel,
-    pub fit_seconds: f64,
-}
-
-/// Trains the win model on the computed snapshots, with next-best-action evidence from `discovery` (its
-/// win findings), and saves it in the store with its summary — unless it is refused (a [`Refused`]
-/// error: too good to be true or a metric undefined, and `opts.allow_suspect` not set).
-pub fn train_and_save(
-    store: &mut dyn Store,
-    ctx: &Context,
-    c: &crate::features::Computed,
-    discovery: &winsignal_discover::Discovery,
-    opts: &TrainOptions,
-) -> Result<Trained> {
-    let fit_started = std::time::Instant::now();
-    let m = model::train(
-        ctx,
-        &c.catalog,
-        &c.snapshots,
-        &c.timing,
-        model::evidence(discovery),
-        opts,
-    )?;
-    let fit_seconds = fit_started.elapsed().as_secs_f64();
-    if let Some(reason) = m.refusal() {
-        if !opts.allow_suspect {
-            return Err(Refused {
-                model: Box::new(m),
-                reason,
-                fit_seconds,
-            }
-            .into());
-        }
-    }
-    let (id, body) = m.to_artifact()?;
-    let summary = Summary::of(&m, Some(&id), true, fit_seconds);
-    let new = store.put_model(&ModelRecord {
-        model_id: id.clone(),
-        kind: m.kind.clone(),
-        summary: serde_json::to_string(&summary)?,
-        body,
-    })?;
-    Ok(Trained {
-        id,
-        new,
-        model: m,
-        fit_seconds,
-    })
 }
 
 fn metrics_row(name: &str, m: &Metrics) -> String {
@@ -466,58 +344,10 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
     );
 }
 
-/// The model to score with: the one named, or the latest win model.
-pub fn load_model(store: &dyn Store, id: Option<&str>) -> Result<(String, WinModel)> {
-    let id = match id {
-        Some(id) => id.to_string(),
-        None => match store.models(Some("win"))?.pop() {
-            Some(m) => m.model_id,
-            None => bail!("no win model in this workspace yet: run `winsignal train` first"),
-        },
-    };
-    let Some(record) = store.model(&id)? else {
-        let ids: Vec<String> = store
-            .models(Some("win"))?
-            .into_iter()
-            .map(|m| m.model_id)
-            .collect();
-        bail!(
-            "no model {id:?} in this workspace; the win models are: {}",
-            if ids.is_empty() {
-                "none".into()
-            } else {
-                ids.join(", ")
-            }
-        );
-    };
-    Ok((id, WinModel::from_artifact(&record.body)?))
-}
-
 fn parse_date(text: &str) -> Result<Ts> {
     Ts::parse(text).with_context(|| {
         format!("--as-of {text:?}: expected a date (YYYY-MM-DD) or an RFC 3339 time")
     })
-}
-
-/// Scores every deal open at `as_of` (the end of the data when not given).
-pub fn scores(
-    engine: &winsignal_features::Engine<'_>,
-    catalog: &Catalog,
-    model: &WinModel,
-    as_of: Option<&str>,
-    only: Option<&str>,
-) -> Result<(Ts, Vec<DealScore>, f64)> {
-    let as_of = match as_of {
-        Some(t) => parse_date(t)?,
-        None => snapshot::horizon(engine).plus_millis(1),
-    };
-    let started = std::time::Instant::now();
-    let mut snaps = winsignal_score::dataset::open_snapshots(engine, catalog, as_of);
-    if let Some(id) = only {
-        snaps.retain(|s| s.opportunity_id == id);
-    }
-    let scored = explain::score(model, catalog, engine, &snaps)?;
-    Ok((as_of, scored, started.elapsed().as_secs_f64()))
 }
 
 #[derive(Serialize)]
@@ -530,15 +360,18 @@ struct ScoresOut<'a> {
 }
 
 pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result<()> {
-    let (id, model) = load_model(store, args.model.as_deref())?;
-    let catalog = args.catalog.load_for(&id, &model)?;
-    let ctx = Context::from_store(store)?;
-    let catalog =
-        crate::behaviours::resolve_for(store, &catalog, &ctx, &model.trained_on.versions)?;
+    let as_of = args.as_of.as_deref().map(parse_date).transpose()?;
     let mut bar = Bar::new(global.quiet);
-    let engine = replay(store, &ctx, &global.data, &mut bar)?;
-    bar.finish();
-    let (as_of, scored, seconds) = scores(&engine, &catalog, &model, args.as_of.as_deref(), None)?;
+    let s = winsignal_workspace::scoring::score_open_deals(
+        store,
+        &global.data,
+        args.catalog.catalog.as_deref(),
+        args.model.as_deref(),
+        as_of,
+        None,
+        &mut bar,
+    )?;
+    let (id, as_of, scored, seconds) = (&s.model_id, s.as_of, &s.deals, s.seconds);
     let out = ScoresOut {
         model_id: &id,
         as_of: as_of.to_rfc3339(),
@@ -613,85 +446,18 @@ pub fn print_at_risk(scored: &[DealScore], as_of: Ts, top: usize) {
     }
 }
 
-#[derive(Serialize)]
-struct FactorLineage<'a> {
-    term: &'a str,
-    definition: Option<String>,
-    contributions: Vec<winsignal_features::lineage::Contribution>,
-}
-
-#[derive(Serialize)]
-struct ExplainOut<'a> {
-    model_id: &'a str,
-    deal: &'a DealScore,
-    lineage: Vec<FactorLineage<'a>>,
-}
-
 pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Result<()> {
-    let (id, model) = load_model(store, args.model.as_deref())?;
-    let catalog = args.catalog.load_for(&id, &model)?;
-    let ctx = Context::from_store(store)?;
-    let catalog =
-        crate::behaviours::resolve_for(store, &catalog, &ctx, &model.trained_on.versions)?;
-    let wanted = winsignal_core::sfdc::to_18(&args.opportunity);
-    let Some(opp) = ctx
-        .opportunity(&args.opportunity)
-        .or_else(|| ctx.opportunity(&wanted))
-    else {
-        bail!(
-            "no opportunity with id {:?} in {}",
-            args.opportunity,
-            global.data.display()
-        );
-    };
-    let opp_id = ctx.opps[opp as usize].id.clone();
+    let as_of = args.as_of.as_deref().map(parse_date).transpose()?;
     let mut bar = Bar::new(global.quiet);
-    let engine = replay(store, &ctx, &global.data, &mut bar)?;
-    bar.finish();
-    let (as_of, scored, _) = scores(
-        &engine,
-        &catalog,
-        &model,
-        args.as_of.as_deref(),
-        Some(&opp_id),
+    let out = winsignal_workspace::scoring::explain_deal(
+        store,
+        &global.data,
+        args.catalog.catalog.as_deref(),
+        args.model.as_deref(),
+        &args.opportunity,
+        as_of,
+        &mut bar,
     )?;
-    let Some(deal) = scored.first() else {
-        let o = &ctx.opps[opp as usize];
-        bail!(
-            "{opp_id} was not open at {} (created {}, {}): explain it with --as-of a date when it was open",
-            as_of.to_rfc3339(),
-            o.created.to_date_string(),
-            o.closed
-                .map_or("never closed".to_string(), |c| format!("closed {}", c.to_date_string()))
-        );
-    };
-    // The events behind every definition among the factors, traced to their source rows.
-    let mut lineage = Vec::new();
-    // Each definition once, even when it is in a main term and in pairs.
-    let mut traced: Vec<&str> = Vec::new();
-    for f in &deal.factors {
-        for name in f.term.split(" × ") {
-            if traced.contains(&name) {
-                continue;
-            }
-            traced.push(name);
-            let Some(def) = catalog.behaviours.iter().find(|d| d.id == name) else {
-                continue;
-            };
-            let mut ex = winsignal_features::lineage::explain(&engine, def, opp, as_of);
-            winsignal_features::lineage::attach_origins(store, &mut ex.contributions)?;
-            lineage.push(FactorLineage {
-                term: name_ref(&deal.factors, name),
-                definition: Some(format!("{}@{}: {}", def.id, def.version, def.description)),
-                contributions: ex.contributions,
-            });
-        }
-    }
-    let out = ExplainOut {
-        model_id: &id,
-        deal,
-        lineage,
-    };
     if args.json {
         return crate::output::print_json(&out);
     }
@@ -699,22 +465,13 @@ pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Re
     Ok(())
 }
 
-/// `name` borrowed from the factor that holds it (so the output borrows one place).
-fn name_ref<'a>(factors: &'a [explain::Factor], name: &str) -> &'a str {
-    factors
-        .iter()
-        .flat_map(|f| f.term.split(" × "))
-        .find(|n| *n == name)
-        .unwrap_or("")
-}
-
 /// The factors `explain` prints: those moving P(win) by half a point or more, the ten largest.
 fn shown_factors(d: &DealScore) -> impl Iterator<Item = &explain::Factor> {
     d.factors.iter().filter(|f| f.points.abs() >= 0.5).take(10)
 }
 
-fn print_deal(out: &ExplainOut<'_>) {
-    let d = out.deal;
+fn print_deal(out: &Explained) {
+    let d = &out.deal;
     println!(
         "{} — P(win) {:.0} % as of {} (model {}).",
         d.opportunity_id,
@@ -788,11 +545,11 @@ fn print_deal(out: &ExplainOut<'_>) {
     }
     // The lineage of the factors shown above, and of the whole score (which `--json` lists).
     let shown: Vec<&str> = shown_factors(d).flat_map(|f| f.term.split(" × ")).collect();
-    let events = |l: &&FactorLineage<'_>| l.contributions.len();
-    let shown_lineage: Vec<&FactorLineage<'_>> = out
+    let events = |l: &&FactorLineage| l.contributions.len();
+    let shown_lineage: Vec<&FactorLineage> = out
         .lineage
         .iter()
-        .filter(|l| shown.contains(&l.term))
+        .filter(|l| shown.contains(&l.term.as_str()))
         .collect();
     let all: usize = out.lineage.iter().map(|l| events(&l)).sum();
     println!(
@@ -801,39 +558,4 @@ fn print_deal(out: &ExplainOut<'_>) {
         shown_lineage.len(),
         out.lineage.len()
     );
-}
-
-/// The discovery whose significant win effects `train` saves in the model as the evidence of next-best
-/// actions: winning only, without rules.
-pub fn evidence_discovery(c: &crate::features::Computed) -> Result<winsignal_discover::Discovery> {
-    Ok(winsignal_discover::discover(
-        &c.catalog,
-        &c.snapshots,
-        &winsignal_discover::Options {
-            outcomes: vec![winsignal_discover::Outcome::Win],
-            rules: false,
-            timing: c.timing.clone(),
-            history_flags: c.history_flags.clone(),
-            ..Default::default()
-        },
-    )?)
-}
-
-/// The open deals most at risk first, as `print_at_risk` lists them (the rule:
-/// `explain::rank_by_risk`).
-pub fn by_risk(scored: &[DealScore]) -> Vec<&DealScore> {
-    explain::rank_by_risk(scored)
-        .deals
-        .iter()
-        .map(|r| &scored[r.index])
-        .collect()
-}
-
-/// The factor pulling a deal's P(win) down the most, as `print_at_risk` names it.
-pub fn biggest_drag(d: &DealScore) -> Option<&explain::Factor> {
-    d.factors
-        .iter()
-        // A factor that rounds to 0 points is not shown as a drag ("-0").
-        .filter(|f| f.logit < 0.0 && f.points <= -0.5)
-        .max_by(|a, b| b.logit.total_cmp(&a.logit))
 }

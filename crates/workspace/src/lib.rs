@@ -1,0 +1,42 @@
+//! winsignal's application layer: everything done with a workspace, called alike by the CLI (which only
+//! parses arguments and renders) and by the server.
+//!
+//! - [`pipeline`]: the engine state for the store as it is now (checkpoint or replay) and the feature
+//!   pass every analysis reads ([`pipeline::compute`]).
+//! - [`catalogs`]: a catalog made concrete for a workspace; [`suggest`]: a starting catalog.
+//! - [`models`]: training and saving the win model, and the rule for the active model.
+//! - [`scoring`]: open deals scored and explained, next-best-action evidence, the order of risk.
+//! - [`coaching`]: rep scorecards. [`report`]: the HTML report. [`demo`]: the demo, step by step.
+
+pub mod catalogs;
+pub mod coaching;
+pub mod demo;
+pub mod fault;
+pub mod files;
+pub mod models;
+pub mod pipeline;
+pub mod report;
+pub mod scoring;
+pub mod suggest;
+pub mod text;
+
+pub use pipeline::{compute, replay, Computed};
+
+/// Told how long work is going: a progress bar on a terminal, nothing otherwise.
+pub trait Progress {
+    /// A phase that is not a file read: `done` of `total` units.
+    fn phase(&mut self, message: &str, done: u64, total: u64);
+    /// A file being read by ingest.
+    fn file(&mut self, p: winsignal_ingest::Progress<'_>) {
+        let _ = p;
+    }
+    /// The current phase is over (a bar is cleared).
+    fn finish(&mut self) {}
+}
+
+/// No progress shown (tests, the server).
+pub struct Silent;
+
+impl Progress for Silent {
+    fn phase(&mut self, _: &str, _: u64, _: u64) {}
+}

@@ -1,0 +1,165 @@
+//! The win model in the store: training and saving (or refusing) it with its summary, and the rule for
+//! which saved model is active.
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+use winsignal_score::model::{self, TrainOptions, WinModel};
+use winsignal_store::{ModelRecord, Store};
+
+use crate::pipeline::Computed;
+
+/// The summary saved beside a model (what `models` listings show), and what `train --json` prints.
+#[derive(Serialize)]
+pub struct Summary<'a> {
+    /// Absent when the model was refused (not saved).
+    model_id: Option<&'a str>,
+    kind: &'a str,
+    new: bool,
+    /// False when the model was refused: too good to be true or a metric undefined (see `warnings`).
+    saved: bool,
+    /// Most serious first; `refuses: true` ones stop `train` unless `--allow-suspect` is given.
+    warnings: &'a [model::Warning],
+    catalog: &'a str,
+    trained_on: &'a model::TrainedOn,
+    calibrated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recalibration: Option<&'a model::RecalibrationCheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    selection: Option<&'a model::Selection>,
+    evaluation: &'a model::Evaluation,
+    suspects: &'a [model::Suspect],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pairs_check: Option<&'a model::PairsCheck>,
+    seconds: f64,
+}
+
+impl<'a> Summary<'a> {
+    pub fn of(m: &'a WinModel, id: Option<&'a str>, new: bool, seconds: f64) -> Summary<'a> {
+        Summary {
+            model_id: id,
+            kind: &m.kind,
+            new,
+            saved: id.is_some(),
+            warnings: &m.warnings,
+            catalog: &m.trained_on.catalog,
+            trained_on: &m.trained_on,
+            calibrated: m.calibration.is_some(),
+            recalibration: m.recalibration.as_ref(),
+            selection: m.selection.as_ref(),
+            evaluation: &m.evaluation,
+            suspects: &m.suspects,
+            pairs_check: m.pairs_check.as_ref(),
+            seconds,
+        }
+    }
+}
+
+/// A trained model `train` would not save (see [`WinModel::refusal`]).
+#[derive(Debug)]
+pub struct Refused {
+    pub model: Box<WinModel>,
+    pub reason: String,
+    pub fit_seconds: f64,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the win model was not saved. {} Fix or leave out the suspected columns (a catalog without them, or `recorded = \"at_outcome\"`), or pass --allow-suspect to save it anyway",
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A win model trained and saved in the store.
+pub struct Trained {
+    pub id: String,
+    /// False when the store already held this very model (same data and seed).
+    pub new: bool,
+    pub model: WinModel,
+    pub fit_seconds: f64,
+}
+
+/// Trains the win model on the computed snapshots, with next-best-action evidence from `discovery` (its
+/// win findings), and saves it in the store with its summary — unless it is refused (a [`Refused`]
+/// error: too good to be true or a metric undefined, and `opts.allow_suspect` not set).
+pub fn train_and_save(
+    store: &mut dyn Store,
+    c: &Computed,
+    discovery: &winsignal_discover::Discovery,
+    opts: &TrainOptions,
+) -> Result<Trained> {
+    let fit_started = std::time::Instant::now();
+    let m = model::train(
+        &c.ctx,
+        &c.catalog,
+        &c.snapshots,
+        &c.timing,
+        model::evidence(discovery),
+        opts,
+    )?;
+    let fit_seconds = fit_started.elapsed().as_secs_f64();
+    if let Some(reason) = m.refusal() {
+        if !opts.allow_suspect {
+            return Err(Refused {
+                model: Box::new(m),
+                reason,
+                fit_seconds,
+            }
+            .into());
+        }
+    }
+    let (id, body) = m.to_artifact()?;
+    let summary = Summary::of(&m, Some(&id), true, fit_seconds);
+    let new = store.put_model(&ModelRecord {
+        model_id: id.clone(),
+        kind: m.kind.clone(),
+        summary: serde_json::to_string(&summary)?,
+        body,
+    })?;
+    Ok(Trained {
+        id,
+        new,
+        model: m,
+        fit_seconds,
+    })
+}
+
+/// The active win model: the latest saved. The one place this rule lives; every command and the
+/// server ask here.
+pub fn active_win_model(store: &dyn Store) -> Result<Option<(String, WinModel)>> {
+    match store.models(Some("win"))?.pop() {
+        Some(m) => Ok(Some(load_model(store, Some(&m.model_id))?)),
+        None => Ok(None),
+    }
+}
+
+/// The model to score with: the one named, or the active win model ([`active_win_model`]).
+pub fn load_model(store: &dyn Store, id: Option<&str>) -> Result<(String, WinModel)> {
+    let id = match id {
+        Some(id) => id.to_string(),
+        None => match active_win_model(store)? {
+            Some(active) => return Ok(active),
+            None => bail!("no win model in this workspace yet: run `winsignal train` first"),
+        },
+    };
+    let Some(record) = store.model(&id)? else {
+        let ids: Vec<String> = store
+            .models(Some("win"))?
+            .into_iter()
+            .map(|m| m.model_id)
+            .collect();
+        bail!(
+            "no model {id:?} in this workspace; the win models are: {}",
+            if ids.is_empty() {
+                "none".into()
+            } else {
+                ids.join(", ")
+            }
+        );
+    };
+    Ok((id, WinModel::from_artifact(&record.body)?))
+}
