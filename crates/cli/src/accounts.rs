@@ -2,16 +2,16 @@
 //! much they look like accounts we have won, how engaged they are now and who they are related to,
 //! with the reasons in plain words.
 
-use crate::features::{replay, CatalogArg};
+use crate::features::CatalogArg;
 use crate::output::n;
 use crate::progress::Bar;
 use crate::Global;
 use anyhow::{bail, Result};
 use clap::Args;
 use winsignal_features::snapshot;
-use winsignal_features::Context;
 use winsignal_score::accounts::{self, AccountPriority, Options};
 use winsignal_store::Store;
+use winsignal_workspace::pipeline::Reading;
 
 #[derive(Args)]
 pub struct AccountsArgs {
@@ -40,10 +40,9 @@ pub fn run(global: &Global, store: &dyn Store, args: &AccountsArgs) -> Result<()
     // Checked so a broken catalog fails here as in every feature command; prioritisation itself
     // reads no behaviour definitions.
     args.catalog.load()?;
-    let ctx = Context::from_store(store)?;
-    let mut bar = Bar::new(global.quiet);
-    let engine = replay(store, &ctx, &global.data, &mut bar)?;
-    bar.finish();
+    let reading = Reading::open(store)?;
+    let ctx = &reading.ctx;
+    let engine = reading.engine(&mut Bar::new(global.quiet))?;
     if ctx.accounts.is_empty() {
         bail!("no accounts in {}", global.data.display());
     }

@@ -77,7 +77,7 @@ fn normalise_landmark(l: &str) -> String {
 
 pub fn run(global: &Global, store: &dyn Store, args: &DiscoverArgs) -> Result<()> {
     let catalog = args.catalog.load()?;
-    let c = compute(store, catalog, &global.data, global.quiet)?;
+    let c = compute(store, catalog, global.quiet)?;
     if let Some(note) = winsignal_workspace::catalogs::reads_nothing(&c) {
         eprintln!("{note}");
     }

@@ -7,8 +7,9 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use winsignal_features::context::NONE;
 use winsignal_features::engine::Act;
-use winsignal_features::{snapshot, Context};
+use winsignal_features::snapshot;
 use winsignal_store::Store;
+use winsignal_workspace::pipeline::Reading;
 
 use crate::features::{CatalogArg, Cell};
 use crate::parquet_out::write_table;
@@ -42,10 +43,9 @@ pub fn run(global: &Global, store: &dyn Store, args: &ExportArgs) -> Result<()> 
     let catalog = args.catalog.load()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let ctx = Context::from_store(store)?;
-    let mut bar = Bar::new(global.quiet);
-    let engine = crate::features::replay(store, &ctx, &global.data, &mut bar)?;
-    bar.finish();
+    let reading = Reading::open(store)?;
+    let ctx = &reading.ctx;
+    let engine = reading.engine(&mut Bar::new(global.quiet))?;
     let meta = serde_json::json!({ "exported_by": "winsignal export" });
     let account_id = |a: u32| (a != NONE).then(|| ctx.accounts[a as usize].id.as_str());
     let contact_id = |c: u32| (c != NONE).then(|| ctx.contacts[c as usize].id.as_str());

@@ -5,12 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 use winsignal_core::Ts;
 use winsignal_features::catalog::{self, Catalog, Control};
 use winsignal_features::snapshot::{self, ControlValue, Snapshot};
-use winsignal_features::Context;
 use winsignal_store::Store;
 
 use crate::progress::Bar;
@@ -117,19 +115,20 @@ pub enum GraphCommand {
     },
 }
 
-pub use winsignal_workspace::pipeline::{replay, Computed};
+pub use winsignal_workspace::pipeline::Computed;
+use winsignal_workspace::pipeline::Reading;
 
 /// The whole feature pass ([`winsignal_workspace::compute`]) with a progress bar on a terminal.
-pub fn compute(store: &dyn Store, catalog: Catalog, data: &Path, quiet: bool) -> Result<Computed> {
+pub fn compute(store: &dyn Store, catalog: Catalog, quiet: bool) -> Result<Computed> {
     let mut bar = Bar::new(quiet);
-    let c = winsignal_workspace::compute(store, catalog, data, &mut bar)?;
+    let c = winsignal_workspace::compute(store, catalog, &mut bar)?;
     bar.finish();
     Ok(c)
 }
 
 pub fn run_snapshots(global: &Global, store: &dyn Store, args: &SnapshotsArgs) -> Result<()> {
     let catalog = args.catalog.load()?;
-    let c = compute(store, catalog, &global.data, global.quiet)?;
+    let c = compute(store, catalog, global.quiet)?;
     if args.json {
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::new(stdout.lock());
@@ -503,80 +502,18 @@ pub fn run_behaviours(cmd: &BehavioursCommand) -> Result<()> {
     }
 }
 
-#[derive(Serialize)]
-struct ExplainOut<'a> {
-    opportunity_id: &'a str,
-    feature: &'a str,
-    version: u32,
-    landmark: String,
-    as_of: String,
-    value: Option<f64>,
-    behaviour: Option<bool>,
-    contributions: &'a [winsignal_features::lineage::Contribution],
-}
-
 pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Result<()> {
-    let ctx = Context::from_store(store)?;
-    let catalog = winsignal_workspace::catalogs::resolve(store, &args.catalog.load()?, &ctx)?;
-    let Some(def) = catalog.behaviours.iter().find(|d| d.id == args.feature) else {
-        let ids: Vec<&str> = catalog.behaviours.iter().map(|d| d.id.as_str()).collect();
-        bail!(
-            "no feature {:?} in {}; the catalog has: {}",
-            args.feature,
-            catalog.name,
-            ids.join(", ")
-        );
-    };
-    let Some(opp) = ctx.opportunity(&args.opportunity) else {
-        bail!(
-            "no opportunity with id {:?} in {}",
-            args.opportunity,
-            global.data.display()
-        );
-    };
     let mut bar = Bar::new(global.quiet);
-    let engine = replay(store, &ctx, &global.data, &mut bar)?;
-    bar.finish();
-    let horizon = snapshot::horizon(&engine);
-    let lms = snapshot::landmarks(&ctx, &catalog, horizon);
-    let mine: Vec<_> = lms.items.iter().filter(|l| l.opp == opp).collect();
-    let (name, as_of) = match &args.landmark {
-        None => match mine.last() {
-            Some(l) => (lms.names[l.name as usize].clone(), l.as_of),
-            None => bail!(
-                "opportunity {} has no landmarks (it closed at creation or after the data ends)",
-                args.opportunity
-            ),
-        },
-        Some(l) => match mine.iter().find(|x| lms.names[x.name as usize] == *l) {
-            Some(x) => (l.clone(), x.as_of),
-            None => match Ts::parse(l) {
-                Ok(t) => (format!("at {}", t.to_rfc3339()), t),
-                Err(_) => {
-                    let names: Vec<&str> = mine
-                        .iter()
-                        .map(|x| lms.names[x.name as usize].as_str())
-                        .collect();
-                    bail!(
-                        "--landmark {l:?}: expected one of this opportunity's landmarks ({}) or an RFC 3339 time",
-                        names.join(", ")
-                    )
-                }
-            },
-        },
-    };
-    let mut ex = winsignal_features::lineage::explain(&engine, def, opp, as_of);
-    winsignal_features::lineage::attach_origins(store, &mut ex.contributions)?;
-    let out = ExplainOut {
-        opportunity_id: &ctx.opps[opp as usize].id,
-        feature: &def.id,
-        version: def.version,
-        landmark: name,
-        as_of: as_of.to_rfc3339(),
-        value: ex.value.is_finite().then_some(ex.value),
-        behaviour: ex.behaviour,
-        contributions: &ex.contributions,
-    };
+    let out = winsignal_workspace::lineage::explain_feature(
+        store,
+        &args.catalog.load()?,
+        &args.opportunity,
+        &args.feature,
+        args.landmark.as_deref(),
+        &global.data,
+        &mut bar,
+    )?;
+    let (def, ex) = (&out.definition, &out);
     if args.json {
         return crate::output::print_json(&out);
     }
@@ -625,13 +562,11 @@ pub fn run_explain(global: &Global, store: &dyn Store, args: &ExplainArgs) -> Re
 
 pub fn run_graph(global: &Global, store: &dyn Store, cmd: &GraphCommand) -> Result<()> {
     let GraphCommand::Account { id, json } = cmd;
-    let ctx = Context::from_store(store)?;
-    let Some(account) = ctx.account(id) else {
+    let reading = Reading::open(store)?;
+    let Some(account) = reading.ctx.account(id) else {
         bail!("no account with id {id:?} in {}", global.data.display());
     };
-    let mut bar = Bar::new(global.quiet);
-    let engine = replay(store, &ctx, &global.data, &mut bar)?;
-    bar.finish();
+    let engine = reading.engine(&mut Bar::new(global.quiet))?;
     let n = winsignal_features::graph::neighbourhood(&engine, account);
     if *json {
         return crate::output::print_json(&n);

@@ -249,21 +249,24 @@ fn quiet_on_closed_pipe() {
 }
 
 fn open_store(global: &Global) -> Result<EmbeddedStore> {
-    let mut store = EmbeddedStore::open(&global.data)
-        .with_context(|| format!("opening the workspace {}", global.data.display()))?;
     // How long a write waits for another process writing the same workspace (default 30 s).
-    if let Ok(v) = std::env::var("WINSIGNAL_LOCK_WAIT") {
-        let seconds: f64 = v
-            .trim()
-            .parse()
-            .ok()
-            .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-            .with_context(|| {
-                format!("WINSIGNAL_LOCK_WAIT: expected a number of seconds (e.g. 30), found {v:?}")
-            })?;
-        store.set_lock_wait(std::time::Duration::from_secs_f64(seconds))?;
-    }
-    Ok(store)
+    let lock_wait = match std::env::var("WINSIGNAL_LOCK_WAIT") {
+        Ok(v) => {
+            let seconds: f64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                .with_context(|| {
+                    format!(
+                        "WINSIGNAL_LOCK_WAIT: expected a number of seconds (e.g. 30), found {v:?}"
+                    )
+                })?;
+            Some(std::time::Duration::from_secs_f64(seconds))
+        }
+        Err(_) => None,
+    };
+    winsignal_workspace::workspace::open(&global.data, lock_wait)
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -35,7 +35,6 @@ pub fn run(global: &Global, store: &dyn Store, args: &ReportArgs) -> Result<()> 
     let mut bar = Bar::new(global.quiet);
     winsignal_workspace::report::write_report(
         store,
-        &global.data,
         args.catalog.catalog.as_deref(),
         &args.out,
         &mut bar,

@@ -29,7 +29,7 @@ pub struct RepsArgs {
 
 pub fn run(global: &Global, store: &dyn Store, args: &RepsArgs) -> Result<()> {
     let catalog = args.catalog.load()?;
-    let c = compute(store, catalog, &global.data, global.quiet)?;
+    let c = compute(store, catalog, global.quiet)?;
     if !global.quiet {
         eprintln!(
             "fitting discovery and rep models for {} snapshots…",

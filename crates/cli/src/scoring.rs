@@ -101,7 +101,7 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
     }
     let catalog = args.catalog.load()?;
     let started = std::time::Instant::now();
-    let c = compute(store, catalog, &global.data, global.quiet)?;
+    let c = compute(store, catalog, global.quiet)?;
     if !global.quiet {
         eprintln!("running discovery for the evidence of next-best actions…");
     }

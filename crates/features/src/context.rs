@@ -6,7 +6,7 @@ use winsignal_core::hash::FastMap;
 use winsignal_core::sfdc::to_18;
 use winsignal_core::{AttrValue, Attrs, Kind, Outcome, Record, Ts};
 use winsignal_ingest::resolve::Resolver;
-use winsignal_store::Store;
+use winsignal_store::StoreRead;
 
 pub const NONE: u32 = u32::MAX;
 
@@ -71,7 +71,7 @@ pub struct Context {
 
 impl Context {
     /// Reads the current version of every entity.
-    pub fn from_store(store: &dyn Store) -> winsignal_ingest::Result<Context> {
+    pub fn from_store(store: &dyn StoreRead) -> winsignal_ingest::Result<Context> {
         let resolver = Resolver::from_store(store)?;
         let mut accounts = Vec::new();
         let mut account_index = FastMap::default();

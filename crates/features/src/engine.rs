@@ -13,7 +13,7 @@ use winsignal_core::hash::FastMap;
 use winsignal_core::{
     ActivityStatus, ActivityType, Direction, Kind, Priority, Record, SpeakerRole, Ts,
 };
-use winsignal_store::Store;
+use winsignal_store::StoreRead;
 
 const REPLAY_BATCH: usize = 4096;
 use xxhash_rust::xxh3::xxh3_64;
@@ -634,7 +634,7 @@ impl<'c> Engine<'c> {
     /// [`Engine::apply`]; for the log, a second thread prepares what the store decoded while this one inserts.
     pub fn replay(
         ctx: &'c Context,
-        store: &dyn Store,
+        store: &dyn StoreRead,
         progress: &mut dyn FnMut(u64),
     ) -> winsignal_store::Result<Engine<'c>> {
         let mut engine = Engine::new(ctx);

@@ -6,7 +6,7 @@ use crate::eval::{evaluate, Source, View};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use winsignal_core::{Kind, Ts};
-use winsignal_store::{LoadInfo, RowOrigin, Store};
+use winsignal_store::{LoadInfo, RowOrigin, StoreRead};
 
 /// One item a value was computed from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,10 +94,10 @@ pub fn explain(engine: &Engine<'_>, def: &Definition, opp: u32, as_of: Ts) -> Ex
     }
 }
 
-/// Fills in the source row of every contribution: one pass over the event log for events, a lookup per
-/// record otherwise.
+/// Fills in the source row of every contribution: the events by their sequence numbers (reading only
+/// the part of the log that holds them), a lookup per record otherwise.
 pub fn attach_origins(
-    store: &dyn Store,
+    store: &dyn StoreRead,
     contributions: &mut [Contribution],
 ) -> winsignal_store::Result<()> {
     let loads: HashMap<u64, LoadInfo> =
@@ -113,18 +113,14 @@ pub fn attach_origins(
         }
     };
     let mut wanted: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    let mut kinds: Vec<Kind> = Vec::new();
     for (i, c) in contributions.iter().enumerate() {
         if let Some(seq) = c.seq {
             wanted.entry(seq).or_default().push(i);
-            if !kinds.contains(&c.kind) {
-                kinds.push(c.kind);
-            }
         }
     }
     if !wanted.is_empty() {
-        for ev in store.events(&kinds)? {
-            let ev = ev?;
+        let seqs: Vec<u64> = wanted.keys().copied().collect();
+        for ev in store.events_by_seq(&seqs)? {
             if let Some(idx) = wanted.get(&ev.seq) {
                 for &i in idx {
                     contributions[i].origin = Some(origin(&ev.origin));

@@ -4,25 +4,26 @@
 use crate::catalog::Catalog;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
 
-/// `id@version` → fingerprint, kept in the workspace as `behaviour-versions.json`.
+/// `id@version` → fingerprint, kept in the store as a named state (`behaviour-versions.json` beside the
+/// store in workspaces from before).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Registry {
     pub versions: BTreeMap<String, String>,
 }
 
+/// Where workspaces from before kept the registry (moved into the store when such a workspace opens).
 pub const REGISTRY_FILE: &str = "behaviour-versions.json";
 
 impl Registry {
-    pub fn load(dir: &Path) -> Result<Registry, String> {
-        let path = dir.join(REGISTRY_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| format!("{}: not a version registry: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
-        }
+    /// A registry from its JSON (as [`Registry::to_json`] writes it).
+    pub fn parse(text: &str) -> Result<Registry, String> {
+        serde_json::from_str(text).map_err(|e| format!("not a behaviour version registry: {e}"))
+    }
+
+    pub fn to_json(&self) -> String {
+        #[allow(clippy::expect_used)]
+        serde_json::to_string_pretty(self).expect("a map of strings serialises")
     }
 
     /// Checks every definition against what its id and version meant before; returns the conflicts.
@@ -60,17 +61,11 @@ impl Registry {
             .unwrap_or(0)
     }
 
-    /// Records the catalog's definitions as used and saves the registry atomically.
-    pub fn record(&mut self, catalog: &Catalog, dir: &Path) -> Result<(), String> {
+    /// Records the catalog's definitions as used (the caller keeps the registry, in the store).
+    pub fn record(&mut self, catalog: &Catalog) {
         for d in &catalog.behaviours {
             self.versions
                 .insert(format!("{}@{}", d.id, d.version), d.fingerprint());
         }
-        let path = dir.join(REGISTRY_FILE);
-        let tmp = dir.join(format!("{REGISTRY_FILE}.tmp"));
-        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| format!("{}: {e}", path.display()))
     }
 }

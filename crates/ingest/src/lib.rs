@@ -70,7 +70,7 @@ pub struct IngestReport {
 /// Reads everything the request names into the store as one atomic batch: either every load is
 /// committed or nothing is (a missing required column anywhere refuses the whole batch).
 pub fn ingest(
-    store: &mut dyn Store,
+    store: &dyn Store,
     req: &IngestRequest,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<IngestReport> {

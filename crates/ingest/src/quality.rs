@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use winsignal_core::{Kind, Record, ValueType};
-use winsignal_store::{Flag, LoadInfo, LoadStats, QuarantinedRow, Store, StoredRecord};
+use winsignal_store::{Flag, LoadInfo, LoadStats, QuarantinedRow, StoreRead, StoredRecord};
 
 use crate::error::Result;
 use crate::resolve::Resolver;
@@ -175,7 +175,7 @@ fn count_codes<'a>(items: impl Iterator<Item = (String, &'a str)>) -> Vec<CodeCo
     v
 }
 
-pub fn report(store: &dyn Store) -> Result<QualityReport> {
+pub fn report(store: &dyn StoreRead) -> Result<QualityReport> {
     let loads = store.loads()?;
     let source_of: HashMap<u64, &LoadInfo> = loads.iter().map(|l| (l.load_id, l)).collect();
     let quarantined = store.quarantine(None)?;
@@ -480,7 +480,7 @@ fn describe_unmatched(record: &Record, id: &str) -> String {
     }
 }
 
-fn orphans(records: &[StoredRecord], r: &Resolver, store: &dyn Store) -> Result<Vec<Orphans>> {
+fn orphans(records: &[StoredRecord], r: &Resolver, store: &dyn StoreRead) -> Result<Vec<Orphans>> {
     let mut found: BTreeMap<(Kind, &'static str, Kind), (u64, Vec<String>)> = BTreeMap::new();
     let mut hit = |kind: Kind, field: &'static str, to: Kind, what: String| {
         let e = found.entry((kind, field, to)).or_default();

@@ -10,7 +10,7 @@ use winsignal_core::identity::{
 };
 use winsignal_core::sfdc::to_18;
 use winsignal_core::{Kind, Record};
-use winsignal_store::Store;
+use winsignal_store::StoreRead;
 
 use crate::error::Result;
 
@@ -54,7 +54,7 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn from_store(store: &dyn Store) -> Result<Self> {
+    pub fn from_store(store: &dyn StoreRead) -> Result<Self> {
         let mut r = Resolver::default();
         for rec in store.records(Kind::Accounts)? {
             if let Record::Accounts(a) = rec.record {

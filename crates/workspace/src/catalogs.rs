@@ -6,7 +6,7 @@ use winsignal_core::Kind;
 use winsignal_features::catalog::{Catalog, Entity};
 use winsignal_features::levels::{self, AbsentAttribute};
 use winsignal_features::Context;
-use winsignal_store::Store;
+use winsignal_store::StoreRead;
 
 use crate::pipeline::Computed;
 use crate::text::n;
@@ -14,14 +14,14 @@ use crate::text::n;
 /// The catalog for this workspace ([`levels::resolve`]); an attribute no opportunity has is an error
 /// that also says when a loaded file had a column of that name that a mapping read into a canonical
 /// field instead of keeping it as an attribute.
-pub fn resolve(store: &dyn Store, catalog: &Catalog, ctx: &Context) -> Result<Catalog> {
+pub fn resolve(store: &dyn StoreRead, catalog: &Catalog, ctx: &Context) -> Result<Catalog> {
     resolve_for(store, catalog, ctx, &[])
 }
 
 /// [`resolve`] with the levels of the categorical definitions a model was trained on (`versions`: the
 /// `id@version` names it records), so that a level new data made common does not change its columns.
 pub fn resolve_for(
-    store: &dyn Store,
+    store: &dyn StoreRead,
     catalog: &Catalog,
     ctx: &Context,
     versions: &[String],
@@ -38,7 +38,7 @@ pub fn resolve_for(
 /// "The column … of FILE was read by the mapping into opportunities.outcome …" when a load of the
 /// attribute's entity had a column of that name (ignoring case, `_` and spaces) that it did not keep as
 /// an attribute; the field comes from the load's recipe (`fields`, written by mapping loads).
-fn consumed_column(store: &dyn Store, e: &AbsentAttribute) -> Option<String> {
+fn consumed_column(store: &dyn StoreRead, e: &AbsentAttribute) -> Option<String> {
     let kind = match e.attribute.entity {
         Entity::Opportunity => Kind::Opportunities,
         Entity::Account => Kind::Accounts,

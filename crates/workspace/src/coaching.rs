@@ -5,12 +5,12 @@ use anyhow::Result;
 use winsignal_core::sfdc::to_18;
 use winsignal_core::{Kind, Record};
 use winsignal_score::reps::{self, RepCard, RepRecord, Scorecards};
-use winsignal_store::Store;
+use winsignal_store::StoreRead;
 
 use crate::pipeline::Computed;
 
 /// The rep records of the store (current versions).
-pub fn rep_records(store: &dyn Store) -> Result<Vec<RepRecord>> {
+pub fn rep_records(store: &dyn StoreRead) -> Result<Vec<RepRecord>> {
     Ok(store
         .records(Kind::Reps)?
         .into_iter()
@@ -35,7 +35,7 @@ pub fn same_id(a: &str, b: &str) -> bool {
 /// Every rep's scorecard from computed snapshots and a discovery, as `winsignal reps` builds them (for
 /// `demo` and the report).
 pub fn all_scorecards(
-    store: &dyn Store,
+    store: &dyn StoreRead,
     c: &Computed,
     discovery: &winsignal_discover::Discovery,
 ) -> Result<Scorecards> {

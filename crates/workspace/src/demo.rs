@@ -14,15 +14,18 @@ use winsignal_ingest::{Format, IngestRequest, LoadReport};
 use winsignal_score::explain::DealScore;
 use winsignal_score::model::TrainOptions;
 use winsignal_score::reps::Scorecards;
-use winsignal_store::EmbeddedStore;
+use winsignal_store::Store;
 
 use crate::models::Trained;
 use crate::pipeline::Computed;
 use crate::Progress;
 
-/// The file that marks a workspace as a demo's (holding the generator's manifest); `demo` replaces only
-/// such a workspace.
-pub const MARKER: &str = "demo.json";
+/// The named state that marks a workspace as a demo's (holding the generator's manifest); `demo`
+/// replaces only such a workspace.
+pub const MARKER: &str = "demo-manifest";
+
+/// Where workspaces from before kept the marker, beside the store.
+const MARKER_FILE: &str = "demo.json";
 
 /// Salesforce custom fields of the demo export that carry canonical fields.
 const DEMO_SALESFORCE_CONFIG: &str = r#"# Custom fields of the demo org, mapped onto canonical fields.
@@ -85,7 +88,9 @@ pub trait DemoObserver {
 /// Removes an earlier demo in `data` (refusing a workspace that is not a demo's) and creates it.
 fn prepare_workspace(data: &Path) -> Result<()> {
     if data.join("store.sqlite").exists() {
-        if !data.join(MARKER).exists() {
+        let is_demo = data.join(MARKER_FILE).exists()
+            || crate::workspace::open(data, None)?.state(MARKER)?.is_some();
+        if !is_demo {
             bail!(
                 "{} already holds a workspace that is not a demo; pass --data with another directory (demo replaces its workspace)",
                 data.display()
@@ -166,17 +171,18 @@ pub fn run(
     let config_path = input.join("salesforce-config.toml");
     std::fs::write(&config_path, DEMO_SALESFORCE_CONFIG)
         .with_context(|| format!("writing {}", config_path.display()))?;
-    let mut store = EmbeddedStore::open(data)?;
+    let store = crate::workspace::open(data, None)?;
     let t1 = Instant::now();
     let mut loads = Vec::new();
     for mut req in requests(&manifest, &input, &config_path)? {
         req.now = Ts::now();
-        let report = winsignal_ingest::ingest(&mut store, &req, &mut |p| progress.file(p))?;
+        let report = winsignal_ingest::ingest(&store, &req, &mut |p| progress.file(p))?;
         loads.extend(report.loads);
     }
     progress.finish();
     let ingest_s = t1.elapsed().as_secs_f64();
-    std::fs::write(data.join(MARKER), serde_json::to_string_pretty(&manifest)?)?;
+    let manifest_json = serde_json::to_string_pretty(&manifest)?;
+    store.put_state(MARKER, "", &mut |w| w.write_all(manifest_json.as_bytes()))?;
     let quality = winsignal_ingest::quality::report(&store)?;
     observer.step(DemoStep::Ingested {
         manifest: &manifest,
@@ -186,12 +192,8 @@ pub fn run(
     });
 
     let t2 = Instant::now();
-    let computed = crate::pipeline::compute(
-        &store,
-        winsignal_features::default_catalog(),
-        data,
-        progress,
-    )?;
+    let computed =
+        crate::pipeline::compute(&store, winsignal_features::default_catalog(), progress)?;
     progress.finish();
     observer.step(DemoStep::Computed {
         computed: &computed,
@@ -217,28 +219,26 @@ pub fn run(
     // the same model), so that `score` and `explain` work right after the demo.
     let t4 = Instant::now();
     let evidence = crate::scoring::evidence_discovery(&computed)?;
-    let trained = match crate::models::train_and_save(
-        &mut store,
-        &computed,
-        &evidence,
-        &TrainOptions::default(),
-    ) {
-        Ok(t) => Some(t),
-        Err(e) if e.downcast_ref::<winsignal_score::Error>().is_some() => {
-            observer.step(DemoStep::NoModel {
-                reason: format!("{e:#}"),
-            });
-            None
-        }
-        Err(e) => return Err(e),
-    };
+    let trained =
+        match crate::models::train_and_save(&store, &computed, &evidence, &TrainOptions::default())
+        {
+            Ok(t) => Some(t),
+            Err(e) if e.downcast_ref::<winsignal_score::Error>().is_some() => {
+                observer.step(DemoStep::NoModel {
+                    reason: format!("{e:#}"),
+                });
+                None
+            }
+            Err(e) => return Err(e),
+        };
     let mut scored = None;
     if let Some(t) = &trained {
         observer.step(DemoStep::Trained {
             trained: t,
             seconds: t4.elapsed().as_secs_f64(),
         });
-        let engine = crate::pipeline::replay(&store, &computed.ctx, data, progress)?;
+        let snapshot = store.snapshot()?;
+        let engine = crate::pipeline::replay(&store, &*snapshot, &computed.ctx, progress)?;
         progress.finish();
         let (as_of, deals, _) =
             crate::scoring::scores(&engine, &computed.catalog, &t.model, None, None)?;

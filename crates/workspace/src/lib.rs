@@ -13,14 +13,16 @@ pub mod coaching;
 pub mod demo;
 pub mod fault;
 pub mod files;
+pub mod lineage;
 pub mod models;
 pub mod pipeline;
 pub mod report;
 pub mod scoring;
 pub mod suggest;
 pub mod text;
+pub mod workspace;
 
-pub use pipeline::{compute, replay, Computed};
+pub use pipeline::{compute, compute_at, replay, Computed};
 
 /// Told how long work is going: a progress bar on a terminal, nothing otherwise.
 pub trait Progress {

@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 use winsignal_score::model::{self, TrainOptions, WinModel};
-use winsignal_store::{ModelRecord, Store};
+use winsignal_store::{ModelRecord, Store, StoreRead};
 
 use crate::pipeline::Computed;
 
@@ -87,7 +87,7 @@ pub struct Trained {
 /// win findings), and saves it in the store with its summary — unless it is refused (a [`Refused`]
 /// error: too good to be true or a metric undefined, and `opts.allow_suspect` not set).
 pub fn train_and_save(
-    store: &mut dyn Store,
+    store: &dyn Store,
     c: &Computed,
     discovery: &winsignal_discover::Discovery,
     opts: &TrainOptions,
@@ -130,7 +130,7 @@ pub fn train_and_save(
 
 /// The active win model: the latest saved. The one place this rule lives; every command and the
 /// server ask here.
-pub fn active_win_model(store: &dyn Store) -> Result<Option<(String, WinModel)>> {
+pub fn active_win_model(store: &dyn StoreRead) -> Result<Option<(String, WinModel)>> {
     match store.models(Some("win"))?.pop() {
         Some(m) => Ok(Some(load_model(store, Some(&m.model_id))?)),
         None => Ok(None),
@@ -138,7 +138,7 @@ pub fn active_win_model(store: &dyn Store) -> Result<Option<(String, WinModel)>>
 }
 
 /// The model to score with: the one named, or the active win model ([`active_win_model`]).
-pub fn load_model(store: &dyn Store, id: Option<&str>) -> Result<(String, WinModel)> {
+pub fn load_model(store: &dyn StoreRead, id: Option<&str>) -> Result<(String, WinModel)> {
     let id = match id {
         Some(id) => id.to_string(),
         None => match active_win_model(store)? {

@@ -2,7 +2,7 @@
 //! or a replay), and the whole feature pass — every opportunity at every landmark — that discovery,
 //! training, scorecards and the report read.
 
-use std::io::Write;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
@@ -12,7 +12,7 @@ use winsignal_features::engine::Engine;
 use winsignal_features::registry::Registry;
 use winsignal_features::snapshot::{self, Snapshot};
 use winsignal_features::Context;
-use winsignal_store::Store;
+use winsignal_store::{Store, StoreRead};
 
 use crate::Progress;
 
@@ -40,160 +40,103 @@ pub fn catalog_for_model(
     }
 }
 
-/// The engine state for the store as it is now: restored from the workspace's saved checkpoint when
-/// that was taken of exactly this store (same loads, same event counts, same state format), otherwise
-/// replayed from every event (with progress) and saved for next time. A checkpoint that cannot be read
-/// or saved only costs time: the state is replayed, never guessed.
+/// One consistent state of the store and its entities, for a command that reads the engine state
+/// itself (`explain-feature`, `graph`, `export`, `accounts`): everything it reads comes from the same
+/// snapshot.
+pub struct Reading<'s> {
+    store: &'s dyn Store,
+    snapshot: Box<dyn winsignal_store::Snapshot + 's>,
+    pub ctx: Context,
+}
+
+impl<'s> Reading<'s> {
+    /// A snapshot of the store as it is now, and its entities.
+    pub fn open(store: &'s dyn Store) -> Result<Reading<'s>> {
+        let snapshot = store.snapshot()?;
+        let ctx = Context::from_store(&*snapshot)?;
+        Ok(Reading {
+            store,
+            snapshot,
+            ctx,
+        })
+    }
+
+    /// The snapshot, for reading anything else of the same state.
+    pub fn read(&self) -> &dyn StoreRead {
+        &*self.snapshot
+    }
+
+    /// The engine state of this snapshot ([`replay`]).
+    pub fn engine(&self, progress: &mut dyn Progress) -> Result<Engine<'_>> {
+        let engine = replay(self.store, &*self.snapshot, &self.ctx, progress)?;
+        progress.finish();
+        Ok(engine)
+    }
+}
+
+/// The name of the engine checkpoint among the store's named states.
+pub const CHECKPOINT: &str = "engine-state";
+
+/// The engine state for the state `read` of the store: restored from the store's checkpoint when that
+/// was taken at exactly this log position (with this state format and build), otherwise replayed from
+/// every event (with progress) and saved for next time. The checkpoint's bytes are checked against
+/// their checksum as they are read: one that cannot be read, or is damaged, only costs the replay and
+/// is never taken for another state.
 pub fn replay<'c>(
     store: &dyn Store,
+    read: &dyn StoreRead,
     ctx: &'c Context,
-    data: &Path,
     progress: &mut dyn Progress,
 ) -> Result<Engine<'c>> {
-    let counts = store.event_counts()?;
-    let key = checkpoint_key(store, &counts)?;
-    let path = data.join("cache").join("engine-state.bin");
-    if let Some(engine) = restore_checkpoint(ctx, &path, &key) {
+    let key = checkpoint_key(read)?;
+    if let Some(engine) = restore_checkpoint(store, ctx, &key) {
         return Ok(engine);
     }
-    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    let total: u64 = read.event_counts()?.iter().map(|(_, n)| n).sum();
     progress.phase("replaying events", 0, total);
-    let engine = Engine::replay(ctx, store, &mut |n| {
+    let engine = Engine::replay(ctx, read, &mut |n| {
         progress.phase("replaying events", n, total)
     })?;
-    if let Err(e) = save_checkpoint(&engine, &path, &key) {
-        tracing::warn!(path = %path.display(), error = %e, "Engine checkpoint not saved.");
+    let saved = store.put_state(CHECKPOINT, &key, &mut |w| {
+        engine.write_checkpoint(w).map_err(std::io::Error::other)
+    });
+    if let Err(e) = saved {
+        tracing::warn!(error = %e, "Engine checkpoint not saved.");
     }
     Ok(engine)
 }
 
-/// What a checkpoint was taken of: the state format, the build, every finished load and the event
-/// counts. Any ingest adds a load, so any change to the store changes the key.
-fn checkpoint_key(store: &dyn Store, counts: &[(winsignal_core::Kind, u64)]) -> Result<String> {
-    use std::fmt::Write as _;
-    let mut key = format!(
-        "winsignal {} engine state {}\n{counts:?}\n",
-        env!("CARGO_PKG_VERSION"),
-        winsignal_features::engine::STATE_FORMAT
-    );
-    for l in store.loads()? {
-        let _ = writeln!(
-            key,
-            "{} {} {} {:?}",
-            l.load_id, l.file_hash, l.finished_at, l.stats
-        );
-    }
+/// What a checkpoint is of: the state format, the build and the log position the state was read at.
+/// Every committed batch moves the position, so any change to the store changes the key.
+fn checkpoint_key(read: &dyn StoreRead) -> Result<String> {
     Ok(format!(
-        "{:016x}",
-        xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+        "winsignal {} engine state {} at log position {}",
+        env!("CARGO_PKG_VERSION"),
+        winsignal_features::engine::STATE_FORMAT,
+        read.position()?
     ))
 }
 
-const CHECKPOINT_MAGIC: &[u8] = b"winsignal-engine-state ";
-
-fn restore_checkpoint<'c>(ctx: &'c Context, path: &Path, key: &str) -> Option<Engine<'c>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).ok()?;
-    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut header = vec![0u8; CHECKPOINT_MAGIC.len() + key.len() + 1];
-    r.read_exact(&mut header).ok()?;
-    if header != [CHECKPOINT_MAGIC, key.as_bytes(), b"\n"].concat() {
-        return None;
-    }
+fn restore_checkpoint<'c>(store: &dyn Store, ctx: &'c Context, key: &str) -> Option<Engine<'c>> {
     let ignored = |why: &str| {
-        tracing::warn!(path = %path.display(), reason = why, "Engine checkpoint ignored; replaying.");
+        tracing::warn!(reason = why, "Engine checkpoint ignored; replaying.");
         None
     };
-    // Decoding from memory is several times faster than from a reader (postcard pulls varints a byte
-    // at a time); only a very large checkpoint is streamed, to keep the peak memory down. Either way
-    // the state's bytes must match the checksum after them: a damaged checkpoint is replayed, never
-    // read as a different state.
-    let in_memory = std::fs::metadata(path).is_ok_and(|m| m.len() < 1 << 30);
-    let restored = if in_memory {
-        let mut bytes = Vec::new();
-        r.read_to_end(&mut bytes).ok()?;
-        let Some(body_len) = bytes.len().checked_sub(CHECKSUM_BYTES) else {
-            return ignored("it is shorter than its checksum");
-        };
-        let (body, sum) = bytes.split_at(body_len);
-        if xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() != sum {
-            return ignored("its checksum does not match its contents (the file is damaged)");
-        }
-        Engine::restore(ctx, body)
-    } else {
-        let mut hashed = Hashed::new(r);
-        let restored = Engine::restore_from(ctx, &mut hashed);
-        let sum = hashed.hasher.digest().to_le_bytes();
-        let mut rest = Vec::new();
-        if hashed.inner.read_to_end(&mut rest).is_err() || rest != sum {
-            return ignored("its checksum does not match its contents (the file is damaged)");
-        }
-        restored
+    let mut state = match store.state(CHECKPOINT) {
+        Ok(Some(state)) if state.key == key => state,
+        Ok(_) => return None,
+        Err(e) => return ignored(&e.to_string()),
     };
-    match restored {
+    // Decoding from memory is several times faster than from a reader (postcard pulls varints a byte
+    // at a time). Reading to the end checks the checksum.
+    let mut bytes = Vec::new();
+    if let Err(e) = state.bytes.read_to_end(&mut bytes) {
+        return ignored(&format!("it cannot be read or is damaged ({e})"));
+    }
+    match Engine::restore(ctx, &bytes) {
         Ok(engine) => Some(engine),
         Err(e) => ignored(&e),
     }
-}
-
-/// The checkpoint ends with the xxh3-64 of the state's bytes, little-endian.
-const CHECKSUM_BYTES: usize = 8;
-
-/// A reader or writer that hashes every byte passing through it.
-struct Hashed<T> {
-    inner: T,
-    hasher: xxhash_rust::xxh3::Xxh3,
-}
-
-impl<T> Hashed<T> {
-    fn new(inner: T) -> Self {
-        Hashed {
-            inner,
-            hasher: xxhash_rust::xxh3::Xxh3::new(),
-        }
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for Hashed<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
-impl<W: Write> Write for Hashed<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Writes the checkpoint beside its final name and renames it into place, so a reader never sees half.
-/// Layout: magic, key, newline, the state (postcard), the state's checksum.
-fn save_checkpoint(engine: &Engine<'_>, path: &Path, key: &str) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let partial = path.with_extension("bin.partial");
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&partial)?);
-    w.write_all(CHECKPOINT_MAGIC)?;
-    w.write_all(key.as_bytes())?;
-    w.write_all(b"\n")?;
-    let mut hashed = Hashed::new(w);
-    engine
-        .write_checkpoint(&mut hashed)
-        .map_err(anyhow::Error::msg)?;
-    let sum = hashed.hasher.digest();
-    let mut w = hashed.inner;
-    w.write_all(&sum.to_le_bytes())?;
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&partial, path)?;
-    Ok(())
 }
 
 /// The whole feature pass: entities, replay, every snapshot. Also used by `demo`.
@@ -213,35 +156,46 @@ pub struct Computed {
     pub ctx: Context,
 }
 
+/// The whole feature pass on the store as it is now (one snapshot of it).
 pub fn compute(
     store: &dyn Store,
     catalog: Catalog,
-    data: &Path,
     progress: &mut dyn Progress,
 ) -> Result<Computed> {
-    let registry = Registry::load(data).map_err(anyhow::Error::msg)?;
+    let snapshot = store.snapshot()?;
+    compute_at(store, &*snapshot, catalog, progress)
+}
+
+/// The whole feature pass on the state `read` of the store (a snapshot the caller also reads other
+/// things from).
+pub fn compute_at(
+    store: &dyn Store,
+    read: &dyn StoreRead,
+    catalog: Catalog,
+    progress: &mut dyn Progress,
+) -> Result<Computed> {
+    let registry = load_registry(store)?;
     let conflicts = registry.conflicts(&catalog);
     if !conflicts.is_empty() {
         bail!("{}", conflicts.join("\n"));
     }
     progress.phase("reading entities", 0, 1);
-    let ctx = Context::from_store(store)?;
+    let ctx = Context::from_store(read)?;
     crate::fault::point("pipeline:after-entities");
     // Categorical definitions split into their levels; the registry records the catalog as written.
     let declared = catalog;
-    let catalog = crate::catalogs::resolve(store, &declared, &ctx)?;
-    let engine = replay(store, &ctx, data, progress)?;
+    let catalog = crate::catalogs::resolve(read, &declared, &ctx)?;
+    let engine = replay(store, read, &ctx, progress)?;
     let horizon = snapshot::horizon(&engine);
     let snapshots = snapshot::snapshots(&engine, &catalog, horizon, &mut |d, t| {
         progress.phase("computing snapshots", d, t)
     });
     let timing = snapshot::timing(&engine, &catalog);
     let unobserved = snapshot::unobserved(&ctx, &snapshot::landmarks(&ctx, &catalog, horizon));
-    let history_flags = winsignal_discover::changed_at_close(&catalog, &deal_history(store)?);
+    let history_flags = winsignal_discover::changed_at_close(&catalog, &deal_history(read)?);
     let mut registry = registry;
-    registry
-        .record(&declared, data)
-        .map_err(anyhow::Error::msg)?;
+    registry.record(&declared);
+    save_registry(store, &registry)?;
     let (events, unattributed) = (engine.state.applied, engine.state.unattributed.clone());
     drop(engine);
     Ok(Computed {
@@ -260,7 +214,7 @@ pub fn compute(
 /// Every closed opportunity the store holds more than one version of, with when each version was
 /// loaded and its fields — when opportunities were loaded more than once (exports taken over time);
 /// otherwise nothing, as there is no history to read.
-fn deal_history(store: &dyn Store) -> Result<Vec<winsignal_discover::DealHistory>> {
+fn deal_history(store: &dyn StoreRead) -> Result<Vec<winsignal_discover::DealHistory>> {
     use winsignal_core::{AttrValue, Kind, Outcome, Record};
     let loads = store.loads()?;
     if loads
@@ -323,4 +277,28 @@ fn deal_history(store: &dyn Store) -> Result<Vec<winsignal_discover::DealHistory
         });
     }
     Ok(out)
+}
+
+/// The name of the behaviour registry among the store's named states.
+pub const REGISTRY: &str = "behaviour-registry";
+
+/// Which definition each `id@version` meant when results were computed (empty before the first).
+fn load_registry(store: &dyn Store) -> Result<Registry> {
+    match store.state(REGISTRY)? {
+        Some(mut state) => {
+            let mut text = String::new();
+            state
+                .bytes
+                .read_to_string(&mut text)
+                .context("reading the behaviour registry")?;
+            Ok(Registry::parse(&text).map_err(anyhow::Error::msg)?)
+        }
+        None => Ok(Registry::default()),
+    }
+}
+
+fn save_registry(store: &dyn Store, registry: &Registry) -> Result<()> {
+    let text = registry.to_json();
+    store.put_state(REGISTRY, "", &mut |w| w.write_all(text.as_bytes()))?;
+    Ok(())
 }

@@ -13,9 +13,9 @@ use winsignal_ingest::quality::QualityReport;
 use winsignal_score::explain::DealScore;
 use winsignal_score::model::{Evaluation, Metrics, WinModel};
 use winsignal_score::reps::Scorecards;
-use winsignal_store::Store;
+use winsignal_store::{Store, StoreRead};
 
-use crate::pipeline::{compute, replay, Computed};
+use crate::pipeline::{compute_at, replay, Computed};
 use crate::text::n;
 use crate::Progress;
 
@@ -28,20 +28,21 @@ const CHARTJS_VERSION: &str = "4.6.1";
 /// the open deals it scores, and every rep's scorecard.
 pub fn write_report(
     store: &dyn Store,
-    data: &Path,
     catalog: Option<&Path>,
     out: &Path,
     progress: &mut dyn Progress,
 ) -> Result<()> {
+    let snapshot = store.snapshot()?;
+    let read: &dyn StoreRead = &*snapshot;
     // The active win model, whose catalog the page uses unless `catalog` says otherwise.
-    let latest = crate::models::active_win_model(store)?;
+    let latest = crate::models::active_win_model(read)?;
     let catalog = match (&latest, catalog) {
         (Some((id, model)), path) => crate::pipeline::catalog_for_model(path, id, model)?,
         (None, Some(path)) => crate::pipeline::load_catalog(path)?,
         (None, None) => winsignal_features::catalog::default_catalog(),
     };
     let declared = catalog.clone();
-    let c = compute(store, catalog, data, progress)?;
+    let c = compute_at(store, read, catalog, progress)?;
     let d = winsignal_discover::discover(
         &c.catalog,
         &c.snapshots,
@@ -51,12 +52,14 @@ pub fn write_report(
             ..Options::default()
         },
     )?;
-    let quality = winsignal_ingest::quality::report(store)?;
+    let quality = winsignal_ingest::quality::report(read)?;
     // The same scorecards as `winsignal reps`: from this discovery, so the behaviours coached are the
     // ones the page calls significant.
-    let cards = crate::coaching::all_scorecards(store, &c, &d)?;
+    let cards = crate::coaching::all_scorecards(read, &c, &d)?;
     let scored = match &latest {
-        Some((_, model)) => Some(open_deal_scores(store, data, &declared, model, progress)?),
+        Some((_, model)) => Some(open_deal_scores(
+            store, read, &c.ctx, &declared, model, progress,
+        )?),
         None => None,
     };
     let model = match (&latest, &scored) {
@@ -83,19 +86,19 @@ pub fn write_report(
 }
 
 /// The open deals scored with `model` as of the end of the data, or why they could not be (a model
-/// trained with another catalog): the page says so instead of failing.
-/// The open deals scored by `model`, with the catalog's categorical definitions split into the levels
-/// the model was trained on (as `score` does), whatever levels the data have now.
+/// trained with another catalog): the page says so instead of failing. The catalog's categorical
+/// definitions are split into the levels the model was trained on (as `score` does), whatever levels
+/// the data have now.
 fn open_deal_scores(
     store: &dyn Store,
-    data: &Path,
+    read: &dyn StoreRead,
+    ctx: &winsignal_features::Context,
     declared: &winsignal_features::Catalog,
     model: &WinModel,
     progress: &mut dyn Progress,
 ) -> Result<std::result::Result<(Ts, Vec<DealScore>), String>> {
-    let ctx = winsignal_features::Context::from_store(store)?;
-    let catalog = crate::catalogs::resolve_for(store, declared, &ctx, &model.trained_on.versions)?;
-    let engine = replay(store, &ctx, data, progress)?;
+    let catalog = crate::catalogs::resolve_for(read, declared, ctx, &model.trained_on.versions)?;
+    let engine = replay(store, read, ctx, progress)?;
     Ok(
         match crate::scoring::scores(&engine, &catalog, model, None, None) {
             Ok((as_of, deals, _)) => Ok((as_of, deals)),

@@ -10,7 +10,7 @@ use winsignal_features::snapshot;
 use winsignal_features::{Catalog, Context};
 use winsignal_score::explain::{self, DealScore};
 use winsignal_score::model::WinModel;
-use winsignal_store::Store;
+use winsignal_store::{Store, StoreRead};
 
 use crate::pipeline::Computed;
 use crate::Progress;
@@ -93,15 +93,17 @@ pub fn score_open_deals(
     only: Option<&str>,
     progress: &mut dyn Progress,
 ) -> Result<Scored> {
-    let (id, model) = crate::models::load_model(store, model_id)?;
+    let snapshot = store.snapshot()?;
+    let read: &dyn StoreRead = &*snapshot;
+    let (id, model) = crate::models::load_model(read, model_id)?;
     let declared = crate::pipeline::catalog_for_model(catalog, &id, &model)?;
-    let ctx = Context::from_store(store)?;
-    let catalog = crate::catalogs::resolve_for(store, &declared, &ctx, &model.trained_on.versions)?;
+    let ctx = Context::from_store(read)?;
+    let catalog = crate::catalogs::resolve_for(read, &declared, &ctx, &model.trained_on.versions)?;
     let only = match only {
         Some(wanted) => Some(opportunity_id(&ctx, wanted, data)?),
         None => None,
     };
-    let engine = crate::pipeline::replay(store, &ctx, data, progress)?;
+    let engine = crate::pipeline::replay(store, read, &ctx, progress)?;
     progress.finish();
     let (as_of, deals, seconds) = scores(&engine, &catalog, &model, as_of, only.as_deref())?;
     Ok(Scored {
@@ -150,10 +152,12 @@ pub fn explain_deal(
     as_of: Option<Ts>,
     progress: &mut dyn Progress,
 ) -> Result<Explained> {
-    let (id, model) = crate::models::load_model(store, model_id)?;
+    let snapshot = store.snapshot()?;
+    let read: &dyn StoreRead = &*snapshot;
+    let (id, model) = crate::models::load_model(read, model_id)?;
     let declared = crate::pipeline::catalog_for_model(catalog, &id, &model)?;
-    let ctx = Context::from_store(store)?;
-    let catalog = crate::catalogs::resolve_for(store, &declared, &ctx, &model.trained_on.versions)?;
+    let ctx = Context::from_store(read)?;
+    let catalog = crate::catalogs::resolve_for(read, &declared, &ctx, &model.trained_on.versions)?;
     let opp_id = opportunity_id(&ctx, opportunity, data)?;
     let Some(opp) = ctx.opportunity(&opp_id) else {
         bail!(
@@ -161,7 +165,7 @@ pub fn explain_deal(
             data.display()
         );
     };
-    let engine = crate::pipeline::replay(store, &ctx, data, progress)?;
+    let engine = crate::pipeline::replay(store, read, &ctx, progress)?;
     progress.finish();
     let (as_of, mut scored, _) = scores(&engine, &catalog, &model, as_of, Some(&opp_id))?;
     if scored.is_empty() {
@@ -189,7 +193,7 @@ pub fn explain_deal(
                 continue;
             };
             let mut ex = winsignal_features::lineage::explain(&engine, def, opp, as_of);
-            winsignal_features::lineage::attach_origins(store, &mut ex.contributions)?;
+            winsignal_features::lineage::attach_origins(read, &mut ex.contributions)?;
             lineage.push(FactorLineage {
                 term: name.to_string(),
                 definition: Some(format!("{}@{}: {}", def.id, def.version, def.description)),

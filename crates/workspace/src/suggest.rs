@@ -8,7 +8,7 @@ use winsignal_discover::leakage::{suspect_columns_at, ColumnFlag, REVIEW_AUC};
 use winsignal_features::catalog::{self, Entity};
 use winsignal_features::levels::{self, Profile, MAX_LEVELS, MIN_LEVEL_DEALS};
 use winsignal_features::{snapshot, Context};
-use winsignal_store::Store;
+use winsignal_store::{Store, StoreRead};
 
 use crate::catalogs::{is_placeholder, resolve};
 use crate::text::n;
@@ -50,7 +50,9 @@ pub fn suggest(
     missing: &[String],
     progress: &mut dyn Progress,
 ) -> Result<Suggestion> {
-    let ctx = Context::from_store(store)?;
+    let snapshot = store.snapshot()?;
+    let read: &dyn StoreRead = &*snapshot;
+    let ctx = Context::from_store(read)?;
     if ctx.opps.is_empty() {
         bail!(
             "the workspace {} has no opportunities; ingest a file first (`winsignal ingest FILE --mapping MAPPING.toml`)",
@@ -111,7 +113,7 @@ pub fn suggest(
     }
     let controls = named_controls(&ctx);
     let no_time = ctx.opps.iter().all(|o| o.stages.is_empty())
-        && store.event_counts()?.iter().all(|(_, k)| *k == 0);
+        && read.event_counts()?.iter().all(|(_, k)| *k == 0);
 
     // The leakage checks need snapshots: the draft catalog (every candidate) is computed once.
     let draft = catalog_text(&candidates, &controls, no_time, &[], data, n_opps);
@@ -120,8 +122,8 @@ pub fn suggest(
             let parsed = catalog::parse(&draft, "suggested catalog").map_err(|e| {
                 anyhow::anyhow!("internal error: the suggested catalog does not parse ({e})")
             })?;
-            let resolved = resolve(store, &parsed, &ctx)?;
-            let engine = crate::pipeline::replay(store, &ctx, data, progress)?;
+            let resolved = resolve(read, &parsed, &ctx)?;
+            let engine = crate::pipeline::replay(store, read, &ctx, progress)?;
             let horizon = snapshot::horizon(&engine);
             let snaps = snapshot::snapshots(&engine, &resolved, horizon, &mut |d, t| {
                 progress.phase("computing snapshots", d, t)
