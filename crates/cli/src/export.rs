@@ -210,7 +210,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &ExportArgs) -> Result<()> 
         rows,
     )?;
     let horizon = snapshot::horizon(&engine);
-    let lms = snapshot::landmarks(&ctx, &catalog, horizon);
+    let lms = snapshot::landmarks(ctx, &catalog, horizon);
     let rows = lms
         .items
         .iter()

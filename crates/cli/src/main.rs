@@ -272,7 +272,7 @@ fn open_store(global: &Global) -> Result<EmbeddedStore> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Ingest(args) => {
-            let mut store = open_store(&cli.global)?;
+            let store = open_store(&cli.global)?;
             let req = IngestRequest {
                 path: args.path,
                 format: args.format,
@@ -284,7 +284,7 @@ fn run(cli: Cli) -> Result<()> {
                 strict: args.strict,
             };
             let mut bar = progress::Bar::new(cli.global.quiet);
-            let report = winsignal_ingest::ingest(&mut store, &req, &mut |p| bar.update(p))?;
+            let report = winsignal_ingest::ingest(&store, &req, &mut |p| bar.update(p))?;
             bar.finish();
             if args.json {
                 output::print_json(&report)?;

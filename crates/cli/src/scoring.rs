@@ -373,10 +373,10 @@ pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result
     )?;
     let (id, as_of, scored, seconds) = (&s.model_id, s.as_of, &s.deals, s.seconds);
     let out = ScoresOut {
-        model_id: &id,
+        model_id: id,
         as_of: as_of.to_rfc3339(),
-        deals: &scored,
-        risk: explain::rank_by_risk(&scored),
+        deals: scored,
+        risk: explain::rank_by_risk(scored),
     };
     if args.json {
         return crate::output::print_json(&out);
@@ -395,7 +395,7 @@ pub fn run_score(global: &Global, store: &dyn Store, args: &ScoreArgs) -> Result
     if !global.quiet {
         eprintln!("scored {} open deals in {seconds:.2} s", scored.len());
     }
-    print_at_risk(&scored, as_of, args.top);
+    print_at_risk(scored, as_of, args.top);
     Ok(())
 }
 

@@ -59,7 +59,7 @@ pub fn explain_feature(
     };
     let engine = reading.engine(progress)?;
     let horizon = snapshot::horizon(&engine);
-    let lms = snapshot::landmarks(&ctx, &catalog, horizon);
+    let lms = snapshot::landmarks(ctx, &catalog, horizon);
     let mine: Vec<_> = lms.items.iter().filter(|l| l.opp == opp).collect();
     let (name, as_of) = match landmark {
         None => match mine.last() {

@@ -10,7 +10,7 @@ use winsignal_features::snapshot;
 use winsignal_features::{Catalog, Context};
 use winsignal_score::explain::{self, DealScore};
 use winsignal_score::model::WinModel;
-use winsignal_store::{Store, StoreRead};
+use winsignal_store::Store;
 
 use crate::pipeline::Computed;
 use crate::Progress;
@@ -68,6 +68,40 @@ pub fn biggest_drag(d: &DealScore) -> Option<&explain::Factor> {
         .max_by(|a, b| b.logit.total_cmp(&a.logit))
 }
 
+/// A saved win model with what applying it reads: one snapshot of the store, its entities, and the
+/// model's catalog made concrete with the levels the model was trained on.
+struct ModelReading<'s> {
+    snapshot: Box<dyn winsignal_store::Snapshot + 's>,
+    id: String,
+    model: WinModel,
+    ctx: Context,
+    catalog: Catalog,
+}
+
+impl<'s> ModelReading<'s> {
+    /// The model `model_id` (the active win model when `None`), applied with `catalog` (the one it was
+    /// trained with when `None`).
+    fn open(
+        store: &'s dyn Store,
+        catalog: Option<&Path>,
+        model_id: Option<&str>,
+    ) -> Result<ModelReading<'s>> {
+        let snapshot = store.snapshot()?;
+        let (id, model) = crate::models::load_model(&*snapshot, model_id)?;
+        let declared = crate::pipeline::catalog_for_model(catalog, &id, &model)?;
+        let ctx = Context::from_store(&*snapshot)?;
+        let catalog =
+            crate::catalogs::resolve_for(&*snapshot, &declared, &ctx, &model.trained_on.versions)?;
+        Ok(ModelReading {
+            snapshot,
+            id,
+            model,
+            ctx,
+            catalog,
+        })
+    }
+}
+
 /// The open deals scored with a saved win model.
 pub struct Scored {
     pub model_id: String,
@@ -93,23 +127,20 @@ pub fn score_open_deals(
     only: Option<&str>,
     progress: &mut dyn Progress,
 ) -> Result<Scored> {
-    let snapshot = store.snapshot()?;
-    let read: &dyn StoreRead = &*snapshot;
-    let (id, model) = crate::models::load_model(read, model_id)?;
-    let declared = crate::pipeline::catalog_for_model(catalog, &id, &model)?;
-    let ctx = Context::from_store(read)?;
-    let catalog = crate::catalogs::resolve_for(read, &declared, &ctx, &model.trained_on.versions)?;
+    let m = ModelReading::open(store, catalog, model_id)?;
+    let (read, ctx, catalog, model) = (&*m.snapshot, &m.ctx, &m.catalog, &m.model);
     let only = match only {
-        Some(wanted) => Some(opportunity_id(&ctx, wanted, data)?),
+        Some(wanted) => Some(opportunity_id(ctx, wanted, data)?),
         None => None,
     };
-    let engine = crate::pipeline::replay(store, read, &ctx, progress)?;
+    let engine = crate::pipeline::replay(store, read, ctx, progress)?;
     progress.finish();
-    let (as_of, deals, seconds) = scores(&engine, &catalog, &model, as_of, only.as_deref())?;
+    let (as_of, deals, seconds) = scores(&engine, catalog, model, as_of, only.as_deref())?;
+    drop(engine);
     Ok(Scored {
-        model_id: id,
-        model,
-        catalog,
+        model_id: m.id,
+        model: m.model,
+        catalog: m.catalog,
         as_of,
         deals,
         seconds,
@@ -152,22 +183,18 @@ pub fn explain_deal(
     as_of: Option<Ts>,
     progress: &mut dyn Progress,
 ) -> Result<Explained> {
-    let snapshot = store.snapshot()?;
-    let read: &dyn StoreRead = &*snapshot;
-    let (id, model) = crate::models::load_model(read, model_id)?;
-    let declared = crate::pipeline::catalog_for_model(catalog, &id, &model)?;
-    let ctx = Context::from_store(read)?;
-    let catalog = crate::catalogs::resolve_for(read, &declared, &ctx, &model.trained_on.versions)?;
-    let opp_id = opportunity_id(&ctx, opportunity, data)?;
+    let m = ModelReading::open(store, catalog, model_id)?;
+    let (read, ctx, catalog, model) = (&*m.snapshot, &m.ctx, &m.catalog, &m.model);
+    let opp_id = opportunity_id(ctx, opportunity, data)?;
     let Some(opp) = ctx.opportunity(&opp_id) else {
         bail!(
             "no opportunity with id {opportunity:?} in {}",
             data.display()
         );
     };
-    let engine = crate::pipeline::replay(store, read, &ctx, progress)?;
+    let engine = crate::pipeline::replay(store, read, ctx, progress)?;
     progress.finish();
-    let (as_of, mut scored, _) = scores(&engine, &catalog, &model, as_of, Some(&opp_id))?;
+    let (as_of, mut scored, _) = scores(&engine, catalog, model, as_of, Some(&opp_id))?;
     if scored.is_empty() {
         let o = &ctx.opps[opp as usize];
         bail!(
@@ -202,7 +229,7 @@ pub fn explain_deal(
         }
     }
     Ok(Explained {
-        model_id: id,
+        model_id: m.id.clone(),
         deal,
         lineage,
     })

@@ -28,7 +28,14 @@ fn account(i: usize) -> Record {
     Record::Accounts(Account {
         account_id: format!("A{i}"),
         name: Some(format!("Account {i}")),
-        segment: Some(if i % 2 == 0 { "SMB" } else { "Enterprise" }.into()),
+        segment: Some(
+            if i.is_multiple_of(2) {
+                "SMB"
+            } else {
+                "Enterprise"
+            }
+            .into(),
+        ),
         ..Account::default()
     })
 }
@@ -44,7 +51,14 @@ fn opportunity_of(i: usize, account: usize, outcome: Outcome) -> Record {
         account_id: Some(format!("A{account}")),
         rep_id: Some(format!("R{}", i % 3)),
         name: None,
-        opp_type: Some(if i % 2 == 0 { "New" } else { "Renewal" }.into()),
+        opp_type: Some(
+            if i.is_multiple_of(2) {
+                "New"
+            } else {
+                "Renewal"
+            }
+            .into(),
+        ),
         lead_source: None,
         amount: Some(1_000.0 * (1 + i % 7) as f64),
         currency: None,
