@@ -3,14 +3,16 @@
 //! PostgreSQL store) is one more `contract_for!` line with a function that opens a fresh store.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{account, activity, put_all, spec};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Barrier;
 
-use winsignal_core::{Account, Activity, ActivityType, Kind, Record, Ts};
+use winsignal_core::{Kind, Record};
 use winsignal_store::{
-    EmbeddedStore, ErrorKind, LoadSpec, LoadStats, LogPosition, MemoryStore, ModelRecord,
-    PutOutcome, QuarantinedRow, Store, StoreRead,
+    EmbeddedStore, ErrorKind, LoadStats, LogPosition, MemoryStore, ModelRecord, PutOutcome,
+    QuarantinedRow, Store, StoreRead,
 };
 
 /// A fresh, empty store, and whatever must live as long as it (a temporary directory).
@@ -32,59 +34,6 @@ fn memory() -> Fixture {
         store: Box::new(MemoryStore::new()),
         _keep: None,
     }
-}
-
-fn spec(path: &str) -> LoadSpec {
-    LoadSpec {
-        source: "test".into(),
-        format: "canonical".into(),
-        path: path.into(),
-        file_hash: "0".into(),
-        file_bytes: 0,
-        identity: String::new(),
-        recipe: Default::default(),
-    }
-}
-
-fn account(id: &str, name: &str) -> Record {
-    Record::Accounts(Account {
-        account_id: id.into(),
-        name: Some(name.into()),
-        ..Default::default()
-    })
-}
-
-fn activity(id: &str, ts: i64, subject: &str) -> Record {
-    Record::Activities(Activity {
-        activity_id: id.into(),
-        activity_type: ActivityType::Email,
-        direction: None,
-        status: None,
-        rep_id: None,
-        account_id: Some("A1".into()),
-        opportunity_id: None,
-        contact_ids: vec![],
-        occurred_at: Ts(ts),
-        created_at: None,
-        duration_s: None,
-        subject: Some(subject.into()),
-    })
-}
-
-/// Writes the records as one load in one batch.
-fn put_all(store: &dyn Store, records: &[Record]) -> Vec<PutOutcome> {
-    let mut batch = store.begin().unwrap();
-    let load = batch.start_load(&spec("f.csv")).unwrap();
-    let out = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| batch.put(load, i as u64 + 2, None, r).unwrap())
-        .collect();
-    batch
-        .finish_load(load, &[], &[Kind::Accounts], &LoadStats::default())
-        .unwrap();
-    batch.commit().unwrap();
-    out
 }
 
 /// (key, time, subject) of the current activities, in the order read.

@@ -3,66 +3,15 @@
 //! keeps is in `contract.rs`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{account, activity, put_all, spec};
 use std::io::Read;
 use std::sync::Barrier;
 
-use winsignal_core::{Account, Activity, ActivityType, Kind, Record, Ts};
+use winsignal_core::{Kind, Record};
 use winsignal_store::{
-    EmbeddedStore, ErrorKind, LoadSpec, LoadStats, LogPosition, PutOutcome, Store, StoreError,
-    StoreRead,
+    EmbeddedStore, ErrorKind, LoadStats, LogPosition, Store, StoreError, StoreRead,
 };
-
-fn spec(path: &str) -> LoadSpec {
-    LoadSpec {
-        source: "test".into(),
-        format: "canonical".into(),
-        path: path.into(),
-        file_hash: "0".into(),
-        file_bytes: 0,
-        identity: String::new(),
-        recipe: Default::default(),
-    }
-}
-
-fn account(id: &str, name: &str) -> Record {
-    Record::Accounts(Account {
-        account_id: id.into(),
-        name: Some(name.into()),
-        ..Default::default()
-    })
-}
-
-fn activity(id: &str, ts: i64, subject: &str) -> Record {
-    Record::Activities(Activity {
-        activity_id: id.into(),
-        activity_type: ActivityType::Email,
-        direction: None,
-        status: None,
-        rep_id: None,
-        account_id: Some("A1".into()),
-        opportunity_id: None,
-        contact_ids: vec![],
-        occurred_at: Ts(ts),
-        created_at: None,
-        duration_s: None,
-        subject: Some(subject.into()),
-    })
-}
-
-fn put_all(store: &dyn Store, records: &[Record]) -> Vec<PutOutcome> {
-    let mut batch = store.begin().unwrap();
-    let load = batch.start_load(&spec("f.csv")).unwrap();
-    let out = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| batch.put(load, i as u64 + 2, None, r).unwrap())
-        .collect();
-    batch
-        .finish_load(load, &[], &[Kind::Accounts], &LoadStats::default())
-        .unwrap();
-    batch.commit().unwrap();
-    out
-}
 
 fn files_in(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

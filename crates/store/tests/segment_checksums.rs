@@ -3,32 +3,20 @@
 //! and for the keys a later load deduplicates against. Segments of the first, unchecked format still read.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::spec;
 use std::path::{Path, PathBuf};
 
 use winsignal_core::{
     Activity, ActivityType, Kind, MarketingTouch, ProductEvent, Record, TouchKind, Ts,
 };
-use winsignal_store::{
-    EmbeddedStore, LoadSpec, LoadStats, PutOutcome, Store, StoreError, StoredEvent,
-};
+use winsignal_store::{EmbeddedStore, LoadStats, PutOutcome, Store, StoreError, StoredEvent};
 
 const KINDS: [Kind; 3] = [
     Kind::Activities,
     Kind::ProductEvents,
     Kind::MarketingTouches,
 ];
-
-fn spec(path: &str) -> LoadSpec {
-    LoadSpec {
-        source: "test".into(),
-        format: "canonical".into(),
-        path: path.into(),
-        file_hash: "0".into(),
-        file_bytes: 0,
-        identity: String::new(),
-        recipe: Default::default(),
-    }
-}
 
 fn activity(id: &str, ts: i64, subject: &str) -> Record {
     Record::Activities(Activity {
