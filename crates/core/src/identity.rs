@@ -1,5 +1,6 @@
 //! Identity rules: how e-mails and web domains are normalised, and which domains never identify an
-//! account (free-mail providers). The resolver that applies them to a whole store lives in `ingest`.
+//! account (free-mail providers). The resolver that applies them to records
+//! is in `resolve`.
 
 /// Free-mail and consumer ISP domains: an address there says nothing about the employer.
 pub const FREEMAIL_DOMAINS: &[&str] = &[

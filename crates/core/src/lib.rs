@@ -5,6 +5,7 @@ pub mod error;
 pub mod hash;
 pub mod identity;
 pub mod records;
+pub mod resolve;
 pub mod rng;
 pub mod sfdc;
 pub mod time;

@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t0 = Instant::now();
     let ctx = Context::from_store(&store)?;
     let t1 = Instant::now();
-    let engine = Engine::replay(&ctx, &store, &mut |_| {})?;
+    let engine = Engine::replay(ctx, &store, &mut |_| {})?;
     let t2 = Instant::now();
     let horizon = snapshot::horizon(&engine);
     let snaps = snapshot::snapshots(&engine, &catalog, horizon, &mut |_, _| {});
@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "entities {:.2} s, replay {} items {:.2} s, {} snapshots {:.2} s, total {:.2} s",
         (t1 - t0).as_secs_f64(),
-        engine.state.applied,
+        engine.applied(),
         (t2 - t1).as_secs_f64(),
         snaps.len(),
         (t3 - t2).as_secs_f64(),

@@ -1,16 +1,23 @@
 //! The entities features are computed about — opportunities, accounts, contacts, reps, stage history,
-//! contact roles — read once from the store (current versions), with dense indexes for the engine.
+//! contact roles — with dense indexes for the engine. Entities can arrive and change at any time: each
+//! keeps the slot it was first given, and everything derived from them (accounts' children, contacts
+//! and deals, roles by contact, the identity resolver, the lookalike profiles) is rebuilt after a change,
+//! listed in id order, so the result does not depend on the order records arrived in.
 
 use crate::seniority::{classify_title, Seniority};
+use std::collections::BTreeMap;
 use winsignal_core::hash::FastMap;
+use winsignal_core::resolve::Resolver;
 use winsignal_core::sfdc::to_18;
-use winsignal_core::{AttrValue, Attrs, Kind, Outcome, Record, Ts};
-use winsignal_ingest::resolve::Resolver;
-use winsignal_store::StoreRead;
+use winsignal_core::{
+    Account, AttrValue, Attrs, Contact, Kind, Opportunity, OpportunityContact, Outcome, Record,
+    StageEntry, Ts,
+};
+use winsignal_store::Store;
 
 pub const NONE: u32 = u32::MAX;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OppInfo {
     pub id: String,
     pub account: u32,
@@ -29,7 +36,7 @@ pub struct OppInfo {
     pub roles: Vec<u32>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccountInfo {
     pub id: String,
     pub name: Option<String>,
@@ -45,7 +52,7 @@ pub struct AccountInfo {
     pub contacts: Vec<u32>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContactInfo {
     pub id: String,
     pub account: u32,
@@ -54,6 +61,7 @@ pub struct ContactInfo {
 }
 
 /// Everything features need besides the events, with indexes by id.
+#[derive(Debug, Clone)]
 pub struct Context {
     pub opps: Vec<OppInfo>,
     pub accounts: Vec<AccountInfo>,
@@ -67,150 +75,306 @@ pub struct Context {
     /// The latest time anywhere in the entities (creation, close, stage entry).
     pub latest_entity_time: Ts,
     pub(crate) lookalike: crate::graph::Lookalike,
+    // The current records everything above is derived from: one per slot for the dense kinds, by id for
+    // the others.
+    opp_records: Vec<Opportunity>,
+    account_records: Vec<Account>,
+    contact_records: Vec<Contact>,
+    stage_records: BTreeMap<String, StageEntry>,
+    role_records: BTreeMap<String, OpportunityContact>,
+}
+
+impl Default for Context {
+    fn default() -> Context {
+        Context {
+            opps: Vec::new(),
+            accounts: Vec::new(),
+            contacts: Vec::new(),
+            opp_index: FastMap::default(),
+            account_index: FastMap::default(),
+            contact_index: FastMap::default(),
+            roles_by_contact: Vec::new(),
+            resolver: Resolver::default(),
+            latest_entity_time: Ts(i64::MIN),
+            lookalike: crate::graph::Lookalike::default(),
+            opp_records: Vec::new(),
+            account_records: Vec::new(),
+            contact_records: Vec::new(),
+            stage_records: BTreeMap::new(),
+            role_records: BTreeMap::new(),
+        }
+    }
+}
+
+/// What the derived entities were before a change.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Previous {
+    pub opps: Vec<OppInfo>,
+    pub accounts: Vec<AccountInfo>,
+    pub contacts: Vec<ContactInfo>,
+}
+
+/// What a change of entity records changed in a [`Context`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Changed {
+    /// Some record was new or different.
+    pub any: bool,
+    /// Something identity resolution reads changed (accounts, contacts, opportunities, product users).
+    pub identities: bool,
 }
 
 impl Context {
+    /// An empty context: no entities yet.
+    pub fn new() -> Context {
+        Context::default()
+    }
+
     /// Reads the current version of every entity.
-    pub fn from_store(store: &dyn StoreRead) -> winsignal_ingest::Result<Context> {
-        let resolver = Resolver::from_store(store)?;
-        let mut accounts = Vec::new();
-        let mut account_index = FastMap::default();
-        let mut parents = Vec::new();
-        for rec in store.records(Kind::Accounts)? {
-            if let Record::Accounts(a) = rec.record {
-                account_index.insert(a.account_id.clone(), accounts.len() as u32);
-                parents.push(a.parent_account_id.clone());
-                accounts.push(AccountInfo {
-                    id: a.account_id,
-                    name: a.name,
-                    segment: a.segment,
-                    employees: a.employees,
-                    annual_revenue: a.annual_revenue,
-                    industry: a.industry,
-                    country: a.country,
-                    parent: NONE,
-                    children: Vec::new(),
-                    attrs: a.attrs,
-                    opportunities: Vec::new(),
-                    contacts: Vec::new(),
-                });
+    pub fn from_store(store: &dyn Store) -> winsignal_store::Result<Context> {
+        let mut records = Vec::new();
+        for kind in Kind::ALL.into_iter().filter(|k| !k.is_event()) {
+            records.extend(store.records(kind)?.into_iter().map(|r| r.record));
+        }
+        Ok(Context::from_records(&records))
+    }
+
+    /// A context over these entity records (events are skipped). Slots are given in the order records
+    /// come, so records listed in id order (as a store lists them) get slots in id order.
+    pub fn from_records<'a>(records: impl IntoIterator<Item = &'a Record>) -> Context {
+        let mut ctx = Context::default();
+        ctx.upsert(records);
+        ctx
+    }
+
+    /// Adds records or replaces earlier versions with the same id, then brings everything derived up
+    /// to date (only when something changed).
+    /// Returns what changed and, when anything did, the derived entities as they were.
+    pub(crate) fn upsert<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a Record>,
+    ) -> (Changed, Option<Previous>) {
+        let mut changed = Changed::default();
+        let mut for_resolver = Vec::new();
+        for r in records {
+            if self.put(r) {
+                changed.any = true;
+                if Resolver::reads(r.kind()) {
+                    for_resolver.push(r);
+                }
+                changed.identities |= matches!(
+                    r.kind(),
+                    Kind::Accounts | Kind::Contacts | Kind::Opportunities | Kind::ProductUsers
+                );
             }
         }
-        let find = |index: &FastMap<String, u32>, id: &str| {
-            index
-                .get(id)
-                .or_else(|| index.get(&to_18(id)))
-                .copied()
-                .unwrap_or(NONE)
+        if !changed.any {
+            return (changed, None);
+        }
+        let previous = Previous {
+            opps: std::mem::take(&mut self.opps),
+            accounts: std::mem::take(&mut self.accounts),
+            contacts: std::mem::take(&mut self.contacts),
         };
-        for (i, p) in parents.iter().enumerate() {
-            if let Some(p) = p {
-                let pi = find(&account_index, p);
+        self.resolver.upsert_all(for_resolver);
+        self.derive();
+        (changed, Some(previous))
+    }
+
+    /// Stores one record; whether it was new or different.
+    fn put(&mut self, record: &Record) -> bool {
+        fn slot<T: PartialEq + Clone>(
+            index: &mut FastMap<String, u32>,
+            records: &mut Vec<T>,
+            id: &str,
+            r: &T,
+        ) -> bool {
+            match index.get(id) {
+                Some(&i) if records[i as usize] == *r => false,
+                Some(&i) => {
+                    records[i as usize] = r.clone();
+                    true
+                }
+                None => {
+                    index.insert(id.to_string(), records.len() as u32);
+                    records.push(r.clone());
+                    true
+                }
+            }
+        }
+        fn by_id<T: PartialEq + Clone>(map: &mut BTreeMap<String, T>, id: String, r: &T) -> bool {
+            match map.get(&id) {
+                Some(old) if old == r => false,
+                _ => {
+                    map.insert(id, r.clone());
+                    true
+                }
+            }
+        }
+        match record {
+            Record::Accounts(a) => slot(
+                &mut self.account_index,
+                &mut self.account_records,
+                &a.account_id,
+                a,
+            ),
+            Record::Contacts(c) => slot(
+                &mut self.contact_index,
+                &mut self.contact_records,
+                &c.contact_id,
+                c,
+            ),
+            Record::Opportunities(o) => slot(
+                &mut self.opp_index,
+                &mut self.opp_records,
+                &o.opportunity_id,
+                o,
+            ),
+            Record::StageHistory(s) => {
+                let id = record.natural_key().unwrap_or_default();
+                by_id(&mut self.stage_records, id, s)
+            }
+            Record::OpportunityContacts(c) => {
+                let id = record.natural_key().unwrap_or_default();
+                by_id(&mut self.role_records, id, c)
+            }
+            // Reps and product users are read through the resolver only.
+            Record::Reps(_) | Record::ProductUsers(_) => !self.resolver.holds(record),
+            _ => false,
+        }
+    }
+
+    /// Rebuilds everything derived from the records. Lists of entities are kept in id order.
+    fn derive(&mut self) {
+        let find = |index: &FastMap<String, u32>, id: &str| lookup(index, id).unwrap_or(NONE);
+        let resolver = &self.resolver;
+        let mut accounts: Vec<AccountInfo> = self
+            .account_records
+            .iter()
+            .map(|a| AccountInfo {
+                id: a.account_id.clone(),
+                name: a.name.clone(),
+                segment: a.segment.clone(),
+                employees: a.employees,
+                annual_revenue: a.annual_revenue,
+                industry: a.industry.clone(),
+                country: a.country.clone(),
+                parent: NONE,
+                children: Vec::new(),
+                attrs: a.attrs.clone(),
+                opportunities: Vec::new(),
+                contacts: Vec::new(),
+            })
+            .collect();
+        for (i, a) in self.account_records.iter().enumerate() {
+            if let Some(p) = &a.parent_account_id {
+                let pi = find(&self.account_index, p);
                 if pi != NONE && pi as usize != i {
                     accounts[i].parent = pi;
                     accounts[pi as usize].children.push(i as u32);
                 }
             }
         }
-        let mut contacts = Vec::new();
-        let mut contact_index = FastMap::default();
-        for rec in store.records(Kind::Contacts)? {
-            if let Record::Contacts(c) = rec.record {
-                let account = resolver
-                    .account_of_contact(&c.contact_id)
-                    .map_or(NONE, |a| find(&account_index, &a));
-                let idx = contacts.len() as u32;
-                if account != NONE {
-                    accounts[account as usize].contacts.push(idx);
-                }
-                contact_index.insert(c.contact_id.clone(), idx);
-                contacts.push(ContactInfo {
-                    id: c.contact_id,
-                    account,
-                    seniority: c
-                        .title
-                        .as_deref()
-                        .map_or(Seniority::Unknown, classify_title),
-                    title: c.title,
-                });
+        let mut contacts = Vec::with_capacity(self.contact_records.len());
+        for (idx, c) in self.contact_records.iter().enumerate() {
+            let account = resolver
+                .account_of_contact(&c.contact_id)
+                .map_or(NONE, |a| find(&self.account_index, &a));
+            if account != NONE {
+                accounts[account as usize].contacts.push(idx as u32);
             }
-        }
-        let mut opps = Vec::new();
-        let mut opp_index = FastMap::default();
-        let mut latest = Ts(i64::MIN);
-        for rec in store.records(Kind::Opportunities)? {
-            if let Record::Opportunities(o) = rec.record {
-                let account = o
-                    .account_id
+            contacts.push(ContactInfo {
+                id: c.contact_id.clone(),
+                account,
+                seniority: c
+                    .title
                     .as_deref()
-                    .map_or(NONE, |a| find(&account_index, a));
-                let idx = opps.len() as u32;
-                if account != NONE {
-                    accounts[account as usize].opportunities.push(idx);
-                }
-                latest = latest
-                    .max(o.created_at)
-                    .max(o.closed_at.unwrap_or(o.created_at));
-                opp_index.insert(o.opportunity_id.clone(), idx);
-                opps.push(OppInfo {
-                    id: o.opportunity_id,
-                    account,
-                    rep: o.rep_id.map(|r| resolver.rep(&r).unwrap_or(r)),
-                    created: o.created_at,
-                    closed: o.closed_at,
-                    outcome: o.outcome,
-                    amount: o.amount,
-                    opp_type: o.opp_type,
-                    lead_source: o.lead_source,
-                    stage: o.stage,
-                    attrs: o.attrs,
-                    stages: Vec::new(),
-                    roles: Vec::new(),
-                });
-            }
+                    .map_or(Seniority::Unknown, classify_title),
+                title: c.title.clone(),
+            });
         }
-        for rec in store.records(Kind::StageHistory)? {
-            if let Record::StageHistory(s) = rec.record {
-                let o = find(&opp_index, &s.opportunity_id);
-                if o != NONE {
-                    latest = latest.max(s.entered_at);
-                    opps[o as usize].stages.push((s.entered_at, s.stage));
-                }
+        let mut opps = Vec::with_capacity(self.opp_records.len());
+        let mut latest = Ts(i64::MIN);
+        for (idx, o) in self.opp_records.iter().enumerate() {
+            let account = o
+                .account_id
+                .as_deref()
+                .map_or(NONE, |a| find(&self.account_index, a));
+            if account != NONE {
+                accounts[account as usize].opportunities.push(idx as u32);
+            }
+            latest = latest
+                .max(o.created_at)
+                .max(o.closed_at.unwrap_or(o.created_at));
+            opps.push(OppInfo {
+                id: o.opportunity_id.clone(),
+                account,
+                rep: o
+                    .rep_id
+                    .as_ref()
+                    .map(|r| resolver.rep(r).unwrap_or(r.clone())),
+                created: o.created_at,
+                closed: o.closed_at,
+                outcome: o.outcome,
+                amount: o.amount,
+                opp_type: o.opp_type.clone(),
+                lead_source: o.lead_source.clone(),
+                stage: o.stage.clone(),
+                attrs: o.attrs.clone(),
+                stages: Vec::new(),
+                roles: Vec::new(),
+            });
+        }
+        for s in self.stage_records.values() {
+            let o = find(&self.opp_index, &s.opportunity_id);
+            if o != NONE {
+                latest = latest.max(s.entered_at);
+                opps[o as usize]
+                    .stages
+                    .push((s.entered_at, s.stage.clone()));
             }
         }
         let mut roles_by_contact = vec![Vec::new(); contacts.len()];
-        for rec in store.records(Kind::OpportunityContacts)? {
-            if let Record::OpportunityContacts(r) = rec.record {
-                let o = find(&opp_index, &r.opportunity_id);
-                let c = find(&contact_index, &r.contact_id);
-                if o != NONE && c != NONE {
-                    opps[o as usize].roles.push(c);
-                    roles_by_contact[c as usize].push(o);
-                }
+        for r in self.role_records.values() {
+            let o = find(&self.opp_index, &r.opportunity_id);
+            let c = find(&self.contact_index, &r.contact_id);
+            if o != NONE && c != NONE {
+                opps[o as usize].roles.push(c);
+                roles_by_contact[c as usize].push(o);
             }
         }
-        for o in &mut opps {
-            o.stages.sort();
-            o.roles.sort_unstable();
-            o.roles.dedup();
-        }
+        // Slots are in arrival order; lists are in id order, whatever order the records came in.
+        let opp_id = |i: &u32| opps_id(&self.opp_records, *i);
         for r in &mut roles_by_contact {
-            r.sort_unstable();
+            r.sort_by(|a, b| opp_id(a).cmp(opp_id(b)));
             r.dedup();
         }
-        let lookalike = crate::graph::Lookalike::build(&opps, &accounts);
-        Ok(Context {
-            opps,
-            accounts,
-            contacts,
-            opp_index,
-            account_index,
-            contact_index,
-            roles_by_contact,
-            resolver,
-            latest_entity_time: latest,
-            lookalike,
-        })
+        let contact_id = |i: &u32| self.contact_records[*i as usize].contact_id.as_str();
+        let account_id = |i: &u32| self.account_records[*i as usize].account_id.as_str();
+        for o in &mut opps {
+            o.stages.sort();
+            o.roles.sort_by(|a, b| contact_id(a).cmp(contact_id(b)));
+            o.roles.dedup();
+        }
+        for a in &mut accounts {
+            a.children.sort_by(|x, y| account_id(x).cmp(account_id(y)));
+            a.contacts.sort_by(|x, y| contact_id(x).cmp(contact_id(y)));
+            a.opportunities.sort_by(|x, y| opp_id(x).cmp(opp_id(y)));
+        }
+        self.lookalike = crate::graph::Lookalike::build(&opps, &accounts);
+        self.opps = opps;
+        self.accounts = accounts;
+        self.contacts = contacts;
+        self.roles_by_contact = roles_by_contact;
+        self.latest_entity_time = latest;
+    }
+
+    /// The ids of every slot, for checkpoints: (opportunities, accounts, contacts).
+    pub(crate) fn slot_ids(&self) -> [Vec<String>; 3] {
+        [
+            self.opps.iter().map(|o| o.id.clone()).collect(),
+            self.accounts.iter().map(|a| a.id.clone()).collect(),
+            self.contacts.iter().map(|c| c.id.clone()).collect(),
+        ]
     }
 
     pub fn opportunity(&self, id: &str) -> Option<u32> {
@@ -278,6 +442,10 @@ fn custom(attrs: &Attrs, name: &str) -> Option<AttrValue> {
                 .map(|(_, v)| v)
         })
         .cloned()
+}
+
+fn opps_id(records: &[Opportunity], i: u32) -> &str {
+    records[i as usize].opportunity_id.as_str()
 }
 
 fn lookup(index: &FastMap<String, u32>, id: &str) -> Option<u32> {

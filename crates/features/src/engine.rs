@@ -1,22 +1,28 @@
-//! The event-time engine: one state, fed by replaying stored history or by applying events one at a time
-//! in any order, and read at any `as_of` through views that only expose what was known strictly before it.
+//! The event-time engine: one state, fed by replaying stored history or by applying events and entity
+//! records one at a time in any order, and read at any `as_of` through views that only expose what was
+//! known strictly before it.
 //!
 //! State is, per deal and per account, compact timelines kept sorted by the time each item became known
-//! (ties by a hash of the item's key). Applying an event is an ordered insert that ignores exact duplicates,
-//! so the state after any arrival order of the same events is identical — which is why replay, live updates
-//! and a recompute from scratch give the same answers (proved by the property test).
+//! (ties by a hash of the item's key). Every event is tied to its deal and account through a *hint*: the
+//! fields that identify it (opportunity, account, contact ids, e-mails, domains, product user), resolved
+//! against the entities. The engine owns its [`Context`]; when entities arrive or change, every hint is
+//! resolved again and the items whose answer changed move (an event whose entity has not arrived yet is
+//! parked, and placed when it arrives). A new version of an event replaces the old one by key; an exact
+//! repeat or an older version changes nothing. So the state after any arrival order of the same records
+//! and events is the one a replay of the final data builds (proved by the property test in
+//! `tests/incremental.rs`).
 
 use crate::context::{Context, NONE};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use winsignal_core::hash::FastMap;
 use winsignal_core::{
-    ActivityStatus, ActivityType, Direction, Kind, Priority, Record, SpeakerRole, Ts,
+    ActivityStatus, ActivityType, Direction, Kind, Priority, Record, SpeakerRole,
 };
-use winsignal_store::StoreRead;
+use winsignal_store::Store;
+use xxhash_rust::xxh3::xxh3_64;
 
 const REPLAY_BATCH: usize = 4096;
-use xxhash_rust::xxh3::xxh3_64;
 
 /// One activity, as the engine keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -32,8 +38,10 @@ pub struct Act {
     pub opp: u32,
     /// The first contact (or NONE).
     pub contact: u32,
-    /// With more than one contact: the key of the whole list in `EngineState::contact_groups`; else 0.
+    /// With more than one contact: the key of the whole list (see [`Engine::contact_group`]); else 0.
     pub group: u64,
+    /// The hint that tied it to its deal and account.
+    pub(crate) hint: u64,
     pub ty: ActivityType,
     pub dir: Option<Direction>,
     pub status: Option<ActivityStatus>,
@@ -46,18 +54,19 @@ pub struct Use {
     pub at: i64,
     pub key: u64,
     pub seq: u64,
-    /// The user's id in `EngineState::users` (a hash of the user id or e-mail), or NO_ID.
+    /// The user's id (a hash of the user id or e-mail; see [`Engine::user_name`]), or NO_ID.
     pub user: u64,
-    /// The event name's id in `EngineState::events`.
+    /// The event name's id (see [`Engine::event_name`]).
     pub event: u64,
+    pub(crate) hint: u64,
 }
 
 /// "No value" for content-addressed ids.
 pub const NO_ID: u64 = 0;
 
-/// The version of [`EngineState`]'s serialised form. Bump it whenever the state's fields or their
+/// The version of the checkpoint's serialised form. Bump it whenever the state's fields or their
 /// meaning change, so saved checkpoints from an older build are recomputed instead of misread.
-pub const STATE_FORMAT: u32 = 1;
+pub const STATE_FORMAT: u32 = 2;
 
 /// One marketing touch at an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +76,7 @@ pub struct Touch {
     pub seq: u64,
     pub contact: u32,
     pub kind: winsignal_core::TouchKind,
+    pub(crate) hint: u64,
 }
 
 /// One support ticket at an account (a mutable record: later versions replace earlier ones).
@@ -77,6 +87,8 @@ pub struct Ticket {
     pub priority: Priority,
     pub version: u64,
     pub id: String,
+    pub(crate) key: u64,
+    pub(crate) hint: u64,
 }
 
 /// One transcribed call on a deal, reduced to what conversation features need.
@@ -90,34 +102,71 @@ pub struct Call {
     pub rep_questions: u32,
     pub version: u64,
     pub id: String,
+    pub(crate) key: u64,
+    pub(crate) hint: u64,
 }
 
+/// One deal's timelines.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DealState {
-    /// Activities on the deal, ordered by (known, key).
-    pub acts: Vec<Act>,
-    /// Meetings booked ahead (created before they take place), ordered by (created, key).
-    pub booked: Vec<Act>,
-    /// Transcribed calls, ordered by (known, id).
-    pub calls: Vec<Call>,
+    pub(crate) acts: Vec<Act>,
+    pub(crate) booked: Vec<Act>,
+    pub(crate) calls: Vec<Call>,
 }
 
+impl DealState {
+    /// Activities on the deal, ordered by (known, key).
+    pub fn acts(&self) -> &[Act] {
+        &self.acts
+    }
+
+    /// Meetings booked ahead (created before they take place), ordered by (created, key).
+    pub fn booked(&self) -> &[Act] {
+        &self.booked
+    }
+
+    /// Transcribed calls, ordered by (known, id).
+    pub fn calls(&self) -> &[Call] {
+        &self.calls
+    }
+}
+
+/// One account's timelines.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AccountState {
+    pub(crate) acts: Vec<Act>,
+    pub(crate) usage: Vec<Use>,
+    pub(crate) touches: Vec<Touch>,
+    pub(crate) tickets: Vec<Ticket>,
+}
+
+impl AccountState {
     /// Every activity at the account (on any deal or none), ordered by (known, key).
-    pub acts: Vec<Act>,
+    pub fn acts(&self) -> &[Act] {
+        &self.acts
+    }
+
     /// Product events, ordered by (at, key).
-    pub usage: Vec<Use>,
+    pub fn usage(&self) -> &[Use] {
+        &self.usage
+    }
+
     /// Marketing touches, ordered by (at, key).
-    pub touches: Vec<Touch>,
+    pub fn touches(&self) -> &[Touch] {
+        &self.touches
+    }
+
     /// Support tickets, ordered by (created, id).
-    pub tickets: Vec<Ticket>,
+    pub fn tickets(&self) -> &[Ticket] {
+        &self.tickets
+    }
 }
 
 /// One input to the engine: an event from the log, or a record (ticket, transcript) with its version.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
-    /// The event's sequence number in the store (for lineage), or the record's version.
+    /// The event's sequence number in the store (for lineage; a higher one is a newer version), or the
+    /// record's version.
     pub seq: u64,
     /// The store key: the event's id or content key, the record's id.
     pub key: &'a str,
@@ -128,12 +177,46 @@ pub struct Observation<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Added,
+    /// A new version of an item the engine held, which it replaced.
     Replaced,
+    /// Exactly what the engine already held.
     Duplicate,
-    /// Nothing ties it to a known deal or account; counted in `unattributed`.
+    /// An older version than the one the engine holds; ignored.
+    Stale,
+    /// Nothing ties it to a known deal or account yet: parked until its entity arrives, and counted in
+    /// [`Engine::unattributed`] meanwhile.
     Unattributed,
-    /// Kinds the engine does not read (entities).
+    /// Kinds the engine does not read as events (entities go through [`Engine::upsert_entities`]).
     Ignored,
+}
+
+/// The deals and accounts whose inputs an update changed: a live service rescores exactly these deals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Deals whose own timelines, account timelines or entity records changed.
+    pub deals: BTreeSet<u32>,
+    /// Accounts whose timelines or records changed.
+    pub accounts: BTreeSet<u32>,
+}
+
+impl Touched {
+    pub fn is_empty(&self) -> bool {
+        self.deals.is_empty() && self.accounts.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Touched) {
+        self.deals.extend(other.deals);
+        self.accounts.extend(other.accounts);
+    }
+
+    fn add(&mut self, deal: u32, account: u32) {
+        if deal != NONE {
+            self.deals.insert(deal);
+        }
+        if account != NONE {
+            self.accounts.insert(account);
+        }
+    }
 }
 
 /// Values named by a hash of their content, so the ids (and the state) do not depend on the order values
@@ -193,29 +276,355 @@ fn content_id(s: &str) -> u64 {
     key_hash(s).max(1)
 }
 
-/// The engine state: serialisable, so a server can checkpoint and restore it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EngineState {
-    pub deals: Vec<DealState>,
-    pub accounts: Vec<AccountState>,
-    pub users: Interner,
-    pub events: Interner,
-    /// Contact lists of activities with more than one contact, by a hash of the list.
-    pub contact_groups: BTreeMap<u64, Vec<u32>>,
-    /// Observations no deal or account could be found for, by kind.
-    pub unattributed: BTreeMap<String, u64>,
-    pub applied: u64,
-}
-
-/// The engine: the entities it computes about, and its state.
-pub struct Engine<'c> {
-    pub ctx: &'c Context,
-    pub state: EngineState,
-    prep: Preparer,
-}
-
 fn key_hash(key: &str) -> u64 {
     xxh3_64(key.as_bytes())
+}
+
+/// Where a hint points: the deal, the account, and (activities, touches) the contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Resolution {
+    opp: u32,
+    account: u32,
+    contact: u32,
+    group: u64,
+}
+
+/// The fields that tie an event to its entities, by kind:
+/// activities (opportunity, account; contacts), product events (account, domain, user, e-mail),
+/// touches and tickets (account, contact, e-mail), transcripts (opportunity, account).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Hint {
+    kind: Kind,
+    fields: [Option<Box<str>>; 4],
+    contacts: Vec<Box<str>>,
+}
+
+/// Every hint met, by a hash of its fields, with its current resolution. Part of the engine's state
+/// (checkpointed): an item records its hint, so the items a changed resolution moves can be found.
+/// Named by content, so the state does not depend on the order hints were met in.
+#[derive(Debug, Clone, Default)]
+struct Hints {
+    map: FastMap<u64, (Hint, Resolution)>,
+}
+
+/// The identifying fields of an event record.
+fn hint_fields(record: &Record) -> Option<(Kind, [Option<&str>; 4], &[String])> {
+    let none: &[String] = &[];
+    Some(match record {
+        Record::Activities(a) => (
+            Kind::Activities,
+            [
+                a.opportunity_id.as_deref(),
+                a.account_id.as_deref(),
+                None,
+                None,
+            ],
+            &a.contact_ids[..],
+        ),
+        Record::ProductEvents(e) => (
+            Kind::ProductEvents,
+            [
+                e.account_id.as_deref(),
+                e.account_domain.as_deref(),
+                e.user_id.as_deref(),
+                e.user_email.as_deref(),
+            ],
+            none,
+        ),
+        Record::MarketingTouches(t) => (
+            Kind::MarketingTouches,
+            [
+                t.account_id.as_deref(),
+                t.contact_id.as_deref(),
+                t.email.as_deref(),
+                None,
+            ],
+            none,
+        ),
+        Record::SupportTickets(t) => (
+            Kind::SupportTickets,
+            [
+                t.account_id.as_deref(),
+                t.contact_id.as_deref(),
+                t.requester_email.as_deref(),
+                None,
+            ],
+            none,
+        ),
+        Record::Transcripts(t) => (
+            Kind::Transcripts,
+            [
+                t.opportunity_id.as_deref(),
+                t.account_id.as_deref(),
+                None,
+                None,
+            ],
+            none,
+        ),
+        _ => return None,
+    })
+}
+
+fn hint_hash<S: AsRef<str>>(
+    scratch: &mut Vec<u8>,
+    kind: Kind,
+    fields: [Option<&str>; 4],
+    contacts: &[S],
+) -> u64 {
+    scratch.clear();
+    scratch.push(kind as u8);
+    for x in fields {
+        match x {
+            Some(s) => {
+                scratch.push(1);
+                scratch.extend_from_slice(s.as_bytes());
+                scratch.push(0);
+            }
+            None => scratch.push(2),
+        }
+    }
+    for c in contacts {
+        scratch.extend_from_slice(c.as_ref().as_bytes());
+        scratch.push(0);
+    }
+    xxh3_64(scratch)
+}
+
+/// Resolves identifying fields against the entities; with the contact list when there is more than one.
+fn resolve_hint<S: AsRef<str>>(
+    ctx: &Context,
+    kind: Kind,
+    f: [Option<&str>; 4],
+    contact_ids: &[S],
+) -> (Resolution, Option<Vec<u32>>) {
+    let account_of = |found: Option<(String, winsignal_core::resolve::MatchMethod)>| {
+        found.and_then(|(a, _)| ctx.account(&a)).unwrap_or(NONE)
+    };
+    let mut r = Resolution {
+        opp: NONE,
+        account: NONE,
+        contact: NONE,
+        group: 0,
+    };
+    let mut list = None;
+    match kind {
+        Kind::Activities => {
+            r.opp = f[0].and_then(|o| ctx.opportunity(o)).unwrap_or(NONE);
+            r.account = if r.opp != NONE && ctx.opps[r.opp as usize].account != NONE {
+                ctx.opps[r.opp as usize].account
+            } else {
+                account_of(ctx.resolver.account_of_activity(f[1], f[0], contact_ids))
+            };
+            let mut contacts: Vec<u32> = contact_ids
+                .iter()
+                .filter_map(|c| ctx.contact(c.as_ref()))
+                .collect();
+            contacts.sort_unstable();
+            contacts.dedup();
+            r.contact = contacts.first().copied().unwrap_or(NONE);
+            if contacts.len() > 1 {
+                let bytes: Vec<u8> = contacts.iter().flat_map(|c| c.to_le_bytes()).collect();
+                r.group = xxh3_64(&bytes).max(1);
+                list = Some(contacts);
+            }
+        }
+        Kind::ProductEvents => {
+            r.account = account_of(
+                ctx.resolver
+                    .account_of_product_event(f[0], f[1], f[2], f[3]),
+            );
+        }
+        Kind::MarketingTouches => {
+            r.account = account_of(ctx.resolver.account_of_person_event(f[0], f[1], f[2]));
+            r.contact = f[1]
+                .and_then(|c| ctx.contact(c))
+                .or_else(|| {
+                    let c = ctx.resolver.contact_by_email(f[2]?)?;
+                    ctx.contact(&c)
+                })
+                .unwrap_or(NONE);
+        }
+        Kind::SupportTickets => {
+            r.account = account_of(ctx.resolver.account_of_person_event(f[0], f[1], f[2]));
+        }
+        Kind::Transcripts => {
+            r.opp = f[0].and_then(|o| ctx.opportunity(o)).unwrap_or(NONE);
+        }
+        _ => {}
+    }
+    (r, list)
+}
+
+impl Hint {
+    fn field_refs(&self) -> [Option<&str>; 4] {
+        [0, 1, 2, 3].map(|i| self.fields[i].as_deref())
+    }
+
+    fn resolve(&self, ctx: &Context) -> (Resolution, Option<Vec<u32>>) {
+        resolve_hint(ctx, self.kind, self.field_refs(), &self.contacts)
+    }
+}
+
+impl Hints {
+    /// The hint of these fields and its resolution; the contact list when its group is new to `seen`.
+    fn intern(
+        &mut self,
+        ctx: &Context,
+        scratch: &mut Vec<u8>,
+        seen_groups: &mut FastMap<u64, ()>,
+        (kind, fields, contacts): (Kind, [Option<&str>; 4], &[String]),
+    ) -> (u64, Resolution, Option<Vec<u32>>) {
+        let h = hint_hash(scratch, kind, fields, contacts);
+        if let Some((hint, r)) = self.map.get(&h) {
+            if r.group == 0 || seen_groups.contains_key(&r.group) {
+                return (h, *r, None);
+            }
+            seen_groups.insert(r.group, ());
+            let (_, list) = hint.resolve(ctx);
+            return (h, *r, list);
+        }
+        let (r, list) = resolve_hint(ctx, kind, fields, contacts);
+        let hint = Hint {
+            kind,
+            fields: fields.map(|f| f.map(Into::into)),
+            contacts: contacts.iter().map(|c| c.as_str().into()).collect(),
+        };
+        self.map.insert(h, (hint, r));
+        let list = if r.group != 0 && seen_groups.insert(r.group, ()).is_none() {
+            list
+        } else {
+            None
+        };
+        (h, r, list)
+    }
+
+    fn resolution(&self, h: u64) -> Resolution {
+        self.map.get(&h).map_or(
+            Resolution {
+                opp: NONE,
+                account: NONE,
+                contact: NONE,
+                group: 0,
+            },
+            |(_, r)| *r,
+        )
+    }
+
+    /// Sorted by hash, so checkpoints do not depend on the order hints were met in.
+    fn sorted(&self) -> Vec<(u64, &Hint, Resolution)> {
+        let mut v: Vec<_> = self.map.iter().map(|(h, (e, r))| (*h, e, *r)).collect();
+        v.sort_unstable_by_key(|x| x.0);
+        v
+    }
+}
+
+/// An event as the state keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Item {
+    Act(Act),
+    Use(Use),
+    Touch(Touch),
+    Ticket(Ticket),
+    Call(Call),
+}
+
+impl Item {
+    fn kind(&self) -> Kind {
+        match self {
+            Item::Act(_) => Kind::Activities,
+            Item::Use(_) => Kind::ProductEvents,
+            Item::Touch(_) => Kind::MarketingTouches,
+            Item::Ticket(_) => Kind::SupportTickets,
+            Item::Call(_) => Kind::Transcripts,
+        }
+    }
+
+    fn key(&self) -> u64 {
+        match self {
+            Item::Act(x) => x.key,
+            Item::Use(x) => x.key,
+            Item::Touch(x) => x.key,
+            Item::Ticket(x) => x.key,
+            Item::Call(x) => x.key,
+        }
+    }
+
+    fn hint(&self) -> u64 {
+        match self {
+            Item::Act(x) => x.hint,
+            Item::Use(x) => x.hint,
+            Item::Touch(x) => x.hint,
+            Item::Ticket(x) => x.hint,
+            Item::Call(x) => x.hint,
+        }
+    }
+
+    /// The time the item is ordered by in its timelines.
+    fn time(&self) -> i64 {
+        match self {
+            Item::Act(x) => x.known,
+            Item::Use(x) => x.at,
+            Item::Touch(x) => x.at,
+            Item::Ticket(x) => x.created,
+            Item::Call(x) => x.known,
+        }
+    }
+
+    /// Its store sequence number or record version: a higher one is a newer version.
+    fn version(&self) -> u64 {
+        match self {
+            Item::Act(x) => x.seq,
+            Item::Use(x) => x.seq,
+            Item::Touch(x) => x.seq,
+            Item::Ticket(x) => x.version,
+            Item::Call(x) => x.version,
+        }
+    }
+}
+
+struct HashWriter<'a>(&'a mut xxhash_rust::xxh3::Xxh3);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether an item of this kind with this resolution has nowhere to go (is parked).
+fn unplaced(kind: Kind, r: &Resolution) -> bool {
+    match kind {
+        Kind::Activities => r.opp == NONE && r.account == NONE,
+        Kind::Transcripts => r.opp == NONE,
+        _ => r.account == NONE,
+    }
+}
+
+/// Where the engine holds an item: its hint (so its placement) and its time (so its position).
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    hint: u64,
+    time: i64,
+}
+
+/// The engine state: timelines, names, parked items. Private: read it through [`Engine`]'s methods.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct EngineState {
+    pub(crate) deals: Vec<DealState>,
+    pub(crate) accounts: Vec<AccountState>,
+    pub(crate) users: Interner,
+    pub(crate) events: Interner,
+    /// Contact lists of activities with more than one contact, by a hash of the list.
+    pub(crate) contact_groups: BTreeMap<u64, Vec<u32>>,
+    /// Items nothing ties to a known deal or account yet, by (hint, kind, key).
+    parked: BTreeMap<(u64, u8, u64), Item>,
+    /// The number of parked items, by kind.
+    unattributed: BTreeMap<String, u64>,
+    applied: u64,
 }
 
 /// Inserts keeping `v` ordered by `order`; an element equal under `order` is a duplicate.
@@ -244,266 +653,173 @@ fn insert_sorted<T, K: Ord>(v: &mut Vec<T>, item: T, order: impl Fn(&T) -> K) ->
     }
 }
 
-/// An observation resolved to dense ids and compact values: what the state stores. Preparing reads only
-/// the entities (never the state), so replay prepares on the decoding thread while this one inserts.
+/// Removes the element ordered at `k` from `v`, if there is one.
+fn remove_sorted<T, K: Ord>(v: &mut Vec<T>, k: K, order: impl Fn(&T) -> K) -> Option<T> {
+    v.binary_search_by(|e| order(e).cmp(&k))
+        .ok()
+        .map(|i| v.remove(i))
+}
+
+/// An observation turned into an item with its resolution: what the state stores. Preparing reads only
+/// the entities and the hints (never the timelines), so replay prepares on the decoding thread while
+/// another inserts.
 #[derive(Debug)]
 enum Prepared {
-    Act {
-        act: Act,
-        account: u32,
-        /// The contact list behind `act.group`, the first time this preparer meets it.
+    Item {
+        item: Item,
+        res: Resolution,
+        /// The contact list behind the resolution's group, the first time this preparer meets it.
         group: Option<Vec<u32>>,
-    },
-    Use {
-        account: u32,
-        item: Use,
         /// The user's and the event's names, the first time this preparer meets them.
         user: Option<Box<str>>,
         event: Option<Box<str>>,
     },
-    Touch {
-        account: u32,
-        item: Touch,
-    },
-    Ticket {
-        account: u32,
-        item: Ticket,
-    },
-    Call {
-        opp: u32,
-        item: Call,
-    },
-    Unattributed(Kind),
     Ignored,
 }
 
-/// Turns observations into [`Prepared`] items. Account resolution is a pure function of a record's
-/// identifying fields and the entities, so it is memoised by a hash of those fields; the `seen` sets only
-/// save sending a name twice (a cache, not state: the state keeps the first name it receives).
+/// Turns observations into [`Prepared`] items. The `seen` sets only save sending a name twice (a cache,
+/// not state: the state keeps the first name it receives).
 #[derive(Default)]
 struct Preparer {
-    resolved: FastMap<u64, u32>,
     seen_users: FastMap<u64, ()>,
     seen_events: FastMap<u64, ()>,
     seen_groups: FastMap<u64, ()>,
-    /// The bytes hashed for the resolution key (reused, not reallocated per event).
+    /// The bytes hashed for a hint (reused, not reallocated per event).
     scratch: Vec<u8>,
 }
 
 impl Preparer {
-    fn account_of(&mut self, ctx: &Context, record: &Record) -> u32 {
-        let hints: [Option<&str>; 4] = match record {
-            Record::ProductEvents(e) => [
-                e.account_id.as_deref(),
-                e.account_domain.as_deref(),
-                e.user_id.as_deref(),
-                e.user_email.as_deref(),
-            ],
-            Record::MarketingTouches(t) => [
-                t.account_id.as_deref(),
-                t.contact_id.as_deref(),
-                t.email.as_deref(),
-                None,
-            ],
-            _ => return resolve(ctx, record),
-        };
-        let buf = &mut self.scratch;
-        buf.clear();
-        buf.push(record.kind() as u8);
-        for x in hints {
-            match x {
-                Some(s) => {
-                    buf.push(1);
-                    buf.extend_from_slice(s.as_bytes());
-                    buf.push(0);
-                }
-                None => buf.push(2),
-            }
-        }
-        let key = xxh3_64(buf);
-        if let Some(&a) = self.resolved.get(&key) {
-            return a;
-        }
-        let a = resolve(ctx, record);
-        self.resolved.insert(key, a);
-        a
-    }
-
     /// The name behind a content id, if this preparer has not sent it yet.
     fn first(seen: &mut FastMap<u64, ()>, id: u64, name: &str) -> Option<Box<str>> {
         seen.insert(id, ()).is_none().then(|| name.into())
     }
 
-    fn prepare(&mut self, ctx: &Context, obs: &Observation<'_>) -> Prepared {
+    fn prepare(&mut self, ctx: &Context, hints: &mut Hints, obs: &Observation<'_>) -> Prepared {
+        let Some(fields) = hint_fields(obs.record) else {
+            return Prepared::Ignored;
+        };
+        let (hint, res, group) =
+            hints.intern(ctx, &mut self.scratch, &mut self.seen_groups, fields);
         let key = key_hash(obs.key);
-        match obs.record {
+        let (mut user_name, mut event_name) = (None, None);
+        let item = match obs.record {
             Record::Activities(a) => {
-                let opp = a
-                    .opportunity_id
-                    .as_deref()
-                    .and_then(|o| ctx.opportunity(o))
-                    .unwrap_or(NONE);
-                let account = if opp != NONE && ctx.opps[opp as usize].account != NONE {
-                    ctx.opps[opp as usize].account
-                } else {
-                    self.account_of(ctx, obs.record)
-                };
-                if opp == NONE && account == NONE {
-                    return Prepared::Unattributed(Kind::Activities);
-                }
                 let at = a.occurred_at.0;
                 let created = a.created_at.map_or(at, |c| c.0);
-                let mut contacts: Vec<u32> = a
-                    .contact_ids
-                    .iter()
-                    .filter_map(|c| ctx.contact(c))
-                    .collect();
-                contacts.sort_unstable();
-                contacts.dedup();
-                let contact = contacts.first().copied().unwrap_or(NONE);
-                let (group, list) = if contacts.len() > 1 {
-                    let bytes: Vec<u8> = contacts.iter().flat_map(|c| c.to_le_bytes()).collect();
-                    let g = xxh3_64(&bytes).max(1);
-                    let first = self.seen_groups.insert(g, ()).is_none();
-                    (g, first.then_some(contacts))
-                } else {
-                    (0, None)
-                };
-                let act = Act {
+                Item::Act(Act {
                     known: at.max(created),
                     at,
                     created,
                     key,
                     seq: obs.seq,
-                    opp,
-                    contact,
-                    group,
+                    opp: res.opp,
+                    contact: res.contact,
+                    group: res.group,
+                    hint,
                     ty: a.activity_type,
                     dir: a.direction,
                     status: a.status,
                     duration_s: a.duration_s.unwrap_or(0.0) as f32,
-                };
-                Prepared::Act {
-                    act,
-                    account,
-                    group: list,
-                }
+                })
             }
             Record::ProductEvents(e) => {
-                let account = self.account_of(ctx, obs.record);
-                if account == NONE {
-                    return Prepared::Unattributed(Kind::ProductEvents);
-                }
-                let (user, user_name) = match e.user_id.as_deref().or(e.user_email.as_deref()) {
+                let user = match e.user_id.as_deref().or(e.user_email.as_deref()) {
                     Some(u) => {
                         let id = content_id(u);
-                        (id, Self::first(&mut self.seen_users, id, u))
+                        user_name = Self::first(&mut self.seen_users, id, u);
+                        id
                     }
-                    None => (NO_ID, None),
+                    None => NO_ID,
                 };
                 let event = content_id(&e.event);
-                Prepared::Use {
-                    account,
-                    item: Use {
-                        at: e.occurred_at.0,
-                        key,
-                        seq: obs.seq,
-                        user,
-                        event,
-                    },
-                    user: user_name,
-                    event: Self::first(&mut self.seen_events, event, &e.event),
-                }
+                event_name = Self::first(&mut self.seen_events, event, &e.event);
+                Item::Use(Use {
+                    at: e.occurred_at.0,
+                    key,
+                    seq: obs.seq,
+                    user,
+                    event,
+                    hint,
+                })
             }
-            Record::MarketingTouches(t) => {
-                let account = self.account_of(ctx, obs.record);
-                if account == NONE {
-                    return Prepared::Unattributed(Kind::MarketingTouches);
-                }
-                let contact = t
-                    .contact_id
-                    .as_deref()
-                    .and_then(|c| ctx.contact(c))
-                    .or_else(|| {
-                        let c = ctx.resolver.contact_by_email(t.email.as_deref()?)?;
-                        ctx.contact(&c)
-                    })
-                    .unwrap_or(NONE);
-                Prepared::Touch {
-                    account,
-                    item: Touch {
-                        at: t.occurred_at.0,
-                        key,
-                        seq: obs.seq,
-                        contact,
-                        kind: t.kind,
-                    },
-                }
-            }
-            Record::SupportTickets(t) => {
-                let account = self.account_of(ctx, obs.record);
-                if account == NONE {
-                    return Prepared::Unattributed(Kind::SupportTickets);
-                }
-                Prepared::Ticket {
-                    account,
-                    item: Ticket {
-                        created: t.created_at.0,
-                        solved: t.solved_at.map(|s| s.0),
-                        priority: t.priority,
-                        version: obs.seq,
-                        id: t.ticket_id.clone(),
-                    },
-                }
-            }
-            Record::Transcripts(t) => {
-                let opp = t
-                    .opportunity_id
-                    .as_deref()
-                    .and_then(|o| ctx.opportunity(o))
-                    .unwrap_or(NONE);
-                if opp == NONE {
-                    return Prepared::Unattributed(Kind::Transcripts);
-                }
-                Prepared::Call {
-                    opp,
-                    item: call_of(t, obs.seq),
-                }
-            }
-            _ => Prepared::Ignored,
+            Record::MarketingTouches(t) => Item::Touch(Touch {
+                at: t.occurred_at.0,
+                key,
+                seq: obs.seq,
+                contact: res.contact,
+                kind: t.kind,
+                hint,
+            }),
+            Record::SupportTickets(t) => Item::Ticket(Ticket {
+                created: t.created_at.0,
+                solved: t.solved_at.map(|s| s.0),
+                priority: t.priority,
+                version: obs.seq,
+                id: t.ticket_id.clone(),
+                key,
+                hint,
+            }),
+            Record::Transcripts(t) => Item::Call(call_of(t, obs.seq, key, hint)),
+            _ => return Prepared::Ignored,
+        };
+        Prepared::Item {
+            item,
+            res,
+            group,
+            user: user_name,
+            event: event_name,
         }
     }
 }
 
-fn resolve(ctx: &Context, record: &Record) -> u32 {
-    ctx.resolver
-        .account_of(record)
-        .and_then(|(a, _)| ctx.account(&a))
-        .unwrap_or(NONE)
-}
-
 impl EngineState {
-    /// Puts a prepared observation in its timelines.
-    fn insert(&mut self, p: Prepared) -> Applied {
-        if !matches!(p, Prepared::Ignored) {
-            self.applied += 1;
-        }
-        let added = |new: bool| {
-            if new {
-                Applied::Added
-            } else {
-                Applied::Duplicate
-            }
+    /// Puts a prepared observation in its timelines (or parks it). Returns whether it was new, and the
+    /// deal and account it went to.
+    fn insert(&mut self, p: Prepared) -> (bool, u32, u32) {
+        let Prepared::Item {
+            item,
+            res,
+            group,
+            user,
+            event,
+        } = p
+        else {
+            return (false, NONE, NONE);
         };
-        match p {
-            Prepared::Act {
-                act,
-                account,
-                group,
-            } => {
-                if let Some(list) = group {
-                    self.contact_groups.entry(act.group).or_insert(list);
-                }
+        self.applied += 1;
+        if let Some(list) = group {
+            self.contact_groups.entry(res.group).or_insert(list);
+        }
+        if let Item::Use(u) = &item {
+            if let Some(name) = user {
+                self.users.names.entry(u.user).or_insert(name);
+            }
+            if let Some(name) = event {
+                self.events.names.entry(u.event).or_insert(name);
+            }
+        }
+        self.place(item, &res)
+    }
+
+    /// Puts an item where its resolution says, with the resolution's deal and contacts.
+    fn place(&mut self, item: Item, res: &Resolution) -> (bool, u32, u32) {
+        if unplaced(item.kind(), res) {
+            let kind = item.kind();
+            let slot = (item.hint(), kind as u8, item.key());
+            let new = self.parked.insert(slot, item).is_none();
+            if new {
+                *self
+                    .unattributed
+                    .entry(kind.as_str().to_string())
+                    .or_default() += 1;
+            }
+            return (new, NONE, NONE);
+        }
+        match item {
+            Item::Act(mut act) => {
+                act.opp = res.opp;
+                act.contact = res.contact;
+                act.group = res.group;
                 let mut new = false;
                 if act.opp != NONE {
                     let deal = &mut self.deals[act.opp as usize];
@@ -512,131 +828,327 @@ impl EngineState {
                         insert_sorted(&mut deal.booked, act, |e| (e.created, e.key));
                     }
                 }
-                if account != NONE {
-                    new |= insert_sorted(&mut self.accounts[account as usize].acts, act, |e| {
+                if res.account != NONE {
+                    new |= insert_sorted(&mut self.accounts[res.account as usize].acts, act, |e| {
                         (e.known, e.key)
                     });
                 }
-                added(new)
+                (new, act.opp, res.account)
             }
-            Prepared::Use {
-                account,
-                item,
-                user,
-                event,
-            } => {
-                if let Some(name) = user {
-                    self.users.names.entry(item.user).or_insert(name);
-                }
-                if let Some(name) = event {
-                    self.events.names.entry(item.event).or_insert(name);
-                }
-                let usage = &mut self.accounts[account as usize].usage;
-                added(insert_sorted(usage, item, |u| (u.at, u.key)))
-            }
-            Prepared::Touch { account, item } => {
-                let touches = &mut self.accounts[account as usize].touches;
-                added(insert_sorted(touches, item, |u| (u.at, u.key)))
-            }
-            Prepared::Ticket { account, item } => {
-                let id = item.id.clone();
-                upsert(
-                    &mut self.accounts[account as usize].tickets,
-                    item,
-                    |x| x.id == id,
-                    |x| x.version,
-                    |x| (x.created, x.id.clone()),
+            Item::Use(u) => {
+                let usage = &mut self.accounts[res.account as usize].usage;
+                (
+                    insert_sorted(usage, u, |u| (u.at, u.key)),
+                    NONE,
+                    res.account,
                 )
             }
-            Prepared::Call { opp, item } => {
-                let id = item.id.clone();
-                upsert(
-                    &mut self.deals[opp as usize].calls,
-                    item,
-                    |x| x.id == id,
-                    |x| x.version,
-                    |x| (x.known, x.id.clone()),
+            Item::Touch(mut t) => {
+                t.contact = res.contact;
+                let touches = &mut self.accounts[res.account as usize].touches;
+                (
+                    insert_sorted(touches, t, |u| (u.at, u.key)),
+                    NONE,
+                    res.account,
                 )
             }
-            Prepared::Unattributed(kind) => {
-                *self
-                    .unattributed
-                    .entry(kind.as_str().to_string())
-                    .or_default() += 1;
-                Applied::Unattributed
+            Item::Ticket(t) => {
+                let tickets = &mut self.accounts[res.account as usize].tickets;
+                let new = insert_sorted(tickets, t, |x| (x.created, x.id.clone()));
+                (new, NONE, res.account)
             }
-            Prepared::Ignored => Applied::Ignored,
+            Item::Call(c) => {
+                let calls = &mut self.deals[res.opp as usize].calls;
+                (
+                    insert_sorted(calls, c, |x| (x.known, x.id.clone())),
+                    res.opp,
+                    NONE,
+                )
+            }
         }
+    }
+
+    /// Takes out the item of this kind and key placed by `res` at `time`. Returns it, with the deal and
+    /// account it was taken from.
+    fn unplace(
+        &mut self,
+        kind: Kind,
+        key: u64,
+        hint: u64,
+        time: i64,
+        res: &Resolution,
+    ) -> Option<(Item, u32, u32)> {
+        if unplaced(kind, res) {
+            let item = self.parked.remove(&(hint, kind as u8, key))?;
+            if let Some(n) = self.unattributed.get_mut(kind.as_str()) {
+                *n -= 1;
+                if *n == 0 {
+                    self.unattributed.remove(kind.as_str());
+                }
+            }
+            return Some((item, NONE, NONE));
+        }
+        let (opp, account) = (res.opp, res.account);
+        match kind {
+            Kind::Activities => {
+                let mut found = None;
+                if opp != NONE {
+                    let deal = &mut self.deals[opp as usize];
+                    found = remove_sorted(&mut deal.acts, (time, key), |e| (e.known, e.key));
+                    if let Some(i) = deal.booked.iter().position(|e| e.key == key) {
+                        deal.booked.remove(i);
+                    }
+                }
+                if account != NONE {
+                    let acts = &mut self.accounts[account as usize].acts;
+                    let there = remove_sorted(acts, (time, key), |e| (e.known, e.key));
+                    found = found.or(there);
+                }
+                found.map(|a| (Item::Act(a), opp, account))
+            }
+            Kind::ProductEvents => {
+                let usage = &mut self.accounts[account as usize].usage;
+                remove_sorted(usage, (time, key), |e| (e.at, e.key))
+                    .map(|u| (Item::Use(u), NONE, account))
+            }
+            Kind::MarketingTouches => {
+                let touches = &mut self.accounts[account as usize].touches;
+                remove_sorted(touches, (time, key), |e| (e.at, e.key))
+                    .map(|t| (Item::Touch(t), NONE, account))
+            }
+            Kind::SupportTickets => {
+                let tickets = &mut self.accounts[account as usize].tickets;
+                let i = tickets.iter().position(|t| t.key == key)?;
+                Some((Item::Ticket(tickets.remove(i)), NONE, account))
+            }
+            Kind::Transcripts => {
+                let calls = &mut self.deals[opp as usize].calls;
+                let i = calls.iter().position(|c| c.key == key)?;
+                Some((Item::Call(calls.remove(i)), opp, NONE))
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes out every item of hint `h` (of kind `kind`) placed by `res`.
+    fn take_hint(&mut self, h: u64, kind: Kind, res: &Resolution) -> Vec<Item> {
+        if unplaced(kind, res) {
+            let keys: Vec<(u64, u8, u64)> = self
+                .parked
+                .range((h, 0, 0)..=(h, u8::MAX, u64::MAX))
+                .map(|(k, _)| *k)
+                .collect();
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                if let Some(item) = self.parked.remove(&k) {
+                    if let Some(n) = self.unattributed.get_mut(item.kind().as_str()) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.unattributed.remove(item.kind().as_str());
+                        }
+                    }
+                    out.push(item);
+                }
+            }
+            return out;
+        }
+        fn take<T: Clone>(v: &mut Vec<T>, mine: impl Fn(&T) -> bool) -> Vec<T> {
+            let out: Vec<T> = v.iter().filter(|x| mine(x)).cloned().collect();
+            if !out.is_empty() {
+                v.retain(|x| !mine(x));
+            }
+            out
+        }
+        let (opp, account) = (res.opp, res.account);
+        let mut out = Vec::new();
+        match kind {
+            Kind::Activities => {
+                let mut acts = Vec::new();
+                if opp != NONE {
+                    let deal = &mut self.deals[opp as usize];
+                    acts = take(&mut deal.acts, |a| a.hint == h);
+                    take(&mut deal.booked, |a| a.hint == h);
+                }
+                if account != NONE {
+                    for a in take(&mut self.accounts[account as usize].acts, |a| a.hint == h) {
+                        if !acts.iter().any(|x| x.key == a.key) {
+                            acts.push(a);
+                        }
+                    }
+                }
+                out.extend(acts.into_iter().map(Item::Act));
+            }
+            Kind::ProductEvents => {
+                let usage = &mut self.accounts[account as usize].usage;
+                out.extend(take(usage, |u| u.hint == h).into_iter().map(Item::Use));
+            }
+            Kind::MarketingTouches => {
+                let touches = &mut self.accounts[account as usize].touches;
+                out.extend(take(touches, |u| u.hint == h).into_iter().map(Item::Touch));
+            }
+            Kind::SupportTickets => {
+                let tickets = &mut self.accounts[account as usize].tickets;
+                out.extend(take(tickets, |u| u.hint == h).into_iter().map(Item::Ticket));
+            }
+            Kind::Transcripts => {
+                let calls = &mut self.deals[opp as usize].calls;
+                out.extend(take(calls, |u| u.hint == h).into_iter().map(Item::Call));
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Where every item is, by (kind, key).
+    fn locations(&self) -> FastMap<(u8, u64), Loc> {
+        let mut index = FastMap::default();
+        let mut add = |item: Item| {
+            let loc = Loc {
+                hint: item.hint(),
+                time: item.time(),
+            };
+            index.insert((item.kind() as u8, item.key()), loc);
+        };
+        for d in &self.deals {
+            d.acts.iter().for_each(|a| add(Item::Act(*a)));
+            d.calls.iter().for_each(|c| add(Item::Call(c.clone())));
+        }
+        for a in &self.accounts {
+            a.acts.iter().for_each(|x| add(Item::Act(*x)));
+            a.usage.iter().for_each(|x| add(Item::Use(*x)));
+            a.touches.iter().for_each(|x| add(Item::Touch(*x)));
+            a.tickets.iter().for_each(|x| add(Item::Ticket(x.clone())));
+        }
+        for item in self.parked.values() {
+            add(item.clone());
+        }
+        index
     }
 }
 
-impl<'c> Engine<'c> {
-    pub fn new(ctx: &'c Context) -> Engine<'c> {
+/// The engine: the entities it computes about (its own [`Context`]), and its state.
+pub struct Engine {
+    ctx: Context,
+    pub(crate) state: EngineState,
+    hints: Hints,
+    prep: Preparer,
+    /// Where each item is, by (kind, key): built on the first live update (a replay never needs it).
+    index: Option<FastMap<(u8, u64), Loc>>,
+}
+
+/// A checkpoint as written (borrowing the engine) and as read.
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    format: u32,
+    position: u64,
+    slots: [Vec<String>; 3],
+    hints: Vec<(u64, &'a Hint, Resolution)>,
+    state: &'a EngineState,
+}
+
+#[derive(Deserialize)]
+struct Saved {
+    format: u32,
+    position: u64,
+    slots: [Vec<String>; 3],
+    hints: Vec<(u64, Hint, Resolution)>,
+    state: EngineState,
+}
+
+impl Engine {
+    /// An engine with no events yet over these entities.
+    pub fn new(ctx: Context) -> Engine {
+        let state = EngineState {
+            deals: vec![DealState::default(); ctx.opps.len()],
+            accounts: vec![AccountState::default(); ctx.accounts.len()],
+            ..EngineState::default()
+        };
         Engine {
             ctx,
-            state: EngineState {
-                deals: vec![DealState::default(); ctx.opps.len()],
-                accounts: vec![AccountState::default(); ctx.accounts.len()],
-                ..EngineState::default()
-            },
-            prep: Preparer::default(),
-        }
-    }
-
-    /// Restores a checkpoint taken by [`Engine::checkpoint`] against the same entities.
-    pub fn restore(ctx: &'c Context, bytes: &[u8]) -> Result<Engine<'c>, String> {
-        let state: EngineState = postcard::from_bytes(bytes)
-            .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
-        Engine::with_state(ctx, state)
-    }
-
-    /// Writes a checkpoint to `w` as it is serialised (no copy of the whole state in memory); read it
-    /// back with [`Engine::restore_from`]. The bytes are the same as [`Engine::checkpoint`]'s.
-    pub fn write_checkpoint(&self, w: impl std::io::Write) -> Result<(), String> {
-        postcard::to_io(&self.state, w)
-            .map(|_| ())
-            .map_err(|e| format!("engine checkpoint could not be written: {e}"))
-    }
-
-    /// Restores a checkpoint written by [`Engine::write_checkpoint`], reading it as it decodes.
-    pub fn restore_from(ctx: &'c Context, r: impl std::io::Read) -> Result<Engine<'c>, String> {
-        // The scratch buffer only has to hold the longest single string or byte run of the state.
-        let mut scratch = vec![0u8; 1 << 20];
-        let (state, _): (EngineState, _) = postcard::from_io((r, &mut scratch[..]))
-            .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
-        Engine::with_state(ctx, state)
-    }
-
-    fn with_state(ctx: &'c Context, state: EngineState) -> Result<Engine<'c>, String> {
-        if state.deals.len() != ctx.opps.len() || state.accounts.len() != ctx.accounts.len() {
-            return Err(format!(
-                "engine checkpoint is for {} deals and {} accounts; the store has {} and {}",
-                state.deals.len(),
-                state.accounts.len(),
-                ctx.opps.len(),
-                ctx.accounts.len()
-            ));
-        }
-        Ok(Engine {
-            ctx,
             state,
+            hints: Hints::default(),
             prep: Preparer::default(),
-        })
+            index: None,
+        }
     }
 
-    pub fn checkpoint(&self) -> Vec<u8> {
-        #[allow(clippy::expect_used)]
-        postcard::to_allocvec(&self.state).expect("engine state serialises (plain data)")
+    /// The entities, as the engine currently knows them.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// One deal's timelines (`opp` is a slot of [`Engine::context`]).
+    pub fn deal(&self, opp: u32) -> &DealState {
+        &self.state.deals[opp as usize]
+    }
+
+    /// One account's timelines (`account` is a slot of [`Engine::context`]).
+    pub fn account(&self, account: u32) -> &AccountState {
+        &self.state.accounts[account as usize]
+    }
+
+    /// Every deal's timelines, by slot.
+    pub fn deals(&self) -> &[DealState] {
+        &self.state.deals
+    }
+
+    /// Every account's timelines, by slot.
+    pub fn accounts(&self) -> &[AccountState] {
+        &self.state.accounts
+    }
+
+    /// A product user's id or e-mail, from [`Use::user`].
+    pub fn user_name(&self, user: u64) -> Option<&str> {
+        self.state.users.name(user)
+    }
+
+    /// A product event's name, from [`Use::event`].
+    pub fn event_name(&self, event: u64) -> Option<&str> {
+        self.state.events.name(event)
+    }
+
+    /// The id [`Use::event`] holds for an event name, if any product event has it.
+    pub fn event_id(&self, name: &str) -> Option<u64> {
+        self.state.events.get(name)
+    }
+
+    /// The contacts of an activity with more than one, from [`Act::group`].
+    pub fn contact_group(&self, group: u64) -> Option<&[u32]> {
+        self.state.contact_groups.get(&group).map(|g| &g[..])
+    }
+
+    /// Events nothing ties to a known deal or account (yet), by kind.
+    pub fn unattributed(&self) -> &BTreeMap<String, u64> {
+        &self.state.unattributed
+    }
+
+    /// A digest of the timelines, names and parked items (not of [`Engine::applied`]): equal for two
+    /// engines that hold the same events over entities in the same slots, whatever order they came in.
+    pub fn state_digest(&self) -> u64 {
+        let state = EngineState {
+            applied: 0,
+            ..self.state.clone()
+        };
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        // Serialising plain data into a hasher cannot fail.
+        let _ = postcard::to_io(&state, &mut HashWriter(&mut hasher));
+        hasher.digest()
+    }
+
+    /// Observations applied (replayed or live), repeats included.
+    pub fn applied(&self) -> u64 {
+        self.state.applied
     }
 
     /// Builds the state by replaying everything in the store: the event log in event-time order, then
     /// tickets and transcripts. Every item goes through the same prepare-then-insert steps as
-    /// [`Engine::apply`]; for the log, a second thread prepares what the store decoded while this one inserts.
+    /// [`Engine::apply`]; for the log, a second thread prepares what the store decoded while this one
+    /// inserts.
     pub fn replay(
-        ctx: &'c Context,
-        store: &dyn StoreRead,
+        ctx: Context,
+        store: &dyn Store,
         progress: &mut dyn FnMut(u64),
-    ) -> winsignal_store::Result<Engine<'c>> {
+    ) -> winsignal_store::Result<Engine> {
         let mut engine = Engine::new(ctx);
         let kinds = [
             Kind::Activities,
@@ -646,14 +1158,21 @@ impl<'c> Engine<'c> {
         let events = store.events(&kinds)?;
         let mut n = 0u64;
         let mut failure = None;
-        let state = &mut engine.state;
-        let prep = &mut engine.prep;
+        let Engine {
+            ctx,
+            state,
+            hints,
+            prep,
+            ..
+        } = &mut engine;
+        let ctx: &Context = ctx;
         std::thread::scope(|scope| {
             let (tx, rx) =
                 std::sync::mpsc::sync_channel::<winsignal_store::Result<Vec<Prepared>>>(8);
             // Inserted batches go back to the preparing thread to be refilled, instead of a fresh
             // allocation (and a fresh page-zeroing pass by the kernel) per batch.
             let (recycle, reuse) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(16);
+            let (prep, hints) = (&mut *prep, &mut *hints);
             scope.spawn(move || {
                 let fresh = || {
                     reuse
@@ -665,6 +1184,7 @@ impl<'c> Engine<'c> {
                     match ev {
                         Ok(ev) => batch.push(prep.prepare(
                             ctx,
+                            hints,
                             &Observation {
                                 seq: ev.seq,
                                 key: &ev.key,
@@ -707,11 +1227,12 @@ impl<'c> Engine<'c> {
         }
         for kind in [Kind::SupportTickets, Kind::Transcripts] {
             for rec in store.records(kind)? {
-                engine.apply(&Observation {
+                let obs = Observation {
                     seq: rec.version,
                     key: &rec.id,
                     record: &rec.record,
-                });
+                };
+                state.insert(prep.prepare(ctx, hints, &obs));
                 n += 1;
             }
         }
@@ -719,41 +1240,300 @@ impl<'c> Engine<'c> {
         Ok(engine)
     }
 
-    /// Applies one observation. Arrival order does not matter: late and out-of-order items are inserted in
-    /// place, exact duplicates are ignored, and a newer version of a ticket or transcript replaces the older.
-    pub fn apply(&mut self, obs: &Observation<'_>) -> Applied {
-        let p = self.prep.prepare(self.ctx, obs);
-        self.state.insert(p)
-    }
-}
-
-fn upsert<T, K: Ord>(
-    v: &mut Vec<T>,
-    item: T,
-    same: impl Fn(&T) -> bool,
-    version: impl Fn(&T) -> u64,
-    order: impl Fn(&T) -> K,
-) -> Applied {
-    let mut replaced = false;
-    if let Some(pos) = v.iter().position(&same) {
-        if version(&v[pos]) >= version(&item) {
-            return Applied::Duplicate;
+    /// Applies one event (or ticket, or transcript). Arrival order does not matter: late and out-of-order
+    /// items are inserted in place; a new version (a higher `seq`) replaces the one held under the same
+    /// key wherever it was; an exact repeat or an older version changes nothing; an event whose entity
+    /// has not arrived is parked until it does. Returns what happened and the deals and accounts whose
+    /// inputs changed.
+    pub fn apply(&mut self, obs: &Observation<'_>) -> (Applied, Touched) {
+        let p = self.prep.prepare(&self.ctx, &mut self.hints, obs);
+        let Prepared::Item { item, res, .. } = &p else {
+            return (Applied::Ignored, Touched::default());
+        };
+        let (kind, key, res) = (item.kind(), item.key(), *res);
+        let loc = Loc {
+            hint: item.hint(),
+            time: item.time(),
+        };
+        let new_version = item.version();
+        let new_item = item.clone();
+        let index = self.index.get_or_insert_with(|| self.state.locations());
+        let mut touched = Touched::default();
+        let mut applied = Applied::Added;
+        if let Some(old) = index.get(&(kind as u8, key)).copied() {
+            let old_res = self.hints.resolution(old.hint);
+            if let Some((held, deal, account)) =
+                self.state.unplace(kind, key, old.hint, old.time, &old_res)
+            {
+                // The held item carries its hint's current resolution, as the new one does.
+                let same = held == new_item;
+                if same || held.version() >= new_version {
+                    // Keep what was there.
+                    self.state.place(held, &old_res);
+                    self.state.applied += 1;
+                    let what = if same {
+                        Applied::Duplicate
+                    } else {
+                        Applied::Stale
+                    };
+                    return (what, touched);
+                }
+                touched.add(deal, account);
+                applied = Applied::Replaced;
+            }
         }
-        v.remove(pos);
-        replaced = true;
+        let (_, deal, account) = self.state.insert(p);
+        if let Some(index) = &mut self.index {
+            index.insert((kind as u8, key), loc);
+        }
+        if applied == Applied::Added && unplaced(kind, &res) {
+            applied = Applied::Unattributed;
+        }
+        touched.add(deal, account);
+        (applied, self.with_account_deals(touched))
     }
-    let k = order(&item);
-    let pos = v.partition_point(|e| order(e) < k);
-    v.insert(pos, item);
-    if replaced {
-        Applied::Replaced
-    } else {
-        Applied::Added
+
+    /// Adds the deals of every touched account (their views read the account's timelines).
+    fn with_account_deals(&self, mut touched: Touched) -> Touched {
+        for &a in &touched.accounts {
+            if let Some(info) = self.ctx.accounts.get(a as usize) {
+                touched.deals.extend(info.opportunities.iter().copied());
+            }
+        }
+        touched
+    }
+
+    /// Adds an entity record (account, contact, rep, opportunity, stage entry, contact role, product
+    /// user) or replaces the version held under its id. See [`Engine::upsert_entities`].
+    pub fn upsert_entity(&mut self, record: &Record) -> Touched {
+        self.upsert_entities(std::iter::once(record))
+    }
+
+    /// Adds entity records or replaces the versions held under their ids: new entities get new slots,
+    /// everything derived from the entities is brought up to date, events tied to them are resolved
+    /// again (parked events whose entity arrived are placed; an event whose entity changed moves).
+    /// Returns the deals and accounts whose inputs changed; a change that can reach every deal (a deal
+    /// closing feeds prior wins and lookalike profiles, a new account can join a family) touches every
+    /// deal. Records of event kinds are ignored (use [`Engine::apply`]).
+    pub fn upsert_entities<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a Record>,
+    ) -> Touched {
+        let (changed, before) = self.ctx.upsert(records);
+        let Some(before) = before else {
+            return Touched::default();
+        };
+        let ctx = &self.ctx;
+        self.state
+            .deals
+            .resize_with(ctx.opps.len(), DealState::default);
+        self.state
+            .accounts
+            .resize_with(ctx.accounts.len(), AccountState::default);
+        let mut touched = Touched::default();
+        let mut everyone = false;
+        for (i, o) in ctx.opps.iter().enumerate() {
+            match before.opps.get(i) {
+                None => {
+                    touched.deals.insert(i as u32);
+                    everyone |= o.closed.is_some();
+                }
+                Some(p) if p != o => {
+                    touched.deals.insert(i as u32);
+                    everyone |= p.outcome != o.outcome
+                        || p.closed != o.closed
+                        || p.account != o.account
+                        || p.roles != o.roles;
+                }
+                Some(_) => {}
+            }
+        }
+        for (i, a) in ctx.accounts.iter().enumerate() {
+            match before.accounts.get(i) {
+                None => {
+                    touched.accounts.insert(i as u32);
+                    everyone = true;
+                }
+                Some(p) if p != a => {
+                    touched.accounts.insert(i as u32);
+                    let lists_only = p.opportunities != a.opportunities || p.contacts != a.contacts;
+                    let mut same_fields = p.clone();
+                    same_fields.opportunities.clone_from(&a.opportunities);
+                    same_fields.contacts.clone_from(&a.contacts);
+                    everyone |= !(lists_only && same_fields == *a);
+                }
+                Some(_) => {}
+            }
+        }
+        for (i, c) in ctx.contacts.iter().enumerate() {
+            match before.contacts.get(i) {
+                None if c.account != NONE => {
+                    touched.accounts.insert(c.account);
+                }
+                None => {}
+                Some(p) => everyone |= p != c,
+            }
+        }
+        if changed.identities {
+            touched.extend(self.resolve_again());
+        }
+        if everyone {
+            touched.deals.extend(0..self.ctx.opps.len() as u32);
+        }
+        self.with_account_deals(touched)
+    }
+
+    /// Resolves every hint against the entities again and moves the items whose resolution changed.
+    fn resolve_again(&mut self) -> Touched {
+        let mut touched = Touched::default();
+        let mut moved = Vec::new();
+        for (h, (hint, old)) in &mut self.hints.map {
+            let (new, list) = hint.resolve(&self.ctx);
+            if new != *old {
+                moved.push((*h, hint.kind, *old, new, list));
+                *old = new;
+            }
+        }
+        moved.sort_unstable_by_key(|m| m.0);
+        for (h, kind, old, new, list) in moved {
+            if let Some(list) = list {
+                self.state.contact_groups.entry(new.group).or_insert(list);
+            }
+            for item in self.state.take_hint(h, kind, &old) {
+                if !unplaced(kind, &old) {
+                    touched.add(old.opp, old.account);
+                }
+                let (_, deal, account) = self.state.place(item, &new);
+                touched.add(deal, account);
+            }
+        }
+        touched
+    }
+
+    /// The engine's state and the log position it reflects, as bytes; read back with
+    /// [`Engine::restore`].
+    pub fn checkpoint(&self, position: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing to a Vec cannot fail.
+        let _ = self.write_checkpoint(&mut out, position);
+        out
+    }
+
+    /// Writes a checkpoint to `w` as it is serialised (no copy of the whole state in memory); the bytes
+    /// are [`Engine::checkpoint`]'s.
+    pub fn write_checkpoint(&self, w: impl std::io::Write, position: u64) -> Result<(), String> {
+        let saved = SavedRef {
+            format: STATE_FORMAT,
+            position,
+            slots: self.ctx.slot_ids(),
+            hints: self.hints.sorted(),
+            state: &self.state,
+        };
+        postcard::to_io(&saved, w)
+            .map(|_| ())
+            .map_err(|e| format!("engine checkpoint could not be written: {e}"))
+    }
+
+    /// Restores a checkpoint over the current entity records (every entity the checkpoint knew, and any
+    /// that arrived since): the engine is as if it had applied the checkpoint's events to these
+    /// entities. Returns it with the log position the checkpoint reflects; apply what came after.
+    pub fn restore<'a>(
+        bytes: &[u8],
+        entities: impl IntoIterator<Item = &'a Record>,
+    ) -> Result<(Engine, u64), String> {
+        let saved: Saved = postcard::from_bytes(bytes)
+            .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
+        Engine::from_saved(saved, entities)
+    }
+
+    /// [`Engine::restore`], reading the checkpoint as it decodes.
+    pub fn restore_from<'a>(
+        r: impl std::io::Read,
+        entities: impl IntoIterator<Item = &'a Record>,
+    ) -> Result<(Engine, u64), String> {
+        // The scratch buffer only has to hold the longest single string or byte run of the state.
+        let mut scratch = vec![0u8; 1 << 20];
+        let (saved, _): (Saved, _) = postcard::from_io((r, &mut scratch[..]))
+            .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
+        Engine::from_saved(saved, entities)
+    }
+
+    fn from_saved<'a>(
+        saved: Saved,
+        entities: impl IntoIterator<Item = &'a Record>,
+    ) -> Result<(Engine, u64), String> {
+        if saved.format != STATE_FORMAT {
+            return Err(format!(
+                "engine checkpoint has format {}, this build reads {STATE_FORMAT}",
+                saved.format
+            ));
+        }
+        // The entities the checkpoint knew keep their slots; new ones follow.
+        let [opp_ids, account_ids, contact_ids] = &saved.slots;
+        let slot_of = |ids: &[String]| -> FastMap<String, usize> {
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| (id.clone(), i))
+                .collect()
+        };
+        let (opps, accounts, contacts) =
+            (slot_of(opp_ids), slot_of(account_ids), slot_of(contact_ids));
+        let mut ordered: Vec<(usize, usize, &Record)> = entities
+            .into_iter()
+            .enumerate()
+            .map(|(n, r)| {
+                let slot = match r {
+                    Record::Opportunities(o) => opps.get(&o.opportunity_id).copied(),
+                    Record::Accounts(a) => accounts.get(&a.account_id).copied(),
+                    Record::Contacts(c) => contacts.get(&c.contact_id).copied(),
+                    _ => None,
+                };
+                (slot.unwrap_or(usize::MAX), n, r)
+            })
+            .collect();
+        ordered.sort_by_key(|(slot, n, _)| (*slot, *n));
+        let ctx = Context::from_records(ordered.into_iter().map(|(_, _, r)| r));
+        let [now_opps, now_accounts, now_contacts] = ctx.slot_ids();
+        let kept = |then: &[String], now: &[String]| now.get(..then.len()) == Some(then);
+        if !kept(opp_ids, &now_opps)
+            || !kept(account_ids, &now_accounts)
+            || !kept(contact_ids, &now_contacts)
+        {
+            return Err("engine checkpoint names entities the store no longer holds".to_string());
+        }
+        if saved.state.deals.len() != opp_ids.len()
+            || saved.state.accounts.len() != account_ids.len()
+        {
+            return Err("engine checkpoint is inconsistent".to_string());
+        }
+        let mut engine = Engine {
+            ctx,
+            state: saved.state,
+            hints: Hints {
+                map: saved
+                    .hints
+                    .into_iter()
+                    .map(|(h, e, r)| (h, (e, r)))
+                    .collect(),
+            },
+            prep: Preparer::default(),
+            index: None,
+        };
+        engine
+            .state
+            .deals
+            .resize_with(engine.ctx.opps.len(), DealState::default);
+        engine
+            .state
+            .accounts
+            .resize_with(engine.ctx.accounts.len(), AccountState::default);
+        engine.resolve_again();
+        Ok((engine, saved.position))
     }
 }
 
 /// Rep talk time, total talk time and rep questions of a transcript.
-fn call_of(t: &winsignal_core::Transcript, version: u64) -> Call {
+fn call_of(t: &winsignal_core::Transcript, version: u64, key: u64, hint: u64) -> Call {
     let mut rep_talk_s = 0.0;
     let mut talk_s = 0.0;
     let mut rep_questions = 0;
@@ -775,6 +1555,8 @@ fn call_of(t: &winsignal_core::Transcript, version: u64) -> Call {
         rep_questions,
         version,
         id: t.call_id.clone(),
+        key,
+        hint,
     }
 }
 
@@ -791,6 +1573,3 @@ pub fn count_questions(text: &str) -> u32 {
     }
     n
 }
-
-#[allow(dead_code)]
-fn _assert_ts(_: Ts) {}

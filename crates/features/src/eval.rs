@@ -45,8 +45,8 @@ fn known_before<T>(v: &[T], as_of: i64, t: impl Fn(&T) -> i64) -> &[T] {
 }
 
 impl<'a> View<'a> {
-    pub fn new(engine: &'a Engine<'_>, opp: u32, as_of: i64) -> View<'a> {
-        let ctx = engine.ctx;
+    pub fn new(engine: &'a Engine, opp: u32, as_of: i64) -> View<'a> {
+        let ctx = engine.context();
         let deal = &engine.state.deals[opp as usize];
         let account = ctx.opps[opp as usize].account;
         let empty = (&[][..], &[][..], &[][..], &[][..]);

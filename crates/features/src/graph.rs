@@ -88,7 +88,7 @@ fn wins_at<'a>(
 }
 
 /// Account profiles and the running centroid of accounts with a won deal, by time of their first win.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Lookalike {
     vectors: Vec<Vec<f64>>,
     /// (time of first win, account), in time order.
@@ -143,7 +143,10 @@ impl Lookalike {
             .enumerate()
             .filter_map(|(i, t)| t.map(|t| (t, i as u32)))
             .collect();
-        first_wins.sort_unstable();
+        // Ties in time in id order (not slot order), so the sums do not depend on arrival order.
+        first_wins.sort_unstable_by(|(t, a), (u, b)| {
+            (t, &accounts[*a as usize].id).cmp(&(u, &accounts[*b as usize].id))
+        });
         let mut prefix = vec![vec![0.0; width]];
         for &(_, a) in &first_wins {
             let mut next = prefix[prefix.len() - 1].clone();
@@ -217,8 +220,8 @@ pub struct Neighbourhood {
 
 /// The account's neighbourhood: its family, contacts, deals and their reps and contact roles, product
 /// users and tickets, as time-stamped edges.
-pub fn neighbourhood(engine: &Engine<'_>, account: u32) -> Neighbourhood {
-    let ctx = engine.ctx;
+pub fn neighbourhood(engine: &Engine, account: u32) -> Neighbourhood {
+    let ctx = engine.context();
     let a = &ctx.accounts[account as usize];
     let state = &engine.state.accounts[account as usize];
     let ts = |t: Ts| Some(t.to_rfc3339());

@@ -43,8 +43,8 @@ pub struct Explanation {
 }
 
 /// Evaluates `def` for `opp` at `as_of` and collects what it read (without provenance yet).
-pub fn explain(engine: &Engine<'_>, def: &Definition, opp: u32, as_of: Ts) -> Explanation {
-    let ctx = engine.ctx;
+pub fn explain(engine: &Engine, def: &Definition, opp: u32, as_of: Ts) -> Explanation {
+    let ctx = engine.context();
     let view = View::new(engine, opp, as_of.0);
     let mut out: Vec<Contribution> = Vec::new();
     let value = evaluate(def, &view, &mut |src, weight| {

@@ -170,13 +170,13 @@ pub struct Snapshot {
 
 /// Computes one snapshot.
 pub fn snapshot(
-    engine: &Engine<'_>,
+    engine: &Engine,
     catalog: &Catalog,
     names: &[String],
     lm: &Landmark,
     horizon: Ts,
 ) -> Snapshot {
-    let ctx = engine.ctx;
+    let ctx = engine.context();
     let o = &ctx.opps[lm.opp as usize];
     let view = View::new(engine, lm.opp, lm.as_of.0);
     let mut values = Vec::with_capacity(catalog.behaviours.len());
@@ -249,8 +249,8 @@ fn control(ctx: &Context, opp: u32, c: &Control) -> ControlValue {
 
 /// The end of the data: the latest time anything happened (entities, completed or logged activities,
 /// product events, touches, tickets). Meetings booked into the future do not extend it.
-pub fn horizon(engine: &Engine<'_>) -> Ts {
-    let mut latest = engine.ctx.latest_entity_time.0;
+pub fn horizon(engine: &Engine) -> Ts {
+    let mut latest = engine.context().latest_entity_time.0;
     for a in &engine.state.accounts {
         for x in &a.acts {
             if x.status != Some(winsignal_core::ActivityStatus::Scheduled) {
@@ -278,12 +278,12 @@ pub fn horizon(engine: &Engine<'_>) -> Ts {
 
 /// Every snapshot, in (opportunity id, time) order.
 pub fn snapshots(
-    engine: &Engine<'_>,
+    engine: &Engine,
     catalog: &Catalog,
     horizon: Ts,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Vec<Snapshot> {
-    let lms = landmarks(engine.ctx, catalog, horizon);
+    let lms = landmarks(engine.context(), catalog, horizon);
     let total = lms.items.len() as u64;
     let mut out = Vec::with_capacity(lms.items.len());
     for (i, lm) in lms.items.iter().enumerate() {
@@ -356,7 +356,7 @@ impl Timing {
 }
 
 /// [`Timing`] of every yes/no behaviour of the catalog (catalog order), over the closed deals.
-pub fn timing(engine: &Engine<'_>, catalog: &Catalog) -> Vec<Timing> {
+pub fn timing(engine: &Engine, catalog: &Catalog) -> Vec<Timing> {
     let behaviours: Vec<_> = catalog
         .behaviours
         .iter()
@@ -371,7 +371,7 @@ pub fn timing(engine: &Engine<'_>, catalog: &Catalog) -> Vec<Timing> {
             only_after: 0,
         })
         .collect();
-    for (opp, o) in engine.ctx.opps.iter().enumerate() {
+    for (opp, o) in engine.context().opps.iter().enumerate() {
         let Some(closed) = o.closed else { continue };
         if o.outcome == Outcome::Open {
             continue;

@@ -385,13 +385,13 @@ fn exact(s: &Snapshot) -> (String, Vec<u64>) {
 /// The snapshot at `lm` (a landmark of another run) of opportunity `opp_id`, found again by id because
 /// planted deals shift the dense indexes.
 fn snapshot_by_id(
-    engine: &Engine<'_>,
+    engine: &Engine,
     opp_id: &str,
     lm: &Landmark,
     lms: &Landmarks,
     horizon: Ts,
 ) -> Snapshot {
-    let opp = engine.ctx.opportunity(opp_id).unwrap();
+    let opp = engine.context().opportunity(opp_id).unwrap();
     let moved = Landmark { opp, ..*lm };
     snapshot::snapshot(engine, &default_catalog(), &lms.names, &moved, horizon)
 }
@@ -492,8 +492,8 @@ fn events_at_or_after_a_landmark_never_change_its_snapshot() {
                 let without = value(&base_engine, d.id, probe, b);
                 let with = value(&engine, d.id, probe, b);
                 if b == "fast_follow_up" && without == 1.0 && with == 1.0 {
-                    let read = |e: &Engine<'_>| {
-                        let opp = e.ctx.opportunity(d.id).unwrap();
+                    let read = |e: &Engine| {
+                        let opp = e.context().opportunity(d.id).unwrap();
                         explain(e, &definition(b), opp, probe).contributions.len()
                     };
                     assert!(

@@ -57,7 +57,7 @@ fn a_meeting_from_a_standard_event_export_is_booked_until_it_ends_and_held_after
         assert_eq!(l.stats.quarantined, 0, "{}: {:?}", l.source, l.stats);
     }
     let ctx = Context::from_store(&store).unwrap();
-    let engine = winsignal_features::Engine::replay(&ctx, &store, &mut |_| {}).unwrap();
+    let engine = winsignal_features::Engine::replay(ctx, &store, &mut |_| {}).unwrap();
     let deal = "006Ax00000DealOIAR";
     let check = |at: &str| {
         (

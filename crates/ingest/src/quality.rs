@@ -180,7 +180,7 @@ pub fn report(store: &dyn StoreRead) -> Result<QualityReport> {
     let source_of: HashMap<u64, &LoadInfo> = loads.iter().map(|l| (l.load_id, l)).collect();
     let quarantined = store.quarantine(None)?;
     let flags = store.flags()?;
-    let resolver = Resolver::from_store(store)?;
+    let resolver = crate::resolve::resolver_from_store(store)?;
 
     let mut totals = BTreeMap::new();
     let mut entity_records: Vec<StoredRecord> = Vec::new();

@@ -54,7 +54,7 @@ fn canonical_and_segment_records_reach_their_accounts() {
         Some(Format::Segment),
         None,
     );
-    let r = Resolver::from_store(&store).unwrap();
+    let r = winsignal_ingest::resolve::resolver_from_store(&store).unwrap();
     let a = |s: &str, m: MatchMethod| Some((s.to_string(), m));
     assert_eq!(
         account_of(&store, &r, Kind::Contacts, "C1"),
@@ -142,7 +142,7 @@ fn salesforce_short_and_long_ids_unify() {
     };
     // Written as the 15-character id in the export, stored in 18-character form.
     assert_eq!(jane.account_id.as_deref(), Some("001Ax0000000001IAA"));
-    let r = Resolver::from_store(&store).unwrap();
+    let r = winsignal_ingest::resolve::resolver_from_store(&store).unwrap();
     assert_eq!(
         r.account("001Ax0000000002"),
         Some("001Ax0000000002IAA".into())

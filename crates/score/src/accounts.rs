@@ -154,15 +154,15 @@ pub struct Signals {
 }
 
 /// The accounts of a replayed engine with their deals and the last year of engagement before `as_of`.
-pub fn inputs_from_engine(engine: &Engine<'_>, as_of: Ts) -> Vec<AccountInput> {
-    let ctx = engine.ctx;
+pub fn inputs_from_engine(engine: &Engine, as_of: Ts) -> Vec<AccountInput> {
+    let ctx = engine.context();
     let since = as_of.0 - 365 * MS_PER_DAY;
     let window = |t: i64| t >= since && t <= as_of.0;
     ctx.accounts
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            let state = engine.state.accounts.get(i);
+            let state = engine.accounts().get(i);
             AccountInput {
                 account_id: a.id.clone(),
                 name: a.name.clone(),
@@ -186,21 +186,21 @@ pub fn inputs_from_engine(engine: &Engine<'_>, as_of: Ts) -> Vec<AccountInput> {
                     })
                     .collect(),
                 product_events: state.map_or_else(Vec::new, |s| {
-                    s.usage
+                    s.usage()
                         .iter()
                         .filter(|u| window(u.at))
                         .map(|u| (Ts(u.at), if u.user == NO_ID { 0 } else { u.user }))
                         .collect()
                 }),
                 touches: state.map_or_else(Vec::new, |s| {
-                    s.touches
+                    s.touches()
                         .iter()
                         .filter(|t| window(t.at))
                         .map(|t| Ts(t.at))
                         .collect()
                 }),
                 activities: state.map_or_else(Vec::new, |s| {
-                    s.acts
+                    s.acts()
                         .iter()
                         .filter(|a| a.status != Some(ActivityStatus::Scheduled) && window(a.at))
                         .map(|a| Ts(a.at))

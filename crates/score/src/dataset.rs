@@ -530,8 +530,8 @@ pub fn ordered_by(o: &winsignal_features::context::OppInfo) -> Ts {
 
 /// Snapshots of every open deal as of `as_of` (from everything known strictly before it), with the
 /// landmark named `now`.
-pub fn open_snapshots(engine: &Engine<'_>, catalog: &Catalog, as_of: Ts) -> Vec<Snapshot> {
-    let ctx = engine.ctx;
+pub fn open_snapshots(engine: &Engine, catalog: &Catalog, as_of: Ts) -> Vec<Snapshot> {
+    let ctx = engine.context();
     let names = vec!["now".to_string()];
     let mut order: Vec<u32> = (0..ctx.opps.len() as u32)
         .filter(|i| {

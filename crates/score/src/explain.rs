@@ -112,11 +112,11 @@ pub struct DealScore {
 pub fn score(
     model: &WinModel,
     catalog: &Catalog,
-    engine: &Engine<'_>,
+    engine: &Engine,
     snaps: &[Snapshot],
 ) -> Result<Vec<DealScore>> {
     check_catalog(model, catalog)?;
-    let ctx = engine.ctx;
+    let ctx = engine.context();
     let table = dataset::table(ctx, &model.columns, snaps.iter().collect())?;
     let learn = |e: winsignal_learn::Error| Error::Learn(e.to_string());
     let mut out = Vec::with_capacity(snaps.len());
@@ -410,7 +410,7 @@ fn describe(model: &WinModel, catalog: &Catalog, s: &Snapshot, name: &str, v: Va
 fn actions(
     model: &WinModel,
     catalog: &Catalog,
-    engine: &Engine<'_>,
+    engine: &Engine,
     s: &Snapshot,
     stage: Option<&str>,
     values: &[Value<'_>],
@@ -490,8 +490,8 @@ fn actions(
 /// Contacts at the deal's account that the behaviour is about and who are not engaged on the deal yet:
 /// for a behaviour that reads activities with contacts of given seniorities, those seniorities; for one
 /// about people in general (activities without a seniority filter, the graph), anyone, most senior first.
-fn targets(engine: &Engine<'_>, d: &winsignal_features::Definition, s: &Snapshot) -> Vec<Target> {
-    let ctx = engine.ctx;
+fn targets(engine: &Engine, d: &winsignal_features::Definition, s: &Snapshot) -> Vec<Target> {
+    let ctx = engine.context();
     let seniorities = match &d.reads {
         Reads::Activities { filter, .. } => filter.seniority.clone(),
         Reads::Graph => Vec::new(),
@@ -564,15 +564,15 @@ fn coaching(title: &str, stage: &str, e: &Evidence, targets: &[Target]) -> Strin
 /// long in the stage, and P(won by 30/60/90 days) = P(win) × P(closing by then | won).
 fn close_window(
     model: &WinModel,
-    engine: &Engine<'_>,
+    engine: &Engine,
     s: &Snapshot,
     stage: Option<&str>,
     p_win: f64,
 ) -> Option<CloseWindow> {
     let stage = stage?;
     let times = model.close_times.iter().find(|c| c.stage == stage)?;
-    let opp = engine.ctx.opportunity(&s.opportunity_id)?;
-    let entered = engine.ctx.opps[opp as usize]
+    let opp = engine.context().opportunity(&s.opportunity_id)?;
+    let entered = engine.context().opps[opp as usize]
         .stages
         .iter()
         .rev()

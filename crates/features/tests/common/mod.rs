@@ -370,7 +370,7 @@ pub fn write(store: &mut EmbeddedStore, records: &[Record]) {
     batch.commit().unwrap();
 }
 
-/// A store with its entities read back. The engine borrows the context, so it is made on demand.
+/// A store with its entities read back.
 pub struct Built {
     _dir: tempfile::TempDir,
     pub store: EmbeddedStore,
@@ -379,8 +379,8 @@ pub struct Built {
 
 impl Built {
     /// Replays everything in the store.
-    pub fn engine(&self) -> Engine<'_> {
-        Engine::replay(&self.ctx, &self.store, &mut |_| {}).unwrap()
+    pub fn engine(&self) -> Engine {
+        Engine::replay(self.ctx.clone(), &self.store, &mut |_| {}).unwrap()
     }
 }
 
@@ -399,9 +399,9 @@ pub fn definition_in(catalog: &Catalog, id: &str) -> Definition {
 }
 
 /// The measure of default-catalog definition `id` for opportunity `opp_id` at `as_of`.
-pub fn value(engine: &Engine<'_>, opp_id: &str, as_of: Ts, id: &str) -> f64 {
+pub fn value(engine: &Engine, opp_id: &str, as_of: Ts, id: &str) -> f64 {
     let opp = engine
-        .ctx
+        .context()
         .opportunity(opp_id)
         .unwrap_or_else(|| panic!("no opportunity {opp_id:?}"));
     let view = View::new(engine, opp, as_of.0);
@@ -409,7 +409,7 @@ pub fn value(engine: &Engine<'_>, opp_id: &str, as_of: Ts, id: &str) -> f64 {
 }
 
 /// The yes/no of default-catalog behaviour `id` (None when its measure is undefined).
-pub fn flag(engine: &Engine<'_>, opp_id: &str, as_of: Ts, id: &str) -> Option<bool> {
+pub fn flag(engine: &Engine, opp_id: &str, as_of: Ts, id: &str) -> Option<bool> {
     let def = definition(id);
     let t = def
         .threshold
