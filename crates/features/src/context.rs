@@ -13,7 +13,7 @@ use winsignal_core::{
     Account, AttrValue, Attrs, Contact, Kind, Opportunity, OpportunityContact, Outcome, Record,
     StageEntry, Ts,
 };
-use winsignal_store::Store;
+use winsignal_store::StoreRead;
 
 pub const NONE: u32 = u32::MAX;
 
@@ -129,10 +129,22 @@ impl Context {
         Context::default()
     }
 
-    /// Reads the current version of every entity.
-    pub fn from_store(store: &dyn Store) -> winsignal_store::Result<Context> {
+    /// The kinds of entity record a context reads.
+    pub const READS: [Kind; 7] = [
+        Kind::Accounts,
+        Kind::Contacts,
+        Kind::Reps,
+        Kind::Opportunities,
+        Kind::StageHistory,
+        Kind::OpportunityContacts,
+        Kind::ProductUsers,
+    ];
+
+    /// Reads the current version of every entity (from a store or, for one consistent state, a
+    /// snapshot of it).
+    pub fn from_store(store: &(impl StoreRead + ?Sized)) -> winsignal_store::Result<Context> {
         let mut records = Vec::new();
-        for kind in Kind::ALL.into_iter().filter(|k| !k.is_event()) {
+        for kind in Context::READS {
             records.extend(store.records(kind)?.into_iter().map(|r| r.record));
         }
         Ok(Context::from_records(&records))

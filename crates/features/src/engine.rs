@@ -19,7 +19,7 @@ use winsignal_core::hash::FastMap;
 use winsignal_core::{
     ActivityStatus, ActivityType, Direction, Kind, Priority, Record, SpeakerRole,
 };
-use winsignal_store::Store;
+use winsignal_store::{LogPosition, StoreRead};
 use xxhash_rust::xxh3::xxh3_64;
 
 const REPLAY_BATCH: usize = 4096;
@@ -1040,7 +1040,7 @@ pub struct Engine {
 #[derive(Serialize)]
 struct SavedRef<'a> {
     format: u32,
-    position: u64,
+    position: LogPosition,
     slots: [Vec<String>; 3],
     hints: Vec<(u64, &'a Hint, Resolution)>,
     state: &'a EngineState,
@@ -1049,7 +1049,7 @@ struct SavedRef<'a> {
 #[derive(Deserialize)]
 struct Saved {
     format: u32,
-    position: u64,
+    position: LogPosition,
     slots: [Vec<String>; 3],
     hints: Vec<(u64, Hint, Resolution)>,
     state: EngineState,
@@ -1146,7 +1146,7 @@ impl Engine {
     /// inserts.
     pub fn replay(
         ctx: Context,
-        store: &dyn Store,
+        store: &(impl StoreRead + ?Sized),
         progress: &mut dyn FnMut(u64),
     ) -> winsignal_store::Result<Engine> {
         let mut engine = Engine::new(ctx);
@@ -1410,9 +1410,52 @@ impl Engine {
         touched
     }
 
+    /// Brings the engine from the store state at `from` (the position its checkpoint reflects) to the
+    /// state `store` reads (take a snapshot for one consistent state): applies the entity records and
+    /// events committed after `from`, in commit order, and returns what they touched. Every version
+    /// is applied, the ones replaced later in the stream included: a newer version replaces the older
+    /// by key, so the result is the engine a replay of the newer state builds.
+    pub fn catch_up(
+        &mut self,
+        store: &(impl StoreRead + ?Sized),
+        from: LogPosition,
+    ) -> winsignal_store::Result<Touched> {
+        let changes = store.records_since(from)?;
+        let entities = changes
+            .iter()
+            .filter(|c| Context::READS.contains(&c.record.kind))
+            .map(|c| &c.record.record);
+        let mut touched = self.upsert_entities(entities);
+        for c in &changes {
+            if matches!(c.record.kind, Kind::SupportTickets | Kind::Transcripts) {
+                let (_, t) = self.apply(&Observation {
+                    seq: c.record.version,
+                    key: &c.record.id,
+                    record: &c.record.record,
+                });
+                touched.extend(t);
+            }
+        }
+        let kinds = [
+            Kind::Activities,
+            Kind::ProductEvents,
+            Kind::MarketingTouches,
+        ];
+        for change in store.events_since(from, &kinds)? {
+            let change = change?;
+            let (_, t) = self.apply(&Observation {
+                seq: change.event.seq,
+                key: &change.event.key,
+                record: &change.event.record,
+            });
+            touched.extend(t);
+        }
+        Ok(touched)
+    }
+
     /// The engine's state and the log position it reflects, as bytes; read back with
     /// [`Engine::restore`].
-    pub fn checkpoint(&self, position: u64) -> Vec<u8> {
+    pub fn checkpoint(&self, position: LogPosition) -> Vec<u8> {
         let mut out = Vec::new();
         // Writing to a Vec cannot fail.
         let _ = self.write_checkpoint(&mut out, position);
@@ -1421,7 +1464,11 @@ impl Engine {
 
     /// Writes a checkpoint to `w` as it is serialised (no copy of the whole state in memory); the bytes
     /// are [`Engine::checkpoint`]'s.
-    pub fn write_checkpoint(&self, w: impl std::io::Write, position: u64) -> Result<(), String> {
+    pub fn write_checkpoint(
+        &self,
+        w: impl std::io::Write,
+        position: LogPosition,
+    ) -> Result<(), String> {
         let saved = SavedRef {
             format: STATE_FORMAT,
             position,
@@ -1440,7 +1487,7 @@ impl Engine {
     pub fn restore<'a>(
         bytes: &[u8],
         entities: impl IntoIterator<Item = &'a Record>,
-    ) -> Result<(Engine, u64), String> {
+    ) -> Result<(Engine, LogPosition), String> {
         let saved: Saved = postcard::from_bytes(bytes)
             .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
         Engine::from_saved(saved, entities)
@@ -1450,7 +1497,7 @@ impl Engine {
     pub fn restore_from<'a>(
         r: impl std::io::Read,
         entities: impl IntoIterator<Item = &'a Record>,
-    ) -> Result<(Engine, u64), String> {
+    ) -> Result<(Engine, LogPosition), String> {
         // The scratch buffer only has to hold the longest single string or byte run of the state.
         let mut scratch = vec![0u8; 1 << 20];
         let (saved, _): (Saved, _) = postcard::from_io((r, &mut scratch[..]))
@@ -1461,7 +1508,7 @@ impl Engine {
     fn from_saved<'a>(
         saved: Saved,
         entities: impl IntoIterator<Item = &'a Record>,
-    ) -> Result<(Engine, u64), String> {
+    ) -> Result<(Engine, LogPosition), String> {
         if saved.format != STATE_FORMAT {
             return Err(format!(
                 "engine checkpoint has format {}, this build reads {STATE_FORMAT}",

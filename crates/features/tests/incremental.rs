@@ -21,7 +21,7 @@ use winsignal_core::{
 use winsignal_features::engine::{Applied, Touched};
 use winsignal_features::snapshot::{self, Snapshot};
 use winsignal_features::{default_catalog, Catalog, Context, Engine, Observation};
-use winsignal_store::EmbeddedStore;
+use winsignal_store::{EmbeddedStore, LogPosition, Store};
 
 /// Event times are on a 6-hour grid, so events fall exactly on landmarks and window edges often.
 const SLOT: i64 = 6 * HOUR;
@@ -605,9 +605,9 @@ fn check(w: &World, catalog: &Catalog) -> Result<(), TestCaseError> {
     }
 
     // A checkpoint of the live engine restored over the same entities is the same engine.
-    let (restored, position) =
-        Engine::restore(&live.checkpoint(7), &final_entities).map_err(TestCaseError::fail)?;
-    prop_assert_eq!(position, 7);
+    let (restored, position) = Engine::restore(&live.checkpoint(LogPosition(7)), &final_entities)
+        .map_err(TestCaseError::fail)?;
+    prop_assert_eq!(position, LogPosition(7));
     prop_assert_eq!(restored.state_digest(), live.state_digest());
     Ok(())
 }
@@ -627,4 +627,104 @@ fn any_arrival_order_equals_replay_and_recompute_at_every_landmark() {
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+/// A restarted process restores its checkpoint and applies only what the store committed after the
+/// checkpoint's log position: late entities (their parked events are placed), a new version of an
+/// activity (Scheduled → Completed), a solved ticket, a new deal's activity. The result is the engine a
+/// replay of the whole store builds, and the touched set names the deals that changed.
+#[test]
+fn catch_up_from_a_checkpoint_equals_a_replay() {
+    let catalog = default_catalog();
+    let (all_entities, _) = entities();
+    let late = |r: &Record| match r {
+        Record::Accounts(a) => a.account_id == "A3",
+        Record::Contacts(c) => c.contact_id == "C4",
+        Record::Opportunities(o) => o.opportunity_id == "O4",
+        Record::OpportunityContacts(r) => r.opportunity_id == "O4",
+        Record::ProductUsers(u) => u.link_id == "L1",
+        _ => false,
+    };
+    let scheduled = Activity {
+        status: Some(ActivityStatus::Scheduled),
+        ..meeting("a1", "O1", &["C2"], day(3.0))
+    };
+    let completed = Activity {
+        status: Some(ActivityStatus::Completed),
+        ..scheduled.clone()
+    };
+    let open_ticket = ticket("K1", "A1", Priority::High, day(2.0), None);
+    let solved_ticket = ticket("K1", "A1", Priority::High, day(2.0), Some(day(4.0)));
+    let mut first: Vec<Record> = all_entities.iter().filter(|r| !late(r)).cloned().collect();
+    first.extend([
+        Record::Activities(scheduled),
+        Record::ProductEvents(product_event("p1", "A3", "u1", day(2.5))),
+        Record::MarketingTouches(MarketingTouch {
+            account_id: None,
+            contact_id: Some("C4".into()),
+            ..touch("t1", "", TouchKind::WebVisit, day(1.5))
+        }),
+        Record::SupportTickets(open_ticket),
+    ]);
+    let mut second: Vec<Record> = all_entities.iter().filter(|r| late(r)).cloned().collect();
+    second.extend([
+        Record::Activities(completed),
+        Record::Activities(meeting("a2", "O4", &["C4"], day(6.0))),
+        Record::SupportTickets(solved_ticket),
+    ]);
+
+    let dir = scratch_dir();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    write_file(&mut store, &first, "first");
+    let (checkpoint, from) = {
+        let snap = store.snapshot().unwrap();
+        let engine =
+            Engine::replay(Context::from_store(&*snap).unwrap(), &*snap, &mut |_| {}).unwrap();
+        let from = snap.position().unwrap();
+        (engine.checkpoint(from), from)
+    };
+    let before: Vec<Record> = first
+        .iter()
+        .filter(|r| !r.kind().is_event())
+        .cloned()
+        .collect();
+    write_file(&mut store, &second, "second");
+
+    let (mut restarted, position) = Engine::restore(&checkpoint, &before).unwrap();
+    assert_eq!(position, from);
+    let touched = restarted.catch_up(&store, position).unwrap();
+    let replayed =
+        Engine::replay(Context::from_store(&store).unwrap(), &store, &mut |_| {}).unwrap();
+
+    let horizon = snapshot::horizon(&replayed);
+    assert_eq!(snapshot::horizon(&restarted), horizon);
+    assert_eq!(restarted.unattributed(), replayed.unattributed());
+    assert_eq!(
+        rows(&snapshot::snapshots(
+            &restarted,
+            &catalog,
+            horizon,
+            &mut |_, _| {}
+        )),
+        rows(&snapshot::snapshots(
+            &replayed,
+            &catalog,
+            horizon,
+            &mut |_, _| {}
+        ))
+    );
+    let ctx = restarted.context();
+    for deal in ["O1", "O4"] {
+        let slot = ctx.opportunity(deal).unwrap();
+        assert!(
+            touched.deals.contains(&slot),
+            "{deal} not touched: {touched:?}"
+        );
+    }
+    let a1 = ctx.opportunity("O1").unwrap();
+    assert_eq!(
+        restarted.deal(a1).acts()[0].status,
+        Some(ActivityStatus::Completed),
+        "the new version replaced the scheduled meeting"
+    );
 }

@@ -508,8 +508,11 @@ fn live_replay_and_recompute_agree_at_every_instant() {
         let items = items(&h);
         let (live, _) = live(ctx, &items, h.order_seed);
         let (replayed, _) = sorted(ctx, &items);
-        let (restored, _) = Engine::restore(&live.checkpoint(0), &entities().records)
-            .map_err(TestCaseError::fail)?;
+        let (restored, _) = Engine::restore(
+            &live.checkpoint(winsignal_store::LogPosition(0)),
+            &entities().records,
+        )
+        .map_err(TestCaseError::fail)?;
         prop_assert!(
             restored.state_digest() == live.state_digest(),
             "checkpoint did not restore the state"
@@ -543,8 +546,11 @@ fn arrival_order_and_duplicates_leave_an_identical_state() {
             live.state_digest() == replayed.state_digest(),
             "live state differs from replayed state"
         );
-        let (restored, _) = Engine::restore(&replayed.checkpoint(0), &entities().records)
-            .map_err(TestCaseError::fail)?;
+        let (restored, _) = Engine::restore(
+            &replayed.checkpoint(winsignal_store::LogPosition(0)),
+            &entities().records,
+        )
+        .map_err(TestCaseError::fail)?;
         prop_assert!(restored.state_digest() == replayed.state_digest());
         Ok(())
     });

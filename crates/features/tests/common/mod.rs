@@ -341,13 +341,19 @@ impl Fixture {
 
 /// Writes `records` as one load, the way a connector does.
 pub fn write(store: &mut EmbeddedStore, records: &[Record]) {
+    write_file(store, records, "fixture");
+}
+
+/// Writes `records` as one load of a file named `path` (another name is another file).
+#[allow(dead_code)]
+pub fn write_file(store: &mut EmbeddedStore, records: &[Record], path: &str) {
     let mut batch = store.begin().unwrap();
     let load = batch
         .start_load(&LoadSpec {
             source: "test:fixture".into(),
             format: "canonical".into(),
-            path: "fixture".into(),
-            file_hash: "0".into(),
+            path: path.into(),
+            file_hash: path.into(),
             file_bytes: 0,
             identity: String::new(),
             recipe: Default::default(),
