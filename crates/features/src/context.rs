@@ -380,6 +380,72 @@ impl Context {
         self.latest_entity_time = latest;
     }
 
+    /// Gives the entities named in `slots` (opportunities, accounts, contacts) those slots, in that
+    /// order, and the others the slots after them (keeping their order): what a checkpoint's state,
+    /// indexed by slot, needs. An error when one of them is missing.
+    pub(crate) fn arrange(&mut self, slots: &[Vec<String>; 3]) -> Result<(), String> {
+        if self
+            .slot_ids()
+            .iter()
+            .zip(slots)
+            .all(|(now, then)| now.get(..then.len()) == Some(&then[..]))
+        {
+            return Ok(());
+        }
+        fn order<T: Clone>(
+            records: &mut Vec<T>,
+            index: &mut FastMap<String, u32>,
+            wanted: &[String],
+            what: &str,
+        ) -> Result<(), String> {
+            let mut taken = vec![false; records.len()];
+            let mut out = Vec::with_capacity(records.len());
+            for id in wanted {
+                let i = *index.get(id).ok_or_else(|| {
+                    format!("engine checkpoint names {what} {id}, which is not among the entities")
+                })?;
+                taken[i as usize] = true;
+                out.push(records[i as usize].clone());
+            }
+            let mut ids: Vec<(u32, String)> = index.iter().map(|(k, v)| (*v, k.clone())).collect();
+            ids.sort_unstable();
+            let mut new_index: FastMap<String, u32> = wanted
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.clone(), i as u32))
+                .collect();
+            for (i, id) in ids {
+                if !taken[i as usize] {
+                    new_index.insert(id, out.len() as u32);
+                    out.push(records[i as usize].clone());
+                }
+            }
+            *records = out;
+            *index = new_index;
+            Ok(())
+        }
+        order(
+            &mut self.opp_records,
+            &mut self.opp_index,
+            &slots[0],
+            "opportunity",
+        )?;
+        order(
+            &mut self.account_records,
+            &mut self.account_index,
+            &slots[1],
+            "account",
+        )?;
+        order(
+            &mut self.contact_records,
+            &mut self.contact_index,
+            &slots[2],
+            "contact",
+        )?;
+        self.derive();
+        Ok(())
+    }
+
     /// The ids of every slot, for checkpoints: (opportunities, accounts, contacts).
     pub(crate) fn slot_ids(&self) -> [Vec<String>; 3] {
         [

@@ -1481,34 +1481,29 @@ impl Engine {
             .map_err(|e| format!("engine checkpoint could not be written: {e}"))
     }
 
-    /// Restores a checkpoint over the current entity records (every entity the checkpoint knew, and any
-    /// that arrived since): the engine is as if it had applied the checkpoint's events to these
-    /// entities. Returns it with the log position the checkpoint reflects; apply what came after.
-    pub fn restore<'a>(
-        bytes: &[u8],
-        entities: impl IntoIterator<Item = &'a Record>,
-    ) -> Result<(Engine, LogPosition), String> {
+    /// Restores a checkpoint over `ctx`, the entities as they are now (every entity the checkpoint
+    /// knew, and any that arrived since; a context read from the store will do): the engine is as if it
+    /// had applied the checkpoint's events to these entities. Returns it with the log position the
+    /// checkpoint reflects; apply what came after (see [`Engine::catch_up`]).
+    pub fn restore(bytes: &[u8], ctx: Context) -> Result<(Engine, LogPosition), String> {
         let saved: Saved = postcard::from_bytes(bytes)
             .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
-        Engine::from_saved(saved, entities)
+        Engine::from_saved(saved, ctx)
     }
 
     /// [`Engine::restore`], reading the checkpoint as it decodes.
-    pub fn restore_from<'a>(
+    pub fn restore_from(
         r: impl std::io::Read,
-        entities: impl IntoIterator<Item = &'a Record>,
+        ctx: Context,
     ) -> Result<(Engine, LogPosition), String> {
         // The scratch buffer only has to hold the longest single string or byte run of the state.
         let mut scratch = vec![0u8; 1 << 20];
         let (saved, _): (Saved, _) = postcard::from_io((r, &mut scratch[..]))
             .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
-        Engine::from_saved(saved, entities)
+        Engine::from_saved(saved, ctx)
     }
 
-    fn from_saved<'a>(
-        saved: Saved,
-        entities: impl IntoIterator<Item = &'a Record>,
-    ) -> Result<(Engine, LogPosition), String> {
+    fn from_saved(saved: Saved, mut ctx: Context) -> Result<(Engine, LogPosition), String> {
         if saved.format != STATE_FORMAT {
             return Err(format!(
                 "engine checkpoint has format {}, this build reads {STATE_FORMAT}",
@@ -1516,40 +1511,9 @@ impl Engine {
             ));
         }
         // The entities the checkpoint knew keep their slots; new ones follow.
-        let [opp_ids, account_ids, contact_ids] = &saved.slots;
-        let slot_of = |ids: &[String]| -> FastMap<String, usize> {
-            ids.iter()
-                .enumerate()
-                .map(|(i, id)| (id.clone(), i))
-                .collect()
-        };
-        let (opps, accounts, contacts) =
-            (slot_of(opp_ids), slot_of(account_ids), slot_of(contact_ids));
-        let mut ordered: Vec<(usize, usize, &Record)> = entities
-            .into_iter()
-            .enumerate()
-            .map(|(n, r)| {
-                let slot = match r {
-                    Record::Opportunities(o) => opps.get(&o.opportunity_id).copied(),
-                    Record::Accounts(a) => accounts.get(&a.account_id).copied(),
-                    Record::Contacts(c) => contacts.get(&c.contact_id).copied(),
-                    _ => None,
-                };
-                (slot.unwrap_or(usize::MAX), n, r)
-            })
-            .collect();
-        ordered.sort_by_key(|(slot, n, _)| (*slot, *n));
-        let ctx = Context::from_records(ordered.into_iter().map(|(_, _, r)| r));
-        let [now_opps, now_accounts, now_contacts] = ctx.slot_ids();
-        let kept = |then: &[String], now: &[String]| now.get(..then.len()) == Some(then);
-        if !kept(opp_ids, &now_opps)
-            || !kept(account_ids, &now_accounts)
-            || !kept(contact_ids, &now_contacts)
-        {
-            return Err("engine checkpoint names entities the store no longer holds".to_string());
-        }
-        if saved.state.deals.len() != opp_ids.len()
-            || saved.state.accounts.len() != account_ids.len()
+        ctx.arrange(&saved.slots)?;
+        if saved.state.deals.len() != saved.slots[0].len()
+            || saved.state.accounts.len() != saved.slots[1].len()
         {
             return Err("engine checkpoint is inconsistent".to_string());
         }

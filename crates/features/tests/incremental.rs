@@ -605,8 +605,11 @@ fn check(w: &World, catalog: &Catalog) -> Result<(), TestCaseError> {
     }
 
     // A checkpoint of the live engine restored over the same entities is the same engine.
-    let (restored, position) = Engine::restore(&live.checkpoint(LogPosition(7)), &final_entities)
-        .map_err(TestCaseError::fail)?;
+    let (restored, position) = Engine::restore(
+        &live.checkpoint(LogPosition(7)),
+        Context::from_records(&final_entities),
+    )
+    .map_err(TestCaseError::fail)?;
     prop_assert_eq!(position, LogPosition(7));
     prop_assert_eq!(restored.state_digest(), live.state_digest());
     Ok(())
@@ -690,7 +693,8 @@ fn catch_up_from_a_checkpoint_equals_a_replay() {
         .collect();
     write_file(&mut store, &second, "second");
 
-    let (mut restarted, position) = Engine::restore(&checkpoint, &before).unwrap();
+    let (mut restarted, position) =
+        Engine::restore(&checkpoint, Context::from_records(&before)).unwrap();
     assert_eq!(position, from);
     let touched = restarted.catch_up(&store, position).unwrap();
     let replayed =
