@@ -2,8 +2,8 @@
 //! replays stored history and applies events one at a time, read at landmarks through point-in-time views.
 //!
 //! - [`catalog`]: the definition language (TOML) and the shipped default catalog.
-//! - [`context`]: the entities (deals, accounts, contacts) read from the store.
-//! - [`engine`]: the state and how events enter it (replay, live, checkpoint).
+//! - [`context`]: the entities (deals, accounts, contacts, …) with dense indexes; they can change at any time.
+//! - [`engine`]: the state and how entities and events enter it (replay, live, catch-up, checkpoint).
 //! - [`eval`]: definitions evaluated at a landmark; reads only what was known before it.
 //! - [`snapshot`]: landmarks, snapshots, controls, outcomes, adoption.
 //! - [`graph`]: the account graph and multi-hop features.

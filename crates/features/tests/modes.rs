@@ -510,7 +510,7 @@ fn live_replay_and_recompute_agree_at_every_instant() {
         let (replayed, _) = sorted(ctx, &items);
         let (restored, _) = Engine::restore(
             &live.checkpoint(winsignal_store::LogPosition(0)),
-            &entities().records,
+            ctx.clone(),
         )
         .map_err(TestCaseError::fail)?;
         prop_assert!(
@@ -548,7 +548,7 @@ fn arrival_order_and_duplicates_leave_an_identical_state() {
         );
         let (restored, _) = Engine::restore(
             &replayed.checkpoint(winsignal_store::LogPosition(0)),
-            &entities().records,
+            ctx.clone(),
         )
         .map_err(TestCaseError::fail)?;
         prop_assert!(restored.state_digest() == replayed.state_digest());
