@@ -60,11 +60,11 @@ pub fn run(global: &Global, store: &dyn Store, args: &ExportArgs) -> Result<()> 
 
     // Activities: every one once, with the account it was resolved to.
     let mut acts: Vec<(u32, &Act)> = Vec::new();
-    for (a, st) in engine.state.accounts.iter().enumerate() {
-        acts.extend(st.acts.iter().map(|x| (a as u32, x)));
+    for (a, st) in engine.accounts().iter().enumerate() {
+        acts.extend(st.acts().iter().map(|x| (a as u32, x)));
     }
-    for d in &engine.state.deals {
-        for x in &d.acts {
+    for d in engine.deals() {
+        for x in d.acts() {
             if ctx.opps[x.opp as usize].account == NONE {
                 acts.push((NONE, x));
             }
@@ -110,20 +110,20 @@ pub fn run(global: &Global, store: &dyn Store, args: &ExportArgs) -> Result<()> 
     let mut rows = Vec::new();
     let mut touches = Vec::new();
     let mut tickets = Vec::new();
-    for (a, st) in engine.state.accounts.iter().enumerate() {
+    for (a, st) in engine.accounts().iter().enumerate() {
         let id = ctx.accounts[a].id.as_str();
-        for u in &st.usage {
+        for u in st.usage() {
             rows.push(vec![
                 Cell::Number(u.seq as f64),
                 text(id),
                 opt((u.user != winsignal_features::engine::NO_ID)
-                    .then(|| engine.state.users.name(u.user))
+                    .then(|| engine.user_name(u.user))
                     .flatten()),
-                opt(engine.state.events.name(u.event)),
+                opt(engine.event_name(u.event)),
                 Cell::Time(u.at),
             ]);
         }
-        for t in &st.touches {
+        for t in st.touches() {
             touches.push(vec![
                 Cell::Number(t.seq as f64),
                 text(id),
@@ -132,7 +132,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &ExportArgs) -> Result<()> 
                 Cell::Time(t.at),
             ]);
         }
-        for t in &st.tickets {
+        for t in st.tickets() {
             tickets.push(vec![
                 Cell::Text(&t.id),
                 text(id),

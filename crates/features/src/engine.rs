@@ -1077,6 +1077,11 @@ impl Engine {
         &self.ctx
     }
 
+    /// The entities, for keeping after the engine is dropped.
+    pub fn into_context(self) -> Context {
+        self.ctx
+    }
+
     /// One deal's timelines (`opp` is a slot of [`Engine::context`]).
     pub fn deal(&self, opp: u32) -> &DealState {
         &self.state.deals[opp as usize]

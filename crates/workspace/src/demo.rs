@@ -238,7 +238,7 @@ pub fn run(
             seconds: t4.elapsed().as_secs_f64(),
         });
         let snapshot = store.snapshot()?;
-        let engine = crate::pipeline::replay(&store, &*snapshot, &computed.ctx, progress)?;
+        let engine = crate::pipeline::replay(&store, &*snapshot, computed.ctx.clone(), progress)?;
         progress.finish();
         let (as_of, deals, _) =
             crate::scoring::scores(&engine, &computed.catalog, &t.model, None, None)?;

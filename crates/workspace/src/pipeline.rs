@@ -66,9 +66,9 @@ impl<'s> Reading<'s> {
         &*self.snapshot
     }
 
-    /// The engine state of this snapshot ([`replay`]).
-    pub fn engine(&self, progress: &mut dyn Progress) -> Result<Engine<'_>> {
-        let engine = replay(self.store, &*self.snapshot, &self.ctx, progress)?;
+    /// The engine state of this snapshot ([`replay`]), over its own copy of the entities.
+    pub fn engine(&self, progress: &mut dyn Progress) -> Result<Engine> {
+        let engine = replay(self.store, &*self.snapshot, self.ctx.clone(), progress)?;
         progress.finish();
         Ok(engine)
     }
@@ -82,23 +82,29 @@ pub const CHECKPOINT: &str = "engine-state";
 /// every event (with progress) and saved for next time. The checkpoint's bytes are checked against
 /// their checksum as they are read: one that cannot be read, or is damaged, only costs the replay and
 /// is never taken for another state.
-pub fn replay<'c>(
+pub fn replay(
     store: &dyn Store,
     read: &dyn StoreRead,
-    ctx: &'c Context,
+    ctx: Context,
     progress: &mut dyn Progress,
-) -> Result<Engine<'c>> {
+) -> Result<Engine> {
+    let position = read.position()?;
     let key = checkpoint_key(read)?;
-    if let Some(engine) = restore_checkpoint(store, ctx, &key) {
-        return Ok(engine);
-    }
+    let ctx = match restore_checkpoint(store, ctx, &key) {
+        Ok(engine) => return Ok(engine),
+        Err(Some(ctx)) => *ctx,
+        // The entities went into a checkpoint that turned out unreadable: read them again.
+        Err(None) => Context::from_store(read)?,
+    };
     let total: u64 = read.event_counts()?.iter().map(|(_, n)| n).sum();
     progress.phase("replaying events", 0, total);
     let engine = Engine::replay(ctx, read, &mut |n| {
         progress.phase("replaying events", n, total)
     })?;
     let saved = store.put_state(CHECKPOINT, &key, &mut |w| {
-        engine.write_checkpoint(w).map_err(std::io::Error::other)
+        engine
+            .write_checkpoint(w, position)
+            .map_err(std::io::Error::other)
     });
     if let Err(e) = saved {
         tracing::warn!(error = %e, "Engine checkpoint not saved.");
@@ -117,25 +123,37 @@ fn checkpoint_key(read: &dyn StoreRead) -> Result<String> {
     ))
 }
 
-fn restore_checkpoint<'c>(store: &dyn Store, ctx: &'c Context, key: &str) -> Option<Engine<'c>> {
+/// The engine from the store's checkpoint if it was taken of this state; otherwise the entities back
+/// (`None` when they went into a checkpoint that could not be decoded).
+fn restore_checkpoint(
+    store: &dyn Store,
+    ctx: Context,
+    key: &str,
+) -> std::result::Result<Engine, Option<Box<Context>>> {
     let ignored = |why: &str| {
         tracing::warn!(reason = why, "Engine checkpoint ignored; replaying.");
-        None
     };
     let mut state = match store.state(CHECKPOINT) {
         Ok(Some(state)) if state.key == key => state,
-        Ok(_) => return None,
-        Err(e) => return ignored(&e.to_string()),
+        Ok(_) => return Err(Some(Box::new(ctx))),
+        Err(e) => {
+            ignored(&e.to_string());
+            return Err(Some(Box::new(ctx)));
+        }
     };
     // Decoding from memory is several times faster than from a reader (postcard pulls varints a byte
     // at a time). Reading to the end checks the checksum.
     let mut bytes = Vec::new();
     if let Err(e) = state.bytes.read_to_end(&mut bytes) {
-        return ignored(&format!("it cannot be read or is damaged ({e})"));
+        ignored(&format!("it cannot be read or is damaged ({e})"));
+        return Err(Some(Box::new(ctx)));
     }
-    match Engine::restore(ctx, &bytes) {
-        Ok(engine) => Some(engine),
-        Err(e) => ignored(&e),
+    match Engine::restore(&bytes, ctx) {
+        Ok((engine, _position)) => Ok(engine),
+        Err(e) => {
+            ignored(&e);
+            Err(None)
+        }
     }
 }
 
@@ -185,19 +203,20 @@ pub fn compute_at(
     // Categorical definitions split into their levels; the registry records the catalog as written.
     let declared = catalog;
     let catalog = crate::catalogs::resolve(read, &declared, &ctx)?;
-    let engine = replay(store, read, &ctx, progress)?;
+    let engine = replay(store, read, ctx, progress)?;
+    let ctx = engine.context();
     let horizon = snapshot::horizon(&engine);
     let snapshots = snapshot::snapshots(&engine, &catalog, horizon, &mut |d, t| {
         progress.phase("computing snapshots", d, t)
     });
     let timing = snapshot::timing(&engine, &catalog);
-    let unobserved = snapshot::unobserved(&ctx, &snapshot::landmarks(&ctx, &catalog, horizon));
+    let unobserved = snapshot::unobserved(ctx, &snapshot::landmarks(ctx, &catalog, horizon));
     let history_flags = winsignal_discover::changed_at_close(&catalog, &deal_history(read)?);
     let mut registry = registry;
     registry.record(&declared);
     save_registry(store, &registry)?;
-    let (events, unattributed) = (engine.state.applied, engine.state.unattributed.clone());
-    drop(engine);
+    let (events, unattributed) = (engine.applied(), engine.unattributed().clone());
+    let ctx = engine.into_context();
     Ok(Computed {
         ctx,
         events,

@@ -98,7 +98,7 @@ fn open_deal_scores(
     progress: &mut dyn Progress,
 ) -> Result<std::result::Result<(Ts, Vec<DealScore>), String>> {
     let catalog = crate::catalogs::resolve_for(read, declared, ctx, &model.trained_on.versions)?;
-    let engine = replay(store, read, ctx, progress)?;
+    let engine = replay(store, read, ctx.clone(), progress)?;
     Ok(
         match crate::scoring::scores(&engine, &catalog, model, None, None) {
             Ok((as_of, deals, _)) => Ok((as_of, deals)),

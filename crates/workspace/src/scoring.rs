@@ -17,7 +17,7 @@ use crate::Progress;
 
 /// Scores every deal open at `as_of` (the end of the data when not given).
 pub fn scores(
-    engine: &winsignal_features::Engine<'_>,
+    engine: &winsignal_features::Engine,
     catalog: &Catalog,
     model: &WinModel,
     as_of: Option<Ts>,
@@ -127,13 +127,16 @@ pub fn score_open_deals(
     only: Option<&str>,
     progress: &mut dyn Progress,
 ) -> Result<Scored> {
-    let m = ModelReading::open(store, catalog, model_id)?;
-    let (read, ctx, catalog, model) = (&*m.snapshot, &m.ctx, &m.catalog, &m.model);
+    let mut m = ModelReading::open(store, catalog, model_id)?;
+    // The engine takes the entities; it hands them back through `engine.context()`.
+    let entities = std::mem::take(&mut m.ctx);
+    let (read, catalog, model) = (&*m.snapshot, &m.catalog, &m.model);
+    let ctx = &entities;
     let only = match only {
         Some(wanted) => Some(opportunity_id(ctx, wanted, data)?),
         None => None,
     };
-    let engine = crate::pipeline::replay(store, read, ctx, progress)?;
+    let engine = crate::pipeline::replay(store, read, entities, progress)?;
     progress.finish();
     let (as_of, deals, seconds) = scores(&engine, catalog, model, as_of, only.as_deref())?;
     drop(engine);
@@ -183,8 +186,11 @@ pub fn explain_deal(
     as_of: Option<Ts>,
     progress: &mut dyn Progress,
 ) -> Result<Explained> {
-    let m = ModelReading::open(store, catalog, model_id)?;
-    let (read, ctx, catalog, model) = (&*m.snapshot, &m.ctx, &m.catalog, &m.model);
+    let mut m = ModelReading::open(store, catalog, model_id)?;
+    // The engine takes the entities; it hands them back through `engine.context()`.
+    let entities = std::mem::take(&mut m.ctx);
+    let (read, catalog, model) = (&*m.snapshot, &m.catalog, &m.model);
+    let ctx = &entities;
     let opp_id = opportunity_id(ctx, opportunity, data)?;
     let Some(opp) = ctx.opportunity(&opp_id) else {
         bail!(
@@ -192,7 +198,8 @@ pub fn explain_deal(
             data.display()
         );
     };
-    let engine = crate::pipeline::replay(store, read, ctx, progress)?;
+    let engine = crate::pipeline::replay(store, read, entities, progress)?;
+    let ctx = engine.context();
     progress.finish();
     let (as_of, mut scored, _) = scores(&engine, catalog, model, as_of, Some(&opp_id))?;
     if scored.is_empty() {

@@ -123,7 +123,7 @@ pub fn suggest(
                 anyhow::anyhow!("internal error: the suggested catalog does not parse ({e})")
             })?;
             let resolved = resolve(read, &parsed, &ctx)?;
-            let engine = crate::pipeline::replay(store, read, &ctx, progress)?;
+            let engine = crate::pipeline::replay(store, read, ctx.clone(), progress)?;
             let horizon = snapshot::horizon(&engine);
             let snaps = snapshot::snapshots(&engine, &resolved, horizon, &mut |d, t| {
                 progress.phase("computing snapshots", d, t)
