@@ -11,7 +11,7 @@ use crate::identity::{
     company_domain_of_email, email_domain, is_freemail, normalize_domain, normalize_email,
 };
 use crate::sfdc::to_18;
-use crate::{Account, Contact, Kind, ProductUser, Record};
+use crate::{Kind, ProductUser, Record};
 
 /// How a record was tied to an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -44,11 +44,13 @@ impl MatchMethod {
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
     // The current records, by id (the order the rules below read them in).
-    account_records: BTreeMap<String, Account>,
-    contact_records: BTreeMap<String, Contact>,
+    // Only the fields the rules read: an account's domain, a contact's account id and e-mail, a product
+    // user link's user, e-mail, group, group domain and time.
+    account_records: BTreeMap<String, Option<String>>,
+    contact_records: BTreeMap<String, (Option<String>, Option<String>)>,
     opportunity_records: BTreeMap<String, Option<String>>,
     rep_records: BTreeMap<String, Option<String>>,
-    user_records: BTreeMap<String, ProductUser>,
+    user_records: BTreeMap<String, UserLink>,
     // Derived from them.
     accounts: HashSet<String>,
     account_by_domain: HashMap<String, String>,
@@ -60,6 +62,28 @@ pub struct Resolver {
     user_email: HashMap<String, String>,
     user_group: HashMap<String, String>,
     group_domain: HashMap<String, String>,
+}
+
+/// What the rules read of a product user link.
+#[derive(Debug, Clone, PartialEq)]
+struct UserLink {
+    user_id: String,
+    email: Option<String>,
+    group_id: Option<String>,
+    group_domain: Option<String>,
+    seen_at: crate::Ts,
+}
+
+impl UserLink {
+    fn of(u: &ProductUser) -> UserLink {
+        UserLink {
+            user_id: u.user_id.clone(),
+            email: u.email.clone(),
+            group_id: u.group_id.clone(),
+            group_domain: u.group_domain.clone(),
+            seen_at: u.seen_at,
+        }
+    }
 }
 
 impl Resolver {
@@ -109,13 +133,16 @@ impl Resolver {
     /// would change nothing). Kinds the resolver does not read are always held.
     pub fn holds(&self, record: &Record) -> bool {
         match record {
-            Record::Accounts(a) => self.account_records.get(&a.account_id) == Some(a),
-            Record::Contacts(c) => self.contact_records.get(&c.contact_id) == Some(c),
+            Record::Accounts(a) => self.account_records.get(&a.account_id) == Some(&a.domain),
+            Record::Contacts(c) => {
+                self.contact_records.get(&c.contact_id)
+                    == Some(&(c.account_id.clone(), c.email.clone()))
+            }
             Record::Opportunities(o) => {
                 self.opportunity_records.get(&o.opportunity_id) == Some(&o.account_id)
             }
             Record::Reps(p) => self.rep_records.get(&p.rep_id) == Some(&p.email),
-            Record::ProductUsers(u) => self.user_records.get(&u.link_id) == Some(u),
+            Record::ProductUsers(u) => self.user_records.get(&u.link_id) == Some(&UserLink::of(u)),
             _ => true,
         }
     }
@@ -135,15 +162,19 @@ impl Resolver {
             }
         }
         match record {
-            Record::Accounts(a) => set(&mut self.account_records, &a.account_id, a.clone()),
-            Record::Contacts(c) => set(&mut self.contact_records, &c.contact_id, c.clone()),
+            Record::Accounts(a) => set(&mut self.account_records, &a.account_id, a.domain.clone()),
+            Record::Contacts(c) => set(
+                &mut self.contact_records,
+                &c.contact_id,
+                (c.account_id.clone(), c.email.clone()),
+            ),
             Record::Opportunities(o) => set(
                 &mut self.opportunity_records,
                 &o.opportunity_id,
                 o.account_id.clone(),
             ),
             Record::Reps(p) => set(&mut self.rep_records, &p.rep_id, p.email.clone()),
-            Record::ProductUsers(u) => set(&mut self.user_records, &u.link_id, u.clone()),
+            Record::ProductUsers(u) => set(&mut self.user_records, &u.link_id, UserLink::of(u)),
             _ => false,
         }
     }
@@ -153,36 +184,35 @@ impl Resolver {
     fn derive(&mut self) {
         let mut accounts = HashSet::new();
         let mut account_by_domain: HashMap<String, String> = HashMap::new();
-        for a in self.account_records.values() {
-            if let Some(d) = &a.domain {
+        for (id, domain) in &self.account_records {
+            if let Some(d) = domain {
                 account_by_domain
                     .entry(d.clone())
-                    .or_insert_with(|| a.account_id.clone());
+                    .or_insert_with(|| id.clone());
             }
-            accounts.insert(a.account_id.clone());
+            accounts.insert(id.clone());
         }
         let mut contact_by_email: HashMap<String, String> = HashMap::new();
         let mut contact_account = HashMap::new();
-        for c in self.contact_records.values() {
-            if let Some(e) = &c.email {
+        for (contact_id, (account_id, email)) in &self.contact_records {
+            if let Some(e) = email {
                 contact_by_email
                     .entry(e.clone())
-                    .or_insert_with(|| c.contact_id.clone());
+                    .or_insert_with(|| contact_id.clone());
             }
             // A contact without a usable account id still belongs to its e-mail's company domain.
             let by_domain = || {
-                let d = c.email.as_deref().and_then(company_domain_of_email)?;
+                let d = email.as_deref().and_then(company_domain_of_email)?;
                 account_by_domain.get(&d).cloned()
             };
-            let known = c
-                .account_id
+            let known = account_id
                 .as_deref()
                 .filter(|a| accounts.contains(*a) || accounts.contains(&to_18(a)));
             let account = known
                 .map(str::to_string)
                 .or_else(by_domain)
-                .or(c.account_id.clone());
-            contact_account.insert(c.contact_id.clone(), account);
+                .or(account_id.clone());
+            contact_account.insert(contact_id.clone(), account);
         }
         let opportunity_account = self
             .opportunity_records
@@ -197,7 +227,7 @@ impl Resolver {
             }
             reps.insert(id.clone());
         }
-        let mut links: Vec<&ProductUser> = self.user_records.values().collect();
+        let mut links: Vec<&UserLink> = self.user_records.values().collect();
         links.sort_by_key(|u| u.seen_at);
         let mut user_email = HashMap::new();
         let mut user_group = HashMap::new();
