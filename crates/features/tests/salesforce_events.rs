@@ -52,7 +52,7 @@ fn a_meeting_from_a_standard_event_export_is_booked_until_it_ends_and_held_after
     let mut req = IngestRequest::new(export);
     req.format = Some(Format::Salesforce);
     req.now = ts("2026-11-01T00:00:00Z");
-    let report = ingest(&mut store, &req, &mut |_| {}).unwrap();
+    let report = ingest(&store, &req, &mut |_| {}).unwrap();
     for l in &report.loads {
         assert_eq!(l.stats.quarantined, 0, "{}: {:?}", l.source, l.stats);
     }
