@@ -48,7 +48,7 @@ fn a_meeting_from_a_standard_event_export_is_booked_until_it_ends_and_held_after
     for (name, text) in FILES {
         std::fs::write(export.join(name), text).unwrap();
     }
-    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
     let mut req = IngestRequest::new(export);
     req.format = Some(Format::Salesforce);
     req.now = ts("2026-11-01T00:00:00Z");

@@ -38,11 +38,11 @@ struct Loaded {
 
 fn load(path: &Path, configure: &dyn Fn(&mut IngestRequest)) -> Loaded {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
     let mut req = IngestRequest::new(path);
     req.now = now();
     configure(&mut req);
-    let report = ingest(&mut store, &req, &mut |_| {}).unwrap();
+    let report = ingest(&store, &req, &mut |_| {}).unwrap();
     Loaded {
         report,
         store,
@@ -474,10 +474,10 @@ fn a_fifo_as_input_is_refused_not_waited_on() {
     // On failure the load would wait forever for a writer: the answer is awaited in a thread, and a
     // writer is opened after the wait so that a hung read ends and the test can report it.
     std::thread::spawn(move || {
-        let mut store = EmbeddedStore::open(&ws).unwrap();
+        let store = EmbeddedStore::open(&ws).unwrap();
         let mut req = IngestRequest::new(&path);
         req.now = now();
-        let _ = tx.send(ingest(&mut store, &req, &mut |_| {}).map(|_| ()));
+        let _ = tx.send(ingest(&store, &req, &mut |_| {}).map(|_| ()));
     });
     let answer = rx.recv_timeout(std::time::Duration::from_secs(20));
     if answer.is_err() {
@@ -566,11 +566,11 @@ fn a_mapping_with_a_quote_as_delimiter_is_refused() {
     .unwrap();
     let csv = dir.path().join("a.csv");
     std::fs::write(&csv, "id\n1\n").unwrap();
-    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
     let mut req = IngestRequest::new(&csv);
     req.now = now();
     req.mapping = Some(mapping);
-    let err = ingest(&mut store, &req, &mut |_| {})
+    let err = ingest(&store, &req, &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(err.contains("delimiter"), "{err}");
