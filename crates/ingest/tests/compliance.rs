@@ -306,8 +306,8 @@ fn a_missing_required_column_refuses_the_whole_batch() {
         "activity_id,type\nX1,call\n",
     )
     .unwrap();
-    let mut store = EmbeddedStore::open(dir.path()).unwrap();
-    let err = ingest(&mut store, &request(input.path().into(), None), &mut |_| {})
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let err = ingest(&store, &request(input.path().into(), None), &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(
@@ -333,8 +333,8 @@ E1,2026-01-01,Login,A1,Logout
 ",
     )
     .unwrap();
-    let mut store = EmbeddedStore::open(dir.path()).unwrap();
-    let err = ingest(&mut store, &request(file, None), &mut |_| {})
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let err = ingest(&store, &request(file, None), &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(

@@ -570,8 +570,6 @@ fn a_mapping_with_a_quote_as_delimiter_is_refused() {
     let mut req = IngestRequest::new(&csv);
     req.now = now();
     req.mapping = Some(mapping);
-    let err = ingest(&store, &req, &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let err = ingest(&store, &req, &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("delimiter"), "{err}");
 }

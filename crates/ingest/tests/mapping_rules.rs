@@ -618,10 +618,10 @@ fn a_load_that_quarantines_a_large_share_of_a_field_or_outcome_warns() {
 fn strict_refuses_a_load_with_warnings_and_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (csv, mapping) = offsetless_deals(dir.path());
-    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
     let mut req = request(&csv, &mapping);
     req.strict = true;
-    let err = ingest(&mut store, &req, &mut |_| {}).unwrap_err();
+    let err = ingest(&store, &req, &mut |_| {}).unwrap_err();
     assert!(matches!(err, IngestError::Strict { .. }), "{err}");
     let text = err.to_string();
     assert!(
@@ -638,10 +638,10 @@ fn a_declared_timezone_reads_times_without_an_offset() {
     let (csv, mapping) = offsetless_deals(dir.path());
     let text = std::fs::read_to_string(&mapping).unwrap();
     std::fs::write(&mapping, format!("timezone = \"+02:00\"\n{text}")).unwrap();
-    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
     let mut req = request(&csv, &mapping);
     req.strict = true;
-    let report = ingest(&mut store, &req, &mut |_| {}).unwrap();
+    let report = ingest(&store, &req, &mut |_| {}).unwrap();
     assert_eq!(report.loads[0].stats.quarantined, 0);
     assert!(report.loads[0].warnings.is_empty());
     assert_eq!(
