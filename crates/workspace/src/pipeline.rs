@@ -12,7 +12,7 @@ use winsignal_features::engine::Engine;
 use winsignal_features::registry::Registry;
 use winsignal_features::snapshot::{self, Snapshot};
 use winsignal_features::Context;
-use winsignal_store::{Store, StoreRead};
+use winsignal_store::{LogPosition, Store, StoreRead};
 
 use crate::Progress;
 
@@ -77,11 +77,14 @@ impl<'s> Reading<'s> {
 /// The name of the engine checkpoint among the store's named states.
 pub const CHECKPOINT: &str = "engine-state";
 
-/// The engine state for the state `read` of the store: restored from the store's checkpoint when that
-/// was taken at exactly this log position (with this state format and build), otherwise replayed from
-/// every event (with progress) and saved for next time. The checkpoint's bytes are checked against
-/// their checksum as they are read: one that cannot be read, or is damaged, only costs the replay and
-/// is never taken for another state.
+/// The engine state for the state `read` of the store (`ctx`: its entities). From the store's
+/// checkpoint when there is one of this state format and build: taken at this very log position, it is
+/// the state; taken at an earlier one, it is restored and only what was committed since is applied
+/// ([`Engine::catch_up`]: new and changed entities, new event versions). Otherwise every event is
+/// replayed (with progress). The checkpoint is saved after a replay, and after a catch-up that applied
+/// many changes ([`CATCH_UP_SAVE`]), so catching up stays short. The checkpoint's bytes are checked
+/// against their checksum as they are read: one that cannot be read, or is damaged, only costs the
+/// replay and is never taken for another state.
 pub fn replay(
     store: &dyn Store,
     read: &dyn StoreRead,
@@ -89,19 +92,39 @@ pub fn replay(
     progress: &mut dyn Progress,
 ) -> Result<Engine> {
     let position = read.position()?;
-    let key = checkpoint_key(read)?;
-    let ctx = match restore_checkpoint(store, ctx, &key) {
-        Ok(engine) => return Ok(engine),
-        Err(Some(ctx)) => *ctx,
+    let ctx = match restore_checkpoint(store, ctx) {
+        Restored::Engine(engine, at) if at == position => return Ok(*engine),
+        Restored::Engine(mut engine, at) if at < position => {
+            progress.phase("applying what changed since the checkpoint", 0, 1);
+            crate::fault::point("pipeline:catch-up");
+            let before = engine.applied();
+            engine.catch_up(read, at)?;
+            if engine.applied() - before >= CATCH_UP_SAVE {
+                save_checkpoint(store, &engine, position);
+            }
+            return Ok(*engine);
+        }
+        // Taken of a later state than this snapshot (another command saved it meanwhile): not ours.
+        Restored::Engine(engine, _) => engine.into_context(),
+        Restored::None(ctx) => *ctx,
         // The entities went into a checkpoint that turned out unreadable: read them again.
-        Err(None) => Context::from_store(read)?,
+        Restored::Lost => Context::from_store(read)?,
     };
     let total: u64 = read.event_counts()?.iter().map(|(_, n)| n).sum();
     progress.phase("replaying events", 0, total);
     let engine = Engine::replay(ctx, read, &mut |n| {
         progress.phase("replaying events", n, total)
     })?;
-    let saved = store.put_state(CHECKPOINT, &key, &mut |w| {
+    save_checkpoint(store, &engine, position);
+    Ok(engine)
+}
+
+/// A catch-up that applied at least this many events and records saves a new checkpoint; a smaller
+/// one is cheaper to apply again than the checkpoint is to write (about 165 MB for the scale-1 demo).
+pub const CATCH_UP_SAVE: u64 = 50_000;
+
+fn save_checkpoint(store: &dyn Store, engine: &Engine, position: LogPosition) {
+    let saved = store.put_state(CHECKPOINT, &checkpoint_key(position), &mut |w| {
         engine
             .write_checkpoint(w, position)
             .map_err(std::io::Error::other)
@@ -109,36 +132,44 @@ pub fn replay(
     if let Err(e) = saved {
         tracing::warn!(error = %e, "Engine checkpoint not saved.");
     }
-    Ok(engine)
 }
 
-/// What a checkpoint is of: the state format, the build and the log position the state was read at.
-/// Every committed batch moves the position, so any change to the store changes the key.
-fn checkpoint_key(read: &dyn StoreRead) -> Result<String> {
-    Ok(format!(
-        "winsignal {} engine state {} at log position {}",
+/// What a checkpoint is: the state format and the build (a checkpoint of another is not read), then
+/// the log position it was taken at (also inside the state).
+fn checkpoint_key(position: LogPosition) -> String {
+    format!("{}{position}", checkpoint_kind())
+}
+
+fn checkpoint_kind() -> String {
+    format!(
+        "winsignal {} engine state {} at log position ",
         env!("CARGO_PKG_VERSION"),
         winsignal_features::engine::STATE_FORMAT,
-        read.position()?
-    ))
+    )
 }
 
-/// The engine from the store's checkpoint if it was taken of this state; otherwise the entities back
-/// (`None` when they went into a checkpoint that could not be decoded).
-fn restore_checkpoint(
-    store: &dyn Store,
-    ctx: Context,
-    key: &str,
-) -> std::result::Result<Engine, Option<Box<Context>>> {
+/// What the store's checkpoint gave.
+enum Restored {
+    /// The engine, and the log position the checkpoint was taken at.
+    Engine(Box<Engine>, LogPosition),
+    /// No usable checkpoint (none, another format or build, or damaged before decoding): the entities
+    /// back.
+    None(Box<Context>),
+    /// The entities went into a checkpoint that could not be decoded.
+    Lost,
+}
+
+/// The engine from the store's checkpoint, if it is of this state format and build.
+fn restore_checkpoint(store: &dyn Store, ctx: Context) -> Restored {
     let ignored = |why: &str| {
         tracing::warn!(reason = why, "Engine checkpoint ignored; replaying.");
     };
     let mut state = match store.state(CHECKPOINT) {
-        Ok(Some(state)) if state.key == key => state,
-        Ok(_) => return Err(Some(Box::new(ctx))),
+        Ok(Some(state)) if state.key.starts_with(&checkpoint_kind()) => state,
+        Ok(_) => return Restored::None(Box::new(ctx)),
         Err(e) => {
             ignored(&e.to_string());
-            return Err(Some(Box::new(ctx)));
+            return Restored::None(Box::new(ctx));
         }
     };
     // Decoding from memory is several times faster than from a reader (postcard pulls varints a byte
@@ -146,13 +177,13 @@ fn restore_checkpoint(
     let mut bytes = Vec::new();
     if let Err(e) = state.bytes.read_to_end(&mut bytes) {
         ignored(&format!("it cannot be read or is damaged ({e})"));
-        return Err(Some(Box::new(ctx)));
+        return Restored::None(Box::new(ctx));
     }
     match Engine::restore(&bytes, ctx) {
-        Ok((engine, _position)) => Ok(engine),
+        Ok((engine, position)) => Restored::Engine(Box::new(engine), position),
         Err(e) => {
             ignored(&e);
-            Err(None)
+            Restored::Lost
         }
     }
 }
@@ -162,6 +193,7 @@ pub struct Computed {
     pub catalog: Catalog,
     pub snapshots: Vec<Snapshot>,
     pub horizon: Ts,
+    /// Events, support tickets and transcripts the engine state holds.
     pub events: u64,
     pub unattributed: std::collections::BTreeMap<String, u64>,
     /// When each behaviour shows up relative to the close (for the leakage check).
@@ -215,7 +247,12 @@ pub fn compute_at(
     let mut registry = registry;
     registry.record(&declared);
     save_registry(store, &registry)?;
-    let (events, unattributed) = (engine.applied(), engine.unattributed().clone());
+    // What the state holds, counted from the snapshot (the same however the state was reached: a
+    // replay, a checkpoint, a catch-up that also applied versions replaced since).
+    let events = read.event_counts()?.iter().map(|(_, n)| n).sum::<u64>()
+        + read.records(winsignal_core::Kind::SupportTickets)?.len() as u64
+        + read.records(winsignal_core::Kind::Transcripts)?.len() as u64;
+    let unattributed = engine.unattributed().clone();
     let ctx = engine.into_context();
     Ok(Computed {
         ctx,

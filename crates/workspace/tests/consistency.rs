@@ -233,8 +233,23 @@ fn an_ingest_during_a_feature_pass_changes_neither_its_answer_nor_a_later_one() 
     let during = pass.join().unwrap();
     fault::clear_hook();
 
-    // The next pass (from the checkpoint if one was saved) must see the store as it is now.
+    // The next pass must see the store as it is now. The interrupted pass saved a checkpoint of the
+    // state it read; this one restores it and applies only what the second export changed (deals moved
+    // to other accounts, taking their activities along; new meetings; closed deals).
+    let points = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = points.clone();
+    fault::set_hook(move |point| seen.lock().unwrap().push(point.to_string()));
     let later = answer(ws.path());
+    fault::clear_hook();
+    assert!(
+        points
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p == "pipeline:catch-up"),
+        "the pass after the ingest caught up from the checkpoint: {:?}",
+        points.lock().unwrap()
+    );
     let mut wrong = Vec::new();
     if during != before {
         wrong.push(
