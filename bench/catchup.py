@@ -66,11 +66,11 @@ def main():
         rows["nothing new"].append(run(ws, "score")[0])
         path = os.path.join(WORK, f"events-{r}a.csv")
         write_events(path, deals, as_of, f"{r}a")
-        run(ws, "ingest", path)
+        run(ws, "ingest", "--kind", "activities", path)
         rows["catch-up after 1,000 events"].append(run(ws, "score")[0])
         path = os.path.join(WORK, f"events-{r}b.csv")
         write_events(path, deals, as_of, f"{r}b")
-        run(ws, "ingest", path)
+        run(ws, "ingest", "--kind", "activities", path)
         try:
             os.remove(os.path.join(ws, "state", "engine-state.state"))
         except FileNotFoundError:
