@@ -64,6 +64,27 @@ pub struct Resolver {
     group_domain: HashMap<String, String>,
 }
 
+/// Upserts into a [`Resolver`] that rebuild its indexes once, when the batch is dropped.
+pub struct ResolverBatch<'a> {
+    resolver: &'a mut Resolver,
+    changed: bool,
+}
+
+impl ResolverBatch<'_> {
+    /// Adds a record, or replaces the earlier version with the same id.
+    pub fn add(&mut self, record: &Record) {
+        self.changed |= self.resolver.put(record);
+    }
+}
+
+impl Drop for ResolverBatch<'_> {
+    fn drop(&mut self) {
+        if self.changed {
+            self.resolver.derive();
+        }
+    }
+}
+
 /// What the rules read of a product user link.
 #[derive(Debug, Clone, PartialEq)]
 struct UserLink {
@@ -127,6 +148,15 @@ impl Resolver {
             self.derive();
         }
         changed
+    }
+
+    /// A batch of upserts whose indexes are rebuilt once, when the batch is dropped: for adding many
+    /// records without holding them all at once.
+    pub fn batch(&mut self) -> ResolverBatch<'_> {
+        ResolverBatch {
+            resolver: self,
+            changed: false,
+        }
     }
 
     /// Whether this exact record is already the current version the resolver holds (an upsert of it

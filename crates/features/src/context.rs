@@ -143,11 +143,21 @@ impl Context {
     /// Reads the current version of every entity (from a store or, for one consistent state, a
     /// snapshot of it).
     pub fn from_store(store: &(impl StoreRead + ?Sized)) -> winsignal_store::Result<Context> {
-        let mut records = Vec::new();
-        for kind in Context::READS {
-            records.extend(store.records(kind)?.into_iter().map(|r| r.record));
+        // One kind's records at a time: the context and the resolver keep what they need of each.
+        let mut ctx = Context::default();
+        let mut resolver = Resolver::new();
+        {
+            let mut batch = resolver.batch();
+            for kind in Context::READS {
+                for rec in store.records(kind)? {
+                    ctx.put(&rec.record);
+                    batch.add(&rec.record);
+                }
+            }
         }
-        Ok(Context::from_records(&records))
+        ctx.resolver = resolver;
+        ctx.derive();
+        Ok(ctx)
     }
 
     /// A context over these entity records (events are skipped). Slots are given in the order records
