@@ -451,7 +451,9 @@ fn the_engine_checkpoint_is_reused_only_for_the_store_it_was_taken_of() {
     assert_eq!(snapshots(), first);
     assert!(std::fs::metadata(&cache).unwrap().len() > damaged.len() as u64);
 
-    // New data changes the key; the state then equals a replay from scratch.
+    // New data moves the log position: the next command restores the checkpoint, applies only the
+    // new activity (a catch-up this small does not save a new checkpoint), and equals a replay from
+    // scratch.
     let json: serde_json::Value = serde_json::from_str(&first).unwrap();
     let opp = json["snapshots"][0]["opportunity_id"].as_str().unwrap();
     let extra = ws.path().join("activities.csv");
@@ -464,7 +466,17 @@ fn the_engine_checkpoint_is_reused_only_for_the_store_it_was_taken_of() {
     .unwrap();
     run_ok(&["--data", data, "-q", "ingest", extra.to_str().unwrap()]);
     let after_ingest = snapshots();
-    assert_ne!(header(&cache), key);
+    assert_ne!(after_ingest, first);
+    assert_eq!(
+        header(&cache),
+        key,
+        "the checkpoint was caught up from, not replaced"
+    );
     std::fs::remove_file(&cache).unwrap();
     assert_eq!(snapshots(), after_ingest);
+    assert_ne!(
+        header(&cache),
+        key,
+        "the replay saved a checkpoint at the new position"
+    );
 }
