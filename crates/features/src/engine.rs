@@ -302,9 +302,15 @@ struct Hint {
 /// Every hint met, by a hash of its fields, with its current resolution. Part of the engine's state
 /// (checkpointed): an item records its hint, so the items a changed resolution moves can be found.
 /// Named by content, so the state does not depend on the order hints were met in.
+///
+/// Every event looks its hint up, so the map holds only what that lookup reads (the resolution, and
+/// where the hint's fields are kept): small buckets stay in cache and grow cheaply, where buckets with
+/// the fields inline did neither.
 #[derive(Debug, Clone, Default)]
 struct Hints {
-    map: FastMap<u64, (Hint, Resolution)>,
+    /// By hash: the current resolution and the hint's index in `fields`.
+    map: FastMap<u64, (Resolution, u32)>,
+    fields: Vec<Hint>,
 }
 
 /// The identifying fields of an event record.
@@ -475,13 +481,13 @@ impl Hints {
         (kind, fields, contacts): (Kind, [Option<&str>; 4], &[String]),
     ) -> (u64, Resolution, Option<Vec<u32>>) {
         let h = hint_hash(scratch, kind, fields, contacts);
-        if let Some((hint, r)) = self.map.get(&h) {
+        if let Some(&(r, i)) = self.map.get(&h) {
             if r.group == 0 || seen_groups.contains_key(&r.group) {
-                return (h, *r, None);
+                return (h, r, None);
             }
             seen_groups.insert(r.group, ());
-            let (_, list) = hint.resolve(ctx);
-            return (h, *r, list);
+            let (_, list) = self.fields[i as usize].resolve(ctx);
+            return (h, r, list);
         }
         let (r, list) = resolve_hint(ctx, kind, fields, contacts);
         let hint = Hint {
@@ -489,7 +495,7 @@ impl Hints {
             fields: fields.map(|f| f.map(Into::into)),
             contacts: contacts.iter().map(|c| c.as_str().into()).collect(),
         };
-        self.map.insert(h, (hint, r));
+        self.push(h, hint, r);
         let list = if r.group != 0 && seen_groups.insert(r.group, ()).is_none() {
             list
         } else {
@@ -506,13 +512,23 @@ impl Hints {
                 contact: NONE,
                 group: 0,
             },
-            |(_, r)| *r,
+            |(r, _)| *r,
         )
+    }
+
+    fn push(&mut self, h: u64, hint: Hint, r: Resolution) {
+        let i = u32::try_from(self.fields.len()).unwrap_or(u32::MAX);
+        self.fields.push(hint);
+        self.map.insert(h, (r, i));
     }
 
     /// Sorted by hash, so checkpoints do not depend on the order hints were met in.
     fn sorted(&self) -> Vec<(u64, &Hint, Resolution)> {
-        let mut v: Vec<_> = self.map.iter().map(|(h, (e, r))| (*h, e, *r)).collect();
+        let mut v: Vec<_> = self
+            .map
+            .iter()
+            .map(|(h, (r, i))| (*h, &self.fields[*i as usize], *r))
+            .collect();
         v.sort_unstable_by_key(|x| x.0);
         v
     }
@@ -524,8 +540,10 @@ enum Item {
     Act(Act),
     Use(Use),
     Touch(Touch),
-    Ticket(Ticket),
-    Call(Call),
+    // Tickets and calls are few and large: boxed, so every item (and every prepared item crossing the
+    // replay threads) is the size of an activity, not of a call. Serialised as the value itself.
+    Ticket(Box<Ticket>),
+    Call(Box<Call>),
 }
 
 impl Item {
@@ -668,13 +686,20 @@ enum Prepared {
     Item {
         item: Item,
         res: Resolution,
-        /// The contact list behind the resolution's group, the first time this preparer meets it.
-        group: Option<Vec<u32>>,
-        /// The user's and the event's names, the first time this preparer meets them.
-        user: Option<Box<str>>,
-        event: Option<Box<str>>,
+        /// Names and lists met for the first time (rare: boxed, so the common item stays small).
+        firsts: Option<Box<Firsts>>,
     },
     Ignored,
+}
+
+/// What a prepared item carries the first time its preparer meets a contact list or a name.
+#[derive(Debug, Default)]
+struct Firsts {
+    /// The contact list behind the resolution's group.
+    group: Option<Vec<u32>>,
+    /// The user's and the event's names.
+    user: Option<Box<str>>,
+    event: Option<Box<str>>,
 }
 
 /// Turns observations into [`Prepared`] items. The `seen` sets only save sending a name twice (a cache,
@@ -750,7 +775,7 @@ impl Preparer {
                 kind: t.kind,
                 hint,
             }),
-            Record::SupportTickets(t) => Item::Ticket(Ticket {
+            Record::SupportTickets(t) => Item::Ticket(Box::new(Ticket {
                 created: t.created_at.0,
                 solved: t.solved_at.map(|s| s.0),
                 priority: t.priority,
@@ -758,17 +783,18 @@ impl Preparer {
                 id: t.ticket_id.clone(),
                 key,
                 hint,
-            }),
-            Record::Transcripts(t) => Item::Call(call_of(t, obs.seq, key, hint)),
+            })),
+            Record::Transcripts(t) => Item::Call(Box::new(call_of(t, obs.seq, key, hint))),
             _ => return Prepared::Ignored,
         };
-        Prepared::Item {
-            item,
-            res,
-            group,
-            user: user_name,
-            event: event_name,
-        }
+        let firsts = (group.is_some() || user_name.is_some() || event_name.is_some()).then(|| {
+            Box::new(Firsts {
+                group,
+                user: user_name,
+                event: event_name,
+            })
+        });
+        Prepared::Item { item, res, firsts }
     }
 }
 
@@ -776,17 +802,11 @@ impl EngineState {
     /// Puts a prepared observation in its timelines (or parks it). Returns whether it was new, and the
     /// deal and account it went to.
     fn insert(&mut self, p: Prepared) -> (bool, u32, u32) {
-        let Prepared::Item {
-            item,
-            res,
-            group,
-            user,
-            event,
-        } = p
-        else {
+        let Prepared::Item { item, res, firsts } = p else {
             return (false, NONE, NONE);
         };
         self.applied += 1;
+        let Firsts { group, user, event } = firsts.map(|f| *f).unwrap_or_default();
         if let Some(list) = group {
             self.contact_groups.entry(res.group).or_insert(list);
         }
@@ -854,13 +874,13 @@ impl EngineState {
             }
             Item::Ticket(t) => {
                 let tickets = &mut self.accounts[res.account as usize].tickets;
-                let new = insert_sorted(tickets, t, |x| (x.created, x.id.clone()));
+                let new = insert_sorted(tickets, *t, |x| (x.created, x.id.clone()));
                 (new, NONE, res.account)
             }
             Item::Call(c) => {
                 let calls = &mut self.deals[res.opp as usize].calls;
                 (
-                    insert_sorted(calls, c, |x| (x.known, x.id.clone())),
+                    insert_sorted(calls, *c, |x| (x.known, x.id.clone())),
                     res.opp,
                     NONE,
                 )
@@ -919,12 +939,12 @@ impl EngineState {
             Kind::SupportTickets => {
                 let tickets = &mut self.accounts[account as usize].tickets;
                 let i = tickets.iter().position(|t| t.key == key)?;
-                Some((Item::Ticket(tickets.remove(i)), NONE, account))
+                Some((Item::Ticket(Box::new(tickets.remove(i))), NONE, account))
             }
             Kind::Transcripts => {
                 let calls = &mut self.deals[opp as usize].calls;
                 let i = calls.iter().position(|c| c.key == key)?;
-                Some((Item::Call(calls.remove(i)), opp, NONE))
+                Some((Item::Call(Box::new(calls.remove(i))), opp, NONE))
             }
             _ => None,
         }
@@ -988,11 +1008,19 @@ impl EngineState {
             }
             Kind::SupportTickets => {
                 let tickets = &mut self.accounts[account as usize].tickets;
-                out.extend(take(tickets, |u| u.hint == h).into_iter().map(Item::Ticket));
+                out.extend(
+                    take(tickets, |u| u.hint == h)
+                        .into_iter()
+                        .map(|t| Item::Ticket(Box::new(t))),
+                );
             }
             Kind::Transcripts => {
                 let calls = &mut self.deals[opp as usize].calls;
-                out.extend(take(calls, |u| u.hint == h).into_iter().map(Item::Call));
+                out.extend(
+                    take(calls, |u| u.hint == h)
+                        .into_iter()
+                        .map(|c| Item::Call(Box::new(c))),
+                );
             }
             _ => {}
         }
@@ -1011,13 +1039,17 @@ impl EngineState {
         };
         for d in &self.deals {
             d.acts.iter().for_each(|a| add(Item::Act(*a)));
-            d.calls.iter().for_each(|c| add(Item::Call(c.clone())));
+            d.calls
+                .iter()
+                .for_each(|c| add(Item::Call(Box::new(c.clone()))));
         }
         for a in &self.accounts {
             a.acts.iter().for_each(|x| add(Item::Act(*x)));
             a.usage.iter().for_each(|x| add(Item::Use(*x)));
             a.touches.iter().for_each(|x| add(Item::Touch(*x)));
-            a.tickets.iter().for_each(|x| add(Item::Ticket(x.clone())));
+            a.tickets
+                .iter()
+                .for_each(|x| add(Item::Ticket(Box::new(x.clone()))));
         }
         for item in self.parked.values() {
             add(item.clone());
@@ -1392,7 +1424,8 @@ impl Engine {
     fn resolve_again(&mut self) -> Touched {
         let mut touched = Touched::default();
         let mut moved = Vec::new();
-        for (h, (hint, old)) in &mut self.hints.map {
+        for (h, (old, i)) in &mut self.hints.map {
+            let hint = &self.hints.fields[*i as usize];
             let (new, list) = hint.resolve(&self.ctx);
             if new != *old {
                 moved.push((*h, hint.kind, *old, new, list));
@@ -1525,16 +1558,15 @@ impl Engine {
         let mut engine = Engine {
             ctx,
             state: saved.state,
-            hints: Hints {
-                map: saved
-                    .hints
-                    .into_iter()
-                    .map(|(h, e, r)| (h, (e, r)))
-                    .collect(),
-            },
+            hints: Hints::default(),
             prep: Preparer::default(),
             index: None,
         };
+        engine.hints.map.reserve(saved.hints.len());
+        engine.hints.fields.reserve_exact(saved.hints.len());
+        for (h, hint, r) in saved.hints {
+            engine.hints.push(h, hint, r);
+        }
         engine
             .state
             .deals
