@@ -173,6 +173,19 @@ pub struct Observation<'a> {
     pub record: &'a Record,
 }
 
+/// What the log says came before an observation under its key: the store knows (it supersedes by
+/// key), and telling the engine spares it looking the key up in its own state (see
+/// [`Engine::apply_after`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Before<'a> {
+    /// Not known: the engine looks the key up in the state it holds.
+    Unknown,
+    /// Nothing: the key is new to the log, so the engine cannot hold it.
+    Nothing,
+    /// This earlier version of the key, which the engine holds (or ignored).
+    Version(Observation<'a>),
+}
+
 /// What happened to an applied observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -1078,6 +1091,23 @@ struct SavedRef<'a> {
     state: &'a EngineState,
 }
 
+/// A checkpoint decoded from its bytes, not yet laid over the entities (see [`Engine::resume`]).
+pub struct Checkpoint(Saved);
+
+impl Checkpoint {
+    /// Decodes a checkpoint's bytes ([`Engine::checkpoint`]'s).
+    pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
+        postcard::from_bytes(bytes)
+            .map(Checkpoint)
+            .map_err(|e| format!("engine checkpoint is not readable: {e}"))
+    }
+
+    /// The log position the checkpoint reflects.
+    pub fn position(&self) -> LogPosition {
+        self.0.position
+    }
+}
+
 #[derive(Deserialize)]
 struct Saved {
     format: u32,
@@ -1283,6 +1313,20 @@ impl Engine {
     /// has not arrived is parked until it does. Returns what happened and the deals and accounts whose
     /// inputs changed.
     pub fn apply(&mut self, obs: &Observation<'_>) -> (Applied, Touched) {
+        self.apply_after(obs, Before::Unknown)
+    }
+
+    /// [`Engine::apply`], told what the log holds before `obs` under its key. Without it the engine
+    /// finds an earlier version through an index of every item it holds, built on first use (about a
+    /// second for the scale-1 demo's 3.8 million items): the cost a process that restored a
+    /// checkpoint to apply a few new events does not need to pay.
+    pub fn apply_after(&mut self, obs: &Observation<'_>, before: Before<'_>) -> (Applied, Touched) {
+        // Where the earlier version is held, when the log says so and no index is built yet.
+        let told = match (&self.index, before) {
+            (None, Before::Nothing) => Some(None),
+            (None, Before::Version(old)) => Some(self.locate(&old)),
+            _ => None,
+        };
         let p = self.prep.prepare(&self.ctx, &mut self.hints, obs);
         let Prepared::Item { item, res, .. } = &p else {
             return (Applied::Ignored, Touched::default());
@@ -1294,10 +1338,17 @@ impl Engine {
         };
         let new_version = item.version();
         let new_item = item.clone();
-        let index = self.index.get_or_insert_with(|| self.state.locations());
+        let old = match told {
+            Some(old) => old,
+            None => self
+                .index
+                .get_or_insert_with(|| self.state.locations())
+                .get(&(kind as u8, key))
+                .copied(),
+        };
         let mut touched = Touched::default();
         let mut applied = Applied::Added;
-        if let Some(old) = index.get(&(kind as u8, key)).copied() {
+        if let Some(old) = old {
             let old_res = self.hints.resolution(old.hint);
             if let Some((held, deal, account)) =
                 self.state.unplace(kind, key, old.hint, old.time, &old_res)
@@ -1328,6 +1379,18 @@ impl Engine {
         }
         touched.add(deal, account);
         (applied, self.with_account_deals(touched))
+    }
+
+    /// Where the engine holds the item of `obs` (its hint and its time), if it reads one from it.
+    /// Side-effect free but for interning the hint, which applying `obs` did before.
+    fn locate(&mut self, obs: &Observation<'_>) -> Option<Loc> {
+        match Preparer::default().prepare(&self.ctx, &mut self.hints, obs) {
+            Prepared::Item { item, .. } => Some(Loc {
+                hint: item.hint(),
+                time: item.time(),
+            }),
+            Prepared::Ignored => None,
+        }
     }
 
     /// Adds the deals of every touched account (their views read the account's timelines).
@@ -1464,14 +1527,32 @@ impl Engine {
             .filter(|c| Context::READS.contains(&c.record.kind))
             .map(|c| &c.record.record);
         let mut touched = self.upsert_entities(entities);
+        // The log says which earlier version each change replaces: the engine is told (see
+        // [`Engine::apply_after`]) instead of indexing everything it holds to find out.
         for c in &changes {
             if matches!(c.record.kind, Kind::SupportTickets | Kind::Transcripts) {
-                let (_, t) = self.apply(&Observation {
+                let older = match c.replaces {
+                    Some(version) => store
+                        .versions(c.record.kind, &c.record.id)?
+                        .into_iter()
+                        .find(|r| r.version == version),
+                    None => None,
+                };
+                let before = match (&older, c.replaces) {
+                    (_, None) => Before::Nothing,
+                    (Some(r), Some(_)) => Before::Version(Observation {
+                        seq: r.version,
+                        key: &r.id,
+                        record: &r.record,
+                    }),
+                    (None, Some(_)) => Before::Unknown,
+                };
+                let obs = Observation {
                     seq: c.record.version,
                     key: &c.record.id,
                     record: &c.record.record,
-                });
-                touched.extend(t);
+                };
+                touched.extend(self.apply_after(&obs, before).1);
             }
         }
         let kinds = [
@@ -1479,14 +1560,40 @@ impl Engine {
             Kind::ProductEvents,
             Kind::MarketingTouches,
         ];
-        for change in store.events_since(from, &kinds)? {
-            let change = change?;
-            let (_, t) = self.apply(&Observation {
-                seq: change.event.seq,
-                key: &change.event.key,
-                record: &change.event.record,
-            });
-            touched.extend(t);
+        let mut events = store.events_since(from, &kinds)?.peekable();
+        while events.peek().is_some() {
+            let chunk = events
+                .by_ref()
+                .take(REPLAY_BATCH)
+                .collect::<winsignal_store::Result<Vec<_>>>()?;
+            let replaced: Vec<u64> = chunk.iter().filter_map(|c| c.supersedes).collect();
+            let older: FastMap<u64, winsignal_store::StoredEvent> = if replaced.is_empty() {
+                FastMap::default()
+            } else {
+                store
+                    .events_by_seq(&replaced)?
+                    .into_iter()
+                    .map(|e| (e.seq, e))
+                    .collect()
+            };
+            for change in &chunk {
+                let before = match change.supersedes {
+                    None => Before::Nothing,
+                    Some(seq) => older.get(&seq).map_or(Before::Unknown, |e| {
+                        Before::Version(Observation {
+                            seq: e.seq,
+                            key: &e.key,
+                            record: &e.record,
+                        })
+                    }),
+                };
+                let obs = Observation {
+                    seq: change.event.seq,
+                    key: &change.event.key,
+                    record: &change.event.record,
+                };
+                touched.extend(self.apply_after(&obs, before).1);
+            }
         }
         Ok(touched)
     }
@@ -1524,9 +1631,13 @@ impl Engine {
     /// had applied the checkpoint's events to these entities. Returns it with the log position the
     /// checkpoint reflects; apply what came after (see [`Engine::catch_up`]).
     pub fn restore(bytes: &[u8], ctx: Context) -> Result<(Engine, LogPosition), String> {
-        let saved: Saved = postcard::from_bytes(bytes)
-            .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
-        Engine::from_saved(saved, ctx)
+        Engine::resume(Checkpoint::decode(bytes)?, ctx)
+    }
+
+    /// [`Engine::restore`] from a checkpoint already decoded (which needs no entities, so it can be
+    /// decoded while they are read).
+    pub fn resume(checkpoint: Checkpoint, ctx: Context) -> Result<(Engine, LogPosition), String> {
+        Engine::from_saved(checkpoint.0, ctx)
     }
 
     /// [`Engine::restore`], reading the checkpoint as it decodes.

@@ -731,4 +731,32 @@ fn catch_up_from_a_checkpoint_equals_a_replay() {
         Some(ActivityStatus::Completed),
         "the new version replaced the scheduled meeting"
     );
+    assert_eq!(
+        restarted.deal(a1).acts().len(),
+        1,
+        "the scheduled version is gone"
+    );
+
+    // As the workspace restores: over the entities as they are now (the late ones included), the
+    // changes since applied as the log describes them (new keys, and the versions they replace).
+    let (mut current, _) =
+        Engine::restore(&checkpoint, Context::from_store(&store).unwrap()).unwrap();
+    current.catch_up(&store, from).unwrap();
+    assert_eq!(
+        rows(&snapshot::snapshots(
+            &current,
+            &catalog,
+            horizon,
+            &mut |_, _| {}
+        )),
+        rows(&snapshot::snapshots(
+            &replayed,
+            &catalog,
+            horizon,
+            &mut |_, _| {}
+        ))
+    );
+    let ticket = current.context().account("A1").unwrap();
+    assert_eq!(current.account(ticket).tickets().len(), 1);
+    assert!(current.account(ticket).tickets()[0].solved.is_some());
 }

@@ -223,6 +223,8 @@ pub struct RecordChange {
 pub struct NamedState {
     /// What the state was built from, as given to [`Store::put_state`].
     pub key: String,
+    /// How many bytes `bytes` gives (to size a buffer that reads them all).
+    pub len: u64,
     /// The bytes as written. They are checked as they are read: the read that reaches the end fails
     /// with [`std::io::ErrorKind::InvalidData`] if they are not the bytes that were written, so read
     /// to the end (e.g. `read_to_end`) before trusting what was decoded.
@@ -233,6 +235,7 @@ impl std::fmt::Debug for NamedState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NamedState")
             .field("key", &self.key)
+            .field("len", &self.len)
             .finish_non_exhaustive()
     }
 }

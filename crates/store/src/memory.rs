@@ -368,6 +368,7 @@ impl Store for MemoryStore {
         check_name(name)?;
         Ok(lock(&self.states).get(name).map(|(key, bytes)| NamedState {
             key: key.clone(),
+            len: bytes.len() as u64,
             bytes: Box::new(Cursor::new(Arc::clone(bytes))),
         }))
     }

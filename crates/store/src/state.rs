@@ -157,6 +157,7 @@ pub(crate) fn read(dir: &Path, name: &str) -> Result<Option<NamedState>> {
     let key = String::from_utf8(key).map_err(|_| damaged("its key is not UTF-8"))?;
     Ok(Some(NamedState {
         key,
+        len: len - header - CHECKSUM,
         bytes: Box::new(CheckedReader {
             path,
             reader,

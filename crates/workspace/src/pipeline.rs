@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use winsignal_core::Ts;
 use winsignal_features::catalog::{self, Catalog};
-use winsignal_features::engine::Engine;
+use winsignal_features::engine::{Checkpoint, Engine};
 use winsignal_features::registry::Registry;
 use winsignal_features::snapshot::{self, Snapshot};
 use winsignal_features::Context;
@@ -47,17 +47,20 @@ pub struct Reading<'s> {
     store: &'s dyn Store,
     snapshot: Box<dyn winsignal_store::Snapshot + 's>,
     pub ctx: Context,
+    /// The store's checkpoint, read while the entities were, for the first [`Reading::engine`].
+    checkpoint: std::sync::Mutex<Option<Fetched>>,
 }
 
 impl<'s> Reading<'s> {
     /// A snapshot of the store as it is now, and its entities.
     pub fn open(store: &'s dyn Store) -> Result<Reading<'s>> {
         let snapshot = store.snapshot()?;
-        let ctx = Context::from_store(&*snapshot)?;
+        let (ctx, checkpoint) = entities(store, &*snapshot)?;
         Ok(Reading {
             store,
             snapshot,
             ctx,
+            checkpoint: std::sync::Mutex::new(Some(checkpoint)),
         })
     }
 
@@ -68,7 +71,19 @@ impl<'s> Reading<'s> {
 
     /// The engine state of this snapshot ([`replay`]), over its own copy of the entities.
     pub fn engine(&self, progress: &mut dyn Progress) -> Result<Engine> {
-        let engine = replay(self.store, &*self.snapshot, self.ctx.clone(), progress)?;
+        let fetched = self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let checkpoint = fetched.unwrap_or_else(|| fetch_checkpoint(self.store));
+        let engine = replay_with(
+            self.store,
+            &*self.snapshot,
+            self.ctx.clone(),
+            checkpoint,
+            progress,
+        )?;
         progress.finish();
         Ok(engine)
     }
@@ -91,24 +106,42 @@ pub fn replay(
     ctx: Context,
     progress: &mut dyn Progress,
 ) -> Result<Engine> {
+    replay_with(store, read, ctx, fetch_checkpoint(store), progress)
+}
+
+/// [`replay`] with the store's checkpoint already read (see [`entities`]).
+pub fn replay_with(
+    store: &dyn Store,
+    read: &dyn StoreRead,
+    ctx: Context,
+    checkpoint: Fetched,
+    progress: &mut dyn Progress,
+) -> Result<Engine> {
     let position = read.position()?;
-    let ctx = match restore_checkpoint(store, ctx) {
-        Restored::Engine(engine, at) if at == position => return Ok(*engine),
-        Restored::Engine(mut engine, at) if at < position => {
-            progress.phase("applying what changed since the checkpoint", 0, 1);
-            crate::fault::point("pipeline:catch-up");
-            let before = engine.applied();
-            engine.catch_up(read, at)?;
-            if engine.applied() - before >= CATCH_UP_SAVE {
-                save_checkpoint(store, &engine, position);
+    let ctx = match checkpoint.0 {
+        Some(checkpoint) if checkpoint.position() <= position => {
+            match Engine::resume(*checkpoint, ctx) {
+                Ok((engine, at)) if at == position => return Ok(engine),
+                Ok((mut engine, at)) => {
+                    progress.phase("applying what changed since the checkpoint", 0, 1);
+                    crate::fault::point("pipeline:catch-up");
+                    let before = engine.applied();
+                    engine.catch_up(read, at)?;
+                    if engine.applied() - before >= CATCH_UP_SAVE {
+                        save_checkpoint(store, &engine, position);
+                    }
+                    return Ok(engine);
+                }
+                Err(e) => {
+                    ignored(&e);
+                    // The entities went into a checkpoint that could not be laid over them.
+                    Context::from_store(read)?
+                }
             }
-            return Ok(*engine);
         }
-        // Taken of a later state than this snapshot (another command saved it meanwhile): not ours.
-        Restored::Engine(engine, _) => engine.into_context(),
-        Restored::None(ctx) => *ctx,
-        // The entities went into a checkpoint that turned out unreadable: read them again.
-        Restored::Lost => Context::from_store(read)?,
+        // None, or taken of a later state than this snapshot (another command saved it meanwhile): not
+        // ours.
+        _ => ctx,
     };
     let total: u64 = read.event_counts()?.iter().map(|(_, n)| n).sum();
     progress.phase("replaying events", 0, total);
@@ -117,6 +150,20 @@ pub fn replay(
     })?;
     save_checkpoint(store, &engine, position);
     Ok(engine)
+}
+
+/// The entities of `read`, and the store's checkpoint read and decoded on a second thread meanwhile:
+/// the engine needs both, each takes a few hundred milliseconds on the scale-1 demo, and neither needs
+/// the other. Pass both to [`replay_with`].
+pub fn entities(store: &dyn Store, read: &dyn StoreRead) -> Result<(Context, Fetched)> {
+    std::thread::scope(|s| {
+        let fetching = s.spawn(|| fetch_checkpoint(store));
+        let ctx = Context::from_store(read);
+        let fetched = fetching
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((ctx?, fetched))
+    })
 }
 
 /// A catch-up that applied at least this many events and records saves a new checkpoint; a smaller
@@ -148,42 +195,38 @@ fn checkpoint_kind() -> String {
     )
 }
 
-/// What the store's checkpoint gave.
-enum Restored {
-    /// The engine, and the log position the checkpoint was taken at.
-    Engine(Box<Engine>, LogPosition),
-    /// No usable checkpoint (none, another format or build, or damaged before decoding): the entities
-    /// back.
-    None(Box<Context>),
-    /// The entities went into a checkpoint that could not be decoded.
-    Lost,
+/// The store's checkpoint, read and decoded, if there is a usable one of this state format and build
+/// (see [`entities`]). The default is none: a replay.
+#[derive(Default)]
+pub struct Fetched(Option<Box<Checkpoint>>);
+
+fn ignored(why: &str) {
+    tracing::warn!(reason = why, "Engine checkpoint ignored; replaying.");
 }
 
-/// The engine from the store's checkpoint, if it is of this state format and build.
-fn restore_checkpoint(store: &dyn Store, ctx: Context) -> Restored {
-    let ignored = |why: &str| {
-        tracing::warn!(reason = why, "Engine checkpoint ignored; replaying.");
-    };
+/// The store's checkpoint, if it is of this state format and build and reads back as written.
+fn fetch_checkpoint(store: &dyn Store) -> Fetched {
     let mut state = match store.state(CHECKPOINT) {
         Ok(Some(state)) if state.key.starts_with(&checkpoint_kind()) => state,
-        Ok(_) => return Restored::None(Box::new(ctx)),
+        Ok(_) => return Fetched(None),
         Err(e) => {
             ignored(&e.to_string());
-            return Restored::None(Box::new(ctx));
+            return Fetched(None);
         }
     };
     // Decoding from memory is several times faster than from a reader (postcard pulls varints a byte
     // at a time). Reading to the end checks the checksum.
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(usize::try_from(state.len).unwrap_or(0));
     if let Err(e) = state.bytes.read_to_end(&mut bytes) {
         ignored(&format!("it cannot be read or is damaged ({e})"));
-        return Restored::None(Box::new(ctx));
+        return Fetched(None);
     }
-    match Engine::restore(&bytes, ctx) {
-        Ok((engine, position)) => Restored::Engine(Box::new(engine), position),
+    let r = Checkpoint::decode(&bytes);
+    match r {
+        Ok(checkpoint) => Fetched(Some(Box::new(checkpoint))),
         Err(e) => {
             ignored(&e);
-            Restored::Lost
+            Fetched(None)
         }
     }
 }
@@ -230,12 +273,12 @@ pub fn compute_at(
         bail!("{}", conflicts.join("\n"));
     }
     progress.phase("reading entities", 0, 1);
-    let ctx = Context::from_store(read)?;
+    let (ctx, checkpoint) = entities(store, read)?;
     crate::fault::point("pipeline:after-entities");
     // Categorical definitions split into their levels; the registry records the catalog as written.
     let declared = catalog;
     let catalog = crate::catalogs::resolve(read, &declared, &ctx)?;
-    let engine = replay(store, read, ctx, progress)?;
+    let engine = replay_with(store, read, ctx, checkpoint, progress)?;
     let ctx = engine.context();
     let horizon = snapshot::horizon(&engine);
     let snapshots = snapshot::snapshots(&engine, &catalog, horizon, &mut |d, t| {

@@ -75,6 +75,8 @@ struct ModelReading<'s> {
     id: String,
     model: WinModel,
     ctx: Context,
+    /// The store's checkpoint, read while the entities were.
+    checkpoint: crate::pipeline::Fetched,
     catalog: Catalog,
 }
 
@@ -89,7 +91,7 @@ impl<'s> ModelReading<'s> {
         let snapshot = store.snapshot()?;
         let (id, model) = crate::models::load_model(&*snapshot, model_id)?;
         let declared = crate::pipeline::catalog_for_model(catalog, &id, &model)?;
-        let ctx = Context::from_store(&*snapshot)?;
+        let (ctx, checkpoint) = crate::pipeline::entities(store, &*snapshot)?;
         let catalog =
             crate::catalogs::resolve_for(&*snapshot, &declared, &ctx, &model.trained_on.versions)?;
         Ok(ModelReading {
@@ -97,6 +99,7 @@ impl<'s> ModelReading<'s> {
             id,
             model,
             ctx,
+            checkpoint,
             catalog,
         })
     }
@@ -130,13 +133,14 @@ pub fn score_open_deals(
     let mut m = ModelReading::open(store, catalog, model_id)?;
     // The engine takes the entities; it hands them back through `engine.context()`.
     let entities = std::mem::take(&mut m.ctx);
+    let checkpoint = std::mem::take(&mut m.checkpoint);
     let (read, catalog, model) = (&*m.snapshot, &m.catalog, &m.model);
     let ctx = &entities;
     let only = match only {
         Some(wanted) => Some(opportunity_id(ctx, wanted, data)?),
         None => None,
     };
-    let engine = crate::pipeline::replay(store, read, entities, progress)?;
+    let engine = crate::pipeline::replay_with(store, read, entities, checkpoint, progress)?;
     progress.finish();
     let (as_of, deals, seconds) = scores(&engine, catalog, model, as_of, only.as_deref())?;
     drop(engine);
@@ -189,6 +193,7 @@ pub fn explain_deal(
     let mut m = ModelReading::open(store, catalog, model_id)?;
     // The engine takes the entities; it hands them back through `engine.context()`.
     let entities = std::mem::take(&mut m.ctx);
+    let checkpoint = std::mem::take(&mut m.checkpoint);
     let (read, catalog, model) = (&*m.snapshot, &m.catalog, &m.model);
     let ctx = &entities;
     let opp_id = opportunity_id(ctx, opportunity, data)?;
@@ -198,7 +203,7 @@ pub fn explain_deal(
             data.display()
         );
     };
-    let engine = crate::pipeline::replay(store, read, entities, progress)?;
+    let engine = crate::pipeline::replay_with(store, read, entities, checkpoint, progress)?;
     let ctx = engine.context();
     progress.finish();
     let (as_of, mut scored, _) = scores(&engine, catalog, model, as_of, Some(&opp_id))?;
