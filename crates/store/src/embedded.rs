@@ -30,7 +30,7 @@ use crate::segment::{kind_code, read_keys, KeyEntry, MergedEvents, PendingEvents
 use crate::{
     Batch, Column, EventChange, EventChanges, Events, Flag, LoadId, LoadInfo, LoadSpec, LoadStats,
     LogPosition, ModelInfo, ModelRecord, NamedState, PutOutcome, QuarantinedRow, RecordChange,
-    RowOrigin, Snapshot, StateWriter, Store, StoreRead, StoredEvent, StoredRecord,
+    RowOrigin, Snapshot, StateUpdate, StateWriter, Store, StoreRead, StoredEvent, StoredRecord,
 };
 
 /// Bumped when the on-disk layout changes so that older builds must not write it. 2: log positions
@@ -1067,6 +1067,10 @@ impl Store for EmbeddedStore {
 
     fn state(&self, name: &str) -> Result<Option<NamedState>> {
         crate::state::read(&crate::state::state_dir(&self.dir), name)
+    }
+
+    fn update_state(&self, name: &str, key: &str, update: &mut StateUpdate<'_>) -> Result<()> {
+        crate::state::update(&crate::state::state_dir(&self.dir), name, key, update)
     }
 }
 

@@ -225,6 +225,8 @@ pub struct NamedState {
     pub key: String,
     /// How many bytes `bytes` gives (to size a buffer that reads them all).
     pub len: u64,
+    /// Where it is kept, for messages (the file, for the embedded store).
+    pub origin: String,
     /// The bytes as written. They are checked as they are read: the read that reaches the end fails
     /// with [`std::io::ErrorKind::InvalidData`] if they are not the bytes that were written, so read
     /// to the end (e.g. `read_to_end`) before trusting what was decoded.
@@ -236,6 +238,7 @@ impl std::fmt::Debug for NamedState {
         f.debug_struct("NamedState")
             .field("key", &self.key)
             .field("len", &self.len)
+            .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
 }
@@ -287,6 +290,9 @@ pub trait Snapshot: StoreRead + Send + Sync {}
 /// Writes a named state's bytes (see [`Store::put_state`]).
 pub type StateWriter<'a> = dyn FnMut(&mut dyn Write) -> std::io::Result<()> + 'a;
 
+/// Makes a named state's new bytes from its current state (see [`Store::update_state`]).
+pub type StateUpdate<'a> = dyn FnMut(Option<NamedState>) -> std::io::Result<Vec<u8>> + 'a;
+
 /// The storage behind winsignal. Callers see only this trait, so a PostgreSQL implementation can
 /// replace the embedded one without touching them.
 ///
@@ -312,6 +318,12 @@ pub trait Store: StoreRead + Send + Sync {
     fn put_state(&self, name: &str, key: &str, write: &mut StateWriter<'_>) -> Result<()>;
     /// The latest named state `name`, if one was saved.
     fn state(&self, name: &str) -> Result<Option<NamedState>>;
+    /// Reads the named state `name` and replaces it with the bytes `update` makes of it (given `None`
+    /// when there is none yet), with no other `update_state` of this workspace in between, in this
+    /// process or another: a read-modify-write, for state that concurrent commands add to (the
+    /// behaviour registry). An error from `update` leaves the state as it was and is returned as
+    /// [`StoreError::Io`].
+    fn update_state(&self, name: &str, key: &str, update: &mut StateUpdate<'_>) -> Result<()>;
 }
 
 /// An atomic set of loads. Dropping it without [`Batch::commit`] discards everything and releases the

@@ -18,7 +18,7 @@ use crate::state::check_name;
 use crate::{
     Batch, Column, EventChange, EventChanges, Events, Flag, LoadId, LoadInfo, LoadSpec, LoadStats,
     LogPosition, ModelInfo, ModelRecord, NamedState, PutOutcome, QuarantinedRow, RecordChange,
-    RowOrigin, Snapshot, StateWriter, Store, StoreRead, StoredEvent, StoredRecord,
+    RowOrigin, Snapshot, StateUpdate, StateWriter, Store, StoreRead, StoredEvent, StoredRecord,
 };
 
 /// A store that lives in memory and is gone when dropped.
@@ -28,6 +28,8 @@ pub struct MemoryStore {
     /// Held by the open batch: one writer at a time.
     writer: Mutex<()>,
     states: Mutex<HashMap<String, (String, Arc<[u8]>)>>,
+    /// Held through an `update_state`, so updates do not interleave.
+    updates: Mutex<()>,
 }
 
 impl MemoryStore {
@@ -364,11 +366,22 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn update_state(&self, name: &str, key: &str, update: &mut StateUpdate<'_>) -> Result<()> {
+        check_name(name)?;
+        let _updating = lock(&self.updates);
+        let bytes = update(self.state(name)?).map_err(|source| StoreError::Io {
+            path: format!("memory:state/{name}").into(),
+            source,
+        })?;
+        self.put_state(name, key, &mut |w| w.write_all(&bytes))
+    }
+
     fn state(&self, name: &str) -> Result<Option<NamedState>> {
         check_name(name)?;
         Ok(lock(&self.states).get(name).map(|(key, bytes)| NamedState {
             key: key.clone(),
             len: bytes.len() as u64,
+            origin: format!("memory:state/{name}"),
             bytes: Box::new(Cursor::new(Arc::clone(bytes))),
         }))
     }

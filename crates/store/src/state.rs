@@ -40,32 +40,95 @@ pub(crate) fn state_dir(workspace: &Path) -> PathBuf {
     workspace.join("state")
 }
 
-/// Writes `name` in `dir`: to a temporary file beside it, synced, then renamed over the old one.
+/// Writes `name` in `dir`: to a temporary file beside it, synced, then renamed over the old one. The
+/// temporary file is locked until it is renamed, so [`remove_abandoned`] can tell a live write from one
+/// whose process was killed.
 pub(crate) fn write(dir: &Path, name: &str, key: &str, bytes: &mut StateWriter<'_>) -> Result<()> {
     check_name(name)?;
     fs::create_dir_all(dir).map_err(io_err(dir))?;
+    remove_abandoned(dir);
     let target = dir.join(format!("{name}.state"));
     let tmp = dir.join(format!(
-        ".tmp-{name}-{}-{}",
+        "{TMP_PREFIX}{name}-{}-{}",
         std::process::id(),
         unique_suffix()
     ));
-    match write_file(&tmp, key, bytes) {
-        Ok(()) => {}
+    let written = match write_file(&tmp, key, bytes) {
+        Ok(file) => file,
         Err(e) => {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-    }
+    };
     if let Err(e) = fs::rename(&tmp, &target) {
         let _ = fs::remove_file(&tmp);
         return Err(io_err(&target)(e));
     }
+    drop(written);
     if let Ok(d) = File::open(dir) {
         // Makes the rename durable; a failure here leaves a valid file, old or new.
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+const TMP_PREFIX: &str = ".tmp-";
+
+/// Removes the temporary files of writes that never finished (their process was killed, or the
+/// machine stopped): a live write holds a lock on its file until the file is renamed into place, and
+/// the lock goes with the process. Files younger than a minute are left alone, so a write between
+/// creating its file and locking it is never taken for an abandoned one.
+pub(crate) fn remove_abandoned(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            continue;
+        }
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if age.is_none_or(|a| a <= std::time::Duration::from_secs(60)) {
+            continue;
+        }
+        let Ok(file) = File::open(entry.path()) else {
+            continue;
+        };
+        if file.try_lock().is_ok() {
+            tracing::warn!(
+                file = %entry.path().display(),
+                "Removing a saved state's temporary file left by an interrupted write."
+            );
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Reads `name` in `dir` and replaces it with what `update` makes of it, holding the workspace's
+/// state-update lock (a file lock on `dir/.update.lock`, which other processes' updates wait for).
+pub(crate) fn update(
+    dir: &Path,
+    name: &str,
+    key: &str,
+    update: &mut crate::StateUpdate<'_>,
+) -> Result<()> {
+    check_name(name)?;
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let lock_path = dir.join(".update.lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err(&lock_path))?;
+    lock.lock().map_err(io_err(&lock_path))?;
+    let current = read(dir, name)?;
+    let path = dir.join(format!("{name}.state"));
+    let bytes = update(current).map_err(io_err(&path))?;
+    write(dir, name, key, &mut |w| w.write_all(&bytes))
 }
 
 /// Distinguishes temporary files of one process's concurrent writes.
@@ -75,12 +138,14 @@ fn unique_suffix() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-fn write_file(path: &Path, key: &str, bytes: &mut StateWriter<'_>) -> Result<()> {
+/// Writes the state file, and returns it still open and locked (see [`write`]).
+fn write_file(path: &Path, key: &str, bytes: &mut StateWriter<'_>) -> Result<File> {
     let key_len = u32::try_from(key.len())
         .ok()
         .filter(|&n| n <= MAX_KEY_BYTES)
         .ok_or_else(|| StoreError::Internal(format!("a state key of {} bytes", key.len())))?;
     let file = File::create(path).map_err(io_err(path))?;
+    file.lock().map_err(io_err(path))?;
     let mut out = HashingWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
         hasher: Xxh3::new(),
@@ -98,7 +163,8 @@ fn write_file(path: &Path, key: &str, bytes: &mut StateWriter<'_>) -> Result<()>
     let file = inner
         .into_inner()
         .map_err(|e| io_err(path)(e.into_error()))?;
-    file.sync_all().map_err(io_err(path))
+    file.sync_all().map_err(io_err(path))?;
+    Ok(file)
 }
 
 struct HashingWriter {
@@ -158,6 +224,7 @@ pub(crate) fn read(dir: &Path, name: &str) -> Result<Option<NamedState>> {
     Ok(Some(NamedState {
         key,
         len: len - header - CHECKSUM,
+        origin: path.display().to_string(),
         bytes: Box::new(CheckedReader {
             path,
             reader,

@@ -733,6 +733,46 @@ pub fn named_state_is_replaced_whole_and_kept_on_failure(store: &dyn Store) {
     }
 }
 
+/// Concurrent read-modify-writes of one named state each see the others' result: none is lost. An
+/// update that fails leaves the state as it was.
+pub fn updates_of_a_named_state_do_not_lose_each_other(store: &dyn Store) {
+    let append = |line: String| {
+        move |current: Option<winsignal_store::NamedState>| {
+            let mut bytes = Vec::new();
+            if let Some(mut s) = current {
+                s.bytes.read_to_end(&mut bytes)?;
+            }
+            // Widens the window between the read and the write, where an unlocked update loses another.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            bytes.extend_from_slice(line.as_bytes());
+            Ok(bytes)
+        }
+    };
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            s.spawn(move || {
+                for i in 0..8 {
+                    let mut update = append(format!("{t}-{i}\n"));
+                    store.update_state("registry", "", &mut update).unwrap();
+                }
+            });
+        }
+    });
+    let (_, bytes) = read_state(store, "registry").unwrap();
+    let mut lines: Vec<&str> = std::str::from_utf8(&bytes).unwrap().lines().collect();
+    lines.sort_unstable();
+    let mut want: Vec<String> = (0..4)
+        .flat_map(|t| (0..8).map(move |i| format!("{t}-{i}")))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(lines, want);
+    let failed = store.update_state("registry", "", &mut |_| {
+        Err(std::io::Error::other("refused"))
+    });
+    assert!(failed.is_err());
+    assert_eq!(read_state(store, "registry").unwrap().1, bytes);
+}
+
 /// Runs every contract test on one implementation: `contract_for!(module_name, function opening a
 /// fresh store)`.
 macro_rules! contract_for {
@@ -755,6 +795,7 @@ macro_rules! contract_for {
                 records_since_gives_the_versions_written_after_a_position,
                 events_by_seq_finds_current_and_replaced_versions,
                 named_state_is_replaced_whole_and_kept_on_failure,
+                updates_of_a_named_state_do_not_lose_each_other,
             );
         }
     };

@@ -68,6 +68,42 @@ fn models_and_named_state_survive_reopening() {
     assert_eq!(files_in(&dir.path().join("state")), ["registry.state"]);
 }
 
+/// A write killed before its rename leaves a temporary file; the next write removes it. A temporary
+/// file another writer still holds (locked), or one made in the last minute, is left alone.
+#[test]
+fn a_killed_writes_temporary_state_file_is_removed_by_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    store
+        .put_state("registry", "", &mut |w| w.write_all(b"{}"))
+        .unwrap();
+    let state = dir.path().join("state");
+    let two_minutes_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    let make = |name: &str, old: bool| {
+        let f = std::fs::File::create(state.join(name)).unwrap();
+        if old {
+            f.set_modified(two_minutes_ago).unwrap();
+        }
+        f
+    };
+    drop(make(".tmp-engine-state-999-0", true));
+    let held = make(".tmp-engine-state-998-0", true);
+    held.lock().unwrap();
+    drop(make(".tmp-engine-state-997-0", false));
+    store
+        .put_state("registry", "", &mut |w| w.write_all(b"{}"))
+        .unwrap();
+    assert_eq!(
+        files_in(&state),
+        [
+            ".tmp-engine-state-997-0",
+            ".tmp-engine-state-998-0",
+            "registry.state"
+        ]
+    );
+    drop(held);
+}
+
 /// Every single-bit flip anywhere in a state file (header, key, bytes, checksum) is an error when the
 /// state is opened or read to its end, never other bytes read as if they were the state.
 #[test]

@@ -287,9 +287,7 @@ pub fn compute_at(
     let timing = snapshot::timing(&engine, &catalog);
     let unobserved = snapshot::unobserved(ctx, &snapshot::landmarks(ctx, &catalog, horizon));
     let history_flags = winsignal_discover::changed_at_close(&catalog, &deal_history(read)?);
-    let mut registry = registry;
-    registry.record(&declared);
-    save_registry(store, &registry)?;
+    record_registry(store, &declared)?;
     // What the state holds, counted from the snapshot (the same however the state was reached: a
     // replay, a checkpoint, a catch-up that also applied versions replaced since).
     let events = read.event_counts()?.iter().map(|(_, n)| n).sum::<u64>()
@@ -384,20 +382,47 @@ pub const REGISTRY: &str = "behaviour-registry";
 /// Which definition each `id@version` meant when results were computed (empty before the first).
 fn load_registry(store: &dyn Store) -> Result<Registry> {
     match store.state(REGISTRY)? {
-        Some(mut state) => {
-            let mut text = String::new();
-            state
-                .bytes
-                .read_to_string(&mut text)
-                .context("reading the behaviour registry")?;
-            Ok(Registry::parse(&text).map_err(anyhow::Error::msg)?)
-        }
+        Some(state) => read_registry(state),
         None => Ok(Registry::default()),
     }
 }
 
-fn save_registry(store: &dyn Store, registry: &Registry) -> Result<()> {
-    let text = registry.to_json();
-    store.put_state(REGISTRY, "", &mut |w| w.write_all(text.as_bytes()))?;
-    Ok(())
+/// A registry as the store holds it; a damaged one is an error naming where it is kept.
+pub(crate) fn read_registry(mut state: winsignal_store::NamedState) -> Result<Registry> {
+    let mut text = String::new();
+    state
+        .bytes
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading the behaviour registry {}", state.origin))?;
+    Registry::parse(&text)
+        .map_err(|e| anyhow::anyhow!("the behaviour registry {} is damaged: {e}", state.origin))
+}
+
+/// Records the definitions of `declared` in the registry as it is now, not as this command read it
+/// at its start: another command may have recorded others meanwhile (a read-modify-write under the
+/// store's update lock, so neither loses the other's). Refuses if one of them was recorded meanwhile
+/// with another meaning.
+fn record_registry(store: &dyn Store, declared: &Catalog) -> Result<()> {
+    let mut refused: Option<anyhow::Error> = None;
+    let updated = store.update_state(REGISTRY, "", &mut |current| {
+        let registry = match current.map(read_registry).transpose() {
+            Ok(registry) => registry.unwrap_or_default(),
+            Err(e) => {
+                refused = Some(e);
+                return Err(std::io::Error::other("the registry cannot be read"));
+            }
+        };
+        let conflicts = registry.conflicts(declared);
+        if !conflicts.is_empty() {
+            refused = Some(anyhow::anyhow!("{}", conflicts.join("\n")));
+            return Err(std::io::Error::other("a definition conflicts"));
+        }
+        let mut registry = registry;
+        registry.record(declared);
+        Ok(registry.to_json().into_bytes())
+    });
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(updated?),
+    }
 }

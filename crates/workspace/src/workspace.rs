@@ -30,12 +30,20 @@ fn move_side_files(store: &EmbeddedStore, dir: &Path) -> Result<()> {
             .with_context(|| format!("reading {}", registry.display()))?;
         let parsed = winsignal_features::registry::Registry::parse(&text)
             .map_err(|e| anyhow::anyhow!("{}: {e}", registry.display()))?;
-        if store.state(crate::pipeline::REGISTRY)?.is_none() {
-            let json = parsed.to_json();
-            store.put_state(crate::pipeline::REGISTRY, "", &mut |w| {
-                w.write_all(json.as_bytes())
-            })?;
-        }
+        // Unless another process moved it in first.
+        let json = parsed.to_json();
+        store.update_state(
+            crate::pipeline::REGISTRY,
+            "",
+            &mut |current| match current {
+                Some(mut kept) => {
+                    let mut bytes = Vec::new();
+                    kept.bytes.read_to_end(&mut bytes)?;
+                    Ok(bytes)
+                }
+                None => Ok(json.clone().into_bytes()),
+            },
+        )?;
         std::fs::remove_file(&registry)
             .with_context(|| format!("removing {} (now in the store)", registry.display()))?;
     }

@@ -197,8 +197,18 @@ fn digest(c: &winsignal_workspace::Computed) -> String {
     )
 }
 
+/// The fault hook is one per process: the tests that use it, or run a pass another test's hook could
+/// stop, take turns.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn an_ingest_during_a_feature_pass_changes_neither_its_answer_nor_a_later_one() {
+    let _serial = serial();
     // What a clean computation gives for each state of the data, in workspaces of their own.
     let only_first = tempfile::tempdir().unwrap();
     write(only_first.path(), "first", &first());
@@ -264,4 +274,69 @@ fn an_ingest_during_a_feature_pass_changes_neither_its_answer_nor_a_later_one() 
         );
     }
     assert!(wrong.is_empty(), "{}", wrong.join("; and "));
+}
+
+/// Two passes that record behaviour definitions at once both keep theirs: each adds to the registry as
+/// it is when it saves, not as it was when it started (before, the later save wrote back what it had
+/// read at its start, and the other pass's definitions were lost).
+#[test]
+fn definitions_a_concurrent_pass_recorded_are_kept() {
+    let _serial = serial();
+    let ws = tempfile::tempdir().unwrap();
+    write(ws.path(), "first", &first());
+    let mut other = winsignal_features::default_catalog();
+    other.behaviours.truncate(1);
+    other.behaviours[0].id = "exec_engaged_elsewhere".into();
+    let reached = Arc::new(Barrier::new(2));
+    let resume = Arc::new(Barrier::new(2));
+    let (r, g) = (reached.clone(), resume.clone());
+    let armed = std::sync::atomic::AtomicBool::new(true);
+    fault::set_hook(move |point| {
+        if point == "pipeline:after-entities"
+            && armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            r.wait();
+            g.wait();
+        }
+    });
+    let dir = ws.path().to_path_buf();
+    let pass = std::thread::spawn(move || answer(&dir));
+    reached.wait();
+    let store = EmbeddedStore::open(ws.path()).unwrap();
+    compute(&store, other, &mut Silent).unwrap();
+    resume.wait();
+    pass.join().unwrap();
+    fault::clear_hook();
+
+    let mut state = store.state("behaviour-registry").unwrap().unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut state.bytes, &mut text).unwrap();
+    let registry = winsignal_features::registry::Registry::parse(&text).unwrap();
+    let ids: Vec<&str> = registry
+        .versions
+        .keys()
+        .map(|k| k.split('@').next().unwrap())
+        .collect();
+    assert!(ids.contains(&"exec_engaged_elsewhere"), "{ids:?}");
+    assert!(ids.contains(&"exec_engaged"), "{ids:?}");
+}
+
+/// A registry that is not one (valid bytes, not a registry) stops the pass with where it is kept.
+#[test]
+fn a_damaged_registry_is_an_error_naming_where_it_is_kept() {
+    let _serial = serial();
+    let ws = tempfile::tempdir().unwrap();
+    write(ws.path(), "first", &first());
+    let store = EmbeddedStore::open(ws.path()).unwrap();
+    store
+        .put_state("behaviour-registry", "", &mut |w| w.write_all(b"not json"))
+        .unwrap();
+    let err = compute(&store, winsignal_features::default_catalog(), &mut Silent)
+        .err()
+        .unwrap();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("behaviour registry") && text.contains("state/behaviour-registry.state"),
+        "{text}"
+    );
 }
