@@ -136,6 +136,41 @@ fn big_activities(dir: &Path, rows: usize) -> PathBuf {
     path
 }
 
+/// `demo` replaces only a demo's workspace, and refuses another without touching it: not even opened
+/// (opening moves an older workspace's side files into the store, or migrates its format).
+#[test]
+fn demo_refuses_a_workspace_that_is_not_a_demo_without_changing_it() {
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    run_ok(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--quiet",
+        "ingest",
+        fixture("canonical/accounts.csv").to_str().unwrap(),
+    ]);
+    // An older workspace's registry file, which opening the store would move in.
+    let side = data.join("behaviour-versions.json");
+    std::fs::write(&side, r#"{"versions":{}}"#).unwrap();
+    let store_before = std::fs::read(data.join("store.sqlite")).unwrap();
+    let out = bin()
+        .args(["--data", data.to_str().unwrap(), "--quiet", "demo"])
+        .args(["--scale", "0.05"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a demo"), "{stderr}");
+    assert!(
+        side.exists(),
+        "the side file was moved: the store was opened"
+    );
+    assert_eq!(
+        std::fs::read(data.join("store.sqlite")).unwrap(),
+        store_before
+    );
+}
+
 #[test]
 fn a_load_killed_before_commit_leaves_the_store_as_it_was() {
     let ws = tempfile::tempdir().unwrap();

@@ -172,6 +172,13 @@ fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 }
 
 impl EmbeddedStore {
+    /// Whether the workspace at `dir` holds the named state `name`, found without opening the store
+    /// (which would create or migrate it): for a caller deciding whether `dir` is its to open.
+    pub fn has_state(dir: &Path, name: &str) -> bool {
+        crate::state::check_name(name).is_ok()
+            && crate::state::state_file(&crate::state::state_dir(dir), name).is_file()
+    }
+
     /// Opens (creating if needed) the workspace at `dir`, migrating an older store format.
     pub fn open(dir: &Path) -> Result<Self> {
         fs::create_dir_all(event_dir(dir)).map_err(io_err(dir))?;

@@ -40,6 +40,11 @@ pub(crate) fn state_dir(workspace: &Path) -> PathBuf {
     workspace.join("state")
 }
 
+/// The file of the named state `name` in the state directory `dir`.
+pub(crate) fn state_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.state"))
+}
+
 /// Writes `name` in `dir`: to a temporary file beside it, synced, then renamed over the old one. The
 /// temporary file is locked until it is renamed, so [`remove_abandoned`] can tell a live write from one
 /// whose process was killed.
@@ -47,7 +52,7 @@ pub(crate) fn write(dir: &Path, name: &str, key: &str, bytes: &mut StateWriter<'
     check_name(name)?;
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     remove_abandoned(dir);
-    let target = dir.join(format!("{name}.state"));
+    let target = state_file(dir, name);
     let tmp = dir.join(format!(
         "{TMP_PREFIX}{name}-{}-{}",
         std::process::id(),
@@ -126,7 +131,7 @@ pub(crate) fn update(
         .map_err(io_err(&lock_path))?;
     lock.lock().map_err(io_err(&lock_path))?;
     let current = read(dir, name)?;
-    let path = dir.join(format!("{name}.state"));
+    let path = state_file(dir, name);
     let bytes = update(current).map_err(io_err(&path))?;
     write(dir, name, key, &mut |w| w.write_all(&bytes))
 }
@@ -187,7 +192,7 @@ impl Write for HashingWriter {
 /// Opens `name` in `dir`, if it was ever written.
 pub(crate) fn read(dir: &Path, name: &str) -> Result<Option<NamedState>> {
     check_name(name)?;
-    let path = dir.join(format!("{name}.state"));
+    let path = state_file(dir, name);
     let file = match File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -88,8 +88,9 @@ pub trait DemoObserver {
 /// Removes an earlier demo in `data` (refusing a workspace that is not a demo's) and creates it.
 fn prepare_workspace(data: &Path) -> Result<()> {
     if data.join("store.sqlite").exists() {
+        // Told without opening the store, which would migrate a workspace that is not ours to touch.
         let is_demo = data.join(MARKER_FILE).exists()
-            || crate::workspace::open(data, None)?.state(MARKER)?.is_some();
+            || winsignal_store::EmbeddedStore::has_state(data, MARKER);
         if !is_demo {
             bail!(
                 "{} already holds a workspace that is not a demo; pass --data with another directory (demo replaces its workspace)",
