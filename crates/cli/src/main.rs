@@ -32,6 +32,7 @@ mod report;
 mod reps;
 mod scoring;
 mod train_export;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -170,6 +171,12 @@ enum Command {
     /// (holdout metrics, reliability), the open deals most at risk, rep scorecards, and the
     /// methodology in plain words.
     Report(report::ReportArgs),
+    /// Who may use the workspace's API: add users with a role (admin, revops, manager, rep), make and
+    /// revoke their tokens, list them. Tokens are shown once and stored hashed.
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
 }
 
 #[derive(Args)]
@@ -355,5 +362,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Reps(args) => reps::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Accounts(args) => accounts::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Report(args) => report::run(&cli.global, &open_store(&cli.global)?, &args),
+        Command::Users { command } => users::run(&cli.global, command),
     }
 }

@@ -6,8 +6,10 @@
 //! - [`catalogs`]: a catalog made concrete for a workspace; [`suggest`]: a starting catalog.
 //! - [`models`]: training and saving the win model, and the rule for the active model.
 //! - [`scoring`]: open deals scored and explained, next-best-action evidence, the order of risk.
+//! - [`access`]: users, their hashed tokens and roles, and the row scope each may see.
 //! - [`coaching`]: rep scorecards. [`report`]: the HTML report. [`demo`]: the demo, step by step.
 
+pub mod access;
 pub mod catalogs;
 pub mod coaching;
 pub mod demo;
