@@ -15,6 +15,7 @@
 use crate::context::{Context, NONE};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
 use winsignal_core::hash::FastMap;
 use winsignal_core::{
     ActivityStatus, ActivityType, Direction, Kind, Priority, Record, SpeakerRole,
@@ -66,7 +67,7 @@ pub const NO_ID: u64 = 0;
 
 /// The version of the checkpoint's serialised form. Bump it whenever the state's fields or their
 /// meaning change, so saved checkpoints from an older build are recomputed instead of misread.
-pub const STATE_FORMAT: u32 = 2;
+pub const STATE_FORMAT: u32 = 3;
 
 /// One marketing touch at an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1088,14 +1089,45 @@ pub struct Engine {
     index: Option<FastMap<(u8, u64), Loc>>,
 }
 
-/// A checkpoint as written (borrowing the engine) and as read.
+/// How many deals, or accounts, one part of a checkpoint holds. A checkpoint is written and read a part
+/// at a time: restoring never holds the whole checkpoint's bytes beside the state they decode into (at
+/// scale 10 the bytes are about 2.2 GB), only one part's (64 accounts of the scale-10 demo average 7 MB;
+/// parts of 4,096 held 400 MB).
+const PART: usize = 64;
+
+/// A checkpoint's first part: everything but the deals' and accounts' timelines, which follow in parts
+/// of [`PART`]. Each part is framed as `[u64 LE length][postcard bytes]`.
 #[derive(Serialize)]
-struct SavedRef<'a> {
+struct HeadRef<'a> {
     format: u32,
     position: LogPosition,
     slots: [Vec<String>; 3],
     hints: Vec<(u64, &'a Hint, Resolution)>,
-    state: &'a EngineState,
+    users: &'a Interner,
+    events: &'a Interner,
+    contact_groups: &'a BTreeMap<u64, Vec<u32>>,
+    parked: &'a BTreeMap<(u64, u8, u64), Item>,
+    unattributed: &'a BTreeMap<String, u64>,
+    applied: u64,
+    deals: u64,
+    accounts: u64,
+}
+
+/// [`HeadRef`] as read back.
+#[derive(Deserialize)]
+struct Head {
+    format: u32,
+    position: LogPosition,
+    slots: [Vec<String>; 3],
+    hints: Vec<(u64, Hint, Resolution)>,
+    users: Interner,
+    events: Interner,
+    contact_groups: BTreeMap<u64, Vec<u32>>,
+    parked: BTreeMap<(u64, u8, u64), Item>,
+    unattributed: BTreeMap<String, u64>,
+    applied: u64,
+    deals: u64,
+    accounts: u64,
 }
 
 /// A checkpoint decoded from its bytes, not yet laid over the entities (see [`Engine::resume`]).
@@ -1104,9 +1136,69 @@ pub struct Checkpoint(Saved);
 impl Checkpoint {
     /// Decodes a checkpoint's bytes ([`Engine::checkpoint`]'s).
     pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
-        postcard::from_bytes(bytes)
-            .map(Checkpoint)
-            .map_err(|e| format!("engine checkpoint is not readable: {e}"))
+        Checkpoint::read(bytes, bytes.len() as u64)
+    }
+
+    /// Reads a checkpoint of `len` bytes from `r` a part at a time, and then reads `r` to its end (a
+    /// reader that checks a checksum there, as the store's named state does, fails if the bytes are
+    /// not the ones written: then nothing decoded is returned).
+    pub fn read(mut r: impl Read, len: u64) -> Result<Checkpoint, String> {
+        let unreadable =
+            |e: &dyn std::fmt::Display| format!("engine checkpoint is not readable: {e}");
+        let mut left = len;
+        let mut buf = Vec::new();
+        let head: Head = read_part(&mut r, &mut buf, &mut left)?;
+        if head.format != STATE_FORMAT {
+            return Err(format!(
+                "engine checkpoint has format {}, this build reads {STATE_FORMAT}",
+                head.format
+            ));
+        }
+        // Every part holds at least one entity: counts beyond what the bytes could hold are damage.
+        let plausible = |n: u64| n <= left;
+        if !plausible(head.deals) || !plausible(head.accounts) {
+            return Err(unreadable(&"its counts do not fit its length"));
+        }
+        let mut deals = Vec::with_capacity(head.deals as usize);
+        while (deals.len() as u64) < head.deals {
+            let part: Vec<DealState> = read_part(&mut r, &mut buf, &mut left)?;
+            if part.is_empty() {
+                return Err(unreadable(&"an empty part"));
+            }
+            deals.extend(part);
+        }
+        let mut accounts = Vec::with_capacity(head.accounts as usize);
+        while (accounts.len() as u64) < head.accounts {
+            let part: Vec<AccountState> = read_part(&mut r, &mut buf, &mut left)?;
+            if part.is_empty() {
+                return Err(unreadable(&"an empty part"));
+            }
+            accounts.extend(part);
+        }
+        if deals.len() as u64 != head.deals || accounts.len() as u64 != head.accounts {
+            return Err(unreadable(&"its parts do not add up to its counts"));
+        }
+        // To the end: nothing may follow, and a checking reader checks there.
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).map_err(|e| unreadable(&e))?;
+        if !rest.is_empty() {
+            return Err(unreadable(&"bytes follow its last part"));
+        }
+        Ok(Checkpoint(Saved {
+            position: head.position,
+            slots: head.slots,
+            hints: head.hints,
+            state: EngineState {
+                deals,
+                accounts,
+                users: head.users,
+                events: head.events,
+                contact_groups: head.contact_groups,
+                parked: head.parked,
+                unattributed: head.unattributed,
+                applied: head.applied,
+            },
+        }))
     }
 
     /// The log position the checkpoint reflects.
@@ -1115,9 +1207,44 @@ impl Checkpoint {
     }
 }
 
-#[derive(Deserialize)]
+/// Reads one `[u64 LE length][postcard bytes]` part into `buf` and decodes it; `left` bounds the
+/// length (a damaged length is an error, not an allocation of whatever it says).
+fn read_part<T: serde::de::DeserializeOwned>(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    left: &mut u64,
+) -> Result<T, String> {
+    let unreadable = |e: &dyn std::fmt::Display| format!("engine checkpoint is not readable: {e}");
+    let mut n = [0u8; 8];
+    r.read_exact(&mut n).map_err(|e| unreadable(&e))?;
+    let n = u64::from_le_bytes(n);
+    if n.saturating_add(8) > *left {
+        return Err(unreadable(&"a part runs past its end"));
+    }
+    *left -= n + 8;
+    buf.clear();
+    buf.resize(usize::try_from(n).map_err(|e| unreadable(&e))?, 0);
+    r.read_exact(buf).map_err(|e| unreadable(&e))?;
+    postcard::from_bytes(buf).map_err(|e| unreadable(&e))
+}
+
+/// Writes one part (see [`read_part`]), encoding it in `buf` first.
+fn write_part<T: Serialize + ?Sized>(
+    w: &mut impl Write,
+    buf: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), String> {
+    let failed = |e: &dyn std::fmt::Display| format!("engine checkpoint could not be written: {e}");
+    buf.clear();
+    let bytes = postcard::to_extend(value, std::mem::take(buf)).map_err(|e| failed(&e))?;
+    w.write_all(&(bytes.len() as u64).to_le_bytes())
+        .and_then(|()| w.write_all(&bytes))
+        .map_err(|e| failed(&e))?;
+    *buf = bytes;
+    Ok(())
+}
+
 struct Saved {
-    format: u32,
     position: LogPosition,
     slots: [Vec<String>; 3],
     hints: Vec<(u64, Hint, Resolution)>,
@@ -1616,21 +1743,31 @@ impl Engine {
 
     /// Writes a checkpoint to `w` as it is serialised (no copy of the whole state in memory); the bytes
     /// are [`Engine::checkpoint`]'s.
-    pub fn write_checkpoint(
-        &self,
-        w: impl std::io::Write,
-        position: LogPosition,
-    ) -> Result<(), String> {
-        let saved = SavedRef {
+    pub fn write_checkpoint(&self, mut w: impl Write, position: LogPosition) -> Result<(), String> {
+        let st = &self.state;
+        let head = HeadRef {
             format: STATE_FORMAT,
             position,
             slots: self.ctx.slot_ids(),
             hints: self.hints.sorted(),
-            state: &self.state,
+            users: &st.users,
+            events: &st.events,
+            contact_groups: &st.contact_groups,
+            parked: &st.parked,
+            unattributed: &st.unattributed,
+            applied: st.applied,
+            deals: st.deals.len() as u64,
+            accounts: st.accounts.len() as u64,
         };
-        postcard::to_io(&saved, w)
-            .map(|_| ())
-            .map_err(|e| format!("engine checkpoint could not be written: {e}"))
+        let mut buf = Vec::new();
+        write_part(&mut w, &mut buf, &head)?;
+        for part in st.deals.chunks(PART) {
+            write_part(&mut w, &mut buf, part)?;
+        }
+        for part in st.accounts.chunks(PART) {
+            write_part(&mut w, &mut buf, part)?;
+        }
+        Ok(())
     }
 
     /// Restores a checkpoint over `ctx`, the entities as they are now (every entity the checkpoint
@@ -1647,25 +1784,16 @@ impl Engine {
         Engine::from_saved(checkpoint.0, ctx)
     }
 
-    /// [`Engine::restore`], reading the checkpoint as it decodes.
+    /// [`Engine::restore`], reading the checkpoint's `len` bytes from `r` a part at a time.
     pub fn restore_from(
-        r: impl std::io::Read,
+        r: impl Read,
+        len: u64,
         ctx: Context,
     ) -> Result<(Engine, LogPosition), String> {
-        // The scratch buffer only has to hold the longest single string or byte run of the state.
-        let mut scratch = vec![0u8; 1 << 20];
-        let (saved, _): (Saved, _) = postcard::from_io((r, &mut scratch[..]))
-            .map_err(|e| format!("engine checkpoint is not readable: {e}"))?;
-        Engine::from_saved(saved, ctx)
+        Engine::resume(Checkpoint::read(r, len)?, ctx)
     }
 
     fn from_saved(saved: Saved, mut ctx: Context) -> Result<(Engine, LogPosition), String> {
-        if saved.format != STATE_FORMAT {
-            return Err(format!(
-                "engine checkpoint has format {}, this build reads {STATE_FORMAT}",
-                saved.format
-            ));
-        }
         // The entities the checkpoint knew keep their slots; new ones follow.
         ctx.arrange(&saved.slots)?;
         if saved.state.deals.len() != saved.slots[0].len()

@@ -18,7 +18,7 @@ use winsignal_core::{
     Account, Activity, ActivityStatus, ActivityType, Contact, Direction, MarketingTouch, Outcome,
     Priority, ProductEvent, ProductUser, Record, SpeakerRole, SupportTicket, TouchKind, Ts,
 };
-use winsignal_features::engine::{Applied, Touched};
+use winsignal_features::engine::{Applied, Checkpoint, Touched};
 use winsignal_features::snapshot::{self, Snapshot};
 use winsignal_features::{default_catalog, Catalog, Context, Engine, Observation};
 use winsignal_store::{EmbeddedStore, LogPosition, Store};
@@ -605,13 +605,20 @@ fn check(w: &World, catalog: &Catalog) -> Result<(), TestCaseError> {
     }
 
     // A checkpoint of the live engine restored over the same entities is the same engine.
-    let (restored, position) = Engine::restore(
-        &live.checkpoint(LogPosition(7)),
-        Context::from_records(&final_entities),
-    )
-    .map_err(TestCaseError::fail)?;
+    let bytes = live.checkpoint(LogPosition(7));
+    let (restored, position) = Engine::restore(&bytes, Context::from_records(&final_entities))
+        .map_err(TestCaseError::fail)?;
     prop_assert_eq!(position, LogPosition(7));
     prop_assert_eq!(restored.state_digest(), live.state_digest());
+    // A cut checkpoint is an error, wherever it is cut (never a smaller state).
+    for cut in [1, 8, bytes.len() / 2, bytes.len() - 1] {
+        prop_assert!(
+            Checkpoint::decode(&bytes[..cut]).is_err(),
+            "cut at {} of {}",
+            cut,
+            bytes.len()
+        );
+    }
     Ok(())
 }
 

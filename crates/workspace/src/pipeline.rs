@@ -167,7 +167,7 @@ pub fn entities(store: &dyn Store, read: &dyn StoreRead) -> Result<(Context, Fet
 }
 
 /// A catch-up that applied at least this many events and records saves a new checkpoint; a smaller
-/// one is cheaper to apply again than the checkpoint is to write (about 165 MB for the scale-1 demo).
+/// one is cheaper to apply again than the checkpoint is to write (about 215 MB for the scale-1 demo).
 pub const CATCH_UP_SAVE: u64 = 50_000;
 
 fn save_checkpoint(store: &dyn Store, engine: &Engine, position: LogPosition) {
@@ -206,7 +206,7 @@ fn ignored(why: &str) {
 
 /// The store's checkpoint, if it is of this state format and build and reads back as written.
 fn fetch_checkpoint(store: &dyn Store) -> Fetched {
-    let mut state = match store.state(CHECKPOINT) {
+    let state = match store.state(CHECKPOINT) {
         Ok(Some(state)) if state.key.starts_with(&checkpoint_kind()) => state,
         Ok(_) => return Fetched(None),
         Err(e) => {
@@ -214,14 +214,9 @@ fn fetch_checkpoint(store: &dyn Store) -> Fetched {
             return Fetched(None);
         }
     };
-    // Decoding from memory is several times faster than from a reader (postcard pulls varints a byte
-    // at a time). Reading to the end checks the checksum.
-    let mut bytes = Vec::with_capacity(usize::try_from(state.len).unwrap_or(0));
-    if let Err(e) = state.bytes.read_to_end(&mut bytes) {
-        ignored(&format!("it cannot be read or is damaged ({e})"));
-        return Fetched(None);
-    }
-    let r = Checkpoint::decode(&bytes);
+    // Read a part at a time, and to the end, where the checksum is checked: a damaged checkpoint is
+    // an error here, never a state.
+    let r = Checkpoint::read(state.bytes, state.len);
     match r {
         Ok(checkpoint) => Fetched(Some(Box::new(checkpoint))),
         Err(e) => {
