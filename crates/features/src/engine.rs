@@ -67,7 +67,7 @@ pub const NO_ID: u64 = 0;
 
 /// The version of the checkpoint's serialised form. Bump it whenever the state's fields or their
 /// meaning change, so saved checkpoints from an older build are recomputed instead of misread.
-pub const STATE_FORMAT: u32 = 3;
+pub const STATE_FORMAT: u32 = 4;
 
 /// One marketing touch at an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,11 +306,83 @@ struct Resolution {
 /// The fields that tie an event to its entities, by kind:
 /// activities (opportunity, account; contacts), product events (account, domain, user, e-mail),
 /// touches and tickets (account, contact, e-mail), transcripts (opportunity, account).
+///
+/// Packed in one allocation: there is a hint per distinct combination (1.3 million at scale 10), where
+/// four strings and a list allocated apart took 96 bytes plus five allocations each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "PackedHint")]
 struct Hint {
     kind: Kind,
-    fields: [Option<Box<str>>; 4],
-    contacts: Vec<Box<str>>,
+    /// The four fields, then the contacts, each as `[u32 LE length][UTF-8 bytes]`; an absent field
+    /// is the length `u32::MAX` alone.
+    packed: Box<[u8]>,
+}
+
+/// A hint as read back, checked before it becomes one.
+#[derive(Deserialize)]
+struct PackedHint {
+    kind: Kind,
+    packed: Box<[u8]>,
+}
+
+impl TryFrom<PackedHint> for Hint {
+    type Error = String;
+
+    fn try_from(p: PackedHint) -> Result<Hint, String> {
+        unpack(&p.packed).ok_or_else(|| "a damaged hint".to_string())?;
+        Ok(Hint {
+            kind: p.kind,
+            packed: p.packed,
+        })
+    }
+}
+
+const ABSENT: u32 = u32::MAX;
+
+fn pack<S: AsRef<str>>(fields: [Option<&str>; 4], contacts: &[S]) -> Box<[u8]> {
+    fn put(out: &mut Vec<u8>, s: Option<&str>) {
+        match s {
+            // Identifiers are short; one of 4 GB would not be an identifier.
+            Some(s) => {
+                let len = u32::try_from(s.len()).unwrap_or(ABSENT - 1).min(ABSENT - 1);
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(&s.as_bytes()[..len as usize]);
+            }
+            None => out.extend_from_slice(&ABSENT.to_le_bytes()),
+        }
+    }
+    let mut out = Vec::new();
+    for f in fields {
+        put(&mut out, f);
+    }
+    for c in contacts {
+        put(&mut out, Some(c.as_ref()));
+    }
+    out.into_boxed_slice()
+}
+
+/// The fields and contacts of packed bytes; `None` if they are not [`pack`]'s.
+fn unpack(mut b: &[u8]) -> Option<([Option<&str>; 4], Vec<&str>)> {
+    fn next<'a>(b: &mut &'a [u8]) -> Option<Option<&'a str>> {
+        let (len, rest) = b.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len);
+        if len == ABSENT {
+            *b = rest;
+            return Some(None);
+        }
+        let (s, rest) = rest.split_at_checked(len as usize)?;
+        *b = rest;
+        std::str::from_utf8(s).ok().map(Some)
+    }
+    let mut fields = [None; 4];
+    for f in &mut fields {
+        *f = next(&mut b)?;
+    }
+    let mut contacts = Vec::new();
+    while !b.is_empty() {
+        contacts.push(next(&mut b)??);
+    }
+    Some((fields, contacts))
 }
 
 /// Every hint met, by a hash of its fields, with its current resolution. Part of the engine's state
@@ -476,12 +548,10 @@ fn resolve_hint<S: AsRef<str>>(
 }
 
 impl Hint {
-    fn field_refs(&self) -> [Option<&str>; 4] {
-        [0, 1, 2, 3].map(|i| self.fields[i].as_deref())
-    }
-
     fn resolve(&self, ctx: &Context) -> (Resolution, Option<Vec<u32>>) {
-        resolve_hint(ctx, self.kind, self.field_refs(), &self.contacts)
+        // Checked when made and when read back, so always some.
+        let (fields, contacts) = unpack(&self.packed).unwrap_or_default();
+        resolve_hint(ctx, self.kind, fields, &contacts)
     }
 }
 
@@ -506,8 +576,7 @@ impl Hints {
         let (r, list) = resolve_hint(ctx, kind, fields, contacts);
         let hint = Hint {
             kind,
-            fields: fields.map(|f| f.map(Into::into)),
-            contacts: contacts.iter().map(|c| c.as_str().into()).collect(),
+            packed: pack(fields, contacts),
         };
         self.push(h, hint, r);
         let list = if r.group != 0 && seen_groups.insert(r.group, ()).is_none() {
