@@ -710,20 +710,8 @@ fn catch_up_from_a_checkpoint_equals_a_replay() {
     let horizon = snapshot::horizon(&replayed);
     assert_eq!(snapshot::horizon(&restarted), horizon);
     assert_eq!(restarted.unattributed(), replayed.unattributed());
-    assert_eq!(
-        rows(&snapshot::snapshots(
-            &restarted,
-            &catalog,
-            horizon,
-            &mut |_, _| {}
-        )),
-        rows(&snapshot::snapshots(
-            &replayed,
-            &catalog,
-            horizon,
-            &mut |_, _| {}
-        ))
-    );
+    let every_row = |e: &Engine| rows(&snapshot::snapshots(e, &catalog, horizon, &mut |_, _| {}));
+    assert_eq!(every_row(&restarted), every_row(&replayed));
     let ctx = restarted.context();
     for deal in ["O1", "O4"] {
         let slot = ctx.opportunity(deal).unwrap();
@@ -749,20 +737,7 @@ fn catch_up_from_a_checkpoint_equals_a_replay() {
     let (mut current, _) =
         Engine::restore(&checkpoint, Context::from_store(&store).unwrap()).unwrap();
     current.catch_up(&store, from).unwrap();
-    assert_eq!(
-        rows(&snapshot::snapshots(
-            &current,
-            &catalog,
-            horizon,
-            &mut |_, _| {}
-        )),
-        rows(&snapshot::snapshots(
-            &replayed,
-            &catalog,
-            horizon,
-            &mut |_, _| {}
-        ))
-    );
+    assert_eq!(every_row(&current), every_row(&replayed));
     let ticket = current.context().account("A1").unwrap();
     assert_eq!(current.account(ticket).tickets().len(), 1);
     assert!(current.account(ticket).tickets()[0].solved.is_some());

@@ -197,6 +197,22 @@ fn digest(c: &winsignal_workspace::Computed) -> String {
     )
 }
 
+/// Stops the first thread that reaches `point` until the test has passed `reached` and then `resume`
+/// (the barriers the thread waits on too).
+fn stop_once_at(point: &'static str) -> (Arc<Barrier>, Arc<Barrier>) {
+    let reached = Arc::new(Barrier::new(2));
+    let resume = Arc::new(Barrier::new(2));
+    let (r, g) = (reached.clone(), resume.clone());
+    let armed = std::sync::atomic::AtomicBool::new(true);
+    fault::set_hook(move |at| {
+        if at == point && armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            r.wait();
+            g.wait();
+        }
+    });
+    (reached, resume)
+}
+
 /// The fault hook is one per process: the tests that use it, or run a pass another test's hook could
 /// stop, take turns.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -223,18 +239,7 @@ fn an_ingest_during_a_feature_pass_changes_neither_its_answer_nor_a_later_one() 
     // second export is committed.
     let ws = tempfile::tempdir().unwrap();
     write(ws.path(), "first", &first());
-    let reached = Arc::new(Barrier::new(2));
-    let resume = Arc::new(Barrier::new(2));
-    let (r, g) = (reached.clone(), resume.clone());
-    let armed = std::sync::atomic::AtomicBool::new(true);
-    fault::set_hook(move |point| {
-        if point == "pipeline:after-entities"
-            && armed.swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            r.wait();
-            g.wait();
-        }
-    });
+    let (reached, resume) = stop_once_at("pipeline:after-entities");
     let dir = ws.path().to_path_buf();
     let pass = std::thread::spawn(move || answer(&dir));
     reached.wait();
@@ -287,18 +292,7 @@ fn definitions_a_concurrent_pass_recorded_are_kept() {
     let mut other = winsignal_features::default_catalog();
     other.behaviours.truncate(1);
     other.behaviours[0].id = "exec_engaged_elsewhere".into();
-    let reached = Arc::new(Barrier::new(2));
-    let resume = Arc::new(Barrier::new(2));
-    let (r, g) = (reached.clone(), resume.clone());
-    let armed = std::sync::atomic::AtomicBool::new(true);
-    fault::set_hook(move |point| {
-        if point == "pipeline:after-entities"
-            && armed.swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            r.wait();
-            g.wait();
-        }
-    });
+    let (reached, resume) = stop_once_at("pipeline:after-entities");
     let dir = ws.path().to_path_buf();
     let pass = std::thread::spawn(move || answer(&dir));
     reached.wait();
