@@ -1077,7 +1077,8 @@ impl Store for EmbeddedStore {
     }
 
     fn update_state(&self, name: &str, key: &str, update: &mut StateUpdate<'_>) -> Result<()> {
-        crate::state::update(&crate::state::state_dir(&self.dir), name, key, update)
+        let dir = crate::state::state_dir(&self.dir);
+        crate::state::update(&self.dir, &dir, self.lock_wait, name, key, update)
     }
 }
 

@@ -321,8 +321,9 @@ pub trait Store: StoreRead + Send + Sync {
     /// Reads the named state `name` and replaces it with the bytes `update` makes of it (given `None`
     /// when there is none yet), with no other `update_state` of this workspace in between, in this
     /// process or another: a read-modify-write, for state that concurrent commands add to (the
-    /// behaviour registry). An error from `update` leaves the state as it was and is returned as
-    /// [`StoreError::Io`].
+    /// behaviour registry). Waits for another update as long as [`Store::begin`] waits for another
+    /// batch, then gives up with [`StoreError::Busy`]. An error from `update` leaves the state as it
+    /// was and is returned as [`StoreError::Io`].
     fn update_state(&self, name: &str, key: &str, update: &mut StateUpdate<'_>) -> Result<()>;
 }
 

@@ -113,9 +113,12 @@ pub(crate) fn remove_abandoned(dir: &Path) {
 }
 
 /// Reads `name` in `dir` and replaces it with what `update` makes of it, holding the workspace's
-/// state-update lock (a file lock on `dir/.update.lock`, which other processes' updates wait for).
+/// state-update lock (a file lock on `dir/.update.lock`, which other processes' updates wait for, up
+/// to `lock_wait`; then [`StoreError::Busy`] naming `workspace`, as for a write batch).
 pub(crate) fn update(
+    workspace: &Path,
     dir: &Path,
+    lock_wait: std::time::Duration,
     name: &str,
     key: &str,
     update: &mut crate::StateUpdate<'_>,
@@ -129,7 +132,22 @@ pub(crate) fn update(
         .write(true)
         .open(&lock_path)
         .map_err(io_err(&lock_path))?;
-    lock.lock().map_err(io_err(&lock_path))?;
+    let deadline = std::time::Instant::now() + lock_wait;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Busy {
+                    path: workspace.to_path_buf(),
+                    waited_s: lock_wait.as_secs(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+    }
     let current = read(dir, name)?;
     let path = state_file(dir, name);
     let bytes = update(current).map_err(io_err(&path))?;

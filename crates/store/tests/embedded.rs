@@ -236,6 +236,41 @@ fn a_write_blocked_by_another_writer_says_another_process_is_writing() {
     assert!(waiting.begin().is_ok());
 }
 
+/// An update of a named state waits for another process's update as long as a write batch would, then
+/// says who holds the workspace; it goes through once the other is done.
+#[test]
+fn a_state_update_blocked_by_another_says_another_process_is_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    store
+        .set_lock_wait(std::time::Duration::from_millis(200))
+        .unwrap();
+    store
+        .update_state("registry", "", &mut |_| Ok(b"{}".to_vec()))
+        .unwrap();
+    // Another process holding the update lock (a separate open file: flock excludes it too).
+    let held = std::fs::File::open(dir.path().join("state/.update.lock")).unwrap();
+    held.lock().unwrap();
+    let started = std::time::Instant::now();
+    let err = store
+        .update_state("registry", "", &mut |_| Ok(b"changed".to_vec()))
+        .unwrap_err();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("another process is writing"),
+        "{err}"
+    );
+    drop(held);
+    store
+        .update_state("registry", "", &mut |_| Ok(b"changed".to_vec()))
+        .unwrap();
+    let mut state = store.state("registry").unwrap().unwrap();
+    let mut bytes = Vec::new();
+    state.bytes.read_to_end(&mut bytes).unwrap();
+    assert_eq!(bytes, b"changed");
+}
+
 /// The snapshot contract across two handles on one workspace, as two processes have: segments written
 /// and registered by the other handle after the snapshot began are not read by it.
 #[test]
