@@ -116,9 +116,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &ExportArgs) -> Result<()> 
             rows.push(vec![
                 Cell::Number(u.seq as f64),
                 text(id),
-                opt((u.user != winsignal_features::engine::NO_ID)
-                    .then(|| engine.user_name(u.user))
-                    .flatten()),
+                opt(engine.user_name(engine.user_of(u))),
                 opt(engine.event_name(u.event)),
                 Cell::Time(u.at),
             ]);

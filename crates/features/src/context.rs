@@ -149,10 +149,11 @@ impl Context {
         {
             let mut batch = resolver.batch();
             for kind in Context::READS {
-                for rec in store.records(kind)? {
+                store.each_record(kind, &mut |rec| {
                     ctx.put(&rec.record);
                     batch.add(&rec.record);
-                }
+                    Ok(())
+                })?;
             }
         }
         ctx.resolver = resolver;

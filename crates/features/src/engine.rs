@@ -55,19 +55,24 @@ pub struct Use {
     pub at: i64,
     pub key: u64,
     pub seq: u64,
-    /// The user's id (a hash of the user id or e-mail; see [`Engine::user_name`]), or NO_ID.
-    pub user: u64,
     /// The event name's id (see [`Engine::event_name`]).
     pub event: u64,
+    /// The hint that tied it to its account. The user is one of the hint's fields, so it is kept with
+    /// the hint ([`Engine::user_of`]) rather than in each of the tens of millions of product events:
+    /// 40 bytes instead of 48.
     pub(crate) hint: u64,
 }
+
+// Timelines hold tens of millions of these: a field added is hundreds of megabytes at the demo's scale
+// 10 (BENCHMARKS.md, "Foundations").
+const _: () = assert!(std::mem::size_of::<Use>() == 40 && std::mem::size_of::<Act>() == 72);
 
 /// "No value" for content-addressed ids.
 pub const NO_ID: u64 = 0;
 
 /// The version of the checkpoint's serialised form. Bump it whenever the state's fields or their
 /// meaning change, so saved checkpoints from an older build are recomputed instead of misread.
-pub const STATE_FORMAT: u32 = 4;
+pub const STATE_FORMAT: u32 = 5;
 
 /// One marketing touch at an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,9 +399,29 @@ fn unpack(mut b: &[u8]) -> Option<([Option<&str>; 4], Vec<&str>)> {
 /// the fields inline did neither.
 #[derive(Debug, Clone, Default)]
 struct Hints {
-    /// By hash: the current resolution and the hint's index in `fields`.
-    map: FastMap<u64, (Resolution, u32)>,
+    /// By hash: what each hint's lookup reads.
+    map: FastMap<u64, Met>,
     fields: Vec<Hint>,
+}
+
+/// A hint as every event of it reads it.
+#[derive(Debug, Clone, Copy)]
+struct Met {
+    /// Its current resolution.
+    res: Resolution,
+    /// Its index in [`Hints::fields`].
+    index: u32,
+    /// For product events, the user's id (a hash of the user id or e-mail), or [`NO_ID`].
+    user: u64,
+}
+
+/// The product user named by a hint's fields (account, domain, user id, e-mail): the user id, else the
+/// e-mail, as a content id; [`NO_ID`] for other kinds or without either.
+fn user_of_fields(kind: Kind, fields: &[Option<&str>; 4]) -> u64 {
+    match kind {
+        Kind::ProductEvents => fields[2].or(fields[3]).map_or(NO_ID, content_id),
+        _ => NO_ID,
+    }
 }
 
 /// The identifying fields of an event record.
@@ -565,12 +590,12 @@ impl Hints {
         (kind, fields, contacts): (Kind, [Option<&str>; 4], &[String]),
     ) -> (u64, Resolution, Option<Vec<u32>>) {
         let h = hint_hash(scratch, kind, fields, contacts);
-        if let Some(&(r, i)) = self.map.get(&h) {
+        if let Some(&Met { res: r, index, .. }) = self.map.get(&h) {
             if r.group == 0 || seen_groups.contains_key(&r.group) {
                 return (h, r, None);
             }
             seen_groups.insert(r.group, ());
-            let (_, list) = self.fields[i as usize].resolve(ctx);
+            let (_, list) = self.fields[index as usize].resolve(ctx);
             return (h, r, list);
         }
         let (r, list) = resolve_hint(ctx, kind, fields, contacts);
@@ -578,7 +603,7 @@ impl Hints {
             kind,
             packed: pack(fields, contacts),
         };
-        self.push(h, hint, r);
+        self.push(h, hint, r, user_of_fields(kind, &fields));
         let list = if r.group != 0 && seen_groups.insert(r.group, ()).is_none() {
             list
         } else {
@@ -595,14 +620,19 @@ impl Hints {
                 contact: NONE,
                 group: 0,
             },
-            |(r, _)| *r,
+            |m| m.res,
         )
     }
 
-    fn push(&mut self, h: u64, hint: Hint, r: Resolution) {
-        let i = u32::try_from(self.fields.len()).unwrap_or(u32::MAX);
+    /// The product user of hint `h` ([`NO_ID`] if none).
+    fn user(&self, h: u64) -> u64 {
+        self.map.get(&h).map_or(NO_ID, |m| m.user)
+    }
+
+    fn push(&mut self, h: u64, hint: Hint, res: Resolution, user: u64) {
+        let index = u32::try_from(self.fields.len()).unwrap_or(u32::MAX);
         self.fields.push(hint);
-        self.map.insert(h, (r, i));
+        self.map.insert(h, Met { res, index, user });
     }
 
     /// Sorted by hash, so checkpoints do not depend on the order hints were met in.
@@ -610,7 +640,7 @@ impl Hints {
         let mut v: Vec<_> = self
             .map
             .iter()
-            .map(|(h, (r, i))| (*h, &self.fields[*i as usize], *r))
+            .map(|(h, m)| (*h, &self.fields[m.index as usize], m.res))
             .collect();
         v.sort_unstable_by_key(|x| x.0);
         v
@@ -731,12 +761,12 @@ pub(crate) struct EngineState {
 /// Inserts keeping `v` ordered by `order`; an element equal under `order` is a duplicate.
 fn insert_sorted<T, K: Ord>(v: &mut Vec<T>, item: T, order: impl Fn(&T) -> K) -> bool {
     let k = order(&item);
-    // Timelines are most of the engine's memory, and replay fills them one item at a time: growing by a
-    // quarter instead of doubling leaves about 12 % of their capacity unused instead of about 45 %
-    // (peak RSS of the scale-1 replay 578 MB -> 507 MB), and copying more often did not show in the
-    // time (BENCHMARKS.md).
+    // Timelines are most of the engine's memory, and replay fills them one item at a time: growing by an
+    // eighth instead of doubling leaves at most an eighth of their capacity unused instead of up to half
+    // (peak RSS of the scale-10 replay 146 MB lower than growing by a quarter, 4.29 -> 4.14 GB), and
+    // copying more often did not show in the time (BENCHMARKS.md, "Foundations").
     if v.len() == v.capacity() {
-        v.reserve_exact((v.len() / 4).max(4));
+        v.reserve_exact((v.len() / 8).max(4));
     }
     // Replay delivers events in time order: appending is the common case and needs no search, and a late
     // item usually belongs a few places from the end, so look there before searching the whole timeline
@@ -848,11 +878,11 @@ impl Preparer {
                 };
                 let event = content_id(&e.event);
                 event_name = Self::first(&mut self.seen_events, event, &e.event);
+                debug_assert_eq!(user, hints.user(hint));
                 Item::Use(Use {
                     at: e.occurred_at.0,
                     key,
                     seq: obs.seq,
-                    user,
                     event,
                     hint,
                 })
@@ -902,7 +932,8 @@ impl EngineState {
         }
         if let Item::Use(u) = &item {
             if let Some(name) = user {
-                self.users.names.entry(u.user).or_insert(name);
+                // The user's id is the content id of its name (see `user_of_fields`).
+                self.users.names.entry(content_id(&name)).or_insert(name);
             }
             if let Some(name) = event {
                 self.events.names.entry(u.event).or_insert(name);
@@ -1367,7 +1398,13 @@ impl Engine {
         &self.state.accounts
     }
 
-    /// A product user's id or e-mail, from [`Use::user`].
+    /// The id of a product event's user (a hash of the user id or e-mail; see [`Engine::user_name`]),
+    /// or [`NO_ID`] when the event names none.
+    pub fn user_of(&self, u: &Use) -> u64 {
+        self.hints.user(u.hint)
+    }
+
+    /// A product user's id or e-mail, from [`Engine::user_of`].
     pub fn user_name(&self, user: u64) -> Option<&str> {
         self.state.users.name(user)
     }
@@ -1690,8 +1727,14 @@ impl Engine {
     fn resolve_again(&mut self) -> Touched {
         let mut touched = Touched::default();
         let mut moved = Vec::new();
-        for (h, (old, i)) in &mut self.hints.map {
-            let hint = &self.hints.fields[*i as usize];
+        for (
+            h,
+            Met {
+                res: old, index, ..
+            },
+        ) in &mut self.hints.map
+        {
+            let hint = &self.hints.fields[*index as usize];
             let (new, list) = hint.resolve(&self.ctx);
             if new != *old {
                 moved.push((*h, hint.kind, *old, new, list));
@@ -1880,7 +1923,9 @@ impl Engine {
         engine.hints.map.reserve(saved.hints.len());
         engine.hints.fields.reserve_exact(saved.hints.len());
         for (h, hint, r) in saved.hints {
-            engine.hints.push(h, hint, r);
+            // Checked when read back (`PackedHint`), so the fields are there.
+            let user = unpack(&hint.packed).map_or(NO_ID, |(f, _)| user_of_fields(hint.kind, &f));
+            engine.hints.push(h, hint, r, user);
         }
         engine
             .state

@@ -37,6 +37,7 @@ pub struct View<'a> {
     touches: &'a [Touch],
     tickets: &'a [Ticket],
     events: &'a Interner,
+    engine: &'a Engine,
     groups: &'a std::collections::BTreeMap<u64, Vec<u32>>,
 }
 
@@ -73,6 +74,7 @@ impl<'a> View<'a> {
             touches,
             tickets,
             events: &engine.state.events,
+            engine,
             groups: &engine.state.contact_groups,
         }
     }
@@ -290,7 +292,7 @@ fn product<'a>(
         hl,
         |u| u.at,
         matched,
-        |u| (u.user != NO_ID).then_some(u.user),
+        |u| Some(v.engine.user_of(u)).filter(|&id| id != NO_ID),
         Source::ProductEvent,
         sink,
         &def.window,

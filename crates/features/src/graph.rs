@@ -298,12 +298,11 @@ pub fn neighbourhood(engine: &Engine, account: u32) -> Neighbourhood {
         }
     }
     let mut first_seen: BTreeMap<u64, i64> = BTreeMap::new();
-    for u in state
-        .usage
-        .iter()
-        .filter(|u| u.user != crate::engine::NO_ID)
-    {
-        first_seen.entry(u.user).or_insert(u.at);
+    for u in &state.usage {
+        let user = engine.user_of(u);
+        if user != crate::engine::NO_ID {
+            first_seen.entry(user).or_insert(u.at);
+        }
     }
     for (&u, &t) in &first_seen {
         edges.push(Edge {

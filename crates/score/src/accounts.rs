@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use winsignal_core::time::MS_PER_DAY;
 use winsignal_core::{ActivityStatus, Outcome, Ts};
 use winsignal_features::context::NONE;
-use winsignal_features::engine::{Engine, NO_ID};
+use winsignal_features::engine::Engine;
 
 /// The version of the [`Prioritisation`] JSON (bumped on incompatible change).
 pub const SCHEMA: u32 = 1;
@@ -189,7 +189,7 @@ pub fn inputs_from_engine(engine: &Engine, as_of: Ts) -> Vec<AccountInput> {
                     s.usage()
                         .iter()
                         .filter(|u| window(u.at))
-                        .map(|u| (Ts(u.at), if u.user == NO_ID { 0 } else { u.user }))
+                        .map(|u| (Ts(u.at), engine.user_of(u)))
                         .collect()
                 }),
                 touches: state.map_or_else(Vec::new, |s| {

@@ -576,6 +576,27 @@ impl Reader<'_> {
         raws.into_iter().map(stored_from_raw).collect()
     }
 
+    fn each_record(
+        &self,
+        kind: Kind,
+        each: &mut dyn FnMut(StoredRecord) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, id, version, current, load_id, line, source_record_id, content_hash, body
+                 FROM records WHERE kind = ?1 AND current = 1 ORDER BY id",
+            )
+            .sql(self.dir)?;
+        let rows = stmt
+            .query_map([kind.as_str()], row_to_stored)
+            .sql(self.dir)?;
+        for raw in rows {
+            each(stored_from_raw(raw.sql(self.dir)?)?)?;
+        }
+        Ok(())
+    }
+
     fn versions(&self, kind: Kind, id: &str) -> Result<Vec<StoredRecord>> {
         if kind.is_event() {
             let paths = self.segment_paths()?;
@@ -889,6 +910,13 @@ impl StoreRead for EmbeddedStore {
     fn records(&self, kind: Kind) -> Result<Vec<StoredRecord>> {
         self.latest(|r| r.records(kind))
     }
+    fn each_record(
+        &self,
+        kind: Kind,
+        each: &mut dyn FnMut(StoredRecord) -> Result<()>,
+    ) -> Result<()> {
+        self.latest(|r| r.each_record(kind, each))
+    }
     fn versions(&self, kind: Kind, id: &str) -> Result<Vec<StoredRecord>> {
         self.latest(|r| r.versions(kind, id))
     }
@@ -970,6 +998,13 @@ impl StoreRead for EmbeddedSnapshot {
     }
     fn records(&self, kind: Kind) -> Result<Vec<StoredRecord>> {
         self.read(|r| r.records(kind))
+    }
+    fn each_record(
+        &self,
+        kind: Kind,
+        each: &mut dyn FnMut(StoredRecord) -> Result<()>,
+    ) -> Result<()> {
+        self.read(|r| r.each_record(kind, each))
     }
     fn versions(&self, kind: Kind, id: &str) -> Result<Vec<StoredRecord>> {
         self.read(|r| r.versions(kind, id))

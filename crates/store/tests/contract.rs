@@ -79,6 +79,34 @@ pub fn records_are_versioned_and_deduplicated(store: &dyn Store) {
             ("A2".into(), "Beta Corp".into())
         ]
     );
+    // One at a time, the same records in the same order, from the store and from a snapshot of it; an
+    // error from the reader stops the reading and comes back.
+    let ids = |v: &[winsignal_store::StoredRecord]| -> Vec<(String, u64, u64)> {
+        v.iter()
+            .map(|r| (r.id.clone(), r.version, r.content_hash))
+            .collect()
+    };
+    let listed = ids(&store.records(Kind::Accounts).unwrap());
+    let snapshot = store.snapshot().unwrap();
+    for read in [store as &dyn StoreRead, snapshot.as_ref() as &dyn StoreRead] {
+        let mut each = Vec::new();
+        read.each_record(Kind::Accounts, &mut |r| {
+            each.push(r);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ids(&each), listed);
+        let mut seen = 0;
+        let stopped = read.each_record(Kind::Accounts, &mut |_| {
+            seen += 1;
+            Err(winsignal_store::StoreError::CorruptRecord {
+                kind: "accounts".into(),
+                id: "A1".into(),
+                reason: "stop".into(),
+            })
+        });
+        assert_eq!((stopped.unwrap_err().kind(), seen), (ErrorKind::Corrupt, 1));
+    }
     let versions = store.versions(Kind::Accounts, "A2").unwrap();
     assert_eq!(versions.len(), 2);
     assert!(!versions[0].current && versions[1].current);
