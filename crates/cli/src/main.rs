@@ -177,6 +177,21 @@ enum Command {
         #[command(subcommand)]
         command: users::UsersCommand,
     },
+    /// Serve the workspace over HTTP: events in (`POST /v1/events`, the same checks as `ingest`), the
+    /// open deals' scores kept up to date as events arrive, and the read API, every request with a
+    /// token from `winsignal users` and answered within its role's scope. Prints the address it
+    /// listens on; stops on Ctrl-C or SIGTERM after the requests in flight. Endpoints: docs/api.md.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port; the line printed says which).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    listen: std::net::SocketAddr,
+    /// The largest request body taken, in bytes (a larger one is refused with 413 `too_large`).
+    #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
+    max_body: usize,
 }
 
 #[derive(Args)]
@@ -289,6 +304,7 @@ fn run(cli: Cli) -> Result<()> {
                 source: args.source,
                 now: Ts::now(),
                 strict: args.strict,
+                origin: None,
             };
             let mut bar = progress::Bar::new(cli.global.quiet);
             let report = winsignal_ingest::ingest(&store, &req, &mut |p| bar.update(p))?;
@@ -363,5 +379,53 @@ fn run(cli: Cli) -> Result<()> {
         Command::Accounts(args) => accounts::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Report(args) => report::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Users { command } => users::run(&cli.global, command),
+        Command::Serve(args) => serve(&cli.global, &args),
+    }
+}
+
+/// `winsignal serve`: the listener is bound before anything is loaded, so the printed address answers
+/// `/healthz` at once and `/readyz` once the workspace is loaded.
+fn serve(global: &Global, args: &ServeArgs) -> Result<()> {
+    let store = open_store(global)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the server's runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = winsignal_server::bound(&listener)?;
+        // The one line a caller (a script, a test) reads to find the port.
+        println!("listening on http://{addr}");
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        let config = winsignal_server::Config {
+            data: global.data.clone(),
+            max_body: args.max_body,
+        };
+        winsignal_server::serve(store, config, listener, shutdown_signal()).await
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
     }
 }

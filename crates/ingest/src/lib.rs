@@ -42,6 +42,19 @@ pub struct IngestRequest {
     /// Refuse the whole ingest (nothing committed) when any load has a warning: a large share of its
     /// rows quarantined for one field, or of the deals of one outcome (see [`loud`]).
     pub strict: bool,
+    /// Rows that did not come from a user's file (a request to the server, written to a temporary
+    /// file to be read by the same code): what the loads record instead of the file's path and source.
+    pub origin: Option<Origin>,
+}
+
+/// Where the rows of an ingest came from, when not from the file read (see [`IngestRequest::origin`]).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Put before each load's source name: `api` makes `api:canonical:activities`.
+    pub source_prefix: String,
+    /// Recorded as each load's path, followed by `/` and the file's name: lineage then leads to
+    /// `<label>/activities.jsonl`, line N (the request's Nth item of that kind).
+    pub label: String,
 }
 
 impl IngestRequest {
@@ -55,6 +68,7 @@ impl IngestRequest {
             source: None,
             now: Ts::now(),
             strict: false,
+            origin: None,
         }
     }
 }
@@ -107,6 +121,19 @@ pub fn ingest(
             ),
         };
         let source = req.source.clone().unwrap_or(default_source);
+        let (source, shown) = match &req.origin {
+            Some(o) => (
+                format!("{}:{source}", o.source_prefix),
+                format!(
+                    "{}/{}",
+                    o.label,
+                    job.path()
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                ),
+            ),
+            None => (source, job.path().display().to_string()),
+        };
         // Everything besides the file's bytes that shapes what the load makes of them.
         let recipe = LoadRecipe::new(format.as_str());
         let recipe = match job {
@@ -141,6 +168,7 @@ pub fn ingest(
             &source,
             recipe,
             job.path(),
+            shown,
             req.now,
             &mut ids,
             &mut forward,

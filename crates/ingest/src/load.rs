@@ -185,6 +185,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         source: &str,
         recipe: LoadRecipe,
         path: &Path,
+        shown: String,
         now: Ts,
         ids: &'p mut SeenIds,
         progress: &'p mut ProgressFn<'p>,
@@ -197,7 +198,6 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             .rev()
             .find(|l| l.source == source && l.identity == identity)
             .map(|l| l.load_id);
-        let shown = path.display().to_string();
         let format = recipe.parts.get("connector").cloned().unwrap_or_default();
         let spec = LoadSpec {
             source: source.into(),

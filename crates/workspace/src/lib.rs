@@ -7,6 +7,8 @@
 //! - [`models`]: training and saving the win model, and the rule for the active model.
 //! - [`scoring`]: open deals scored and explained, next-best-action evidence, the order of risk.
 //! - [`access`]: users, their hashed tokens and roles, and the row scope each may see.
+//! - [`live`]: what a long-running process keeps up to date: the engine, the active model, the open
+//!   deals' scores, and the score changes each commit makes; read through the caller's scope.
 //! - [`coaching`]: rep scorecards. [`report`]: the HTML report. [`demo`]: the demo, step by step.
 
 pub mod access;
@@ -16,6 +18,7 @@ pub mod demo;
 pub mod fault;
 pub mod files;
 pub mod lineage;
+pub mod live;
 pub mod models;
 pub mod pipeline;
 pub mod report;

@@ -1,0 +1,359 @@
+//! `winsignal serve`, driven as a client would: the real binary on a loopback port, plain HTTP/1.1.
+//! Tokens and row scope on every endpoint, events in through the ingest path with an answer per item,
+//! and live scores that equal `winsignal score` on the same data.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::winsignal;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `winsignal serve`, stopped with SIGTERM when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_winsignal"))
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("serve printed {line:?}"))
+            .to_string();
+        let server = Server { child, addr };
+        // Ready once the workspace is loaded; /healthz answers before.
+        assert_eq!(server.get("/healthz", None).0, 200);
+        let started = Instant::now();
+        while server.get("/readyz", None).0 != 200 {
+            assert!(started.elapsed() < Duration::from_secs(120), "never ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Sends one request; the status and the body as JSON.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        if let Some(c) = content_type {
+            head.push_str(&format!("Content-Type: {c}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        // A server may answer (413) before reading the whole body and close: that is not an error here.
+        let _ = s.write_all(body);
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let text = String::from_utf8(raw).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let body = if chunked {
+            unchunk(body)
+        } else {
+            body.to_string()
+        };
+        let value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+        };
+        (status, value)
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.request("GET", path, token, None, b"")
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        self.request(
+            "POST",
+            path,
+            token,
+            Some("application/json"),
+            body.to_string().as_bytes(),
+        )
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        // The shell's own `kill`: no other package needed.
+        let stopped = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", self.child.id())])
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unchunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or_else(|| panic!("{v}"))
+}
+
+/// p(win) by deal of a list of scored deals.
+fn p_wins(deals: &Value) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = deals
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["opportunity_id"].as_str().unwrap().to_string(),
+                d["p_win"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_arrive() {
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    winsignal(&data, &["demo", "--scale", "0.3", "--seed", "11"]);
+    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let deals = scored["deals"].as_array().unwrap();
+    // A deal whose next actions name people to involve (a behaviour about people it lacks): its rep is
+    // rita's; another rep with open deals is bob's.
+    let target = deals
+        .iter()
+        .find(|d| {
+            d["rep_id"].is_string()
+                && d["actions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| !a["targets"].as_array().unwrap().is_empty())
+        })
+        .expect("a deal with people to involve");
+    let rita_rep = target["rep_id"].as_str().unwrap();
+    let bob_rep = deals
+        .iter()
+        .filter_map(|d| d["rep_id"].as_str())
+        .find(|r| *r != rita_rep)
+        .expect("a second rep with open deals");
+    let admin = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
+    let rita = winsignal(
+        &data,
+        &[
+            "users", "add", "rita", "--role", "rep", "--rep-id", rita_rep,
+        ],
+    );
+    let (admin, rita) = (admin.trim(), rita.trim());
+
+    let server = Server::start(&data, &["--max-body", "65536"]);
+
+    // No token, an unknown token, a revoked one: 401 on every endpoint.
+    let endpoints = [
+        "/v1/deals",
+        &format!("/v1/deals/{}", deals[0]["opportunity_id"].as_str().unwrap()),
+    ];
+    for path in endpoints {
+        for token in [None, Some("wst_00000000_nope")] {
+            let (status, body) = server.get(path, token);
+            assert_eq!((status, code(&body)), (401, "unauthorized"), "{path}");
+        }
+    }
+    let (status, body) = server.post("/v1/events", None, &json!({"items": []}));
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+
+    // RevOps sees every open deal, with the scores `winsignal score` gives.
+    let (status, all) = server.get("/v1/deals", Some(admin));
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(p_wins(&all["deals"]), p_wins(&scored["deals"]));
+    assert_eq!(all["model_id"], scored["model_id"]);
+
+    // A rep sees only their own deals; another rep's deal is as absent as one that does not exist.
+    let (_, mine) = server.get("/v1/deals", Some(rita));
+    let mine = mine["deals"].as_array().unwrap();
+    assert!(!mine.is_empty());
+    assert!(mine.iter().all(|d| d["rep_id"] == rita_rep));
+    let rita_count = deals.iter().filter(|d| d["rep_id"] == rita_rep).count();
+    assert_eq!(mine.len(), rita_count);
+    let bobs = deals.iter().find(|d| d["rep_id"] == bob_rep).unwrap();
+    let bobs_id = bobs["opportunity_id"].as_str().unwrap();
+    let (status, body) = server.get(&format!("/v1/deals/{bobs_id}"), Some(rita));
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, body) = server.get(&format!("/v1/deals?rep={bob_rep}"), Some(rita));
+    assert_eq!(status, 200);
+    assert!(body["deals"].as_array().unwrap().is_empty());
+    let (status, body) = server.get(&format!("/v1/deals/{bobs_id}"), Some(admin));
+    assert_eq!(status, 200);
+    assert_eq!(body["deal"]["p_win"], bobs["p_win"]);
+
+    // Events on one of rita's deals, an hour before the end of the data (so only they move the
+    // score): accepted, committed, the deal rescored with the factors that moved it.
+    let deal_id = target["opportunity_id"].as_str().unwrap();
+    let deal = mine
+        .iter()
+        .find(|d| d["opportunity_id"] == deal_id)
+        .unwrap();
+    let people: Vec<&Value> = target["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["targets"].as_array().unwrap())
+        .map(|t| &t["contact_id"])
+        .collect();
+    let as_of = deal["as_of"].as_str().unwrap();
+    let when = chrono_minus_hour(as_of);
+    let mut items: Vec<Value> = (0..4)
+        .map(|i| {
+            json!({"kind": "activities", "record": {
+                "activity_id": format!("API-{i}"),
+                "type": if i % 2 == 0 { "meeting" } else { "call" },
+                "status": "completed",
+                "direction": "outbound",
+                "opportunity_id": deal_id,
+                "account_id": deal["account_id"],
+                "rep_id": rita_rep,
+                "contact_ids": people,
+                "occurred_at": when,
+                "duration_s": 1800,
+            }})
+        })
+        .collect();
+    // And one that is not valid: quarantined with its reason, the others still accepted.
+    items.push(json!({"kind": "activities", "record": {
+        "activity_id": "API-bad", "type": "meeting", "opportunity_id": deal_id,
+        "occurred_at": when, "duration_s": -5,
+    }}));
+    let (status, answer) = server.post("/v1/events", Some(rita), &json!({ "items": items }));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["quarantined"].as_u64()),
+        (Some(4), Some(1))
+    );
+    let bad = &answer["items"][4];
+    assert_eq!(bad["status"], "quarantined");
+    assert!(bad["reasons"].to_string().contains("duration_s"), "{bad}");
+    let changes = answer["score_changes"].as_array().unwrap();
+    let change = changes
+        .iter()
+        .find(|c| c["opportunity_id"] == deal_id)
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(change["before"], deal["p_win"]);
+    assert_ne!(change["after"], change["before"]);
+    assert!(
+        !change["moved_by"].as_array().unwrap().is_empty(),
+        "{change}"
+    );
+
+    // The live score is the one `winsignal score` computes from the store as it now is.
+    let (_, now) = server.get(&format!("/v1/deals/{deal_id}"), Some(rita));
+    assert_eq!(now["deal"]["p_win"], change["after"]);
+    let rescored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let (_, all_now) = server.get("/v1/deals", Some(admin));
+    assert_eq!(p_wins(&all_now["deals"]), p_wins(&rescored["deals"]));
+
+    // The same batch again changes nothing (events are idempotent by id and content).
+    let (status, again) = server.post("/v1/events", Some(rita), &json!({ "items": items }));
+    assert_eq!(status, 200, "{again}");
+    assert!(
+        again["score_changes"].as_array().unwrap().is_empty(),
+        "{again}"
+    );
+
+    // Bad requests: each with its code from the table.
+    let raw =
+        |ct: Option<&str>, body: &[u8]| server.request("POST", "/v1/events", Some(admin), ct, body);
+    let (status, body) = raw(Some("application/json"), b"{\"items\": [");
+    assert_eq!((status, code(&body)), (400, "bad_json"));
+    let (status, body) = raw(Some("application/json"), b"{\"items\": 3}");
+    assert_eq!((status, code(&body)), (422, "bad_shape"));
+    let (status, body) = raw(
+        Some("application/json"),
+        br#"{"items": [{"kind": "meetings", "record": {}}]}"#,
+    );
+    assert_eq!((status, code(&body)), (422, "bad_shape"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("items[0].kind"));
+    let (status, body) = raw(Some("text/plain"), b"{}");
+    assert_eq!((status, code(&body)), (415, "unsupported_media_type"));
+    let (status, body) = raw(Some("application/json"), &vec![b' '; 70_000]);
+    assert_eq!((status, code(&body)), (413, "too_large"));
+    let (status, body) = server.get("/v1/nothing", Some(admin));
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, body) = server.get("/v1/deals?max_p_win=lots", Some(admin));
+    assert_eq!((status, code(&body)), (400, "bad_query"));
+
+    // SIGTERM stops it cleanly.
+    assert!(server.stop().success());
+}
+
+/// An RFC 3339 time (`YYYY-MM-DDTHH:MM:SS(.fff)Z`, UTC) one hour earlier, within the same month.
+fn chrono_minus_hour(t: &str) -> String {
+    // By hand, to keep the test free of a date crate.
+    let (date, time) = t.split_once('T').unwrap();
+    let hour: u32 = time[..2].parse().unwrap();
+    if hour >= 1 {
+        return format!("{date}T{:02}{}", hour - 1, &time[2..]);
+    }
+    let day: u32 = date[8..10].parse().unwrap();
+    assert!(
+        day > 1,
+        "the end of the data is at the start of a month: {t}"
+    );
+    format!("{}{:02}T23{}", &date[..8], day - 1, &time[2..])
+}

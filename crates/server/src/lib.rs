@@ -1,0 +1,112 @@
+//! `winsignal serve`: the HTTP service over one workspace. It parses requests and renders answers; what
+//! it answers comes from the application layer ([`winsignal_workspace`]): who a token belongs to and
+//! what they may see ([`access`]), the live scores ([`Live`]), and ingest (the same code path as
+//! `winsignal ingest`). Endpoints, error codes and shapes: docs/api.md.
+
+mod api;
+mod error;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context as _, Result};
+use winsignal_store::EmbeddedStore;
+use winsignal_workspace::access;
+use winsignal_workspace::live::Live;
+
+pub use error::{ApiError, Code};
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The workspace directory (shown in logs; the store is opened by the caller).
+    pub data: PathBuf,
+    /// The largest request body accepted, in bytes.
+    pub max_body: usize,
+}
+
+/// What every request handler reads: the store, and the live state once it is loaded.
+pub(crate) struct Service {
+    pub store: EmbeddedStore,
+    pub config: Config,
+    /// `None` until the engine and scores are loaded (`/readyz` says 503 meanwhile).
+    pub live: RwLock<Option<Live>>,
+    /// One ingest at a time in this process (the store also serialises writers across processes).
+    pub writing: tokio::sync::Mutex<()>,
+}
+
+impl Service {
+    /// The caller of a request: the principal its bearer token belongs to, and the rows it may see.
+    pub(crate) fn caller(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<(access::Principal, access::Scope), ApiError> {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::Unauthorized,
+                    "send a token: `Authorization: Bearer <token>` (made by `winsignal users add`)",
+                )
+            })?;
+        let users = access::users(&self.store).map_err(ApiError::internal)?;
+        let principal = access::authenticate(&users, token).ok_or_else(|| {
+            ApiError::new(Code::Unauthorized, "the token is not known or was revoked")
+        })?;
+        let scope = access::scope(&principal, &self.store).map_err(ApiError::internal)?;
+        Ok((principal, scope))
+    }
+}
+
+/// Serves the workspace `store` on `listener` until `shutdown` completes. The engine and scores are
+/// loaded on a blocking thread after the listener is up: `/healthz` answers at once, `/readyz` and the
+/// data endpoints once the state is loaded. In-flight requests finish before this returns.
+pub async fn serve(
+    store: EmbeddedStore,
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let service = Arc::new(Service {
+        store,
+        config,
+        live: RwLock::new(None),
+        writing: tokio::sync::Mutex::new(()),
+    });
+    let loading = {
+        let service = service.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let live = Live::open(&service.store)?;
+            *service
+                .live
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(live);
+            Ok(())
+        })
+    };
+    let app = api::router(service.clone());
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let served = tokio::spawn(async move { server.await });
+    // A workspace that cannot be loaded stops the service with its error.
+    loading
+        .await
+        .context("loading the workspace stopped")?
+        .with_context(|| {
+            format!(
+                "cannot serve the workspace at {}",
+                service.config.data.display()
+            )
+        })?;
+    tracing::info!(data = %service.config.data.display(), "ready");
+    served.await.context("the server stopped")??;
+    Ok(())
+}
+
+/// The address a listener is bound to, for the line `serve` prints.
+pub fn bound(listener: &tokio::net::TcpListener) -> Result<SocketAddr> {
+    Ok(listener.local_addr()?)
+}
