@@ -131,6 +131,90 @@ impl Drop for Server {
     }
 }
 
+/// An open `GET /v1/stream`: Server-Sent Events read off a chunked HTTP/1.1 body.
+struct Stream {
+    reader: BufReader<TcpStream>,
+    /// Body bytes read but not yet split into events.
+    pending: String,
+}
+
+impl Stream {
+    fn open(server: &Server, token: &str) -> Stream {
+        let s = TcpStream::connect(&server.addr).unwrap();
+        let mut w = s.try_clone().unwrap();
+        write!(
+            w,
+            "GET /v1/stream HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n",
+            server.addr
+        )
+        .unwrap();
+        let mut reader = BufReader::new(s);
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if line.to_ascii_lowercase().starts_with("content-type") {
+                assert!(line.contains("text/event-stream"), "{line}");
+            }
+        }
+        Stream {
+            reader,
+            pending: String::new(),
+        }
+    }
+
+    /// The next event (its name and data) within `wait`; `None` when none came. Comments are skipped.
+    fn next(&mut self, wait: Duration) -> Option<(String, Value)> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let block: String = self.pending.drain(..end + 2).collect();
+                let (mut name, mut data) = (String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim());
+                    }
+                }
+                if name.is_empty() {
+                    continue;
+                }
+                return Some((name, serde_json::from_str(&data).unwrap()));
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let socket = self.reader.get_ref();
+            socket
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let mut size = String::new();
+            match self.reader.read_line(&mut size) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None
+                }
+                Err(e) => panic!("{e}"),
+            }
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            let mut chunk = vec![0; n + 2];
+            self.reader.read_exact(&mut chunk).unwrap();
+            self.pending
+                .push_str(std::str::from_utf8(&chunk[..n]).unwrap());
+        }
+    }
+}
+
 fn unchunk(mut body: &str) -> String {
     let mut out = String::new();
     loop {
@@ -198,7 +282,11 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
             "users", "add", "rita", "--role", "rep", "--rep-id", rita_rep,
         ],
     );
-    let (admin, rita) = (admin.trim(), rita.trim());
+    let bob = winsignal(
+        &data,
+        &["users", "add", "bob", "--role", "rep", "--rep-id", bob_rep],
+    );
+    let (admin, rita, bob) = (admin.trim(), rita.trim(), bob.trim());
 
     let server = Server::start(&data, &["--max-body", "65536"]);
 
@@ -214,6 +302,8 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
         }
     }
     let (status, body) = server.post("/v1/events", None, &json!({"items": []}));
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+    let (status, body) = server.get("/v1/stream", None);
     assert_eq!((status, code(&body)), (401, "unauthorized"));
 
     // RevOps sees every open deal, with the scores `winsignal score` gives.
@@ -277,6 +367,10 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
         "activity_id": "API-bad", "type": "meeting", "opportunity_id": deal_id,
         "occurred_at": when, "duration_s": -5,
     }}));
+    // Streams opened before: rita's and revops' see the change, bob's does not.
+    let mut rita_stream = Stream::open(&server, rita);
+    let mut admin_stream = Stream::open(&server, admin);
+    let mut bob_stream = Stream::open(&server, bob);
     let (status, answer) = server.post("/v1/events", Some(rita), &json!({ "items": items }));
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
@@ -297,6 +391,22 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
         !change["moved_by"].as_array().unwrap().is_empty(),
         "{change}"
     );
+
+    for stream in [&mut rita_stream, &mut admin_stream] {
+        let (name, streamed) = stream
+            .next(Duration::from_secs(10))
+            .expect("a score change");
+        assert_eq!(name, "score_change");
+        assert_eq!(streamed["opportunity_id"], deal_id);
+        assert_eq!(streamed["after"], change["after"]);
+        assert_eq!(streamed["moved_by"], change["moved_by"]);
+    }
+    while let Some((name, streamed)) = bob_stream.next(Duration::from_millis(500)) {
+        assert!(
+            streamed["rep_id"] == bob_rep,
+            "bob's stream sent {name} {streamed}"
+        );
+    }
 
     // The live score is the one `winsignal score` computes from the store as it now is.
     let (_, now) = server.get(&format!("/v1/deals/{deal_id}"), Some(rita));
@@ -338,8 +448,9 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
     let (status, body) = server.get("/v1/deals?max_p_win=lots", Some(admin));
     assert_eq!((status, code(&body)), (400, "bad_query"));
 
-    // SIGTERM stops it cleanly.
+    // SIGTERM stops it cleanly, open streams included.
     assert!(server.stop().success());
+    assert!(rita_stream.next(Duration::from_secs(5)).is_none());
 }
 
 /// An RFC 3339 time (`YYYY-MM-DDTHH:MM:SS(.fff)Z`, UTC) one hour earlier, within the same month.

@@ -29,6 +29,7 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/v1/deals", get(deals))
         .route("/v1/deals/{id}", get(deal))
         .route("/v1/events", axum::routing::post(post_events))
+        .route("/v1/stream", get(stream))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint (see docs/api.md)") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -279,6 +280,20 @@ async fn post_events(
     let answer = tokio::task::spawn_blocking(move || ingest(&service, &user, items))
         .await
         .map_err(ApiError::internal)??;
+    // Published while the write lock is held, so streams see changes in the order they were made.
+    let mut number = s
+        .published
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for change in &answer.score_changes {
+        *number += 1;
+        // No stream open is not an error.
+        let _ = s.changes.send(Arc::new(crate::Published {
+            number: *number,
+            change: change.clone(),
+        }));
+    }
+    drop(number);
     Ok(Json(answer).into_response())
 }
 
@@ -427,4 +442,43 @@ fn ingest(
         items,
         score_changes,
     })
+}
+
+/// `GET /v1/stream`: Server-Sent Events, one `score_change` event per change of a deal the caller may
+/// see, as it is made (the `data` is a `score_changes[]` item of `POST /v1/events`; the `id` numbers the
+/// changes since the server started). A client that falls more than 65,536 changes behind gets a
+/// `lagged` event (`{"missed": n}`) and should read `/v1/deals` again. A comment every 15 s keeps the
+/// connection open through proxies. The stream ends when the server stops.
+async fn stream(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let (_, scope) = caller(&s, &headers).await?;
+    with_live(&s, |_| ())?;
+    let state = (s.changes.subscribe(), s.stopping.clone(), scope);
+    let events = futures_util::stream::unfold(state, |(mut rx, mut stopping, scope)| async move {
+        loop {
+            if *stopping.borrow() {
+                return None;
+            }
+            let next = tokio::select! {
+                r = rx.recv() => r,
+                _ = stopping.changed() => return None,
+            };
+            let event = match next {
+                // The scope is the application layer's rule; the stream only applies it.
+                Ok(p) if scope.allows(p.change.rep_id.as_deref()) => Event::default()
+                    .event("score_change")
+                    .id(p.number.to_string())
+                    .json_data(&p.change),
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
+                    .event("lagged")
+                    .json_data(serde_json::json!({ "missed": n })),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((event, (rx, stopping, scope)));
+        }
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
 }

@@ -34,7 +34,22 @@ pub(crate) struct Service {
     pub live: RwLock<Option<Live>>,
     /// One ingest at a time in this process (the store also serialises writers across processes).
     pub writing: tokio::sync::Mutex<()>,
+    /// Score changes as they are made, for the event streams (`GET /v1/stream`).
+    pub changes: tokio::sync::broadcast::Sender<Arc<Published>>,
+    /// How many score changes were published (the last `Published::number`).
+    pub published: std::sync::Mutex<u64>,
+    /// Becomes true when the server is stopping: open event streams end, so in-flight requests can.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
+
+/// A score change as the event streams send it: numbered in the order made, from 1 at start.
+pub(crate) struct Published {
+    pub number: u64,
+    pub change: winsignal_workspace::live::ScoreChange,
+}
+
+/// How many score changes a slow stream may fall behind before it is told it missed some.
+const STREAM_BUFFER: usize = 65_536;
 
 impl Service {
     /// The caller of a request: the principal its bearer token belongs to, and the rows it may see.
@@ -71,12 +86,21 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let service = Arc::new(Service {
         store,
         config,
         live: RwLock::new(None),
         writing: tokio::sync::Mutex::new(()),
+        changes: tokio::sync::broadcast::channel(STREAM_BUFFER).0,
+        published: std::sync::Mutex::new(0),
+        stopping,
     });
+    // Streams end first, then the requests in flight are let finish.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     let loading = {
         let service = service.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
