@@ -59,17 +59,33 @@ impl Server {
         content_type: Option<&str>,
         body: &[u8],
     ) -> (u16, Value) {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut headers = Vec::new();
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b.as_str()));
+        }
+        if let Some(c) = content_type {
+            headers.push(("Content-Type", c));
+        }
+        self.request_with(method, path, &headers, body)
+    }
+
+    /// Sends one request with these headers; the status and the body as JSON.
+    fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Value) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
             self.addr,
             body.len()
         );
-        if let Some(t) = token {
-            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-        }
-        if let Some(c) = content_type {
-            head.push_str(&format!("Content-Type: {c}\r\n"));
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
         s.write_all(head.as_bytes()).unwrap();
@@ -136,6 +152,8 @@ struct Stream {
     reader: BufReader<TcpStream>,
     /// Body bytes read but not yet split into events.
     pending: String,
+    /// Whether the server ended the stream.
+    ended: bool,
 }
 
 impl Stream {
@@ -165,6 +183,7 @@ impl Stream {
         Stream {
             reader,
             pending: String::new(),
+            ended: false,
         }
     }
 
@@ -194,7 +213,10 @@ impl Stream {
                 .unwrap();
             let mut size = String::new();
             match self.reader.read_line(&mut size) {
-                Ok(0) => return None,
+                Ok(0) => {
+                    self.ended = true;
+                    return None;
+                }
                 Ok(_) => {}
                 Err(e)
                     if matches!(
@@ -207,6 +229,10 @@ impl Stream {
                 Err(e) => panic!("{e}"),
             }
             let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                self.ended = true;
+                return None;
+            }
             let mut chunk = vec![0; n + 2];
             self.reader.read_exact(&mut chunk).unwrap();
             self.pending
@@ -423,6 +449,63 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
         "{again}"
     );
 
+    // Segment's HTTP Tracking API, as a Segment library sends it: the token as the write key (HTTP
+    // Basic user name), a batch of messages. Read by the Segment connector: a track without `event` and
+    // an alias are quarantined with the connector's reasons, the rest accepted.
+    let basic = |token: &str| format!("Basic {}", base64(&format!("{token}:")));
+    let batch = json!({"batch": [
+        {"type": "track", "messageId": "seg-1", "userId": "u-77", "event": "Report Exported",
+         "timestamp": when, "context": {"groupId": deal["account_id"]}},
+        {"type": "identify", "messageId": "seg-2", "userId": "u-77",
+         "traits": {"email": "u77@example.org"}, "timestamp": when},
+        {"type": "track", "messageId": "seg-3", "userId": "u-77", "timestamp": when},
+        {"type": "alias", "messageId": "seg-4", "userId": "u-77", "previousId": "x", "timestamp": when},
+    ]});
+    let segment = |auth: &str, path: &str, body: &Value| {
+        server.request_with(
+            "POST",
+            path,
+            &[
+                ("Authorization", auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+    };
+    let (status, answer) = segment(&basic(rita), "/segment/v1/batch", &batch);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["success"], true);
+    let statuses: Vec<&str> = answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["accepted", "accepted", "quarantined", "quarantined"]
+    );
+    assert!(
+        answer["items"][3]["reasons"].to_string().contains("alias"),
+        "{answer}"
+    );
+    // A single call without `type` takes the path's.
+    let track = json!({"messageId": "seg-5", "userId": "u-77", "event": "Invite Sent",
+                       "timestamp": when, "context": {"groupId": deal["account_id"]}});
+    let (status, answer) = segment(&basic(rita), "/segment/v1/track", &track);
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    assert_eq!(answer["items"][0]["kind"], "track");
+    let (status, body) = segment(&basic("wst_00000000_nope"), "/segment/v1/track", &track);
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+    let (status, body) = segment(&basic(rita), "/segment/v1/track", &json!({"type": "page"}));
+    assert_eq!((status, code(&body)), (422, "bad_shape"));
+    let (status, body) = segment(&basic(rita), "/segment/v1/purchase", &track);
+    assert_eq!((status, code(&body)), (404, "not_found"));
+
     // Bad requests: each with its code from the table.
     let raw =
         |ct: Option<&str>, body: &[u8]| server.request("POST", "/v1/events", Some(admin), ct, body);
@@ -450,7 +533,11 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
 
     // SIGTERM stops it cleanly, open streams included.
     assert!(server.stop().success());
-    assert!(rita_stream.next(Duration::from_secs(5)).is_none());
+    // (What the Segment events changed is still to be read first.)
+    while let Some((name, _)) = rita_stream.next(Duration::from_secs(5)) {
+        assert_eq!(name, "score_change");
+    }
+    assert!(rita_stream.ended);
 }
 
 /// An RFC 3339 time (`YYYY-MM-DDTHH:MM:SS(.fff)Z`, UTC) one hour earlier, within the same month.
@@ -467,4 +554,26 @@ fn chrono_minus_hour(t: &str) -> String {
         "the end of the data is at the start of a month: {t}"
     );
     format!("{}{:02}T23{}", &date[..8], day - 1, &time[2..])
+}
+
+/// Standard base64 with padding (a Segment write key is sent as HTTP Basic credentials).
+fn base64(text: &str) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

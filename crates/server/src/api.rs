@@ -30,6 +30,7 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/v1/deals/{id}", get(deal))
         .route("/v1/events", axum::routing::post(post_events))
         .route("/v1/stream", get(stream))
+        .route("/segment/v1/{call}", axum::routing::post(segment))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint (see docs/api.md)") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -219,7 +220,8 @@ struct Item {
 #[derive(Serialize)]
 struct ItemResult {
     index: usize,
-    kind: Kind,
+    /// The item's kind (a Segment message's `type`).
+    kind: String,
     status: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     reasons: Vec<String>,
@@ -244,9 +246,137 @@ async fn post_events(
     headers: HeaderMap,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (principal, _) = caller(&s, &headers).await?;
-    // Nothing is committed that the live state could not take in.
-    with_live(&s, |_| ())?;
+    let (principal, body) = accept_body(&s, &headers, body).await?;
+    let parsed: EventsBody = parse_body(&body, EVENTS_SHAPE)?;
+    let items = check_items(parsed.items)?;
+    let files = canonical_files(&items)?;
+    let answer = write(
+        &s,
+        principal.user,
+        winsignal_ingest::Format::Canonical,
+        files,
+        items.len(),
+    )
+    .await?;
+    Ok(Json(answer).into_response())
+}
+
+/// `POST /segment/v1/{track|identify|page|screen|group|alias|batch}`: Segment's HTTP Tracking API, so a
+/// Segment library or destination pointed at `http://<server>/segment` sends here. Messages are read by
+/// the Segment connector, as `winsignal ingest --format segment` reads a file of them. As Segment's own
+/// servers do, a message without `receivedAt` gets the time it was received, a single call's `type` is
+/// the path's when absent, and a batch's `context` is each message's when it has none.
+async fn segment(
+    State(s): State<Shared>,
+    Path(call): Path<String>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    const CALLS: [&str; 7] = [
+        "track", "identify", "page", "screen", "group", "alias", "batch",
+    ];
+    if !CALLS.contains(&call.as_str()) {
+        return Err(ApiError::new(
+            Code::NotFound,
+            format!(
+                "no Segment call {call:?}; expected one of {}",
+                CALLS.join(", ")
+            ),
+        ));
+    }
+    let (principal, body) = accept_body(&s, &headers, body).await?;
+    let value: Value = parse_body(&body, "a Segment message, or {\"batch\": [...]}")?;
+    let received = Value::String(Ts::now().to_rfc3339());
+    let mut messages = match (call.as_str(), value) {
+        ("batch", Value::Object(mut b)) => {
+            let context = b.remove("context");
+            let Some(Value::Array(batch)) = b.remove("batch") else {
+                return Err(ApiError::new(
+                    Code::BadShape,
+                    "a batch is {\"batch\": [message, ...]}",
+                ));
+            };
+            let mut out = Vec::with_capacity(batch.len());
+            for (i, m) in batch.into_iter().enumerate() {
+                let Value::Object(mut m) = m else {
+                    return Err(ApiError::new(
+                        Code::BadShape,
+                        format!("batch[{i}] is not a JSON object"),
+                    ));
+                };
+                if let Some(c) = &context {
+                    m.entry("context").or_insert_with(|| c.clone());
+                }
+                out.push(m);
+            }
+            out
+        }
+        (_, Value::Object(mut m)) => {
+            match m.get("type") {
+                None => {
+                    m.insert("type".into(), Value::String(call.clone()));
+                }
+                Some(t) if t == &Value::String(call.clone()) => {}
+                Some(t) => {
+                    return Err(ApiError::new(
+                        Code::BadShape,
+                        format!("a message of type {t} sent to /segment/v1/{call}"),
+                    ))
+                }
+            }
+            vec![m]
+        }
+        _ => {
+            return Err(ApiError::new(
+                Code::BadShape,
+                "a Segment message is a JSON object",
+            ))
+        }
+    };
+    if messages.is_empty() {
+        return Err(ApiError::new(Code::BadShape, "`batch` is empty"));
+    }
+    let mut lines = Vec::with_capacity(messages.len());
+    for (index, m) in messages.iter_mut().enumerate() {
+        m.entry("receivedAt").or_insert_with(|| received.clone());
+        let kind = m
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let line = serde_json::to_string(m).map_err(ApiError::internal)?;
+        lines.push((index, kind, line));
+    }
+    let files = vec![LinesFile {
+        name: "segment.jsonl".into(),
+        lines,
+    }];
+    let n = messages.len();
+    let answer = write(
+        &s,
+        principal.user,
+        winsignal_ingest::Format::Segment,
+        files,
+        n,
+    )
+    .await?;
+    // Segment's libraries look for `success`; the rest is this API's answer.
+    let mut out = serde_json::to_value(&answer).map_err(ApiError::internal)?;
+    out["success"] = Value::Bool(true);
+    Ok(Json(out).into_response())
+}
+
+const EVENTS_SHAPE: &str = r#"{"items": [{"kind": "activities", "record": {...}}, ...]}"#;
+
+/// The caller and the body of a request that writes: a token, the workspace loaded (nothing is committed
+/// that the live state could not take in), a JSON body within the size limit.
+async fn accept_body(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(winsignal_workspace::access::Principal, axum::body::Bytes), ApiError> {
+    let (principal, _) = caller(s, headers).await?;
+    with_live(s, |_| ())?;
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -271,15 +401,24 @@ async fn post_events(
             ApiError::new(Code::BadJson, e.body_text())
         }
     })?;
-    let parsed: EventsBody = parse_body(&body)?;
-    let items = check_items(parsed.items)?;
-    // One ingest at a time from this process; the store's own lock orders it with other processes.
+    Ok((principal, body))
+}
+
+/// Ingests the files (one at a time from this process; the store's own lock orders it with other
+/// processes), then publishes the score changes to the streams, in the order made.
+async fn write(
+    s: &Shared,
+    user: String,
+    format: winsignal_ingest::Format,
+    files: Vec<LinesFile>,
+    items: usize,
+) -> Result<EventsAnswer, ApiError> {
     let _writing = s.writing.lock().await;
     let service = s.clone();
-    let user = principal.user.clone();
-    let answer = tokio::task::spawn_blocking(move || ingest(&service, &user, items))
-        .await
-        .map_err(ApiError::internal)??;
+    let answer =
+        tokio::task::spawn_blocking(move || ingest(&service, &user, format, &files, items))
+            .await
+            .map_err(ApiError::internal)??;
     // Published while the write lock is held, so streams see changes in the order they were made.
     let mut number = s
         .published
@@ -294,11 +433,11 @@ async fn post_events(
         }));
     }
     drop(number);
-    Ok(Json(answer).into_response())
+    Ok(answer)
 }
 
 /// The body as JSON of the documented shape, or the table's error naming where it is not.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             Code::BadJson,
@@ -309,16 +448,10 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
             ),
         )
     })?;
-    serde_path_to_error(value)
-}
-
-fn serde_path_to_error<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_json::from_value(value).map_err(|e| {
         ApiError::new(
             Code::BadShape,
-            format!(
-                "the body is not of the documented shape: {e}; expected {{\"items\": [{{\"kind\": \"activities\", \"record\": {{...}}}}, ...]}}"
-            ),
+            format!("the body is not of the documented shape: {e}; expected {shape}"),
         )
     })
 }
@@ -345,50 +478,71 @@ fn check_items(items: Vec<Item>) -> Result<Vec<(Kind, serde_json::Map<String, Va
         .collect()
 }
 
-/// Ingests the items as `winsignal ingest` would a folder of canonical JSON Lines files (one per kind,
-/// the items in their order), then brings the live state up to date.
+/// One file of an ingest made from a request: its name, and each line with the request's item index and
+/// the kind (or Segment message type) the answer names.
+struct LinesFile {
+    name: String,
+    lines: Vec<(usize, String, String)>,
+}
+
+/// The canonical items as a folder of JSON Lines files, one per kind, the items in their order.
+fn canonical_files(
+    items: &[(Kind, serde_json::Map<String, Value>)],
+) -> Result<Vec<LinesFile>, ApiError> {
+    let mut files: BTreeMap<Kind, LinesFile> = BTreeMap::new();
+    for (index, (kind, record)) in items.iter().enumerate() {
+        let line = serde_json::to_string(record).map_err(ApiError::internal)?;
+        files
+            .entry(*kind)
+            .or_insert_with(|| LinesFile {
+                name: format!("{}.jsonl", kind.as_str()),
+                lines: Vec::new(),
+            })
+            .lines
+            .push((index, kind.as_str().to_string(), line));
+    }
+    Ok(files.into_values().collect())
+}
+
+/// Ingests `files` as `winsignal ingest --format <format>` would a folder holding them (the same checks,
+/// quarantine and provenance: one atomic batch), then brings the live state up to date. `items` is the
+/// number of items the request held: each must be answered.
 fn ingest(
     s: &Service,
     user: &str,
-    items: Vec<(Kind, serde_json::Map<String, Value>)>,
+    format: winsignal_ingest::Format,
+    files: &[LinesFile],
+    items: usize,
 ) -> Result<EventsAnswer, ApiError> {
     let dir = tempfile::tempdir().map_err(ApiError::internal)?;
-    // Per kind: its file, and for each line (1-based) the item's index.
-    let mut files: BTreeMap<Kind, (std::fs::File, Vec<usize>)> = BTreeMap::new();
-    for (index, (kind, record)) in items.iter().enumerate() {
-        if !files.contains_key(kind) {
-            let path = dir.path().join(format!("{}.jsonl", kind.as_str()));
-            let file = std::fs::File::create(&path).map_err(ApiError::internal)?;
-            files.insert(*kind, (file, Vec::new()));
+    for f in files {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(dir.path().join(&f.name)).map_err(ApiError::internal)?,
+        );
+        for (_, _, line) in &f.lines {
+            writeln!(out, "{line}").map_err(ApiError::internal)?;
         }
-        let (file, lines) = files.get_mut(kind).expect("inserted above");
-        let line = serde_json::to_string(record).map_err(ApiError::internal)?;
-        writeln!(file, "{line}").map_err(ApiError::internal)?;
-        lines.push(index);
-    }
-    for (file, _) in files.values_mut() {
-        file.flush().map_err(ApiError::internal)?;
+        out.flush().map_err(ApiError::internal)?;
     }
     let now = Ts::now();
-    let request = format!("api:{}:{}", user, now.to_rfc3339());
     let req = winsignal_ingest::IngestRequest {
-        format: Some(winsignal_ingest::Format::Canonical),
+        format: Some(format),
         now,
         origin: Some(winsignal_ingest::Origin {
             source_prefix: "api".into(),
-            label: request,
+            label: format!("api:{}:{}", user, now.to_rfc3339()),
         }),
         ..winsignal_ingest::IngestRequest::new(dir.path())
     };
     let report =
         winsignal_ingest::ingest(&s.store, &req, &mut |_| {}).map_err(ApiError::internal)?;
     // Committed: every answer from here on reports items that are in the store.
-    let mut results: Vec<Option<ItemResult>> = items.iter().map(|_| None).collect();
+    let mut results: Vec<Option<ItemResult>> = (0..items).map(|_| None).collect();
     for load in &report.loads {
-        let Some(&kind) = load.kinds.first() else {
-            continue;
-        };
-        let Some((_, lines)) = files.get(&kind) else {
+        let Some(file) = files
+            .iter()
+            .find(|f| load.path.ends_with(&format!("/{}", f.name)))
+        else {
             continue;
         };
         let quarantined: BTreeMap<u64, Vec<String>> = s
@@ -398,18 +552,18 @@ fn ingest(
             .into_iter()
             .map(|q| (q.line, q.reasons))
             .collect();
-        for (i, &index) in lines.iter().enumerate() {
+        for (i, (index, kind, _)) in file.lines.iter().enumerate() {
             let line = i as u64 + 1;
-            let reasons = quarantined.get(&line).cloned().unwrap_or_default();
-            results[index] = Some(ItemResult {
-                index,
-                kind,
-                status: if quarantined.contains_key(&line) {
+            let reasons = quarantined.get(&line).cloned();
+            results[*index] = Some(ItemResult {
+                index: *index,
+                kind: kind.clone(),
+                status: if reasons.is_some() {
                     "quarantined"
                 } else {
                     "accepted"
                 },
-                reasons,
+                reasons: reasons.unwrap_or_default(),
                 load_id: load.load_id,
                 line,
             });

@@ -60,16 +60,15 @@ impl Service {
         let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(token_of)
             .ok_or_else(|| {
                 ApiError::new(
                     Code::Unauthorized,
-                    "send a token: `Authorization: Bearer <token>` (made by `winsignal users add`)",
+                    "send a token: `Authorization: Bearer <token>`, or as a Segment write key (HTTP Basic, the token as the user name), made by `winsignal users add`",
                 )
             })?;
         let users = access::users(&self.store).map_err(ApiError::internal)?;
-        let principal = access::authenticate(&users, token).ok_or_else(|| {
+        let principal = access::authenticate(&users, &token).ok_or_else(|| {
             ApiError::new(Code::Unauthorized, "the token is not known or was revoked")
         })?;
         let scope = access::scope(&principal, &self.store).map_err(ApiError::internal)?;
@@ -133,4 +132,60 @@ pub async fn serve(
 /// The address a listener is bound to, for the line `serve` prints.
 pub fn bound(listener: &tokio::net::TcpListener) -> Result<SocketAddr> {
     Ok(listener.local_addr()?)
+}
+
+/// The token of an `Authorization` header: `Bearer <token>`, or HTTP Basic with the token as the user
+/// name and any password (how Segment's libraries send their write key).
+fn token_of(header: &str) -> Option<String> {
+    if let Some(t) = header.strip_prefix("Bearer ") {
+        return Some(t.trim().to_string());
+    }
+    let decoded = base64_decode(header.strip_prefix("Basic ")?.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    let user = text.split_once(':').map_or(text.as_str(), |(u, _)| u);
+    (!user.is_empty()).then(|| user.to_string())
+}
+
+/// Standard base64 (RFC 4648, padding optional); `None` for anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_as_bearer_or_as_a_basic_user_name() {
+        assert_eq!(token_of("Bearer wst_1_ab ").as_deref(), Some("wst_1_ab"));
+        // "wst_1_ab:" and "wst_1_ab:x" in base64 (`printf 'wst_1_ab:' | base64`).
+        assert_eq!(token_of("Basic d3N0XzFfYWI6").as_deref(), Some("wst_1_ab"));
+        assert_eq!(
+            token_of("Basic d3N0XzFfYWI6eA==").as_deref(),
+            Some("wst_1_ab")
+        );
+        assert_eq!(token_of("Basic Og=="), None); // ":" alone: no user name
+        assert_eq!(token_of("Basic !!"), None);
+        assert_eq!(token_of("Digest x"), None);
+    }
 }
