@@ -28,9 +28,10 @@ use winsignal_core::{Kind, Record, Ts};
 use crate::error::{io_err, Result, StoreError};
 use crate::segment::{kind_code, read_keys, KeyEntry, MergedEvents, PendingEvents};
 use crate::{
-    Batch, Column, EventChange, EventChanges, Events, Flag, LoadId, LoadInfo, LoadSpec, LoadStats,
-    LogPosition, ModelInfo, ModelRecord, NamedState, PutOutcome, QuarantinedRow, RecordChange,
-    RowOrigin, Snapshot, StateUpdate, StateWriter, Store, StoreRead, StoredEvent, StoredRecord,
+    Batch, Column, EventChange, EventChanges, Events, Flag, JournalEntry, JournalQuery, LoadId,
+    LoadInfo, LoadSpec, LoadStats, LogPosition, ModelInfo, ModelRecord, NamedState, PutOutcome,
+    QuarantinedRow, RecordChange, RowOrigin, Snapshot, StateUpdate, StateWriter, Store, StoreRead,
+    StoredEvent, StoredRecord,
 };
 
 /// Bumped when the on-disk layout changes so that older builds must not write it. 2: log positions
@@ -71,6 +72,10 @@ CREATE TABLE IF NOT EXISTS overlays(
 CREATE TABLE IF NOT EXISTS models(
     seq INTEGER PRIMARY KEY AUTOINCREMENT, model_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
     summary TEXT NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS journal(
+    stream TEXT NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL, at INTEGER NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY(stream, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS journal_key ON journal(stream, key, seq);
 ";
 
 /// Columns added after the first release of the store format: old workspaces get them on open.
@@ -894,6 +899,31 @@ impl Reader<'_> {
         out.sort_unstable_by_key(|e| e.seq);
         Ok(out)
     }
+
+    fn journal(&self, stream: &str, query: &JournalQuery) -> Result<Vec<JournalEntry>> {
+        self.rows(
+            "SELECT stream, seq, key, at, body FROM journal
+             WHERE stream = ?1 AND (?2 IS NULL OR key = ?2) AND seq > ?3 ORDER BY seq LIMIT ?4",
+            params![
+                stream,
+                query.key,
+                query.after.min(i64::MAX as u64) as i64,
+                query.limit.map_or(-1, |l| l.min(i64::MAX as usize) as i64)
+            ],
+            row_to_journal,
+        )
+    }
+
+    fn journal_latest(&self, stream: &str) -> Result<Vec<JournalEntry>> {
+        self.rows(
+            "SELECT j.stream, j.seq, j.key, j.at, j.body FROM journal j
+             JOIN (SELECT key, MAX(seq) AS seq FROM journal WHERE stream = ?1 GROUP BY key) m
+               ON j.key = m.key AND j.seq = m.seq
+             WHERE j.stream = ?1 ORDER BY j.key",
+            [stream],
+            row_to_journal,
+        )
+    }
 }
 
 fn into_changes<'a>(changes: Vec<EventChange>) -> EventChanges<'a> {
@@ -947,6 +977,12 @@ impl StoreRead for EmbeddedStore {
     }
     fn events_by_seq(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>> {
         self.latest(|r| r.events_by_seq(seqs))
+    }
+    fn journal(&self, stream: &str, query: &JournalQuery) -> Result<Vec<JournalEntry>> {
+        self.latest(|r| r.journal(stream, query))
+    }
+    fn journal_latest(&self, stream: &str) -> Result<Vec<JournalEntry>> {
+        self.latest(|r| r.journal_latest(stream))
     }
 }
 
@@ -1037,6 +1073,12 @@ impl StoreRead for EmbeddedSnapshot {
     fn events_by_seq(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>> {
         self.read(|r| r.events_by_seq(seqs))
     }
+    fn journal(&self, stream: &str, query: &JournalQuery) -> Result<Vec<JournalEntry>> {
+        self.read(|r| r.journal(stream, query))
+    }
+    fn journal_latest(&self, stream: &str) -> Result<Vec<JournalEntry>> {
+        self.read(|r| r.journal_latest(stream))
+    }
 }
 
 impl Store for EmbeddedStore {
@@ -1115,6 +1157,50 @@ impl Store for EmbeddedStore {
         let dir = crate::state::state_dir(&self.dir);
         crate::state::update(&self.dir, &dir, self.lock_wait, name, key, update)
     }
+
+    fn append(&self, stream: &str, at: Ts, entries: &[(String, Vec<u8>)]) -> Result<Vec<u64>> {
+        let conn = lock(&self.conn);
+        let fail = |e: rusqlite::Error| db_error(e, &self.dir, self.lock_wait);
+        // Immediate: the numbers read and written under the database's write lock, so appends from
+        // other processes cannot take the same ones.
+        let tx =
+            rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)
+                .map_err(fail)?;
+        let last: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM journal WHERE stream = ?1",
+                [stream],
+                |r| r.get(0),
+            )
+            .map_err(fail)?;
+        let mut seqs = Vec::with_capacity(entries.len());
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO journal(stream, seq, key, at, body) VALUES(?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(fail)?;
+            for (i, (key, body)) in entries.iter().enumerate() {
+                let seq = last + 1 + i as i64;
+                insert
+                    .execute(params![stream, seq, key, at.0, body])
+                    .map_err(fail)?;
+                seqs.push(seq as u64);
+            }
+        }
+        tx.commit().map_err(fail)?;
+        Ok(seqs)
+    }
+}
+
+fn row_to_journal(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+    Ok(JournalEntry {
+        stream: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        key: r.get(2)?,
+        at: Ts(r.get(3)?),
+        body: r.get(4)?,
+    })
 }
 
 /// Deletes segment files no committed batch registered (left by a killed or failed writer).

@@ -166,6 +166,30 @@ pub struct ModelRecord {
     pub body: Vec<u8>,
 }
 
+/// One entry of an append-only journal the store keeps (a deal's score history; later the webhook
+/// outbox and the audit log): numbered in the order appended, within its stream, from 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub stream: String,
+    pub seq: u64,
+    /// What the entry is about (a deal's id): entries of one key are read together.
+    pub key: String,
+    /// When it was appended.
+    pub at: Ts,
+    pub body: Vec<u8>,
+}
+
+/// Which entries of a journal stream to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalQuery {
+    /// Only entries of this key.
+    pub key: Option<String>,
+    /// Only entries numbered after this one.
+    pub after: u64,
+    /// At most this many, the earliest first.
+    pub limit: Option<usize>,
+}
+
 /// A model as listed: everything but its body, with the order it was saved in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelInfo {
@@ -293,6 +317,10 @@ pub trait StoreRead {
     /// The events with these sequence numbers (current or replaced), in `seq` order; unknown numbers
     /// are left out. Reads only the part of the log that holds them.
     fn events_by_seq(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>>;
+    /// Entries of a journal stream, in the order appended (see [`JournalQuery`]).
+    fn journal(&self, stream: &str, query: &JournalQuery) -> Result<Vec<JournalEntry>>;
+    /// The latest entry of every key of a journal stream, by key.
+    fn journal_latest(&self, stream: &str) -> Result<Vec<JournalEntry>>;
 }
 
 /// One committed state of the store, read as many times as needed (see [`StoreRead`]). Holding one
@@ -338,6 +366,10 @@ pub trait Store: StoreRead + Send + Sync {
     /// batch, then gives up with [`StoreError::Busy`]. An error from `update` leaves the state as it
     /// was and is returned as [`StoreError::Io`].
     fn update_state(&self, name: &str, key: &str, update: &mut StateUpdate<'_>) -> Result<()>;
+    /// Appends entries `(key, body)` to a journal stream, at time `at`, all or none; returns their
+    /// numbers. Appends from any number of threads or processes get distinct, increasing numbers.
+    /// Not part of the log: it does not move the log position.
+    fn append(&self, stream: &str, at: Ts, entries: &[(String, Vec<u8>)]) -> Result<Vec<u64>>;
 }
 
 /// An atomic set of loads. Dropping it without [`Batch::commit`] discards everything and releases the

@@ -16,9 +16,10 @@ use crate::error::{Result, StoreError};
 use crate::segment::PendingEvents;
 use crate::state::check_name;
 use crate::{
-    Batch, Column, EventChange, EventChanges, Events, Flag, LoadId, LoadInfo, LoadSpec, LoadStats,
-    LogPosition, ModelInfo, ModelRecord, NamedState, PutOutcome, QuarantinedRow, RecordChange,
-    RowOrigin, Snapshot, StateUpdate, StateWriter, Store, StoreRead, StoredEvent, StoredRecord,
+    Batch, Column, EventChange, EventChanges, Events, Flag, JournalEntry, JournalQuery, LoadId,
+    LoadInfo, LoadSpec, LoadStats, LogPosition, ModelInfo, ModelRecord, NamedState, PutOutcome,
+    QuarantinedRow, RecordChange, RowOrigin, Snapshot, StateUpdate, StateWriter, Store, StoreRead,
+    StoredEvent, StoredRecord,
 };
 
 /// A store that lives in memory and is gone when dropped.
@@ -80,6 +81,8 @@ struct Data {
     overlays: BTreeMap<(Kind, String), Vec<(String, String)>>,
     models: Vec<ModelInfo>,
     model_bodies: HashMap<String, Vec<u8>>,
+    /// Journal streams, each in the order appended.
+    journal: BTreeMap<String, Vec<JournalEntry>>,
 }
 
 fn event_kinds_wanted(kinds: &[Kind], kind: Kind) -> bool {
@@ -262,6 +265,27 @@ impl StoreRead for Data {
             })
             .collect())
     }
+
+    fn journal(&self, stream: &str, query: &JournalQuery) -> Result<Vec<JournalEntry>> {
+        Ok(self
+            .journal
+            .get(stream)
+            .map_or(&[][..], |v| &v[..])
+            .iter()
+            .filter(|e| e.seq > query.after)
+            .filter(|e| query.key.as_deref().is_none_or(|k| e.key == k))
+            .take(query.limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    fn journal_latest(&self, stream: &str) -> Result<Vec<JournalEntry>> {
+        let mut latest: BTreeMap<&str, &JournalEntry> = BTreeMap::new();
+        for e in self.journal.get(stream).map_or(&[][..], |v| &v[..]) {
+            latest.insert(&e.key, e);
+        }
+        Ok(latest.into_values().cloned().collect())
+    }
 }
 
 /// Reads on a shared state: a snapshot, or the store's latest state for one call.
@@ -314,6 +338,12 @@ macro_rules! forward_reads {
             fn events_by_seq(&$s, seqs: &[u64]) -> Result<Vec<StoredEvent>> {
                 $data.events_by_seq(seqs)
             }
+            fn journal(&$s, stream: &str, query: &JournalQuery) -> Result<Vec<JournalEntry>> {
+                $data.journal(stream, query)
+            }
+            fn journal_latest(&$s, stream: &str) -> Result<Vec<JournalEntry>> {
+                $data.journal_latest(stream)
+            }
         }
     };
 }
@@ -322,6 +352,26 @@ forward_reads!(MemorySnapshot, |self| self.0);
 forward_reads!(MemoryStore, |self| self.current());
 
 impl Store for MemoryStore {
+    fn append(&self, stream: &str, at: Ts, entries: &[(String, Vec<u8>)]) -> Result<Vec<u64>> {
+        let mut data = lock(&self.data);
+        let next = Arc::make_mut(&mut data);
+        let held = next.journal.entry(stream.to_string()).or_default();
+        let last = held.last().map_or(0, |e| e.seq);
+        let mut seqs = Vec::with_capacity(entries.len());
+        for (i, (key, body)) in entries.iter().enumerate() {
+            let seq = last + 1 + i as u64;
+            held.push(JournalEntry {
+                stream: stream.to_string(),
+                seq,
+                key: key.clone(),
+                at,
+                body: body.clone(),
+            });
+            seqs.push(seq);
+        }
+        Ok(seqs)
+    }
+
     fn begin(&self) -> Result<Box<dyn Batch + '_>> {
         let writer = lock(&self.writer);
         let data = (*self.current()).clone();

@@ -801,6 +801,102 @@ pub fn updates_of_a_named_state_do_not_lose_each_other(store: &dyn Store) {
     assert_eq!(read_state(store, "registry").unwrap().1, bytes);
 }
 
+pub fn journal_entries_are_numbered_per_stream_and_read_by_key(store: &dyn Store) {
+    use winsignal_core::Ts;
+    use winsignal_store::JournalQuery;
+    let entry = |k: &str, b: &str| (k.to_string(), b.as_bytes().to_vec());
+    assert!(store
+        .journal("scores", &JournalQuery::default())
+        .unwrap()
+        .is_empty());
+    let position = store.position().unwrap();
+    assert_eq!(
+        store
+            .append("scores", Ts(10), &[entry("D1", "a"), entry("D2", "b")])
+            .unwrap(),
+        [1, 2]
+    );
+    // Streams are numbered apart; appending does not move the log.
+    assert_eq!(
+        store.append("outbox", Ts(11), &[entry("D1", "x")]).unwrap(),
+        [1]
+    );
+    assert_eq!(store.position().unwrap(), position);
+    let before = store.snapshot().unwrap();
+    assert_eq!(
+        store.append("scores", Ts(12), &[entry("D1", "c")]).unwrap(),
+        [3]
+    );
+    assert_eq!(
+        store.append("scores", Ts(13), &[]).unwrap(),
+        Vec::<u64>::new()
+    );
+
+    let read = |r: &dyn StoreRead, q: JournalQuery| -> Vec<(u64, String, i64, String)> {
+        r.journal("scores", &q)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                assert_eq!(e.stream, "scores");
+                (e.seq, e.key, e.at.0, String::from_utf8(e.body).unwrap())
+            })
+            .collect()
+    };
+    let all = read(store, JournalQuery::default());
+    assert_eq!(
+        all,
+        [
+            (1, "D1".into(), 10, "a".into()),
+            (2, "D2".into(), 10, "b".into()),
+            (3, "D1".into(), 12, "c".into())
+        ]
+    );
+    let d1 = JournalQuery {
+        key: Some("D1".into()),
+        ..JournalQuery::default()
+    };
+    assert_eq!(read(store, d1.clone()), [all[0].clone(), all[2].clone()]);
+    let after = JournalQuery {
+        after: 1,
+        limit: Some(1),
+        ..JournalQuery::default()
+    };
+    assert_eq!(read(store, after), [all[1].clone()]);
+    // A snapshot taken before an append does not see it.
+    assert_eq!(read(before.as_ref(), d1), [all[0].clone()]);
+    let latest: Vec<(u64, String)> = store
+        .journal_latest("scores")
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, e.key))
+        .collect();
+    assert_eq!(latest, [(3, "D1".into()), (2, "D2".into())]);
+
+    // Appends from many threads at once: every entry kept, numbers distinct and without gaps.
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            s.spawn(move || {
+                for i in 0..10 {
+                    store
+                        .append(
+                            "many",
+                            Ts(i),
+                            &[(format!("{t}"), vec![i as u8]), (format!("{t}"), vec![])],
+                        )
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let many = store.journal("many", &JournalQuery::default()).unwrap();
+    let seqs: Vec<u64> = many.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=80).collect::<Vec<u64>>());
+    // Each append's two entries are adjacent.
+    for pair in many.chunks(2) {
+        assert_eq!(pair[0].key, pair[1].key);
+    }
+}
+
 /// Runs every contract test on one implementation: `contract_for!(module_name, function opening a
 /// fresh store)`.
 macro_rules! contract_for {
@@ -824,6 +920,7 @@ macro_rules! contract_for {
                 events_by_seq_finds_current_and_replaced_versions,
                 named_state_is_replaced_whole_and_kept_on_failure,
                 updates_of_a_named_state_do_not_lose_each_other,
+                journal_entries_are_numbered_per_stream_and_read_by_key,
             );
         }
     };

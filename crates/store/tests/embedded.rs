@@ -410,3 +410,47 @@ fn events_by_seq_reads_only_the_segments_that_hold_them() {
     let err = store.events_by_seq(&[1]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
 }
+
+#[test]
+fn journal_appends_through_separate_handles_get_distinct_numbers_and_survive_reopening() {
+    // Two handles on one workspace (as two processes would have), appending at once.
+    use winsignal_store::{JournalQuery, Store, StoreRead};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    EmbeddedStore::open(&path).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..2u8 {
+            let path = path.clone();
+            s.spawn(move || {
+                let store = EmbeddedStore::open(&path).unwrap();
+                for i in 0..20u8 {
+                    store
+                        .append(
+                            "scores",
+                            winsignal_core::Ts(0),
+                            &[(format!("{t}"), vec![i])],
+                        )
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let store = EmbeddedStore::open(&path).unwrap();
+    let all = store.journal("scores", &JournalQuery::default()).unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=40).collect::<Vec<u64>>()
+    );
+    for t in ["0", "1"] {
+        let bodies: Vec<u8> = all
+            .iter()
+            .filter(|e| e.key == t)
+            .map(|e| e.body[0])
+            .collect();
+        assert_eq!(
+            bodies,
+            (0..20).collect::<Vec<u8>>(),
+            "handle {t}'s entries in its order"
+        );
+    }
+}
