@@ -441,6 +441,21 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
     let (_, all_now) = server.get("/v1/deals", Some(admin));
     assert_eq!(p_wins(&all_now["deals"]), p_wins(&rescored["deals"]));
 
+    // The deal's score history: first scored when the server started, then this change.
+    let (status, h) = server.get(&format!("/v1/deals/{deal_id}/history"), Some(rita));
+    assert_eq!(status, 200, "{h}");
+    let h = h["history"].as_array().unwrap();
+    assert_eq!(
+        (h[0]["before"].clone(), h[0]["after"].clone()),
+        (Value::Null, deal["p_win"].clone())
+    );
+    let last = h.last().unwrap();
+    for field in ["before", "after", "moved_by", "position", "model_id"] {
+        assert_eq!(last[field], change[field], "{field}");
+    }
+    let (status, body) = server.get(&format!("/v1/deals/{deal_id}/history"), Some(bob));
+    assert_eq!((status, code(&body)), (404, "not_found"));
+
     // The same batch again changes nothing (events are idempotent by id and content).
     let (status, again) = server.post("/v1/events", Some(rita), &json!({ "items": items }));
     assert_eq!(status, 200, "{again}");
@@ -532,12 +547,45 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
     assert_eq!((status, code(&body)), (400, "bad_query"));
 
     // SIGTERM stops it cleanly, open streams included.
+    let (_, at_stop) = server.get(&format!("/v1/deals/{deal_id}/history"), Some(rita));
     assert!(server.stop().success());
     // (What the Segment events changed is still to be read first.)
     while let Some((name, _)) = rita_stream.next(Duration::from_secs(5)) {
         assert_eq!(name, "score_change");
     }
     assert!(rita_stream.ended);
+
+    // An event that arrives while no server runs: the next start records the change it made (what
+    // moved it is not known), so the history ends at the score the deal has.
+    let (_, before_stop) = {
+        let server = Server::start(&data, &[]);
+        let got = server.get(&format!("/v1/deals/{deal_id}/history"), Some(rita));
+        assert!(server.stop().success());
+        got
+    };
+    let n_before = before_stop["history"].as_array().unwrap().len();
+    // A restart with nothing new records nothing.
+    assert_eq!(before_stop, at_stop);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("activities.jsonl");
+    let meeting = json!({"activity_id": "OFFLINE-1", "type": "meeting", "status": "completed",
+        "opportunity_id": deal_id, "account_id": deal["account_id"], "contact_ids": people,
+        "occurred_at": when, "duration_s": 3600});
+    std::fs::write(&file, format!("{meeting}\n")).unwrap();
+    winsignal(&data, &["ingest", file.to_str().unwrap()]);
+    let server = Server::start(&data, &[]);
+    let (_, after_restart) = server.get(&format!("/v1/deals/{deal_id}/history"), Some(rita));
+    let (_, now) = server.get(&format!("/v1/deals/{deal_id}"), Some(rita));
+    let h = after_restart["history"].as_array().unwrap();
+    assert_eq!(h.len(), n_before + 1, "{after_restart}");
+    let last = h.last().unwrap();
+    assert_eq!(
+        last["before"],
+        before_stop["history"][n_before - 1]["after"]
+    );
+    assert_eq!(last["after"], now["deal"]["p_win"]);
+    assert_eq!(last["moved_by"], json!([]));
+    assert!(server.stop().success());
 }
 
 /// An RFC 3339 time (`YYYY-MM-DDTHH:MM:SS(.fff)Z`, UTC) one hour earlier, within the same month.

@@ -28,6 +28,7 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/deals", get(deals))
         .route("/v1/deals/{id}", get(deal))
+        .route("/v1/deals/{id}/history", get(history))
         .route("/v1/events", axum::routing::post(post_events))
         .route("/v1/stream", get(stream))
         .route("/segment/v1/{call}", axum::routing::post(segment))
@@ -183,6 +184,50 @@ async fn deal(
             format!("no open deal {id:?} that this token may see"),
         )),
     })?
+}
+
+/// One recorded score change of a deal.
+#[derive(Serialize)]
+struct HistoryEntry {
+    /// Its number in the score history (all deals), in the order recorded.
+    seq: u64,
+    /// When it was recorded (RFC 3339).
+    recorded_at: String,
+    #[serde(flatten)]
+    change: winsignal_workspace::live::ScoreChange,
+}
+
+async fn history(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, scope) = caller(&s, &headers).await?;
+    let service = s.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        winsignal_workspace::live::history(&service.store, &scope, &id)
+            .map(|h| (h, id))
+            .map_err(ApiError::internal)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    match found {
+        (Some(entries), _) => {
+            let history: Vec<HistoryEntry> = entries
+                .into_iter()
+                .map(|(seq, at, change)| HistoryEntry {
+                    seq,
+                    recorded_at: at.to_rfc3339(),
+                    change,
+                })
+                .collect();
+            Ok(Json(serde_json::json!({ "history": history })).into_response())
+        }
+        (None, id) => Err(ApiError::new(
+            Code::NotFound,
+            format!("no score history of a deal {id:?} that this token may see"),
+        )),
+    }
 }
 
 /// The caller, read on a blocking thread (the users and reps are read from the store).

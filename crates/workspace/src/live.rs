@@ -6,16 +6,24 @@
 //! A deal's score is as of its last change: when an event touches a deal, the deal is rescored at the
 //! end of the data as it then stands (the latest time anywhere in it, as `winsignal score` does), and
 //! the score says which time that was (`as_of`). Deals nothing touched keep their score and its time.
+//!
+//! Every change is recorded in the store's journal [`SCORE_HISTORY`] (keyed by deal) before it is
+//! answered. A process that stopped between a commit and its record (a crash) leaves a gap: the next
+//! [`Live::open`] records, for every deal whose score differs from its last recorded one, the change
+//! from the one to the other, so the history never shows a score the deal no longer has.
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
-use serde::Serialize;
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
 use winsignal_core::Ts;
 use winsignal_features::{snapshot, Catalog, Engine};
 use winsignal_score::explain::DealScore;
 use winsignal_score::model::WinModel;
-use winsignal_store::{LogPosition, Store};
+use winsignal_store::{JournalQuery, LogPosition, Store, StoreRead};
+
+/// The journal stream of score changes, keyed by opportunity id.
+pub const SCORE_HISTORY: &str = "score-history";
 
 use crate::access::Scope;
 use crate::Silent;
@@ -29,9 +37,11 @@ struct Applied {
 }
 
 /// One deal's score moving: from what, to what, and the factors that moved it most.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScoreChange {
     pub opportunity_id: String,
+    /// The log position of the state the new score is of.
+    pub position: u64,
     pub rep_id: Option<String>,
     pub model_id: String,
     pub as_of: Ts,
@@ -44,7 +54,7 @@ pub struct ScoreChange {
 }
 
 /// A term's contribution before and after a change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FactorMove {
     pub term: String,
     pub logit_change: f64,
@@ -99,7 +109,58 @@ impl Live {
             .into_iter()
             .map(|d| (d.opportunity_id.clone(), d))
             .collect();
+        live.reconcile(store)?;
         Ok(live)
+    }
+
+    /// Records a change for every open deal whose score is not its last recorded one (first scored,
+    /// or changed while no process recorded it), and for every deal recorded as open that no longer is.
+    fn reconcile(&self, store: &dyn Store) -> Result<()> {
+        let Some(model_id) = self.model_id() else {
+            return Ok(());
+        };
+        let recorded: BTreeMap<String, ScoreChange> = store
+            .journal_latest(SCORE_HISTORY)?
+            .into_iter()
+            .map(|e| {
+                let change: ScoreChange = serde_json::from_slice(&e.body).with_context(|| {
+                    format!("score history entry {} of {} cannot be read", e.seq, e.key)
+                })?;
+                Ok((e.key, change))
+            })
+            .collect::<Result<_>>()?;
+        let mut changes = Vec::new();
+        for (id, d) in &self.scores {
+            let last = recorded.get(id);
+            if last.is_none_or(|c| c.after != Some(d.p_win) || c.model_id != model_id) {
+                changes.push(ScoreChange {
+                    opportunity_id: id.clone(),
+                    position: self.position.0,
+                    rep_id: d.rep_id.clone(),
+                    model_id: model_id.to_string(),
+                    as_of: d.as_of,
+                    before: last.and_then(|c| c.after),
+                    after: Some(d.p_win),
+                    // What moved it while unrecorded is not known.
+                    moved_by: Vec::new(),
+                });
+            }
+        }
+        for (id, last) in &recorded {
+            if last.after.is_some() && !self.scores.contains_key(id) {
+                changes.push(ScoreChange {
+                    opportunity_id: id.clone(),
+                    position: self.position.0,
+                    rep_id: last.rep_id.clone(),
+                    model_id: model_id.to_string(),
+                    as_of: last.as_of,
+                    before: last.after,
+                    after: None,
+                    moved_by: Vec::new(),
+                });
+            }
+        }
+        record(store, &changes)
     }
 
     /// The log position the state is of.
@@ -144,6 +205,7 @@ impl Live {
             let before = self.scores.remove(&id);
             let after = rescored.get(&id).cloned();
             let change = ScoreChange {
+                position: position.0,
                 rep_id: after
                     .as_ref()
                     .or(before.as_ref())
@@ -165,6 +227,7 @@ impl Live {
                 changes.push(change);
             }
         }
+        record(store, &changes)?;
         Ok(changes)
     }
 
@@ -223,6 +286,51 @@ impl Live {
             &snaps,
         )?)
     }
+}
+
+/// A deal's recorded score changes, oldest first, if the scope allows the deal (`None` when it
+/// does not, or nothing was ever recorded of it).
+pub fn history(
+    read: &dyn StoreRead,
+    scope: &Scope,
+    opportunity_id: &str,
+) -> Result<Option<Vec<(u64, Ts, ScoreChange)>>> {
+    let long = winsignal_core::sfdc::to_18(opportunity_id);
+    for id in [opportunity_id, long.as_str()] {
+        let entries = read.journal(
+            SCORE_HISTORY,
+            &JournalQuery {
+                key: Some(id.to_string()),
+                ..JournalQuery::default()
+            },
+        )?;
+        let Some(last) = entries.last() else {
+            continue;
+        };
+        let last: ScoreChange = serde_json::from_slice(&last.body)?;
+        if !scope.allows(last.rep_id.as_deref()) {
+            return Ok(None);
+        }
+        return entries
+            .into_iter()
+            .map(|e| Ok((e.seq, e.at, serde_json::from_slice(&e.body)?)))
+            .collect::<Result<Vec<_>>>()
+            .map(Some);
+    }
+    Ok(None)
+}
+
+/// Appends score changes to the history, in one append.
+fn record(store: &dyn Store, changes: &[ScoreChange]) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let entries = changes
+        .iter()
+        .map(|c| Ok((c.opportunity_id.clone(), serde_json::to_vec(c)?)))
+        .collect::<Result<Vec<_>>>()?;
+    store.append(SCORE_HISTORY, Ts::now(), &entries)?;
+    Ok(())
 }
 
 /// The terms whose contribution changed between two scores of a deal, largest change first.
