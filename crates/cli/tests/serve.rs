@@ -546,6 +546,46 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
     let (status, body) = server.get("/v1/deals?max_p_win=lots", Some(admin));
     assert_eq!((status, code(&body)), (400, "bad_query"));
 
+    // Prometheus metrics, for an admin's or revops' token; routes by their pattern, not their ids.
+    let (status, body) = server.get("/metrics", None);
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+    let (status, body) = server.get("/metrics", Some(rita));
+    assert_eq!((status, code(&body)), (403, "forbidden"));
+    let metrics = {
+        let mut s = TcpStream::connect(&server.addr).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains(r#"winsignal_http_request_duration_seconds_count{route="/v1/deals/{id}",method="GET",status="404"}"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&format!("/v1/deals/{deal_id}")));
+    assert!(metrics.contains(&format!(
+        "winsignal_active_model{{model_id=\"{}\"}} 1",
+        scored["model_id"].as_str().unwrap()
+    )));
+    assert!(metrics.contains("winsignal_open_streams 3"), "{metrics}");
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name}"))
+            .parse()
+            .unwrap()
+    };
+    // The first batch (4 + 1 bad), the same again, the Segment batch (2 + 2) and the single track.
+    assert_eq!(counter("winsignal_items_accepted_total"), 4 + 4 + 2 + 1);
+    assert_eq!(counter("winsignal_items_quarantined_total"), 1 + 1 + 2);
+    assert!(counter("winsignal_score_changes_total") >= 1);
+
     // SIGTERM stops it cleanly, open streams included.
     let (_, at_stop) = server.get(&format!("/v1/deals/{deal_id}/history"), Some(rita));
     assert!(server.stop().success());

@@ -32,6 +32,7 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/v1/events", axum::routing::post(post_events))
         .route("/v1/stream", get(stream))
         .route("/segment/v1/{call}", axum::routing::post(segment))
+        .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint (see docs/api.md)") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -41,7 +42,64 @@ pub(crate) fn router(service: Shared) -> Router {
         })
         // The body limit is applied by `post_events` itself, to answer with the table's code.
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            observe,
+        ))
         .with_state(service)
+}
+
+/// Times every request, by its route (the pattern, not the path: ids do not make new series).
+async fn observe(
+    State(s): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let method = request.method().as_str().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    s.metrics.observe(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// `GET /metrics`: Prometheus text, for an admin's or revops' token (a scrape job's `authorization`).
+async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (principal, _) = caller(&s, &headers).await?;
+    if !principal.role.sees_operations() {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "metrics are for admin and revops tokens",
+        ));
+    }
+    let (model, ready) = {
+        let live = s
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (
+            live.as_ref().and_then(|l| l.model_id().map(str::to_string)),
+            live.is_some(),
+        )
+    };
+    let text = s.metrics.render(model.as_deref(), ready);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn healthz() -> Json<Value> {
@@ -478,6 +536,13 @@ async fn write(
         }));
     }
     drop(number);
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &s.metrics;
+    m.items_accepted.fetch_add(answer.accepted as u64, Relaxed);
+    m.items_quarantined
+        .fetch_add(answer.quarantined as u64, Relaxed);
+    m.score_changes
+        .fetch_add(answer.score_changes.len() as u64, Relaxed);
     Ok(answer)
 }
 
@@ -652,32 +717,59 @@ async fn stream(State(s): State<Shared>, headers: HeaderMap) -> Result<Response,
     use axum::response::sse::{Event, KeepAlive, Sse};
     let (_, scope) = caller(&s, &headers).await?;
     with_live(&s, |_| ())?;
-    let state = (s.changes.subscribe(), s.stopping.clone(), scope);
-    let events = futures_util::stream::unfold(state, |(mut rx, mut stopping, scope)| async move {
-        loop {
-            if *stopping.borrow() {
-                return None;
+    let state = (
+        s.changes.subscribe(),
+        s.stopping.clone(),
+        scope,
+        OpenStream::new(s.clone()),
+    );
+    let events =
+        futures_util::stream::unfold(state, |(mut rx, mut stopping, scope, open)| async move {
+            loop {
+                if *stopping.borrow() {
+                    return None;
+                }
+                let next = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stopping.changed() => return None,
+                };
+                let event = match next {
+                    // The scope is the application layer's rule; the stream only applies it.
+                    Ok(p) if scope.allows(p.change.rep_id.as_deref()) => Event::default()
+                        .event("score_change")
+                        .id(p.number.to_string())
+                        .json_data(&p.change),
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
+                        .event("lagged")
+                        .json_data(serde_json::json!({ "missed": n })),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                };
+                return Some((event, (rx, stopping, scope, open)));
             }
-            let next = tokio::select! {
-                r = rx.recv() => r,
-                _ = stopping.changed() => return None,
-            };
-            let event = match next {
-                // The scope is the application layer's rule; the stream only applies it.
-                Ok(p) if scope.allows(p.change.rep_id.as_deref()) => Event::default()
-                    .event("score_change")
-                    .id(p.number.to_string())
-                    .json_data(&p.change),
-                Ok(_) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
-                    .event("lagged")
-                    .json_data(serde_json::json!({ "missed": n })),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            };
-            return Some((event, (rx, stopping, scope)));
-        }
-    });
+        });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
         .into_response())
+}
+
+/// Counted in `winsignal_open_streams` while a stream lives.
+struct OpenStream(Shared);
+
+impl OpenStream {
+    fn new(s: Shared) -> OpenStream {
+        s.metrics
+            .open_streams
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenStream(s)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0
+            .metrics
+            .open_streams
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -11,6 +11,8 @@ use serde::Serialize;
 pub enum Code {
     /// 401: no token, or one not known or revoked.
     Unauthorized,
+    /// 403: the token is known but its role may not use this endpoint.
+    Forbidden,
     /// 404: no such endpoint, or no such row the caller may see (the two are not told apart).
     NotFound,
     /// 405: the endpoint exists but not with this method.
@@ -38,6 +40,7 @@ impl Code {
     pub fn status(self) -> StatusCode {
         match self {
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::BadJson | Code::BadQuery => StatusCode::BAD_REQUEST,

@@ -5,6 +5,7 @@
 
 mod api;
 mod error;
+mod metrics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ pub(crate) struct Service {
     pub changes: tokio::sync::broadcast::Sender<Arc<Published>>,
     /// How many score changes were published (the last `Published::number`).
     pub published: std::sync::Mutex<u64>,
+    pub metrics: metrics::Metrics,
     /// Becomes true when the server is stopping: open event streams end, so in-flight requests can.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -93,6 +95,7 @@ pub async fn serve(
         writing: tokio::sync::Mutex::new(()),
         changes: tokio::sync::broadcast::channel(STREAM_BUFFER).0,
         published: std::sync::Mutex::new(0),
+        metrics: metrics::Metrics::default(),
         stopping,
     });
     // Streams end first, then the requests in flight are let finish.

@@ -47,6 +47,11 @@ impl Role {
     }
 
     /// Whether users of this role are tied to a rep of the CRM (`--rep-id`).
+    /// Whether the role may read how the service runs (its metrics): admin and revops.
+    pub fn sees_operations(self) -> bool {
+        matches!(self, Role::Admin | Role::Revops)
+    }
+
     pub fn is_a_rep(self) -> bool {
         matches!(self, Role::Manager | Role::Rep)
     }

@@ -1,0 +1,140 @@
+//! Prometheus metrics (`GET /metrics`, text exposition format 0.0.4): request latency by route, method
+//! and status; items accepted and quarantined; score changes; open streams; the active model.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    /// Counts per bucket (not cumulative), then the overflow.
+    counts: [u64; BUCKETS.len() + 1],
+    sum: f64,
+}
+
+#[derive(Default)]
+pub(crate) struct Metrics {
+    /// By (route, method, status).
+    requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    pub items_accepted: AtomicU64,
+    pub items_quarantined: AtomicU64,
+    pub score_changes: AtomicU64,
+    pub open_streams: AtomicU64,
+}
+
+impl Metrics {
+    pub fn observe(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let mut requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let h = requests
+            .entry((route.to_string(), method.to_string(), status))
+            .or_default();
+        let bucket = BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BUCKETS.len());
+        h.counts[bucket] += 1;
+        h.sum += seconds;
+    }
+
+    /// The exposition text; `model_id` is the active model's, if any.
+    pub fn render(&self, model_id: Option<&str>, ready: bool) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP winsignal_http_request_duration_seconds Time to answer a request, by route, method and status.\n");
+        out.push_str("# TYPE winsignal_http_request_duration_seconds histogram\n");
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((route, method, status), h) in requests.iter() {
+            let labels = format!(
+                "route=\"{}\",method=\"{}\",status=\"{status}\"",
+                escape(route),
+                escape(method)
+            );
+            let mut cumulative = 0;
+            for (i, b) in BUCKETS.iter().enumerate() {
+                cumulative += h.counts[i];
+                let _ = writeln!(
+                    out,
+                    "winsignal_http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {cumulative}"
+                );
+            }
+            cumulative += h.counts[BUCKETS.len()];
+            let _ = writeln!(
+                out,
+                "winsignal_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
+            );
+            let _ = writeln!(
+                out,
+                "winsignal_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "winsignal_http_request_duration_seconds_count{{{labels}}} {cumulative}"
+            );
+        }
+        drop(requests);
+        let counters = [
+            (
+                "winsignal_items_accepted_total",
+                "Items (events, records, Segment messages) accepted into the store.",
+                &self.items_accepted,
+            ),
+            (
+                "winsignal_items_quarantined_total",
+                "Items quarantined with their reasons.",
+                &self.items_quarantined,
+            ),
+            (
+                "winsignal_score_changes_total",
+                "Changes of an open deal's score made by events.",
+                &self.score_changes,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP winsignal_open_streams Event streams open (GET /v1/stream).\n# TYPE winsignal_open_streams gauge\nwinsignal_open_streams {}",
+            self.open_streams.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP winsignal_ready Whether the workspace is loaded.\n# TYPE winsignal_ready gauge\nwinsignal_ready {}",
+            u8::from(ready)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP winsignal_active_model The model scores are from (1 for its id).\n# TYPE winsignal_active_model gauge"
+        );
+        if let Some(id) = model_id {
+            let _ = writeln!(
+                out,
+                "winsignal_active_model{{model_id=\"{}\"}} 1",
+                escape(id)
+            );
+        }
+        out
+    }
+}
+
+/// A label value as the exposition format writes it.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
