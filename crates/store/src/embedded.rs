@@ -244,8 +244,21 @@ fn needs_migration(conn: &Connection, dir: &Path) -> Result<bool> {
     }
     let version = format_version(conn, dir)?;
     check_not_newer(version, dir)?;
-    Ok(version != Some(FORMAT_VERSION))
+    // Tables added since without changing the format (older builds neither read nor mind them) are
+    // made by the migration's `SCHEMA` too.
+    let has_added: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name IN ('journal')",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .sql(dir)?
+        == ADDED_TABLES;
+    Ok(version != Some(FORMAT_VERSION) || !has_added)
 }
+
+/// How many tables were added after format 2 without a new format (`journal`).
+const ADDED_TABLES: i64 = 1;
 
 fn format_version(conn: &Connection, dir: &Path) -> Result<Option<i64>> {
     let found: Option<String> = conn

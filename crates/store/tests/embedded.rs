@@ -454,3 +454,26 @@ fn journal_appends_through_separate_handles_get_distinct_numbers_and_survive_reo
         );
     }
 }
+
+#[test]
+fn a_workspace_made_before_journals_gets_one_when_opened() {
+    use winsignal_store::{JournalQuery, Store, StoreRead};
+    let dir = tempfile::tempdir().unwrap();
+    drop(EmbeddedStore::open(dir.path()).unwrap());
+    // As a build from before journals left it: the same format version, no journal table.
+    let conn = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
+    conn.execute_batch("DROP INDEX journal_key; DROP TABLE journal;")
+        .unwrap();
+    drop(conn);
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert!(store
+        .journal("scores", &JournalQuery::default())
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .append("scores", winsignal_core::Ts(1), &[("D1".into(), vec![1])])
+            .unwrap(),
+        [1]
+    );
+}
