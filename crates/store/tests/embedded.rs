@@ -477,3 +477,39 @@ fn a_workspace_made_before_journals_gets_one_when_opened() {
         [1]
     );
 }
+
+#[test]
+fn a_handle_reuses_its_event_index_only_while_no_one_else_wrote() {
+    use common::{activity, put_all};
+    use winsignal_store::PutOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let a = EmbeddedStore::open(dir.path()).unwrap();
+    let b = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(put_all(&a, &[activity("e1", 100, "x")]), [PutOutcome::New]);
+    // The same handle again: its kept index knows e1.
+    assert_eq!(
+        put_all(&a, &[activity("e1", 100, "x"), activity("e2", 200, "x")]),
+        [PutOutcome::Unchanged, PutOutcome::New]
+    );
+    // Another handle (another process) changes e1; the first handle's kept index is stale and must
+    // not be used: the old content is a change again, not "unchanged".
+    assert_eq!(
+        put_all(&b, &[activity("e1", 100, "y")]),
+        [PutOutcome::Updated]
+    );
+    assert_eq!(
+        put_all(&a, &[activity("e1", 100, "x")]),
+        [PutOutcome::Updated]
+    );
+    assert_eq!(
+        put_all(&a, &[activity("e1", 100, "x")]),
+        [PutOutcome::Unchanged]
+    );
+    // A batch dropped without commit leaves nothing kept that it saw.
+    {
+        let mut batch = a.begin().unwrap();
+        let load = batch.start_load(&common::spec("g.csv")).unwrap();
+        batch.put(load, 2, None, &activity("e3", 300, "x")).unwrap();
+    }
+    assert_eq!(put_all(&a, &[activity("e3", 300, "x")]), [PutOutcome::New]);
+}

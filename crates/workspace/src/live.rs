@@ -275,10 +275,12 @@ impl Live {
             return Ok(Vec::new());
         };
         let as_of = snapshot::horizon(&self.engine).plus_millis(1);
-        let mut snaps = winsignal_score::dataset::open_snapshots(&self.engine, &m.catalog, as_of);
-        if let Some(ids) = only {
-            snaps.retain(|s| ids.binary_search(&s.opportunity_id).is_ok());
-        }
+        let snaps = match only {
+            Some(ids) => {
+                winsignal_score::dataset::open_snapshots_among(&self.engine, &m.catalog, as_of, ids)
+            }
+            None => winsignal_score::dataset::open_snapshots(&self.engine, &m.catalog, as_of),
+        };
         Ok(winsignal_score::explain::score(
             &m.model,
             &m.catalog,
