@@ -51,7 +51,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// winsignal finds the sales behaviours that go with winning deals, closing faster and closing bigger.
 ///
 /// Data lives in a workspace directory (--data, default ./winsignal-data, or WINSIGNAL_DATA) holding the
-/// embedded store; no server is needed. Start with `winsignal demo`.
+/// embedded store; no database server is needed (`winsignal serve` offers the workspace over HTTP).
+/// Start with `winsignal demo`.
 #[derive(Parser)]
 #[command(name = "winsignal", version, about, long_about, max_term_width = 110)]
 struct Cli {

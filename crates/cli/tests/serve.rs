@@ -441,6 +441,20 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
     let (_, all_now) = server.get("/v1/deals", Some(admin));
     assert_eq!(p_wins(&all_now["deals"]), p_wins(&rescored["deals"]));
 
+    // Its lineage: `winsignal explain --json` of the live state, source rows included (the API's own
+    // items among them: the load and line of the request that carried them).
+    let (status, lineage) = server.get(&format!("/v1/deals/{deal_id}/lineage"), Some(rita));
+    assert_eq!(status, 200, "{lineage}");
+    let explained: Value =
+        serde_json::from_str(&winsignal(&data, &["explain", deal_id, "--json"])).unwrap();
+    assert_eq!(lineage, explained);
+    assert!(
+        lineage.to_string().contains("api:rita:"),
+        "the posted events' origin"
+    );
+    let (status, body) = server.get(&format!("/v1/deals/{deal_id}/lineage"), Some(bob));
+    assert_eq!((status, code(&body)), (404, "not_found"));
+
     // The deal's score history: first scored when the server started, then this change.
     let (status, h) = server.get(&format!("/v1/deals/{deal_id}/history"), Some(rita));
     assert_eq!(status, 200, "{h}");
@@ -545,6 +559,29 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
     assert_eq!((status, code(&body)), (404, "not_found"));
     let (status, body) = server.get("/v1/deals?max_p_win=lots", Some(admin));
     assert_eq!((status, code(&body)), (400, "bad_query"));
+
+    // Models, for any role; data quality (`quality --json`) for admin and revops.
+    let (status, models) = server.get("/v1/models", Some(rita));
+    assert_eq!(status, 200, "{models}");
+    let models = models["models"].as_array().unwrap();
+    let active: Vec<&Value> = models.iter().filter(|m| m["active"] == true).collect();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["model_id"], scored["model_id"]);
+    assert!(active[0]["summary"].is_object());
+    let (status, body) = server.get("/v1/quality", Some(rita));
+    assert_eq!((status, code(&body)), (403, "forbidden"));
+    let (status, report) = server.get("/v1/quality", Some(admin));
+    assert_eq!(status, 200);
+    let cli: Value = serde_json::from_str(&winsignal(&data, &["quality", "--json"])).unwrap();
+    assert_eq!(report["totals"], cli["totals"]);
+    assert_eq!(
+        report["loads"].as_array().unwrap().len(),
+        cli["loads"].as_array().unwrap().len()
+    );
+    for path in ["/v1/models", "/v1/quality"] {
+        let (status, body) = server.get(path, None);
+        assert_eq!((status, code(&body)), (401, "unauthorized"), "{path}");
+    }
 
     // Prometheus metrics, for an admin's or revops' token; routes by their pattern, not their ids.
     let (status, body) = server.get("/metrics", None);

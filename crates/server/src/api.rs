@@ -29,10 +29,13 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/v1/deals", get(deals))
         .route("/v1/deals/{id}", get(deal))
         .route("/v1/deals/{id}/history", get(history))
+        .route("/v1/deals/{id}/lineage", get(lineage))
         .route("/v1/events", axum::routing::post(post_events))
         .route("/v1/stream", get(stream))
         .route("/segment/v1/{call}", axum::routing::post(segment))
         .route("/metrics", get(metrics))
+        .route("/v1/models", get(models))
+        .route("/v1/quality", get(quality))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint (see docs/api.md)") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -100,6 +103,55 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Result<Response
         text,
     )
         .into_response())
+}
+
+/// `GET /v1/models`: every saved win model, oldest first, with its training summary (`train --json`'s
+/// figures), and which one the scores are from. Any role: models hold no rows.
+async fn models(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    caller(&s, &headers).await?;
+    let service = s.clone();
+    let listed = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, ApiError> {
+        let active = winsignal_workspace::models::active_win_model_id(&service.store)
+            .map_err(ApiError::internal)?;
+        service
+            .store
+            .models(Some("win"))
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|m| {
+                let summary: Value =
+                    serde_json::from_str(&m.summary).map_err(ApiError::internal)?;
+                Ok(serde_json::json!({
+                    "model_id": m.model_id,
+                    "seq": m.seq,
+                    "active": active.as_deref() == Some(m.model_id.as_str()),
+                    "summary": summary,
+                }))
+            })
+            .collect()
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(Json(serde_json::json!({ "models": listed })).into_response())
+}
+
+/// `GET /v1/quality`: `winsignal quality --json`, for admin and revops tokens (it lists rows of every
+/// rep's deals).
+async fn quality(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (principal, _) = caller(&s, &headers).await?;
+    if !principal.role.sees_operations() {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "data quality is for admin and revops tokens",
+        ));
+    }
+    let service = s.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        winsignal_ingest::quality::report(&service.store).map_err(ApiError::internal)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(Json(report).into_response())
 }
 
 async fn healthz() -> Json<Value> {
@@ -242,6 +294,33 @@ async fn deal(
             format!("no open deal {id:?} that this token may see"),
         )),
     })?
+}
+
+/// `GET /v1/deals/{id}/lineage`: `winsignal explain --json` of the live state: the deal's score and, for
+/// every behaviour among its factors, the events behind it with their source rows.
+async fn lineage(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, scope) = caller(&s, &headers).await?;
+    let service = s.clone();
+    let explained = tokio::task::spawn_blocking(move || {
+        with_live(&service, |live| {
+            live.explain(&service.store, &scope, &id)
+                .map_err(ApiError::internal)
+                .map(|e| (e, id))
+        })?
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    match explained {
+        (Some(e), _) => Ok(Json(e).into_response()),
+        (None, id) => Err(ApiError::new(
+            Code::NotFound,
+            format!("no open deal {id:?} that this token may see"),
+        )),
+    }
 }
 
 /// One recorded score change of a deal.

@@ -269,6 +269,29 @@ impl Live {
             .filter(|d| scope.allows(d.rep_id.as_deref()))
     }
 
+    /// One open deal's score with the events and source rows behind each of its factors, if the
+    /// scope allows it: `winsignal explain` of the live state.
+    pub fn explain(
+        &self,
+        read: &dyn StoreRead,
+        scope: &Scope,
+        opportunity_id: &str,
+    ) -> Result<Option<crate::scoring::Explained>> {
+        let (Some(deal), Some(m)) = (self.deal(scope, opportunity_id), &self.model) else {
+            return Ok(None);
+        };
+        let Some(opp) = self.engine.context().opportunity(&deal.opportunity_id) else {
+            return Ok(None);
+        };
+        let lineage =
+            crate::scoring::factor_lineage(&self.engine, &m.catalog, read, deal, opp, deal.as_of)?;
+        Ok(Some(crate::scoring::Explained {
+            model_id: m.id.clone(),
+            deal: deal.clone(),
+            lineage,
+        }))
+    }
+
     /// The open deals among `only` (every open deal when `None`), each at the end of the data.
     fn score(&self, only: Option<&[String]>) -> Result<Vec<DealScore>> {
         let Some(m) = &self.model else {

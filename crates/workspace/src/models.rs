@@ -128,13 +128,18 @@ pub fn train_and_save(
     })
 }
 
-/// The active win model: the latest saved. The one place this rule lives; every command and the
-/// server ask here.
+/// The active win model ([`active_win_model_id`]) with its body.
 pub fn active_win_model(store: &dyn StoreRead) -> Result<Option<(String, WinModel)>> {
-    match store.models(Some("win"))?.pop() {
-        Some(m) => Ok(Some(load_model(store, Some(&m.model_id))?)),
+    match active_win_model_id(store)? {
+        Some(id) => Ok(Some(load_model(store, Some(&id))?)),
         None => Ok(None),
     }
+}
+
+/// The id of the active win model: the latest saved. The one place this rule lives; every command
+/// and the server ask here (or through [`active_win_model`]).
+pub fn active_win_model_id(store: &dyn StoreRead) -> Result<Option<String>> {
+    Ok(store.models(Some("win"))?.pop().map(|m| m.model_id))
 }
 
 /// The model to score with: the one named, or the active win model ([`active_win_model`]).

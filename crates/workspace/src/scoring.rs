@@ -218,8 +218,25 @@ pub fn explain_deal(
         );
     }
     let deal = scored.swap_remove(0);
-    // The events behind every definition among the factors, traced to their source rows; each
-    // definition once, even when it is in a main term and in pairs.
+    let lineage = factor_lineage(&engine, catalog, read, &deal, opp, as_of)?;
+    Ok(Explained {
+        model_id: m.id.clone(),
+        deal,
+        lineage,
+    })
+}
+
+/// The events behind every definition among a scored deal's factors, traced to their source rows; each
+/// definition once, even when it is in a main term and in pairs. `opp` is the deal's slot, `as_of` the
+/// time it was scored at.
+pub fn factor_lineage(
+    engine: &winsignal_features::Engine,
+    catalog: &Catalog,
+    read: &dyn winsignal_store::StoreRead,
+    deal: &DealScore,
+    opp: u32,
+    as_of: Ts,
+) -> Result<Vec<FactorLineage>> {
     let mut lineage = Vec::new();
     let mut traced: Vec<&str> = Vec::new();
     for f in &deal.factors {
@@ -231,7 +248,7 @@ pub fn explain_deal(
             let Some(def) = catalog.behaviours.iter().find(|d| d.id == name) else {
                 continue;
             };
-            let mut ex = winsignal_features::lineage::explain(&engine, def, opp, as_of);
+            let mut ex = winsignal_features::lineage::explain(engine, def, opp, as_of);
             winsignal_features::lineage::attach_origins(read, &mut ex.contributions)?;
             lineage.push(FactorLineage {
                 term: name.to_string(),
@@ -240,9 +257,5 @@ pub fn explain_deal(
             });
         }
     }
-    Ok(Explained {
-        model_id: m.id.clone(),
-        deal,
-        lineage,
-    })
+    Ok(lineage)
 }
