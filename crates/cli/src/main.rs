@@ -238,10 +238,18 @@ fn parse_kind(s: &str) -> std::result::Result<Kind, String> {
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
     let cli = Cli::parse();
+    // The server logs each request and each commit (fields, never a token or a body); other commands
+    // only warnings.
+    let default = match cli.command {
+        Command::Serve(_) => "warn,winsignal_server=info",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WINSIGNAL_LOG")
-        .unwrap_or_else(|_| "warn".into());
+        .unwrap_or_else(|_| default.into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: a log file or journal gets plain `key=value` fields.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {

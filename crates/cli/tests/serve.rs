@@ -13,21 +13,24 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `winsignal serve`, stopped with SIGTERM when dropped.
+/// A running `winsignal serve`, stopped with SIGTERM when dropped; its log goes to a file.
 struct Server {
     child: Child,
     addr: String,
+    log: tempfile::NamedTempFile,
 }
 
 impl Server {
     fn start(data: &Path, extra: &[&str]) -> Server {
+        let log = tempfile::NamedTempFile::new().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_winsignal"))
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
+            .env_remove("WINSIGNAL_LOG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(log.reopen().unwrap()))
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -39,7 +42,7 @@ impl Server {
             .strip_prefix("listening on http://")
             .unwrap_or_else(|| panic!("serve printed {line:?}"))
             .to_string();
-        let server = Server { child, addr };
+        let server = Server { child, addr, log };
         // Ready once the workspace is loaded; /healthz answers before.
         assert_eq!(server.get("/healthz", None).0, 200);
         let started = Instant::now();
@@ -126,6 +129,11 @@ impl Server {
         )
     }
 
+    /// What the server logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap()
+    }
+
     /// SIGTERM, then the exit status.
     fn stop(mut self) -> std::process::ExitStatus {
         // The shell's own `kill`: no other package needed.
@@ -134,9 +142,7 @@ impl Server {
             .status()
             .unwrap();
         assert!(stopped.success());
-        let status = self.child.wait().unwrap();
-        std::mem::forget(self);
-        status
+        self.child.wait().unwrap()
     }
 }
 
@@ -625,6 +631,17 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
 
     // SIGTERM stops it cleanly, open streams included.
     let (_, at_stop) = server.get(&format!("/v1/deals/{deal_id}/history"), Some(rita));
+    // The log: a line per request with its route pattern and status, a line per commit with its
+    // user and counts; never a token.
+    let log = server.log();
+    assert!(
+        log.contains(r#"route=/v1/deals/{id} status=404"#) && log.contains("status=401"),
+        "{log}"
+    );
+    assert!(log.contains("user=rita accepted=4 quarantined=1"), "{log}");
+    for token in [admin, rita, bob] {
+        assert!(!log.contains(&token[13..]), "a token's secret in the log");
+    }
     assert!(server.stop().success());
     // (What the Segment events changed is still to be read first.)
     while let Some((name, _)) = rita_stream.next(Duration::from_secs(5)) {

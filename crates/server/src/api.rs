@@ -66,11 +66,15 @@ async fn observe(
     let method = request.method().as_str().to_string();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    s.metrics.observe(
-        &route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed(),
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    s.metrics.observe(&route, &method, status, took);
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status,
+        ms = took.as_micros() as f64 / 1000.0,
+        "request"
     );
     response
 }
@@ -597,6 +601,7 @@ async fn write(
 ) -> Result<EventsAnswer, ApiError> {
     let _writing = s.writing.lock().await;
     let service = s.clone();
+    let who = user.clone();
     let answer =
         tokio::task::spawn_blocking(move || ingest(&service, &user, format, &files, items))
             .await
@@ -622,6 +627,14 @@ async fn write(
         .fetch_add(answer.quarantined as u64, Relaxed);
     m.score_changes
         .fetch_add(answer.score_changes.len() as u64, Relaxed);
+    tracing::info!(
+        user = %who,
+        accepted = answer.accepted,
+        quarantined = answer.quarantined,
+        score_changes = answer.score_changes.len(),
+        position = answer.position,
+        "committed"
+    );
     Ok(answer)
 }
 

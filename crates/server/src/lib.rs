@@ -129,6 +129,7 @@ pub async fn serve(
         })?;
     tracing::info!(data = %service.config.data.display(), "ready");
     served.await.context("the server stopped")??;
+    tracing::info!("stopped: every request in flight answered");
     Ok(())
 }
 
