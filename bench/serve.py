@@ -93,6 +93,21 @@ def main():
                 changed += len(answer["score_changes"])
         get = [request(port, "GET", f"/v1/deals/{deals[i % len(deals)]['opportunity_id']}", token)[0]
                for i in range(N)]
+        # Batches: throughput when a client sends many items per request (each batch new events on
+        # open deals, round robin).
+        batches = []
+        for size in (10, 100, 1000, 5000):
+            times, changes = [], 0
+            for r in range(3):
+                items = [{"kind": "activities", "record": {
+                    "activity_id": f"bench-batch-{size}-{r}-{i}", "type": "email",
+                    "status": "completed", "opportunity_id": deals[i % len(deals)]["opportunity_id"],
+                    "account_id": deals[i % len(deals)]["account_id"],
+                    "occurred_at": f"{end}T00:00:00Z"}} for i in range(size)]
+                seconds, answer = request(port, "POST", "/v1/events", token, {"items": items})
+                times.append(seconds)
+                changes = len(answer["score_changes"])
+            batches.append((size, sorted(times)[1], changes))
     finally:
         server.terminate()
         server.wait()
@@ -112,6 +127,9 @@ def main():
     print(f"{'GET /v1/deals/{id}':<52} {pct(get, 50):>8.2f} {pct(get, 99):>8.2f} "
           f"{max(get) * 1000:>8.2f}")
     print(f"score changes reported: {changed} of {N} events")
+    print(f"{'POST /v1/events, batch of':<28} {'median ms':>10} {'events/s':>9} {'score changes':>14}")
+    for size, seconds, changes in batches:
+        print(f"{size:<28} {seconds * 1000:>10.1f} {size / seconds:>9.0f} {changes:>14}")
     print(f"batch path: `ingest` of one event {ingest:.2f} s, then `score` {score:.2f} s")
 
 
