@@ -250,30 +250,7 @@ fn control(ctx: &Context, opp: u32, c: &Control) -> ControlValue {
 /// The end of the data: the latest time anything happened (entities, completed or logged activities,
 /// product events, touches, tickets). Meetings booked into the future do not extend it.
 pub fn horizon(engine: &Engine) -> Ts {
-    let mut latest = engine.context().latest_entity_time.0;
-    for a in &engine.state.accounts {
-        for x in &a.acts {
-            if x.status != Some(winsignal_core::ActivityStatus::Scheduled) {
-                latest = latest.max(x.at);
-            }
-            latest = latest.max(x.created);
-        }
-        let last = [
-            a.usage.last().map(|x| x.at),
-            a.touches.last().map(|x| x.at),
-            a.tickets.last().map(|x| x.created),
-        ];
-        latest = last.into_iter().flatten().fold(latest, i64::max);
-    }
-    for d in &engine.state.deals {
-        for x in &d.acts {
-            if x.status != Some(winsignal_core::ActivityStatus::Scheduled) {
-                latest = latest.max(x.at);
-            }
-            latest = latest.max(x.created);
-        }
-    }
-    Ts(latest)
+    engine.horizon()
 }
 
 /// Every snapshot, in (opportunity id, time) order.

@@ -552,6 +552,9 @@ fn check(w: &World, catalog: &Catalog) -> Result<(), TestCaseError> {
     // Incremental: one arrival at a time.
     let mut live = Engine::new(Context::new());
     let mut touched = Touched::default();
+    // Read from the start, so the engine keeps the horizon up to date through every arrival (new
+    // versions, late entities, moves) instead of scanning for it once at the end.
+    snapshot::horizon(&live);
     for a in arrivals(&final_entities, &earlier, &events, w.order_seed) {
         match a {
             Arrival::Entity(r) => touched.extend(live.upsert_entity(r)),
