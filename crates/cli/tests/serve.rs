@@ -719,3 +719,31 @@ fn base64(text: &str) -> String {
     }
     out
 }
+
+#[test]
+fn serve_without_a_model_says_so_and_still_takes_events() {
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingest/tests/fixtures/canonical");
+    winsignal(&data, &["ingest", fixtures.to_str().unwrap()]);
+    let token = winsignal(&data, &["users", "add", "ann", "--role", "admin"]);
+    let token = token.trim();
+    let server = Server::start(&data, &[]);
+    let (_, ready) = server.get("/readyz", None);
+    assert_eq!(ready["model_id"], Value::Null);
+    // No model: no scores, said as such (not an error, not a made-up number).
+    let (status, deals) = server.get("/v1/deals", Some(token));
+    assert_eq!(status, 200);
+    assert_eq!(deals["model_id"], Value::Null);
+    assert_eq!(deals["deals"], json!([]));
+    let (status, models) = server.get("/v1/models", Some(token));
+    assert_eq!((status, models["models"].clone()), (200, json!([])));
+    // Events are still taken in, with nothing to rescore.
+    let item = json!({"kind": "activities", "record": {"activity_id": "NEW-1", "type": "call",
+        "status": "completed", "account_id": "A1", "occurred_at": "2025-03-01T10:00:00Z"}});
+    let (status, answer) = server.post("/v1/events", Some(token), &json!({ "items": [item] }));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 1);
+    assert_eq!(answer["score_changes"], json!([]));
+    assert!(server.stop().success());
+}
