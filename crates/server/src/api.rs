@@ -114,7 +114,7 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Result<Response
 async fn models(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
     caller(&s, &headers).await?;
     let service = s.clone();
-    let listed = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, ApiError> {
+    let listed = blocking(move || -> Result<Vec<Value>, ApiError> {
         let active = winsignal_workspace::models::active_win_model_id(&service.store)
             .map_err(ApiError::internal)?;
         service
@@ -134,8 +134,7 @@ async fn models(State(s): State<Shared>, headers: HeaderMap) -> Result<Response,
             })
             .collect()
     })
-    .await
-    .map_err(ApiError::internal)??;
+    .await?;
     Ok(Json(serde_json::json!({ "models": listed })).into_response())
 }
 
@@ -150,11 +149,10 @@ async fn quality(State(s): State<Shared>, headers: HeaderMap) -> Result<Response
         ));
     }
     let service = s.clone();
-    let report = tokio::task::spawn_blocking(move || {
+    let report = blocking(move || {
         winsignal_ingest::quality::report(&service.store).map_err(ApiError::internal)
     })
-    .await
-    .map_err(ApiError::internal)??;
+    .await?;
     Ok(Json(report).into_response())
 }
 
@@ -293,10 +291,7 @@ async fn deal(
             "deal": d,
         }))
         .into_response()),
-        None => Err(ApiError::new(
-            Code::NotFound,
-            format!("no open deal {id:?} that this token may see"),
-        )),
+        None => Err(no_open_deal(&id)),
     })?
 }
 
@@ -309,21 +304,17 @@ async fn lineage(
 ) -> Result<Response, ApiError> {
     let (_, scope) = caller(&s, &headers).await?;
     let service = s.clone();
-    let explained = tokio::task::spawn_blocking(move || {
+    let wanted = id.clone();
+    let explained = blocking(move || {
         with_live(&service, |live| {
-            live.explain(&service.store, &scope, &id)
+            live.explain(&service.store, &scope, &wanted)
                 .map_err(ApiError::internal)
-                .map(|e| (e, id))
         })?
     })
-    .await
-    .map_err(ApiError::internal)??;
+    .await?;
     match explained {
-        (Some(e), _) => Ok(Json(e).into_response()),
-        (None, id) => Err(ApiError::new(
-            Code::NotFound,
-            format!("no open deal {id:?} that this token may see"),
-        )),
+        Some(e) => Ok(Json(e).into_response()),
+        None => Err(no_open_deal(&id)),
     }
 }
 
@@ -345,15 +336,14 @@ async fn history(
 ) -> Result<Response, ApiError> {
     let (_, scope) = caller(&s, &headers).await?;
     let service = s.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        winsignal_workspace::live::history(&service.store, &scope, &id)
-            .map(|h| (h, id))
+    let wanted = id.clone();
+    let found = blocking(move || {
+        winsignal_workspace::live::history(&service.store, &scope, &wanted)
             .map_err(ApiError::internal)
     })
-    .await
-    .map_err(ApiError::internal)??;
+    .await?;
     match found {
-        (Some(entries), _) => {
+        Some(entries) => {
             let history: Vec<HistoryEntry> = entries
                 .into_iter()
                 .map(|(seq, at, change)| HistoryEntry {
@@ -364,11 +354,29 @@ async fn history(
                 .collect();
             Ok(Json(serde_json::json!({ "history": history })).into_response())
         }
-        (None, id) => Err(ApiError::new(
+        None => Err(ApiError::new(
             Code::NotFound,
             format!("no score history of a deal {id:?} that this token may see"),
         )),
     }
+}
+
+/// Runs store work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// The answer for a deal that is not open, does not exist, or is outside the caller's scope: the same
+/// for all three.
+fn no_open_deal(id: &str) -> ApiError {
+    ApiError::new(
+        Code::NotFound,
+        format!("no open deal {id:?} that this token may see"),
+    )
 }
 
 /// The caller, read on a blocking thread (the users and reps are read from the store).
@@ -383,9 +391,7 @@ async fn caller(
     ApiError,
 > {
     let (s, headers) = (s.clone(), headers.clone());
-    tokio::task::spawn_blocking(move || s.caller(&headers))
-        .await
-        .map_err(ApiError::internal)?
+    blocking(move || s.caller(&headers)).await
 }
 
 /// `POST /v1/events`: `{"items": [{"kind": "<canonical kind>", "record": {...}}, ...]}`.
@@ -602,10 +608,7 @@ async fn write(
     let _writing = s.writing.lock().await;
     let service = s.clone();
     let who = user.clone();
-    let answer =
-        tokio::task::spawn_blocking(move || ingest(&service, &user, format, &files, items))
-            .await
-            .map_err(ApiError::internal)??;
+    let answer = blocking(move || ingest(&service, &user, format, &files, items)).await?;
     // Published while the write lock is held, so streams see changes in the order they were made.
     let mut number = s
         .published
