@@ -82,11 +82,13 @@ impl Service {
 /// loaded on a blocking thread after the listener is up: `/healthz` answers at once, `/readyz` and the
 /// data endpoints once the state is loaded. In-flight requests finish before this returns.
 pub async fn serve(
-    store: EmbeddedStore,
+    mut store: EmbeddedStore,
     config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    // Many small batches: each would otherwise read every segment's event keys.
+    store.keep_event_index();
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let service = Arc::new(Service {
         store,

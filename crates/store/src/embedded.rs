@@ -98,11 +98,13 @@ pub struct EmbeddedStore {
     conn: Mutex<Connection>,
     /// How long a write waits for another process's write to finish before giving up.
     lock_wait: Duration,
-    /// The event index the last batch of this handle committed with, kept for the next batch: a
-    /// long-running writer (the server) then does not read every segment's keys for each batch (about
-    /// 0.4 s at the demo's scale 1). Used only when nothing was committed since (by the position and
-    /// the next sequence number, read under the write lock).
-    event_index: Arc<Mutex<Option<CachedIndex>>>,
+    /// With [`EmbeddedStore::keep_event_index`], the event index the last batch of this handle
+    /// committed with, kept for the next batch: a long-running writer (the server) then does not read
+    /// every segment's keys for each batch (about 0.4 s at the demo's scale 1). Used only when nothing
+    /// was committed since (by the position and the next sequence number, read under the write lock).
+    /// Off by default: a command that writes once would only hold the index's memory (about 1 GB at
+    /// the demo's scale 10) through the rest of its work.
+    event_index: Option<Arc<Mutex<Option<CachedIndex>>>>,
 }
 
 /// See [`EmbeddedStore::event_index`].
@@ -210,12 +212,19 @@ impl EmbeddedStore {
             dir: dir.to_path_buf(),
             conn: Mutex::new(conn),
             lock_wait: DEFAULT_LOCK_WAIT,
-            event_index: Arc::new(Mutex::new(None)),
+            event_index: None,
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Keeps the event index between this handle's batches (see [`EmbeddedStore::event_index`]): for
+    /// a process that writes many small batches.
+    pub fn keep_event_index(&mut self) {
+        self.event_index
+            .get_or_insert_with(|| Arc::new(Mutex::new(None)));
     }
 
     /// How long a write waits for another process writing this workspace before it fails with
@@ -1157,9 +1166,8 @@ impl Store for EmbeddedStore {
         batch.position = log_position(batch.conn()?, dir)?;
         let cached = batch
             .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+            .as_ref()
+            .and_then(|c| c.lock().unwrap_or_else(PoisonError::into_inner).take());
         if let Some(c) = cached {
             if c.position == batch.position && c.next_seq == batch.next_seq {
                 batch.event_index = Some(c.index);
@@ -1291,8 +1299,8 @@ struct EmbeddedBatch {
     pending_seqs: Option<(u64, u64)>,
     batch_tag: String,
     n_spills: u64,
-    /// Where the index goes when the batch commits (see [`EmbeddedStore::event_index`]).
-    cache: Arc<Mutex<Option<CachedIndex>>>,
+    /// Where the index goes when the batch commits, if it is kept (see [`EmbeddedStore::event_index`]).
+    cache: Option<Arc<Mutex<Option<CachedIndex>>>>,
 }
 
 impl EmbeddedBatch {
@@ -1702,8 +1710,8 @@ impl Batch for EmbeddedBatch {
             return Err(db_error(e, &dir, Duration::ZERO));
         }
         self.open = false;
-        if let Some(index) = self.event_index.take() {
-            *self.cache.lock().unwrap_or_else(PoisonError::into_inner) = Some(CachedIndex {
+        if let (Some(index), Some(cache)) = (self.event_index.take(), &self.cache) {
+            *cache.lock().unwrap_or_else(PoisonError::into_inner) = Some(CachedIndex {
                 position,
                 next_seq: self.next_seq,
                 index,

@@ -29,6 +29,17 @@ fn embedded() -> Fixture {
     }
 }
 
+/// The embedded store as the server uses it: keeping its event index between batches.
+fn embedded_keeping_index() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    store.keep_event_index();
+    Fixture {
+        store: Box::new(store),
+        _keep: Some(dir),
+    }
+}
+
 fn memory() -> Fixture {
     Fixture {
         store: Box::new(MemoryStore::new()),
@@ -936,4 +947,5 @@ macro_rules! contract_for {
 }
 
 contract_for!(embedded_store, super::embedded);
+contract_for!(embedded_store_keeping_index, super::embedded_keeping_index);
 contract_for!(memory_store, super::memory);

@@ -483,8 +483,10 @@ fn a_handle_reuses_its_event_index_only_while_no_one_else_wrote() {
     use common::{activity, put_all};
     use winsignal_store::PutOutcome;
     let dir = tempfile::tempdir().unwrap();
-    let a = EmbeddedStore::open(dir.path()).unwrap();
-    let b = EmbeddedStore::open(dir.path()).unwrap();
+    let mut a = EmbeddedStore::open(dir.path()).unwrap();
+    a.keep_event_index();
+    let mut b = EmbeddedStore::open(dir.path()).unwrap();
+    b.keep_event_index();
     assert_eq!(put_all(&a, &[activity("e1", 100, "x")]), [PutOutcome::New]);
     // The same handle again: its kept index knows e1.
     assert_eq!(
