@@ -129,6 +129,11 @@ impl Server {
         )
     }
 
+    /// A client of a server at `addr` that this test did not start (another thread's).
+    fn client(addr: String) -> Client {
+        Client { addr }
+    }
+
     /// What the server logged so far.
     fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap()
@@ -150,6 +155,29 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Requests to a server that may be killed at any moment: `None` for a request without an answer.
+struct Client {
+    addr: String,
+}
+
+impl Client {
+    fn try_post(&self, path: &str, token: &str, body: &Value) -> Option<(u16, Value)> {
+        let mut s = TcpStream::connect(&self.addr).ok()?;
+        let body = body.to_string();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).ok()?;
+        let (head, body) = raw.split_once("\r\n\r\n")?;
+        let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+        Some((status, serde_json::from_str(body).ok()?))
     }
 }
 
@@ -745,5 +773,84 @@ fn serve_without_a_model_says_so_and_still_takes_events() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["accepted"], 1);
     assert_eq!(answer["score_changes"], json!([]));
+    assert!(server.stop().success());
+}
+
+/// `kill -9` of the server while a client sends events, ten times: every event the server acknowledged
+/// is in the store afterwards, and the restarted server's scores equal a batch recomputation.
+#[test]
+fn kill_9_loses_no_acknowledged_event() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use winsignal_store::StoreRead;
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
+    let token = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
+    let token = token.trim().to_string();
+    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let deal = scored["deals"][0].clone();
+    let day = scored["as_of"].as_str().unwrap()[..10].to_string();
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    for round in 0..10u64 {
+        let mut server = Server::start(&data, &[]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let poster = {
+            let (addr, token, deal, day) = (
+                server.addr.clone(),
+                token.clone(),
+                deal.clone(),
+                day.clone(),
+            );
+            let (stop, acknowledged) = (stop.clone(), acknowledged.clone());
+            std::thread::spawn(move || {
+                let probe = Server::client(addr);
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = format!("KILL-{round}-{i}");
+                    let item = json!({"kind": "activities", "record": {
+                        "activity_id": id, "type": "call", "status": "completed",
+                        "opportunity_id": deal["opportunity_id"], "account_id": deal["account_id"],
+                        "occurred_at": format!("{day}T00:00:00Z")}});
+                    // A request cut by the kill has no answer: only a 200 acknowledges.
+                    if let Some((200, _)) =
+                        probe.try_post("/v1/events", &token, &json!({ "items": [item] }))
+                    {
+                        acknowledged.lock().unwrap().push(id);
+                    }
+                    i += 1;
+                }
+            })
+        };
+        // Killed at a different moment each round, mid-traffic.
+        std::thread::sleep(Duration::from_millis(150 + 70 * round));
+        server.child.kill().unwrap(); // SIGKILL
+        server.child.wait().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        poster.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 10,
+        "too few events got through: {}",
+        acknowledged.len()
+    );
+    let server = Server::start(&data, &[]);
+    let store = winsignal_store::EmbeddedStore::open(&data).unwrap();
+    let held: std::collections::BTreeSet<String> = store
+        .events(&[winsignal_core::Kind::Activities])
+        .unwrap()
+        .map(|e| e.unwrap().key)
+        .filter(|k| k.starts_with("KILL-"))
+        .collect();
+    for id in &acknowledged {
+        assert!(
+            held.contains(id),
+            "{id} was acknowledged and is not in the store"
+        );
+    }
+    let (_, live) = server.get("/v1/deals", Some(&token));
+    let batch: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    assert_eq!(p_wins(&live["deals"]), p_wins(&batch["deals"]));
     assert!(server.stop().success());
 }
