@@ -854,3 +854,53 @@ fn kill_9_loses_no_acknowledged_event() {
     assert_eq!(p_wins(&live["deals"]), p_wins(&batch["deals"]));
     assert!(server.stop().success());
 }
+
+/// CRM record upserts through the API: a deal closed leaves the open deals (its change says so), a new
+/// deal is scored at once, and the live scores still equal a batch recomputation.
+#[test]
+fn crm_upserts_close_and_open_deals_live() {
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
+    let token = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
+    let token = token.trim();
+    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let open = &scored["deals"][0];
+    let id = open["opportunity_id"].as_str().unwrap();
+    let server = Server::start(&data, &[]);
+    let day = &scored["as_of"].as_str().unwrap()[..10];
+    let closed = json!({"kind": "opportunities", "record": {
+        "opportunity_id": id, "account_id": open["account_id"], "rep_id": open["rep_id"],
+        "amount": 1000, "created_at": "2020-01-01T00:00:00Z", "closed_at": format!("{day}T00:00:00Z"),
+        "outcome": "won", "stage": "Closed Won"}});
+    let new = json!({"kind": "opportunities", "record": {
+        "opportunity_id": "NEW-OPP-1", "account_id": open["account_id"], "rep_id": open["rep_id"],
+        "amount": 50000, "created_at": format!("{day}T00:00:00Z"), "outcome": "open",
+        "stage": "Prospecting"}});
+    let (status, answer) = server.post("/v1/events", Some(token), &json!({"items": [closed, new]}));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    let change = |who: &str| {
+        answer["score_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["opportunity_id"] == who)
+            .unwrap_or_else(|| panic!("no change of {who}: {answer}"))
+            .clone()
+    };
+    assert_eq!(
+        (change(id)["before"].clone(), change(id)["after"].clone()),
+        (open["p_win"].clone(), Value::Null)
+    );
+    assert_eq!(change("NEW-OPP-1")["before"], Value::Null);
+    assert!(change("NEW-OPP-1")["after"].is_f64());
+    let (status, body) = server.get(&format!("/v1/deals/{id}"), Some(token));
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, body) = server.get("/v1/deals/NEW-OPP-1", Some(token));
+    assert_eq!(status, 200, "{body}");
+    let (_, live) = server.get("/v1/deals", Some(token));
+    let batch: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    assert_eq!(p_wins(&live["deals"]), p_wins(&batch["deals"]));
+    assert!(server.stop().success());
+}
