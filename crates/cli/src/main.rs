@@ -33,6 +33,7 @@ mod reps;
 mod scoring;
 mod train_export;
 mod users;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -177,6 +178,13 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: users::UsersCommand,
+    },
+    /// Where `winsignal serve` sends score changes: a JSON receiver, Slack, Salesforce or Dynamics 365,
+    /// on a trigger (every change, a drop of N points, a stage entered without a proven behaviour),
+    /// signed with HMAC-SHA256 and delivered at least once. Add, remove, list.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
     },
     /// Serve the workspace over HTTP: events in (`POST /v1/events`, the same checks as `ingest`), the
     /// open deals' scores kept up to date as events arrive, and the read API, every request with a
@@ -388,6 +396,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Accounts(args) => accounts::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Report(args) => report::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Users { command } => users::run(&cli.global, command),
+        Command::Webhooks { command } => webhooks::run(&cli.global, command),
         Command::Serve(args) => serve(&cli.global, &args),
     }
 }

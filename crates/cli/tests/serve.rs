@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::winsignal;
+use common::{winsignal, winsignal_fails};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -791,6 +791,19 @@ fn kill_9_loses_no_acknowledged_event() {
     let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
     let deal = scored["deals"][0].clone();
     let day = scored["as_of"].as_str().unwrap()[..10].to_string();
+    // A webhook receiving every score change, through the kills.
+    let receiver = Receiver::start();
+    let secret = winsignal(
+        &data,
+        &[
+            "webhooks",
+            "add",
+            "all",
+            "--url",
+            &format!("http://{}/all", receiver.addr),
+        ],
+    );
+    receiver.secret("/all", secret.trim());
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     for round in 0..10u64 {
         let mut server = Server::start(&data, &[]);
@@ -852,6 +865,15 @@ fn kill_9_loses_no_acknowledged_event() {
     let (_, live) = server.get("/v1/deals", Some(&token));
     let batch: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
     assert_eq!(p_wins(&live["deals"]), p_wins(&batch["deals"]));
+    // Every score change recorded, across the ten kills, reaches the webhook at least once, signed.
+    let changes = history_after(&data, 0);
+    assert!(!changes.is_empty());
+    wait_for(&receiver, "every change through the kills", |got| {
+        changes
+            .iter()
+            .all(|(seq, _)| got.iter().any(|r| r.delivery == format!("all:{seq}")))
+    });
+    assert!(receiver.received().iter().all(|r| r.signed));
     assert!(server.stop().success());
 }
 
@@ -903,4 +925,475 @@ fn crm_upserts_close_and_open_deals_live() {
     let batch: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
     assert_eq!(p_wins(&live["deals"]), p_wins(&batch["deals"]));
     assert!(server.stop().success());
+}
+
+/// A webhook receiver on a loopback port, as a customer's endpoint would be: it checks each request's
+/// signature with the webhook's secret, records what arrived, and can be made to fail: answer 503, or
+/// be down (its port closed) for a while.
+struct Receiver {
+    addr: String,
+    state: std::sync::Arc<ReceiverState>,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    received: std::sync::Mutex<Vec<Received>>,
+    /// Answer this many requests with 503 before taking any.
+    fail_next: std::sync::atomic::AtomicU64,
+    /// Closed: the port refuses connections until opened again.
+    down: std::sync::atomic::AtomicBool,
+    /// Secrets by the path prefix the webhook posts to.
+    secrets: std::sync::Mutex<Vec<(String, String)>>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, Clone)]
+struct Received {
+    method: String,
+    path: String,
+    delivery: String,
+    authorization: Option<String>,
+    /// Whether the signature was valid for the secret of its path and at most 5 minutes old.
+    signed: bool,
+    body: Value,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let state = std::sync::Arc::new(ReceiverState::default());
+        let (s, a) = (state.clone(), addr.clone());
+        std::thread::spawn(move || receive(listener, &a, &s));
+        Receiver { addr, state }
+    }
+
+    fn secret(&self, path_prefix: &str, secret: &str) {
+        self.state
+            .secrets
+            .lock()
+            .unwrap()
+            .push((path_prefix.into(), secret.into()));
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.state
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn receive(listener: std::net::TcpListener, addr: &str, state: &std::sync::Arc<ReceiverState>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    listener.set_nonblocking(true).unwrap();
+    let mut listener = Some(listener);
+    while !state.stop.load(Relaxed) {
+        // Down: the port is closed (connections refused), then bound again.
+        if state.down.load(Relaxed) {
+            listener = None;
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        let l = match &listener {
+            Some(l) => l,
+            None => match std::net::TcpListener::bind(addr) {
+                Ok(l) => {
+                    l.set_nonblocking(true).unwrap();
+                    listener.insert(l)
+                }
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            },
+        };
+        let Ok((conn, _)) = l.accept() else {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        };
+        conn.set_nonblocking(false).unwrap();
+        // Clients keep connections open: each is served on its own thread.
+        let state = state.clone();
+        std::thread::spawn(move || serve_one(conn, &state));
+    }
+}
+
+/// Reads the requests of one connection and answers each.
+fn serve_one(conn: TcpStream, state: &ReceiverState) {
+    use hmac::Mac;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut conn = conn;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut headers = std::collections::BTreeMap::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':').unwrap();
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+        let length: usize = headers
+            .get("content-length")
+            .map_or(0, |v| v.parse().unwrap());
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).unwrap();
+        // Down: connections open before are cut, the request unanswered.
+        if state.down.load(Relaxed) || state.stop.load(Relaxed) {
+            return;
+        }
+        let failing = state
+            .fail_next
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        let status = if failing {
+            "503 Service Unavailable"
+        } else if path.starts_with("/gone") {
+            "410 Gone"
+        } else {
+            "200 OK"
+        };
+        if !failing {
+            let secret = state
+                .secrets
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+                .map(|(_, s)| s.clone());
+            let signed = headers.get("winsignal-signature").is_some_and(|sig| {
+                let (t, v1) = sig.split_once(",v1=").unwrap();
+                let t = t.strip_prefix("t=").unwrap();
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(
+                    secret.unwrap_or_default().as_bytes(),
+                )
+                .unwrap();
+                mac.update(format!("{t}.").as_bytes());
+                mac.update(&body);
+                let expected: String = mac
+                    .finalize()
+                    .into_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let age = chrono_now_secs() - t.parse::<i64>().unwrap();
+                expected == v1 && (0..300).contains(&age)
+            });
+            state.received.lock().unwrap().push(Received {
+                method,
+                path,
+                delivery: headers
+                    .get("winsignal-delivery")
+                    .cloned()
+                    .unwrap_or_default(),
+                authorization: headers.get("authorization").cloned(),
+                signed,
+                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            });
+        }
+        let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\nok");
+        if conn.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn chrono_now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The numbers of the score changes recorded after `after`, with the changes.
+fn history_after(data: &Path, after: u64) -> Vec<(u64, Value)> {
+    use winsignal_store::StoreRead;
+    let store = winsignal_store::EmbeddedStore::open(data).unwrap();
+    store
+        .journal(
+            "score-history",
+            &winsignal_store::JournalQuery {
+                key: None,
+                after,
+                limit: None,
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, serde_json::from_slice(&e.body).unwrap()))
+        .collect()
+}
+
+/// Waits until `done` holds of what the receiver has, or panics with `what` after 60 s.
+fn wait_for(receiver: &Receiver, what: &str, done: impl Fn(&[Received]) -> bool) {
+    let started = Instant::now();
+    while !done(&receiver.received()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what}: not delivered in 60 s; received {:?}",
+            receiver
+                .received()
+                .iter()
+                .map(|r| &r.delivery)
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Webhooks added while the server runs: every score change recorded after is delivered at least once,
+/// signed, in each configured shape, through a receiver that answers 503 and then is down for a while;
+/// a message refused for good (410) is counted, not retried; no secret reaches the log.
+#[test]
+fn webhooks_deliver_every_change_signed_at_least_once_through_outages() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
+    let token = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
+    let token = token.trim();
+    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let server = Server::start(&data, &[]);
+    let recorded_before = history_after(&data, 0).last().map_or(0, |(seq, _)| *seq);
+    let receiver = Receiver::start();
+    let r = &receiver.addr;
+    let add = |args: &[&str]| winsignal(&data, &[&["webhooks", "add"][..], args].concat());
+    let url = |path: &str| format!("http://{r}{path}");
+    let all = add(&["all", "--url", &url("/all")]);
+    let slack = add(&[
+        "chat",
+        "--url",
+        &url("/slack/T0/B0/xyzSECRETPATH"),
+        "--format",
+        "slack",
+        "--on",
+        "change",
+    ]);
+    let crm = add(&[
+        "crm",
+        "--url",
+        &url("/sf/{id}"),
+        "--format",
+        "salesforce",
+        "--header",
+        "Authorization: Bearer sf-token-123",
+        "--field",
+        "score=Win_Score__c",
+    ]);
+    let gone = add(&["gone", "--url", &url("/gone"), "--format", "dynamics"]);
+    for (prefix, secret) in [
+        ("/all", &all),
+        ("/slack", &slack),
+        ("/sf/", &crm),
+        ("/gone", &gone),
+    ] {
+        assert!(secret.trim().starts_with("whsec_"), "{secret}");
+        receiver.secret(prefix, secret.trim());
+    }
+    // Listed without secrets, header values or the URLs' paths.
+    let listed = winsignal(&data, &["webhooks", "list", "--json"]);
+    for hidden in ["whsec_", "sf-token-123", "xyzSECRETPATH"] {
+        assert!(!listed.contains(hidden), "{hidden} listed: {listed}");
+    }
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["webhooks"].as_array().unwrap().len(), 4);
+    let failed = winsignal_fails(&data, &["webhooks", "add", "x", "--url", "ftp://h/x"]);
+    assert!(failed.contains("expected http:// or https://"), "{failed}");
+    let failed = winsignal_fails(
+        &data,
+        &[
+            "webhooks",
+            "add",
+            "y",
+            "--url",
+            &url("/sf"),
+            "--format",
+            "salesforce",
+        ],
+    );
+    assert!(failed.contains("{id}"), "{failed}");
+
+    // Events on several deals, in two batches: the first while the receiver answers 503, the second
+    // while it is down.
+    // CRM upserts in two batches, each opening new deals (scored at once) and closing one: the first
+    // while the receiver answers 503, the second while it is down.
+    let day = &scored["as_of"].as_str().unwrap()[..10];
+    let deals = scored["deals"].as_array().unwrap();
+    let post = |closing: &Value, tag: &str| {
+        let mut items: Vec<Value> = (0..3)
+            .map(|i| {
+                json!({"kind": "opportunities", "record": {
+                "opportunity_id": format!("HOOK-{tag}-{i}"), "account_id": closing["account_id"],
+                "rep_id": closing["rep_id"], "amount": 20000 + 1000 * i, "outcome": "open",
+                "created_at": format!("{day}T00:00:00Z"), "stage": "Prospecting"}})
+            })
+            .collect();
+        items.push(json!({"kind": "opportunities", "record": {
+            "opportunity_id": closing["opportunity_id"], "account_id": closing["account_id"],
+            "rep_id": closing["rep_id"], "amount": 1000, "created_at": "2020-01-01T00:00:00Z",
+            "closed_at": format!("{day}T00:00:00Z"), "outcome": "lost", "stage": "Closed Lost"}}));
+        let (status, answer) = server.post("/v1/events", Some(token), &json!({ "items": items }));
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["score_changes"].as_array().unwrap().len(),
+            4,
+            "{answer}"
+        );
+    };
+    receiver.state.fail_next.store(6, Relaxed);
+    post(&deals[0], "a");
+    std::thread::sleep(Duration::from_millis(300));
+    receiver.state.down.store(true, Relaxed);
+    post(&deals[1], "b");
+    std::thread::sleep(Duration::from_millis(1500));
+    receiver.state.down.store(false, Relaxed);
+
+    let changes = history_after(&data, recorded_before);
+    assert!(
+        changes.len() >= 8,
+        "too few score changes to test with: {}",
+        changes.len()
+    );
+    let keys = |hook: &str, pick: &dyn Fn(&Value) -> bool| -> std::collections::BTreeSet<String> {
+        changes
+            .iter()
+            .filter(|(_, c)| pick(c))
+            .map(|(seq, _)| format!("{hook}:{seq}"))
+            .collect()
+    };
+    let want_all = keys("all", &|_| true);
+    let want_crm = keys("crm", &|c| !c["after"].is_null());
+    let delivered = |got: &[Received], want: &std::collections::BTreeSet<String>| {
+        want.iter().all(|k| got.iter().any(|r| &r.delivery == k))
+    };
+    wait_for(&receiver, "every change to every webhook", |got| {
+        delivered(got, &want_all)
+            && delivered(got, &keys("chat", &|_| true))
+            && delivered(got, &want_crm)
+    });
+    let got = receiver.received();
+    assert!(
+        got.iter().all(|r| r.signed),
+        "a request was not signed right: {got:?}"
+    );
+    // The shapes: the change itself; Block Kit; an sObject PATCH with the configured field name.
+    let one = got.iter().find(|r| r.delivery.starts_with("all:")).unwrap();
+    assert_eq!(
+        (one.method.as_str(), one.body["type"].as_str()),
+        ("POST", Some("score_change"))
+    );
+    assert!(one.body["data"]["opportunity_id"].is_string());
+    let chat = got.iter().find(|r| r.path.starts_with("/slack")).unwrap();
+    assert!(
+        chat.body["blocks"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty()),
+        "{:?}",
+        chat.body
+    );
+    let sf = got.iter().find(|r| r.path.starts_with("/sf/")).unwrap();
+    assert_eq!(sf.method, "PATCH");
+    assert!(sf.body["Win_Score__c"].is_number(), "{:?}", sf.body);
+    assert_eq!(sf.authorization.as_deref(), Some("Bearer sf-token-123"));
+    let id = sf.path.strip_prefix("/sf/").unwrap();
+    assert!(changes.iter().any(|(_, c)| c["opportunity_id"] == id));
+    assert!(got
+        .iter()
+        .filter(|r| r.path.starts_with("/all"))
+        .all(|r| r.authorization.is_none()));
+    // Refused for good (410): each message once, counted, the backlog drained.
+    wait_for(&receiver, "every dynamics message tried", |got| {
+        got.iter().filter(|r| r.path == "/gone").count() >= want_crm.len()
+    });
+    let started = Instant::now();
+    loop {
+        let listed: Value =
+            serde_json::from_str(&winsignal(&data, &["webhooks", "list", "--json"])).unwrap();
+        let hooks = listed["webhooks"].as_array().unwrap();
+        let of = |name: &str| hooks.iter().find(|h| h["name"] == name).unwrap().clone();
+        if of("gone")["backlog"] == 0 && of("all")["backlog"] == 0 {
+            assert_eq!(of("gone")["refused"], json!(want_crm.len()));
+            assert_eq!(of("gone")["delivered"], 0);
+            assert!(of("all")["delivered"].as_u64().unwrap() >= want_all.len() as u64);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "backlog not drained: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        got.iter().filter(|r| r.path == "/gone").count(),
+        want_crm.len()
+    );
+    let text = metrics_text(&server, token);
+    assert!(
+        text.contains("winsignal_outbox_backlog{webhook=\"all\"} 0"),
+        "{text}"
+    );
+    let retries: u64 = metric(&text, "winsignal_webhook_retries_total");
+    assert!(
+        retries >= 6,
+        "the outage's failed attempts are counted: {retries}"
+    );
+    assert_eq!(
+        metric(&text, "winsignal_webhook_refused_total"),
+        want_crm.len() as u64
+    );
+    let log = server.log();
+    for secret in ["whsec_", "sf-token-123", "xyzSECRETPATH"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+    assert!(log.contains("webhook delivery failed; retrying"), "{log}");
+    assert!(server.stop().success());
+}
+
+/// `GET /metrics` as text.
+fn metrics_text(server: &Server, token: &str) -> String {
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        unchunk(body)
+    } else {
+        body.to_string()
+    }
+}
+
+/// A metric's value (without labels) in exposition text.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name}"))
+        .trim()
+        .parse()
+        .unwrap()
 }

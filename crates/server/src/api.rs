@@ -98,7 +98,18 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Result<Response
             live.is_some(),
         )
     };
-    let text = s.metrics.render(model.as_deref(), ready);
+    let service = s.clone();
+    let backlogs = blocking(move || {
+        winsignal_workspace::hooks::list(&service.store)
+            .map(|l| {
+                l.into_iter()
+                    .map(|h| (h.name, h.backlog))
+                    .collect::<Vec<_>>()
+            })
+            .map_err(ApiError::internal)
+    })
+    .await?;
+    let text = s.metrics.render(model.as_deref(), ready, &backlogs);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -623,6 +634,9 @@ async fn write(
         }));
     }
     drop(number);
+    if !answer.score_changes.is_empty() {
+        s.outbox.wake();
+    }
     use std::sync::atomic::Ordering::Relaxed;
     let m = &s.metrics;
     m.items_accepted.fetch_add(answer.accepted as u64, Relaxed);

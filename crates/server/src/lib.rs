@@ -6,6 +6,7 @@
 mod api;
 mod error;
 mod metrics;
+mod outbox;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ pub(crate) struct Service {
     /// How many score changes were published (the last `Published::number`).
     pub published: std::sync::Mutex<u64>,
     pub metrics: metrics::Metrics,
+    /// Wakes the webhook deliveries when score changes are recorded.
+    pub outbox: outbox::Outbox,
     /// Becomes true when the server is stopping: open event streams end, so in-flight requests can.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -98,6 +101,7 @@ pub async fn serve(
         changes: tokio::sync::broadcast::channel(STREAM_BUFFER).0,
         published: std::sync::Mutex::new(0),
         metrics: metrics::Metrics::default(),
+        outbox: outbox::Outbox::default(),
         stopping,
     });
     // Streams end first, then the requests in flight are let finish.
@@ -130,7 +134,17 @@ pub async fn serve(
             )
         })?;
     tracing::info!(data = %service.config.data.display(), "ready");
+    // Changes recorded at start (and any left undelivered by the last run) go out now.
+    let outbox = {
+        let service = service.clone();
+        std::thread::Builder::new()
+            .name("outbox".into())
+            .spawn(move || outbox::run(service))
+            .context("cannot start the webhook outbox")?
+    };
     served.await.context("the server stopped")??;
+    // The outbox sees the stop and ends after the attempts in flight.
+    let _ = tokio::task::spawn_blocking(move || outbox.join()).await;
     tracing::info!("stopped: every request in flight answered");
     Ok(())
 }

@@ -27,6 +27,9 @@ pub(crate) struct Metrics {
     pub items_quarantined: AtomicU64,
     pub score_changes: AtomicU64,
     pub open_streams: AtomicU64,
+    pub webhook_delivered: AtomicU64,
+    pub webhook_refused: AtomicU64,
+    pub webhook_retries: AtomicU64,
 }
 
 impl Metrics {
@@ -48,7 +51,12 @@ impl Metrics {
     }
 
     /// The exposition text; `model_id` is the active model's, if any.
-    pub fn render(&self, model_id: Option<&str>, ready: bool) -> String {
+    pub fn render(
+        &self,
+        model_id: Option<&str>,
+        ready: bool,
+        backlogs: &[(String, u64)],
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP winsignal_http_request_duration_seconds Time to answer a request, by route, method and status.\n");
         out.push_str("# TYPE winsignal_http_request_duration_seconds histogram\n");
@@ -102,6 +110,21 @@ impl Metrics {
                 "Changes of an open deal's score made by events.",
                 &self.score_changes,
             ),
+            (
+                "winsignal_webhook_deliveries_total",
+                "Webhook messages a receiver took (2xx).",
+                &self.webhook_delivered,
+            ),
+            (
+                "winsignal_webhook_refused_total",
+                "Webhook messages a receiver refused for good (a 4xx other than 408 and 429).",
+                &self.webhook_refused,
+            ),
+            (
+                "winsignal_webhook_retries_total",
+                "Webhook attempts that failed and were retried.",
+                &self.webhook_retries,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -112,6 +135,17 @@ impl Metrics {
             "# HELP winsignal_open_streams Event streams open (GET /v1/stream).\n# TYPE winsignal_open_streams gauge\nwinsignal_open_streams {}",
             self.open_streams.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP winsignal_outbox_backlog Score changes recorded that a webhook has not been through yet.\n# TYPE winsignal_outbox_backlog gauge"
+        );
+        for (name, backlog) in backlogs {
+            let _ = writeln!(
+                out,
+                "winsignal_outbox_backlog{{webhook=\"{}\"}} {backlog}",
+                escape(name)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP winsignal_ready Whether the workspace is loaded.\n# TYPE winsignal_ready gauge\nwinsignal_ready {}",

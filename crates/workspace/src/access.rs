@@ -126,34 +126,57 @@ pub fn users(store: &dyn Store) -> Result<Users> {
     }
 }
 
-fn read_users(mut state: winsignal_store::NamedState) -> Result<Users> {
+fn read_users(state: winsignal_store::NamedState) -> Result<Users> {
+    read_json_state(state, "users")
+}
+
+/// A named state of the store written as JSON (the users, the webhooks), read whole.
+pub(crate) fn read_json_state<T: serde::de::DeserializeOwned>(
+    mut state: winsignal_store::NamedState,
+    what: &str,
+) -> Result<T> {
     let mut text = String::new();
     state
         .bytes
         .read_to_string(&mut text)
-        .map_err(|e| anyhow!("reading the users {}: {e}", state.origin))?;
-    serde_json::from_str(&text).map_err(|e| anyhow!("the users {} are damaged: {e}", state.origin))
+        .map_err(|e| anyhow!("reading the {what} {}: {e}", state.origin))?;
+    serde_json::from_str(&text).map_err(|e| anyhow!("the {what} {} are damaged: {e}", state.origin))
 }
 
 /// Changes the users as the store holds them now, under its update lock; `change` may refuse.
 fn change_users<T>(store: &dyn Store, change: impl FnOnce(&mut Users) -> Result<T>) -> Result<T> {
+    change_json_state(store, USERS, "users", change)
+}
+
+/// Changes the JSON named state `name` as the store holds it now (its default when there is none),
+/// under the store's update lock, so two processes changing it at once keep both changes; `change`
+/// may refuse, and then nothing is written.
+pub(crate) fn change_json_state<S, T>(
+    store: &dyn Store,
+    name: &str,
+    what: &str,
+    change: impl FnOnce(&mut S) -> Result<T>,
+) -> Result<T>
+where
+    S: Serialize + serde::de::DeserializeOwned + Default,
+{
     let mut change = Some(change);
     let mut outcome: Option<Result<T>> = None;
-    let updated = store.update_state(USERS, "", &mut |current| {
-        let mut users = match current.map(read_users).transpose() {
-            Ok(users) => users.unwrap_or_default(),
+    let updated = store.update_state(name, "", &mut |current| {
+        let mut value: S = match current.map(|c| read_json_state(c, what)).transpose() {
+            Ok(value) => value.unwrap_or_default(),
             Err(e) => {
                 outcome = Some(Err(e));
-                return Err(std::io::Error::other("the users cannot be read"));
+                return Err(std::io::Error::other(format!("the {what} cannot be read")));
             }
         };
         let Some(change) = change.take() else {
             return Err(std::io::Error::other("the change was already made"));
         };
-        match change(&mut users) {
-            Ok(value) => {
-                outcome = Some(Ok(value));
-                serde_json::to_vec_pretty(&users).map_err(std::io::Error::other)
+        match change(&mut value) {
+            Ok(v) => {
+                outcome = Some(Ok(v));
+                serde_json::to_vec_pretty(&value).map_err(std::io::Error::other)
             }
             Err(e) => {
                 outcome = Some(Err(e));
@@ -166,7 +189,7 @@ fn change_users<T>(store: &dyn Store, change: impl FnOnce(&mut Users) -> Result<
         Some(Ok(value)) => updated.map(|()| value).map_err(Into::into),
         None => Err(updated
             .err()
-            .map_or_else(|| anyhow!("the users were not changed"), Into::into)),
+            .map_or_else(|| anyhow!("the {what} were not changed"), Into::into)),
     }
 }
 
@@ -374,7 +397,7 @@ fn sha256_hex(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -17,6 +17,7 @@ pub mod coaching;
 pub mod demo;
 pub mod fault;
 pub mod files;
+pub mod hooks;
 pub mod lineage;
 pub mod live;
 pub mod models;

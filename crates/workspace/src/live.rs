@@ -51,6 +51,69 @@ pub struct ScoreChange {
     pub after: Option<f64>,
     /// The terms whose contribution changed, by how much (log-odds), largest change first.
     pub moved_by: Vec<FactorMove>,
+    /// The deal's stage after the change (before it, for a deal no longer open).
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// The deal's stage before the change (`None` for a deal scored for the first time).
+    #[serde(default)]
+    pub previous_stage: Option<String>,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    #[serde(default)]
+    pub amount: Option<f64>,
+    /// The new score's largest factors (at most three), as sentences: what a CRM field or a message
+    /// shows as the reasons.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// The new score's first next action: the proven behaviour the deal lacks that would raise P(win)
+    /// most.
+    #[serde(default)]
+    pub next_action: Option<NextAction>,
+}
+
+/// A deal's first next action, as a change carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NextAction {
+    pub behaviour: String,
+    pub title: String,
+    /// What doing it would add to P(win), in percentage points.
+    pub uplift_points: f64,
+}
+
+impl ScoreChange {
+    /// The change of a deal's score from `before` to `after` (either absent: first scored, or no
+    /// longer open), with the factors that moved it.
+    fn between(
+        opportunity_id: &str,
+        position: u64,
+        model_id: &str,
+        before: Option<&DealScore>,
+        after: Option<&DealScore>,
+    ) -> ScoreChange {
+        let now = after.or(before);
+        ScoreChange {
+            opportunity_id: opportunity_id.to_string(),
+            position,
+            rep_id: now.and_then(|d| d.rep_id.clone()),
+            model_id: model_id.to_string(),
+            as_of: now.map_or(Ts(0), |d| d.as_of),
+            before: before.map(|d| d.p_win),
+            after: after.map(|d| d.p_win),
+            moved_by: moves(before, after),
+            stage: now.and_then(|d| d.stage.clone()),
+            previous_stage: before.and_then(|d| d.stage.clone()),
+            account_id: now.and_then(|d| d.account_id.clone()),
+            amount: now.and_then(|d| d.amount),
+            reasons: after.map_or_else(Vec::new, |d| {
+                d.factors.iter().take(3).map(|f| f.text.clone()).collect()
+            }),
+            next_action: after.and_then(|d| d.actions.first()).map(|a| NextAction {
+                behaviour: a.behaviour.clone(),
+                title: a.title.clone(),
+                uplift_points: a.uplift_points,
+            }),
+        }
+    }
 }
 
 /// A term's contribution before and after a change.
@@ -133,30 +196,26 @@ impl Live {
         for (id, d) in &self.scores {
             let last = recorded.get(id);
             if last.is_none_or(|c| c.after != Some(d.p_win) || c.model_id != model_id) {
-                changes.push(ScoreChange {
-                    opportunity_id: id.clone(),
-                    position: self.position.0,
-                    rep_id: d.rep_id.clone(),
-                    model_id: model_id.to_string(),
-                    as_of: d.as_of,
-                    before: last.and_then(|c| c.after),
-                    after: Some(d.p_win),
-                    // What moved it while unrecorded is not known.
-                    moved_by: Vec::new(),
-                });
+                let mut change = ScoreChange::between(id, self.position.0, model_id, None, Some(d));
+                change.before = last.and_then(|c| c.after);
+                change.previous_stage = last.and_then(|c| c.stage.clone());
+                // What moved it while unrecorded is not known.
+                change.moved_by.clear();
+                changes.push(change);
             }
         }
         for (id, last) in &recorded {
             if last.after.is_some() && !self.scores.contains_key(id) {
                 changes.push(ScoreChange {
-                    opportunity_id: id.clone(),
                     position: self.position.0,
-                    rep_id: last.rep_id.clone(),
                     model_id: model_id.to_string(),
-                    as_of: last.as_of,
                     before: last.after,
                     after: None,
                     moved_by: Vec::new(),
+                    previous_stage: last.stage.clone(),
+                    reasons: Vec::new(),
+                    next_action: None,
+                    ..last.clone()
                 });
             }
         }
@@ -204,22 +263,8 @@ impl Live {
         for id in ids {
             let before = self.scores.remove(&id);
             let after = rescored.get(&id).cloned();
-            let change = ScoreChange {
-                position: position.0,
-                rep_id: after
-                    .as_ref()
-                    .or(before.as_ref())
-                    .and_then(|d| d.rep_id.clone()),
-                model_id: model_id.clone(),
-                as_of: after
-                    .as_ref()
-                    .or(before.as_ref())
-                    .map_or(Ts(0), |d| d.as_of),
-                before: before.as_ref().map(|d| d.p_win),
-                after: after.as_ref().map(|d| d.p_win),
-                moved_by: moves(before.as_ref(), after.as_ref()),
-                opportunity_id: id.clone(),
-            };
+            let change =
+                ScoreChange::between(&id, position.0, &model_id, before.as_ref(), after.as_ref());
             if let Some(d) = after {
                 self.scores.insert(id, d);
             }
