@@ -9,7 +9,7 @@ use crate::Global;
 use anyhow::{bail, Result};
 use clap::Args;
 use winsignal_features::snapshot;
-use winsignal_score::accounts::{self, AccountPriority, Options};
+use winsignal_score::accounts::AccountPriority;
 use winsignal_store::Store;
 use winsignal_workspace::pipeline::Reading;
 
@@ -47,8 +47,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &AccountsArgs) -> Result<()
         bail!("no accounts in {}", global.data.display());
     }
     let as_of = snapshot::horizon(&engine);
-    let inputs = accounts::inputs_from_engine(&engine, as_of);
-    let mut p = accounts::prioritise(&inputs, as_of, &Options::default());
+    let mut p = winsignal_workspace::scoring::account_priorities(&engine);
     let rest = p.ranked.split_off(args.top.min(p.ranked.len()));
     if args.json {
         return crate::output::print_json(&p);

@@ -85,13 +85,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &DiscoverArgs) -> Result<()
         eprintln!("fitting models for {} snapshots…", c.snapshots.len());
     }
     let started = std::time::Instant::now();
-    let options = Options {
-        timing: c.timing.clone(),
-        history_flags: c.history_flags.clone(),
-        unobserved: c.unobserved.clone(),
-        ..options(args)
-    };
-    let d = winsignal_discover::discover(&c.catalog, &c.snapshots, &options)?;
+    let d = winsignal_workspace::insights::discovery(&c, options(args))?;
     if !global.quiet {
         eprintln!(
             "fitted {} models in {:.1} s",

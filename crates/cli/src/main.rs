@@ -201,6 +201,8 @@ struct ServeArgs {
     /// The largest request body taken, in bytes (a larger one is refused with 413 `too_large`).
     #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
     max_body: usize,
+    #[command(flatten)]
+    catalog: features::CatalogArg,
 }
 
 #[derive(Args)]
@@ -404,6 +406,8 @@ fn run(cli: Cli) -> Result<()> {
 /// `winsignal serve`: the listener is bound before anything is loaded, so the printed address answers
 /// `/healthz` at once and `/readyz` once the workspace is loaded.
 fn serve(global: &Global, args: &ServeArgs) -> Result<()> {
+    // A catalog that cannot be read stops the start, not the first findings request.
+    let catalog = args.catalog.load()?;
     let store = open_store(global)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -421,6 +425,7 @@ fn serve(global: &Global, args: &ServeArgs) -> Result<()> {
         let config = winsignal_server::Config {
             data: global.data.clone(),
             max_body: args.max_body,
+            catalog,
         };
         winsignal_server::serve(store, config, listener, shutdown_signal()).await
     })

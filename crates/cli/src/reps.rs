@@ -36,16 +36,10 @@ pub fn run(global: &Global, store: &dyn Store, args: &RepsArgs) -> Result<()> {
             n(c.snapshots.len() as u64)
         );
     }
-    // The same discovery as `winsignal discover` (every outcome, rules, the timing check), so the
-    // behaviours coached here are exactly the ones it calls significant.
-    let discovery = winsignal_discover::discover(
-        &c.catalog,
-        &c.snapshots,
-        &winsignal_discover::Options {
-            timing: c.timing.clone(),
-            ..Default::default()
-        },
-    )?;
+    // The same discovery as `winsignal discover` (every outcome, rules, the timing check, fields
+    // changed at close), so the behaviours coached here are exactly the ones it calls significant.
+    let discovery =
+        winsignal_workspace::insights::discovery(&c, winsignal_discover::Options::default())?;
     let mut cards = all_scorecards(store, &c, &discovery)?;
     if let Some(m) = &args.manager {
         cards

@@ -390,6 +390,63 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
     assert_eq!(status, 200);
     assert_eq!(body["deal"]["p_win"], bobs["p_win"]);
 
+    // Findings, scorecards and account priorities: what the CLI says, within each token's scope.
+    let cli = |args: &[&str]| -> Value { serde_json::from_str(&winsignal(&data, args)).unwrap() };
+    for path in [
+        "/v1/findings",
+        "/v1/reps",
+        "/v1/accounts",
+        &format!("/v1/reps/{rita_rep}"),
+    ] {
+        let (status, body) = server.get(path, None);
+        assert_eq!((status, code(&body)), (401, "unauthorized"), "{path}");
+    }
+    let (status, found) = server.get("/v1/findings", Some(admin));
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["findings"], cli(&["discover", "--json"]));
+    assert!(!found["findings"]["findings"].as_array().unwrap().is_empty());
+    let (_, ritas) = server.get("/v1/findings", Some(rita));
+    let adoption_groups = |v: &Value| -> Vec<String> {
+        v["findings"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| d["reps"].as_array().unwrap())
+            .map(|a| a["group"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(adoption_groups(&found).iter().any(|g| g != rita_rep));
+    assert!(adoption_groups(&ritas).iter().all(|g| g == rita_rep));
+    assert_eq!(ritas["findings"]["findings"], found["findings"]["findings"]);
+    let (status, cards) = server.get("/v1/reps", Some(admin));
+    assert_eq!(status, 200, "{cards}");
+    assert_eq!(cards["scorecards"], cli(&["reps", "--json"]));
+    let (_, ritas) = server.get("/v1/reps", Some(rita));
+    let ids: Vec<&str> = ritas["scorecards"]["reps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rep_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [rita_rep]);
+    let (status, body) = server.get(&format!("/v1/reps/{bob_rep}"), Some(rita));
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, body) = server.get(&format!("/v1/reps/{bob_rep}"), Some(admin));
+    assert_eq!(
+        (status, body["card"]["rep_id"].as_str()),
+        (200, Some(bob_rep))
+    );
+    let (status, ranked) = server.get("/v1/accounts", Some(admin));
+    assert_eq!(status, 200, "{ranked}");
+    assert_eq!(
+        ranked["accounts"],
+        cli(&["accounts", "--prioritise", "--json"])
+    );
+    let (status, body) = server.get("/v1/accounts", Some(rita));
+    assert_eq!((status, code(&body)), (403, "forbidden"));
+    let (status, body) = server.get("/v1/accounts?top=x", Some(admin));
+    assert_eq!((status, code(&body)), (400, "bad_query"));
+
     // Events on one of rita's deals, an hour before the end of the data (so only they move the
     // score): accepted, committed, the deal rescored with the factors that moved it.
     let deal_id = target["opportunity_id"].as_str().unwrap();
@@ -1396,4 +1453,86 @@ fn metric(text: &str, name: &str) -> u64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// The live server against its own `/openapi.json`, checked by schemathesis (PyPI; `.ci/run` installs
+/// it): generated requests to every operation but the event stream (which does not end), valid and
+/// invalid, with a revops token; every answer's status, content type and body must be the documented
+/// ones, no 5xx, invalid input refused with a 4xx, undocumented methods with 405. Also: every path the
+/// document lists is routed (none reaches the "no such endpoint" fallback).
+#[test]
+fn the_api_conforms_to_its_openapi_document() {
+    if std::env::var_os("WINSIGNAL_SKIP_CONFORMANCE").is_some() {
+        eprintln!("skipped: WINSIGNAL_SKIP_CONFORMANCE is set");
+        return;
+    }
+    let found = Command::new("schemathesis").arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "schemathesis is needed (pip install schemathesis); set WINSIGNAL_SKIP_CONFORMANCE=1 to skip"
+    );
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
+    let token = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
+    let token = token.trim();
+    let server = Server::start(&data, &[]);
+    let (status, doc) = server.get("/openapi.json", None);
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let codes = doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]
+        ["enum"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(codes, 12, "every error code of the table");
+    // A path is routed when a method it does not take gets 405 (an unrouted one gets 404).
+    for path in doc["paths"].as_object().unwrap().keys() {
+        let concrete = path.replace("{id}", "x").replace("{call}", "track");
+        let (status, body) = server.request("DELETE", &concrete, Some(token), None, b"");
+        assert_eq!(
+            (status, code(&body)),
+            (405, "method_not_allowed"),
+            "{path} is listed and not routed"
+        );
+    }
+    let url = format!("http://{}/openapi.json", server.addr);
+    let report = ws.path().join("schemathesis");
+    let out = Command::new("schemathesis")
+        .args([
+            "run",
+            &url,
+            "--checks",
+            "all",
+            "--exclude-path",
+            "/v1/stream",
+        ])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args(["--max-examples", "25", "--seed", "7", "--workers", "1"])
+        .args([
+            "--generation-database",
+            "none",
+            "--no-color",
+            "--request-timeout",
+            "30",
+        ])
+        .arg("--report-dir")
+        .arg(&report)
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "schemathesis found failures:\n{text}");
+    // It did test the operations (not an empty run): "952 generated, 952 passed, …".
+    let generated: u64 = text
+        .split_once(" generated,")
+        .and_then(|(before, _)| before.rsplit(' ').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count of test cases: {text}"));
+    assert!(generated >= 200, "only {generated} test cases: {text}");
+    assert!(server.stop().success());
 }

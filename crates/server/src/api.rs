@@ -26,6 +26,7 @@ pub(crate) fn router(service: Shared) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
         .route("/v1/deals", get(deals))
         .route("/v1/deals/{id}", get(deal))
         .route("/v1/deals/{id}/history", get(history))
@@ -36,6 +37,10 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))
         .route("/v1/quality", get(quality))
+        .route("/v1/findings", get(findings))
+        .route("/v1/reps", get(reps))
+        .route("/v1/reps/{id}", get(rep))
+        .route("/v1/accounts", get(accounts))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint (see docs/api.md)") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -165,6 +170,141 @@ async fn quality(State(s): State<Shared>, headers: HeaderMap) -> Result<Response
     })
     .await?;
     Ok(Json(report).into_response())
+}
+
+/// How long computed findings and scorecards are served after the data changed before they are
+/// computed again (a discovery takes seconds; the data may change many times a second).
+const INSIGHTS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The findings and scorecards: the cached ones when they are of the store's position or younger than
+/// [`INSIGHTS_MAX_AGE`], else computed now (on a blocking thread; concurrent callers wait for it).
+async fn insights(
+    s: &Shared,
+) -> Result<(Arc<winsignal_workspace::insights::Insights>, Ts), ApiError> {
+    let mut cached = s.insights.lock().await;
+    let service = s.clone();
+    let position = blocking(move || service.store.position().map_err(ApiError::internal)).await?;
+    if let Some(c) = cached.as_ref() {
+        if c.insights.position == position.0 || c.at.elapsed() < INSIGHTS_MAX_AGE {
+            return Ok((c.insights.clone(), c.at_wall));
+        }
+    }
+    let service = s.clone();
+    let computed = blocking(move || {
+        winsignal_workspace::insights::compute(
+            &service.store,
+            service.config.catalog.clone(),
+            &mut winsignal_workspace::Silent,
+        )
+        .map_err(ApiError::internal)
+    })
+    .await?;
+    let c = crate::Computed {
+        at: std::time::Instant::now(),
+        at_wall: Ts::now(),
+        insights: Arc::new(computed),
+    };
+    let out = (c.insights.clone(), c.at_wall);
+    *cached = Some(c);
+    Ok(out)
+}
+
+/// `GET /v1/findings`: `winsignal discover --json` of the data as of `position`, within the caller's
+/// scope (other reps' adoption and the ids of deals left out are removed for a partial scope).
+async fn findings(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (_, scope) = caller(&s, &headers).await?;
+    let (insights, at) = insights(&s).await?;
+    let found = winsignal_workspace::insights::findings_for(&insights.discovery, &scope);
+    Ok(Json(serde_json::json!({
+        "position": insights.position,
+        "computed_at": at.to_rfc3339(),
+        "findings": found,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/reps`: `winsignal reps --json` with the cards of the reps in the caller's scope.
+async fn reps(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (_, scope) = caller(&s, &headers).await?;
+    let (insights, at) = insights(&s).await?;
+    let cards = winsignal_workspace::insights::scorecards_for(&insights.scorecards, &scope);
+    Ok(Json(serde_json::json!({
+        "position": insights.position,
+        "computed_at": at.to_rfc3339(),
+        "scorecards": cards,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/reps/{id}`: one rep's card, if in the caller's scope.
+async fn rep(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, scope) = caller(&s, &headers).await?;
+    let (insights, at) = insights(&s).await?;
+    let cards = winsignal_workspace::insights::scorecards_for(&insights.scorecards, &scope);
+    let card = cards
+        .reps
+        .iter()
+        .find(|c| winsignal_workspace::coaching::same_id(&c.rep_id, &id))
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::NotFound,
+                format!("no scorecard of a rep {id:?} that this token may see"),
+            )
+        })?;
+    Ok(Json(serde_json::json!({
+        "position": insights.position,
+        "computed_at": at.to_rfc3339(),
+        "mean_win_rate": cards.mean_win_rate,
+        "card": card,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountsQuery {
+    top: Option<usize>,
+}
+
+/// `GET /v1/accounts`: `winsignal accounts --prioritise --json` of the live state, the `top` first
+/// (default 20). For admin and revops tokens: accounts without an open deal belong to no rep's scope.
+async fn accounts(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<AccountsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(Code::BadQuery, e.body_text()))?;
+    let (principal, _) = caller(&s, &headers).await?;
+    if !principal.role.sees_operations() {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "account priorities are for admin and revops tokens (accounts without an open deal are in no rep's scope)",
+        ));
+    }
+    let service = s.clone();
+    let top = q.top.unwrap_or(20);
+    let ranked = blocking(move || {
+        with_live(&service, |live| {
+            let mut p = live.accounts();
+            p.ranked.truncate(top);
+            (live.position().0, p)
+        })
+    })
+    .await?;
+    Ok(Json(serde_json::json!({
+        "position": ranked.0,
+        "accounts": ranked.1,
+    }))
+    .into_response())
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 description of this API.
+async fn openapi(State(s): State<Shared>) -> Json<Value> {
+    Json(crate::openapi::document(s.config.max_body))
 }
 
 async fn healthz() -> Json<Value> {
@@ -493,6 +633,12 @@ async fn segment(
     let mut messages = match (call.as_str(), value) {
         ("batch", Value::Object(mut b)) => {
             let context = b.remove("context");
+            if context.as_ref().is_some_and(|c| !c.is_object()) {
+                return Err(ApiError::new(
+                    Code::BadShape,
+                    "a batch's `context` is a JSON object (Segment's context fields)",
+                ));
+            }
             let Some(Value::Array(batch)) = b.remove("batch") else {
                 return Err(ApiError::new(
                     Code::BadShape,
@@ -683,16 +829,24 @@ fn check_items(items: Vec<Item>) -> Result<Vec<(Kind, serde_json::Map<String, Va
     items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| match item.kind.parse::<Kind>() {
-            Ok(kind) => Ok((kind, item.record)),
-            Err(_) => Err(ApiError::new(
-                Code::BadShape,
-                format!(
-                    "items[{i}].kind is {:?}; expected one of: {}",
-                    item.kind,
-                    Kind::ALL.map(Kind::as_str).join(", ")
-                ),
-            )),
+        .map(|(i, item)| {
+            let canonical = winsignal_ingest::sources::canonical_kinds;
+            match item.kind.parse::<Kind>() {
+                Ok(kind) if canonical().any(|k| k == kind) => Ok((kind, item.record)),
+                _ => Err(ApiError::new(
+                    Code::BadShape,
+                    format!(
+                        "items[{i}].kind is {:?}; expected one of: {}{}",
+                        item.kind,
+                        canonical().map(Kind::as_str).collect::<Vec<_>>().join(", "),
+                        if item.kind == Kind::ProductUsers.as_str() {
+                            " (product users come from Segment identify and group messages: POST /segment/v1/…)"
+                        } else {
+                            ""
+                        }
+                    ),
+                )),
+            }
         })
         .collect()
 }

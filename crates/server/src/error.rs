@@ -37,6 +37,22 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the table's order.
+    pub const ALL: [Code; 12] = [
+        Code::Unauthorized,
+        Code::Forbidden,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::BadJson,
+        Code::BadShape,
+        Code::TooLarge,
+        Code::UnsupportedMediaType,
+        Code::BadQuery,
+        Code::NotReady,
+        Code::Busy,
+        Code::Internal,
+    ];
+
     pub fn status(self) -> StatusCode {
         match self {
             Code::Unauthorized => StatusCode::UNAUTHORIZED,

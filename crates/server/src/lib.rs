@@ -6,6 +6,7 @@
 mod api;
 mod error;
 mod metrics;
+mod openapi;
 mod outbox;
 
 use std::net::SocketAddr;
@@ -26,6 +27,8 @@ pub struct Config {
     pub data: PathBuf,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
+    /// The behaviour catalog findings and scorecards are computed with (`serve --catalog`).
+    pub catalog: winsignal_features::Catalog,
 }
 
 /// What every request handler reads: the store, and the live state once it is loaded.
@@ -43,8 +46,18 @@ pub(crate) struct Service {
     pub metrics: metrics::Metrics,
     /// Wakes the webhook deliveries when score changes are recorded.
     pub outbox: outbox::Outbox,
+    /// The findings and scorecards last computed, and when (`GET /v1/findings`, `/v1/reps`). Held
+    /// while they are computed, so concurrent requests wait for one computation.
+    pub insights: tokio::sync::Mutex<Option<Computed>>,
     /// Becomes true when the server is stopping: open event streams end, so in-flight requests can.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Findings and scorecards with the time they were computed.
+pub(crate) struct Computed {
+    pub at: std::time::Instant,
+    pub at_wall: winsignal_core::Ts,
+    pub insights: Arc<winsignal_workspace::insights::Insights>,
 }
 
 /// A score change as the event streams send it: numbered in the order made, from 1 at start.
@@ -102,6 +115,7 @@ pub async fn serve(
         published: std::sync::Mutex::new(0),
         metrics: metrics::Metrics::default(),
         outbox: outbox::Outbox::default(),
+        insights: tokio::sync::Mutex::new(None),
         stopping,
     });
     // Streams end first, then the requests in flight are let finish.

@@ -202,15 +202,7 @@ pub fn run(
     });
 
     let t3 = Instant::now();
-    let discovery = winsignal_discover::discover(
-        &computed.catalog,
-        &computed.snapshots,
-        &winsignal_discover::Options {
-            timing: computed.timing.clone(),
-            history_flags: computed.history_flags.clone(),
-            ..winsignal_discover::Options::default()
-        },
-    )?;
+    let discovery = crate::insights::discovery(&computed, winsignal_discover::Options::default())?;
     observer.step(DemoStep::Discovered {
         discovery: &discovery,
         seconds: t3.elapsed().as_secs_f64(),

@@ -18,6 +18,7 @@ pub mod demo;
 pub mod fault;
 pub mod files;
 pub mod hooks;
+pub mod insights;
 pub mod lineage;
 pub mod live;
 pub mod models;

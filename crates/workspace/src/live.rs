@@ -337,6 +337,12 @@ impl Live {
         }))
     }
 
+    /// Accounts without an open deal ranked for outreach, as `winsignal accounts --prioritise` ranks
+    /// them, on the live state.
+    pub fn accounts(&self) -> winsignal_score::accounts::Prioritisation {
+        crate::scoring::account_priorities(&self.engine)
+    }
+
     /// The open deals among `only` (every open deal when `None`), each at the end of the data.
     fn score(&self, only: Option<&[String]>) -> Result<Vec<DealScore>> {
         let Some(m) = &self.model else {

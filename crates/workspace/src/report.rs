@@ -43,15 +43,7 @@ pub fn write_report(
     };
     let declared = catalog.clone();
     let c = compute_at(store, read, catalog, progress)?;
-    let d = winsignal_discover::discover(
-        &c.catalog,
-        &c.snapshots,
-        &Options {
-            timing: c.timing.clone(),
-            history_flags: c.history_flags.clone(),
-            ..Options::default()
-        },
-    )?;
+    let d = crate::insights::discovery(&c, Options::default())?;
     let quality = winsignal_ingest::quality::report(read)?;
     // The same scorecards as `winsignal reps`: from this discovery, so the behaviours coached are the
     // ones the page calls significant.

@@ -49,6 +49,17 @@ pub fn evidence_discovery(c: &Computed) -> Result<winsignal_discover::Discovery>
     )?)
 }
 
+/// Accounts without an open deal ranked for outreach as of the end of the data (`winsignal accounts
+/// --prioritise`, `GET /v1/accounts`).
+pub fn account_priorities(
+    engine: &winsignal_features::Engine,
+) -> winsignal_score::accounts::Prioritisation {
+    use winsignal_score::accounts;
+    let as_of = snapshot::horizon(engine);
+    let inputs = accounts::inputs_from_engine(engine, as_of);
+    accounts::prioritise(&inputs, as_of, &accounts::Options::default())
+}
+
 /// The open deals most at risk first, as `print_at_risk` lists them (the rule:
 /// `explain::rank_by_risk`).
 pub fn by_risk(scored: &[DealScore]) -> Vec<&DealScore> {

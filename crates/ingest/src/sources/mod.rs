@@ -78,11 +78,15 @@ fn is_jsonl(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson"))
 }
 
+/// The kinds a canonical file holds: every kind but product users, which come from Segment's
+/// identify and group messages.
+pub fn canonical_kinds() -> impl Iterator<Item = Kind> {
+    Kind::ALL.into_iter().filter(|k| *k != Kind::ProductUsers)
+}
+
 fn kinds_list() -> String {
-    Kind::ALL
-        .iter()
-        .filter(|k| **k != Kind::ProductUsers)
-        .map(|k| k.as_str())
+    canonical_kinds()
+        .map(Kind::as_str)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -179,7 +183,7 @@ pub fn plan(
             ))
         }
         Format::Canonical => {
-            if kind == Some(Kind::ProductUsers) {
+            if kind.is_some_and(|k| !canonical_kinds().any(|c| c == k)) {
                 return Err(IngestError::BadInput {
                     path: path.into(),
                     message: "product_users come from Segment identify/group messages (--format segment), not from a canonical file".into(),

@@ -1,0 +1,490 @@
+//! The OpenAPI 3.1 description of the API, served at `GET /openapi.json`. It is built here, beside the
+//! routes, from the same definitions the server answers with: the error codes from [`Code::ALL`], the
+//! event kinds from [`Kind::ALL`], the body limit from the running configuration. The conformance test
+//! (`crates/cli/tests/conformance.rs`) runs schemathesis against a live server with it, and the serve
+//! test checks that every path it lists is routed.
+
+use serde_json::{json, Map, Value};
+use winsignal_core::Kind;
+
+use crate::error::Code;
+
+/// Who may call an operation.
+#[derive(Clone, Copy, PartialEq)]
+enum Auth {
+    /// No token.
+    Open,
+    /// Any valid token.
+    Token,
+    /// An admin's or revops' token.
+    Operations,
+}
+
+/// One operation: what it takes and what it answers.
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    id: &'static str,
+    summary: &'static str,
+    auth: Auth,
+    /// Query parameters: name, JSON schema, description.
+    query: Vec<(&'static str, Value, &'static str)>,
+    /// The JSON request body's schema.
+    body: Option<Value>,
+    /// The success answer: its content type and schema.
+    ok: (&'static str, Value),
+    /// Error codes beyond the ones every operation of its kind has.
+    errors: Vec<Code>,
+}
+
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn nullable(t: &str) -> Value {
+    json!({ "type": [t, "null"] })
+}
+
+fn operations() -> Vec<Op> {
+    let live = vec![Code::NotReady];
+    let write: Vec<Code> = vec![
+        Code::NotReady,
+        Code::BadJson,
+        Code::BadShape,
+        Code::TooLarge,
+        Code::UnsupportedMediaType,
+        Code::Busy,
+    ];
+    let positioned = |inner: &str, schema: Value| {
+        object(
+            &["position", "computed_at", inner],
+            json!({"position": {"type": "integer", "minimum": 0}, "computed_at": {"type": "string"}, inner: schema}),
+        )
+    };
+    vec![
+        Op {
+            method: "get",
+            path: "/healthz",
+            id: "healthz",
+            summary: "The process is alive (answers before the workspace is loaded).",
+            auth: Auth::Open,
+            query: vec![],
+            body: None,
+            ok: ("application/json", object(&["status"], json!({"status": {"const": "ok"}}))),
+            errors: vec![],
+        },
+        Op {
+            method: "get",
+            path: "/readyz",
+            id: "readyz",
+            summary: "The workspace is loaded: the log position and the active model.",
+            auth: Auth::Open,
+            query: vec![],
+            body: None,
+            ok: (
+                "application/json",
+                object(
+                    &["status", "position", "model_id"],
+                    json!({"status": {"const": "ready"}, "position": {"type": "integer"}, "model_id": nullable("string")}),
+                ),
+            ),
+            errors: vec![Code::NotReady],
+        },
+        Op {
+            method: "get",
+            path: "/openapi.json",
+            id: "openapi",
+            summary: "This description.",
+            auth: Auth::Open,
+            query: vec![],
+            body: None,
+            ok: ("application/json", json!({"type": "object"})),
+            errors: vec![],
+        },
+        Op {
+            method: "get",
+            path: "/v1/deals",
+            id: "listDeals",
+            summary: "Open deals in the caller's scope, riskiest first.",
+            auth: Auth::Token,
+            query: vec![
+                ("rep", json!({"type": "string"}), "Only this rep's deals."),
+                ("stage", json!({"type": "string"}), "Only deals at this stage."),
+                ("max_p_win", json!({"type": "number"}), "Only deals with P(win) at most this."),
+                ("limit", json!({"type": "integer", "minimum": 0}), "At most this many deals."),
+            ],
+            body: None,
+            ok: (
+                "application/json",
+                object(
+                    &["position", "model_id", "deals"],
+                    json!({"position": {"type": "integer"}, "model_id": nullable("string"),
+                           "deals": {"type": "array", "items": reference("DealRow")}}),
+                ),
+            ),
+            errors: [live.clone(), vec![Code::BadQuery]].concat(),
+        },
+        Op {
+            method: "get",
+            path: "/v1/deals/{id}",
+            id: "getDeal",
+            summary: "One open deal's score with its factors and next actions (`score --json`'s deal).",
+            auth: Auth::Token,
+            query: vec![],
+            body: None,
+            ok: (
+                "application/json",
+                object(
+                    &["position", "model_id", "deal"],
+                    json!({"position": {"type": "integer"}, "model_id": nullable("string"), "deal": reference("Deal")}),
+                ),
+            ),
+            errors: [live.clone(), vec![Code::NotFound]].concat(),
+        },
+        Op {
+            method: "get",
+            path: "/v1/deals/{id}/history",
+            id: "getDealHistory",
+            summary: "A deal's recorded score changes, oldest first.",
+            auth: Auth::Token,
+            query: vec![],
+            body: None,
+            ok: (
+                "application/json",
+                object(&["history"], json!({"history": {"type": "array", "items": {
+                    "allOf": [reference("ScoreChange"), object(&["seq", "recorded_at"], json!({"seq": {"type": "integer"}, "recorded_at": {"type": "string"}}))]
+                }}})),
+            ),
+            errors: vec![Code::NotFound],
+        },
+        Op {
+            method: "get",
+            path: "/v1/deals/{id}/lineage",
+            id: "getDealLineage",
+            summary: "`explain --json` of the live state: the events and source rows behind each factor.",
+            auth: Auth::Token,
+            query: vec![],
+            body: None,
+            ok: (
+                "application/json",
+                object(&["model_id", "deal", "lineage"], json!({"model_id": {"type": "string"}, "deal": reference("Deal"), "lineage": {"type": "array"}})),
+            ),
+            errors: [live.clone(), vec![Code::NotFound]].concat(),
+        },
+        Op {
+            method: "post",
+            path: "/v1/events",
+            id: "postEvents",
+            summary: "Canonical records and events in, through the same checks as `winsignal ingest`; answered after the commit, item by item.",
+            auth: Auth::Token,
+            query: vec![],
+            body: Some(reference("EventsBody")),
+            ok: ("application/json", reference("EventsAnswer")),
+            errors: write.clone(),
+        },
+        Op {
+            method: "get",
+            path: "/v1/stream",
+            id: "stream",
+            summary: "Server-Sent Events: `score_change` events of deals in the caller's scope, as they are made.",
+            auth: Auth::Token,
+            query: vec![],
+            body: None,
+            ok: ("text/event-stream", json!({"type": "string"})),
+            errors: live.clone(),
+        },
+        Op {
+            method: "get",
+            path: "/v1/models",
+            id: "listModels",
+            summary: "Saved win models, oldest first, with the active one marked.",
+            auth: Auth::Token,
+            query: vec![],
+            body: None,
+            ok: (
+                "application/json",
+                object(&["models"], json!({"models": {"type": "array", "items": object(
+                    &["model_id", "seq", "active", "summary"],
+                    json!({"model_id": {"type": "string"}, "seq": {"type": "integer"}, "active": {"type": "boolean"}, "summary": {"type": "object"}}))}})),
+            ),
+            errors: vec![],
+        },
+        Op {
+            method: "get",
+            path: "/v1/quality",
+            id: "quality",
+            summary: "`winsignal quality --json`.",
+            auth: Auth::Operations,
+            query: vec![],
+            body: None,
+            ok: ("application/json", json!({"type": "object"})),
+            errors: vec![],
+        },
+        Op {
+            method: "get",
+            path: "/v1/findings",
+            id: "findings",
+            summary: "`winsignal discover --json`, within the caller's scope.",
+            auth: Auth::Token,
+            query: vec![],
+            body: None,
+            ok: ("application/json", positioned("findings", object(&["findings", "details"], json!({"findings": {"type": "array"}, "details": {"type": "array"}})))),
+            errors: vec![],
+        },
+        Op {
+            method: "get",
+            path: "/v1/reps",
+            id: "listReps",
+            summary: "`winsignal reps --json` with the cards of the reps in the caller's scope.",
+            auth: Auth::Token,
+            query: vec![],
+            body: None,
+            ok: ("application/json", positioned("scorecards", object(&["reps"], json!({"reps": {"type": "array"}})))),
+            errors: vec![],
+        },
+        Op {
+            method: "get",
+            path: "/v1/reps/{id}",
+            id: "getRep",
+            summary: "One rep's scorecard and coaching.",
+            auth: Auth::Token,
+            query: vec![],
+            body: None,
+            ok: ("application/json", positioned("card", object(&["rep_id"], json!({"rep_id": {"type": "string"}})))),
+            errors: vec![Code::NotFound],
+        },
+        Op {
+            method: "get",
+            path: "/v1/accounts",
+            id: "accounts",
+            summary: "`winsignal accounts --prioritise --json` of the live state.",
+            auth: Auth::Operations,
+            query: vec![("top", json!({"type": "integer", "minimum": 0}), "How many ranked accounts (default 20).")],
+            body: None,
+            ok: (
+                "application/json",
+                object(&["position", "accounts"], json!({"position": {"type": "integer"}, "accounts": object(&["ranked"], json!({"ranked": {"type": "array"}}))})),
+            ),
+            errors: [live, vec![Code::BadQuery]].concat(),
+        },
+        Op {
+            method: "get",
+            path: "/metrics",
+            id: "metrics",
+            summary: "Prometheus metrics (text exposition format 0.0.4).",
+            auth: Auth::Operations,
+            query: vec![],
+            body: None,
+            ok: ("text/plain", json!({"type": "string"})),
+            errors: vec![],
+        },
+    ]
+    .into_iter()
+    .chain(segment_operations(&write))
+    .map(|mut op| {
+        // Every store read can fail; a token is checked against the store.
+        if op.auth != Auth::Open {
+            op.errors.extend([Code::Unauthorized, Code::Internal]);
+        }
+        if op.auth == Auth::Operations {
+            op.errors.push(Code::Forbidden);
+        }
+        op
+    })
+    .collect()
+}
+
+/// Segment's calls, one operation each: a single message (its `type`, when given, the call's), or a
+/// batch of them.
+fn segment_operations(write: &[Code]) -> Vec<Op> {
+    const CALLS: [(&str, &str, &str); 6] = [
+        ("/segment/v1/track", "segmentTrack", "track"),
+        ("/segment/v1/identify", "segmentIdentify", "identify"),
+        ("/segment/v1/page", "segmentPage", "page"),
+        ("/segment/v1/screen", "segmentScreen", "screen"),
+        ("/segment/v1/group", "segmentGroup", "group"),
+        ("/segment/v1/alias", "segmentAlias", "alias"),
+    ];
+    let answer = || json!({"allOf": [reference("EventsAnswer"), object(&["success"], json!({"success": {"const": true}}))]});
+    let mut ops: Vec<Op> = CALLS
+        .iter()
+        .map(|(path, id, call)| Op {
+            method: "post",
+            path,
+            id,
+            summary: "One message of Segment's HTTP Tracking API; the token as the write key (HTTP Basic user name) or a bearer token.",
+            auth: Auth::Token,
+            query: vec![],
+            body: Some(json!({"type": "object", "properties": {"type": {"const": call}}})),
+            ok: ("application/json", answer()),
+            errors: write.to_vec(),
+        })
+        .collect();
+    ops.push(Op {
+        method: "post",
+        path: "/segment/v1/batch",
+        id: "segmentBatch",
+        summary:
+            "A batch of Segment messages; a batch `context` is each message's when it has none.",
+        auth: Auth::Token,
+        query: vec![],
+        body: Some(json!({
+            "type": "object", "required": ["batch"],
+            "properties": {
+                "batch": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+                "context": {"type": "object"}}})),
+        ok: ("application/json", answer()),
+        errors: write.to_vec(),
+    });
+    ops
+}
+
+fn schemas(max_body: usize) -> Value {
+    let kinds: Vec<&str> = winsignal_ingest::sources::canonical_kinds()
+        .map(Kind::as_str)
+        .collect();
+    let codes: Vec<Value> = Code::ALL
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+        .collect();
+    let factor = object(
+        &["term", "points"],
+        json!({"term": {"type": "string"}, "points": {"type": "number"}}),
+    );
+    json!({
+        "Error": object(&["error"], json!({"error": object(&["code", "message"], json!({
+            "code": {"enum": codes}, "message": {"type": "string"}}))})),
+        "DealRow": object(
+            &["opportunity_id", "p_win", "as_of"],
+            json!({"opportunity_id": {"type": "string"}, "account_id": nullable("string"),
+                   "rep_id": nullable("string"), "stage": nullable("string"), "amount": nullable("number"),
+                   "p_win": {"type": "number", "minimum": 0, "maximum": 1}, "as_of": {"type": "string"},
+                   "biggest_drag": {"oneOf": [{"type": "null"}, factor]},
+                   "next_action": {"oneOf": [{"type": "null"}, object(&["behaviour", "title", "uplift_points"], json!({
+                       "behaviour": {"type": "string"}, "title": {"type": "string"}, "uplift_points": {"type": "number"}}))]}})),
+        "Deal": object(
+            &["opportunity_id", "p_win", "logit", "factors", "actions", "as_of"],
+            json!({"opportunity_id": {"type": "string"}, "p_win": {"type": "number", "minimum": 0, "maximum": 1},
+                   "logit": {"type": "number"}, "as_of": {"type": "integer"},
+                   "factors": {"type": "array", "items": object(&["term", "logit", "points", "text"], json!({
+                       "term": {"type": "string"}, "logit": {"type": "number"}, "points": {"type": "number"}, "text": {"type": "string"}}))},
+                   "actions": {"type": "array"}})),
+        "ScoreChange": object(
+            &["opportunity_id", "position", "model_id", "as_of", "before", "after", "moved_by"],
+            json!({"opportunity_id": {"type": "string"}, "position": {"type": "integer"},
+                   "rep_id": nullable("string"), "model_id": {"type": "string"}, "as_of": {"type": "integer"},
+                   "before": nullable("number"), "after": nullable("number"),
+                   "moved_by": {"type": "array", "items": object(&["term", "logit_change"], json!({
+                       "term": {"type": "string"}, "logit_change": {"type": "number"}}))},
+                   "stage": nullable("string"), "previous_stage": nullable("string"),
+                   "account_id": nullable("string"), "amount": nullable("number"),
+                   "reasons": {"type": "array", "items": {"type": "string"}},
+                   "next_action": {"type": ["object", "null"]}})),
+        "EventsBody": {
+            "type": "object", "required": ["items"], "additionalProperties": false,
+            "description": format!("At most {max_body} bytes."),
+            "properties": {"items": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["kind", "record"], "additionalProperties": false,
+                "properties": {"kind": {"enum": kinds}, "record": {"type": "object"}}}}}},
+        "EventsAnswer": object(
+            &["accepted", "quarantined", "items", "position", "score_changes"],
+            json!({"accepted": {"type": "integer"}, "quarantined": {"type": "integer"},
+                   "position": {"type": "integer"},
+                   "items": {"type": "array", "items": object(&["index", "kind", "status", "load_id", "line"], json!({
+                       "index": {"type": "integer"}, "kind": {"type": "string"},
+                       "status": {"enum": ["accepted", "quarantined"]},
+                       "reasons": {"type": "array", "items": {"type": "string"}},
+                       "load_id": {"type": "integer"}, "line": {"type": "integer"}}))},
+                   "score_changes": {"type": "array", "items": reference("ScoreChange")}})),
+    })
+}
+
+/// The OpenAPI 3.1 document; `max_body` is the server's body limit (said in the events body's
+/// description).
+pub(crate) fn document(max_body: usize) -> Value {
+    let mut paths = Map::new();
+    for op in operations() {
+        let mut responses = Map::new();
+        let mut ok = json!({"description": "OK", "content": { op.ok.0: {"schema": op.ok.1} }});
+        if op.id == "listDeals" {
+            // A listed deal's id leads to its own operations.
+            let id = json!({"id": "$response.body#/deals/0/opportunity_id"});
+            ok["links"] = json!({
+                "GetDeal": {"operationId": "getDeal", "parameters": id},
+                "GetDealHistory": {"operationId": "getDealHistory", "parameters": id},
+                "GetDealLineage": {"operationId": "getDealLineage", "parameters": id},
+            });
+        }
+        responses.insert("200".into(), ok);
+        // Unknown methods on a path get 405; every error has the one envelope.
+        let mut errors = op.errors.clone();
+        errors.push(Code::MethodNotAllowed);
+        for code in errors {
+            let status = code.status().as_u16().to_string();
+            let entry = responses.entry(status).or_insert_with(|| {
+                json!({"description": "", "content": {"application/json": {"schema": reference("Error")}}})
+            });
+            let name = serde_json::to_value(code).unwrap_or(Value::Null);
+            let text = entry["description"].as_str().unwrap_or("").to_string();
+            let name = name.as_str().unwrap_or("");
+            entry["description"] = if text.is_empty() {
+                Value::String(format!("`{name}`"))
+            } else {
+                Value::String(format!("{text}, `{name}`"))
+            };
+        }
+        let mut parameters: Vec<Value> = op
+            .query
+            .iter()
+            .map(|(name, schema, description)| {
+                json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
+            })
+            .collect();
+        for segment in op.path.split('/') {
+            if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                let schema = if name == "call" {
+                    json!({"enum": ["track", "identify", "page", "screen", "group", "alias", "batch"]})
+                } else {
+                    json!({"type": "string", "minLength": 1})
+                };
+                parameters
+                    .push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
+            }
+        }
+        let mut operation = json!({
+            "operationId": op.id,
+            "summary": op.summary,
+            "parameters": parameters,
+            "responses": responses,
+        });
+        operation["security"] = match op.auth {
+            Auth::Open => json!([]),
+            Auth::Token | Auth::Operations => json!([{"bearer": []}]),
+        };
+        if let Some(body) = op.body {
+            operation["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": body}}});
+        }
+        let item = paths
+            .entry(op.path.to_string())
+            .or_insert_with(|| json!({}));
+        item[op.method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "winsignal",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The HTTP API of `winsignal serve` (docs/api.md). Tokens come from `winsignal users`; row scope is the token's role's.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(max_body),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "A token from `winsignal users add` or `users token`."}},
+        },
+    })
+}
