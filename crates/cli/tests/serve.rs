@@ -1536,3 +1536,320 @@ fn the_api_conforms_to_its_openapi_document() {
     assert!(generated >= 200, "only {generated} test cases: {text}");
     assert!(server.stop().success());
 }
+
+/// Headless Chromium driven over WebDriver (Debian's `chromium-driver`), as a person uses the dashboard.
+struct Browser {
+    driver: Child,
+    addr: String,
+    session: String,
+}
+
+/// JSON over HTTP/1.1 to `addr` (the WebDriver endpoint); the answer's `value`.
+fn webdriver(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Value {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // chromedriver may keep the connection open: read the head, then the body by its length.
+    let mut reader = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no Content-Length from WebDriver: {head}"));
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    let body = String::from_utf8(body).unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "WebDriver {method} {path}: {head} {v}"
+    );
+    v["value"].clone()
+}
+
+impl Browser {
+    /// `None` only when skipping is asked for (`WINSIGNAL_SKIP_BROWSER`).
+    fn start() -> Option<Browser> {
+        let found = Command::new("chromedriver").arg("--version").output();
+        if !found.is_ok_and(|o| o.status.success()) {
+            if std::env::var_os("WINSIGNAL_SKIP_BROWSER").is_some() {
+                eprintln!("skipped: WINSIGNAL_SKIP_BROWSER is set and chromedriver is missing");
+                return None;
+            }
+            panic!("chromedriver is needed (Debian: apt-get install chromium chromium-driver); set WINSIGNAL_SKIP_BROWSER=1 to skip");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let started = Instant::now();
+        while TcpStream::connect(&addr).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut browser = Browser {
+            driver,
+            addr,
+            session: String::new(),
+        };
+        let session = webdriver(
+            &browser.addr,
+            "POST",
+            "/session",
+            Some(
+                &json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]}}}}),
+            ),
+        );
+        browser.session = session["sessionId"].as_str().unwrap().to_string();
+        Some(browser)
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        webdriver(&self.addr, method, &path, body)
+    }
+
+    fn go(&self, url: &str) {
+        self.call("POST", "/url", Some(&json!({ "url": url })));
+    }
+
+    fn element(&self, css: &str) -> String {
+        let found = self.call(
+            "POST",
+            "/element",
+            Some(&json!({"using": "css selector", "value": css})),
+        );
+        found["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .or_else(|| found["ELEMENT"].as_str())
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_string()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css);
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(&json!({ "text": text })),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.element(css);
+        self.call("POST", &format!("/element/{id}/click"), Some(&json!({})));
+    }
+
+    /// The text of the first element matching `css` (`None` when there is none).
+    fn text(&self, css: &str) -> Option<String> {
+        let v = self.call(
+            "POST",
+            "/execute/sync",
+            Some(&json!({"script": "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", "args": [css]})),
+        );
+        v.as_str().map(str::to_string)
+    }
+
+    /// Waits up to 30 s for the text of `css` to satisfy `ok`; returns it.
+    fn wait_for(&self, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(t) = self.text(css) {
+                if ok(&t) {
+                    return t;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{what}: {css} is {:?}",
+                self.text(css)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let path = format!("/session/{}", self.session);
+            let _ = std::panic::catch_unwind(|| webdriver(&self.addr, "DELETE", &path, None));
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// The dashboard end to end in headless Chromium: a wrong token is refused, the right one signs in, the
+/// pipeline lists the open deals, a deal's page shows its score and factors; an event posted for that
+/// deal changes the score on the open page, live, with the factor that moved it; a rep sees only their
+/// deals.
+#[test]
+fn the_dashboard_shows_a_deals_score_change_live() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
+    let token = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
+    let token = token.trim();
+    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let deal = scored["deals"][0].clone();
+    let id = deal["opportunity_id"].as_str().unwrap();
+    let server = Server::start(&data, &[]);
+    let base = format!("http://{}", server.addr);
+    // Served by the binary, with a policy that allows nothing from elsewhere.
+    for path in ["/", "/assets/app.js", "/assets/app.css"] {
+        let mut s = TcpStream::connect(&server.addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-security-policy: default-src 'none'"),
+            "{head}"
+        );
+        for external in [
+            "src=\"http",
+            "href=\"http",
+            "fetch(\"http",
+            "fetch(`http",
+            "url(http",
+            "@import",
+        ] {
+            assert!(
+                !body.contains(external),
+                "{path} loads something from elsewhere: {external}"
+            );
+        }
+    }
+
+    browser.go(&format!("{base}/"));
+    browser.type_into("#token", "wst_00000000_wrong");
+    browser.click("#signin-button");
+    browser.wait_for("#signin-error", "a wrong token is refused", |t| {
+        t.contains("not known")
+    });
+    browser.go(&format!("{base}/"));
+    browser.type_into("#token", token);
+    browser.click("#signin-button");
+    browser.wait_for("#who", "signed in", |t| t.contains("ann · revops"));
+    browser.wait_for("#pipeline tbody", "the pipeline lists the deals", |t| {
+        t.contains(id)
+    });
+    let shown = browser
+        .text(&format!("tr[data-deal=\"{id}\"] .p-win"))
+        .unwrap();
+    assert_eq!(
+        shown,
+        format!("{}%", (deal["p_win"].as_f64().unwrap() * 100.0).round())
+    );
+
+    browser.click(&format!("tr[data-deal=\"{id}\"] a"));
+    let before = browser.wait_for("#p-win", "the deal's page", |t| t.ends_with('%'));
+    assert_eq!(before, shown);
+    browser.wait_for("#factors", "the factors are shown", |t| t.contains("pts"));
+    browser.wait_for("#history", "the score history is drawn", |_| true);
+
+    // An event for the deal, posted as an integration would: the open page changes by itself.
+    // The CRM moves the deal to another stage, an hour before the end of the data (a stage history row,
+    // as an outbound message or OpportunityHistory sends it).
+    let stage = if deal["stage"] == "Prospecting" {
+        "Negotiation"
+    } else {
+        "Prospecting"
+    };
+    let moved = json!({"kind": "stage_history", "record": {
+        "opportunity_id": id, "stage": stage,
+        "entered_at": chrono_minus_hour(scored["as_of"].as_str().unwrap())}});
+    let (status, answer) = server.post("/v1/events", Some(token), &json!({ "items": [moved] }));
+    assert_eq!(status, 200, "{answer}");
+    let change = answer["score_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["opportunity_id"] == id)
+        .unwrap_or_else(|| panic!("the event did not change the deal's score: {answer}"))
+        .clone();
+    let after = format!("{}%", (change["after"].as_f64().unwrap() * 100.0).round());
+    let now = browser.wait_for("#last-change", "the change arrives live", |t| {
+        t.contains("Just changed")
+    });
+    assert!(now.contains(&after), "{now}");
+    let term = change["moved_by"][0]["term"].as_str().unwrap();
+    assert!(now.contains(term), "the reason is shown: {now}");
+    browser.wait_for("#p-win", "the score on the page", |t| t == after);
+
+    // A rep signs in and sees their own deals only.
+    let rep = deal["rep_id"].as_str().unwrap();
+    let rita = winsignal(
+        &data,
+        &["users", "add", "rita", "--role", "rep", "--rep-id", rep],
+    );
+    browser.click("#signout");
+    browser.type_into("#token", rita.trim());
+    browser.click("#signin-button");
+    browser.wait_for("#who", "signed in as a rep", |t| t.contains("rita · rep"));
+    browser.go(&format!("{base}/#/deals"));
+    browser.wait_for("#pipeline tbody", "the rep's pipeline", |t| !t.is_empty());
+    let reps = browser.call(
+        "POST",
+        "/execute/sync",
+        Some(&json!({"script": "return [...document.querySelectorAll('#pipeline tbody tr td:nth-child(2)')].map(td => td.textContent);", "args": []})),
+    );
+    let reps: Vec<&str> = reps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let theirs = scored["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["rep_id"] == rep && d["opportunity_id"] != id)
+        .count();
+    assert!(
+        !reps.is_empty() && reps.iter().all(|r| *r == rep),
+        "{reps:?}"
+    );
+    assert!(reps.len() >= theirs, "{reps:?}");
+    drop(browser);
+    assert!(server.stop().success());
+}

@@ -27,6 +27,10 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        .route("/", get(dashboard_page))
+        .route("/assets/app.js", get(dashboard_script))
+        .route("/assets/app.css", get(dashboard_style))
+        .route("/v1/me", get(whoami))
         .route("/v1/deals", get(deals))
         .route("/v1/deals/{id}", get(deal))
         .route("/v1/deals/{id}/history", get(history))
@@ -298,6 +302,55 @@ async fn accounts(
     Ok(Json(serde_json::json!({
         "position": ranked.0,
         "accounts": ranked.1,
+    }))
+    .into_response())
+}
+
+/// The dashboard's files, built into the binary (no CDN, nothing fetched at run time).
+const DASHBOARD_HTML: &str = include_str!("../assets/index.html");
+const DASHBOARD_JS: &str = include_str!("../assets/app.js");
+const DASHBOARD_CSS: &str = include_str!("../assets/app.css");
+
+/// What the dashboard's pages may load and run: only its own files and this API.
+const DASHBOARD_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn dashboard_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, DASHBOARD_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the dashboard. No token: the page asks for one and calls the API with it.
+async fn dashboard_page() -> Response {
+    dashboard_file("text/html; charset=utf-8", DASHBOARD_HTML)
+}
+
+async fn dashboard_script() -> Response {
+    dashboard_file("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+async fn dashboard_style() -> Response {
+    dashboard_file("text/css; charset=utf-8", DASHBOARD_CSS)
+}
+
+/// `GET /v1/me`: who the token belongs to, their role and rep, and whether they see operations
+/// (metrics, data quality, account priorities).
+async fn whoami(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (principal, _) = caller(&s, &headers).await?;
+    Ok(Json(serde_json::json!({
+        "user": principal.user,
+        "role": principal.role.as_str(),
+        "rep_id": principal.rep_id,
+        "sees_operations": principal.role.sees_operations(),
     }))
     .into_response())
 }
