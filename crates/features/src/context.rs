@@ -115,12 +115,17 @@ pub(crate) struct Previous {
 }
 
 /// What a change of entity records changed in a [`Context`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Changed {
     /// Some record was new or different.
     pub any: bool,
     /// Something identity resolution reads changed (accounts, contacts, opportunities, product users).
     pub identities: bool,
+    /// Of those, only opportunities changed: then only the hints that name one of
+    /// [`Changed::opportunities`] can resolve differently.
+    pub only_opportunities: bool,
+    /// The ids of the opportunities that were new or different, in the 18-character form, lower case.
+    pub opportunities: Vec<String>,
 }
 
 impl Context {
@@ -176,7 +181,10 @@ impl Context {
         &mut self,
         records: impl IntoIterator<Item = &'a Record>,
     ) -> (Changed, Option<Previous>) {
-        let mut changed = Changed::default();
+        let mut changed = Changed {
+            only_opportunities: true,
+            ..Changed::default()
+        };
         let mut for_resolver = Vec::new();
         for r in records {
             if self.put(r) {
@@ -184,10 +192,19 @@ impl Context {
                 if Resolver::reads(r.kind()) {
                     for_resolver.push(r);
                 }
-                changed.identities |= matches!(
-                    r.kind(),
-                    Kind::Accounts | Kind::Contacts | Kind::Opportunities | Kind::ProductUsers
-                );
+                match r {
+                    Record::Opportunities(o) => {
+                        changed.identities = true;
+                        changed.opportunities.push(
+                            winsignal_core::sfdc::to_18(&o.opportunity_id).to_ascii_lowercase(),
+                        );
+                    }
+                    Record::Accounts(_) | Record::Contacts(_) | Record::ProductUsers(_) => {
+                        changed.identities = true;
+                        changed.only_opportunities = false;
+                    }
+                    _ => {}
+                }
             }
         }
         if !changed.any {

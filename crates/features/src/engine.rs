@@ -1855,7 +1855,10 @@ impl Engine {
             }
         }
         if changed.identities {
-            touched.extend(self.resolve_again());
+            let only = changed
+                .only_opportunities
+                .then_some(&changed.opportunities[..]);
+            touched.extend(self.resolve_again(only));
         }
         if everyone {
             touched.deals.extend(0..self.ctx.opps.len() as u32);
@@ -1863,10 +1866,16 @@ impl Engine {
         self.with_account_deals(touched)
     }
 
-    /// Resolves every hint against the entities again and moves the items whose resolution changed.
-    fn resolve_again(&mut self) -> Touched {
+    /// Resolves the hints against the entities again and moves the items whose resolution changed:
+    /// every hint, or when only opportunities changed (`only`: their ids, 18-character, lower case),
+    /// the hints that name one of them. Opportunities are read by resolution only through the
+    /// opportunity field of activities and transcripts (the deal, and the account of the deal), so no
+    /// other hint can resolve differently.
+    fn resolve_again(&mut self, only: Option<&[String]>) -> Touched {
         let mut touched = Touched::default();
         let mut moved = Vec::new();
+        let named: Option<std::collections::HashSet<&str>> =
+            only.map(|ids| ids.iter().map(String::as_str).collect());
         for (
             h,
             Met {
@@ -1875,6 +1884,19 @@ impl Engine {
         ) in &mut self.hints.map
         {
             let hint = &self.hints.fields[*index as usize];
+            if let Some(named) = &named {
+                if !matches!(hint.kind, Kind::Activities | Kind::Transcripts) {
+                    continue;
+                }
+                let names = unpack(&hint.packed)
+                    .and_then(|(f, _)| f[0])
+                    .is_some_and(|o| {
+                        named.contains(winsignal_core::sfdc::to_18(o).to_ascii_lowercase().as_str())
+                    });
+                if !names {
+                    continue;
+                }
+            }
             let (new, list) = hint.resolve(&self.ctx);
             if new != *old {
                 moved.push((*h, hint.kind, *old, new, list));
@@ -2075,7 +2097,7 @@ impl Engine {
             .state
             .accounts
             .resize_with(engine.ctx.accounts.len(), AccountState::default);
-        engine.resolve_again();
+        engine.resolve_again(None);
         Ok((engine, saved.position))
     }
 }
