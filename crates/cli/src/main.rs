@@ -186,10 +186,12 @@ enum Command {
         #[command(subcommand)]
         command: webhooks::WebhooksCommand,
     },
-    /// Serve the workspace over HTTP: events in (`POST /v1/events`, the same checks as `ingest`), the
-    /// open deals' scores kept up to date as events arrive, and the read API, every request with a
-    /// token from `winsignal users` and answered within its role's scope. Prints the address it
-    /// listens on; stops on Ctrl-C or SIGTERM after the requests in flight. Endpoints: docs/api.md.
+    /// Serve the workspace over HTTP: events in (`POST /v1/events`, Segment's API; the same checks as
+    /// `ingest`), the open deals' scores kept up to date as events arrive, the read API (deals, history,
+    /// lineage, findings, reps, accounts, models, quality; OpenAPI at /openapi.json), score changes
+    /// streamed and sent to the webhooks of `winsignal webhooks`, and the dashboard at /. Every API
+    /// request needs a token from `winsignal users` and is answered within its role's scope. Prints the
+    /// address it listens on; stops on Ctrl-C or SIGTERM after the requests in flight. docs/api.md.
     Serve(ServeArgs),
 }
 

@@ -833,6 +833,17 @@ fn serve_without_a_model_says_so_and_still_takes_events() {
     assert!(server.stop().success());
 }
 
+/// The small demo workspace (scale 0.05, seed 3) in `<dir>/ws`, a revops token for it, and
+/// `winsignal score --json` of it.
+fn small_workspace() -> (tempfile::TempDir, String, Value) {
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
+    let token = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
+    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    (ws, token.trim().to_string(), scored)
+}
+
 /// `kill -9` of the server while a client sends events, ten times: every event the server acknowledged
 /// is in the store afterwards, and the restarted server's scores equal a batch recomputation.
 #[test]
@@ -840,12 +851,8 @@ fn kill_9_loses_no_acknowledged_event() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     use winsignal_store::StoreRead;
-    let ws = tempfile::tempdir().unwrap();
+    let (ws, token, scored) = small_workspace();
     let data = ws.path().join("ws");
-    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
-    let token = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
-    let token = token.trim().to_string();
-    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
     let deal = scored["deals"][0].clone();
     let day = scored["as_of"].as_str().unwrap()[..10].to_string();
     // A webhook receiving every score change, through the kills.
@@ -938,16 +945,50 @@ fn kill_9_loses_no_acknowledged_event() {
 /// deal is scored at once, and the live scores still equal a batch recomputation.
 #[test]
 fn crm_upserts_close_and_open_deals_live() {
-    let ws = tempfile::tempdir().unwrap();
-    let data = ws.path().join("ws");
-    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
-    let token = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
-    let token = token.trim();
-    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let (ws, token, scored) = small_workspace();
+    let (data, token) = (ws.path().join("ws"), token.as_str());
     let open = &scored["deals"][0];
     let id = open["opportunity_id"].as_str().unwrap();
+    // A rep of another deal, who will post a change of a deal that is not theirs.
+    let deals = scored["deals"].as_array().unwrap();
+    let other = deals
+        .iter()
+        .find(|d| d["rep_id"] != open["rep_id"] && d["opportunity_id"] != open["opportunity_id"])
+        .expect("a deal of another rep");
+    let bob_rep = deals
+        .iter()
+        .map(|d| &d["rep_id"])
+        .find(|r| **r != other["rep_id"])
+        .unwrap()
+        .as_str()
+        .unwrap();
+    let bob = winsignal(
+        &data,
+        &["users", "add", "bob", "--role", "rep", "--rep-id", bob_rep],
+    );
     let server = Server::start(&data, &[]);
     let day = &scored["as_of"].as_str().unwrap()[..10];
+    let lost = json!({"kind": "opportunities", "record": {
+        "opportunity_id": other["opportunity_id"], "account_id": other["account_id"],
+        "rep_id": other["rep_id"], "amount": 1000, "created_at": "2020-01-01T00:00:00Z",
+        "closed_at": format!("{day}T00:00:00Z"), "outcome": "lost", "stage": "Closed Lost"}});
+    let (status, answer) = server.post("/v1/events", Some(bob.trim()), &json!({ "items": [lost] }));
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    // The change is made and recorded, but not named to a rep who may not see the deal.
+    assert_eq!(answer["score_changes"], json!([]), "{answer}");
+    let other_id = other["opportunity_id"].as_str().unwrap();
+    let (_, history) = server.get(&format!("/v1/deals/{other_id}/history"), Some(token));
+    let last = history["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["after"], Value::Null, "{history}");
     let closed = json!({"kind": "opportunities", "record": {
         "opportunity_id": id, "account_id": open["account_id"], "rep_id": open["rep_id"],
         "amount": 1000, "created_at": "2020-01-01T00:00:00Z", "closed_at": format!("{day}T00:00:00Z"),
@@ -1222,12 +1263,8 @@ fn wait_for(receiver: &Receiver, what: &str, done: impl Fn(&[Received]) -> bool)
 #[test]
 fn webhooks_deliver_every_change_signed_at_least_once_through_outages() {
     use std::sync::atomic::Ordering::Relaxed;
-    let ws = tempfile::tempdir().unwrap();
-    let data = ws.path().join("ws");
-    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
-    let token = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
-    let token = token.trim();
-    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let (ws, token, scored) = small_workspace();
+    let (data, token) = (ws.path().join("ws"), token.as_str());
     let server = Server::start(&data, &[]);
     let recorded_before = history_after(&data, 0).last().map_or(0, |(seq, _)| *seq);
     let receiver = Receiver::start();
@@ -1471,11 +1508,8 @@ fn the_api_conforms_to_its_openapi_document() {
         found.is_ok_and(|o| o.status.success()),
         "schemathesis is needed (pip install schemathesis); set WINSIGNAL_SKIP_CONFORMANCE=1 to skip"
     );
-    let ws = tempfile::tempdir().unwrap();
-    let data = ws.path().join("ws");
-    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
-    let token = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
-    let token = token.trim();
+    let (ws, token, _) = small_workspace();
+    let (data, token) = (ws.path().join("ws"), token.as_str());
     let server = Server::start(&data, &[]);
     let (status, doc) = server.get("/openapi.json", None);
     assert_eq!(status, 200);
@@ -1718,12 +1752,8 @@ fn the_dashboard_shows_a_deals_score_change_live() {
     let Some(browser) = Browser::start() else {
         return;
     };
-    let ws = tempfile::tempdir().unwrap();
-    let data = ws.path().join("ws");
-    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
-    let token = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
-    let token = token.trim();
-    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let (ws, token, scored) = small_workspace();
+    let (data, token) = (ws.path().join("ws"), token.as_str());
     let deal = scored["deals"][0].clone();
     let id = deal["opportunity_id"].as_str().unwrap();
     let server = Server::start(&data, &[]);

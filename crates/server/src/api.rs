@@ -642,13 +642,14 @@ async fn post_events(
     headers: HeaderMap,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (principal, body) = accept_body(&s, &headers, body).await?;
+    let (principal, scope, body) = accept_body(&s, &headers, body).await?;
     let parsed: EventsBody = parse_body(&body, EVENTS_SHAPE)?;
     let items = check_items(parsed.items)?;
     let files = canonical_files(&items)?;
     let answer = write(
         &s,
         principal.user,
+        scope,
         winsignal_ingest::Format::Canonical,
         files,
         items.len(),
@@ -680,7 +681,7 @@ async fn segment(
             ),
         ));
     }
-    let (principal, body) = accept_body(&s, &headers, body).await?;
+    let (principal, scope, body) = accept_body(&s, &headers, body).await?;
     let value: Value = parse_body(&body, "a Segment message, or {\"batch\": [...]}")?;
     let received = Value::String(Ts::now().to_rfc3339());
     let mut messages = match (call.as_str(), value) {
@@ -757,6 +758,7 @@ async fn segment(
     let answer = write(
         &s,
         principal.user,
+        scope,
         winsignal_ingest::Format::Segment,
         files,
         n,
@@ -776,8 +778,15 @@ async fn accept_body(
     s: &Shared,
     headers: &HeaderMap,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(winsignal_workspace::access::Principal, axum::body::Bytes), ApiError> {
-    let (principal, _) = caller(s, headers).await?;
+) -> Result<
+    (
+        winsignal_workspace::access::Principal,
+        winsignal_workspace::access::Scope,
+        axum::body::Bytes,
+    ),
+    ApiError,
+> {
+    let (principal, scope) = caller(s, headers).await?;
     with_live(s, |_| ())?;
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -803,7 +812,7 @@ async fn accept_body(
             ApiError::new(Code::BadJson, e.body_text())
         }
     })?;
-    Ok((principal, body))
+    Ok((principal, scope, body))
 }
 
 /// Ingests the files (one at a time from this process; the store's own lock orders it with other
@@ -811,6 +820,7 @@ async fn accept_body(
 async fn write(
     s: &Shared,
     user: String,
+    scope: winsignal_workspace::access::Scope,
     format: winsignal_ingest::Format,
     files: Vec<LinesFile>,
     items: usize,
@@ -818,7 +828,7 @@ async fn write(
     let _writing = s.writing.lock().await;
     let service = s.clone();
     let who = user.clone();
-    let answer = blocking(move || ingest(&service, &user, format, &files, items)).await?;
+    let mut answer = blocking(move || ingest(&service, &user, format, &files, items)).await?;
     // Published while the write lock is held, so streams see changes in the order they were made.
     let mut number = s
         .published
@@ -851,6 +861,10 @@ async fn write(
         position = answer.position,
         "committed"
     );
+    // The answer names only the changes of deals the caller may see (the streams do the same).
+    answer
+        .score_changes
+        .retain(|c| scope.allows(c.rep_id.as_deref()));
     Ok(answer)
 }
 
