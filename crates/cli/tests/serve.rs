@@ -723,7 +723,10 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
         log.contains(r#"route=/v1/deals/{id} status=404"#) && log.contains("status=401"),
         "{log}"
     );
-    assert!(log.contains("user=rita accepted=4 quarantined=1"), "{log}");
+    assert!(
+        log.contains("user=rita requests=1 accepted=4 quarantined=1"),
+        "{log}"
+    );
     for token in [admin, rita, bob] {
         assert!(!log.contains(&token[13..]), "a token's secret in the log");
     }
@@ -1881,5 +1884,81 @@ fn the_dashboard_shows_a_deals_score_change_live() {
     );
     assert!(reps.len() >= theirs, "{reps:?}");
     drop(browser);
+    assert!(server.stop().success());
+}
+
+/// Many clients posting at once: requests that wait for a commit are committed together, and still each
+/// is answered for exactly its own items (index, kind, fate, reasons); every event is in the store once.
+#[test]
+fn concurrent_posts_are_each_answered_for_their_own_items() {
+    use winsignal_store::StoreRead;
+    let (ws, token, scored) = small_workspace();
+    let data = ws.path().join("ws");
+    let server = Server::start(&data, &[]);
+    let deals = scored["deals"].as_array().unwrap().clone();
+    let day = scored["as_of"].as_str().unwrap()[..10].to_string();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (addr, token, deals, day) = (
+                server.addr.clone(),
+                token.clone(),
+                deals.clone(),
+                day.clone(),
+            );
+            std::thread::spawn(move || {
+                let client = Server::client(addr);
+                for r in 0..6 {
+                    // Thread t's request r: t + 1 activities, the last of them invalid on odd rounds.
+                    let items: Vec<Value> = (0..=t)
+                        .map(|i| {
+                            let d = &deals[(t + i) % deals.len()];
+                            let bad = r % 2 == 1 && i == t;
+                            json!({"kind": "activities", "record": {
+                                "activity_id": format!("CC-{t}-{r}-{i}"), "type": "call",
+                                "status": "completed", "opportunity_id": d["opportunity_id"],
+                                "account_id": d["account_id"], "occurred_at": format!("{day}T00:00:00Z"),
+                                "duration_s": if bad { -1 } else { 60 }}})
+                        })
+                        .collect();
+                    let (status, answer) = client
+                        .try_post("/v1/events", &token, &json!({ "items": items }))
+                        .unwrap();
+                    assert_eq!(status, 200, "{answer}");
+                    let got = answer["items"].as_array().unwrap();
+                    assert_eq!(got.len(), t + 1, "{answer}");
+                    for (i, item) in got.iter().enumerate() {
+                        let bad = r % 2 == 1 && i == t;
+                        assert_eq!(item["index"], i, "{answer}");
+                        assert_eq!(
+                            item["status"],
+                            if bad { "quarantined" } else { "accepted" },
+                            "{answer}"
+                        );
+                        assert_eq!(bad, item["reasons"].to_string().contains("duration_s"));
+                    }
+                    let quarantined = if r % 2 == 1 { 1 } else { 0 };
+                    assert_eq!(answer["quarantined"], quarantined, "{answer}");
+                    assert_eq!(answer["accepted"], t + 1 - quarantined, "{answer}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let store = winsignal_store::EmbeddedStore::open(&data).unwrap();
+    let held: Vec<String> = store
+        .events(&[winsignal_core::Kind::Activities])
+        .unwrap()
+        .map(|e| e.unwrap().key)
+        .filter(|k| k.starts_with("CC-"))
+        .collect();
+    // 8 threads × 6 rounds × (t + 1) items, less the 3 invalid ones of each thread.
+    let expected: usize = (0..8).map(|t| 6 * (t + 1) - 3).sum();
+    let unique: std::collections::BTreeSet<&String> = held.iter().collect();
+    assert_eq!((held.len(), unique.len()), (expected, expected));
+    let (_, live) = server.get("/v1/deals", Some(&token));
+    let batch: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    assert_eq!(p_wins(&live["deals"]), p_wins(&batch["deals"]));
     assert!(server.stop().success());
 }

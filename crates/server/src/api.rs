@@ -748,7 +748,12 @@ async fn segment(
             .unwrap_or("")
             .to_string();
         let line = serde_json::to_string(m).map_err(ApiError::internal)?;
-        lines.push((index, kind, line));
+        lines.push(Line {
+            owner: 0,
+            index,
+            kind,
+            text: line,
+        });
     }
     let files = vec![LinesFile {
         name: "segment.jsonl".into(),
@@ -815,8 +820,27 @@ async fn accept_body(
     Ok((principal, scope, body))
 }
 
-/// Ingests the files (one at a time from this process; the store's own lock orders it with other
-/// processes), then publishes the score changes to the streams, in the order made.
+/// A request's items waiting to be committed.
+pub(crate) struct Pending {
+    user: String,
+    format: winsignal_ingest::Format,
+    files: Vec<LinesFile>,
+    items: usize,
+    reply: tokio::sync::oneshot::Sender<Result<Committed, ApiError>>,
+}
+
+/// What a commit did for one request: its items' fates, and everything the commit changed.
+struct Committed {
+    items: Vec<ItemResult>,
+    position: u64,
+    score_changes: Vec<ScoreChange>,
+}
+
+/// Commits the request's items and answers for them. Requests that arrive while a commit is running
+/// wait in a queue; the next commit takes every waiting request of one user and format together (one
+/// transaction, one catch-up, each touched deal rescored once), then the next such group: under load, a
+/// commit's cost is shared instead of queued behind. The store's own lock orders commits with other
+/// processes. Score changes go to the streams in the order made.
 async fn write(
     s: &Shared,
     user: String,
@@ -825,16 +849,114 @@ async fn write(
     files: Vec<LinesFile>,
     items: usize,
 ) -> Result<EventsAnswer, ApiError> {
-    let _writing = s.writing.lock().await;
+    let (reply, mut answered) = tokio::sync::oneshot::channel();
+    s.queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(Pending {
+            user,
+            format,
+            files,
+            items,
+            reply,
+        });
+    let committed = {
+        let _writing = s.writing.lock().await;
+        match answered.try_recv() {
+            // Committed by the request that held the lock before.
+            Ok(done) => done,
+            Err(_) => {
+                let queued = std::mem::take(
+                    &mut *s
+                        .queue
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
+                for group in groups(queued) {
+                    commit_group(s, group).await;
+                }
+                answered.await.map_err(ApiError::internal)?
+            }
+        }
+    }?;
+    let mut answer = EventsAnswer {
+        accepted: committed
+            .items
+            .iter()
+            .filter(|i| i.status == "accepted")
+            .count(),
+        quarantined: committed
+            .items
+            .iter()
+            .filter(|i| i.status == "quarantined")
+            .count(),
+        items: committed.items,
+        position: committed.position,
+        score_changes: committed.score_changes,
+    };
+    // The answer names only the changes of deals the caller may see (the streams do the same).
+    answer
+        .score_changes
+        .retain(|c| scope.allows(c.rep_id.as_deref()));
+    Ok(answer)
+}
+
+/// The waiting requests in groups of one user and format, in the order the groups' first requests
+/// arrived, each group's requests in their order.
+fn groups(queued: Vec<Pending>) -> Vec<Vec<Pending>> {
+    let mut out: Vec<Vec<Pending>> = Vec::new();
+    for p in queued {
+        match out
+            .iter_mut()
+            .find(|g| g[0].user == p.user && g[0].format == p.format)
+        {
+            Some(g) => g.push(p),
+            None => out.push(vec![p]),
+        }
+    }
+    out
+}
+
+/// Commits one group as one ingest, answers each of its requests, and publishes the changes.
+async fn commit_group(s: &Shared, group: Vec<Pending>) {
+    let user = group[0].user.clone();
+    let format = group[0].format;
+    // One file per name for the whole group, each line still knowing its request and item.
+    let mut merged: BTreeMap<String, LinesFile> = BTreeMap::new();
+    let mut counts = Vec::with_capacity(group.len());
+    let mut replies = Vec::with_capacity(group.len());
+    for (owner, p) in group.into_iter().enumerate() {
+        counts.push(p.items);
+        replies.push(p.reply);
+        for f in p.files {
+            let file = merged.entry(f.name.clone()).or_insert_with(|| LinesFile {
+                name: f.name.clone(),
+                lines: Vec::new(),
+            });
+            file.lines
+                .extend(f.lines.into_iter().map(|l| Line { owner, ..l }));
+        }
+    }
+    let files: Vec<LinesFile> = merged.into_values().collect();
     let service = s.clone();
     let who = user.clone();
-    let mut answer = blocking(move || ingest(&service, &user, format, &files, items)).await?;
+    let requests = counts.len();
+    let done = blocking(move || ingest(&service, &user, format, &files, &counts)).await;
+    let (per_request, position, changes) = match done {
+        Ok(done) => done,
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return;
+        }
+    };
     // Published while the write lock is held, so streams see changes in the order they were made.
     let mut number = s
         .published
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for change in &answer.score_changes {
+    for change in &changes {
         *number += 1;
         // No stream open is not an error.
         let _ = s.changes.send(Arc::new(crate::Published {
@@ -843,29 +965,36 @@ async fn write(
         }));
     }
     drop(number);
-    if !answer.score_changes.is_empty() {
+    if !changes.is_empty() {
         s.outbox.wake();
     }
     use std::sync::atomic::Ordering::Relaxed;
+    let accepted = per_request
+        .iter()
+        .flatten()
+        .filter(|i| i.status == "accepted")
+        .count();
+    let quarantined = per_request.iter().map(Vec::len).sum::<usize>() - accepted;
     let m = &s.metrics;
-    m.items_accepted.fetch_add(answer.accepted as u64, Relaxed);
-    m.items_quarantined
-        .fetch_add(answer.quarantined as u64, Relaxed);
-    m.score_changes
-        .fetch_add(answer.score_changes.len() as u64, Relaxed);
+    m.items_accepted.fetch_add(accepted as u64, Relaxed);
+    m.items_quarantined.fetch_add(quarantined as u64, Relaxed);
+    m.score_changes.fetch_add(changes.len() as u64, Relaxed);
     tracing::info!(
         user = %who,
-        accepted = answer.accepted,
-        quarantined = answer.quarantined,
-        score_changes = answer.score_changes.len(),
-        position = answer.position,
+        requests,
+        accepted,
+        quarantined,
+        score_changes = changes.len(),
+        position,
         "committed"
     );
-    // The answer names only the changes of deals the caller may see (the streams do the same).
-    answer
-        .score_changes
-        .retain(|c| scope.allows(c.rep_id.as_deref()));
-    Ok(answer)
+    for (items, reply) in per_request.into_iter().zip(replies) {
+        let _ = reply.send(Ok(Committed {
+            items,
+            position,
+            score_changes: changes.clone(),
+        }));
+    }
 }
 
 /// The body as JSON of the documented shape, or the table's error naming where it is not.
@@ -918,11 +1047,19 @@ fn check_items(items: Vec<Item>) -> Result<Vec<(Kind, serde_json::Map<String, Va
         .collect()
 }
 
-/// One file of an ingest made from a request: its name, and each line with the request's item index and
-/// the kind (or Segment message type) the answer names.
+/// One file of an ingest made from requests: its name and its lines.
 struct LinesFile {
     name: String,
-    lines: Vec<(usize, String, String)>,
+    lines: Vec<Line>,
+}
+
+/// A line of such a file: which request of the commit it is from (`owner`), which item of that request,
+/// the kind (or Segment message type) the answer names, and the JSON text.
+struct Line {
+    owner: usize,
+    index: usize,
+    kind: String,
+    text: String,
 }
 
 /// The canonical items as a folder of JSON Lines files, one per kind, the items in their order.
@@ -939,7 +1076,12 @@ fn canonical_files(
                 lines: Vec::new(),
             })
             .lines
-            .push((index, kind.as_str().to_string(), line));
+            .push(Line {
+                owner: 0,
+                index,
+                kind: kind.as_str().to_string(),
+                text: line,
+            });
     }
     Ok(files.into_values().collect())
 }
@@ -947,20 +1089,24 @@ fn canonical_files(
 /// Ingests `files` as `winsignal ingest --format <format>` would a folder holding them (the same checks,
 /// quarantine and provenance: one atomic batch), then brings the live state up to date. `items` is the
 /// number of items the request held: each must be answered.
+/// Ingests `files` as `winsignal ingest --format <format>` would a folder holding them (the same checks,
+/// quarantine and provenance: one atomic batch), then brings the live state up to date. `counts[r]` is
+/// the number of items request `r` of the commit held: each must be answered. Returns each request's
+/// item results, the log position after the commit, and the score changes it made.
 fn ingest(
     s: &Service,
     user: &str,
     format: winsignal_ingest::Format,
     files: &[LinesFile],
-    items: usize,
-) -> Result<EventsAnswer, ApiError> {
+    counts: &[usize],
+) -> Result<(Vec<Vec<ItemResult>>, u64, Vec<ScoreChange>), ApiError> {
     let dir = tempfile::tempdir().map_err(ApiError::internal)?;
     for f in files {
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(dir.path().join(&f.name)).map_err(ApiError::internal)?,
         );
-        for (_, _, line) in &f.lines {
-            writeln!(out, "{line}").map_err(ApiError::internal)?;
+        for line in &f.lines {
+            writeln!(out, "{}", line.text).map_err(ApiError::internal)?;
         }
         out.flush().map_err(ApiError::internal)?;
     }
@@ -977,7 +1123,10 @@ fn ingest(
     let report =
         winsignal_ingest::ingest(&s.store, &req, &mut |_| {}).map_err(ApiError::internal)?;
     // Committed: every answer from here on reports items that are in the store.
-    let mut results: Vec<Option<ItemResult>> = (0..items).map(|_| None).collect();
+    let mut results: Vec<Vec<Option<ItemResult>>> = counts
+        .iter()
+        .map(|&n| (0..n).map(|_| None).collect())
+        .collect();
     for load in &report.loads {
         let Some(file) = files
             .iter()
@@ -992,12 +1141,12 @@ fn ingest(
             .into_iter()
             .map(|q| (q.line, q.reasons))
             .collect();
-        for (i, (index, kind, _)) in file.lines.iter().enumerate() {
+        for (i, l) in file.lines.iter().enumerate() {
             let line = i as u64 + 1;
             let reasons = quarantined.get(&line).cloned();
-            results[*index] = Some(ItemResult {
-                index: *index,
-                kind: kind.clone(),
+            results[l.owner][l.index] = Some(ItemResult {
+                index: l.index,
+                kind: l.kind.clone(),
                 status: if reasons.is_some() {
                     "quarantined"
                 } else {
@@ -1009,16 +1158,21 @@ fn ingest(
             });
         }
     }
-    let items: Vec<ItemResult> = results
+    let per_request: Vec<Vec<ItemResult>> = results
         .into_iter()
-        .enumerate()
-        .map(|(index, r)| {
-            r.ok_or_else(|| {
-                ApiError::new(
-                    Code::Internal,
-                    format!("item {index} was read by no load of the ingest"),
-                )
-            })
+        .map(|items| {
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(index, r)| {
+                    r.ok_or_else(|| {
+                        ApiError::new(
+                            Code::Internal,
+                            format!("item {index} was read by no load of the ingest"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<_, _>>()?;
     let mut live = s
@@ -1029,13 +1183,7 @@ fn ingest(
         return Err(not_ready());
     };
     let score_changes = live.refresh(&s.store).map_err(ApiError::internal)?;
-    Ok(EventsAnswer {
-        accepted: items.iter().filter(|i| i.status == "accepted").count(),
-        quarantined: items.iter().filter(|i| i.status == "quarantined").count(),
-        position: live.position().0,
-        items,
-        score_changes,
-    })
+    Ok((per_request, live.position().0, score_changes))
 }
 
 /// `GET /v1/stream`: Server-Sent Events, one `score_change` event per change of a deal the caller may

@@ -37,8 +37,10 @@ pub(crate) struct Service {
     pub config: Config,
     /// `None` until the engine and scores are loaded (`/readyz` says 503 meanwhile).
     pub live: RwLock<Option<Live>>,
-    /// One ingest at a time in this process (the store also serialises writers across processes).
+    /// One commit at a time in this process (the store also serialises writers across processes).
     pub writing: tokio::sync::Mutex<()>,
+    /// Requests waiting for the next commit, which takes them all (`api::write`).
+    pub queue: std::sync::Mutex<Vec<api::Pending>>,
     /// Score changes as they are made, for the event streams (`GET /v1/stream`).
     pub changes: tokio::sync::broadcast::Sender<Arc<Published>>,
     /// How many score changes were published (the last `Published::number`).
@@ -111,6 +113,7 @@ pub async fn serve(
         config,
         live: RwLock::new(None),
         writing: tokio::sync::Mutex::new(()),
+        queue: std::sync::Mutex::new(Vec::new()),
         changes: tokio::sync::broadcast::channel(STREAM_BUFFER).0,
         published: std::sync::Mutex::new(0),
         metrics: metrics::Metrics::default(),
