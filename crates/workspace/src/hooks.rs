@@ -311,6 +311,10 @@ pub struct Progress {
     pub delivered: u64,
     /// Messages the receiver refused for good, in all.
     pub refused: u64,
+    /// When the webhook this progress is of was added: a webhook removed and added again under its
+    /// name starts afresh instead of inheriting the old one's progress.
+    #[serde(default)]
+    pub hook_created_at: Option<Ts>,
 }
 
 /// A webhook's recorded progress (none yet: from where it started).
@@ -328,9 +332,10 @@ pub fn progress(read: &dyn StoreRead, hook: &Hook) -> Result<Progress> {
         })?;
     // A webhook removed and added again under its name starts over.
     Ok(match recorded {
-        Some(p) if p.through >= hook.start_after => p,
+        Some(p) if p.hook_created_at == Some(hook.created_at) && p.through >= hook.start_after => p,
         _ => Progress {
             through: hook.start_after,
+            hook_created_at: Some(hook.created_at),
             ..Progress::default()
         },
     })
@@ -575,6 +580,7 @@ pub fn advance(
         through,
         delivered: from.delivered + delivered,
         refused: from.refused + refused.len() as u64,
+        hook_created_at: Some(hook.created_at),
     };
     let now = Ts::now();
     if !refused.is_empty() {
@@ -827,6 +833,33 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("Engage an executive"));
+    }
+
+    #[test]
+    fn a_webhook_added_again_under_its_name_starts_afresh() {
+        let store = winsignal_store::MemoryStore::new();
+        let new = || NewHook {
+            name: "h".into(),
+            url: "http://127.0.0.1:9/x".into(),
+            format: Format::Json,
+            trigger: None,
+            headers: Vec::new(),
+            fields: BTreeMap::new(),
+        };
+        let first = add(&store, new(), Ts(1)).unwrap();
+        let p = progress(&store, &first).unwrap();
+        let done = advance(&store, &first, &p, 0, 5, &[]).unwrap();
+        assert_eq!(progress(&store, &first).unwrap(), done);
+        assert_eq!(done.delivered, 5);
+        assert!(remove(&store, "h").unwrap());
+        let second = add(&store, new(), Ts(2)).unwrap();
+        assert_ne!(first.secret, second.secret);
+        let fresh = progress(&store, &second).unwrap();
+        assert_eq!((fresh.delivered, fresh.through), (0, second.start_after));
+        assert!(
+            add(&store, new(), Ts(3)).is_err(),
+            "a name that exists is refused"
+        );
     }
 
     #[test]
