@@ -104,7 +104,6 @@ pub fn ingest(
             message: "--source names one source; this path holds several files".into(),
         });
     }
-    let previous_loads = store.loads()?;
     let mut batch = store.begin()?;
     let mut loads = Vec::new();
     let mut ids = SeenIds::default();
@@ -164,7 +163,7 @@ pub fn ingest(
         let mut forward = |p: Progress<'_>| progress(p);
         let mut ctx = LoadContext::start(
             batch.as_mut(),
-            &previous_loads,
+            store,
             &source,
             recipe,
             job.path(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use winsignal_core::hash::{ContentHasher, U64Map};
 use winsignal_core::{Kind, Record, Ts};
 use winsignal_store::{
-    Batch, Column, Flag, LoadId, LoadInfo, LoadSpec, LoadStats, PutOutcome, QuarantinedRow,
+    Batch, Column, Flag, LoadId, LoadSpec, LoadStats, PutOutcome, QuarantinedRow, StoreRead,
 };
 
 use crate::error::{read_err, Result};
@@ -181,7 +181,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         batch: &'b mut dyn Batch,
-        previous_loads: &[LoadInfo],
+        store: &dyn StoreRead,
         source: &str,
         recipe: LoadRecipe,
         path: &Path,
@@ -193,11 +193,7 @@ impl<'b, 'p> LoadContext<'b, 'p> {
         let (file_hash, file_bytes) = file_fingerprint(path)?;
         let recipe = recipe.with("file", file_hash.clone());
         let identity = recipe.identity();
-        let identical_to = previous_loads
-            .iter()
-            .rev()
-            .find(|l| l.source == source && l.identity == identity)
-            .map(|l| l.load_id);
+        let identical_to = store.identical_load(source, &identity)?;
         let format = recipe.parts.get("connector").cloned().unwrap_or_default();
         let spec = LoadSpec {
             source: source.into(),

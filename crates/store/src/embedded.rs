@@ -105,6 +105,10 @@ pub struct EmbeddedStore {
     /// Off by default: a command that writes once would only hold the index's memory (about 1 GB at
     /// the demo's scale 10) through the rest of its work.
     event_index: Option<Arc<Mutex<Option<CachedIndex>>>>,
+    /// Whether this handle's first batch removed the segments interrupted loads left: once is enough
+    /// (they are never read, being unregistered), and reading the segment directory at every batch
+    /// costs a server that commits hundreds of times a second.
+    swept: std::sync::atomic::AtomicBool,
 }
 
 /// See [`EmbeddedStore::event_index`].
@@ -213,6 +217,7 @@ impl EmbeddedStore {
             conn: Mutex::new(conn),
             lock_wait: DEFAULT_LOCK_WAIT,
             event_index: None,
+            swept: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -225,6 +230,89 @@ impl EmbeddedStore {
     pub fn keep_event_index(&mut self) {
         self.event_index
             .get_or_insert_with(|| Arc::new(Mutex::new(None)));
+    }
+
+    /// Reads the event index now, for the next batch (with [`EmbeddedStore::keep_event_index`]; does
+    /// nothing otherwise): a server does it before it says it is ready, so that its first write is as
+    /// quick as the others (the index takes about 1 s to read at the demo's scale 1).
+    pub fn warm_event_index(&self) -> Result<()> {
+        if self.event_index.is_none() {
+            return Ok(());
+        }
+        let mut batch = self.open_batch()?;
+        batch.load_event_index()?;
+        if let (Some(index), Some(cache)) = (batch.event_index.take(), &batch.cache) {
+            *cache.lock().unwrap_or_else(PoisonError::into_inner) = Some(CachedIndex {
+                position: batch.position,
+                next_seq: batch.next_seq,
+                index,
+            });
+        }
+        // Dropped: rolled back, nothing written.
+        Ok(())
+    }
+
+    /// A batch: the write lock taken (waiting for another writer as [`EmbeddedStore::set_lock_wait`]
+    /// says), the transaction begun.
+    fn open_batch(&self) -> Result<EmbeddedBatch> {
+        let dir = &self.dir;
+        let conn = connect(dir, Duration::ZERO)?;
+        // A quick try first, so that a user kept waiting by another writer is told why at once.
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {}
+            Err(e) if is_busy(&e) => {
+                tracing::warn!(
+                    workspace = %dir.display(),
+                    wait_s = self.lock_wait.as_secs(),
+                    "Another process is writing this workspace; waiting for it to finish."
+                );
+                conn.busy_timeout(self.lock_wait).sql(dir)?;
+                conn.execute_batch("BEGIN IMMEDIATE")
+                    .map_err(|e| db_error(e, dir, self.lock_wait))?;
+            }
+            Err(e) => return Err(db_error(e, dir, self.lock_wait)),
+        }
+        conn.busy_timeout(self.lock_wait).sql(dir)?;
+        let mut batch = EmbeddedBatch {
+            dir: dir.clone(),
+            conn,
+            open: true,
+            loads: Vec::new(),
+            position: LogPosition::START,
+            event_index: None,
+            pending: PendingEvents::default(),
+            scratch: Vec::new(),
+            written: Vec::new(),
+            next_seq: 1,
+            pending_seqs: None,
+            batch_tag: format!("{}-{}", std::process::id(), Ts::now().0),
+            n_spills: 0,
+            pending_counts: [0; 4],
+            cache: self.event_index.clone(),
+        };
+        // From here on, dropping the batch rolls the transaction back.
+        if !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            remove_unregistered_segments(batch.conn()?, dir)?;
+        }
+        let next_seq: Option<String> = batch
+            .conn()?
+            .query_row("SELECT value FROM meta WHERE key='next_seq'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .sql(dir)?;
+        batch.next_seq = next_seq.and_then(|v| v.parse().ok()).unwrap_or(1);
+        batch.position = log_position(batch.conn()?, dir)?;
+        let cached = batch
+            .cache
+            .as_ref()
+            .and_then(|c| c.lock().unwrap_or_else(PoisonError::into_inner).take());
+        if let Some(c) = cached {
+            if c.position == batch.position && c.next_seq == batch.next_seq {
+                batch.event_index = Some(c.index);
+            }
+        }
+        Ok(batch)
     }
 
     /// How long a write waits for another process writing this workspace before it fails with
@@ -270,7 +358,9 @@ fn needs_migration(conn: &Connection, dir: &Path) -> Result<bool> {
     // made by the migration's `SCHEMA` too.
     let has_added: bool = conn
         .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name IN ('journal')",
+            "SELECT COUNT(*) FROM sqlite_master
+             WHERE (type='table' AND name IN ('journal'))
+                OR (type='index' AND name IN ('loads_identity', 'loads_position', 'segments_position'))",
             [],
             |r| r.get::<_, i64>(0),
         )
@@ -279,8 +369,18 @@ fn needs_migration(conn: &Connection, dir: &Path) -> Result<bool> {
     Ok(version != Some(FORMAT_VERSION) || !has_added)
 }
 
-/// How many tables were added after format 2 without a new format (`journal`).
-const ADDED_TABLES: i64 = 1;
+/// How many tables and indexes were added after format 2 without a new format (the table `journal`,
+/// the indexes of [`ADDED_INDEXES`]).
+const ADDED_TABLES: i64 = 4;
+
+/// Indexes on columns added after format 2. A server commits hundreds of times a second, each commit
+/// a load with its own segment: what it asks of every commit (the loads and segments since a
+/// position, an earlier load of the same identity) must not read them all.
+const ADDED_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS loads_identity ON loads(source, identity, load_id);
+CREATE INDEX IF NOT EXISTS loads_position ON loads(position);
+CREATE INDEX IF NOT EXISTS segments_position ON segments(position);
+";
 
 fn format_version(conn: &Connection, dir: &Path) -> Result<Option<i64>> {
     let found: Option<String> = conn
@@ -316,6 +416,8 @@ fn migrate(conn: &Connection, dir: &Path) -> Result<()> {
         // Another process may have migrated while this one waited for the lock.
         check_not_newer(format_version(conn, dir)?, dir)?;
         add_missing_columns(conn).sql(dir)?;
+        // On columns added after format 2, so made here and not in `SCHEMA`.
+        conn.execute_batch(ADDED_INDEXES).sql(dir)?;
         conn.execute_batch(
             "UPDATE loads SET position = load_id WHERE position IS NULL;
              UPDATE segments SET position =
@@ -540,6 +642,16 @@ impl Reader<'_> {
 
     fn position(&self) -> Result<LogPosition> {
         log_position(self.conn, self.dir)
+    }
+
+    fn identical_load(&self, source: &str, identity: &str) -> Result<Option<LoadId>> {
+        let found = self.rows(
+            "SELECT load_id FROM loads WHERE source = ?1 AND identity = ?2 AND finished_at IS NOT NULL
+             ORDER BY load_id DESC LIMIT 1",
+            params![source, identity],
+            |r| r.get::<_, i64>(0),
+        )?;
+        Ok(found.first().map(|&id| id as LoadId))
     }
 
     fn loads(&self) -> Result<Vec<LoadInfo>> {
@@ -972,6 +1084,9 @@ impl StoreRead for EmbeddedStore {
     fn loads(&self) -> Result<Vec<LoadInfo>> {
         self.latest(|r| r.loads())
     }
+    fn identical_load(&self, source: &str, identity: &str) -> Result<Option<LoadId>> {
+        self.latest(|r| r.identical_load(source, identity))
+    }
     fn records(&self, kind: Kind) -> Result<Vec<StoredRecord>> {
         self.latest(|r| r.records(kind))
     }
@@ -1067,6 +1182,9 @@ impl StoreRead for EmbeddedSnapshot {
     fn loads(&self) -> Result<Vec<LoadInfo>> {
         self.read(|r| r.loads())
     }
+    fn identical_load(&self, source: &str, identity: &str) -> Result<Option<LoadId>> {
+        self.read(|r| r.identical_load(source, identity))
+    }
     fn records(&self, kind: Kind) -> Result<Vec<StoredRecord>> {
         self.read(|r| r.records(kind))
     }
@@ -1118,62 +1236,7 @@ impl StoreRead for EmbeddedSnapshot {
 
 impl Store for EmbeddedStore {
     fn begin(&self) -> Result<Box<dyn Batch + '_>> {
-        let dir = &self.dir;
-        let conn = connect(dir, Duration::ZERO)?;
-        // A quick try first, so that a user kept waiting by another writer is told why at once.
-        match conn.execute_batch("BEGIN IMMEDIATE") {
-            Ok(()) => {}
-            Err(e) if is_busy(&e) => {
-                tracing::warn!(
-                    workspace = %dir.display(),
-                    wait_s = self.lock_wait.as_secs(),
-                    "Another process is writing this workspace; waiting for it to finish."
-                );
-                conn.busy_timeout(self.lock_wait).sql(dir)?;
-                conn.execute_batch("BEGIN IMMEDIATE")
-                    .map_err(|e| db_error(e, dir, self.lock_wait))?;
-            }
-            Err(e) => return Err(db_error(e, dir, self.lock_wait)),
-        }
-        conn.busy_timeout(self.lock_wait).sql(dir)?;
-        let mut batch = EmbeddedBatch {
-            dir: dir.clone(),
-            conn,
-            open: true,
-            loads: Vec::new(),
-            position: LogPosition::START,
-            event_index: None,
-            pending: PendingEvents::default(),
-            scratch: Vec::new(),
-            written: Vec::new(),
-            next_seq: 1,
-            pending_seqs: None,
-            batch_tag: format!("{}-{}", std::process::id(), Ts::now().0),
-            n_spills: 0,
-            pending_counts: [0; 4],
-            cache: self.event_index.clone(),
-        };
-        // From here on, dropping the batch rolls the transaction back.
-        remove_unregistered_segments(batch.conn()?, dir)?;
-        let next_seq: Option<String> = batch
-            .conn()?
-            .query_row("SELECT value FROM meta WHERE key='next_seq'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .sql(dir)?;
-        batch.next_seq = next_seq.and_then(|v| v.parse().ok()).unwrap_or(1);
-        batch.position = log_position(batch.conn()?, dir)?;
-        let cached = batch
-            .cache
-            .as_ref()
-            .and_then(|c| c.lock().unwrap_or_else(PoisonError::into_inner).take());
-        if let Some(c) = cached {
-            if c.position == batch.position && c.next_seq == batch.next_seq {
-                batch.event_index = Some(c.index);
-            }
-        }
-        Ok(Box::new(batch))
+        Ok(Box::new(self.open_batch()?))
     }
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>> {

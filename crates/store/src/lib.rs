@@ -279,6 +279,17 @@ pub trait StoreRead {
     /// The position of the state read: every batch committed at or before it, none after.
     fn position(&self) -> Result<LogPosition>;
     fn loads(&self) -> Result<Vec<LoadInfo>>;
+    /// The latest finished load of `source` with this identity (see [`LoadSpec::identity`]), if any:
+    /// what ingest asks before each load, so a store with many loads (a server makes one per commit)
+    /// should answer without reading them all.
+    fn identical_load(&self, source: &str, identity: &str) -> Result<Option<LoadId>> {
+        Ok(self
+            .loads()?
+            .into_iter()
+            .rev()
+            .find(|l| l.source == source && l.identity == identity)
+            .map(|l| l.load_id))
+    }
     /// Current versions of every record of an entity kind, in id order.
     fn records(&self, kind: Kind) -> Result<Vec<StoredRecord>>;
     /// The same records as [`StoreRead::records`], handed over one at a time: for a reader that keeps

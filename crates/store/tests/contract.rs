@@ -353,6 +353,36 @@ pub fn a_load_keeps_its_identity_and_recipe(store: &dyn Store) {
     assert_eq!(loads[0].kinds, [Kind::Accounts]);
 }
 
+/// `identical_load` answers what a scan of `loads` would: the latest finished load of that source and
+/// identity.
+pub fn the_latest_identical_load_is_found(store: &dyn Store) {
+    let load = |source: &str, identity: &str, finish: bool| {
+        let mut batch = store.begin().unwrap();
+        let mut s = spec("f.csv");
+        s.source = source.into();
+        s.identity = identity.into();
+        let id = batch.start_load(&s).unwrap();
+        if finish {
+            batch
+                .finish_load(id, &[], &[Kind::Accounts], &LoadStats::default())
+                .unwrap();
+        }
+        batch.commit().unwrap();
+        id
+    };
+    let first = load("api:a", "x", true);
+    assert_eq!(store.identical_load("api:a", "x").unwrap(), Some(first));
+    let second = load("api:a", "x", true);
+    load("api:a", "y", true);
+    load("api:b", "x", true);
+    load("api:a", "x", false);
+    assert_eq!(store.identical_load("api:a", "x").unwrap(), Some(second));
+    assert_eq!(store.identical_load("api:a", "z").unwrap(), None);
+    assert_eq!(store.identical_load("api:c", "x").unwrap(), None);
+    let snapshot = store.snapshot().unwrap();
+    assert_eq!(snapshot.identical_load("api:a", "x").unwrap(), Some(second));
+}
+
 pub fn a_batch_sees_the_current_version_including_its_own_writes(store: &dyn Store) {
     put_all(store, &[account("A1", "Acme"), activity("e1", 5, "x")]);
     let mut batch = store.begin().unwrap();
@@ -921,6 +951,7 @@ macro_rules! contract_for {
                 models_are_immutable_artifacts_listed_in_the_order_saved,
                 many_events_across_loads_come_back_in_exact_order,
                 a_load_keeps_its_identity_and_recipe,
+                the_latest_identical_load_is_found,
                 a_batch_sees_the_current_version_including_its_own_writes,
                 overlays_are_kept_per_source_in_the_order_they_last_changed,
                 a_snapshot_sees_one_state_while_another_thread_commits,

@@ -329,6 +329,9 @@ fn a_format_1_workspace_is_migrated_on_open() {
         db.execute_batch(
             "UPDATE meta SET value = '1' WHERE key = 'format_version';
              DELETE FROM meta WHERE key = 'position';
+             DROP INDEX loads_identity;
+             DROP INDEX loads_position;
+             DROP INDEX segments_position;
              ALTER TABLE loads DROP COLUMN position;
              ALTER TABLE segments DROP COLUMN position;
              ALTER TABLE segments DROP COLUMN min_seq;
