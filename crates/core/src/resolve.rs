@@ -48,7 +48,6 @@ pub struct Resolver {
     // user link's user, e-mail, group, group domain and time.
     account_records: BTreeMap<String, Option<String>>,
     contact_records: BTreeMap<String, (Option<String>, Option<String>)>,
-    opportunity_records: BTreeMap<String, Option<String>>,
     rep_records: BTreeMap<String, Option<String>>,
     user_records: BTreeMap<String, UserLink>,
     // Derived from them.
@@ -56,6 +55,8 @@ pub struct Resolver {
     account_by_domain: HashMap<String, String>,
     contact_account: HashMap<String, Option<String>>,
     contact_by_email: HashMap<String, String>,
+    /// An opportunity's account id, by opportunity id: the record itself (nothing is derived from
+    /// it), so a changed opportunity needs no rebuild.
     opportunity_account: HashMap<String, Option<String>>,
     reps: HashSet<String>,
     rep_by_email: HashMap<String, String>,
@@ -73,7 +74,7 @@ pub struct ResolverBatch<'a> {
 impl ResolverBatch<'_> {
     /// Adds a record, or replaces the earlier version with the same id.
     pub fn add(&mut self, record: &Record) {
-        self.changed |= self.resolver.put(record);
+        self.changed |= self.resolver.put(record) && Resolver::derives_from(record);
     }
 }
 
@@ -132,19 +133,27 @@ impl Resolver {
     /// can have changed.
     pub fn upsert(&mut self, record: &Record) -> bool {
         let changed = self.put(record);
-        if changed {
+        if changed && Self::derives_from(record) {
             self.derive();
         }
         changed
     }
 
+    /// Whether the lookup maps are derived from records of this record's kind (opportunities are
+    /// read as they are).
+    fn derives_from(record: &Record) -> bool {
+        !matches!(record, Record::Opportunities(_))
+    }
+
     /// [`Resolver::upsert`] for many records, deriving the indexes once.
     pub fn upsert_all<'a>(&mut self, records: impl IntoIterator<Item = &'a Record>) -> bool {
-        let mut changed = false;
+        let (mut changed, mut derive) = (false, false);
         for r in records {
-            changed |= self.put(r);
+            let put = self.put(r);
+            changed |= put;
+            derive |= put && Self::derives_from(r);
         }
-        if changed {
+        if derive {
             self.derive();
         }
         changed
@@ -169,7 +178,7 @@ impl Resolver {
                     == Some(&(c.account_id.clone(), c.email.clone()))
             }
             Record::Opportunities(o) => {
-                self.opportunity_records.get(&o.opportunity_id) == Some(&o.account_id)
+                self.opportunity_account.get(&o.opportunity_id) == Some(&o.account_id)
             }
             Record::Reps(p) => self.rep_records.get(&p.rep_id) == Some(&p.email),
             Record::ProductUsers(u) => self.user_records.get(&u.link_id) == Some(&UserLink::of(u)),
@@ -198,11 +207,21 @@ impl Resolver {
                 &c.contact_id,
                 (c.account_id.clone(), c.email.clone()),
             ),
-            Record::Opportunities(o) => set(
-                &mut self.opportunity_records,
-                &o.opportunity_id,
-                o.account_id.clone(),
-            ),
+            Record::Opportunities(o) => {
+                let account = &o.account_id;
+                match self.opportunity_account.get_mut(&o.opportunity_id) {
+                    Some(old) if old == account => false,
+                    Some(old) => {
+                        old.clone_from(account);
+                        true
+                    }
+                    None => {
+                        self.opportunity_account
+                            .insert(o.opportunity_id.clone(), account.clone());
+                        true
+                    }
+                }
+            }
             Record::Reps(p) => set(&mut self.rep_records, &p.rep_id, p.email.clone()),
             Record::ProductUsers(u) => set(&mut self.user_records, &u.link_id, UserLink::of(u)),
             _ => false,
@@ -244,11 +263,6 @@ impl Resolver {
                 .or(account_id.clone());
             contact_account.insert(contact_id.clone(), account);
         }
-        let opportunity_account = self
-            .opportunity_records
-            .iter()
-            .map(|(o, a)| (o.clone(), a.clone()))
-            .collect();
         let mut reps = HashSet::new();
         let mut rep_by_email = HashMap::new();
         for (id, email) in &self.rep_records {
@@ -277,7 +291,6 @@ impl Resolver {
         self.account_by_domain = account_by_domain;
         self.contact_account = contact_account;
         self.contact_by_email = contact_by_email;
-        self.opportunity_account = opportunity_account;
         self.reps = reps;
         self.rep_by_email = rep_by_email;
         self.user_email = user_email;

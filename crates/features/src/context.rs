@@ -1,11 +1,13 @@
 //! The entities features are computed about — opportunities, accounts, contacts, reps, stage history,
 //! contact roles — with dense indexes for the engine. Entities can arrive and change at any time: each
 //! keeps the slot it was first given, and everything derived from them (accounts' children, contacts
-//! and deals, roles by contact, the identity resolver, the lookalike profiles) is rebuilt after a change,
-//! listed in id order, so the result does not depend on the order records arrived in.
+//! and deals, roles by contact, the identity resolver, the lookalike profiles) is brought up to date
+//! after a change, listed in id order, so the result does not depend on the order records arrived in.
+//! A change of deals alone (opportunities, stage entries, contact roles: what a CRM sends all day)
+//! re-reads only the deals it names; any other change rebuilds everything.
 
 use crate::seniority::{classify_title, Seniority};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use winsignal_core::hash::FastMap;
 use winsignal_core::resolve::Resolver;
 use winsignal_core::sfdc::to_18;
@@ -82,6 +84,10 @@ pub struct Context {
     contact_records: Vec<Contact>,
     stage_records: BTreeMap<String, StageEntry>,
     role_records: BTreeMap<String, OpportunityContact>,
+    // The keys of the stage entries and of the contact roles by the opportunity they name, in its
+    // 18-character form (`to_18`): a deal's are under its id and under that id's 18-character form.
+    stages_by_opp: FastMap<String, Vec<String>>,
+    roles_by_opp: FastMap<String, Vec<String>>,
 }
 
 impl Default for Context {
@@ -102,16 +108,44 @@ impl Default for Context {
             contact_records: Vec::new(),
             stage_records: BTreeMap::new(),
             role_records: BTreeMap::new(),
+            stages_by_opp: FastMap::default(),
+            roles_by_opp: FastMap::default(),
         }
     }
 }
 
-/// What the derived entities were before a change.
+/// What the derived entities were before a change: for each slot whose entity may differ, in slot
+/// order, what it was (`None` for a new slot).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Previous {
-    pub opps: Vec<OppInfo>,
-    pub accounts: Vec<AccountInfo>,
-    pub contacts: Vec<ContactInfo>,
+    pub opps: Vec<(u32, Option<OppInfo>)>,
+    pub accounts: Vec<(u32, Option<AccountInfo>)>,
+    pub contacts: Vec<(u32, Option<ContactInfo>)>,
+}
+
+impl Previous {
+    /// Every slot of `before` that differs in `after`, and every slot new in `after`.
+    fn between(
+        before: (Vec<OppInfo>, Vec<AccountInfo>, Vec<ContactInfo>),
+        after: &Context,
+    ) -> Previous {
+        fn changed<T: PartialEq>(before: Vec<T>, after: &[T]) -> Vec<(u32, Option<T>)> {
+            let mut out = Vec::new();
+            let mut before = before.into_iter();
+            for (i, now) in after.iter().enumerate() {
+                match before.next() {
+                    Some(was) if was == *now => {}
+                    was => out.push((i as u32, was)),
+                }
+            }
+            out
+        }
+        Previous {
+            opps: changed(before.0, &after.opps),
+            accounts: changed(before.1, &after.accounts),
+            contacts: changed(before.2, &after.contacts),
+        }
+    }
 }
 
 /// What a change of entity records changed in a [`Context`].
@@ -155,7 +189,7 @@ impl Context {
             let mut batch = resolver.batch();
             for kind in Context::READS {
                 store.each_record(kind, &mut |rec| {
-                    ctx.put(&rec.record);
+                    ctx.put(&rec.record, None);
                     batch.add(&rec.record);
                     Ok(())
                 })?;
@@ -186,12 +220,23 @@ impl Context {
             ..Changed::default()
         };
         let mut for_resolver = Vec::new();
+        // The opportunity ids (as written) every changed record names, before and after: what a change
+        // of deals alone re-reads.
+        let mut named = Vec::new();
+        let mut deals_only = true;
+        let first_new = self.opp_records.len();
         for r in records {
-            if self.put(r) {
+            if self.put(r, Some(&mut named)) {
                 changed.any = true;
                 if Resolver::reads(r.kind()) {
                     for_resolver.push(r);
                 }
+                deals_only &= matches!(
+                    r,
+                    Record::Opportunities(_)
+                        | Record::StageHistory(_)
+                        | Record::OpportunityContacts(_)
+                );
                 match r {
                     Record::Opportunities(o) => {
                         changed.identities = true;
@@ -210,18 +255,180 @@ impl Context {
         if !changed.any {
             return (changed, None);
         }
-        let previous = Previous {
-            opps: std::mem::take(&mut self.opps),
-            accounts: std::mem::take(&mut self.accounts),
-            contacts: std::mem::take(&mut self.contacts),
-        };
         self.resolver.upsert_all(for_resolver);
+        // Derived entities exist once anything was derived; a context never derived rebuilds.
+        if deals_only && self.opps.len() == first_new {
+            return (changed, Some(self.derive_deals(&named, first_new)));
+        }
+        let before = (
+            std::mem::take(&mut self.opps),
+            std::mem::take(&mut self.accounts),
+            std::mem::take(&mut self.contacts),
+        );
         self.derive();
-        (changed, Some(previous))
+        (changed, Some(Previous::between(before, self)))
     }
 
-    /// Stores one record; whether it was new or different.
-    fn put(&mut self, record: &Record) -> bool {
+    /// Brings the derived entities up to date after a change of deals alone (opportunities, stage
+    /// entries and contact roles; `named`: the opportunity ids the changed records name, before and
+    /// after; `first_new`: the first slot of the new opportunities): only the deals these can reach are
+    /// read again, and the accounts, roles by contact, latest time and lookalike profiles they feed
+    /// are updated. The result is what [`Context::derive`] gives (test:
+    /// `a_change_of_deals_is_derived_as_a_rebuild_would`).
+    fn derive_deals(&mut self, named: &[String], first_new: usize) -> Previous {
+        let mut slots: BTreeSet<u32> = named
+            .iter()
+            .filter_map(|id| lookup(&self.opp_index, id))
+            .collect();
+        for slot in first_new..self.opp_records.len() {
+            slots.insert(slot as u32);
+            // Entries naming a new deal's id exactly were, until it came, read as its 18-character
+            // form's.
+            let long = to_18(&self.opp_records[slot].opportunity_id);
+            slots.extend(lookup(&self.opp_index, &long));
+        }
+        let mut previous = Previous::default();
+        let mut accounts_before: BTreeMap<u32, AccountInfo> = BTreeMap::new();
+        let mut lookalike = false;
+        let mut latest = self.latest_entity_time;
+        let mut latest_may_fall = false;
+        for slot in slots {
+            let info = self.opp_info(slot);
+            let before = self.opps.get(slot as usize).cloned();
+            if before.as_ref() == Some(&info) {
+                continue;
+            }
+            let (old_account, old_roles) = before
+                .as_ref()
+                .map_or((NONE, &[][..]), |b| (b.account, &b.roles[..]));
+            if old_account != info.account {
+                for (a, add) in [(old_account, false), (info.account, true)] {
+                    if a == NONE {
+                        continue;
+                    }
+                    let account = &mut self.accounts[a as usize];
+                    accounts_before.entry(a).or_insert_with(|| account.clone());
+                    let list = &mut account.opportunities;
+                    list.retain(|&o| o != slot);
+                    if add {
+                        let at = list.partition_point(|&o| {
+                            opps_id(&self.opp_records, o) < opps_id(&self.opp_records, slot)
+                        });
+                        list.insert(at, slot);
+                    }
+                }
+            }
+            for &c in old_roles.iter().filter(|c| !info.roles.contains(c)) {
+                self.roles_by_contact[c as usize].retain(|&o| o != slot);
+            }
+            for &c in info.roles.iter().filter(|c| !old_roles.contains(c)) {
+                let list = &mut self.roles_by_contact[c as usize];
+                let at = list.partition_point(|&o| {
+                    opps_id(&self.opp_records, o) < opps_id(&self.opp_records, slot)
+                });
+                list.insert(at, slot);
+            }
+            lookalike |= before.as_ref().and_then(first_win_input) != first_win_input(&info);
+            if let Some(b) = &before {
+                latest_may_fall |= latest_of(b) == self.latest_entity_time;
+            }
+            latest = latest.max(latest_of(&info));
+            match before {
+                Some(b) => {
+                    self.opps[slot as usize] = info;
+                    previous.opps.push((slot, Some(b)));
+                }
+                None => {
+                    self.opps.push(info);
+                    previous.opps.push((slot, None));
+                }
+            }
+        }
+        self.latest_entity_time = if latest_may_fall && latest == self.latest_entity_time {
+            self.opps.iter().map(latest_of).fold(Ts(i64::MIN), Ts::max)
+        } else {
+            latest
+        };
+        if lookalike {
+            self.lookalike = crate::graph::Lookalike::build(&self.opps, &self.accounts);
+        }
+        previous.accounts = accounts_before
+            .into_iter()
+            .map(|(a, before)| (a, Some(before)))
+            .collect();
+        previous
+    }
+
+    /// A deal as derived from its records: its fields, its stage entries in time order and the
+    /// contacts with a role on it in id order.
+    fn opp_info(&self, slot: u32) -> OppInfo {
+        let o = &self.opp_records[slot as usize];
+        let mut info = self.opp_fields(o);
+        let long = to_18(&o.opportunity_id);
+        let ids: &[&str] = if long == o.opportunity_id {
+            &[&long]
+        } else {
+            &[&o.opportunity_id, &long]
+        };
+        let keys = |by_opp: &'_ FastMap<String, Vec<String>>| -> Vec<String> {
+            ids.iter()
+                .flat_map(|id| by_opp.get(*id).into_iter().flatten().cloned())
+                .collect()
+        };
+        let here = |id: &str| lookup(&self.opp_index, id) == Some(slot);
+        for k in keys(&self.stages_by_opp) {
+            let s = &self.stage_records[&k];
+            if here(&s.opportunity_id) {
+                info.stages.push((s.entered_at, s.stage.clone()));
+            }
+        }
+        for k in keys(&self.roles_by_opp) {
+            let r = &self.role_records[&k];
+            let c = lookup(&self.contact_index, &r.contact_id).unwrap_or(NONE);
+            if here(&r.opportunity_id) && c != NONE {
+                info.roles.push(c);
+            }
+        }
+        self.order_lists(&mut info);
+        info
+    }
+
+    /// A deal's own fields, without its stage entries and roles.
+    fn opp_fields(&self, o: &Opportunity) -> OppInfo {
+        OppInfo {
+            id: o.opportunity_id.clone(),
+            account: o
+                .account_id
+                .as_deref()
+                .map_or(NONE, |a| lookup(&self.account_index, a).unwrap_or(NONE)),
+            rep: o
+                .rep_id
+                .as_ref()
+                .map(|r| self.resolver.rep(r).unwrap_or(r.clone())),
+            created: o.created_at,
+            closed: o.closed_at,
+            outcome: o.outcome,
+            amount: o.amount,
+            opp_type: o.opp_type.clone(),
+            lead_source: o.lead_source.clone(),
+            stage: o.stage.clone(),
+            attrs: o.attrs.clone(),
+            stages: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+
+    /// A deal's stage entries in time order, its roles in contact id order, each once.
+    fn order_lists(&self, info: &mut OppInfo) {
+        let contact_id = |i: &u32| self.contact_records[*i as usize].contact_id.as_str();
+        info.stages.sort();
+        info.roles.sort_by(|a, b| contact_id(a).cmp(contact_id(b)));
+        info.roles.dedup();
+    }
+
+    /// Stores one record; whether it was new or different. `named` gets the opportunity ids a changed
+    /// record names, before and after.
+    fn put(&mut self, record: &Record, named: Option<&mut Vec<String>>) -> bool {
         fn slot<T: PartialEq + Clone>(
             index: &mut FastMap<String, u32>,
             records: &mut Vec<T>,
@@ -241,14 +448,40 @@ impl Context {
                 }
             }
         }
-        fn by_id<T: PartialEq + Clone>(map: &mut BTreeMap<String, T>, id: String, r: &T) -> bool {
-            match map.get(&id) {
-                Some(old) if old == r => false,
-                _ => {
-                    map.insert(id, r.clone());
-                    true
+        /// Stores a record kept by id and indexes it by the deal it names (`opp_of`); the deals it
+        /// named before and names now go to `named`.
+        fn by_id<T: PartialEq + Clone>(
+            map: &mut BTreeMap<String, T>,
+            by_opp: &mut FastMap<String, Vec<String>>,
+            named: Option<&mut Vec<String>>,
+            id: String,
+            r: &T,
+            opp_of: impl Fn(&T) -> &str,
+        ) -> bool {
+            let before = match map.get(&id) {
+                Some(old) if old == r => return false,
+                Some(old) => Some(opp_of(old).to_string()),
+                None => None,
+            };
+            let now = opp_of(r);
+            if before.as_deref() != Some(now) {
+                if let Some(b) = &before {
+                    let key = to_18(b);
+                    if let Some(keys) = by_opp.get_mut(&key) {
+                        keys.retain(|k| *k != id);
+                        if keys.is_empty() {
+                            by_opp.remove(&key);
+                        }
+                    }
                 }
+                by_opp.entry(to_18(now)).or_default().push(id.clone());
             }
+            if let Some(named) = named {
+                named.extend(before);
+                named.push(now.to_string());
+            }
+            map.insert(id, r.clone());
+            true
         }
         match record {
             Record::Accounts(a) => slot(
@@ -263,20 +496,34 @@ impl Context {
                 &c.contact_id,
                 c,
             ),
-            Record::Opportunities(o) => slot(
-                &mut self.opp_index,
-                &mut self.opp_records,
-                &o.opportunity_id,
-                o,
+            Record::Opportunities(o) => {
+                let changed = slot(
+                    &mut self.opp_index,
+                    &mut self.opp_records,
+                    &o.opportunity_id,
+                    o,
+                );
+                if let (true, Some(named)) = (changed, named) {
+                    named.push(o.opportunity_id.clone());
+                }
+                changed
+            }
+            Record::StageHistory(s) => by_id(
+                &mut self.stage_records,
+                &mut self.stages_by_opp,
+                named,
+                record.natural_key().unwrap_or_default(),
+                s,
+                |s| &s.opportunity_id,
             ),
-            Record::StageHistory(s) => {
-                let id = record.natural_key().unwrap_or_default();
-                by_id(&mut self.stage_records, id, s)
-            }
-            Record::OpportunityContacts(c) => {
-                let id = record.natural_key().unwrap_or_default();
-                by_id(&mut self.role_records, id, c)
-            }
+            Record::OpportunityContacts(c) => by_id(
+                &mut self.role_records,
+                &mut self.roles_by_opp,
+                named,
+                record.natural_key().unwrap_or_default(),
+                c,
+                |c| &c.opportunity_id,
+            ),
             // Reps and product users are read through the resolver only.
             Record::Reps(_) | Record::ProductUsers(_) => !self.resolver.holds(record),
             _ => false,
@@ -333,41 +580,18 @@ impl Context {
             });
         }
         let mut opps = Vec::with_capacity(self.opp_records.len());
-        let mut latest = Ts(i64::MIN);
         for (idx, o) in self.opp_records.iter().enumerate() {
-            let account = o
-                .account_id
-                .as_deref()
-                .map_or(NONE, |a| find(&self.account_index, a));
-            if account != NONE {
-                accounts[account as usize].opportunities.push(idx as u32);
+            let info = self.opp_fields(o);
+            if info.account != NONE {
+                accounts[info.account as usize]
+                    .opportunities
+                    .push(idx as u32);
             }
-            latest = latest
-                .max(o.created_at)
-                .max(o.closed_at.unwrap_or(o.created_at));
-            opps.push(OppInfo {
-                id: o.opportunity_id.clone(),
-                account,
-                rep: o
-                    .rep_id
-                    .as_ref()
-                    .map(|r| resolver.rep(r).unwrap_or(r.clone())),
-                created: o.created_at,
-                closed: o.closed_at,
-                outcome: o.outcome,
-                amount: o.amount,
-                opp_type: o.opp_type.clone(),
-                lead_source: o.lead_source.clone(),
-                stage: o.stage.clone(),
-                attrs: o.attrs.clone(),
-                stages: Vec::new(),
-                roles: Vec::new(),
-            });
+            opps.push(info);
         }
         for s in self.stage_records.values() {
             let o = find(&self.opp_index, &s.opportunity_id);
             if o != NONE {
-                latest = latest.max(s.entered_at);
                 opps[o as usize]
                     .stages
                     .push((s.entered_at, s.stage.clone()));
@@ -391,10 +615,9 @@ impl Context {
         let contact_id = |i: &u32| self.contact_records[*i as usize].contact_id.as_str();
         let account_id = |i: &u32| self.account_records[*i as usize].account_id.as_str();
         for o in &mut opps {
-            o.stages.sort();
-            o.roles.sort_by(|a, b| contact_id(a).cmp(contact_id(b)));
-            o.roles.dedup();
+            self.order_lists(o);
         }
+        let latest = opps.iter().map(latest_of).fold(Ts(i64::MIN), Ts::max);
         for a in &mut accounts {
             a.children.sort_by(|x, y| account_id(x).cmp(account_id(y)));
             a.contacts.sort_by(|x, y| contact_id(x).cmp(contact_id(y)));
@@ -550,6 +773,17 @@ fn custom(attrs: &Attrs, name: &str) -> Option<AttrValue> {
         .cloned()
 }
 
+/// The latest time a deal holds (creation, close, stage entry): the context's latest is theirs.
+fn latest_of(o: &OppInfo) -> Ts {
+    let stages = o.stages.iter().map(|s| s.0).fold(Ts(i64::MIN), Ts::max);
+    o.created.max(o.closed.unwrap_or(o.created)).max(stages)
+}
+
+/// What the lookalike profiles read of a deal: its account and close time if it is won.
+fn first_win_input(o: &OppInfo) -> Option<(u32, Option<Ts>)> {
+    (o.outcome == Outcome::Won && o.account != NONE).then_some((o.account, o.closed))
+}
+
 fn opps_id(records: &[Opportunity], i: u32) -> &str {
     records[i as usize].opportunity_id.as_str()
 }
@@ -566,5 +800,184 @@ pub fn employee_band(employees: f64) -> &'static str {
         e if e < 1000.0 => "250-999 employees",
         e if e < 5000.0 => "1000-4999 employees",
         _ => "5000+ employees",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use winsignal_core::rng::Rng;
+
+    /// Salesforce-shaped ids: 15 characters, mixed case.
+    fn sf_id(prefix: &str, n: u64) -> String {
+        let alphabet: Vec<char> = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+            .chars()
+            .collect();
+        let mut id = prefix.to_string();
+        let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        while id.len() < 15 {
+            id.push(alphabet[(x % alphabet.len() as u64) as usize]);
+            x /= alphabet.len() as u64;
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        id
+    }
+
+    /// How another record may write an id: as stored, in its 18-character form, or that form in
+    /// lower case.
+    fn written(rng: &mut Rng, id: &str) -> String {
+        match rng.below(3) {
+            0 => id.to_string(),
+            1 => to_18(id),
+            _ => to_18(id).to_ascii_lowercase(),
+        }
+    }
+
+    fn opportunity(rng: &mut Rng, id: &str, accounts: &[String]) -> Record {
+        let outcome = [Outcome::Open, Outcome::Won, Outcome::Lost][rng.below(3) as usize];
+        let created = Ts(rng.range(0, 1_000_000));
+        Record::Opportunities(Opportunity {
+            opportunity_id: id.to_string(),
+            account_id: (!rng.chance(0.1)).then(|| {
+                let a = &accounts[rng.below(accounts.len() as u64) as usize];
+                written(rng, a)
+            }),
+            rep_id: Some(format!("rep{}", rng.below(4))),
+            name: None,
+            opp_type: None,
+            lead_source: None,
+            amount: Some(rng.below(100) as f64 * 1000.0),
+            currency: None,
+            created_at: created,
+            closed_at: (outcome != Outcome::Open).then(|| Ts(created.0 + rng.range(0, 500_000))),
+            outcome,
+            stage: Some(format!("s{}", rng.below(4))),
+            attrs: Attrs::default(),
+        })
+    }
+
+    /// The derived state: what a full rebuild gives must equal what was kept up to date.
+    fn derived(c: &Context) -> String {
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            c.opps, c.accounts, c.contacts, c.roles_by_contact, c.latest_entity_time, c.lookalike
+        )
+    }
+
+    #[test]
+    fn a_change_of_deals_is_derived_as_a_rebuild_would() {
+        for seed in 0..40 {
+            let mut rng = Rng::new(seed);
+            let accounts: Vec<String> = (0..6).map(|i| sf_id("001", seed * 100 + i)).collect();
+            let contacts: Vec<String> = (0..8).map(|i| sf_id("003", seed * 100 + i)).collect();
+            let mut opps: Vec<String> = (0..5).map(|i| sf_id("006", seed * 100 + i)).collect();
+            let mut start: Vec<Record> = Vec::new();
+            for (i, a) in accounts.iter().enumerate() {
+                start.push(Record::Accounts(Account {
+                    account_id: a.clone(),
+                    industry: Some(format!("i{}", i % 3)),
+                    employees: Some(10.0 * i as f64),
+                    ..Account::default()
+                }));
+            }
+            for (i, c) in contacts.iter().enumerate() {
+                start.push(Record::Contacts(Contact {
+                    contact_id: c.clone(),
+                    account_id: Some(accounts[i % accounts.len()].clone()),
+                    title: Some("VP Sales".into()),
+                    ..Contact::default()
+                }));
+            }
+            for o in &opps {
+                start.push(opportunity(&mut rng, o, &accounts));
+            }
+            let mut ctx = Context::from_records(&start);
+            for round in 0..30 {
+                let mut batch = Vec::new();
+                for _ in 0..1 + rng.below(4) {
+                    match rng.below(6) {
+                        0 => {
+                            // A new deal; sometimes stored by its 18-character id.
+                            let mut id =
+                                sf_id("006", seed * 100 + 50 + round * 10 + batch.len() as u64);
+                            if rng.chance(0.3) {
+                                id = to_18(&id);
+                            }
+                            // Rarely, the short form of a deal stored by its long id, as a second deal:
+                            // entries naming the short form exactly move to it.
+                            let long = opps
+                                .iter()
+                                .find(|o| o.len() == 18 && !opps.contains(&o[..15].to_string()));
+                            if let Some(long) = long.filter(|_| rng.chance(0.3)) {
+                                id = long[..15].to_string();
+                            }
+                            opps.push(id.clone());
+                            batch.push(opportunity(&mut rng, &id, &accounts));
+                        }
+                        1 => {
+                            let id = opps[rng.below(opps.len() as u64) as usize].clone();
+                            batch.push(opportunity(&mut rng, &id, &accounts));
+                        }
+                        2 | 3 => {
+                            // A stage entry, sometimes of a deal that has not arrived yet.
+                            let id = if rng.chance(0.2) {
+                                sf_id("006", seed * 100 + 50 + (round + 1) * 10)
+                            } else {
+                                opps[rng.below(opps.len() as u64) as usize].clone()
+                            };
+                            batch.push(Record::StageHistory(StageEntry {
+                                opportunity_id: written(&mut rng, &id),
+                                stage: format!("s{}", rng.below(4)),
+                                entered_at: Ts(rng.range(0, 2_000_000)),
+                            }));
+                        }
+                        _ => {
+                            let id = opps[rng.below(opps.len() as u64) as usize].clone();
+                            let c = &contacts[rng.below(contacts.len() as u64) as usize];
+                            batch.push(Record::OpportunityContacts(OpportunityContact {
+                                opportunity_id: written(&mut rng, &id),
+                                contact_id: written(&mut rng, c),
+                                role: Some(format!("r{}", rng.below(2))),
+                                is_primary: None,
+                            }));
+                        }
+                    }
+                }
+                let before = ctx.clone();
+                let (_, previous) = ctx.upsert(&batch);
+                let mut rebuilt = ctx.clone();
+                rebuilt.derive();
+                assert_eq!(
+                    derived(&ctx),
+                    derived(&rebuilt),
+                    "seed {seed} round {round}: {batch:?}"
+                );
+                // Every slot that differs is listed with what it was.
+                let previous = previous.unwrap_or_default();
+                let listed: BTreeMap<u32, Option<OppInfo>> = previous.opps.into_iter().collect();
+                for (i, now) in ctx.opps.iter().enumerate() {
+                    let was = before.opps.get(i);
+                    if was != Some(now) {
+                        assert_eq!(
+                            listed.get(&(i as u32)),
+                            Some(&was.cloned()),
+                            "seed {seed} round {round}"
+                        );
+                    }
+                }
+                let listed: BTreeMap<u32, Option<AccountInfo>> =
+                    previous.accounts.into_iter().collect();
+                for (i, now) in ctx.accounts.iter().enumerate() {
+                    let was = before.accounts.get(i);
+                    if was != Some(now) {
+                        assert_eq!(
+                            listed.get(&(i as u32)),
+                            Some(&was.cloned()),
+                            "seed {seed} round {round}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

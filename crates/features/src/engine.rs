@@ -403,6 +403,24 @@ struct Hints {
     /// By hash: what each hint's lookup reads.
     map: FastMap<u64, Met>,
     fields: Vec<Hint>,
+    /// The hints that name an opportunity (activities and transcripts), by [`opp_key`] of its id:
+    /// the only ones a changed opportunity can resolve differently. Not checkpointed (rebuilt as the
+    /// hints are read back).
+    by_opp: FastMap<u64, Vec<u64>>,
+}
+
+/// The key of an opportunity id in [`Hints::by_opp`]: the same for every form of the id (15 or 18
+/// characters, any case).
+fn opp_key(id: &str) -> u64 {
+    content_id(&winsignal_core::sfdc::to_18(id).to_ascii_lowercase())
+}
+
+/// The opportunity a hint names, for [`Hints::by_opp`].
+fn opp_named(kind: Kind, fields: &[Option<&str>; 4]) -> Option<u64> {
+    match kind {
+        Kind::Activities | Kind::Transcripts => fields[0].map(opp_key),
+        _ => None,
+    }
 }
 
 /// A hint as every event of it reads it.
@@ -604,7 +622,13 @@ impl Hints {
             kind,
             packed: pack(fields, contacts),
         };
-        self.push(h, hint, r, user_of_fields(kind, &fields));
+        self.push(
+            h,
+            hint,
+            r,
+            user_of_fields(kind, &fields),
+            opp_named(kind, &fields),
+        );
         let list = if r.group != 0 && seen_groups.insert(r.group, ()).is_none() {
             list
         } else {
@@ -630,10 +654,13 @@ impl Hints {
         self.map.get(&h).map_or(NO_ID, |m| m.user)
     }
 
-    fn push(&mut self, h: u64, hint: Hint, res: Resolution, user: u64) {
+    fn push(&mut self, h: u64, hint: Hint, res: Resolution, user: u64, opp: Option<u64>) {
         let index = u32::try_from(self.fields.len()).unwrap_or(u32::MAX);
         self.fields.push(hint);
         self.map.insert(h, Met { res, index, user });
+        if let Some(o) = opp {
+            self.by_opp.entry(o).or_default().push(h);
+        }
     }
 
     /// Sorted by hash, so checkpoints do not depend on the order hints were met in.
@@ -1812,14 +1839,15 @@ impl Engine {
             .resize_with(ctx.accounts.len(), AccountState::default);
         let mut touched = Touched::default();
         let mut everyone = false;
-        for (i, o) in ctx.opps.iter().enumerate() {
-            match before.opps.get(i) {
+        for (i, p) in &before.opps {
+            let o = &ctx.opps[*i as usize];
+            match p {
                 None => {
-                    touched.deals.insert(i as u32);
+                    touched.deals.insert(*i);
                     everyone |= o.closed.is_some();
                 }
                 Some(p) if p != o => {
-                    touched.deals.insert(i as u32);
+                    touched.deals.insert(*i);
                     everyone |= p.outcome != o.outcome
                         || p.closed != o.closed
                         || p.account != o.account
@@ -1828,14 +1856,15 @@ impl Engine {
                 Some(_) => {}
             }
         }
-        for (i, a) in ctx.accounts.iter().enumerate() {
-            match before.accounts.get(i) {
+        for (i, p) in &before.accounts {
+            let a = &ctx.accounts[*i as usize];
+            match p {
                 None => {
-                    touched.accounts.insert(i as u32);
+                    touched.accounts.insert(*i);
                     everyone = true;
                 }
                 Some(p) if p != a => {
-                    touched.accounts.insert(i as u32);
+                    touched.accounts.insert(*i);
                     let lists_only = p.opportunities != a.opportunities || p.contacts != a.contacts;
                     let mut same_fields = p.clone();
                     same_fields.opportunities.clone_from(&a.opportunities);
@@ -1845,8 +1874,9 @@ impl Engine {
                 Some(_) => {}
             }
         }
-        for (i, c) in ctx.contacts.iter().enumerate() {
-            match before.contacts.get(i) {
+        for (i, p) in &before.contacts {
+            let c = &ctx.contacts[*i as usize];
+            match p {
                 None if c.account != NONE => {
                     touched.accounts.insert(c.account);
                 }
@@ -1874,32 +1904,34 @@ impl Engine {
     fn resolve_again(&mut self, only: Option<&[String]>) -> Touched {
         let mut touched = Touched::default();
         let mut moved = Vec::new();
-        let named: Option<std::collections::HashSet<&str>> =
-            only.map(|ids| ids.iter().map(String::as_str).collect());
-        for (
-            h,
-            Met {
-                res: old, index, ..
-            },
-        ) in &mut self.hints.map
-        {
-            let hint = &self.hints.fields[*index as usize];
-            if let Some(named) = &named {
-                if !matches!(hint.kind, Kind::Activities | Kind::Transcripts) {
-                    continue;
-                }
-                let names = unpack(&hint.packed)
-                    .and_then(|(f, _)| f[0])
-                    .is_some_and(|o| {
-                        named.contains(winsignal_core::sfdc::to_18(o).to_ascii_lowercase().as_str())
-                    });
-                if !names {
-                    continue;
-                }
+        let Hints {
+            map,
+            fields,
+            by_opp,
+        } = &mut self.hints;
+        let hints: Vec<u64> = match only {
+            Some(ids) => {
+                let mut hs: Vec<u64> = ids
+                    .iter()
+                    .flat_map(|id| by_opp.get(&opp_key(id)).into_iter().flatten().copied())
+                    .collect();
+                hs.sort_unstable();
+                hs.dedup();
+                hs
             }
+            None => map.keys().copied().collect(),
+        };
+        for h in hints {
+            let Some(Met {
+                res: old, index, ..
+            }) = map.get_mut(&h)
+            else {
+                continue;
+            };
+            let hint = &fields[*index as usize];
             let (new, list) = hint.resolve(&self.ctx);
             if new != *old {
-                moved.push((*h, hint.kind, *old, new, list));
+                moved.push((h, hint.kind, *old, new, list));
                 *old = new;
             }
         }
@@ -2086,8 +2118,10 @@ impl Engine {
         engine.hints.fields.reserve_exact(saved.hints.len());
         for (h, hint, r) in saved.hints {
             // Checked when read back (`PackedHint`), so the fields are there.
-            let user = unpack(&hint.packed).map_or(NO_ID, |(f, _)| user_of_fields(hint.kind, &f));
-            engine.hints.push(h, hint, r, user);
+            let (user, opp) = unpack(&hint.packed).map_or((NO_ID, None), |(f, _)| {
+                (user_of_fields(hint.kind, &f), opp_named(hint.kind, &f))
+            });
+            engine.hints.push(h, hint, r, user, opp);
         }
         engine
             .state

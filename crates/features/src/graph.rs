@@ -88,7 +88,7 @@ fn wins_at<'a>(
 }
 
 /// Account profiles and the running centroid of accounts with a won deal, by time of their first win.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Lookalike {
     vectors: Vec<Vec<f64>>,
     /// (time of first win, account), in time order.
