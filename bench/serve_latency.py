@@ -37,6 +37,8 @@ SECONDS = float(os.environ.get("SECONDS", "60"))
 SENDERS = int(os.environ.get("SENDERS", "4"))
 TICK_MS = float(os.environ.get("TICK_MS", "20"))
 PROBES = float(os.environ.get("PROBES", "20"))
+# LOG: a file for the server's log (with WINSIGNAL_LOG=debug it times each commit's phases).
+LOG = os.environ.get("LOG")
 
 
 def run(ws, *args):
@@ -170,8 +172,9 @@ def main():
     ws = os.path.join(WORK, "ws")
     shutil.copytree(DATA, ws)
     token = run(ws, "users", "add", "bench", "--role", "revops").strip()
+    log = open(LOG, "w") if LOG else subprocess.DEVNULL
     server = subprocess.Popen([BIN, "--data", ws, "serve", "--listen", "127.0.0.1:0"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                              stdout=subprocess.PIPE, stderr=log, text=True)
     rows = []
     try:
         port = int(server.stdout.readline().strip().rsplit(":", 1)[1])

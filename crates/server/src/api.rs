@@ -1120,8 +1120,10 @@ fn ingest(
         }),
         ..winsignal_ingest::IngestRequest::new(dir.path())
     };
+    let started = std::time::Instant::now();
     let report =
         winsignal_ingest::ingest(&s.store, &req, &mut |_| {}).map_err(ApiError::internal)?;
+    let ingested = started.elapsed();
     // Committed: every answer from here on reports items that are in the store.
     let mut results: Vec<Vec<Option<ItemResult>>> = counts
         .iter()
@@ -1182,7 +1184,14 @@ fn ingest(
     let Some(live) = live.as_mut() else {
         return Err(not_ready());
     };
+    let refreshing = std::time::Instant::now();
     let score_changes = live.refresh(&s.store).map_err(ApiError::internal)?;
+    tracing::debug!(
+        ingest_ms = ingested.as_secs_f64() * 1000.0,
+        answers_ms = (refreshing - started - ingested).as_secs_f64() * 1000.0,
+        refresh_ms = refreshing.elapsed().as_secs_f64() * 1000.0,
+        "commit phases"
+    );
     Ok((per_request, live.position().0, score_changes))
 }
 

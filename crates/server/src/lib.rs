@@ -130,6 +130,8 @@ pub async fn serve(
         let service = service.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let live = Live::open(&service.store)?;
+            // The first write is then as quick as the others.
+            service.store.warm_event_index()?;
             *service
                 .live
                 .write()

@@ -240,7 +240,9 @@ impl Live {
         if position == self.position {
             return Ok(Vec::new());
         }
+        let started = std::time::Instant::now();
         let touched = self.engine.catch_up(&*snapshot, self.position)?;
+        let caught_up = started.elapsed();
         self.position = position;
         let ctx = self.engine.context();
         let mut ids: Vec<String> = touched
@@ -253,6 +255,7 @@ impl Live {
         if ids.is_empty() || self.model.is_none() {
             return Ok(Vec::new());
         }
+        let scoring = std::time::Instant::now();
         let rescored: BTreeMap<String, DealScore> = self
             .score(Some(&ids))?
             .into_iter()
@@ -272,7 +275,17 @@ impl Live {
                 changes.push(change);
             }
         }
+        let recording = std::time::Instant::now();
         record(store, &changes)?;
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        tracing::debug!(
+            deals = rescored.len(),
+            changes = changes.len(),
+            catch_up_ms = ms(caught_up),
+            score_ms = ms(recording - scoring),
+            record_ms = ms(recording.elapsed()),
+            "refresh phases"
+        );
         Ok(changes)
     }
 
