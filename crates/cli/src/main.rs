@@ -180,7 +180,8 @@ enum Command {
         command: users::UsersCommand,
     },
     /// Where `winsignal serve` sends score changes: a JSON receiver, Slack, Salesforce or Dynamics 365,
-    /// on a trigger (every change, a drop of N points, a stage entered without a proven behaviour),
+    /// on a trigger (every change, a drop of N points, a stage entered without a proven behaviour, a
+    /// deal idle for N days),
     /// signed with HMAC-SHA256 and delivered at least once. Add, remove, list.
     Webhooks {
         #[command(subcommand)]
@@ -205,6 +206,37 @@ struct ServeArgs {
     max_body: usize,
     #[command(flatten)]
     catalog: features::CatalogArg,
+    /// Which time scores are as of: `data`, the end of the data (as `winsignal score` scores; for an
+    /// export or the demo, whose data stop in the past), or `wall`, the wall clock (for a workspace fed
+    /// live: deals age and go idle while nothing happens to them).
+    #[arg(long, default_value = "data", value_name = "data|wall")]
+    clock: winsignal_workspace::live::Clock,
+    /// How often every open deal is rescored as of the clock, besides the deals events touch: deals
+    /// nothing touched age, and a `stalled:N` webhook is sent each deal that crosses N days idle. A
+    /// number with ms, s, m or h (e.g. 30s, 15m, 1h).
+    #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_every)]
+    rescore_every: std::time::Duration,
+}
+
+/// `500ms`, `30s`, `15m`, `1h`: at least 100 ms.
+fn parse_every(text: &str) -> Result<std::time::Duration, String> {
+    let expected = || format!("{text:?}: expected a number with ms, s, m or h, e.g. 30s or 15m");
+    let t = text.trim();
+    let (number, unit) = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((t, ""), |i| t.split_at(i));
+    let n: f64 = number.parse().map_err(|_| expected())?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(expected()),
+    };
+    if !seconds.is_finite() || seconds < 0.1 {
+        return Err(format!("{text:?}: at least 100ms"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 #[derive(Args)]
@@ -428,6 +460,8 @@ fn serve(global: &Global, args: &ServeArgs) -> Result<()> {
             data: global.data.clone(),
             max_body: args.max_body,
             catalog,
+            clock: args.clock,
+            rescore_every: args.rescore_every,
         };
         winsignal_server::serve(store, config, listener, shutdown_signal()).await
     })

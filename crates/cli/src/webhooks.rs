@@ -28,8 +28,9 @@ pub enum WebhooksCommand {
         #[arg(long, default_value = "json", value_parser = parse_format)]
         format: Format,
         /// Which changes to send: change (every one), drop:<points> (P(win) fell by more than that
-        /// many points), missing (the deal entered a stage without a proven behaviour). Default:
-        /// drop:10 for slack, change otherwise.
+        /// many points), missing (the deal entered a stage without a proven behaviour),
+        /// stalled:<days> (the open deal has had no activity, call or stage entry for that many days;
+        /// sent once, when it crosses the line). Default: drop:10 for slack, change otherwise.
         #[arg(long = "on", value_name = "TRIGGER", value_parser = parse_trigger)]
         trigger: Option<Trigger>,
         /// An extra request header, `Name: value` (e.g. the CRM's Authorization); repeatable. Values

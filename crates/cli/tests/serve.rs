@@ -1964,3 +1964,169 @@ fn concurrent_posts_are_each_answered_for_their_own_items() {
     assert_eq!(p_wins(&live["deals"]), p_wins(&batch["deals"]));
     assert!(server.stop().success());
 }
+
+/// The clock's rescoring: when time moves on (here, an event dated a month after the data's end), the
+/// deals nothing touched are rescored too, so every open deal's live score equals `winsignal score` on
+/// the same data; a `stalled:N` webhook is sent each deal that crossed N days idle, once. With
+/// `--clock wall` the scores are as of the wall clock, and equal `winsignal score --as-of` that time.
+#[test]
+fn the_clock_rescores_untouched_deals_and_reports_those_that_stall() {
+    let (ws, token, scored) = small_workspace();
+    let (data, token) = (ws.path().join("ws"), token.as_str());
+    let deals = scored["deals"].as_array().unwrap();
+    let touched = &deals[0];
+    let idle_before: Vec<(String, f64)> = deals[1..]
+        .iter()
+        .map(|d| {
+            (
+                d["opportunity_id"].as_str().unwrap().to_string(),
+                d["idle_days"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let mut idle: Vec<f64> = idle_before.iter().map(|(_, d)| *d).collect();
+    idle.sort_by(f64::total_cmp);
+    // A line some deals cross when a month passes, and others are already past or stay short of.
+    let days = (idle[idle.len() / 2] + 10.0).round();
+    let server = Server::start(&data, &["--rescore-every", "300ms"]);
+    let receiver = Receiver::start();
+    let secret = winsignal(
+        &data,
+        &[
+            "webhooks",
+            "add",
+            "stall",
+            "--url",
+            &format!("http://{}/stall", receiver.addr),
+            "--on",
+            &format!("stalled:{days}"),
+        ],
+    );
+    receiver.secret("/stall", secret.trim());
+    let month_later = {
+        let end = scored["as_of"].as_str().unwrap();
+        let (_, later) = server.post(
+            "/v1/events",
+            Some(token),
+            &json!({"items": [{"kind": "activities", "record": {
+                "activity_id": "clock-1", "type": "email", "status": "completed",
+                "opportunity_id": touched["opportunity_id"], "account_id": touched["account_id"],
+                "occurred_at": format!("{}T00:00:00Z", shift_days(&end[..10], 30))}}]}),
+        );
+        assert_eq!(later["accepted"], 1, "{later}");
+        later
+    };
+    // The clock's pass brings every open deal to the new end of the data: live equals batch.
+    let started = Instant::now();
+    let batch: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    loop {
+        let (_, live) = server.get("/v1/deals", Some(token));
+        if p_wins(&live["deals"]) == p_wins(&batch["deals"]) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "live scores never equalled the batch ones after the clock's pass; answer {month_later}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let idle_after: std::collections::BTreeMap<String, f64> = batch["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["opportunity_id"].as_str().unwrap().to_string(),
+                d["idle_days"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let mut crossing: Vec<&String> = idle_before
+        .iter()
+        .filter(|(id, before)| *before < days && idle_after.get(id).is_some_and(|a| *a >= days))
+        .map(|(id, _)| id)
+        .collect();
+    crossing.sort_unstable();
+    assert!(
+        !crossing.is_empty() && crossing.len() < idle_before.len(),
+        "the test needs deals that cross {days} days idle and deals that do not"
+    );
+    wait_for(&receiver, "the stalled deals", |r| {
+        r.len() >= crossing.len()
+    });
+    // Several more passes: each deal is sent once.
+    std::thread::sleep(Duration::from_millis(1500));
+    let received = receiver.received();
+    let mut sent: Vec<&str> = received
+        .iter()
+        .map(|r| r.body["data"]["opportunity_id"].as_str().unwrap())
+        .collect();
+    sent.sort_unstable();
+    assert_eq!(sent, crossing, "sent to the stalled webhook");
+    for r in &received {
+        assert!(r.signed, "{r:?}");
+        let change = &r.body["data"];
+        assert!(change["idle_days"].as_f64().unwrap() >= days, "{change}");
+        assert!(
+            change["previous_idle_days"].as_f64().unwrap() < days,
+            "{change}"
+        );
+    }
+    server.stop();
+
+    // The wall clock: scores as of now, equal to `score --as-of` that time.
+    let before = chrono_now_secs() * 1000;
+    let server = Server::start(&data, &["--clock", "wall", "--rescore-every", "300ms"]);
+    let id = touched["opportunity_id"].as_str().unwrap();
+    let (_, deal) = server.get(&format!("/v1/deals/{id}"), Some(token));
+    let as_of = deal["deal"]["as_of"].as_i64().unwrap();
+    assert!(as_of >= before, "as of {as_of}, before {before}: {deal}");
+    let at = deal_time(as_of);
+    let batch: Value =
+        serde_json::from_str(&winsignal(&data, &["score", "--json", "--as-of", &at])).unwrap();
+    let batch_deal = batch["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["opportunity_id"] == id)
+        .unwrap();
+    assert_eq!(deal["deal"]["p_win"], batch_deal["p_win"], "{deal}");
+    assert_eq!(deal["deal"]["idle_days"], batch_deal["idle_days"], "{deal}");
+    server.stop();
+}
+
+/// `YYYY-MM-DD` moved by `days` days.
+fn shift_days(date: &str, days: i64) -> String {
+    let parse = |i: std::ops::Range<usize>| date[i].parse::<i64>().unwrap();
+    let (y, m, d) = (parse(0..4), parse(5..7), parse(8..10));
+    // Days from the civil date (Howard Hinnant's algorithm), and back.
+    let y0 = if m <= 2 { y - 1 } else { y };
+    let era = y0.div_euclid(400);
+    let yoe = y0 - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let z = era * 146_097 + doe + days;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Epoch milliseconds as an RFC 3339 time.
+fn deal_time(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rest = ms.rem_euclid(86_400_000);
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:03}Z",
+        shift_days("1970-01-01", days),
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000
+    )
+}

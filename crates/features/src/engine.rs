@@ -1501,6 +1501,33 @@ impl Engine {
         }
     }
 
+    /// When a deal last moved, as known at `as_of`: the latest of its creation, its stage entries and
+    /// the activities and calls on it that had happened by then (a meeting booked ahead counts once
+    /// it takes place). What "stalled" is measured from.
+    pub fn last_activity(&self, opp: u32, as_of: winsignal_core::Ts) -> winsignal_core::Ts {
+        let Some(o) = self.ctx.opps.get(opp as usize) else {
+            return winsignal_core::Ts(i64::MIN);
+        };
+        let t = as_of.0;
+        let mut last = o.created.0;
+        for (at, _) in o.stages.iter().filter(|(at, _)| at.0 < t) {
+            last = last.max(at.0);
+        }
+        if let Some(deal) = self.state.deals.get(opp as usize) {
+            for a in deal.acts.iter().chain(&deal.booked) {
+                if a.known < t && a.at < t {
+                    last = last.max(a.at);
+                }
+            }
+            for c in &deal.calls {
+                if c.known < t {
+                    last = last.max(c.known);
+                }
+            }
+        }
+        winsignal_core::Ts(last)
+    }
+
     /// The entities, as the engine currently knows them.
     pub fn context(&self) -> &Context {
         &self.ctx

@@ -98,6 +98,9 @@ pub struct DealScore {
     pub as_of: Ts,
     pub stage: Option<String>,
     pub age_days: f64,
+    /// Days from the deal's last activity, stage entry or creation to `as_of`
+    /// ([`Engine::last_activity`]): how long it has been idle.
+    pub idle_days: f64,
     pub amount: Option<f64>,
     pub p_win: f64,
     pub logit: f64,
@@ -189,6 +192,13 @@ pub fn score(
             as_of: s.as_of,
             stage: info.stage.clone(),
             age_days: s.age_days,
+            idle_days: engine
+                .context()
+                .opportunity(&s.opportunity_id)
+                .map_or(0.0, |o| {
+                    let last = engine.last_activity(o, s.as_of);
+                    ((s.as_of.0 - last.0) as f64 / MS_PER_DAY as f64).max(0.0)
+                }),
             amount: s.amount,
             p_win: scored.probability,
             logit: scored.logit,

@@ -13,6 +13,7 @@ fn deal(id: &str, p_win: f64, amount: Option<f64>) -> DealScore {
         as_of: Ts(0),
         stage: None,
         age_days: 10.0,
+        idle_days: 1.0,
         amount,
         p_win,
         logit: (p_win / (1.0 - p_win)).ln(),

@@ -951,23 +951,7 @@ async fn commit_group(s: &Shared, group: Vec<Pending>) {
             return;
         }
     };
-    // Published while the write lock is held, so streams see changes in the order they were made.
-    let mut number = s
-        .published
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for change in &changes {
-        *number += 1;
-        // No stream open is not an error.
-        let _ = s.changes.send(Arc::new(crate::Published {
-            number: *number,
-            change: change.clone(),
-        }));
-    }
-    drop(number);
-    if !changes.is_empty() {
-        s.outbox.wake();
-    }
+    publish(s, &changes);
     use std::sync::atomic::Ordering::Relaxed;
     let accepted = per_request
         .iter()
@@ -994,6 +978,72 @@ async fn commit_group(s: &Shared, group: Vec<Pending>) {
             position,
             score_changes: changes.clone(),
         }));
+    }
+}
+
+/// Sends recorded changes to the streams and wakes the webhook deliveries. Called while the write
+/// lock is held, so streams see changes in the order they were made.
+fn publish(s: &Service, changes: &[ScoreChange]) {
+    let mut number = s
+        .published
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for change in changes {
+        *number += 1;
+        // No stream open is not an error.
+        let _ = s.changes.send(Arc::new(crate::Published {
+            number: *number,
+            change: change.clone(),
+        }));
+    }
+    drop(number);
+    if !changes.is_empty() {
+        s.outbox.wake();
+    }
+}
+
+/// Every `serve --rescore-every`, rescores every open deal as of the clock ([`Live::tick`]), between
+/// commits, and publishes the changes as a commit does. Runs until the server stops.
+pub(crate) async fn rescore_on_the_clock(s: Shared) {
+    let mut every = tokio::time::interval(s.config.rescore_every);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once: the scores were just made.
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let _writing = s.writing.lock().await;
+        let service = s.clone();
+        let done = blocking(move || -> Result<Vec<ScoreChange>, ApiError> {
+            let stalls: Vec<f64> = winsignal_workspace::hooks::hooks(&service.store)
+                .map_err(ApiError::internal)?
+                .hooks
+                .values()
+                .filter_map(|h| match h.trigger {
+                    winsignal_workspace::hooks::Trigger::Stalled { days } => Some(days),
+                    _ => None,
+                })
+                .collect();
+            let mut live = service
+                .live
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(live) = live.as_mut() else {
+                return Ok(Vec::new());
+            };
+            live.tick(&service.store, &stalls)
+                .map_err(ApiError::internal)
+        })
+        .await;
+        match done {
+            Ok(changes) => {
+                publish(&s, &changes);
+                s.metrics
+                    .score_changes
+                    .fetch_add(changes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(score_changes = changes.len(), "rescored on the clock");
+            }
+            Err(e) => tracing::error!(error = %e.message, "rescoring on the clock failed"),
+        }
     }
 }
 

@@ -29,6 +29,10 @@ pub struct Config {
     pub max_body: usize,
     /// The behaviour catalog findings and scorecards are computed with (`serve --catalog`).
     pub catalog: winsignal_features::Catalog,
+    /// Which time scores are as of (`serve --clock`).
+    pub clock: winsignal_workspace::live::Clock,
+    /// How often every open deal is rescored as of the clock (`serve --rescore-every`).
+    pub rescore_every: std::time::Duration,
 }
 
 /// What every request handler reads: the store, and the live state once it is loaded.
@@ -129,7 +133,7 @@ pub async fn serve(
     let loading = {
         let service = service.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            let live = Live::open(&service.store)?;
+            let live = Live::open(&service.store, service.config.clock)?;
             // The first write is then as quick as the others.
             service.store.warm_event_index()?;
             *service
@@ -161,7 +165,9 @@ pub async fn serve(
             .spawn(move || outbox::run(service))
             .context("cannot start the webhook outbox")?
     };
+    let rescoring = tokio::spawn(api::rescore_on_the_clock(service.clone()));
     served.await.context("the server stopped")??;
+    rescoring.abort();
     // The outbox sees the stop and ends after the attempts in flight.
     let _ = tokio::task::spawn_blocking(move || outbox.join()).await;
     tracing::info!("stopped: every request in flight answered");

@@ -399,6 +399,7 @@ fn schemas(max_body: usize) -> Value {
             &["opportunity_id", "p_win", "logit", "factors", "actions", "as_of"],
             json!({"opportunity_id": {"type": "string"}, "p_win": {"type": "number", "minimum": 0, "maximum": 1},
                    "logit": {"type": "number"}, "as_of": {"type": "integer"},
+                   "idle_days": {"type": "number", "minimum": 0},
                    "factors": {"type": "array", "items": object(&["term", "logit", "points", "text"], json!({
                        "term": {"type": "string"}, "logit": {"type": "number"}, "points": {"type": "number"}, "text": {"type": "string"}}))},
                    "actions": {"type": "array"}})),
@@ -412,7 +413,8 @@ fn schemas(max_body: usize) -> Value {
                    "stage": nullable("string"), "previous_stage": nullable("string"),
                    "account_id": nullable("string"), "amount": nullable("number"),
                    "reasons": {"type": "array", "items": {"type": "string"}},
-                   "next_action": {"type": ["object", "null"]}})),
+                   "next_action": {"type": ["object", "null"]},
+                   "idle_days": nullable("number"), "previous_idle_days": nullable("number")})),
         "EventsBody": {
             "type": "object", "required": ["items"], "additionalProperties": false,
             "description": format!("At most {max_body} bytes."),

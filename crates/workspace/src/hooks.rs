@@ -97,6 +97,9 @@ pub enum Trigger {
     Drop { points: f64 },
     /// The deal entered a stage and lacks a proven behaviour (it has a next action).
     Missing,
+    /// The open deal has been idle (no activity, call or stage entry) for `days` days: sent once,
+    /// when it crosses that line (the clock's rescoring finds it; see `serve --rescore-every`).
+    Stalled { days: f64 },
 }
 
 impl Trigger {
@@ -115,6 +118,7 @@ impl Trigger {
                     && change.previous_stage.is_some()
                     && change.stage != change.previous_stage
             }
+            Trigger::Stalled { days } => change.stalls(days),
         }
     }
 }
@@ -125,6 +129,7 @@ impl std::fmt::Display for Trigger {
             Trigger::Change => f.write_str("change"),
             Trigger::Drop { points } => write!(f, "drop:{points}"),
             Trigger::Missing => f.write_str("missing"),
+            Trigger::Stalled { days } => write!(f, "stalled:{days}"),
         }
     }
 }
@@ -133,7 +138,8 @@ impl std::str::FromStr for Trigger {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Trigger> {
-        let expected = "expected change, missing, or drop:<points> (e.g. drop:10)";
+        let expected =
+            "expected change, missing, drop:<points> (e.g. drop:10) or stalled:<days> (e.g. stalled:14)";
         match s.split_once(':') {
             None if s == "change" => Ok(Trigger::Change),
             None if s == "missing" => Ok(Trigger::Missing),
@@ -145,6 +151,15 @@ impl std::str::FromStr for Trigger {
                     bail!("trigger {s:?}: the points must be at least 0 and under 100");
                 }
                 Ok(Trigger::Drop { points })
+            }
+            Some(("stalled", days)) => {
+                let days: f64 = days
+                    .parse()
+                    .with_context(|| format!("trigger {s:?}: {days:?} is not a number"))?;
+                if !(days.is_finite() && days > 0.0 && days <= 3650.0) {
+                    bail!("trigger {s:?}: the days must be over 0 and at most 3650");
+                }
+                Ok(Trigger::Stalled { days })
             }
             _ => bail!("trigger {s:?}: {expected}"),
         }
@@ -483,6 +498,11 @@ fn slack(hook: &Hook, c: &ScoreChange) -> serde_json::Value {
             esc(c.stage.as_deref().unwrap_or("a new stage")),
             esc(c.next_action.as_ref().map_or("", |a| a.title.as_str())),
         ),
+        Trigger::Stalled { .. } => format!(
+            "Deal {deal} has stalled: no activity for {:.0} days (P(win) {})",
+            c.idle_days.unwrap_or_default().floor(),
+            pct(c.after),
+        ),
         _ => match (c.before, c.after) {
             (Some(b), Some(a)) => format!(
                 "Deal {deal}: P(win) {} → {} ({:+.0} pts)",
@@ -710,6 +730,8 @@ mod tests {
                 title: "Engage an executive".into(),
                 uplift_points: 9.0,
             }),
+            idle_days: after.map(|_| 3.0),
+            previous_idle_days: before.map(|_| 2.0),
         }
     }
 
@@ -770,9 +792,58 @@ mod tests {
             .parse::<Trigger>()
             .unwrap()
             .fires(&change(Some(0.1), None)));
-        for bad in ["drop", "drop:x", "drop:-1", "drop:100", "fall:3", ""] {
+        for bad in [
+            "drop",
+            "drop:x",
+            "drop:-1",
+            "drop:100",
+            "fall:3",
+            "",
+            "stalled",
+            "stalled:0",
+            "stalled:-3",
+            "stalled:NaN",
+            "stalled:x",
+        ] {
             assert!(bad.parse::<Trigger>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_stalled_trigger_fires_once_when_a_deal_crosses_its_line() {
+        let stalled: Trigger = "stalled:14".parse().unwrap();
+        assert_eq!(stalled.to_string(), "stalled:14");
+        let idle = |before: Option<f64>, after: Option<f64>| {
+            let mut c = change(Some(0.5), Some(0.5));
+            c.previous_idle_days = before;
+            c.idle_days = after;
+            c
+        };
+        assert!(stalled.fires(&idle(Some(13.9), Some(14.0))));
+        assert!(stalled.fires(&idle(Some(3.0), Some(40.0))));
+        // Already stalled before, not yet stalled, or active again: nothing.
+        assert!(!stalled.fires(&idle(Some(14.0), Some(15.0))));
+        assert!(!stalled.fires(&idle(Some(10.0), Some(13.9))));
+        assert!(!stalled.fires(&idle(Some(20.0), Some(0.0))));
+        // A deal first scored already idle that long is stalled; a deal no longer open is not.
+        assert!(stalled.fires(&idle(None, Some(30.0))));
+        let mut closed = idle(Some(10.0), Some(30.0));
+        closed.after = None;
+        assert!(!stalled.fires(&closed));
+        let message = render(
+            &hook(Format::Slack, stalled),
+            4,
+            Ts(0),
+            &idle(Some(10.0), Some(31.5)),
+        )
+        .unwrap()
+        .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&message.body).unwrap();
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.contains("has stalled: no activity for 31 days"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -28,6 +28,31 @@ pub const SCORE_HISTORY: &str = "score-history";
 use crate::access::Scope;
 use crate::Silent;
 
+/// Which time the live scores are as of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clock {
+    /// The end of the data (just after the latest time anywhere in it), as `winsignal score` scores
+    /// by default: for a workspace whose data stops in the past (an export, the demo). Time moves as
+    /// data arrive.
+    #[default]
+    Data,
+    /// The wall clock, never earlier than the end of the data: for a workspace fed live, where a deal
+    /// nothing happens to still ages and stalls.
+    Wall,
+}
+
+impl std::str::FromStr for Clock {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Clock> {
+        match s {
+            "data" => Ok(Clock::Data),
+            "wall" => Ok(Clock::Wall),
+            _ => anyhow::bail!("clock {s:?}: expected data or wall"),
+        }
+    }
+}
+
 /// The active win model as the live state applies it.
 struct Applied {
     id: String,
@@ -69,6 +94,13 @@ pub struct ScoreChange {
     /// most.
     #[serde(default)]
     pub next_action: Option<NextAction>,
+    /// Days the deal had been idle (no activity, call or stage entry) at `as_of`, after the change
+    /// (`None` for a deal no longer open).
+    #[serde(default)]
+    pub idle_days: Option<f64>,
+    /// The same before the change (`None` for a deal scored for the first time).
+    #[serde(default)]
+    pub previous_idle_days: Option<f64>,
 }
 
 /// A deal's first next action, as a change carries it.
@@ -81,6 +113,13 @@ pub struct NextAction {
 }
 
 impl ScoreChange {
+    /// Whether the open deal became idle for `days` days with this change (it was not before).
+    pub fn stalls(&self, days: f64) -> bool {
+        self.after.is_some()
+            && self.idle_days.is_some_and(|d| d >= days)
+            && self.previous_idle_days.is_none_or(|d| d < days)
+    }
+
     /// The change of a deal's score from `before` to `after` (either absent: first scored, or no
     /// longer open), with the factors that moved it.
     fn between(
@@ -112,6 +151,8 @@ impl ScoreChange {
                 title: a.title.clone(),
                 uplift_points: a.uplift_points,
             }),
+            idle_days: after.map(|d| d.idle_days),
+            previous_idle_days: before.map(|d| d.idle_days),
         }
     }
 }
@@ -138,12 +179,13 @@ pub struct Live {
     position: LogPosition,
     model: Option<Applied>,
     scores: BTreeMap<String, DealScore>,
+    clock: Clock,
 }
 
 impl Live {
     /// The state of the store as it is now: the engine from its checkpoint (or a replay), the active win
     /// model, and every open deal scored with it (none when no model is trained yet).
-    pub fn open(store: &dyn Store) -> Result<Live> {
+    pub fn open(store: &dyn Store, clock: Clock) -> Result<Live> {
         let snapshot = store.snapshot()?;
         let (ctx, checkpoint) = crate::pipeline::entities(store, &*snapshot)?;
         let model = match crate::models::active_win_model(&*snapshot)? {
@@ -166,6 +208,7 @@ impl Live {
             position,
             model,
             scores: BTreeMap::new(),
+            clock,
         };
         live.scores = live
             .score(None)?
@@ -199,6 +242,7 @@ impl Live {
                 let mut change = ScoreChange::between(id, self.position.0, model_id, None, Some(d));
                 change.before = last.and_then(|c| c.after);
                 change.previous_stage = last.and_then(|c| c.stage.clone());
+                change.previous_idle_days = last.and_then(|c| c.idle_days);
                 // What moved it while unrecorded is not known.
                 change.moved_by.clear();
                 changes.push(change);
@@ -220,6 +264,55 @@ impl Live {
             }
         }
         record(store, &changes)
+    }
+
+    /// The time scores made now are as of (see [`Clock`]).
+    pub fn now(&self) -> Ts {
+        let end = snapshot::horizon(&self.engine).plus_millis(1);
+        match self.clock {
+            Clock::Data => end,
+            Clock::Wall => end.max(Ts::now()),
+        }
+    }
+
+    /// Rescores every open deal as of [`Live::now`]: the clock's pass, for deals no event touched
+    /// since time moved on (they age, and go idle). Records and returns the changes, in
+    /// opportunity-id order: every deal whose score moved, and every deal that crossed one of
+    /// `stall_days` (days idle) without its score moving, so a stalled trigger is sent it.
+    pub fn tick(&mut self, store: &dyn Store, stall_days: &[f64]) -> Result<Vec<ScoreChange>> {
+        let Some(model_id) = self.model_id().map(str::to_string) else {
+            return Ok(Vec::new());
+        };
+        let rescored: BTreeMap<String, DealScore> = self
+            .score(None)?
+            .into_iter()
+            .map(|d| (d.opportunity_id.clone(), d))
+            .collect();
+        let ids: std::collections::BTreeSet<String> =
+            self.scores.keys().chain(rescored.keys()).cloned().collect();
+        let mut changes = Vec::new();
+        for id in ids {
+            let before = self.scores.remove(&id);
+            let after = rescored.get(&id).cloned();
+            let change = ScoreChange::between(
+                &id,
+                self.position.0,
+                &model_id,
+                before.as_ref(),
+                after.as_ref(),
+            );
+            if let Some(d) = after {
+                self.scores.insert(id, d);
+            }
+            if change.before != change.after
+                || !change.moved_by.is_empty()
+                || stall_days.iter().any(|&days| change.stalls(days))
+            {
+                changes.push(change);
+            }
+        }
+        record(store, &changes)?;
+        Ok(changes)
     }
 
     /// The log position the state is of.
@@ -361,7 +454,7 @@ impl Live {
         let Some(m) = &self.model else {
             return Ok(Vec::new());
         };
-        let as_of = snapshot::horizon(&self.engine).plus_millis(1);
+        let as_of = self.now();
         let snaps = match only {
             Some(ids) => {
                 winsignal_score::dataset::open_snapshots_among(&self.engine, &m.catalog, as_of, ids)
