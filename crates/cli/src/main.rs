@@ -25,6 +25,7 @@ mod demo;
 mod discover;
 mod export;
 mod features;
+mod forecast;
 mod output;
 mod parquet_out;
 mod progress;
@@ -156,6 +157,11 @@ enum Command {
     /// Score every open deal: P(win), the factors behind it, the expected close window and the
     /// next-best actions.
     Score(scoring::ScoreArgs),
+    /// Bookings per month or quarter from the deals themselves: won so far, the open deals' expected
+    /// part (P(win) × the chance of closing within the period × amount), the deals to come, a P10–P90
+    /// range from simulation, each deal's share, beside the stage-weighted pipeline. `--backtest`
+    /// checks it on the workspace's own history, point in time, week by week (docs/forecast.md).
+    Forecast(forecast::ForecastArgs),
     /// One deal's score explained: every factor exactly, next-best actions with evidence and people to
     /// involve, coaching prompts, and the events and source rows behind each factor.
     Explain(scoring::ExplainArgs),
@@ -425,6 +431,7 @@ fn run(cli: Cli) -> Result<()> {
             scoring::run_train(&cli.global, &mut open_store(&cli.global)?, &args)
         }
         Command::Score(args) => scoring::run_score(&cli.global, &open_store(&cli.global)?, &args),
+        Command::Forecast(args) => forecast::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Explain(args) => {
             scoring::run_explain(&cli.global, &open_store(&cli.global)?, &args)
         }

@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod dataset;
 pub mod error;
 pub mod explain;
+pub mod forecast;
 pub mod model;
 pub mod reps;
 

@@ -17,6 +17,7 @@ pub mod coaching;
 pub mod demo;
 pub mod fault;
 pub mod files;
+pub mod forecast;
 pub mod hooks;
 pub mod insights;
 pub mod lineage;

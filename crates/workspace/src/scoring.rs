@@ -81,20 +81,20 @@ pub fn biggest_drag(d: &DealScore) -> Option<&explain::Factor> {
 
 /// A saved win model with what applying it reads: one snapshot of the store, its entities, and the
 /// model's catalog made concrete with the levels the model was trained on.
-struct ModelReading<'s> {
-    snapshot: Box<dyn winsignal_store::Snapshot + 's>,
-    id: String,
-    model: WinModel,
-    ctx: Context,
+pub(crate) struct ModelReading<'s> {
+    pub(crate) snapshot: Box<dyn winsignal_store::Snapshot + 's>,
+    pub(crate) id: String,
+    pub(crate) model: WinModel,
+    pub(crate) ctx: Context,
     /// The store's checkpoint, read while the entities were.
-    checkpoint: crate::pipeline::Fetched,
-    catalog: Catalog,
+    pub(crate) checkpoint: crate::pipeline::Fetched,
+    pub(crate) catalog: Catalog,
 }
 
 impl<'s> ModelReading<'s> {
     /// The model `model_id` (the active win model when `None`), applied with `catalog` (the one it was
     /// trained with when `None`).
-    fn open(
+    pub(crate) fn open(
         store: &'s dyn Store,
         catalog: Option<&Path>,
         model_id: Option<&str>,

@@ -1,0 +1,229 @@
+//! `winsignal forecast`: bookings per period, and its back-test.
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use serde::Serialize;
+use winsignal_core::Ts;
+use winsignal_score::forecast::{Forecast, ForecastOptions, PeriodKind};
+use winsignal_store::Store;
+use winsignal_workspace::forecast::{Accuracy, Backtest};
+
+use crate::progress::Bar;
+use crate::Global;
+
+#[derive(Args)]
+pub struct ForecastArgs {
+    #[command(flatten)]
+    pub catalog: crate::features::ModelCatalogArg,
+    /// Count bookings per calendar month or quarter (UTC).
+    #[arg(long, default_value = "quarter", value_name = "month|quarter")]
+    pub period: PeriodKind,
+    /// How many periods to forecast, the one holding the as-of date first.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub periods: usize,
+    /// Forecast as of this date (RFC 3339 or YYYY-MM-DD) from what was known before it; the default is
+    /// the end of the data.
+    #[arg(long, value_name = "DATE", conflicts_with = "backtest")]
+    pub as_of: Option<String>,
+    /// Forecast with this saved model; the latest win model by default.
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+    /// Back-test instead: at every weekly point, the period's forecast made with what was known then
+    /// (the model trained again on the deals closed before the period began) against what was booked,
+    /// beside the stage-weighted pipeline.
+    #[arg(long)]
+    pub backtest: bool,
+    /// The back-test's first point (the first period starting on or after it); by default two years
+    /// before the end of the data, or a year after its start if that is later.
+    #[arg(long, value_name = "DATE", requires = "backtest")]
+    pub from: Option<String>,
+    /// How many simulations the P10–P90 range is drawn from.
+    #[arg(long, default_value_t = 4000, value_name = "N")]
+    pub simulations: usize,
+    /// Print the forecast (or the back-test) as JSON (schema in docs/cli.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct ForecastOut<'a> {
+    model_id: &'a str,
+    #[serde(flatten)]
+    forecast: &'a Forecast,
+}
+
+pub fn run(global: &Global, store: &dyn Store, args: &ForecastArgs) -> Result<()> {
+    if args.periods == 0 || args.periods > 12 {
+        bail!("--periods {}: give 1 to 12", args.periods);
+    }
+    if args.simulations < 100 {
+        bail!(
+            "--simulations {}: at least 100 are needed for a P10–P90 range",
+            args.simulations
+        );
+    }
+    let date = |flag: &str, text: &str| {
+        Ts::parse(text).with_context(|| {
+            format!("{flag} {text:?}: expected a date (YYYY-MM-DD) or an RFC 3339 time")
+        })
+    };
+    let opts = ForecastOptions {
+        kind: args.period,
+        periods: args.periods,
+        simulations: args.simulations,
+        ..ForecastOptions::default()
+    };
+    let mut bar = Bar::new(global.quiet);
+    let catalog = args.catalog.catalog.as_deref();
+    if args.backtest {
+        let from = args
+            .from
+            .as_deref()
+            .map(|t| date("--from", t))
+            .transpose()?;
+        let b = winsignal_workspace::forecast::backtest(
+            store,
+            catalog,
+            args.model.as_deref(),
+            from,
+            &opts,
+            &mut bar,
+        )?;
+        if args.json {
+            return crate::output::print_json(&b);
+        }
+        print_backtest(&b);
+        return Ok(());
+    }
+    let as_of = args
+        .as_of
+        .as_deref()
+        .map(|t| date("--as-of", t))
+        .transpose()?;
+    let (id, f) = winsignal_workspace::forecast::forecast_at(
+        store,
+        catalog,
+        args.model.as_deref(),
+        as_of,
+        &opts,
+        &mut bar,
+    )?;
+    if args.json {
+        return crate::output::print_json(&ForecastOut {
+            model_id: &id,
+            forecast: &f,
+        });
+    }
+    print_forecast(&id, &f);
+    Ok(())
+}
+
+/// An amount as printed: whole units with thousands separators (never negative: bookings).
+fn money(x: f64) -> String {
+    crate::output::n(x.round().max(0.0) as u64)
+}
+
+fn print_forecast(model_id: &str, f: &Forecast) {
+    println!(
+        "Bookings forecast as of {} (model {model_id}):",
+        f.as_of.to_rfc3339()
+    );
+    println!(
+        "{:<9} {:>14} {:>14} {:>14} {:>14} {:>27} {:>15}",
+        "period",
+        "won so far",
+        "open deals",
+        "new deals",
+        "expected",
+        "P10 – P90",
+        "stage-weighted"
+    );
+    for p in &f.periods {
+        println!(
+            "{:<9} {:>14} {:>14} {:>14} {:>14} {:>27} {:>15}",
+            p.period.label,
+            money(p.closed_won),
+            money(p.open_expected),
+            money(p.new_expected),
+            money(p.expected),
+            format!("{} – {}", money(p.p10), money(p.p90)),
+            money(p.stage_weighted)
+        );
+    }
+    let first = f.periods.first().map_or("", |p| p.period.label.as_str());
+    println!("\nThe open deals carrying {first} most:");
+    for d in f.deals.iter().take(10).filter(|d| d.expected[0] > 0.0) {
+        println!(
+            "  {:<20} {:>12} × P(win) {:>3.0}% × P(closes in {first}) {:>3.0}% = {}",
+            d.opportunity_id,
+            money(d.amount.unwrap_or(0.0)),
+            d.p_win * 100.0,
+            if d.p_win > 0.0 {
+                d.p_in_period[0] / d.p_win * 100.0
+            } else {
+                0.0
+            },
+            money(d.expected[0])
+        );
+    }
+    println!(
+        "\nNew deals: {:.1} created a day lately; what they bring is taken from {} deals created earlier.",
+        f.creation_per_day, f.new_deal_examples
+    );
+    for n in &f.notes {
+        println!("Note: {n}.");
+    }
+    println!(
+        "The range is from {} simulations of every deal; `forecast --backtest` shows how often such ranges held.",
+        f.simulations
+    );
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or("–".into(), |x| format!("{:.1}%", x * 100.0))
+}
+
+fn print_backtest(b: &Backtest) {
+    println!(
+        "Back-test: {} weekly points, each forecasting its {} with what was known then ({:.1} s).",
+        b.points.len(),
+        match b.kind {
+            PeriodKind::Month => "month",
+            PeriodKind::Quarter => "quarter",
+        },
+        b.seconds
+    );
+    println!(
+        "{:>5} {:>7} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12}",
+        "week",
+        "points",
+        "MAPE",
+        "bias",
+        "85–115%",
+        "P10–P90",
+        "stage MAPE",
+        "stage bias",
+        "stage 85–115"
+    );
+    let row = |label: String, a: &Accuracy| {
+        println!(
+            "{:>5} {:>7} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12}",
+            label,
+            a.points,
+            pct(a.mape),
+            pct(a.bias),
+            pct(a.within_85_115),
+            pct(a.coverage_p10_p90),
+            pct(a.stage_weighted_mape),
+            pct(a.stage_weighted_bias),
+            pct(a.stage_weighted_within_85_115)
+        );
+    };
+    for a in &b.by_week {
+        row(a.week.map_or("all".into(), |w| w.to_string()), a);
+    }
+    row("all".into(), &b.overall);
+    for n in &b.notes {
+        println!("Note: {n}.");
+    }
+}

@@ -1,0 +1,813 @@
+//! Bookings per period, forecast from the deals themselves: what was won so far in the period, what the
+//! open deals are expected to bring (P(win) from the win model × the chance a won deal closes within the
+//! period, from the time won deals took from the deal's stage, × the amount), and what deals not created
+//! yet are expected to bring (the recent creation rate × what such deals brought within the same span).
+//! The distribution comes from simulating every deal (and the deals to come) many times with a fixed
+//! seed; every deal's expected share is kept, so the total can be taken apart.
+//!
+//! Point in time: given `as_of`, nothing here reads a close, an outcome or a deal created at or after
+//! it (a deal closed later counts as open then). The amounts are the deals' current ones.
+//!
+//! The baseline beside it is the stage-weighted pipeline: the same, with each open deal's P(win) replaced
+//! by the historical win rate of deals that reached its stage (the timing and the deals to come are the
+//! same for both, so the two differ only in how likely each deal is to be won).
+
+use std::collections::BTreeMap;
+
+use chrono::Datelike;
+use serde::Serialize;
+use winsignal_core::rng::Rng;
+use winsignal_core::time::MS_PER_DAY;
+use winsignal_core::{Outcome, Ts};
+use winsignal_features::context::{Context, OppInfo};
+
+use crate::explain::DealScore;
+use crate::model::CloseTimes;
+
+/// Calendar periods bookings are counted in (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeriodKind {
+    Month,
+    Quarter,
+}
+
+impl std::str::FromStr for PeriodKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PeriodKind, String> {
+        match s {
+            "month" => Ok(PeriodKind::Month),
+            "quarter" => Ok(PeriodKind::Quarter),
+            _ => Err(format!("period {s:?}: expected month or quarter")),
+        }
+    }
+}
+
+/// One period: `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Period {
+    /// `2026-Q2` or `2026-06`.
+    pub label: String,
+    pub start: Ts,
+    pub end: Ts,
+}
+
+impl PeriodKind {
+    fn months(self) -> u32 {
+        match self {
+            PeriodKind::Month => 1,
+            PeriodKind::Quarter => 3,
+        }
+    }
+
+    /// The period holding `t`.
+    pub fn containing(self, t: Ts) -> Period {
+        let d = t.to_datetime();
+        let first = (d.month() - 1) / self.months() * self.months() + 1;
+        self.starting(d.year(), first)
+    }
+
+    /// The period after `p`.
+    pub fn after(self, p: &Period) -> Period {
+        let d = p.end.to_datetime();
+        self.starting(d.year(), d.month())
+    }
+
+    fn starting(self, year: i32, month: u32) -> Period {
+        let (ny, nm) = if month + self.months() > 12 {
+            (year + 1, month + self.months() - 12)
+        } else {
+            (year, month + self.months())
+        };
+        let label = match self {
+            PeriodKind::Month => format!("{year:04}-{month:02}"),
+            PeriodKind::Quarter => format!("{year:04}-Q{}", (month - 1) / 3 + 1),
+        };
+        Period {
+            label,
+            start: Ts::from_ymd(year, month, 1).unwrap_or(Ts(0)),
+            end: Ts::from_ymd(ny, nm, 1).unwrap_or(Ts(0)),
+        }
+    }
+}
+
+/// What a forecast is made with.
+#[derive(Debug, Clone)]
+pub struct ForecastOptions {
+    pub kind: PeriodKind,
+    /// How many periods, the one holding `as_of` first.
+    pub periods: usize,
+    pub simulations: usize,
+    pub seed: u64,
+    /// How much all deals' chances move together in one simulation: the standard deviation of a shock
+    /// to every deal's log-odds shared by all of them (0: deals are independent).
+    pub shared_shock: f64,
+    /// How far back the creation rate and the deals that show what new deals bring are taken from.
+    pub history_days: f64,
+}
+
+impl Default for ForecastOptions {
+    fn default() -> ForecastOptions {
+        ForecastOptions {
+            kind: PeriodKind::Quarter,
+            periods: 3,
+            simulations: 4000,
+            seed: 7,
+            shared_shock: 0.0,
+            history_days: 365.0,
+        }
+    }
+}
+
+/// One period's forecast.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeriodForecast {
+    #[serde(flatten)]
+    pub period: Period,
+    /// Won in the period before `as_of` (only the first period has any).
+    pub closed_won: f64,
+    /// What the deals open at `as_of` are expected to bring in the period.
+    pub open_expected: f64,
+    /// What deals created after `as_of` are expected to bring in the period.
+    pub new_expected: f64,
+    /// `closed_won + open_expected + new_expected`.
+    pub expected: f64,
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+    /// The stage-weighted pipeline's figure for the period (see the module's text).
+    pub stage_weighted: f64,
+}
+
+/// One open deal's part in the forecast.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DealShare {
+    pub opportunity_id: String,
+    pub stage: Option<String>,
+    pub amount: Option<f64>,
+    pub p_win: f64,
+    /// P(won and closed within each period), in the order of [`Forecast::periods`].
+    pub p_in_period: Vec<f64>,
+    /// `amount × p_in_period`, per period.
+    pub expected: Vec<f64>,
+    /// Where the timing came from: `stage` (won deals' times from the deal's stage), `age` (won
+    /// deals' times from creation, the deal's stage having too few), `none` (too few won deals at all).
+    pub timing: &'static str,
+}
+
+/// The forecast of every period, with the open deals' shares (largest share of the first period
+/// first) and what limits it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forecast {
+    pub as_of: Ts,
+    pub kind: PeriodKind,
+    pub periods: Vec<PeriodForecast>,
+    pub deals: Vec<DealShare>,
+    /// Deals created per day over the history window, and how many won deals show what they bring.
+    pub creation_per_day: f64,
+    pub new_deal_examples: usize,
+    /// How many simulations the ranges are from.
+    pub simulations: usize,
+    pub notes: Vec<String>,
+}
+
+/// A deal's remaining days to close if won: a sample (from its stage's won deals, or from creation).
+struct Timing {
+    remaining: Vec<f64>,
+    source: &'static str,
+}
+
+/// The forecast as of `as_of` for the open deals scored then (`scored`, each as of `as_of`), the entities
+/// (`ctx`, read point in time as the module says), the win model's close times by stage, and the
+/// historical win rate by stage for the baseline ([`stage_win_rates`]).
+pub fn forecast(
+    ctx: &Context,
+    scored: &[DealScore],
+    close_times: &[CloseTimes],
+    stage_rates: &BTreeMap<String, f64>,
+    as_of: Ts,
+    opts: &ForecastOptions,
+) -> Forecast {
+    let mut periods = vec![opts.kind.containing(as_of)];
+    while periods.len() < opts.periods.max(1) {
+        let next = opts.kind.after(&periods[periods.len() - 1]);
+        periods.push(next);
+    }
+    let horizon_end = periods[periods.len() - 1].end;
+    let day = MS_PER_DAY as f64;
+    // Days from `as_of` to each period's bounds (the first period's start is before it: 0).
+    let bounds: Vec<(f64, f64)> = periods
+        .iter()
+        .map(|p| {
+            (
+                ((p.start.0 - as_of.0) as f64 / day).max(0.0),
+                (p.end.0 - as_of.0) as f64 / day,
+            )
+        })
+        .collect();
+    let known = |o: &OppInfo| o.closed.filter(|c| *c < as_of);
+    let mut notes = Vec::new();
+
+    // Won deals' days from creation to close, known at `as_of`: the fallback timing.
+    let lags: Vec<f64> = ctx
+        .opps
+        .iter()
+        .filter(|o| o.outcome == Outcome::Won)
+        .filter_map(|o| known(o).map(|c| (c.0 - o.created.0) as f64 / day))
+        .filter(|d| *d >= 0.0)
+        .collect();
+
+    // The open deals.
+    let mut deals = Vec::with_capacity(scored.len());
+    let mut timings = Vec::with_capacity(scored.len());
+    let mut without_amount = 0usize;
+    for d in scored {
+        let timing = timing_of(ctx, d, close_times, &lags, as_of);
+        let p_in_period: Vec<f64> = bounds
+            .iter()
+            .map(|&(lo, hi)| d.p_win * share_within(&timing.remaining, lo, hi))
+            .collect();
+        let amount = d.amount.filter(|a| a.is_finite() && *a > 0.0);
+        if amount.is_none() {
+            without_amount += 1;
+        }
+        deals.push(DealShare {
+            opportunity_id: d.opportunity_id.clone(),
+            stage: d.stage.clone(),
+            amount,
+            p_win: d.p_win,
+            expected: p_in_period
+                .iter()
+                .map(|p| p * amount.unwrap_or(0.0))
+                .collect(),
+            p_in_period,
+            timing: timing.source,
+        });
+        timings.push(timing);
+    }
+    if without_amount > 0 {
+        notes.push(format!(
+            "{without_amount} open deals have no amount; they add nothing to the forecast"
+        ));
+    }
+    let no_timing = deals.iter().filter(|d| d.timing == "none").count();
+    if no_timing > 0 {
+        notes.push(format!(
+            "{no_timing} open deals have no close timing (fewer than 5 won deals to learn it from); they add nothing"
+        ));
+    }
+
+    // Deals to come: the creation rate over the history window, and what deals created at least a
+    // horizon before `as_of` brought within each span after their creation (their outcome within the
+    // horizon is known).
+    let span = (horizon_end.0 - as_of.0) as f64 / day;
+    let first = ctx.opps.iter().map(|o| o.created).min().unwrap_or(as_of);
+    let window = opts
+        .history_days
+        .min((as_of.0 - first.0) as f64 / day)
+        .max(0.0);
+    let created_recently = ctx
+        .opps
+        .iter()
+        .filter(|o| o.created < as_of && (as_of.0 - o.created.0) as f64 / day <= window)
+        .count();
+    let creation_per_day = if window > 0.0 {
+        created_recently as f64 / window
+    } else {
+        0.0
+    };
+    // (amount if won within the horizon, days from creation to close).
+    let examples: Vec<(f64, f64)> = ctx
+        .opps
+        .iter()
+        .filter(|o| {
+            let age = (as_of.0 - o.created.0) as f64 / day;
+            age >= span && age <= span + window
+        })
+        .map(|o| {
+            let won = o.outcome == Outcome::Won && known(o).is_some();
+            let lag = known(o).map_or(f64::INFINITY, |c| (c.0 - o.created.0) as f64 / day);
+            let amount = o
+                .amount
+                .filter(|a| a.is_finite() && *a > 0.0)
+                .unwrap_or(0.0);
+            (if won && lag <= span { amount } else { 0.0 }, lag)
+        })
+        .collect();
+    if examples.is_empty() && span > 0.0 {
+        notes.push(
+            "no deal was created early enough to show what new deals bring within the horizon; deals to come add nothing"
+                .into(),
+        );
+    }
+    // A deal created at `as_of + c` (c uniform in [0, span)) and won `lag` days later lands in a period
+    // when c + lag falls in it: the expected amount per period, exactly.
+    let new_expected: Vec<f64> = bounds
+        .iter()
+        .map(|&(lo, hi)| {
+            if examples.is_empty() {
+                return 0.0;
+            }
+            let per_example: f64 = examples
+                .iter()
+                .filter(|e| e.0 > 0.0)
+                .map(|&(amount, lag)| {
+                    // The creation times c in [0, span) with lo <= c + lag < hi.
+                    let from = (lo - lag).max(0.0);
+                    let to = (hi - lag).min(span);
+                    amount * (to - from).max(0.0)
+                })
+                .sum::<f64>()
+                / examples.len() as f64;
+            creation_per_day * per_example
+        })
+        .collect();
+
+    let closed_won: f64 = ctx
+        .opps
+        .iter()
+        .filter(|o| o.outcome == Outcome::Won)
+        .filter_map(|o| known(o).map(|c| (c, o.amount)))
+        .filter(|(c, _)| *c >= periods[0].start)
+        .filter_map(|(_, a)| a.filter(|a| a.is_finite() && *a > 0.0))
+        .sum();
+
+    // The baseline: the same, each deal's P(win) its stage's historical rate.
+    let overall = {
+        let closed: Vec<&OppInfo> = ctx.opps.iter().filter(|o| known(o).is_some()).collect();
+        let won = closed.iter().filter(|o| o.outcome == Outcome::Won).count();
+        if closed.is_empty() {
+            0.0
+        } else {
+            won as f64 / closed.len() as f64
+        }
+    };
+    let stage_weighted: Vec<f64> = (0..bounds.len())
+        .map(|k| {
+            let open: f64 = deals
+                .iter()
+                .filter(|d| d.p_win > 0.0)
+                .map(|d| {
+                    let rate = d
+                        .stage
+                        .as_ref()
+                        .and_then(|s| stage_rates.get(s))
+                        .copied()
+                        .unwrap_or(overall);
+                    d.expected[k] / d.p_win * rate
+                })
+                .sum();
+            open + new_expected[k] + if k == 0 { closed_won } else { 0.0 }
+        })
+        .collect();
+
+    // The distribution.
+    let sims = simulate(
+        &deals,
+        &timings,
+        &bounds,
+        &examples,
+        creation_per_day,
+        span,
+        opts,
+    );
+    let out: Vec<PeriodForecast> = periods
+        .into_iter()
+        .enumerate()
+        .map(|(k, period)| {
+            let open_expected: f64 = deals.iter().map(|d| d.expected[k]).sum();
+            let closed = if k == 0 { closed_won } else { 0.0 };
+            let mut totals: Vec<f64> = sims.iter().map(|s| s[k] + closed).collect();
+            totals.sort_by(f64::total_cmp);
+            let q = |p: f64| {
+                if totals.is_empty() {
+                    0.0
+                } else {
+                    totals[((totals.len() - 1) as f64 * p).round() as usize]
+                }
+            };
+            PeriodForecast {
+                period,
+                closed_won: closed,
+                open_expected,
+                new_expected: new_expected[k],
+                expected: closed + open_expected + new_expected[k],
+                p10: q(0.1),
+                p50: q(0.5),
+                p90: q(0.9),
+                stage_weighted: stage_weighted[k],
+            }
+        })
+        .collect();
+    deals.sort_by(|a, b| {
+        b.expected[0]
+            .total_cmp(&a.expected[0])
+            .then_with(|| a.opportunity_id.cmp(&b.opportunity_id))
+    });
+    Forecast {
+        as_of,
+        kind: opts.kind,
+        periods: out,
+        deals,
+        creation_per_day,
+        new_deal_examples: examples.len(),
+        simulations: opts.simulations.max(1),
+        notes,
+    }
+}
+
+/// The share of `remaining` in `[lo, hi)`.
+fn share_within(remaining: &[f64], lo: f64, hi: f64) -> f64 {
+    if remaining.is_empty() {
+        return 0.0;
+    }
+    remaining.iter().filter(|d| **d >= lo && **d < hi).count() as f64 / remaining.len() as f64
+}
+
+/// A deal's remaining days to close if won: from the close times of won deals from its stage, given
+/// the days it has spent in it (as the close window of a score is), else from won deals' days from
+/// creation given its age; at least 5 values, or none.
+fn timing_of(
+    ctx: &Context,
+    d: &DealScore,
+    close_times: &[CloseTimes],
+    lags: &[f64],
+    as_of: Ts,
+) -> Timing {
+    let day = MS_PER_DAY as f64;
+    let opp = ctx
+        .opportunity(&d.opportunity_id)
+        .map(|o| &ctx.opps[o as usize]);
+    if let (Some(stage), Some(o)) = (&d.stage, opp) {
+        let entered = o
+            .stages
+            .iter()
+            .rev()
+            .find(|(t, s)| s == stage && *t < as_of)
+            .map(|(t, _)| *t);
+        if let (Some(times), Some(entered)) =
+            (close_times.iter().find(|c| &c.stage == stage), entered)
+        {
+            let elapsed = (as_of.0 - entered.0) as f64 / day;
+            let remaining: Vec<f64> = times
+                .percentiles
+                .iter()
+                .filter(|p| **p >= elapsed)
+                .map(|p| p - elapsed)
+                .collect();
+            if remaining.len() >= 5 {
+                return Timing {
+                    remaining,
+                    source: "stage",
+                };
+            }
+        }
+    }
+    let age = d.age_days;
+    let remaining: Vec<f64> = lags
+        .iter()
+        .filter(|l| **l >= age)
+        .map(|l| l - age)
+        .collect();
+    if remaining.len() >= 5 {
+        Timing {
+            remaining,
+            source: "age",
+        }
+    } else {
+        Timing {
+            remaining: Vec::new(),
+            source: "none",
+        }
+    }
+}
+
+/// Totals per period over `opts.simulations` runs: each open deal won with its P(win) (moved by the
+/// run's shared shock) and closing at a remaining time drawn from its timing; deals to come created as
+/// a Poisson process at the creation rate over the horizon, each like an example drawn at random.
+fn simulate(
+    deals: &[DealShare],
+    timings: &[Timing],
+    bounds: &[(f64, f64)],
+    examples: &[(f64, f64)],
+    creation_per_day: f64,
+    span: f64,
+    opts: &ForecastOptions,
+) -> Vec<Vec<f64>> {
+    let mut rng = Rng::new(opts.seed);
+    let period_of = |days: f64| bounds.iter().position(|&(lo, hi)| days >= lo && days < hi);
+    let logit = |p: f64| {
+        let p = p.clamp(1e-9, 1.0 - 1e-9);
+        (p / (1.0 - p)).ln()
+    };
+    let new_deals = creation_per_day * span;
+    (0..opts.simulations.max(1))
+        .map(|_| {
+            let mut totals = vec![0.0; bounds.len()];
+            let shock = if opts.shared_shock > 0.0 {
+                opts.shared_shock * rng.normal()
+            } else {
+                0.0
+            };
+            for (d, t) in deals.iter().zip(timings) {
+                let p = if shock == 0.0 {
+                    d.p_win
+                } else {
+                    1.0 / (1.0 + (-(logit(d.p_win) + shock)).exp())
+                };
+                let won = rng.f64() < p;
+                let (Some(amount), false) = (d.amount, t.remaining.is_empty()) else {
+                    continue;
+                };
+                if won {
+                    let r = t.remaining[rng.below(t.remaining.len() as u64) as usize];
+                    if let Some(k) = period_of(r) {
+                        totals[k] += amount;
+                    }
+                }
+            }
+            if !examples.is_empty() && new_deals > 0.0 {
+                for _ in 0..poisson(&mut rng, new_deals) {
+                    let created = rng.f64() * span;
+                    let (amount, lag) = examples[rng.below(examples.len() as u64) as usize];
+                    if amount > 0.0 {
+                        if let Some(k) = period_of(created + lag) {
+                            totals[k] += amount;
+                        }
+                    }
+                }
+            }
+            totals
+        })
+        .collect()
+}
+
+/// A Poisson draw (Knuth's method in pieces of mean at most 500, so it stays exact for large means).
+fn poisson(rng: &mut Rng, mean: f64) -> u64 {
+    let mut left = mean;
+    let mut n = 0;
+    while left > 0.0 {
+        let m = left.min(500.0);
+        left -= m;
+        let limit = (-m).exp();
+        let mut p = rng.f64();
+        while p > limit {
+            n += 1;
+            p *= rng.f64();
+        }
+    }
+    n
+}
+
+/// The historical win rate by stage, as known at `as_of`: among deals closed before it that entered a
+/// stage (before their close), the share won. Stages with fewer than 10 such deals are left out (the
+/// overall rate is used for them).
+pub fn stage_win_rates(ctx: &Context, as_of: Ts) -> BTreeMap<String, f64> {
+    let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for o in &ctx.opps {
+        let Some(closed) = o.closed.filter(|c| *c < as_of) else {
+            continue;
+        };
+        if o.outcome == Outcome::Open {
+            continue;
+        }
+        let mut seen: Vec<&str> = o
+            .stages
+            .iter()
+            .filter(|(t, _)| *t <= closed)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for s in seen {
+            let c = counts.entry(s).or_default();
+            c.0 += 1;
+            c.1 += usize::from(o.outcome == Outcome::Won);
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(_, (n, _))| *n >= 10)
+        .map(|(s, (n, won))| (s.to_string(), won as f64 / n as f64))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use winsignal_core::{Account, Opportunity, Record, StageEntry};
+
+    const DAY: i64 = MS_PER_DAY;
+
+    fn opp(id: &str, created: i64, closed: Option<i64>, outcome: Outcome, amount: f64) -> Record {
+        Record::Opportunities(Opportunity {
+            opportunity_id: id.into(),
+            account_id: Some("A1".into()),
+            rep_id: None,
+            name: None,
+            opp_type: None,
+            lead_source: None,
+            amount: Some(amount),
+            currency: None,
+            created_at: Ts(created),
+            closed_at: closed.map(Ts),
+            outcome,
+            stage: Some("Proposal".into()),
+            attrs: Default::default(),
+        })
+    }
+
+    fn stage(id: &str, at: i64) -> Record {
+        Record::StageHistory(StageEntry {
+            opportunity_id: id.into(),
+            stage: "Proposal".into(),
+            entered_at: Ts(at),
+        })
+    }
+
+    /// A company whose won deals all closed 10 to 30 days after entering Proposal, and `open` deals in
+    /// Proposal since `as_of` - 5 days, as of the middle of a quarter.
+    fn company(open: usize, extra: Vec<Record>) -> (Context, Vec<DealScore>, Vec<CloseTimes>, Ts) {
+        let as_of = Ts::from_ymd(2025, 5, 15).unwrap();
+        let mut records = vec![Record::Accounts(Account {
+            account_id: "A1".into(),
+            ..Account::default()
+        })];
+        let mut scored = Vec::new();
+        for i in 0..open {
+            let id = format!("O{i:04}");
+            records.push(opp(&id, as_of.0 - 20 * DAY, None, Outcome::Open, 100.0));
+            records.push(stage(&id, as_of.0 - 5 * DAY));
+            scored.push(DealScore {
+                opportunity_id: id,
+                account_id: Some("A1".into()),
+                rep_id: None,
+                as_of,
+                stage: Some("Proposal".into()),
+                age_days: 20.0,
+                idle_days: 5.0,
+                amount: Some(100.0),
+                p_win: 0.5,
+                logit: 0.0,
+                intercept: 0.0,
+                factors: Vec::new(),
+                close: None,
+                actions: Vec::new(),
+            });
+        }
+        records.extend(extra);
+        let ctx = Context::from_records(&records);
+        // Won deals took 10 to 30 days from entering Proposal: the open deals, 5 days in, have 5 to 25
+        // days left, all within the quarter.
+        let times = vec![CloseTimes {
+            stage: "Proposal".into(),
+            won_deals: 101,
+            percentiles: (0..=100).map(|p| 10.0 + 0.2 * p as f64).collect(),
+        }];
+        (ctx, scored, times, as_of)
+    }
+
+    #[test]
+    fn periods_are_calendar_months_and_quarters() {
+        let t = Ts::from_ymd(2025, 11, 10).unwrap();
+        let q = PeriodKind::Quarter.containing(t);
+        assert_eq!(q.label, "2025-Q4");
+        assert_eq!(q.start, Ts::from_ymd(2025, 10, 1).unwrap());
+        assert_eq!(q.end, Ts::from_ymd(2026, 1, 1).unwrap());
+        assert_eq!(PeriodKind::Quarter.after(&q).label, "2026-Q1");
+        let m = PeriodKind::Month.containing(t);
+        assert_eq!(
+            (m.label.as_str(), m.end),
+            ("2025-11", Ts::from_ymd(2025, 12, 1).unwrap())
+        );
+        assert_eq!(
+            PeriodKind::Month
+                .after(&PeriodKind::Month.containing(Ts::from_ymd(2025, 12, 31).unwrap()))
+                .label,
+            "2026-01"
+        );
+    }
+
+    #[test]
+    fn the_forecast_is_the_sum_of_its_parts() {
+        let won_before = opp(
+            "W1",
+            0,
+            Some(Ts::from_ymd(2025, 4, 20).unwrap().0),
+            Outcome::Won,
+            700.0,
+        );
+        let (ctx, mut scored, times, as_of) = company(40, vec![won_before]);
+        for (i, d) in scored.iter_mut().enumerate() {
+            d.p_win = (i as f64 + 0.5) / 40.0;
+            d.amount = Some(10.0 * (i + 1) as f64);
+        }
+        let f = forecast(
+            &ctx,
+            &scored,
+            &times,
+            &BTreeMap::new(),
+            as_of,
+            &ForecastOptions::default(),
+        );
+        assert_eq!(f.periods.len(), 3);
+        assert_eq!(f.periods[0].closed_won, 700.0);
+        for (k, p) in f.periods.iter().enumerate() {
+            let deals: f64 = f.deals.iter().map(|d| d.expected[k]).sum();
+            assert!((p.open_expected - deals).abs() < 1e-9);
+            assert!((p.expected - (p.closed_won + p.open_expected + p.new_expected)).abs() < 1e-9);
+            assert!(p.p10 <= p.p50 && p.p50 <= p.p90, "{p:?}");
+        }
+        // Every open deal closes within the first period if won.
+        let open: f64 = scored.iter().map(|d| d.p_win * d.amount.unwrap()).sum();
+        assert!((f.periods[0].open_expected - open).abs() < 1e-6);
+        assert_eq!(f.periods[1].open_expected, 0.0);
+    }
+
+    #[test]
+    fn nothing_at_or_after_the_as_of_date_changes_the_forecast() {
+        let (ctx, scored, times, as_of) = company(30, Vec::new());
+        let opts = ForecastOptions::default();
+        let before = forecast(&ctx, &scored, &times, &BTreeMap::new(), as_of, &opts);
+        // A huge deal created at the as-of time and won soon after, and an open deal's own close.
+        let later = vec![
+            opp("LATE", as_of.0, Some(as_of.0 + 3 * DAY), Outcome::Won, 1e9),
+            opp(
+                "O0000",
+                as_of.0 - 20 * DAY,
+                Some(as_of.0 + DAY),
+                Outcome::Won,
+                100.0,
+            ),
+            stage("LATE", as_of.0 + DAY),
+        ];
+        let (ctx_later, _, _, _) = company(30, later);
+        let after = forecast(&ctx_later, &scored, &times, &BTreeMap::new(), as_of, &opts);
+        assert_eq!(before, after);
+        assert_eq!(
+            stage_win_rates(&ctx, as_of),
+            stage_win_rates(&ctx_later, as_of)
+        );
+    }
+
+    #[test]
+    fn the_p10_p90_range_holds_the_outcome_as_often_as_it_claims() {
+        // 200 independent deals of 100, each won with 0.5, all closing in the first period if won:
+        // bookings are 100 × Binomial(200, 0.5) (mean 10,000, sd about 707).
+        let (ctx, scored, times, as_of) = company(200, Vec::new());
+        let f = forecast(
+            &ctx,
+            &scored,
+            &times,
+            &BTreeMap::new(),
+            as_of,
+            &ForecastOptions::default(),
+        );
+        let p = &f.periods[0];
+        assert!((p.expected - 10_000.0).abs() < 1e-6);
+        // Binomial(200, 0.5): P10 = 91, P90 = 109, and P(91 <= X <= 109) = 0.821 (summed exactly from
+        // the pmf with Python's math.comb: the first k whose cumulative probability reaches 0.1 and
+        // 0.9), so 9,100 and 10,900, holding the outcome 82 % of the time.
+        assert!((p.p10 - 9_100.0).abs() <= 100.0, "{p:?}");
+        assert!((p.p90 - 10_900.0).abs() <= 100.0, "{p:?}");
+        // Outcomes drawn from the same process fall in [P10, P90] about 80 % of the time.
+        let mut rng = Rng::new(99);
+        let trials = 2000;
+        let inside = (0..trials)
+            .filter(|_| {
+                let booked = (0..200).filter(|_| rng.f64() < 0.5).count() as f64 * 100.0;
+                booked >= p.p10 && booked <= p.p90
+            })
+            .count();
+        let coverage = inside as f64 / trials as f64;
+        assert!((0.78..=0.86).contains(&coverage), "coverage {coverage}");
+    }
+
+    #[test]
+    fn a_shared_shock_widens_the_range_without_moving_the_expectation() {
+        let (ctx, scored, times, as_of) = company(200, Vec::new());
+        let independent = forecast(
+            &ctx,
+            &scored,
+            &times,
+            &BTreeMap::new(),
+            as_of,
+            &ForecastOptions::default(),
+        );
+        let shared = forecast(
+            &ctx,
+            &scored,
+            &times,
+            &BTreeMap::new(),
+            as_of,
+            &ForecastOptions {
+                shared_shock: 1.0,
+                ..ForecastOptions::default()
+            },
+        );
+        let (a, b) = (&independent.periods[0], &shared.periods[0]);
+        assert_eq!(a.expected, b.expected);
+        assert!(b.p90 - b.p10 > 3.0 * (a.p90 - a.p10), "{a:?} {b:?}");
+    }
+}
