@@ -2,6 +2,10 @@
 //! open deals are expected to bring (P(win) from the win model × the chance a won deal closes within the
 //! period, from the time won deals took from the deal's stage, × the amount), and what deals not created
 //! yet are expected to bring (the recent creation rate × what such deals brought within the same span).
+//! The timing is learned as of `as_of` from the deals that were open at weekly points at least half a
+//! year (and the horizon) before it and were won: how long they took from there, by the stage they were
+//! in and how long they had been in it. Deals open at a point are the population a forecast is about.
+//!
 //! The distribution comes from simulating every deal (and the deals to come) many times with a fixed
 //! seed; every deal's expected share is kept, so the total can be taken apart.
 //!
@@ -22,7 +26,6 @@ use winsignal_core::{Outcome, Ts};
 use winsignal_features::context::{Context, OppInfo};
 
 use crate::explain::DealScore;
-use crate::model::CloseTimes;
 
 /// Calendar periods bookings are counted in (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -145,7 +148,10 @@ pub struct PeriodForecast {
 pub struct DealShare {
     pub opportunity_id: String,
     pub stage: Option<String>,
+    /// The amount counted: the deal's own, or the median won deal's when it has none
+    /// (`amount_imputed`); none when no won deal shows one either.
     pub amount: Option<f64>,
+    pub amount_imputed: bool,
     pub p_win: f64,
     /// P(won and closed within each period), in the order of [`Forecast::periods`].
     pub p_in_period: Vec<f64>,
@@ -179,12 +185,11 @@ struct Timing {
 }
 
 /// The forecast as of `as_of` for the open deals scored then (`scored`, each as of `as_of`), the entities
-/// (`ctx`, read point in time as the module says), the win model's close times by stage, and the
-/// historical win rate by stage for the baseline ([`stage_win_rates`]).
+/// (`ctx`, read point in time as the module says), and the historical win rate by stage for the
+/// baseline ([`stage_win_rates`]).
 pub fn forecast(
     ctx: &Context,
     scored: &[DealScore],
-    close_times: &[CloseTimes],
     stage_rates: &BTreeMap<String, f64>,
     as_of: Ts,
     opts: &ForecastOptions,
@@ -208,34 +213,45 @@ pub fn forecast(
         .collect();
     let known = |o: &OppInfo| o.closed.filter(|c| *c < as_of);
     let mut notes = Vec::new();
+    let span = (horizon_end.0 - as_of.0) as f64 / day;
+    let durations = Durations::learn(ctx, as_of, span, opts.history_days);
 
-    // Won deals' days from creation to close, known at `as_of`: the fallback timing.
-    let lags: Vec<f64> = ctx
-        .opps
-        .iter()
-        .filter(|o| o.outcome == Outcome::Won)
-        .filter_map(|o| known(o).map(|c| (c.0 - o.created.0) as f64 / day))
-        .filter(|d| *d >= 0.0)
-        .collect();
-
+    // Deals without an amount are valued at the median won deal known then (as the risk ranking values
+    // them), so a CRM that fills the amount only at the close still gets a forecast.
+    let median_won = {
+        let mut won: Vec<f64> = ctx
+            .opps
+            .iter()
+            .filter(|o| o.outcome == Outcome::Won && known(o).is_some())
+            .filter_map(|o| o.amount.filter(|a| a.is_finite() && *a > 0.0))
+            .collect();
+        won.sort_by(f64::total_cmp);
+        match won.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(won[n / 2]),
+            n => Some(0.5 * (won[n / 2 - 1] + won[n / 2])),
+        }
+    };
     // The open deals.
     let mut deals = Vec::with_capacity(scored.len());
     let mut timings = Vec::with_capacity(scored.len());
     let mut without_amount = 0usize;
     for d in scored {
-        let timing = timing_of(ctx, d, close_times, &lags, as_of);
+        let timing = durations.timing_of(ctx, d, as_of);
         let p_in_period: Vec<f64> = bounds
             .iter()
             .map(|&(lo, hi)| d.p_win * share_within(&timing.remaining, lo, hi))
             .collect();
-        let amount = d.amount.filter(|a| a.is_finite() && *a > 0.0);
-        if amount.is_none() {
+        let own = d.amount.filter(|a| a.is_finite() && *a > 0.0);
+        if own.is_none() {
             without_amount += 1;
         }
+        let amount = own.or(median_won);
         deals.push(DealShare {
             opportunity_id: d.opportunity_id.clone(),
             stage: d.stage.clone(),
             amount,
+            amount_imputed: own.is_none() && amount.is_some(),
             p_win: d.p_win,
             expected: p_in_period
                 .iter()
@@ -246,10 +262,15 @@ pub fn forecast(
         });
         timings.push(timing);
     }
-    if without_amount > 0 {
-        notes.push(format!(
-            "{without_amount} open deals have no amount; they add nothing to the forecast"
-        ));
+    match (without_amount, median_won) {
+        (0, _) => {}
+        (n, Some(m)) => notes.push(format!(
+            "{n} of {} open deals have no amount; each is valued at the median won deal's, {m:.0}",
+            scored.len()
+        )),
+        (n, None) => notes.push(format!(
+            "{n} open deals have no amount, and no won deal shows one; they add nothing to the forecast"
+        )),
     }
     let no_timing = deals.iter().filter(|d| d.timing == "none").count();
     if no_timing > 0 {
@@ -261,7 +282,6 @@ pub fn forecast(
     // Deals to come: the creation rate over the history window, and what deals created at least a
     // horizon before `as_of` brought within each span after their creation (their outcome within the
     // horizon is known).
-    let span = (horizon_end.0 - as_of.0) as f64 / day;
     let first = ctx.opps.iter().map(|o| o.created).min().unwrap_or(as_of);
     let window = opts
         .history_days
@@ -425,60 +445,122 @@ fn share_within(remaining: &[f64], lo: f64, hi: f64) -> f64 {
     remaining.iter().filter(|d| **d >= lo && **d < hi).count() as f64 / remaining.len() as f64
 }
 
-/// A deal's remaining days to close if won: from the close times of won deals from its stage, given
-/// the days it has spent in it (as the close window of a score is), else from won deals' days from
-/// creation given its age; at least 5 values, or none.
-fn timing_of(
-    ctx: &Context,
-    d: &DealScore,
-    close_times: &[CloseTimes],
-    lags: &[f64],
-    as_of: Ts,
-) -> Timing {
-    let day = MS_PER_DAY as f64;
-    let opp = ctx
-        .opportunity(&d.opportunity_id)
-        .map(|o| &ctx.opps[o as usize]);
-    if let (Some(stage), Some(o)) = (&d.stage, opp) {
-        let entered = o
-            .stages
+/// At most how long before a forecast the weekly points timing is learned at end: by then nearly every
+/// deal open at them that was going to be won has been, slow ones included. Shorter when won deals are
+/// quick: the 90th percentile of their days from creation to close, known then (never less than the
+/// horizon).
+pub const SETTLED_DAYS: f64 = 180.0;
+
+/// Days in a stage, in buckets: a deal's timing is learned from deals that had spent about as long in
+/// the same stage.
+const ELAPSED_BUCKETS: [f64; 6] = [7.0, 14.0, 30.0, 60.0, 120.0, f64::INFINITY];
+
+fn bucket(elapsed: f64) -> usize {
+    ELAPSED_BUCKETS
+        .iter()
+        .position(|b| elapsed < *b)
+        .unwrap_or(ELAPSED_BUCKETS.len() - 1)
+}
+
+/// How long deals that were open took to close when won, learned as of a date from the deals open at
+/// weekly points in the past: by the stage they were in and how long they had been in it, and by age
+/// alone. Deals open at a point are the population a forecast is about (a long deal is open at more
+/// points than a quick one); learning from the deals that entered a stage instead was too quick on the
+/// demo (it put 76 % of the won value of the deals open five weeks before a quarter's end into the
+/// quarter, where 48 % came).
+struct Durations {
+    /// (stage, elapsed bucket) → remaining days of the won deals open at a point in that state.
+    by_stage: BTreeMap<(String, usize), Vec<f64>>,
+    /// Age bucket → remaining days of the won deals open at a point at that age.
+    by_age: BTreeMap<usize, Vec<f64>>,
+}
+
+impl Durations {
+    /// From the weekly points `settled` to `settled + window` days before `as_of` (`settled`: the
+    /// horizon, at least [`SETTLED_DAYS`]): the deals open at each that were won before `as_of`.
+    fn learn(ctx: &Context, as_of: Ts, span: f64, window: f64) -> Durations {
+        let day = MS_PER_DAY as f64;
+        let mut lags: Vec<f64> = ctx
+            .opps
             .iter()
-            .rev()
-            .find(|(t, s)| s == stage && *t < as_of)
-            .map(|(t, _)| *t);
-        if let (Some(times), Some(entered)) =
-            (close_times.iter().find(|c| &c.stage == stage), entered)
-        {
-            let elapsed = (as_of.0 - entered.0) as f64 / day;
-            let remaining: Vec<f64> = times
-                .percentiles
-                .iter()
-                .filter(|p| **p >= elapsed)
-                .map(|p| p - elapsed)
-                .collect();
-            if remaining.len() >= 5 {
-                return Timing {
-                    remaining,
-                    source: "stage",
-                };
+            .filter(|o| o.outcome == Outcome::Won)
+            .filter_map(|o| {
+                o.closed
+                    .filter(|c| *c < as_of)
+                    .map(|c| (c.0 - o.created.0) as f64 / day)
+            })
+            .collect();
+        lags.sort_by(f64::total_cmp);
+        let p90 = lags
+            .get(((lags.len() as f64 - 1.0) * 0.9).round().max(0.0) as usize)
+            .copied()
+            .unwrap_or(SETTLED_DAYS);
+        let latest = as_of.0 - (span.max(p90.min(SETTLED_DAYS)) * day) as i64;
+        let weeks = (window / 7.0).floor() as i64;
+        let mut by_stage: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
+        let mut by_age: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        for o in &ctx.opps {
+            let Some(closed) = o.closed.filter(|c| *c < as_of && o.outcome == Outcome::Won) else {
+                continue;
+            };
+            for k in 0..=weeks {
+                let t = latest - k * 7 * MS_PER_DAY;
+                if !(o.created.0 < t && closed.0 >= t) {
+                    continue;
+                }
+                let remaining = (closed.0 - t) as f64 / day;
+                let age = (t - o.created.0) as f64 / day;
+                by_age.entry(bucket(age)).or_default().push(remaining);
+                let at = Ts(t);
+                if let Some((entered, stage)) = o.stages.iter().rev().find(|(e, _)| *e < at) {
+                    let elapsed = (t - entered.0) as f64 / day;
+                    by_stage
+                        .entry((stage.clone(), bucket(elapsed)))
+                        .or_default()
+                        .push(remaining);
+                }
             }
         }
+        Durations { by_stage, by_age }
     }
-    let age = d.age_days;
-    let remaining: Vec<f64> = lags
-        .iter()
-        .filter(|l| **l >= age)
-        .map(|l| l - age)
-        .collect();
-    if remaining.len() >= 5 {
-        Timing {
-            remaining,
-            source: "age",
+
+    /// A deal's remaining days to close if won: from the deals that were in its stage about as long,
+    /// else from the deals that were about as old; at least 5 values, or none.
+    fn timing_of(&self, ctx: &Context, d: &DealScore, as_of: Ts) -> Timing {
+        let day = MS_PER_DAY as f64;
+        let opp = ctx
+            .opportunity(&d.opportunity_id)
+            .map(|o| &ctx.opps[o as usize]);
+        if let (Some(stage), Some(o)) = (&d.stage, opp) {
+            let entered = o
+                .stages
+                .iter()
+                .rev()
+                .find(|(t, s)| s == stage && *t < as_of)
+                .map(|(t, _)| *t);
+            if let Some(entered) = entered {
+                let key = (stage.clone(), bucket((as_of.0 - entered.0) as f64 / day));
+                if let Some(sample) = self.by_stage.get(&key).filter(|s| s.len() >= 5) {
+                    return Timing {
+                        remaining: sample.clone(),
+                        source: "stage",
+                    };
+                }
+            }
         }
-    } else {
-        Timing {
-            remaining: Vec::new(),
-            source: "none",
+        match self
+            .by_age
+            .get(&bucket(d.age_days))
+            .filter(|s| s.len() >= 5)
+        {
+            Some(sample) => Timing {
+                remaining: sample.clone(),
+                source: "age",
+            },
+            None => Timing {
+                remaining: Vec::new(),
+                source: "none",
+            },
         }
     }
 }
@@ -626,14 +708,28 @@ mod tests {
         })
     }
 
-    /// A company whose won deals all closed 10 to 30 days after entering Proposal, and `open` deals in
-    /// Proposal since `as_of` - 5 days, as of the middle of a quarter.
-    fn company(open: usize, extra: Vec<Record>) -> (Context, Vec<DealScore>, Vec<CloseTimes>, Ts) {
+    /// A company whose won deals all closed 10 to 30 days after entering Proposal (101 of them, of no
+    /// amount, long before), and `open` deals of 100 in Proposal since `as_of` - 5 days, as of the
+    /// middle of a quarter.
+    fn company(open: usize, extra: Vec<Record>) -> (Context, Vec<DealScore>, Ts) {
         let as_of = Ts::from_ymd(2025, 5, 15).unwrap();
         let mut records = vec![Record::Accounts(Account {
             account_id: "A1".into(),
             ..Account::default()
         })];
+        for i in 0..=100 {
+            let id = format!("H{i:04}");
+            let entered = as_of.0 - 300 * DAY;
+            let closed = entered + ((10.0 + 0.2 * i as f64) * DAY as f64) as i64;
+            records.push(opp(
+                &id,
+                entered - 10 * DAY,
+                Some(closed),
+                Outcome::Won,
+                0.0,
+            ));
+            records.push(stage(&id, entered));
+        }
         let mut scored = Vec::new();
         for i in 0..open {
             let id = format!("O{i:04}");
@@ -657,15 +753,7 @@ mod tests {
             });
         }
         records.extend(extra);
-        let ctx = Context::from_records(&records);
-        // Won deals took 10 to 30 days from entering Proposal: the open deals, 5 days in, have 5 to 25
-        // days left, all within the quarter.
-        let times = vec![CloseTimes {
-            stage: "Proposal".into(),
-            won_deals: 101,
-            percentiles: (0..=100).map(|p| 10.0 + 0.2 * p as f64).collect(),
-        }];
-        (ctx, scored, times, as_of)
+        (Context::from_records(&records), scored, as_of)
     }
 
     #[test]
@@ -698,7 +786,7 @@ mod tests {
             Outcome::Won,
             700.0,
         );
-        let (ctx, mut scored, times, as_of) = company(40, vec![won_before]);
+        let (ctx, mut scored, as_of) = company(40, vec![won_before]);
         for (i, d) in scored.iter_mut().enumerate() {
             d.p_win = (i as f64 + 0.5) / 40.0;
             d.amount = Some(10.0 * (i + 1) as f64);
@@ -706,7 +794,6 @@ mod tests {
         let f = forecast(
             &ctx,
             &scored,
-            &times,
             &BTreeMap::new(),
             as_of,
             &ForecastOptions::default(),
@@ -727,9 +814,9 @@ mod tests {
 
     #[test]
     fn nothing_at_or_after_the_as_of_date_changes_the_forecast() {
-        let (ctx, scored, times, as_of) = company(30, Vec::new());
+        let (ctx, scored, as_of) = company(30, Vec::new());
         let opts = ForecastOptions::default();
-        let before = forecast(&ctx, &scored, &times, &BTreeMap::new(), as_of, &opts);
+        let before = forecast(&ctx, &scored, &BTreeMap::new(), as_of, &opts);
         // A huge deal created at the as-of time and won soon after, and an open deal's own close.
         let later = vec![
             opp("LATE", as_of.0, Some(as_of.0 + 3 * DAY), Outcome::Won, 1e9),
@@ -742,8 +829,8 @@ mod tests {
             ),
             stage("LATE", as_of.0 + DAY),
         ];
-        let (ctx_later, _, _, _) = company(30, later);
-        let after = forecast(&ctx_later, &scored, &times, &BTreeMap::new(), as_of, &opts);
+        let (ctx_later, _, _) = company(30, later);
+        let after = forecast(&ctx_later, &scored, &BTreeMap::new(), as_of, &opts);
         assert_eq!(before, after);
         assert_eq!(
             stage_win_rates(&ctx, as_of),
@@ -755,11 +842,10 @@ mod tests {
     fn the_p10_p90_range_holds_the_outcome_as_often_as_it_claims() {
         // 200 independent deals of 100, each won with 0.5, all closing in the first period if won:
         // bookings are 100 × Binomial(200, 0.5) (mean 10,000, sd about 707).
-        let (ctx, scored, times, as_of) = company(200, Vec::new());
+        let (ctx, scored, as_of) = company(200, Vec::new());
         let f = forecast(
             &ctx,
             &scored,
-            &times,
             &BTreeMap::new(),
             as_of,
             &ForecastOptions::default(),
@@ -786,11 +872,10 @@ mod tests {
 
     #[test]
     fn a_shared_shock_widens_the_range_without_moving_the_expectation() {
-        let (ctx, scored, times, as_of) = company(200, Vec::new());
+        let (ctx, scored, as_of) = company(200, Vec::new());
         let independent = forecast(
             &ctx,
             &scored,
-            &times,
             &BTreeMap::new(),
             as_of,
             &ForecastOptions::default(),
@@ -798,7 +883,6 @@ mod tests {
         let shared = forecast(
             &ctx,
             &scored,
-            &times,
             &BTreeMap::new(),
             as_of,
             &ForecastOptions {

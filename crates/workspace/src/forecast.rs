@@ -36,7 +36,7 @@ pub fn forecast_at(
     let (as_of, scored, _) = crate::scoring::scores(&engine, &m.catalog, &m.model, as_of, None)?;
     let ctx = engine.context();
     let rates = forecast::stage_win_rates(ctx, as_of);
-    let f = forecast::forecast(ctx, &scored, &m.model.close_times, &rates, as_of, opts);
+    let f = forecast::forecast(ctx, &scored, &rates, as_of, opts);
     Ok((m.id, f))
 }
 
@@ -49,7 +49,15 @@ pub struct Point {
     /// 1 for a point in the period's first seven days, and so on.
     pub week: u32,
     pub actual: f64,
+    /// Of `actual`: booked before the point, by the deals open at it, by deals created after it.
+    pub actual_before: f64,
+    pub actual_open: f64,
+    pub actual_new: f64,
     pub expected: f64,
+    /// Of `expected`: won before the point (exact), expected of the open deals, of deals to come.
+    pub closed_won: f64,
+    pub open_expected: f64,
+    pub new_expected: f64,
     pub p10: f64,
     pub p50: f64,
     pub p90: f64,
@@ -139,29 +147,39 @@ pub fn backtest(
                 continue;
             }
         };
-        let actual: f64 = ctx
+        let booked: Vec<(Ts, Ts, f64)> = ctx
             .opps
             .iter()
             .filter(|o| o.outcome == Outcome::Won)
-            .filter(|o| {
-                o.closed
-                    .is_some_and(|c| c >= period.start && c < period.end)
+            .filter_map(|o| {
+                let c = o.closed.filter(|c| *c >= period.start && *c < period.end)?;
+                let a = o.amount.filter(|a| a.is_finite() && *a > 0.0)?;
+                Some((o.created, c, a))
             })
-            .filter_map(|o| o.amount.filter(|a| a.is_finite() && *a > 0.0))
-            .sum();
+            .collect();
+        let actual: f64 = booked.iter().map(|b| b.2).sum();
         let mut t = period.start;
         while t < period.end {
+            let part = |keep: &dyn Fn(&(Ts, Ts, f64)) -> bool| -> f64 {
+                booked.iter().filter(|b| keep(b)).map(|b| b.2).sum()
+            };
             let open = winsignal_score::dataset::open_snapshots(&engine, catalog, t);
             let scored = winsignal_score::explain::score(&model, catalog, &engine, &open)?;
             let rates = forecast::stage_win_rates(ctx, t);
-            let f = forecast::forecast(ctx, &scored, &model.close_times, &rates, t, &point_opts);
+            let f = forecast::forecast(ctx, &scored, &rates, t, &point_opts);
             let p = &f.periods[0];
             points.push(Point {
                 as_of: t,
                 period: period.label.clone(),
                 week: ((t.0 - period.start.0) / (7 * day)) as u32 + 1,
                 actual,
+                actual_before: part(&|b| b.1 < t),
+                actual_open: part(&|b| b.1 >= t && b.0 < t),
+                actual_new: part(&|b| b.1 >= t && b.0 >= t),
                 expected: p.expected,
+                closed_won: p.closed_won,
+                open_expected: p.open_expected,
+                new_expected: p.new_expected,
                 p10: p.p10,
                 p50: p.p50,
                 p90: p.p90,
@@ -175,6 +193,17 @@ pub fn backtest(
         period = opts.kind.after(&period);
     }
     progress.finish();
+    if points.is_empty() {
+        notes.push(format!(
+            "no {} starting on or after {} ended within the data (it ends {}); give an earlier --from",
+            match opts.kind {
+                PeriodKind::Month => "month",
+                PeriodKind::Quarter => "quarter",
+            },
+            from.to_date_string(),
+            end.to_date_string()
+        ));
+    }
     let mut weeks: Vec<u32> = points.iter().map(|p| p.week).collect();
     weeks.sort_unstable();
     weeks.dedup();

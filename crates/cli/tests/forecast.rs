@@ -1,0 +1,94 @@
+//! `winsignal forecast` on a small demo workspace, through the binary: the forecast adds up, its range
+//! is ordered, the back-test reports per week, and bad arguments are refused with what was expected.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::{winsignal, winsignal_fails};
+use serde_json::Value;
+
+#[test]
+fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
+    let f: Value =
+        serde_json::from_str(&winsignal(&data, &["forecast", "--json", "--periods", "2"])).unwrap();
+    let periods = f["periods"].as_array().unwrap();
+    assert_eq!(periods.len(), 2, "{f}");
+    let deals = f["deals"].as_array().unwrap();
+    assert!(!deals.is_empty());
+    for (k, p) in periods.iter().enumerate() {
+        let part = |name: &str| p[name].as_f64().unwrap();
+        let shares: f64 = deals
+            .iter()
+            .map(|d| d["expected"][k].as_f64().unwrap())
+            .sum();
+        assert!(
+            (shares - part("open_expected")).abs() < 1e-6 * (1.0 + shares),
+            "{p}"
+        );
+        let sum = part("closed_won") + part("open_expected") + part("new_expected");
+        assert!((sum - part("expected")).abs() < 1e-6 * (1.0 + sum), "{p}");
+        assert!(
+            part("p10") <= part("p50") && part("p50") <= part("p90"),
+            "{p}"
+        );
+    }
+    // Deterministic: the same workspace gives the same forecast.
+    let again: Value =
+        serde_json::from_str(&winsignal(&data, &["forecast", "--json", "--periods", "2"])).unwrap();
+    assert_eq!(f, again);
+
+    let b: Value = serde_json::from_str(&winsignal(
+        &data,
+        &["forecast", "--backtest", "--period", "month", "--json"],
+    ))
+    .unwrap();
+    let points = b["points"].as_array().unwrap();
+    assert!(!points.is_empty(), "{b}");
+    for p in points {
+        let (at, trained) = (
+            p["as_of"].as_i64().unwrap(),
+            p["trained_before"].as_i64().unwrap(),
+        );
+        assert!(trained <= at, "{p}");
+        let actual = p["actual"].as_f64().unwrap();
+        let parts = ["actual_before", "actual_open", "actual_new"]
+            .iter()
+            .map(|k| p[k].as_f64().unwrap())
+            .sum::<f64>();
+        assert!((actual - parts).abs() < 1e-6 * (1.0 + actual), "{p}");
+    }
+    let weeks: usize = b["by_week"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["points"].as_u64().unwrap() as usize)
+        .sum();
+    assert_eq!(weeks, points.len());
+    assert_eq!(
+        b["overall"]["points"].as_u64().unwrap() as usize,
+        points.len()
+    );
+
+    let text = winsignal(&data, &["forecast", "--backtest", "--from", "2099-01-01"]);
+    assert!(text.contains("give an earlier --from"), "{text}");
+    for (args, expected) in [
+        (&["forecast", "--periods", "0"][..], "give 1 to 12"),
+        (&["forecast", "--as-of", "soon"][..], "expected a date"),
+        (&["forecast", "--simulations", "10"][..], "at least 100"),
+    ] {
+        let failed = winsignal_fails(&data, args);
+        assert!(failed.contains(expected), "{args:?}: {failed}");
+    }
+    // An argument clap refuses (exit status 2), naming what was expected.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_winsignal"))
+        .arg("--data")
+        .arg(&data)
+        .args(["forecast", "--period", "week"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected month or quarter"), "{err}");
+}
