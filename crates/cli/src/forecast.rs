@@ -4,7 +4,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use serde::Serialize;
 use winsignal_core::Ts;
-use winsignal_score::forecast::{Forecast, ForecastOptions, PeriodKind};
+use winsignal_score::forecast::{Forecast, ForecastOptions, PeriodKind, Scenario};
 use winsignal_store::Store;
 use winsignal_workspace::forecast::{Accuracy, Backtest};
 
@@ -37,6 +37,12 @@ pub struct ForecastArgs {
     /// before the end of the data, or a year after its start if that is later.
     #[arg(long, value_name = "DATE", requires = "backtest")]
     pub from: Option<String>,
+    /// A scenario, `BEHAVIOUR=N%`: if reps gained the behaviour (a yes/no behaviour of the win model,
+    /// e.g. exec_engaged) on N % of the open deals that lack it, the change in each period's bookings,
+    /// from each deal's uplift in P(win) by the model, with a P10–P90 range. An association-based
+    /// projection, not a promise. Repeatable.
+    #[arg(long, value_name = "BEHAVIOUR=N%", value_parser = parse_scenario, conflicts_with = "backtest")]
+    pub scenario: Vec<(String, f64)>,
     /// How many simulations the P10–P90 range is drawn from.
     #[arg(long, default_value_t = 4000, value_name = "N")]
     pub simulations: usize,
@@ -50,6 +56,24 @@ struct ForecastOut<'a> {
     model_id: &'a str,
     #[serde(flatten)]
     forecast: &'a Forecast,
+    scenarios: &'a [Scenario],
+}
+
+/// `exec_engaged=50%` (or `=50`): the behaviour and the share, 0 to 1.
+fn parse_scenario(text: &str) -> Result<(String, f64), String> {
+    let expected =
+        || format!("{text:?}: expected BEHAVIOUR=N% with N from 0 to 100, e.g. exec_engaged=50%");
+    let (behaviour, share) = text.split_once('=').ok_or_else(expected)?;
+    let n: f64 = share
+        .trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .map_err(|_| expected())?;
+    if behaviour.trim().is_empty() || !(0.0..=100.0).contains(&n) {
+        return Err(expected());
+    }
+    Ok((behaviour.trim().to_string(), n / 100.0))
 }
 
 pub fn run(global: &Global, store: &dyn Store, args: &ForecastArgs) -> Result<()> {
@@ -100,21 +124,26 @@ pub fn run(global: &Global, store: &dyn Store, args: &ForecastArgs) -> Result<()
         .as_deref()
         .map(|t| date("--as-of", t))
         .transpose()?;
-    let (id, f) = winsignal_workspace::forecast::forecast_at(
+    let (id, f, scenarios) = winsignal_workspace::forecast::forecast_at(
         store,
         catalog,
         args.model.as_deref(),
         as_of,
         &opts,
+        &args.scenario,
         &mut bar,
     )?;
     if args.json {
         return crate::output::print_json(&ForecastOut {
             model_id: &id,
             forecast: &f,
+            scenarios: &scenarios,
         });
     }
     print_forecast(&id, &f);
+    for s in &scenarios {
+        print_scenario(s);
+    }
     Ok(())
 }
 
@@ -179,6 +208,33 @@ fn print_forecast(model_id: &str, f: &Forecast) {
     );
 }
 
+fn print_scenario(s: &Scenario) {
+    println!(
+        "\nScenario: {} gained on {:.0} % of the {} open deals that lack it (mean uplift {:+.1} points of P(win)):",
+        s.behaviour,
+        100.0 * s.share,
+        s.deals_lacking,
+        s.mean_uplift_points
+    );
+    let signed = |x: f64| {
+        if x < 0.0 {
+            format!("-{}", money(-x))
+        } else {
+            format!("+{}", money(x))
+        }
+    };
+    for p in &s.periods {
+        println!(
+            "  {:<9} {:>14} expected (P10 {}, P90 {})",
+            p.label,
+            signed(p.expected_change),
+            signed(p.p10),
+            signed(p.p90)
+        );
+    }
+    println!("  This is {}.", s.caveat);
+}
+
 fn pct(x: Option<f64>) -> String {
     x.map_or("–".into(), |x| format!("{:.1}%", x * 100.0))
 }
@@ -225,5 +281,11 @@ fn print_backtest(b: &Backtest) {
     row("all".into(), &b.overall);
     for n in &b.notes {
         println!("Note: {n}.");
+    }
+    if !b.points.is_empty() {
+        println!(
+            "Each period's P10–P90 used the shared shock (to every deal's log-odds) whose ranges held the earlier periods' actuals closest to 80 % of the time; over every point that is {}, which `forecast` now uses.",
+            b.shared_shock
+        );
     }
 }

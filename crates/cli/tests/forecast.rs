@@ -70,6 +70,25 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
         b["overall"]["points"].as_u64().unwrap() as usize,
         points.len()
     );
+    // The first period's ranges are drawn as independent deals: no earlier period to learn from.
+    assert_eq!(points[0]["shared_shock"], 0.0, "{}", points[0]);
+    // Forecasts of the same kind of period now draw their ranges with the shock the back-test chose.
+    let monthly: Value = serde_json::from_str(&winsignal(
+        &data,
+        &["forecast", "--period", "month", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(monthly["shared_shock"], b["shared_shock"], "{monthly}");
+    let notes = monthly["notes"].to_string();
+    assert!(notes.contains("shared shock"), "{notes}");
+    let quarterly: Value =
+        serde_json::from_str(&winsignal(&data, &["forecast", "--json"])).unwrap();
+    assert_eq!(quarterly["shared_shock"], 0.0);
+    assert!(
+        quarterly["notes"].to_string().contains("independent"),
+        "{quarterly}"
+    );
+    assert_eq!(quarterly["scenarios"], serde_json::json!([]));
 
     let text = winsignal(&data, &["forecast", "--backtest", "--from", "2099-01-01"]);
     assert!(text.contains("give an earlier --from"), "{text}");
@@ -77,6 +96,10 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
         (&["forecast", "--periods", "0"][..], "give 1 to 12"),
         (&["forecast", "--as-of", "soon"][..], "expected a date"),
         (&["forecast", "--simulations", "10"][..], "at least 100"),
+        (
+            &["forecast", "--scenario", "no_such_behaviour=50%"][..],
+            "is not a yes/no behaviour of the win model",
+        ),
     ] {
         let failed = winsignal_fails(&data, args);
         assert!(failed.contains(expected), "{args:?}: {failed}");
@@ -91,4 +114,13 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("expected month or quarter"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_winsignal"))
+        .arg("--data")
+        .arg(&data)
+        .args(["forecast", "--scenario", "exec_engaged=150%"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected BEHAVIOUR=N%"), "{err}");
 }

@@ -111,6 +111,65 @@ pub struct DealScore {
     pub actions: Vec<Action>,
 }
 
+/// For each deal of `snaps` (in their order): P(win) if it did `behaviour` (at the measure typical of
+/// deals that do it, as next-best actions are priced) minus P(win) now, from the model — `None` for a
+/// deal that already does it or whose measure is unknown. An error when the behaviour is not a yes/no
+/// behaviour of the model.
+pub fn uplifts(
+    model: &WinModel,
+    catalog: &Catalog,
+    engine: &Engine,
+    snaps: &[Snapshot],
+    behaviour: &str,
+) -> Result<Vec<Option<f64>>> {
+    check_catalog(model, catalog)?;
+    let flag = catalog
+        .behaviours
+        .iter()
+        .filter(|d| d.is_behaviour())
+        .position(|d| d.id == behaviour);
+    let (Some(flag), Some(&present), Some(at)) = (
+        flag,
+        model.present_values.get(behaviour),
+        model
+            .ebm
+            .features()
+            .iter()
+            .position(|c| c.name == behaviour),
+    ) else {
+        let known: Vec<&str> = model.present_values.keys().map(String::as_str).collect();
+        return Err(Error::Mismatch(format!(
+            "behaviour {behaviour:?} is not a yes/no behaviour of the win model; it has: {}",
+            known.join(", ")
+        )));
+    };
+    let table = dataset::table(engine.context(), &model.columns, snaps.iter().collect())?;
+    let learn = |e: winsignal_learn::Error| Error::Learn(e.to_string());
+    let mut out = Vec::with_capacity(snaps.len());
+    for (row, s) in snaps.iter().enumerate() {
+        if s.flags.get(flag).copied().flatten() != Some(false) {
+            out.push(None);
+            continue;
+        }
+        let mut values: Vec<Value<'_>> = model
+            .ebm
+            .features()
+            .iter()
+            .map(|f| {
+                table
+                    .data
+                    .feature(&f.name)
+                    .map_or(Value::Missing, |c| c.values.value(row))
+            })
+            .collect();
+        let now = model.ebm.score_values(&values).map_err(learn)?.probability;
+        values[at] = Value::Number(present);
+        let done = model.ebm.score_values(&values).map_err(learn)?.probability;
+        out.push(Some(done - now));
+    }
+    Ok(out)
+}
+
 /// Scores the open deals of `snaps` (snapshots as of one date, from [`dataset::open_snapshots`]).
 pub fn score(
     model: &WinModel,

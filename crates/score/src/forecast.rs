@@ -28,7 +28,7 @@ use winsignal_features::context::{Context, OppInfo};
 use crate::explain::DealScore;
 
 /// Calendar periods bookings are counted in (UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeriodKind {
     Month,
@@ -108,6 +108,9 @@ pub struct ForecastOptions {
     pub shared_shock: f64,
     /// How far back the creation rate and the deals that show what new deals bring are taken from.
     pub history_days: f64,
+    /// Other shared shocks to draw ranges for as well (a quarter of the simulations each), for the
+    /// back-test to choose among ([`Forecast::ranges`]).
+    pub other_shocks: Vec<f64>,
 }
 
 impl Default for ForecastOptions {
@@ -119,6 +122,7 @@ impl Default for ForecastOptions {
             seed: 7,
             shared_shock: 0.0,
             history_days: 365.0,
+            other_shocks: Vec::new(),
         }
     }
 }
@@ -175,6 +179,11 @@ pub struct Forecast {
     pub new_deal_examples: usize,
     /// How many simulations the ranges are from.
     pub simulations: usize,
+    /// The shared shock the ranges were drawn with ([`ForecastOptions::shared_shock`]).
+    pub shared_shock: f64,
+    /// For each of [`ForecastOptions::other_shocks`]: the shock, and each period's (P10, P90) with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<(f64, Vec<(f64, f64)>)>,
     pub notes: Vec<String>,
 }
 
@@ -392,6 +401,37 @@ pub fn forecast(
         span,
         opts,
     );
+    let closed_in = |k: usize| if k == 0 { closed_won } else { 0.0 };
+    let ranges: Vec<(f64, Vec<(f64, f64)>)> = opts
+        .other_shocks
+        .iter()
+        .map(|&shock| {
+            let other = ForecastOptions {
+                shared_shock: shock,
+                simulations: (opts.simulations / 4).max(100),
+                seed: opts.seed ^ shock.to_bits(),
+                ..opts.clone()
+            };
+            let sims = simulate(
+                &deals,
+                &timings,
+                &bounds,
+                &examples,
+                creation_per_day,
+                span,
+                &other,
+            );
+            let per_period = (0..bounds.len())
+                .map(|k| {
+                    let mut v: Vec<f64> = sims.iter().map(|s| s[k] + closed_in(k)).collect();
+                    v.sort_by(f64::total_cmp);
+                    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+                    (q(0.1), q(0.9))
+                })
+                .collect();
+            (shock, per_period)
+        })
+        .collect();
     let out: Vec<PeriodForecast> = periods
         .into_iter()
         .enumerate()
@@ -433,6 +473,8 @@ pub fn forecast(
         creation_per_day,
         new_deal_examples: examples.len(),
         simulations: opts.simulations.max(1),
+        shared_shock: opts.shared_shock,
+        ranges,
         notes,
     }
 }
@@ -562,6 +604,127 @@ impl Durations {
                 source: "none",
             },
         }
+    }
+}
+
+/// What a scenario is, in words, wherever it is shown.
+pub const SCENARIO_CAVEAT: &str = "an association-based projection from the win model, not a promise: \
+deals that did this also differed in ways the model may not see, and reps doing it more may not get the \
+same lift";
+
+/// "If reps gained `behaviour` on `share` of the open deals that lack it": the change in each period's
+/// bookings, from each such deal's uplift in P(win) by the win model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    pub behaviour: String,
+    /// The share of the open deals lacking it that gain it, 0 to 1.
+    pub share: f64,
+    /// Open deals lacking it (whose uplift the model gives).
+    pub deals_lacking: usize,
+    /// Their mean uplift in P(win), in percentage points.
+    pub mean_uplift_points: f64,
+    pub periods: Vec<ScenarioPeriod>,
+    pub caveat: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScenarioPeriod {
+    pub label: String,
+    /// The change in expected bookings: share × Σ amount × uplift × P(closing in the period if won).
+    pub expected_change: f64,
+    /// The change's P10 and P90 over simulations of which deals gain it and how they end.
+    pub p10: f64,
+    pub p90: f64,
+}
+
+/// The scenario on forecast `f`, with `uplifts` (opportunity id → uplift in P(win), for the open deals
+/// lacking the behaviour). Exactly zero when `share` is 0.
+pub fn scenario(
+    f: &Forecast,
+    behaviour: &str,
+    uplifts: &BTreeMap<String, f64>,
+    share: f64,
+    opts: &ForecastOptions,
+) -> Scenario {
+    let share = share.clamp(0.0, 1.0);
+    // (amount, P(win), uplift, P(closing in each period if won)).
+    let lacking: Vec<(f64, f64, f64, Vec<f64>)> = f
+        .deals
+        .iter()
+        .filter_map(|d| {
+            let up = *uplifts.get(&d.opportunity_id)?;
+            let q = d
+                .p_in_period
+                .iter()
+                .map(|p| if d.p_win > 0.0 { p / d.p_win } else { 0.0 })
+                .collect();
+            Some((d.amount.unwrap_or(0.0), d.p_win, up, q))
+        })
+        .collect();
+    let n = f.periods.len();
+    let expected: Vec<f64> = (0..n)
+        .map(|k| {
+            share
+                * lacking
+                    .iter()
+                    .map(|(amount, _, up, q)| amount * up * q[k])
+                    .sum::<f64>()
+        })
+        .collect();
+    let mut rng = Rng::new(opts.seed ^ 0x5ce7_a410);
+    let mut sims: Vec<Vec<f64>> = (0..opts.simulations.max(1))
+        .map(|_| {
+            let mut change = vec![0.0; n];
+            for (amount, p, up, q) in &lacking {
+                let gains = rng.f64() < share;
+                let (u, v) = (rng.f64(), rng.f64());
+                if !gains {
+                    continue;
+                }
+                let before = u < *p;
+                let after = u < (p + up).clamp(0.0, 1.0);
+                if before == after {
+                    continue;
+                }
+                // The period it closes in, if won.
+                let mut acc = 0.0;
+                if let Some(k) = q.iter().position(|x| {
+                    acc += x;
+                    v < acc
+                }) {
+                    change[k] += if after { *amount } else { -*amount };
+                }
+            }
+            change
+        })
+        .collect();
+    let periods = f
+        .periods
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let mut v: Vec<f64> = sims.iter_mut().map(|s| s[k]).collect();
+            v.sort_by(f64::total_cmp);
+            let q = |x: f64| v[((v.len() - 1) as f64 * x).round() as usize];
+            ScenarioPeriod {
+                label: p.period.label.clone(),
+                expected_change: expected[k],
+                p10: q(0.1),
+                p90: q(0.9),
+            }
+        })
+        .collect();
+    Scenario {
+        behaviour: behaviour.to_string(),
+        share,
+        deals_lacking: lacking.len(),
+        mean_uplift_points: if lacking.is_empty() {
+            0.0
+        } else {
+            100.0 * lacking.iter().map(|l| l.2).sum::<f64>() / lacking.len() as f64
+        },
+        periods,
+        caveat: SCENARIO_CAVEAT,
     }
 }
 
@@ -868,6 +1031,36 @@ mod tests {
             .count();
         let coverage = inside as f64 / trials as f64;
         assert!((0.78..=0.86).contains(&coverage), "coverage {coverage}");
+    }
+
+    #[test]
+    fn a_scenario_is_zero_when_no_deal_gains_the_behaviour_and_its_expectation_otherwise() {
+        let (ctx, scored, as_of) = company(100, Vec::new());
+        let opts = ForecastOptions::default();
+        let f = forecast(&ctx, &scored, &BTreeMap::new(), as_of, &opts);
+        // Half the deals lack it, each gaining 0.2 in P(win).
+        let uplifts: BTreeMap<String, f64> = scored
+            .iter()
+            .step_by(2)
+            .map(|d| (d.opportunity_id.clone(), 0.2))
+            .collect();
+        let none = scenario(&f, "x", &uplifts, 0.0, &opts);
+        assert_eq!(none.deals_lacking, 50);
+        for p in &none.periods {
+            assert_eq!((p.expected_change, p.p10, p.p90), (0.0, 0.0, 0.0), "{p:?}");
+        }
+        let half = scenario(&f, "x", &uplifts, 0.5, &opts);
+        // 25 deals × 100 × 0.2, all closing in the first period if won.
+        assert!(
+            (half.periods[0].expected_change - 500.0).abs() < 1e-6,
+            "{half:?}"
+        );
+        assert_eq!(half.periods[1].expected_change, 0.0);
+        assert!(
+            half.periods[0].p10 < 500.0 && half.periods[0].p90 > 500.0,
+            "{half:?}"
+        );
+        assert!((half.mean_uplift_points - 20.0).abs() < 1e-9);
     }
 
     #[test]

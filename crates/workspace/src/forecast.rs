@@ -11,23 +11,44 @@ use winsignal_core::time::MS_PER_DAY;
 use winsignal_core::{Outcome, Ts};
 use winsignal_features::context::Context;
 use winsignal_features::snapshot;
-use winsignal_score::forecast::{self, Forecast, ForecastOptions, PeriodKind};
+use winsignal_score::forecast::{self, Forecast, ForecastOptions, PeriodKind, Scenario};
 use winsignal_score::model::{self, TrainOptions};
 use winsignal_store::Store;
 
 use crate::scoring::ModelReading;
 use crate::Progress;
 
+/// The named state the back-test leaves for the forecast: the shared shock its ranges need.
+pub const CALIBRATION: &str = "forecast-calibration";
+
+/// What the last back-test found the ranges need, kept for the forecasts after it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Calibration {
+    pub kind: PeriodKind,
+    /// The shared shock to every deal's log-odds whose ranges held the actuals closest to 80 % of
+    /// the time.
+    pub shared_shock: f64,
+    /// The share of the back-test's actuals inside P10–P90 with it, and how many points that is of.
+    pub coverage: f64,
+    pub points: usize,
+    pub made_at: Ts,
+}
+
+/// The shared shocks the back-test tries.
+const SHOCKS: [f64; 8] = [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5];
+
 /// The forecast as of `as_of` (the end of the data when `None`) with the model `model_id` (the active
-/// win model when `None`).
+/// win model when `None`), its ranges drawn with the shared shock the last back-test of these periods
+/// found (independent deals when there was none), and each scenario `(behaviour, share)`.
 pub fn forecast_at(
     store: &dyn Store,
     catalog: Option<&Path>,
     model_id: Option<&str>,
     as_of: Option<Ts>,
     opts: &ForecastOptions,
+    scenarios: &[(String, f64)],
     progress: &mut dyn Progress,
-) -> Result<(String, Forecast)> {
+) -> Result<(String, Forecast, Vec<Scenario>)> {
     let mut m = ModelReading::open(store, catalog, model_id)?;
     let entities = std::mem::take(&mut m.ctx);
     let checkpoint = std::mem::take(&mut m.checkpoint);
@@ -36,8 +57,47 @@ pub fn forecast_at(
     let (as_of, scored, _) = crate::scoring::scores(&engine, &m.catalog, &m.model, as_of, None)?;
     let ctx = engine.context();
     let rates = forecast::stage_win_rates(ctx, as_of);
-    let f = forecast::forecast(ctx, &scored, &rates, as_of, opts);
-    Ok((m.id, f))
+    let calibration: Option<Calibration> = match store.state(CALIBRATION)? {
+        Some(state) => Some(crate::access::read_json_state(
+            state,
+            "forecast calibration",
+        )?),
+        None => None,
+    };
+    let calibration = calibration.filter(|c| c.kind == opts.kind);
+    let opts = ForecastOptions {
+        shared_shock: calibration
+            .as_ref()
+            .map_or(opts.shared_shock, |c| c.shared_shock),
+        ..opts.clone()
+    };
+    let mut f = forecast::forecast(ctx, &scored, &rates, as_of, &opts);
+    f.notes.push(match &calibration {
+        Some(c) => format!(
+            "the ranges move every deal's chances together by a shared shock of {} (log-odds), which held {:.0} % of {} back-test actuals in P10–P90 (back-test of {})",
+            c.shared_shock,
+            100.0 * c.coverage,
+            c.points,
+            c.made_at.to_date_string()
+        ),
+        None => "the ranges treat the deals as independent, which is too narrow when they move together; `forecast --backtest` measures how much they do and later forecasts use it".into(),
+    });
+    let mut out = Vec::new();
+    if !scenarios.is_empty() {
+        let snaps = winsignal_score::dataset::open_snapshots(&engine, &m.catalog, as_of);
+        for (behaviour, share) in scenarios {
+            let ups = winsignal_score::explain::uplifts(
+                &m.model, &m.catalog, &engine, &snaps, behaviour,
+            )?;
+            let by_deal = snaps
+                .iter()
+                .zip(ups)
+                .filter_map(|(s, u)| u.map(|u| (s.opportunity_id.clone(), u)))
+                .collect();
+            out.push(forecast::scenario(&f, behaviour, &by_deal, *share, &opts));
+        }
+    }
+    Ok((m.id, f, out))
 }
 
 /// One weekly point of the back-test: the forecast of the period holding it, as made then, and what
@@ -61,6 +121,9 @@ pub struct Point {
     pub p10: f64,
     pub p50: f64,
     pub p90: f64,
+    /// The shared shock P10 and P90 were drawn with: chosen on the points of the periods before this
+    /// one (0 for the first), so the coverage measured is out of sample.
+    pub shared_shock: f64,
     pub stage_weighted: f64,
     pub open_deals: usize,
     /// The model's training deals all closed before this (the period's start).
@@ -89,6 +152,8 @@ pub struct Accuracy {
 #[derive(Debug, Clone, Serialize)]
 pub struct Backtest {
     pub kind: PeriodKind,
+    /// The shared shock chosen on every point, which later forecasts use.
+    pub shared_shock: f64,
     pub points: Vec<Point>,
     pub by_week: Vec<Accuracy>,
     pub overall: Accuracy,
@@ -126,8 +191,12 @@ pub fn backtest(
     let from = from.unwrap_or_else(|| Ts(end.0 - 730 * day).max(Ts(first.0 + 365 * day)));
     let point_opts = ForecastOptions {
         periods: 1,
+        shared_shock: 0.0,
+        other_shocks: SHOCKS[1..].to_vec(),
         ..opts.clone()
     };
+    // Each point's (P10, P90) for every shock of SHOCKS, and its actual.
+    let mut ranges: Vec<(Vec<(f64, f64)>, f64)> = Vec::new();
     let mut period = opts.kind.containing(from);
     if period.start < from {
         period = opts.kind.after(&period);
@@ -158,7 +227,10 @@ pub fn backtest(
             })
             .collect();
         let actual: f64 = booked.iter().map(|b| b.2).sum();
+        // The shock for this period's ranges, chosen on the points before it.
+        let shock = choose_shock(&ranges).0;
         let mut t = period.start;
+        let mut this_period = Vec::new();
         while t < period.end {
             let part = |keep: &dyn Fn(&(Ts, Ts, f64)) -> bool| -> f64 {
                 booked.iter().filter(|b| keep(b)).map(|b| b.2).sum()
@@ -168,6 +240,11 @@ pub fn backtest(
             let rates = forecast::stage_win_rates(ctx, t);
             let f = forecast::forecast(ctx, &scored, &rates, t, &point_opts);
             let p = &f.periods[0];
+            let mut by_shock = vec![(p.p10, p.p90)];
+            by_shock.extend(f.ranges.iter().map(|(_, r)| r[0]));
+            let chosen = SHOCKS.iter().position(|s| *s == shock).unwrap_or(0);
+            let (p10, p90) = by_shock[chosen];
+            this_period.push((by_shock, actual));
             points.push(Point {
                 as_of: t,
                 period: period.label.clone(),
@@ -180,15 +257,17 @@ pub fn backtest(
                 closed_won: p.closed_won,
                 open_expected: p.open_expected,
                 new_expected: p.new_expected,
-                p10: p.p10,
+                p10,
                 p50: p.p50,
-                p90: p.p90,
+                p90,
+                shared_shock: shock,
                 stage_weighted: p.stage_weighted,
                 open_deals: scored.len(),
                 trained_before: period.start,
             });
             t = Ts(t.0 + 7 * day);
         }
+        ranges.extend(this_period);
         progress.phase("back-testing", points.len() as u64, 0);
         period = opts.kind.after(&period);
     }
@@ -212,14 +291,54 @@ pub fn backtest(
         .map(|&w| accuracy(Some(w), points.iter().filter(|p| p.week == w)))
         .collect();
     let overall = accuracy(None, points.iter());
+    let (shared_shock, coverage) = choose_shock(&ranges);
+    if !points.is_empty() {
+        let calibration = Calibration {
+            kind: opts.kind,
+            shared_shock,
+            coverage,
+            points: points.len(),
+            made_at: Ts::now(),
+        };
+        let body = serde_json::to_vec(&calibration)?;
+        store.put_state(CALIBRATION, "", &mut |w| w.write_all(&body))?;
+    }
     Ok(Backtest {
         kind: opts.kind,
+        shared_shock,
         points,
         by_week,
         overall,
         notes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The shock of [`SHOCKS`] whose ranges held the actuals of `ranges` closest to 80 % of the time (the
+/// smaller on a tie; 0 when there are none), with that coverage.
+fn choose_shock(ranges: &[(Vec<(f64, f64)>, f64)]) -> (f64, f64) {
+    if ranges.is_empty() {
+        return (0.0, f64::NAN);
+    }
+    let coverage = |i: usize| {
+        ranges
+            .iter()
+            .filter(|(r, actual)| {
+                r.get(i)
+                    .is_some_and(|(lo, hi)| actual >= lo && actual <= hi)
+            })
+            .count() as f64
+            / ranges.len() as f64
+    };
+    let best = (0..SHOCKS.len())
+        .min_by(|a, b| {
+            (coverage(*a) - 0.8)
+                .abs()
+                .total_cmp(&(coverage(*b) - 0.8).abs())
+                .then(a.cmp(b))
+        })
+        .unwrap_or(0);
+    (SHOCKS[best], coverage(best))
 }
 
 /// The win model as it would have been trained at `before`: on the deals closed before it, from their
