@@ -90,6 +90,92 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
     );
     assert_eq!(quarterly["scenarios"], serde_json::json!([]));
 
+    // A planted future: a huge deal won, and an activity on an open deal, a day after a point in the
+    // middle. Every point up to that one is forecast exactly as before.
+    let middle = &points[points.len() / 2];
+    let at = middle["as_of"].as_i64().unwrap();
+    let day = |ms: i64| {
+        let secs = ms / 1000;
+        let days = secs.div_euclid(86_400);
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!("{y:04}-{m:02}-{d:02}")
+    };
+    let (after, later) = (day(at + 86_400_000), day(at + 3 * 86_400_000));
+    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let open = &scored["deals"][0];
+    let dir = ws.path().join("planted");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("opportunities.csv"),
+        format!(
+            "opportunity_id,account_id,rep_id,amount,created_at,closed_at,outcome,stage\n\
+             PLANTED-1,{},{},5000000,{after},{later},won,Closed Won\n",
+            open["account_id"].as_str().unwrap(),
+            open["rep_id"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("activities.csv"),
+        format!(
+            "activity_id,type,status,account_id,opportunity_id,occurred_at\n\
+             PLANTED-A,meeting,completed,{},{},{after}T10:00:00Z\n",
+            open["account_id"].as_str().unwrap(),
+            open["opportunity_id"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    winsignal(&data, &["ingest", dir.to_str().unwrap()]);
+    let replanted: Value = serde_json::from_str(&winsignal(
+        &data,
+        &["forecast", "--backtest", "--period", "month", "--json"],
+    ))
+    .unwrap();
+    let fields = [
+        "expected",
+        "p10",
+        "p50",
+        "p90",
+        "stage_weighted",
+        "closed_won",
+        "open_expected",
+        "new_expected",
+        "open_deals",
+        "shared_shock",
+        "trained_before",
+    ];
+    let mut compared = 0;
+    for (before, after) in points.iter().zip(replanted["points"].as_array().unwrap()) {
+        assert_eq!(before["as_of"], after["as_of"]);
+        if before["as_of"].as_i64().unwrap() > at {
+            continue;
+        }
+        for f in fields {
+            assert_eq!(
+                before[f], after[f],
+                "{f} at {}: {before} then {after}",
+                before["as_of"]
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared >= 2, "{compared} points compared");
+    // The planted deal was taken: its period's bookings grew by its amount.
+    let grew = points
+        .iter()
+        .zip(replanted["points"].as_array().unwrap())
+        .any(|(b, a)| a["actual"].as_f64().unwrap() - b["actual"].as_f64().unwrap() == 5_000_000.0);
+    assert!(grew, "the planted deal is in no period's bookings");
+
     let text = winsignal(&data, &["forecast", "--backtest", "--from", "2099-01-01"]);
     assert!(text.contains("give an earlier --from"), "{text}");
     for (args, expected) in [
