@@ -396,6 +396,7 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
         "/v1/findings",
         "/v1/reps",
         "/v1/accounts",
+        "/v1/forecast",
         &format!("/v1/reps/{rita_rep}"),
     ] {
         let (status, body) = server.get(path, None);
@@ -446,6 +447,25 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
     assert_eq!((status, code(&body)), (403, "forbidden"));
     let (status, body) = server.get("/v1/accounts?top=x", Some(admin));
     assert_eq!((status, code(&body)), (400, "bad_query"));
+    // The forecast of the live state is `winsignal forecast --json` of the same data.
+    let (status, live) = server.get("/v1/forecast?period=month&periods=2", Some(admin));
+    assert_eq!(status, 200, "{live}");
+    let mut batch = cli(&["forecast", "--json", "--period", "month", "--periods", "2"]);
+    assert_eq!(live["model_id"], batch["model_id"]);
+    let batch = batch.as_object_mut().unwrap();
+    batch.remove("model_id");
+    batch.remove("scenarios");
+    assert_eq!(live["forecast"], Value::Object(batch.clone()));
+    let (status, body) = server.get("/v1/forecast", Some(rita));
+    assert_eq!((status, code(&body)), (403, "forbidden"));
+    for bad in [
+        "/v1/forecast?period=week",
+        "/v1/forecast?periods=0",
+        "/v1/forecast?x=1",
+    ] {
+        let (status, body) = server.get(bad, Some(admin));
+        assert_eq!((status, code(&body)), (400, "bad_query"), "{bad}: {body}");
+    }
 
     // Events on one of rita's deals, an hour before the end of the data (so only they move the
     // score): accepted, committed, the deal rescored with the factors that moved it.

@@ -45,6 +45,7 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/v1/reps", get(reps))
         .route("/v1/reps/{id}", get(rep))
         .route("/v1/accounts", get(accounts))
+        .route("/v1/forecast", get(forecast))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint (see docs/api.md)") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -302,6 +303,76 @@ async fn accounts(
     Ok(Json(serde_json::json!({
         "position": ranked.0,
         "accounts": ranked.1,
+    }))
+    .into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForecastQuery {
+    period: Option<String>,
+    periods: Option<usize>,
+}
+
+/// `GET /v1/forecast`: `winsignal forecast --json` of the live state (bookings per `period`, `month`
+/// or `quarter` (default), for `periods` periods (1 to 12, default 3)). For admin and revops tokens: the
+/// forecast is of the whole pipeline, deals to come included.
+async fn forecast(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<ForecastQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(Code::BadQuery, e.body_text()))?;
+    let (principal, _) = caller(&s, &headers).await?;
+    if !principal.role.sees_operations() {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "the forecast is for admin and revops tokens (it covers every rep's deals and the deals to come)",
+        ));
+    }
+    let kind = q
+        .period
+        .as_deref()
+        .unwrap_or("quarter")
+        .parse()
+        .map_err(|e: String| ApiError::new(Code::BadQuery, e))?;
+    let periods = q.periods.unwrap_or(3);
+    if !(1..=12).contains(&periods) {
+        return Err(ApiError::new(
+            Code::BadQuery,
+            format!("periods={periods}: give 1 to 12"),
+        ));
+    }
+    let opts = winsignal_score::forecast::ForecastOptions {
+        kind,
+        periods,
+        ..Default::default()
+    };
+    let service = s.clone();
+    let (position, model_id, f) = blocking(move || {
+        let live = service
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(live) = live.as_ref() else {
+            return Err(not_ready());
+        };
+        let f = live
+            .forecast(&service.store, &opts)
+            .map_err(ApiError::internal)?;
+        Ok((live.position().0, live.model_id().map(str::to_string), f))
+    })
+    .await?;
+    let Some(f) = f else {
+        return Err(ApiError::new(
+            Code::NotFound,
+            "no forecast: no win model is trained yet (run `winsignal train`)",
+        ));
+    };
+    Ok(Json(serde_json::json!({
+        "position": position,
+        "model_id": model_id,
+        "forecast": f,
     }))
     .into_response())
 }

@@ -298,7 +298,31 @@ fn operations() -> Vec<Op> {
                 "application/json",
                 object(&["position", "accounts"], json!({"position": {"type": "integer"}, "accounts": object(&["ranked"], json!({"ranked": {"type": "array"}}))})),
             ),
-            errors: [live, vec![Code::BadQuery]].concat(),
+            errors: [live.clone(), vec![Code::BadQuery]].concat(),
+        },
+        Op {
+            method: "get",
+            path: "/v1/forecast",
+            id: "forecast",
+            summary: "`winsignal forecast --json` of the live state: bookings per period, their parts and P10–P90 range, each open deal's share, the stage-weighted pipeline.",
+            auth: Auth::Operations,
+            query: vec![
+                ("period", json!({"enum": ["month", "quarter"]}), "Calendar months or quarters (default quarter)."),
+                ("periods", json!({"type": "integer", "minimum": 1, "maximum": 12}), "How many periods, the current one first (default 3)."),
+            ],
+            body: None,
+            ok: (
+                "application/json",
+                object(&["position", "model_id", "forecast"], json!({"position": {"type": "integer"}, "model_id": nullable("string"),
+                    "forecast": object(&["as_of", "kind", "periods", "deals", "notes"], json!({
+                        "as_of": {"type": "integer"}, "kind": {"enum": ["month", "quarter"]},
+                        "periods": {"type": "array", "items": object(&["label", "start", "end", "expected", "p10", "p50", "p90", "stage_weighted"], json!({
+                            "label": {"type": "string"}, "start": {"type": "integer"}, "end": {"type": "integer"},
+                            "expected": {"type": "number"}, "p10": {"type": "number"}, "p50": {"type": "number"}, "p90": {"type": "number"},
+                            "stage_weighted": {"type": "number"}}))},
+                        "deals": {"type": "array"}, "notes": {"type": "array", "items": {"type": "string"}}}))})),
+            ),
+            errors: [live, vec![Code::BadQuery, Code::NotFound]].concat(),
         },
         Op {
             method: "get",

@@ -34,6 +34,45 @@ pub struct Calibration {
     pub made_at: Ts,
 }
 
+/// The forecast of `scored` (the deals open at `as_of`, scored then) on entities `ctx`, its ranges drawn
+/// with the shared shock the last back-test of these periods found in `read` (independent deals when
+/// there was none; a note says which). Returns it with the options it was made with.
+pub fn calibrated(
+    read: &dyn Store,
+    ctx: &Context,
+    scored: &[winsignal_score::explain::DealScore],
+    as_of: Ts,
+    opts: &ForecastOptions,
+) -> Result<(Forecast, ForecastOptions)> {
+    let rates = forecast::stage_win_rates(ctx, as_of);
+    let calibration: Option<Calibration> = match read.state(CALIBRATION)? {
+        Some(state) => Some(crate::access::read_json_state(
+            state,
+            "forecast calibration",
+        )?),
+        None => None,
+    };
+    let calibration = calibration.filter(|c| c.kind == opts.kind);
+    let opts = ForecastOptions {
+        shared_shock: calibration
+            .as_ref()
+            .map_or(opts.shared_shock, |c| c.shared_shock),
+        ..opts.clone()
+    };
+    let mut f = forecast::forecast(ctx, scored, &rates, as_of, &opts);
+    f.notes.push(match &calibration {
+        Some(c) => format!(
+            "the ranges move every deal's chances together by a shared shock of {} (log-odds), which held {:.0} % of {} back-test actuals in P10–P90 (back-test of {})",
+            c.shared_shock,
+            100.0 * c.coverage,
+            c.points,
+            c.made_at.to_date_string()
+        ),
+        None => "the ranges treat the deals as independent, which is too narrow when they move together; `forecast --backtest` measures how much they do and later forecasts use it".into(),
+    });
+    Ok((f, opts))
+}
+
 /// The shared shocks the back-test tries.
 const SHOCKS: [f64; 8] = [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5];
 
@@ -55,33 +94,7 @@ pub fn forecast_at(
     let engine = crate::pipeline::replay_with(store, &*m.snapshot, entities, checkpoint, progress)?;
     progress.finish();
     let (as_of, scored, _) = crate::scoring::scores(&engine, &m.catalog, &m.model, as_of, None)?;
-    let ctx = engine.context();
-    let rates = forecast::stage_win_rates(ctx, as_of);
-    let calibration: Option<Calibration> = match store.state(CALIBRATION)? {
-        Some(state) => Some(crate::access::read_json_state(
-            state,
-            "forecast calibration",
-        )?),
-        None => None,
-    };
-    let calibration = calibration.filter(|c| c.kind == opts.kind);
-    let opts = ForecastOptions {
-        shared_shock: calibration
-            .as_ref()
-            .map_or(opts.shared_shock, |c| c.shared_shock),
-        ..opts.clone()
-    };
-    let mut f = forecast::forecast(ctx, &scored, &rates, as_of, &opts);
-    f.notes.push(match &calibration {
-        Some(c) => format!(
-            "the ranges move every deal's chances together by a shared shock of {} (log-odds), which held {:.0} % of {} back-test actuals in P10–P90 (back-test of {})",
-            c.shared_shock,
-            100.0 * c.coverage,
-            c.points,
-            c.made_at.to_date_string()
-        ),
-        None => "the ranges treat the deals as independent, which is too narrow when they move together; `forecast --backtest` measures how much they do and later forecasts use it".into(),
-    });
+    let (f, opts) = calibrated(store, engine.context(), &scored, as_of, opts)?;
     let mut out = Vec::new();
     if !scenarios.is_empty() {
         let snaps = winsignal_score::dataset::open_snapshots(&engine, &m.catalog, as_of);

@@ -443,6 +443,22 @@ impl Live {
         }))
     }
 
+    /// The bookings forecast of the live state, as of [`Live::now`] (`winsignal forecast --json` at that
+    /// time); `None` without a model.
+    pub fn forecast(
+        &self,
+        store: &dyn Store,
+        opts: &winsignal_score::forecast::ForecastOptions,
+    ) -> Result<Option<winsignal_score::forecast::Forecast>> {
+        if self.model.is_none() {
+            return Ok(None);
+        }
+        let scored = self.score(None)?;
+        let (f, _) =
+            crate::forecast::calibrated(store, self.engine.context(), &scored, self.now(), opts)?;
+        Ok(Some(f))
+    }
+
     /// Accounts without an open deal ranked for outreach, as `winsignal accounts --prioritise` ranks
     /// them, on the live state.
     pub fn accounts(&self) -> winsignal_score::accounts::Prioritisation {
