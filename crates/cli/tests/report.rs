@@ -85,6 +85,19 @@ fn render(browser: &str, page: &Path) -> String {
     dom
 }
 
+/// A whole number as the page prints it (`toLocaleString("en-US")`).
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The charts the page says it drew.
 fn charts_drawn(dom: &str) -> usize {
     dom.split("data-charts=\"")
@@ -183,16 +196,30 @@ fn the_report_renders_its_charts_and_tables_without_console_messages() {
     winsignal(&data, &["report", "--out", out.to_str().unwrap()]);
     let dom = render(browser, &out);
 
-    // The forest plot, the reliability chart, and three charts (survival, adoption, reps) per yes/no
-    // behaviour; each drawn by Chart.js, which sizes the canvas it takes over.
+    // The forest plot, the reliability chart, the forecast's fan chart, and three charts (survival,
+    // adoption, reps) per yes/no behaviour; each drawn by Chart.js, which sizes the canvas it takes
+    // over.
     let d: Value = serde_json::from_str(&winsignal(&data, &["discover", "--json"])).unwrap();
     let behaviours = d["details"].as_array().unwrap().len();
     assert!(behaviours >= 10, "{behaviours} behaviours with details");
     // The demo's company leaks nothing through a column.
     assert_eq!(d["leakage"], serde_json::json!([]));
     assert!(dom.contains("<p id=\"leakage-none\">No column was flagged.</p>"));
-    assert_eq!(charts_drawn(&dom), 2 + 3 * behaviours);
-    assert_eq!(dom.matches("<canvas").count(), 2 + 3 * behaviours);
+    assert_eq!(charts_drawn(&dom), 3 + 3 * behaviours);
+    assert_eq!(dom.matches("<canvas").count(), 3 + 3 * behaviours);
+    // The forecast's table holds what `winsignal forecast` prints, and says no back-test was run yet.
+    let f: Value = serde_json::from_str(&winsignal(&data, &["forecast", "--json"])).unwrap();
+    let first = &f["periods"][0];
+    let expected = format!(
+        "<td class=\"num\">{}</td>",
+        thousands(first["expected"].as_f64().unwrap().round() as u64)
+    );
+    let forecast_table = dom.split("id=\"forecast-table\"").nth(1).unwrap();
+    assert!(
+        forecast_table.contains(&expected),
+        "{expected} not in the forecast table"
+    );
+    assert!(dom.contains("id=\"forecast-no-backtest\""));
     let reliability = dom
         .split("<canvas id=\"reliability\"")
         .nth(1)
@@ -272,6 +299,18 @@ fn the_report_renders_its_charts_and_tables_without_console_messages() {
     for (row, card) in rows[1..].iter().zip(cards) {
         assert!(row.contains(card["rep_id"].as_str().unwrap()), "{row}");
     }
+
+    // After a back-test, the next report shows it: its chart and its table, a row per week and one
+    // for all.
+    let b: Value =
+        serde_json::from_str(&winsignal(&data, &["forecast", "--backtest", "--json"])).unwrap();
+    let weeks = b["by_week"].as_array().unwrap().len();
+    assert!(weeks > 0, "{b}");
+    winsignal(&data, &["report", "--out", out.to_str().unwrap()]);
+    let dom = render(browser, &out);
+    assert_eq!(charts_drawn(&dom), 4 + 3 * behaviours);
+    assert_eq!(table_rows(&dom, "forecast-backtest-table").len(), 1 + weeks + 1);
+    assert!(!dom.contains("id=\"forecast-no-backtest\""));
 }
 
 /// Text as Chromium's DOM dump writes it inside an element.

@@ -245,6 +245,10 @@ pub fn run(
     let cards = crate::coaching::all_scorecards(&store, &computed, &discovery)?;
     observer.step(DemoStep::Coached { cards: &cards });
 
+    let forecast = match &scored {
+        Some((as_of, deals)) => crate::report::forecast_part(&store, &computed.ctx, *as_of, deals)?,
+        None => None,
+    };
     let report = data.join("report.html");
     crate::report::write(
         &report,
@@ -261,6 +265,7 @@ pub fn run(
                 _ => None,
             },
             cards: &cards,
+            forecast,
         },
     )?;
     observer.step(DemoStep::Reported { path: &report });

@@ -21,6 +21,20 @@ use crate::Progress;
 /// The named state the back-test leaves for the forecast: the shared shock its ranges need.
 pub const CALIBRATION: &str = "forecast-calibration";
 
+/// The named state holding the last back-test whole, for the report.
+pub const LAST_BACKTEST: &str = "forecast-backtest";
+
+/// The last back-test saved in the workspace, if any.
+pub fn last_backtest(store: &dyn Store) -> Result<Option<Backtest>> {
+    match store.state(LAST_BACKTEST)? {
+        Some(state) => Ok(Some(crate::access::read_json_state(
+            state,
+            "forecast back-test",
+        )?)),
+        None => Ok(None),
+    }
+}
+
 /// What the last back-test found the ranges need, kept for the forecasts after it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Calibration {
@@ -115,7 +129,7 @@ pub fn forecast_at(
 
 /// One weekly point of the back-test: the forecast of the period holding it, as made then, and what
 /// was booked in that period.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Point {
     pub as_of: Ts,
     pub period: String,
@@ -144,7 +158,7 @@ pub struct Point {
 }
 
 /// Accuracy over the points of one week of the period (or all of them).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Accuracy {
     /// The week of the period, `None` for every point.
     pub week: Option<u32>,
@@ -162,7 +176,7 @@ pub struct Accuracy {
     pub stage_weighted_within_85_115: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Backtest {
     pub kind: PeriodKind,
     /// The shared shock chosen on every point, which later forecasts use.
@@ -316,7 +330,7 @@ pub fn backtest(
         let body = serde_json::to_vec(&calibration)?;
         store.put_state(CALIBRATION, "", &mut |w| w.write_all(&body))?;
     }
-    Ok(Backtest {
+    let b = Backtest {
         kind: opts.kind,
         shared_shock,
         points,
@@ -324,7 +338,12 @@ pub fn backtest(
         overall,
         notes,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    if !b.points.is_empty() {
+        let body = serde_json::to_vec(&b)?;
+        store.put_state(LAST_BACKTEST, "", &mut |w| w.write_all(&body))?;
+    }
+    Ok(b)
 }
 
 /// The shock of [`SHOCKS`] whose ranges held the actuals of `ranges` closest to 80 % of the time (the

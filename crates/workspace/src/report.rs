@@ -54,6 +54,10 @@ pub fn write_report(
         )?),
         None => None,
     };
+    let forecast = match &scored {
+        Some(Ok((as_of, deals))) => forecast_part(store, &c.ctx, *as_of, deals)?,
+        _ => None,
+    };
     let model = match (&latest, &scored) {
         (Some((id, model)), Some(scored)) => Some(ModelScores {
             id,
@@ -73,8 +77,37 @@ pub fn write_report(
         &Scoring {
             model,
             cards: &cards,
+            forecast,
         },
     )
+}
+
+/// The report's forecast: `winsignal forecast` of the open deals scored at `as_of` (quarters, the
+/// current one and the next two), and the last back-test saved in the workspace.
+pub fn forecast_part(
+    store: &dyn Store,
+    ctx: &winsignal_features::Context,
+    as_of: Ts,
+    deals: &[DealScore],
+) -> Result<Option<ForecastPart>> {
+    let (forecast, _) = crate::forecast::calibrated(
+        store,
+        ctx,
+        deals,
+        as_of,
+        &winsignal_score::forecast::ForecastOptions::default(),
+    )?;
+    Ok(Some(ForecastPart {
+        forecast,
+        backtest: crate::forecast::last_backtest(store)?,
+    }))
+}
+
+/// The bookings forecast the report shows, and the last back-test, if one was run.
+#[derive(Serialize)]
+pub struct ForecastPart {
+    pub forecast: winsignal_score::forecast::Forecast,
+    pub backtest: Option<crate::forecast::Backtest>,
 }
 
 /// The open deals scored with `model` as of the end of the data, or why they could not be (a model
@@ -106,6 +139,8 @@ pub struct Scoring<'a> {
     pub model: Option<ModelScores<'a>>,
     /// Every rep's scorecard (they need no model).
     pub cards: &'a Scorecards,
+    /// The bookings forecast (none without a model).
+    pub forecast: Option<ForecastPart>,
 }
 
 /// A saved win model and the open deals scored with it.
@@ -450,6 +485,13 @@ fn html(d: &Discovery, c: &Computed, q: &QualityReport, scoring: &Scoring<'_>) -
         "version": env!("CARGO_PKG_VERSION"),
         "model": scoring.model.as_ref().map(model_json),
         "reps": reps_json(scoring.cards),
+        "forecast": scoring.forecast.as_ref().map(|f| serde_json::json!({
+            "as_of": f.forecast.as_of.to_date_string(),
+            "periods": f.forecast.periods,
+            "notes": f.forecast.notes,
+            "top_deals": f.forecast.deals.iter().take(10).collect::<Vec<_>>(),
+            "backtest": f.backtest,
+        })),
     });
     // Inside a <script> element neither "</script" nor "<!--" may appear (user text such as a catalog
     // title could contain them): escaping every <, > and & keeps the JSON identical and the tokenizer
