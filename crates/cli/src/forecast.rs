@@ -195,6 +195,30 @@ fn print_forecast(model_id: &str, f: &Forecast) {
             money(d.expected[0])
         );
     }
+    if let Some(c) = &f.changes {
+        println!("\nSince {}:", c.since.to_date_string());
+        for p in &c.periods {
+            let d = p.expected_now - p.expected_before;
+            println!(
+                "  {:<9} {} → {} ({}{})",
+                p.label,
+                money(p.expected_before),
+                money(p.expected_now),
+                if d < 0.0 { "-" } else { "+" },
+                money(d.abs())
+            );
+        }
+        for d in &c.deals {
+            let change = d.now - d.before;
+            println!(
+                "  {:<20} {}{} ({})",
+                d.opportunity_id,
+                if change < 0.0 { "-" } else { "+" },
+                money(change.abs()),
+                d.what
+            );
+        }
+    }
     println!(
         "\nNew deals: {:.1} created a day lately; what they bring is taken from {} deals created earlier.",
         f.creation_per_day, f.new_deal_examples

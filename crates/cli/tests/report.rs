@@ -309,7 +309,10 @@ fn the_report_renders_its_charts_and_tables_without_console_messages() {
     winsignal(&data, &["report", "--out", out.to_str().unwrap()]);
     let dom = render(browser, &out);
     assert_eq!(charts_drawn(&dom), 4 + 3 * behaviours);
-    assert_eq!(table_rows(&dom, "forecast-backtest-table").len(), 1 + weeks + 1);
+    assert_eq!(
+        table_rows(&dom, "forecast-backtest-table").len(),
+        1 + weeks + 1
+    );
     assert!(!dom.contains("id=\"forecast-no-backtest\""));
 }
 

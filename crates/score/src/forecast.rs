@@ -184,7 +184,100 @@ pub struct Forecast {
     /// For each of [`ForecastOptions::other_shocks`]: the shock, and each period's (P10, P90) with it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<(f64, Vec<(f64, f64)>)>,
+    /// What changed since an earlier forecast ([`changes`]), when one was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
     pub notes: Vec<String>,
+}
+
+/// What moved a forecast since an earlier one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Changes {
+    /// When the earlier forecast was made as of.
+    pub since: Ts,
+    /// Each period both forecasts cover: expected then and now.
+    pub periods: Vec<PeriodChange>,
+    /// The deals whose expected part of the first period both cover moved most, largest move first.
+    pub deals: Vec<DealChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeriodChange {
+    pub label: String,
+    pub expected_before: f64,
+    pub expected_now: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DealChange {
+    pub opportunity_id: String,
+    pub before: f64,
+    pub now: f64,
+    /// `new` (not open before), `closed` (open before, not now: won, lost or gone) or `moved`.
+    pub what: &'static str,
+}
+
+/// What moved `now` since `before` (an earlier forecast of the same kind): the periods both cover, and
+/// the `top` deals whose expected part of the first of them moved most. A deal won since leaves the
+/// open deals and enters the bookings so far.
+pub fn changes(before: &Forecast, now: &Forecast, top: usize) -> Changes {
+    let periods: Vec<PeriodChange> = now
+        .periods
+        .iter()
+        .filter_map(|p| {
+            let b = before
+                .periods
+                .iter()
+                .find(|b| b.period.label == p.period.label)?;
+            Some(PeriodChange {
+                label: p.period.label.clone(),
+                expected_before: b.expected,
+                expected_now: p.expected,
+            })
+        })
+        .collect();
+    let mut deals = Vec::new();
+    if let Some(first) = periods.first() {
+        let at = |f: &Forecast| f.periods.iter().position(|p| p.period.label == first.label);
+        let (kb, kn) = (at(before), at(now));
+        let parts = |f: &Forecast, k: Option<usize>| -> BTreeMap<String, f64> {
+            f.deals
+                .iter()
+                .map(|d| (d.opportunity_id.clone(), k.map_or(0.0, |k| d.expected[k])))
+                .collect()
+        };
+        let (b, n) = (parts(before, kb), parts(now, kn));
+        let ids: std::collections::BTreeSet<&String> = b.keys().chain(n.keys()).collect();
+        for id in ids {
+            let (was, is) = (b.get(id), n.get(id));
+            let what = match (was, is) {
+                (None, Some(_)) => "new",
+                (Some(_), None) => "closed",
+                _ => "moved",
+            };
+            let (was, is) = (was.copied().unwrap_or(0.0), is.copied().unwrap_or(0.0));
+            if (is - was).abs() > 1e-9 {
+                deals.push(DealChange {
+                    opportunity_id: id.clone(),
+                    before: was,
+                    now: is,
+                    what,
+                });
+            }
+        }
+        deals.sort_by(|x, y| {
+            (y.now - y.before)
+                .abs()
+                .total_cmp(&(x.now - x.before).abs())
+                .then_with(|| x.opportunity_id.cmp(&y.opportunity_id))
+        });
+        deals.truncate(top);
+    }
+    Changes {
+        since: before.as_of,
+        periods,
+        deals,
+    }
 }
 
 /// A deal's remaining days to close if won: a sample (from its stage's won deals, or from creation).
@@ -475,6 +568,7 @@ pub fn forecast(
         simulations: opts.simulations.max(1),
         shared_shock: opts.shared_shock,
         ranges,
+        changes: None,
         notes,
     }
 }
@@ -1061,6 +1155,38 @@ mod tests {
             "{half:?}"
         );
         assert!((half.mean_uplift_points - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn changes_name_the_deals_that_moved_the_forecast_and_add_up() {
+        let (ctx, scored, as_of) = company(20, Vec::new());
+        let opts = ForecastOptions::default();
+        let before = forecast(&ctx, &scored, &BTreeMap::new(), as_of, &opts);
+        // A week later: one deal gone, one new, one more likely.
+        let mut later = scored[1..].to_vec();
+        later[0].p_win = 0.9;
+        let mut new = scored[0].clone();
+        new.opportunity_id = "NEW1".into();
+        new.p_win = 0.3;
+        later.pop();
+        later.push(new);
+        let now = forecast(&ctx, &later, &BTreeMap::new(), as_of, &opts);
+        let c = changes(&before, &now, usize::MAX);
+        assert_eq!(c.periods.len(), 3);
+        let moved: f64 = c.deals.iter().map(|d| d.now - d.before).sum();
+        let open = now.periods[0].open_expected - before.periods[0].open_expected;
+        assert!((moved - open).abs() < 1e-9, "{moved} {open}");
+        let what = |id: &str| {
+            c.deals
+                .iter()
+                .find(|d| d.opportunity_id == id)
+                .map(|d| d.what)
+        };
+        assert_eq!(what("O0000"), Some("closed"));
+        assert_eq!(what("O0001"), Some("moved"));
+        assert_eq!(what("O0019"), Some("closed"));
+        assert_eq!(what("NEW1"), Some("new"));
+        assert!(changes(&before, &before, 10).deals.is_empty());
     }
 
     #[test]

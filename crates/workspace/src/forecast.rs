@@ -48,6 +48,30 @@ pub struct Calibration {
     pub made_at: Ts,
 }
 
+/// The forecast as of `as_of` of the deals open then, scored with `model` on `engine` ([`calibrated`]),
+/// with what changed since the same forecast a week before. Returns it with the options it was made
+/// with. `winsignal forecast` and the live service both make it here.
+pub fn make(
+    store: &dyn Store,
+    engine: &winsignal_features::Engine,
+    catalog: &winsignal_features::Catalog,
+    model: &model::WinModel,
+    as_of: Ts,
+    opts: &ForecastOptions,
+) -> Result<(Forecast, ForecastOptions)> {
+    let (_, scored, _) = crate::scoring::scores(engine, catalog, model, Some(as_of), None)?;
+    let (mut f, opts) = calibrated(store, engine.context(), &scored, as_of, opts)?;
+    let week_before = Ts(as_of.0 - 7 * MS_PER_DAY);
+    if let Ok((_, earlier, _)) =
+        crate::scoring::scores(engine, catalog, model, Some(week_before), None)
+    {
+        let rates = forecast::stage_win_rates(engine.context(), week_before);
+        let before = forecast::forecast(engine.context(), &earlier, &rates, week_before, &opts);
+        f.changes = Some(forecast::changes(&before, &f, 10));
+    }
+    Ok((f, opts))
+}
+
 /// The forecast of `scored` (the deals open at `as_of`, scored then) on entities `ctx`, its ranges drawn
 /// with the shared shock the last back-test of these periods found in `read` (independent deals when
 /// there was none; a note says which). Returns it with the options it was made with.
@@ -107,8 +131,8 @@ pub fn forecast_at(
     let checkpoint = std::mem::take(&mut m.checkpoint);
     let engine = crate::pipeline::replay_with(store, &*m.snapshot, entities, checkpoint, progress)?;
     progress.finish();
-    let (as_of, scored, _) = crate::scoring::scores(&engine, &m.catalog, &m.model, as_of, None)?;
-    let (f, opts) = calibrated(store, engine.context(), &scored, as_of, opts)?;
+    let as_of = as_of.unwrap_or_else(|| snapshot::horizon(&engine).plus_millis(1));
+    let (f, opts) = make(store, &engine, &m.catalog, &m.model, as_of, opts)?;
     let mut out = Vec::new();
     if !scenarios.is_empty() {
         let snaps = winsignal_score::dataset::open_snapshots(&engine, &m.catalog, as_of);

@@ -450,12 +450,11 @@ impl Live {
         store: &dyn Store,
         opts: &winsignal_score::forecast::ForecastOptions,
     ) -> Result<Option<winsignal_score::forecast::Forecast>> {
-        if self.model.is_none() {
+        let Some(m) = &self.model else {
             return Ok(None);
-        }
-        let scored = self.score(None)?;
+        };
         let (f, _) =
-            crate::forecast::calibrated(store, self.engine.context(), &scored, self.now(), opts)?;
+            crate::forecast::make(store, &self.engine, &m.catalog, &m.model, self.now(), opts)?;
         Ok(Some(f))
     }
 
