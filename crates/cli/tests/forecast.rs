@@ -94,21 +94,7 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
     // middle. Every point up to that one is forecast exactly as before.
     let middle = &points[points.len() / 2];
     let at = middle["as_of"].as_i64().unwrap();
-    let day = |ms: i64| {
-        let secs = ms / 1000;
-        let days = secs.div_euclid(86_400);
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        format!("{y:04}-{m:02}-{d:02}")
-    };
+    let day = |ms: i64| common::date_of_secs(ms.div_euclid(1000));
     let (after, later) = (day(at + 86_400_000), day(at + 3 * 86_400_000));
     let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
     let open = &scored["deals"][0];

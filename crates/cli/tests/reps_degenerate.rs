@@ -31,7 +31,7 @@ fn company(dir: &Path, reps: usize, won: Option<&dyn Fn(usize) -> usize>, lost_r
         String::from("opportunity_id,account_id,rep_id,amount,created_at,closed_at,outcome\n");
     let day = |d: usize| {
         let t = 1_704_067_200 + 86_400 * d as i64; // 2024-01-01 + d days
-        winsignal_date(t)
+        common::date_of_secs(t)
     };
     let mut i = 0;
     for k in 0..reps {
@@ -71,20 +71,6 @@ fn company(dir: &Path, reps: usize, won: Option<&dyn Fn(usize) -> usize>, lost_r
     std::fs::write(dir.join("accounts.csv"), accounts).unwrap();
     std::fs::write(dir.join("reps.csv"), rep_rows).unwrap();
     std::fs::write(dir.join("opportunities.csv"), opps).unwrap();
-}
-
-/// `YYYY-MM-DD` of a Unix time in seconds (civil-from-days, proleptic Gregorian).
-fn winsignal_date(secs: i64) -> String {
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 fn scorecards(dir: &Path) -> (Value, String) {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{winsignal, winsignal_fails};
+use common::{shift_days, winsignal, winsignal_fails};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -2113,28 +2113,6 @@ fn the_clock_rescores_untouched_deals_and_reports_those_that_stall() {
     assert_eq!(deal["deal"]["p_win"], batch_deal["p_win"], "{deal}");
     assert_eq!(deal["deal"]["idle_days"], batch_deal["idle_days"], "{deal}");
     server.stop();
-}
-
-/// `YYYY-MM-DD` moved by `days` days.
-fn shift_days(date: &str, days: i64) -> String {
-    let parse = |i: std::ops::Range<usize>| date[i].parse::<i64>().unwrap();
-    let (y, m, d) = (parse(0..4), parse(5..7), parse(8..10));
-    // Days from the civil date (Howard Hinnant's algorithm), and back.
-    let y0 = if m <= 2 { y - 1 } else { y };
-    let era = y0.div_euclid(400);
-    let yoe = y0 - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let z = era * 146_097 + doe + days;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// Epoch milliseconds as an RFC 3339 time.

@@ -76,3 +76,39 @@ pub fn winsignal_both(data: &Path, args: &[&str]) -> (String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// `YYYY-MM-DD` of a Unix time in seconds (civil-from-days, proleptic Gregorian; Howard Hinnant's
+/// algorithm), to keep the tests free of a date crate.
+#[allow(dead_code)]
+pub fn date_of_secs(secs: i64) -> String {
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `YYYY-MM-DD` moved by `days` days.
+#[allow(dead_code)]
+pub fn shift_days(date: &str, days: i64) -> String {
+    let secs = secs_of(date);
+    date_of_secs(secs + days * 86_400)
+}
+
+/// Unix seconds of `YYYY-MM-DD` at midnight UTC (days-from-civil).
+#[allow(dead_code)]
+fn secs_of(date: &str) -> i64 {
+    let parse = |i: std::ops::Range<usize>| date[i].parse::<i64>().unwrap();
+    let (y, m, d) = (parse(0..4), parse(5..7), parse(8..10));
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) * 86_400
+}
