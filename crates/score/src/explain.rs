@@ -151,23 +151,29 @@ pub fn uplifts(
             out.push(None);
             continue;
         }
-        let mut values: Vec<Value<'_>> = model
-            .ebm
-            .features()
-            .iter()
-            .map(|f| {
-                table
-                    .data
-                    .feature(&f.name)
-                    .map_or(Value::Missing, |c| c.values.value(row))
-            })
-            .collect();
+        let mut values = row_values(model, &table, row);
         let now = model.ebm.score_values(&values).map_err(learn)?.probability;
         values[at] = Value::Number(present);
         let done = model.ebm.score_values(&values).map_err(learn)?.probability;
         out.push(Some(done - now));
     }
     Ok(out)
+}
+
+/// Row `row` of `table` as the model's features read it, in their order (missing where the table has
+/// no such column).
+fn row_values<'t>(model: &WinModel, table: &'t dataset::Table<'_>, row: usize) -> Vec<Value<'t>> {
+    model
+        .ebm
+        .features()
+        .iter()
+        .map(|f| {
+            table
+                .data
+                .feature(&f.name)
+                .map_or(Value::Missing, |c| c.values.value(row))
+        })
+        .collect()
 }
 
 /// Scores the open deals of `snaps` (snapshots as of one date, from [`dataset::open_snapshots`]).
@@ -184,17 +190,7 @@ pub fn score(
     let mut out = Vec::with_capacity(snaps.len());
     for (row, s) in snaps.iter().enumerate() {
         let info = &table.rows[row];
-        let values: Vec<Value<'_>> = model
-            .ebm
-            .features()
-            .iter()
-            .map(|f| {
-                table
-                    .data
-                    .feature(&f.name)
-                    .map_or(Value::Missing, |c| c.values.value(row))
-            })
-            .collect();
+        let values = row_values(model, &table, row);
         let scored = model.ebm.score_values(&values).map_err(learn)?;
         let mut factors: Vec<Factor> = model
             .ebm
