@@ -364,6 +364,18 @@ pub fn forecast(
         });
         timings.push(timing);
     }
+    if scored.is_empty() {
+        notes.push(format!(
+            "no deal is open at {}: the forecast is what was won so far and what new deals usually bring",
+            as_of.to_date_string()
+        ));
+    }
+    if median_won.is_none() {
+        notes.push(format!(
+            "no deal won before {} has an amount: there are no bookings to forecast (map an amount column to the deals)",
+            as_of.to_date_string()
+        ));
+    }
     match (without_amount, median_won) {
         (0, _) => {}
         (n, Some(m)) => notes.push(format!(
@@ -371,7 +383,7 @@ pub fn forecast(
             scored.len()
         )),
         (n, None) => notes.push(format!(
-            "{n} open deals have no amount, and no won deal shows one; they add nothing to the forecast"
+            "{n} open deals have no amount; they add nothing to the forecast"
         )),
     }
     let no_timing = deals.iter().filter(|d| d.timing == "none").count();
@@ -1011,6 +1023,26 @@ mod tests {
         }
         records.extend(extra);
         (Context::from_records(&records), scored, as_of)
+    }
+
+    #[test]
+    fn a_forecast_without_amounts_or_open_deals_says_so() {
+        // The company's won deals have no amount (0), and no deal is open.
+        let (ctx, _, as_of) = company(0, Vec::new());
+        let f = forecast(
+            &ctx,
+            &[],
+            &BTreeMap::new(),
+            as_of,
+            &ForecastOptions::default(),
+        );
+        let notes = f.notes.join("\n");
+        assert!(notes.contains("no deal is open at 2025-05-15"), "{notes}");
+        assert!(
+            notes.contains("has an amount: there are no bookings to forecast"),
+            "{notes}"
+        );
+        assert_eq!(f.periods[0].expected, 0.0);
     }
 
     #[test]
