@@ -528,10 +528,8 @@ pub fn forecast(
             );
             let per_period = (0..bounds.len())
                 .map(|k| {
-                    let mut v: Vec<f64> = sims.iter().map(|s| s[k] + closed_in(k)).collect();
-                    v.sort_by(f64::total_cmp);
-                    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-                    (q(0.1), q(0.9))
+                    let v = sorted(sims.iter().map(|s| s[k] + closed_in(k)));
+                    (quantile(&v, 0.1), quantile(&v, 0.9))
                 })
                 .collect();
             (shock, per_period)
@@ -543,15 +541,8 @@ pub fn forecast(
         .map(|(k, period)| {
             let open_expected: f64 = deals.iter().map(|d| d.expected[k]).sum();
             let closed = if k == 0 { closed_won } else { 0.0 };
-            let mut totals: Vec<f64> = sims.iter().map(|s| s[k] + closed).collect();
-            totals.sort_by(f64::total_cmp);
-            let q = |p: f64| {
-                if totals.is_empty() {
-                    0.0
-                } else {
-                    totals[((totals.len() - 1) as f64 * p).round() as usize]
-                }
-            };
+            let totals = sorted(sims.iter().map(|s| s[k] + closed));
+            let q = |p: f64| quantile(&totals, p);
             PeriodForecast {
                 period,
                 closed_won: closed,
@@ -583,6 +574,22 @@ pub fn forecast(
         changes: None,
         notes,
     }
+}
+
+/// The values in increasing order.
+fn sorted(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// The `p` quantile of `sorted` (the nearest rank; 0 when there are none): how every range here is
+/// read off its simulations.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// The share of `remaining` in `[lo, hi)`.
@@ -778,7 +785,7 @@ pub fn scenario(
         })
         .collect();
     let mut rng = Rng::new(opts.seed ^ 0x5ce7_a410);
-    let mut sims: Vec<Vec<f64>> = (0..opts.simulations.max(1))
+    let sims: Vec<Vec<f64>> = (0..opts.simulations.max(1))
         .map(|_| {
             let mut change = vec![0.0; n];
             for (amount, p, up, q) in &lacking {
@@ -809,9 +816,8 @@ pub fn scenario(
         .iter()
         .enumerate()
         .map(|(k, p)| {
-            let mut v: Vec<f64> = sims.iter_mut().map(|s| s[k]).collect();
-            v.sort_by(f64::total_cmp);
-            let q = |x: f64| v[((v.len() - 1) as f64 * x).round() as usize];
+            let v = sorted(sims.iter().map(|s| s[k]));
+            let q = |x: f64| quantile(&v, x);
             ScenarioPeriod {
                 label: p.period.label.clone(),
                 expected_change: expected[k],
