@@ -179,6 +179,29 @@ fn print_forecast(model_id: &str, f: &Forecast) {
             money(p.stage_weighted)
         );
     }
+    if f.periods
+        .iter()
+        .any(|p| p.crm_weighted.is_some() || p.commit.is_some() || p.committed.is_some())
+    {
+        let opt = |x: Option<f64>| x.map_or("–".into(), money);
+        println!(
+            "\nFrom the CRM's own fields (probability, forecast category, expected close date):"
+        );
+        println!(
+            "{:<9} {:>14} {:>14} {:>14} {:>22}",
+            "period", "CRM-weighted", "commit", "committed", "slip to the next"
+        );
+        for p in &f.periods {
+            println!(
+                "{:<9} {:>14} {:>14} {:>14} {:>22}",
+                p.period.label,
+                opt(p.crm_weighted),
+                opt(p.commit),
+                opt(p.committed),
+                pct(p.slip)
+            );
+        }
+    }
     let first = f.periods.first().map_or("", |p| p.period.label.as_str());
     println!("\nThe open deals carrying {first} most:");
     for d in f.deals.iter().take(10).filter(|d| d.expected[0] > 0.0) {
@@ -303,6 +326,40 @@ fn print_backtest(b: &Backtest) {
         row(a.week.map_or("all".into(), |w| w.to_string()), a);
     }
     row("all".into(), &b.overall);
+    let crm = |a: &Accuracy| {
+        a.crm_weighted_mape.is_some() || a.commit_mape.is_some() || a.slip_points > 0
+    };
+    if crm(&b.overall) {
+        println!("\nThe CRM's own figures at the same points, and the slip of the committed amount to the next period:");
+        println!(
+            "{:>5} {:>10} {:>10} {:>12} {:>12} {:>13} {:>12} {:>11}",
+            "week",
+            "CRM MAPE",
+            "CRM bias",
+            "commit MAPE",
+            "commit bias",
+            "slip expected",
+            "slip actual",
+            "slip error"
+        );
+        let row = |label: String, a: &Accuracy| {
+            println!(
+                "{:>5} {:>10} {:>10} {:>12} {:>12} {:>13} {:>12} {:>11}",
+                label,
+                pct(a.crm_weighted_mape),
+                pct(a.crm_weighted_bias),
+                pct(a.commit_mape),
+                pct(a.commit_bias),
+                pct(a.slip_expected),
+                pct(a.slip_actual),
+                pct(a.slip_error)
+            );
+        };
+        for a in &b.by_week {
+            row(a.week.map_or("all".into(), |w| w.to_string()), a);
+        }
+        row("all".into(), &b.overall);
+    }
     for n in &b.notes {
         println!("Note: {n}.");
     }

@@ -34,6 +34,15 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
             "{p}"
         );
     }
+    // The demo's CRM keeps a probability, a forecast category and an expected close date: its own
+    // figures are there, and the slip of a committed amount is a share of it.
+    for name in ["crm_weighted", "commit", "committed"] {
+        assert!(
+            periods[0][name].as_f64().is_some(),
+            "{name}: {}",
+            periods[0]
+        );
+    }
     // Deterministic: the same workspace gives the same forecast.
     let again: Value =
         serde_json::from_str(&winsignal(&data, &["forecast", "--json", "--periods", "2"])).unwrap();
@@ -58,7 +67,31 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
             .map(|k| p[k].as_f64().unwrap())
             .sum::<f64>();
         assert!((actual - parts).abs() < 1e-6 * (1.0 + actual), "{p}");
+        // Slip, expected and actual, is a share of the committed amount, where there is one.
+        match p["committed"].as_f64() {
+            Some(c) if c > 0.0 => {
+                for k in ["slip", "slip_actual"] {
+                    let v = p[k].as_f64().unwrap();
+                    assert!((0.0..=1.0).contains(&v), "{k}: {p}");
+                }
+            }
+            _ => assert!(p["slip"].is_null() && p["slip_actual"].is_null(), "{p}"),
+        }
     }
+    assert!(
+        points.iter().any(|p| p["slip"].as_f64().is_some()),
+        "no point has a committed amount"
+    );
+    assert!(
+        b["overall"]["slip_points"].as_u64().unwrap() > 0,
+        "{}",
+        b["overall"]
+    );
+    assert!(
+        b["overall"]["commit_mape"].as_f64().is_some(),
+        "{}",
+        b["overall"]
+    );
     let weeks: usize = b["by_week"]
         .as_array()
         .unwrap()
@@ -120,6 +153,17 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
         ),
     )
     .unwrap();
+    // And the CRM's forecast fields of an open deal changed a day after it: committed, due then.
+    std::fs::write(
+        dir.join("stage_history.csv"),
+        format!(
+            "opportunity_id,stage,entered_at,expected_close_at,probability,forecast_category\n\
+             {},{},{after}T09:00:00Z,{later},95,Commit\n",
+            open["opportunity_id"].as_str().unwrap(),
+            open["stage"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
     winsignal(&data, &["ingest", dir.to_str().unwrap()]);
     let replanted: Value = serde_json::from_str(&winsignal(
         &data,
@@ -132,6 +176,10 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
         "p50",
         "p90",
         "stage_weighted",
+        "crm_weighted",
+        "commit",
+        "committed",
+        "slip",
         "closed_won",
         "open_expected",
         "new_expected",

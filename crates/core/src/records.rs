@@ -326,15 +326,62 @@ pub struct Opportunity {
     pub closed_at: Option<Ts>,
     pub outcome: Outcome,
     pub stage: Option<String>,
+    /// The CRM's own forecast fields as they stand now (Salesforce `CloseDate` of an open deal,
+    /// `Probability`, `ForecastCategoryName`); what they were earlier is on the stage history.
+    #[serde(flatten)]
+    pub crm: CrmForecast,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attrs: Attrs,
+}
+
+/// What a CRM records about when and how likely a deal closes: the rep's expected close date, the
+/// probability (in percent, 0–100) and the forecast category (`Pipeline`, `Best Case`, `Commit`, …).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CrmForecast {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_close_at: Option<Ts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast_category: Option<String>,
+}
+
+impl CrmForecast {
+    pub fn is_empty(&self) -> bool {
+        self.expected_close_at.is_none()
+            && self.probability.is_none()
+            && self.forecast_category.is_none()
+    }
+
+    /// Whether the forecast category is the commit ([`is_commit_category`]).
+    pub fn is_commit(&self) -> bool {
+        self.forecast_category
+            .as_deref()
+            .is_some_and(is_commit_category)
+    }
+}
+
+/// Whether a forecast category names the commit: Salesforce's `Commit` (its API value is
+/// `Forecast`), HubSpot's `commit`, Dynamics 365's `Committed`, compared without case or spaces.
+pub fn is_commit_category(category: &str) -> bool {
+    let c: String = category
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect::<String>()
+        .to_lowercase();
+    matches!(c.as_str(), "commit" | "committed" | "forecast")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageEntry {
     pub opportunity_id: String,
     pub stage: String,
+    /// When the row was written. A row keeping the stage of the deal's previous row records a change
+    /// of the CRM's forecast fields within the stage, not a new entry into it.
     pub entered_at: Ts,
+    /// The CRM's forecast fields as they were from `entered_at` on.
+    #[serde(flatten)]
+    pub crm: CrmForecast,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

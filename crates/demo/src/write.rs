@@ -64,6 +64,8 @@ pub(crate) const OPPORTUNITY_SF: &[&str] = &[
     "IsWon",
     "Competitor__c",
     "Discount__c",
+    "Probability",
+    "ForecastCategoryName",
 ];
 pub(crate) const HISTORY_SF: &[&str] = &[
     "Id",
@@ -73,6 +75,7 @@ pub(crate) const HISTORY_SF: &[&str] = &[
     "Amount",
     "CloseDate",
     "Probability",
+    "ForecastCategory",
 ];
 pub(crate) const ROLE_SF: &[&str] = &[
     "Id",
@@ -151,8 +154,18 @@ pub(crate) const OPPORTUNITIES_C: &[&str] = &[
     "stage",
     "competitor",
     "discount",
+    "expected_close_at",
+    "probability",
+    "forecast_category",
 ];
-pub(crate) const STAGE_HISTORY_C: &[&str] = &["opportunity_id", "stage", "entered_at"];
+pub(crate) const STAGE_HISTORY_C: &[&str] = &[
+    "opportunity_id",
+    "stage",
+    "entered_at",
+    "expected_close_at",
+    "probability",
+    "forecast_category",
+];
 pub(crate) const OPP_CONTACTS_C: &[&str] = &["opportunity_id", "contact_id", "role", "is_primary"];
 pub(crate) const ACTIVITIES_C: &[&str] = &[
     "activity_id",
@@ -238,6 +251,133 @@ pub(crate) struct Writer<'a> {
     ref_rng: Rng,
 }
 
+/// A Salesforce forecast category: its label (`ForecastCategoryName`) and API value
+/// (`ForecastCategory`, which OpportunityHistory records).
+#[derive(Clone, Copy, PartialEq)]
+enum Category {
+    Pipeline,
+    BestCase,
+    Commit,
+    Closed,
+    Omitted,
+}
+
+impl Category {
+    fn label(self) -> &'static str {
+        match self {
+            Category::Pipeline => "Pipeline",
+            Category::BestCase => "Best Case",
+            Category::Commit => "Commit",
+            Category::Closed => "Closed",
+            Category::Omitted => "Omitted",
+        }
+    }
+    fn api(self) -> &'static str {
+        match self {
+            Category::BestCase => "BestCase",
+            Category::Commit => "Forecast",
+            c => c.label(),
+        }
+    }
+}
+
+/// One row of a deal's history as the CRM keeps it: a stage entry, or a change of the close date
+/// within a stage.
+struct CrmRow {
+    /// Whether the row enters its stage (else it pushes the close date within it).
+    entry: bool,
+    stage: &'static str,
+    at: i64,
+    close: i64,
+    probability: u32,
+    category: Category,
+}
+
+/// A deal's history as its rep keeps the CRM: at each stage entry an expected close date earlier
+/// than the real one by the rep's optimism (a share of the time left, fixed per deal), pushed out
+/// again (a row in the same stage) whenever the date passes with the deal still in the stage;
+/// the stage's default probability; the forecast category by stage, a late-stage deal expected
+/// within a month sometimes committed early. Closed deals end with their close.
+fn crm_trail(o: &crate::world::Opp, data_end: i64, rng: &mut Rng) -> Vec<CrmRow> {
+    let optimism = 0.55 + 0.45 * rng.f64();
+    let expect =
+        |from: i64| from + ((o.close - from) as f64 * optimism).max(7.0 * DAY as f64) as i64;
+    let mut rows = Vec::new();
+    for (k, &(s, at)) in o.stages.iter().enumerate() {
+        let until = o.stages.get(k + 1).map_or(
+            if o.outcome == Outcome::Open {
+                data_end
+            } else {
+                o.close
+            },
+            |n| n.1,
+        );
+        let mut close = expect(at);
+        let category = |close: i64, at: i64, rng: &mut Rng| match s {
+            0..=2 => Category::Pipeline,
+            3 if close - at < 30 * DAY && rng.chance(0.5) => Category::Commit,
+            3 => Category::BestCase,
+            _ => Category::Commit,
+        };
+        rows.push(CrmRow {
+            entry: true,
+            stage: STAGES[s],
+            at,
+            close,
+            probability: STAGE_PROBABILITY[s],
+            category: category(close, at, rng),
+        });
+        loop {
+            let pushed_at = close + rng.range(0, 5) * DAY;
+            if pushed_at >= until || pushed_at > data_end {
+                break;
+            }
+            close = expect(pushed_at);
+            rows.push(CrmRow {
+                entry: false,
+                stage: STAGES[s],
+                at: pushed_at,
+                close,
+                probability: STAGE_PROBABILITY[s],
+                category: category(close, pushed_at, rng),
+            });
+        }
+    }
+    match o.outcome {
+        Outcome::Won => rows.push(CrmRow {
+            entry: true,
+            stage: "Closed Won",
+            at: o.close,
+            close: o.close,
+            probability: 100,
+            category: Category::Closed,
+        }),
+        Outcome::Lost => rows.push(CrmRow {
+            entry: true,
+            stage: "Closed Lost",
+            at: o.close,
+            close: o.close,
+            probability: 0,
+            category: Category::Omitted,
+        }),
+        Outcome::Open => {}
+    }
+    rows
+}
+
+/// The CRM's probability of the deal now (its history's last row).
+fn probability_now(trail: &[CrmRow]) -> String {
+    trail
+        .last()
+        .map(|r| r.probability.to_string())
+        .unwrap_or_default()
+}
+
+/// The CRM's forecast category of the deal now, as its label.
+fn category_now(trail: &[CrmRow]) -> String {
+    trail.last().map_or("", |r| r.category.label()).to_string()
+}
+
 fn b(v: bool) -> &'static str {
     if v {
         "true"
@@ -272,6 +412,15 @@ impl<'a> Writer<'a> {
 
     fn rng(&self, label: u64) -> Rng {
         Rng::derive(self.seed, 500 + label)
+    }
+
+    /// Every deal's CRM history ([`crm_trail`]), the same in both layouts.
+    fn crm_trails(&self, w: &World) -> Vec<Vec<CrmRow>> {
+        let mut rng = self.rng(30);
+        w.opps
+            .iter()
+            .map(|o| crm_trail(o, w.data_end, &mut rng))
+            .collect()
     }
 
     /// A reference to a Salesforce record, in its 15-character form about 2% of the time.
@@ -465,8 +614,9 @@ impl<'a> Writer<'a> {
             Corrupt::Set(&["CloseDate"], "31/02/2025"),
             self.mess.n(3),
         );
+        let trails = self.crm_trails(w);
         let mut opp_rows: Vec<Vec<String>> = Vec::with_capacity(w.opps.len());
-        for o in &w.opps {
+        for (o, trail) in w.opps.iter().zip(&trails) {
             let (stage, closed, won) = match o.outcome {
                 Outcome::Won => ("Closed Won".to_string(), true, true),
                 Outcome::Lost => ("Closed Lost".to_string(), true, false),
@@ -489,12 +639,14 @@ impl<'a> Writer<'a> {
                 o.amount.map(|a| a.to_string()).unwrap_or_default(),
                 "USD".to_string(),
                 sf_ts(o.created),
-                date(o.close),
+                date(trail.last().map_or(o.close, |r| r.close)),
                 stage,
                 b(closed).to_string(),
                 b(won).to_string(),
                 o.competitor.to_string(),
                 o.discount.map(|d| d.to_string()).unwrap_or_default(),
+                probability_now(trail),
+                category_now(trail),
             ];
             t.row(&row)?;
             opp_rows.push(row);
@@ -533,31 +685,25 @@ impl<'a> Writer<'a> {
             Corrupt::Set(&["CreatedDate"], "1985-01-01T00:00:00.000Z"),
             self.mess.n(5),
         );
+        // The stage entries first, then the rows pushing a close date (after the rows the planned
+        // mess picks from).
         let mut hist_id = 0u64;
-        for o in &w.opps {
-            let amount = o.amount.map(|a| a.to_string()).unwrap_or_default();
-            let close = date(o.close);
-            let mut rows: Vec<(&str, i64, u32)> = o
-                .stages
-                .iter()
-                .map(|&(s, at)| (STAGES[s], at, STAGE_PROBABILITY[s]))
-                .collect();
-            match o.outcome {
-                Outcome::Won => rows.push(("Closed Won", o.close, 100)),
-                Outcome::Lost => rows.push(("Closed Lost", o.close, 0)),
-                Outcome::Open => {}
-            }
-            for (stage, at, p) in rows {
-                hist_id += 1;
-                t.row(&[
-                    &sf_id("008", hist_id),
-                    &o.id,
-                    stage,
-                    &sf_ts(at),
-                    &amount,
-                    &close,
-                    &p.to_string(),
-                ])?;
+        for entries in [true, false] {
+            for (o, trail) in w.opps.iter().zip(&trails) {
+                let amount = o.amount.map(|a| a.to_string()).unwrap_or_default();
+                for r in trail.iter().filter(|r| r.entry == entries) {
+                    hist_id += 1;
+                    t.row(&[
+                        &sf_id("008", hist_id),
+                        &o.id,
+                        r.stage,
+                        &sf_ts(r.at),
+                        &amount,
+                        &date(r.close),
+                        &r.probability.to_string(),
+                        r.category.api(),
+                    ])?;
+                }
             }
         }
         self.done(t, progress)?;
@@ -891,8 +1037,9 @@ impl<'a> Writer<'a> {
             Corrupt::Set(&["outcome"], "maybe"),
             self.mess.n(3),
         );
+        let trails = self.crm_trails(w);
         let mut rows = Vec::with_capacity(w.opps.len());
-        for o in &w.opps {
+        for (o, trail) in w.opps.iter().zip(&trails) {
             let (outcome, stage, closed_at) = match o.outcome {
                 Outcome::Won => ("won", "Closed Won", c_ts(o.close)),
                 Outcome::Lost => ("lost", "Closed Lost", c_ts(o.close)),
@@ -917,6 +1064,13 @@ impl<'a> Writer<'a> {
                 stage.to_string(),
                 o.competitor.to_string(),
                 o.discount.map(|d| d.to_string()).unwrap_or_default(),
+                trail
+                    .last()
+                    .filter(|_| o.outcome == Outcome::Open)
+                    .map(|r| c_ts(r.close))
+                    .unwrap_or_default(),
+                probability_now(trail),
+                category_now(trail),
             ];
             t.row(&row)?;
             rows.push(row);
@@ -936,14 +1090,16 @@ impl<'a> Writer<'a> {
             STAGE_HISTORY_C,
             None,
         )?;
-        for o in &w.opps {
-            for &(s, at) in &o.stages {
-                t.row(&[&o.id, STAGES[s], &c_ts(at)])?;
-            }
-            match o.outcome {
-                Outcome::Won => t.row(&[&o.id, "Closed Won", &c_ts(o.close)])?,
-                Outcome::Lost => t.row(&[&o.id, "Closed Lost", &c_ts(o.close)])?,
-                Outcome::Open => {}
+        for (o, trail) in w.opps.iter().zip(&trails) {
+            for r in trail {
+                t.row(&[
+                    &o.id,
+                    r.stage,
+                    &c_ts(r.at),
+                    &c_ts(r.close),
+                    &r.probability.to_string(),
+                    r.category.label(),
+                ])?;
             }
         }
         self.done(t, progress)?;

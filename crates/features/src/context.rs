@@ -12,8 +12,8 @@ use winsignal_core::hash::FastMap;
 use winsignal_core::resolve::Resolver;
 use winsignal_core::sfdc::to_18;
 use winsignal_core::{
-    Account, AttrValue, Attrs, Contact, Kind, Opportunity, OpportunityContact, Outcome, Record,
-    StageEntry, Ts,
+    Account, AttrValue, Attrs, Contact, CrmForecast, Kind, Opportunity, OpportunityContact,
+    Outcome, Record, StageEntry, Ts,
 };
 use winsignal_store::StoreRead;
 
@@ -32,10 +32,38 @@ pub struct OppInfo {
     pub lead_source: Option<String>,
     pub stage: Option<String>,
     pub attrs: Attrs,
-    /// Stage entries in time order.
+    /// Stage entries in time order (a history row keeping the stage before it is not an entry).
     pub stages: Vec<(Ts, String)>,
     /// Contacts with a role on the deal.
     pub roles: Vec<u32>,
+    /// The CRM's forecast fields as the deal's record holds them now.
+    pub crm_now: CrmForecast,
+    /// The CRM's forecast fields from each stage-history row that has any, in time order.
+    pub crm_history: Vec<(Ts, CrmForecast)>,
+}
+
+impl OppInfo {
+    /// Takes in one stage-history row of the deal ([`Context::order_lists`] puts them in order).
+    fn add_history_row(&mut self, s: &StageEntry) {
+        self.stages.push((s.entered_at, s.stage.clone()));
+        if !s.crm.is_empty() {
+            self.crm_history.push((s.entered_at, s.crm.clone()));
+        }
+    }
+
+    /// The CRM's forecast fields as known at `as_of` (from the history rows before it), or the deal's
+    /// current ones when `as_of` is after `data_end`, the time the data were taken (they may have
+    /// been set at any time before it). `None` when nothing is known.
+    pub fn crm_at(&self, as_of: Ts, data_end: Option<Ts>) -> Option<&CrmForecast> {
+        if data_end.is_some_and(|end| as_of > end) && !self.crm_now.is_empty() {
+            return Some(&self.crm_now);
+        }
+        self.crm_history
+            .iter()
+            .take_while(|(t, _)| *t < as_of)
+            .last()
+            .map(|(_, c)| c)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -379,7 +407,7 @@ impl Context {
         for k in keys(&self.stages_by_opp) {
             let s = &self.stage_records[&k];
             if here(&s.opportunity_id) {
-                info.stages.push((s.entered_at, s.stage.clone()));
+                info.add_history_row(s);
             }
         }
         for k in keys(&self.roles_by_opp) {
@@ -415,6 +443,8 @@ impl Context {
             attrs: o.attrs.clone(),
             stages: Vec::new(),
             roles: Vec::new(),
+            crm_now: o.crm.clone(),
+            crm_history: Vec::new(),
         }
     }
 
@@ -422,6 +452,11 @@ impl Context {
     fn order_lists(&self, info: &mut OppInfo) {
         let contact_id = |i: &u32| self.contact_records[*i as usize].contact_id.as_str();
         info.stages.sort();
+        info.stages.dedup_by(|later, earlier| later.1 == earlier.1);
+        info.crm_history.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.expected_close_at.cmp(&b.1.expected_close_at))
+        });
         info.roles.sort_by(|a, b| contact_id(a).cmp(contact_id(b)));
         info.roles.dedup();
     }
@@ -592,9 +627,7 @@ impl Context {
         for s in self.stage_records.values() {
             let o = find(&self.opp_index, &s.opportunity_id);
             if o != NONE {
-                opps[o as usize]
-                    .stages
-                    .push((s.entered_at, s.stage.clone()));
+                opps[o as usize].add_history_row(s);
             }
         }
         let mut roles_by_contact = vec![Vec::new(); contacts.len()];
@@ -852,6 +885,7 @@ mod tests {
             closed_at: (outcome != Outcome::Open).then(|| Ts(created.0 + rng.range(0, 500_000))),
             outcome,
             stage: Some(format!("s{}", rng.below(4))),
+            crm: Default::default(),
             attrs: Attrs::default(),
         })
     }
@@ -862,6 +896,66 @@ mod tests {
             "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
             c.opps, c.accounts, c.contacts, c.roles_by_contact, c.latest_entity_time, c.lookalike
         )
+    }
+
+    #[test]
+    fn a_history_row_keeping_the_stage_is_no_entry_and_the_crm_fields_are_read_as_of_a_time() {
+        let row = |stage: &str, at: i64, close: Option<i64>| {
+            Record::StageHistory(StageEntry {
+                opportunity_id: "O1".into(),
+                stage: stage.into(),
+                entered_at: Ts(at),
+                crm: CrmForecast {
+                    expected_close_at: close.map(Ts),
+                    ..CrmForecast::default()
+                },
+            })
+        };
+        let deal = Record::Opportunities(Opportunity {
+            opportunity_id: "O1".into(),
+            account_id: None,
+            rep_id: None,
+            name: None,
+            opp_type: None,
+            lead_source: None,
+            amount: None,
+            currency: None,
+            created_at: Ts(0),
+            closed_at: None,
+            outcome: Outcome::Open,
+            stage: Some("Proposal".into()),
+            crm: CrmForecast {
+                expected_close_at: Some(Ts(900)),
+                ..CrmForecast::default()
+            },
+            attrs: Attrs::default(),
+        });
+        let records = [
+            deal,
+            row("Proposal", 300, Some(500)),
+            row("Prospecting", 100, None),
+            row("Proposal", 200, Some(400)),
+        ];
+        let ctx = Context::from_records(&records);
+        let o = &ctx.opps[0];
+        assert_eq!(
+            o.stages,
+            [
+                (Ts(100), "Prospecting".into()),
+                (Ts(200), "Proposal".into())
+            ]
+        );
+        let close = |t: i64, end: Option<i64>| {
+            o.crm_at(Ts(t), end.map(Ts))
+                .and_then(|c| c.expected_close_at)
+        };
+        assert_eq!(close(200, None), None, "not before the row");
+        assert_eq!(close(201, None), Some(Ts(400)));
+        assert_eq!(close(301, None), Some(Ts(500)));
+        // The record's own fields only once the data were taken.
+        assert_eq!(close(1_000, None), Some(Ts(500)));
+        assert_eq!(close(1_000, Some(999)), Some(Ts(900)));
+        assert_eq!(close(999, Some(999)), Some(Ts(500)));
     }
 
     #[test]
@@ -929,6 +1023,16 @@ mod tests {
                                 opportunity_id: written(&mut rng, &id),
                                 stage: format!("s{}", rng.below(4)),
                                 entered_at: Ts(rng.range(0, 2_000_000)),
+                                // Some rows carry the CRM's forecast fields.
+                                crm: CrmForecast {
+                                    expected_close_at: rng
+                                        .chance(0.5)
+                                        .then(|| Ts(rng.range(0, 3_000_000))),
+                                    probability: rng.chance(0.5).then(|| rng.below(101) as f64),
+                                    forecast_category: rng
+                                        .chance(0.3)
+                                        .then(|| "Commit".to_string()),
+                                },
                             }));
                         }
                         _ => {

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use winsignal_core::identity::{normalize_domain, normalize_email};
 use winsignal_core::{
-    Account, Activity, ActivityStatus, Attrs, Contact, Kind, MarketingTouch, Opportunity,
-    OpportunityContact, Outcome, Priority, ProductEvent, Record, Rep, StageEntry, SupportTicket,
-    Ts, ValueType,
+    Account, Activity, ActivityStatus, Attrs, Contact, CrmForecast, Kind, MarketingTouch,
+    Opportunity, OpportunityContact, Outcome, Priority, ProductEvent, Record, Rep, StageEntry,
+    SupportTicket, Ts, ValueType,
 };
 
 /// Field values of one row, by canonical field name. Empty strings count as absent.
@@ -102,11 +102,21 @@ pub fn fields_of(kind: Kind) -> (&'static [&'static str], &'static [&'static str
                 "closed_at",
                 "outcome",
                 "stage",
+                "expected_close_at",
+                "probability",
+                "forecast_category",
             ],
         ),
         Kind::StageHistory => (
             &["opportunity_id", "stage", "entered_at"],
-            &["opportunity_id", "stage", "entered_at"],
+            &[
+                "opportunity_id",
+                "stage",
+                "entered_at",
+                "expected_close_at",
+                "probability",
+                "forecast_category",
+            ],
         ),
         Kind::OpportunityContacts => (
             &["opportunity_id", "contact_id"],
@@ -206,6 +216,8 @@ pub fn earliest_plausible() -> Ts {
 /// Scheduled activities may lie ahead; nothing else may be later than now plus this slack.
 const FUTURE_SLACK_MS: i64 = 86_400_000;
 const SCHEDULED_HORIZON_DAYS: f64 = 730.0;
+/// How far ahead a CRM's expected close date may lie.
+const EXPECTED_CLOSE_HORIZON_DAYS: f64 = 3650.0;
 
 /// How numbers are written: the decimal separator and the thousands separator (valid only between
 /// groups of three digits). The default reads `1,234.5`; a mapping may declare `decimal = ","` for
@@ -534,6 +546,49 @@ impl<'a> FieldReader<'a> {
         }
     }
 
+    /// The CRM's forecast fields. A value that cannot be read is left out with a note rather than
+    /// refusing the row: the deal is still a deal without its CRM's forecast.
+    pub fn crm_forecast(&mut self) -> CrmForecast {
+        let latest = self.now.plus_days(EXPECTED_CLOSE_HORIZON_DAYS);
+        let expected_close_at = self.soft("expected_close_at", |r| {
+            r.ts_until("expected_close_at", latest)
+        });
+        let probability = self
+            .soft("probability", |r| r.number("probability"))
+            .and_then(|p| {
+                if (0.0..=100.0).contains(&p) {
+                    Some(p)
+                } else {
+                    self.notes.push((
+                        "probability_out_of_range".into(),
+                        format!(
+                            "probability {p} is not a percentage from 0 to 100; it is left out"
+                        ),
+                    ));
+                    None
+                }
+            });
+        CrmForecast {
+            expected_close_at,
+            probability,
+            forecast_category: self.text("forecast_category"),
+        }
+    }
+
+    /// Reads one field with `read`, turning the problems it finds into a note (`unreadable_<field>`)
+    /// that the value is left out.
+    fn soft<T>(&mut self, field: &str, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+        let before = self.problems.len();
+        let value = read(self);
+        for problem in self.problems.split_off(before) {
+            self.notes.push((
+                format!("unreadable_{field}"),
+                format!("{problem}; the value is left out and the row kept"),
+            ));
+        }
+        value
+    }
+
     pub fn boolean(&mut self, name: &str) -> Option<bool> {
         let raw = self.fields.get(name)?;
         match winsignal_core::parse_bool(raw).or(match raw {
@@ -668,6 +723,7 @@ pub fn build(kind: Kind, r: &mut FieldReader<'_>, attrs: Attrs) -> Option<Record
                     .required_vocab::<Outcome>("outcome")
                     .unwrap_or(Outcome::Open),
                 stage: r.text("stage"),
+                crm: r.crm_forecast(),
                 attrs,
             };
             if opp.outcome == Outcome::Won && opp.amount.is_none_or(|a| a <= 0.0) {
@@ -714,6 +770,7 @@ pub fn build(kind: Kind, r: &mut FieldReader<'_>, attrs: Attrs) -> Option<Record
             opportunity_id: r.required_text("opportunity_id"),
             stage: r.required_text("stage"),
             entered_at: r.required_ts("entered_at"),
+            crm: r.crm_forecast(),
         }),
         Kind::OpportunityContacts => Record::OpportunityContacts(OpportunityContact {
             opportunity_id: r.required_text("opportunity_id"),

@@ -107,6 +107,7 @@ mod tests {
             closed_at: None,
             outcome,
             stage: None,
+            crm: Default::default(),
             attrs: Default::default(),
         })
     }

@@ -483,7 +483,7 @@ fn a_long_id_whose_checksum_is_wrong_is_quarantined_naming_the_column() {
 }
 
 #[test]
-fn history_rows_that_only_change_amount_or_close_date_are_not_stage_entries() {
+fn history_rows_that_only_change_the_amount_are_left_out_and_a_pushed_close_date_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
     let opps = "Id,AccountId,Name,StageName,CreatedDate,CloseDate,IsClosed,IsWon\n\
@@ -508,35 +508,136 @@ Probability,ForecastCategory,SystemModstamp,IsDeleted,PrevAmount,PrevCloseDate\n
         None,
     );
     let h = &report.loads[1].stats;
-    // The deleted row (line 7) is not the deal's entry into Closed Won: the later live row is.
-    assert_eq!((h.rows_read, h.accepted, h.quarantined), (6, 3, 3), "{h:?}");
-    let mut entries: Vec<(String, Ts)> = store
+    // The deleted row (line 7) is not the deal's entry into Closed Won: the later live row is. The
+    // row moving the close date within Proposal (line 4) is kept for the CRM's forecast fields.
+    assert_eq!((h.rows_read, h.accepted, h.quarantined), (6, 4, 2), "{h:?}");
+    let mut entries: Vec<(String, Ts, Option<Ts>, Option<f64>, Option<String>)> = store
         .records(Kind::StageHistory)
         .unwrap()
         .into_iter()
         .map(|r| match r.record {
-            Record::StageHistory(s) => (s.stage, s.entered_at),
+            Record::StageHistory(s) => (
+                s.stage,
+                s.entered_at,
+                s.crm.expected_close_at,
+                s.crm.probability,
+                s.crm.forecast_category,
+            ),
             other => panic!("{other:?}"),
         })
         .collect();
     entries.sort_by_key(|e| e.1);
+    let row = |stage: &str, at: &str, close: &str, p: f64, category: &str| {
+        (
+            stage.to_string(),
+            ts(at),
+            Some(ts(close)),
+            Some(p),
+            Some(category.to_string()),
+        )
+    };
     assert_eq!(
         entries,
         vec![
-            ("Prospecting".to_string(), ts("2024-02-01T09:00:00Z")),
-            ("Proposal".to_string(), ts("2024-03-01T09:00:00Z")),
-            ("Closed Won".to_string(), ts("2024-05-20T09:00:00Z")),
+            row(
+                "Prospecting",
+                "2024-02-01T09:00:00Z",
+                "2024-06-30",
+                10.0,
+                "Pipeline"
+            ),
+            row(
+                "Proposal",
+                "2024-03-01T09:00:00Z",
+                "2024-06-30",
+                60.0,
+                "Pipeline"
+            ),
+            row(
+                "Proposal",
+                "2024-04-02T09:00:00Z",
+                "2024-05-31",
+                60.0,
+                "Pipeline"
+            ),
+            row(
+                "Closed Won",
+                "2024-05-20T09:00:00Z",
+                "2024-05-20",
+                100.0,
+                "Closed"
+            ),
         ]
     );
     let mut q = store.quarantine(None).unwrap();
     q.sort_by_key(|r| r.line);
-    assert_eq!(q.iter().map(|r| r.line).collect::<Vec<_>>(), vec![3, 4, 7]);
-    assert!(q[2].reasons[0].contains("IsDeleted"), "{:?}", q[2].reasons);
+    assert_eq!(q.iter().map(|r| r.line).collect::<Vec<_>>(), vec![3, 7]);
+    assert!(q[1].reasons[0].contains("IsDeleted"), "{:?}", q[1].reasons);
     assert!(
-        q[1].reasons[0].contains("not a stage change") && q[1].reasons[0].contains("line 5"),
+        q[0].reasons[0].contains("not a change winsignal reads")
+            && q[0].reasons[0].contains("line 2"),
         "{:?}",
-        q[1].reasons
+        q[0].reasons
     );
+}
+
+#[test]
+fn an_open_deals_close_date_probability_and_forecast_category_are_the_crms_forecast() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+    // An org exporting the label (ForecastCategoryName) and one exporting only the API value
+    // (ForecastCategory, where `Forecast` is the label `Commit`); a closed deal's CloseDate is its
+    // close; values that cannot be read are left out with a note, the deal kept.
+    let opps = "Id,StageName,CreatedDate,CloseDate,IsClosed,IsWon,Probability,ForecastCategoryName,ForecastCategory\n\
+006Ax00000Deal1IAB,Negotiation,2024-02-01T09:00:00.000Z,2026-12-15,false,false,80,Commit,Forecast\n\
+006Ax00000Deal2IAB,Proposal,2024-02-01T09:00:00.000Z,2027-01-31,false,false,60,,BestCase\n\
+006Ax00000Deal3IAB,Closed Won,2024-02-01T09:00:00.000Z,2024-05-20,true,true,100,Closed,Closed\n\
+006Ax00000Deal4IAB,Proposal,2024-02-01T09:00:00.000Z,31/02/2025,false,false,150,Pipeline,Pipeline\n";
+    let report = load(
+        &mut store,
+        &dir.path().join("export"),
+        &[("Opportunity.csv", opps)],
+        None,
+    );
+    let stats = &report.loads[0].stats;
+    assert_eq!((stats.accepted, stats.quarantined), (4, 0), "{stats:?}");
+    let deal = |id: &str| match store
+        .versions(Kind::Opportunities, id)
+        .unwrap()
+        .pop()
+        .unwrap()
+        .record
+    {
+        Record::Opportunities(o) => o,
+        other => panic!("{other:?}"),
+    };
+    let d1 = deal("006Ax00000Deal1IAB");
+    assert_eq!(d1.crm.expected_close_at, Some(ts("2026-12-15")));
+    assert_eq!(d1.crm.probability, Some(80.0));
+    assert_eq!(d1.crm.forecast_category.as_deref(), Some("Commit"));
+    assert!(d1.crm.is_commit());
+    let d2 = deal("006Ax00000Deal2IAB");
+    assert_eq!(d2.crm.forecast_category.as_deref(), Some("BestCase"));
+    assert!(!d2.crm.is_commit());
+    let d3 = deal("006Ax00000Deal3IAB");
+    assert_eq!(
+        (d3.closed_at, d3.crm.expected_close_at),
+        (Some(ts("2024-05-20")), None)
+    );
+    let d4 = deal("006Ax00000Deal4IAB");
+    assert_eq!((d4.crm.expected_close_at, d4.crm.probability), (None, None));
+    assert_eq!(d4.crm.forecast_category.as_deref(), Some("Pipeline"));
+    // Nothing of it is a custom attribute a model could learn the outcome from.
+    assert!(d3.attrs.is_empty(), "{:?}", d3.attrs);
+    let q = winsignal_ingest::quality::report(&store).unwrap();
+    let count = |code: &str| {
+        q.flags
+            .iter()
+            .find(|c| c.code == code)
+            .map_or(0, |c| c.count)
+    };
+    assert_eq!(count("unreadable_expected_close_at"), 1, "{:?}", q.flags);
+    assert_eq!(count("probability_out_of_range"), 1, "{:?}", q.flags);
 }
 
 #[test]

@@ -22,7 +22,7 @@ use chrono::Datelike;
 use serde::Serialize;
 use winsignal_core::rng::Rng;
 use winsignal_core::time::MS_PER_DAY;
-use winsignal_core::{Outcome, Ts};
+use winsignal_core::{is_commit_category, CrmForecast, Outcome, Ts};
 use winsignal_features::context::{Context, OppInfo};
 
 use crate::explain::DealScore;
@@ -111,6 +111,9 @@ pub struct ForecastOptions {
     /// Other shared shocks to draw ranges for as well (a quarter of the simulations each), for the
     /// back-test to choose among ([`Forecast::ranges`]).
     pub other_shocks: Vec<f64>,
+    /// When the data were taken: a forecast as of a later time reads the deals' current CRM forecast
+    /// fields, an earlier one only what their history shows then ([`OppInfo::crm_at`]).
+    pub data_end: Option<Ts>,
 }
 
 impl Default for ForecastOptions {
@@ -123,6 +126,7 @@ impl Default for ForecastOptions {
             shared_shock: 0.0,
             history_days: 365.0,
             other_shocks: Vec::new(),
+            data_end: None,
         }
     }
 }
@@ -145,6 +149,22 @@ pub struct PeriodForecast {
     pub p90: f64,
     /// The stage-weighted pipeline's figure for the period (see the module's text).
     pub stage_weighted: f64,
+    /// The pipeline weighted as the CRM weighs it: won so far, plus each open deal's amount × the CRM's
+    /// probability when its expected close date falls in the period (an overdue date in the first).
+    /// Deals without a probability take their stage's historical rate, deals without a date the
+    /// model's timing. `None` when no open deal has a CRM probability.
+    pub crm_weighted: Option<f64>,
+    /// The commit roll-up: won so far, plus the amount of the open deals in the commit forecast
+    /// category expected to close in the period. `None` when no open deal has a forecast category.
+    pub commit: Option<f64>,
+    /// The period's committed amount: the open deals in the commit category (every open deal when the
+    /// data have no categories) whose expected close date falls in the period. `None` when no open
+    /// deal has an expected close date.
+    pub committed: Option<f64>,
+    /// Slip: the expected share of `committed` that closes won in the next period instead
+    /// (P(win) × P(closing then if won), from the model and the timing). `None` without a committed
+    /// amount.
+    pub slip: Option<f64>,
 }
 
 /// One open deal's part in the forecast.
@@ -164,6 +184,12 @@ pub struct DealShare {
     /// Where the timing came from: `stage` (won deals' times from the deal's stage), `age` (won
     /// deals' times from creation, the deal's stage having too few), `none` (too few won deals at all).
     pub timing: &'static str,
+    /// The CRM's forecast fields as known at `as_of`.
+    pub expected_close_at: Option<Ts>,
+    pub crm_probability: Option<f64>,
+    pub forecast_category: Option<String>,
+    /// The period (index into [`Forecast::periods`]) whose committed amount the deal is part of.
+    pub committed_in: Option<usize>,
 }
 
 /// The forecast of every period, with the open deals' shares (largest share of the first period
@@ -334,11 +360,22 @@ pub fn forecast(
             n => Some(0.5 * (won[n / 2 - 1] + won[n / 2])),
         }
     };
-    // The open deals.
+    // The open deals, with the CRM's forecast fields as known then.
+    let categorised = scored
+        .iter()
+        .filter_map(|d| crm_of(ctx, d, as_of, opts.data_end))
+        .any(|c| c.forecast_category.is_some());
+    // The period an expected close date falls in: an overdue date in the first.
+    let period_of = |t: Ts| periods.iter().position(|p| t < p.end);
     let mut deals = Vec::with_capacity(scored.len());
     let mut timings = Vec::with_capacity(scored.len());
     let mut without_amount = 0usize;
     for d in scored {
+        let crm = crm_of(ctx, d, as_of, opts.data_end)
+            .cloned()
+            .unwrap_or_default();
+        let expected_in = crm.expected_close_at.and_then(period_of);
+        let committed_in = expected_in.filter(|_| !categorised || crm.is_commit());
         let timing = durations.timing_of(ctx, d, as_of);
         let p_in_period: Vec<f64> = bounds
             .iter()
@@ -361,6 +398,10 @@ pub fn forecast(
                 .collect(),
             p_in_period,
             timing: timing.source,
+            expected_close_at: crm.expected_close_at,
+            crm_probability: crm.probability,
+            forecast_category: crm.forecast_category,
+            committed_in,
         });
         timings.push(timing);
     }
@@ -496,6 +537,37 @@ pub fn forecast(
         })
         .collect();
 
+    let crm = crm_baselines(
+        &deals,
+        &timings,
+        &bounds,
+        &periods,
+        stage_rates,
+        overall,
+        closed_won,
+        opts.kind.after(&periods[periods.len() - 1]),
+        as_of,
+    );
+    if !deals.is_empty() && crm.iter().all(|c| c.committed.is_none()) {
+        notes.push(
+            "no open deal has the CRM's expected close date: there is no committed amount, so no slip".into(),
+        );
+    }
+    let undated_commits = deals
+        .iter()
+        .filter(|d| d.expected_close_at.is_none())
+        .filter(|d| {
+            d.forecast_category
+                .as_deref()
+                .is_some_and(is_commit_category)
+        })
+        .count();
+    if undated_commits > 0 {
+        notes.push(format!(
+            "{undated_commits} open deals in the commit category have no expected close date; the commit roll-up leaves them out"
+        ));
+    }
+
     // The distribution.
     let sims = simulate(
         &deals,
@@ -553,6 +625,10 @@ pub fn forecast(
                 p50: q(0.5),
                 p90: q(0.9),
                 stage_weighted: stage_weighted[k],
+                crm_weighted: crm[k].weighted,
+                commit: crm[k].commit,
+                committed: crm[k].committed,
+                slip: crm[k].slip,
             }
         })
         .collect();
@@ -574,6 +650,112 @@ pub fn forecast(
         changes: None,
         notes,
     }
+}
+
+/// The CRM's forecast fields of a scored deal as known at `as_of`.
+fn crm_of<'c>(
+    ctx: &'c Context,
+    d: &DealScore,
+    as_of: Ts,
+    data_end: Option<Ts>,
+) -> Option<&'c CrmForecast> {
+    let o = ctx.opportunity(&d.opportunity_id)?;
+    ctx.opps[o as usize].crm_at(as_of, data_end)
+}
+
+/// One period's figures from the CRM's own forecast fields ([`PeriodForecast`]).
+#[derive(Default, Clone, Copy)]
+struct CrmFigures {
+    weighted: Option<f64>,
+    commit: Option<f64>,
+    committed: Option<f64>,
+    slip: Option<f64>,
+}
+
+/// The CRM-weighted pipeline, the commit roll-up, the committed amount and its expected slip of each
+/// period (see [`PeriodForecast`]); `after` is the period following the last, for the last one's slip.
+#[allow(clippy::too_many_arguments)]
+fn crm_baselines(
+    deals: &[DealShare],
+    timings: &[Timing],
+    bounds: &[(f64, f64)],
+    periods: &[Period],
+    stage_rates: &BTreeMap<String, f64>,
+    overall: f64,
+    closed_won: f64,
+    after: Period,
+    as_of: Ts,
+) -> Vec<CrmFigures> {
+    let day = MS_PER_DAY as f64;
+    let after = (
+        (after.start.0 - as_of.0) as f64 / day,
+        (after.end.0 - as_of.0) as f64 / day,
+    );
+    let in_period = |d: &DealShare, k: usize| {
+        d.expected_close_at
+            .is_some_and(|t| t < periods[k].end && (k == 0 || t >= periods[k].start))
+    };
+    let with_probability = deals.iter().any(|d| d.crm_probability.is_some());
+    let categorised = deals.iter().any(|d| d.forecast_category.is_some());
+    let dated = deals.iter().any(|d| d.expected_close_at.is_some());
+    (0..bounds.len())
+        .map(|k| {
+            let closed = if k == 0 { closed_won } else { 0.0 };
+            let amount = |d: &DealShare| d.amount.unwrap_or(0.0);
+            let weighted = with_probability.then(|| {
+                closed
+                    + deals
+                        .iter()
+                        .zip(timings)
+                        .map(|(d, t)| {
+                            let rate = d.crm_probability.map_or_else(
+                                || {
+                                    d.stage
+                                        .as_ref()
+                                        .and_then(|s| stage_rates.get(s))
+                                        .copied()
+                                        .unwrap_or(overall)
+                                },
+                                |p| p / 100.0,
+                            );
+                            let when = match d.expected_close_at {
+                                Some(_) => f64::from(u8::from(in_period(d, k))),
+                                None => share_within(&t.remaining, bounds[k].0, bounds[k].1),
+                            };
+                            amount(d) * rate * when
+                        })
+                        .sum::<f64>()
+            });
+            let commit = categorised.then(|| {
+                closed
+                    + deals
+                        .iter()
+                        .filter(|d| d.committed_in == Some(k))
+                        .map(amount)
+                        .sum::<f64>()
+            });
+            let committed_deals = || {
+                deals
+                    .iter()
+                    .zip(timings)
+                    .filter(|(d, _)| d.committed_in == Some(k))
+            };
+            let committed = dated.then(|| committed_deals().map(|(d, _)| amount(d)).sum::<f64>());
+            let next = bounds.get(k + 1).copied().unwrap_or(after);
+            let slip = committed.filter(|c| *c > 0.0).map(|c| {
+                committed_deals()
+                    .map(|(d, t)| amount(d) * d.p_win * share_within(&t.remaining, next.0, next.1))
+                    .sum::<f64>()
+                    / c
+            });
+            CrmFigures {
+                weighted,
+                commit,
+                committed,
+                slip,
+            }
+        })
+        .collect()
 }
 
 /// The values in increasing order.
@@ -953,7 +1135,7 @@ pub fn stage_win_rates(ctx: &Context, as_of: Ts) -> BTreeMap<String, f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use winsignal_core::{Account, Opportunity, Record, StageEntry};
+    use winsignal_core::{Account, CrmForecast, Opportunity, Record, StageEntry};
 
     const DAY: i64 = MS_PER_DAY;
 
@@ -971,16 +1153,31 @@ mod tests {
             closed_at: closed.map(Ts),
             outcome,
             stage: Some("Proposal".into()),
+            crm: CrmForecast::default(),
             attrs: Default::default(),
         })
     }
 
     fn stage(id: &str, at: i64) -> Record {
+        crm_row(id, at, CrmForecast::default())
+    }
+
+    /// A history row keeping the deal in Proposal, with the CRM's fields `crm`.
+    fn crm_row(id: &str, at: i64, crm: CrmForecast) -> Record {
         Record::StageHistory(StageEntry {
             opportunity_id: id.into(),
             stage: "Proposal".into(),
             entered_at: Ts(at),
+            crm,
         })
+    }
+
+    fn crm(close: i64, probability: f64, category: &str) -> CrmForecast {
+        CrmForecast {
+            expected_close_at: Some(Ts(close)),
+            probability: Some(probability),
+            forecast_category: Some(category.into()),
+        }
     }
 
     /// A company whose won deals all closed 10 to 30 days after entering Proposal (101 of them, of no
@@ -1069,6 +1266,110 @@ mod tests {
                 .after(&PeriodKind::Month.containing(Ts::from_ymd(2025, 12, 31).unwrap()))
                 .label,
             "2026-01"
+        );
+    }
+
+    #[test]
+    fn the_crm_figures_read_its_fields_as_known_then() {
+        let as_of = Ts::from_ymd(2025, 5, 15).unwrap().0;
+        let extra = vec![
+            // Expected this quarter, committed.
+            crm_row(
+                "O0000",
+                as_of - 4 * DAY,
+                crm(as_of + 10 * DAY, 60.0, "Commit"),
+            ),
+            // Expected next quarter.
+            crm_row(
+                "O0001",
+                as_of - 4 * DAY,
+                crm(as_of + 60 * DAY, 40.0, "Best Case"),
+            ),
+            // Overdue (it counts in this quarter), committed by Salesforce's API value; pushed out of
+            // the quarter only after the forecast's date.
+            crm_row(
+                "O0002",
+                as_of - 4 * DAY,
+                crm(as_of - 3 * DAY, 80.0, "Forecast"),
+            ),
+            crm_row(
+                "O0002",
+                as_of + DAY,
+                crm(as_of + 90 * DAY, 10.0, "Pipeline"),
+            ),
+            // A deal whose record holds the CRM's fields now, without a history of them.
+            Record::Opportunities(Opportunity {
+                crm: crm(as_of + 5 * DAY, 90.0, "Commit"),
+                ..match opp("C1", as_of - 20 * DAY, None, Outcome::Open, 100.0) {
+                    Record::Opportunities(o) => o,
+                    _ => unreachable!(),
+                }
+            }),
+            stage("C1", as_of - 5 * DAY),
+        ];
+        let (ctx, mut scored, as_of) = company(3, extra);
+        scored.push(DealScore {
+            opportunity_id: "C1".into(),
+            ..scored[0].clone()
+        });
+        let run = |data_end: Option<Ts>| {
+            let opts = ForecastOptions {
+                data_end,
+                ..ForecastOptions::default()
+            };
+            forecast(&ctx, &scored, &BTreeMap::new(), as_of, &opts)
+        };
+        // Without the time the data were taken, C1's current fields may postdate the forecast.
+        let f = run(None);
+        let figures = |f: &Forecast, k: usize| {
+            let p = &f.periods[k];
+            (p.crm_weighted, p.commit, p.committed)
+        };
+        // C1 has no probability then: its stage's rate (every earlier deal won: 1) and the timing
+        // (every deal in Proposal closes within the quarter if won).
+        assert_eq!(
+            figures(&f, 0),
+            (Some(60.0 + 80.0 + 100.0), Some(200.0), Some(200.0))
+        );
+        assert_eq!(figures(&f, 1), (Some(40.0), Some(0.0), Some(0.0)));
+        let o2 = f
+            .deals
+            .iter()
+            .find(|d| d.opportunity_id == "O0002")
+            .unwrap();
+        assert_eq!(o2.forecast_category.as_deref(), Some("Forecast"));
+        assert_eq!(o2.committed_in, Some(0));
+        // Slip: the committed deals' chance of closing won in the next quarter instead.
+        let slip = |f: &Forecast| {
+            f.deals
+                .iter()
+                .filter(|d| d.committed_in == Some(0))
+                .map(|d| d.amount.unwrap() * d.p_in_period[1])
+                .sum::<f64>()
+                / f.periods[0].committed.unwrap()
+        };
+        assert_eq!(f.periods[0].slip, Some(slip(&f)));
+        assert_eq!(f.periods[1].slip, None, "nothing committed next quarter");
+        // Taken after the forecast's date, C1's current fields count.
+        let f = run(Some(Ts(as_of.0 - DAY)));
+        assert_eq!(
+            figures(&f, 0),
+            (Some(60.0 + 80.0 + 90.0), Some(300.0), Some(300.0))
+        );
+        // Without any of the CRM's fields there are none of its figures, and a note says why.
+        let (ctx, scored, as_of) = company(3, Vec::new());
+        let f = forecast(
+            &ctx,
+            &scored,
+            &BTreeMap::new(),
+            as_of,
+            &ForecastOptions::default(),
+        );
+        assert_eq!(figures(&f, 0), (None, None, None));
+        assert!(
+            f.notes.iter().any(|n| n.contains("no slip")),
+            "{:?}",
+            f.notes
         );
     }
 

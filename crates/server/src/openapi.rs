@@ -319,7 +319,9 @@ fn operations() -> Vec<Op> {
                         "periods": {"type": "array", "items": object(&["label", "start", "end", "expected", "p10", "p50", "p90", "stage_weighted"], json!({
                             "label": {"type": "string"}, "start": {"type": "integer"}, "end": {"type": "integer"},
                             "expected": {"type": "number"}, "p10": {"type": "number"}, "p50": {"type": "number"}, "p90": {"type": "number"},
-                            "stage_weighted": {"type": "number"}}))},
+                            "stage_weighted": {"type": "number"},
+                            "crm_weighted": nullable("number"), "commit": nullable("number"),
+                            "committed": nullable("number"), "slip": nullable("number")}))},
                         "deals": {"type": "array"}, "notes": {"type": "array", "items": {"type": "string"}}}))})),
             ),
             errors: [live, vec![Code::BadQuery, Code::NotFound]].concat(),

@@ -60,7 +60,11 @@ pub fn make(
     opts: &ForecastOptions,
 ) -> Result<(Forecast, ForecastOptions)> {
     let (_, scored, _) = crate::scoring::scores(engine, catalog, model, Some(as_of), None)?;
-    let (mut f, opts) = calibrated(store, engine.context(), &scored, as_of, opts)?;
+    let opts = ForecastOptions {
+        data_end: Some(snapshot::horizon(engine)),
+        ..opts.clone()
+    };
+    let (mut f, opts) = calibrated(store, engine.context(), &scored, as_of, &opts)?;
     let week_before = Ts(as_of.0 - 7 * MS_PER_DAY);
     if let Ok((_, earlier, _)) =
         crate::scoring::scores(engine, catalog, model, Some(week_before), None)
@@ -176,6 +180,18 @@ pub struct Point {
     /// one (0 for the first), so the coverage measured is out of sample.
     pub shared_shock: f64,
     pub stage_weighted: f64,
+    /// The CRM's own figures as known at the point ([`forecast::PeriodForecast`]).
+    #[serde(default)]
+    pub crm_weighted: Option<f64>,
+    #[serde(default)]
+    pub commit: Option<f64>,
+    #[serde(default)]
+    pub committed: Option<f64>,
+    /// The expected share of `committed` closing won in the next period, and the share that did.
+    #[serde(default)]
+    pub slip: Option<f64>,
+    #[serde(default)]
+    pub slip_actual: Option<f64>,
     pub open_deals: usize,
     /// The model's training deals all closed before this (the period's start).
     pub trained_before: Ts,
@@ -198,6 +214,25 @@ pub struct Accuracy {
     pub stage_weighted_mape: Option<f64>,
     pub stage_weighted_bias: Option<f64>,
     pub stage_weighted_within_85_115: Option<f64>,
+    /// The same for the CRM-weighted pipeline and the commit roll-up, over the points that have them.
+    #[serde(default)]
+    pub crm_weighted_mape: Option<f64>,
+    #[serde(default)]
+    pub crm_weighted_bias: Option<f64>,
+    #[serde(default)]
+    pub commit_mape: Option<f64>,
+    #[serde(default)]
+    pub commit_bias: Option<f64>,
+    /// Over the points with a committed amount: the mean expected slip, the mean actual slip and
+    /// the mean absolute difference between them (shares of the committed amount).
+    #[serde(default)]
+    pub slip_points: usize,
+    #[serde(default)]
+    pub slip_expected: Option<f64>,
+    #[serde(default)]
+    pub slip_actual: Option<f64>,
+    #[serde(default)]
+    pub slip_error: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -242,6 +277,7 @@ pub fn backtest(
     let from = from.unwrap_or_else(|| Ts(end.0 - 730 * day).max(Ts(first.0 + 365 * day)));
     let point_opts = ForecastOptions {
         periods: 1,
+        data_end: Some(end),
         shared_shock: 0.0,
         other_shocks: SHOCKS[1..].to_vec(),
         ..opts.clone()
@@ -293,6 +329,22 @@ pub fn backtest(
             let p = &f.periods[0];
             let mut by_shock = vec![(p.p10, p.p90)];
             by_shock.extend(f.ranges.iter().map(|(_, r)| r[0]));
+            let next = opts.kind.after(&period);
+            let slip_actual = p.committed.filter(|c| *c > 0.0).map(|c| {
+                f.deals
+                    .iter()
+                    .filter(|d| d.committed_in == Some(0))
+                    .filter(|d| {
+                        ctx.opportunity(&d.opportunity_id).is_some_and(|o| {
+                            let o = &ctx.opps[o as usize];
+                            o.outcome == Outcome::Won
+                                && o.closed.is_some_and(|c| c >= next.start && c < next.end)
+                        })
+                    })
+                    .filter_map(|d| d.amount)
+                    .fold(0.0, |a, b| a + b)
+                    / c
+            });
             let chosen = SHOCKS.iter().position(|s| *s == shock).unwrap_or(0);
             let (p10, p90) = by_shock[chosen];
             this_period.push((by_shock, actual));
@@ -313,6 +365,11 @@ pub fn backtest(
                 p90,
                 shared_shock: shock,
                 stage_weighted: p.stage_weighted,
+                crm_weighted: p.crm_weighted,
+                commit: p.commit,
+                committed: p.committed,
+                slip: p.slip,
+                slip_actual,
                 open_deals: scored.len(),
                 trained_before: period.start,
             });
@@ -447,6 +504,19 @@ fn accuracy<'a>(week: Option<u32>, points: impl Iterator<Item = &'a Point>) -> A
     };
     let ours = err(&|p| p.expected);
     let base = err(&|p| p.stage_weighted);
+    // The errors of an optional baseline, over the points that have it.
+    let optional = |f: &dyn Fn(&Point) -> Option<f64>| -> Vec<f64> {
+        booked
+            .iter()
+            .filter_map(|p| f(p).map(|v| (v - p.actual) / p.actual))
+            .collect()
+    };
+    let crm = optional(&|p| p.crm_weighted);
+    let commit = optional(&|p| p.commit);
+    let slips: Vec<(f64, f64)> = points
+        .iter()
+        .filter_map(|p| Some((p.slip?, p.slip_actual?)))
+        .collect();
     let within = |e: &[f64]| {
         mean(
             e.iter()
@@ -469,5 +539,13 @@ fn accuracy<'a>(week: Option<u32>, points: impl Iterator<Item = &'a Point>) -> A
         stage_weighted_mape: mean(base.iter().map(|x| x.abs()).collect()),
         stage_weighted_bias: mean(base.clone()),
         stage_weighted_within_85_115: within(&base),
+        crm_weighted_mape: mean(crm.iter().map(|x| x.abs()).collect()),
+        crm_weighted_bias: mean(crm),
+        commit_mape: mean(commit.iter().map(|x| x.abs()).collect()),
+        commit_bias: mean(commit),
+        slip_points: slips.len(),
+        slip_expected: mean(slips.iter().map(|s| s.0).collect()),
+        slip_actual: mean(slips.iter().map(|s| s.1).collect()),
+        slip_error: mean(slips.iter().map(|s| (s.0 - s.1).abs()).collect()),
     }
 }

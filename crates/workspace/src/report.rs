@@ -82,8 +82,9 @@ pub fn write_report(
     )
 }
 
-/// The report's forecast: `winsignal forecast` of the open deals scored at `as_of` (quarters, the
-/// current one and the next two), and the last back-test saved in the workspace.
+/// The report's forecast: `winsignal forecast` of the open deals scored at `as_of` (just after the end
+/// of the data, as [`crate::scoring::scores`] takes it; quarters, the current one and the next two),
+/// and the last back-test saved in the workspace.
 pub fn forecast_part(
     store: &dyn Store,
     ctx: &winsignal_features::Context,
@@ -95,7 +96,10 @@ pub fn forecast_part(
         ctx,
         deals,
         as_of,
-        &winsignal_score::forecast::ForecastOptions::default(),
+        &winsignal_score::forecast::ForecastOptions {
+            data_end: Some(as_of.plus_millis(-1)),
+            ..Default::default()
+        },
     )?;
     Ok(Some(ForecastPart {
         forecast,

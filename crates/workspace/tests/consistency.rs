@@ -66,6 +66,7 @@ fn opportunity_of(i: usize, account: usize, outcome: Outcome) -> Record {
         closed_at: (outcome != Outcome::Open).then(|| created.plus_millis(60 * DAY)),
         outcome,
         stage: Some("Discovery".into()),
+        crm: Default::default(),
         attrs: Default::default(),
     })
 }
@@ -75,6 +76,7 @@ fn stage(i: usize) -> Record {
         opportunity_id: format!("O{i}"),
         stage: "Discovery".into(),
         entered_at: t0().plus_millis(i as i64 * DAY + 2 * DAY),
+        crm: Default::default(),
     })
 }
 

@@ -77,6 +77,7 @@ pub fn opportunity(id: &str, account_id: &str, created: Ts) -> Opportunity {
         closed_at: None,
         outcome: Outcome::Open,
         stage: None,
+        crm: Default::default(),
         attrs: Default::default(),
     }
 }
@@ -101,6 +102,7 @@ pub fn stage(opportunity_id: &str, stage: &str, entered_at: Ts) -> StageEntry {
         opportunity_id: opportunity_id.into(),
         stage: stage.into(),
         entered_at,
+        crm: Default::default(),
     }
 }
 

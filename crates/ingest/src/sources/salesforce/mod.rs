@@ -324,11 +324,15 @@ fn standard_columns(object: &str) -> &'static [(&'static str, &'static str)] {
             ("CurrencyIsoCode", "currency"),
             ("CreatedDate", "created_at"),
             ("StageName", "stage"),
+            ("Probability", "probability"),
+            ("ForecastCategoryName", "forecast_category"),
         ],
         "OpportunityHistory" => &[
             ("OpportunityId", "opportunity_id"),
             ("StageName", "stage"),
             ("CreatedDate", "entered_at"),
+            ("Probability", "probability"),
+            ("ForecastCategory", "forecast_category"),
         ],
         "OpportunityContactRole" => &[
             ("OpportunityId", "opportunity_id"),
@@ -359,7 +363,14 @@ fn standard_columns(object: &str) -> &'static [(&'static str, &'static str)] {
 fn derived_columns(object: &str) -> &'static [&'static str] {
     match object {
         "Contact" | "User" => &["FirstName", "LastName", "IsDeleted"],
-        "Opportunity" => &["IsClosed", "IsWon", "CloseDate", "IsDeleted"],
+        "Opportunity" => &[
+            "IsClosed",
+            "IsWon",
+            "CloseDate",
+            "ForecastCategory",
+            "IsDeleted",
+        ],
+        "OpportunityHistory" => &["CloseDate", "IsDeleted"],
         "Task" => &[
             "TaskSubtype",
             "Type",
@@ -669,10 +680,11 @@ fn export_time(rows: &[crate::read::OwnedCsvRow], located: &Located, now: Ts) ->
         .max()
 }
 
-/// OpportunityHistory rows that do not change the stage, with the reason they are not stage entries.
-/// Salesforce writes a history row whenever `Amount`, `CloseDate`, `Probability` or `StageName`
-/// changes; a row that keeps the stage of the deal's previous row (by `CreatedDate`) is the same stay
-/// in that stage, not a new entry into it.
+/// OpportunityHistory rows that change nothing winsignal reads, with the reason they are left out.
+/// Salesforce writes a history row whenever `Amount`, `CloseDate`, `Probability`, `ForecastCategory`
+/// or `StageName` changes. A row that keeps the stage of the deal's previous row (by `CreatedDate`)
+/// is the same stay in that stage, not a new entry into it; it is kept when it changes the CRM's
+/// forecast fields (a pushed close date, say), and left out otherwise.
 fn stage_repeats(
     rows: &[crate::read::OwnedCsvRow],
     located: &Located,
@@ -688,6 +700,14 @@ fn stage_repeats(
     fn value(r: &crate::read::OwnedCsvRow, i: usize) -> &str {
         r.values.get(i).map_or("", |v| v.trim())
     }
+    let forecast_fields: Vec<usize> = ["CloseDate", "Probability", "ForecastCategory"]
+        .iter()
+        .filter_map(|c| located.get(c))
+        .collect();
+    let same = |a: &crate::read::OwnedCsvRow, b: &crate::read::OwnedCsvRow| {
+        value(a, stage) == value(b, stage)
+            && forecast_fields.iter().all(|&i| value(a, i) == value(b, i))
+    };
     let mut by_deal: HashMap<String, Vec<(Ts, u64, usize)>> = HashMap::new();
     for (k, r) in rows.iter().enumerate() {
         let deal = value(r, opp);
@@ -708,23 +728,21 @@ fn stage_repeats(
     let mut out = HashMap::new();
     for rows_of_deal in by_deal.values_mut() {
         rows_of_deal.sort();
-        let mut entry: Option<(usize, Ts, u64)> = None;
+        let mut kept: Option<(usize, Ts, u64)> = None;
         for &(at, line, k) in rows_of_deal.iter() {
-            match entry {
-                Some((first, since, first_line))
-                    if value(&rows[first], stage) == value(&rows[k], stage) =>
-                {
+            match kept {
+                Some((first, since, first_line)) if same(&rows[first], &rows[k]) => {
                     out.insert(
                         line,
                         format!(
-                            "not a stage change: the deal was already in stage {:?} since {since} (line {first_line}); \
-                             OpportunityHistory also records changes of Amount, CloseDate and Probability, which \
-                             winsignal does not read as stage entries",
+                            "not a change winsignal reads: the deal was already in stage {:?} with the same close date, \
+                             probability and forecast category since {since} (line {first_line}); OpportunityHistory \
+                             also records changes of Amount, which winsignal does not read from the history",
                             value(&rows[k], stage)
                         ),
                     );
                 }
-                _ => entry = Some((k, at, line)),
+                _ => kept = Some((k, at, line)),
             }
         }
     }
@@ -881,11 +899,26 @@ impl RowReader<'_> {
                     (true, false) => "lost",
                 };
                 f.entry("outcome".into()).or_insert_with(|| outcome.into());
-                if closed {
-                    if let Some(d) = col("CloseDate") {
-                        f.entry("closed_at".into())
-                            .or_insert_with(|| sf_time(d).into_owned());
-                    }
+                if let Some(d) = col("CloseDate") {
+                    // The close date of an open deal is the rep's expectation; of a closed one, when.
+                    let field = if closed {
+                        "closed_at"
+                    } else {
+                        "expected_close_at"
+                    };
+                    f.entry(field.into())
+                        .or_insert_with(|| sf_time(d).into_owned());
+                }
+                if let Some(c) = col("ForecastCategory") {
+                    // The API value where the export has no label (`Forecast` is the label `Commit`).
+                    f.entry("forecast_category".into())
+                        .or_insert_with(|| c.to_string());
+                }
+            }
+            "OpportunityHistory" => {
+                if let Some(d) = col("CloseDate") {
+                    f.entry("expected_close_at".into())
+                        .or_insert_with(|| sf_time(d).into_owned());
                 }
             }
             "Event" => self.event(values, &mut row),
