@@ -181,7 +181,8 @@ pub struct DealShare {
     pub p_in_period: Vec<f64>,
     /// `amount × p_in_period`, per period.
     pub expected: Vec<f64>,
-    /// Where the timing came from: `stage` (won deals' times from the deal's stage), `age` (won
+    /// Where the timing came from: `close_date` (how the CRM's expected close dates about as far ahead
+    /// turned out for won deals), `stage` (won deals' times from the deal's stage), `age` (won
     /// deals' times from creation, the deal's stage having too few), `none` (too few won deals at all).
     pub timing: &'static str,
     /// The CRM's forecast fields as known at `as_of`.
@@ -376,7 +377,7 @@ pub fn forecast(
             .unwrap_or_default();
         let expected_in = crm.expected_close_at.and_then(period_of);
         let committed_in = expected_in.filter(|_| !categorised || crm.is_commit());
-        let timing = durations.timing_of(ctx, d, as_of);
+        let timing = durations.timing_of(ctx, d, as_of, opts.data_end);
         let p_in_period: Vec<f64> = bounds
             .iter()
             .map(|&(lo, hi)| d.p_win * share_within(&timing.remaining, lo, hi))
@@ -507,6 +508,29 @@ pub fn forecast(
         .filter(|(c, _)| *c >= periods[0].start)
         .filter_map(|(_, a)| a.filter(|a| a.is_finite() && *a > 0.0))
         .sum();
+    let won_undated = ctx
+        .opps
+        .iter()
+        .filter(|o| o.outcome == Outcome::Won && o.closed.is_none() && o.created < as_of)
+        .count();
+    if won_undated > 0 {
+        notes.push(format!(
+            "{won_undated} deals marked won have no close date: they are in no period's bookings"
+        ));
+    }
+    let won_unvalued = ctx
+        .opps
+        .iter()
+        .filter(|o| o.outcome == Outcome::Won)
+        .filter(|o| known(o).is_some_and(|c| c >= periods[0].start))
+        .filter(|o| o.amount.is_none_or(|a| !a.is_finite() || a <= 0.0))
+        .count();
+    if won_unvalued > 0 {
+        notes.push(format!(
+            "{won_unvalued} deals won in {} so far have no amount; they add nothing to its bookings",
+            periods[0].label
+        ));
+    }
 
     // The baseline: the same, each deal's P(win) its stage's historical rate.
     let overall = {
@@ -792,6 +816,20 @@ pub const SETTLED_DAYS: f64 = 180.0;
 /// the same stage.
 const ELAPSED_BUCKETS: [f64; 6] = [7.0, 14.0, 30.0, 60.0, 120.0, f64::INFINITY];
 
+/// How many past deals with an expected close date about as far ahead a deal's timing from its own
+/// date needs (else the stage's timing is used).
+const CLOSE_DATE_EXAMPLES: usize = 20;
+
+/// Buckets of days to the CRM's expected close date: overdue (0), then up to 7, 14, 30, 60, 120 days
+/// and more.
+fn close_bucket(ahead: f64) -> usize {
+    if ahead < 0.0 {
+        0
+    } else {
+        1 + bucket(ahead)
+    }
+}
+
 fn bucket(elapsed: f64) -> usize {
     ELAPSED_BUCKETS
         .iter()
@@ -805,7 +843,14 @@ fn bucket(elapsed: f64) -> usize {
 /// points than a quick one); learning from the deals that entered a stage instead was too quick on the
 /// demo (it put 76 % of the won value of the deals open five weeks before a quarter's end into the
 /// quarter, where 48 % came).
+///
+/// Where the CRM kept an expected close date, the same points also show how that date turned out:
+/// by how far ahead it lay then, how many days after it the deal was won (overdue: how many days
+/// after the point).
 struct Durations {
+    /// Bucket of days to the CRM's expected close ([`close_bucket`]) → days from that date to the won
+    /// close (from the point, for the overdue bucket 0).
+    by_close: BTreeMap<usize, Vec<f64>>,
     /// (stage, elapsed bucket) → remaining days of the won deals open at a point in that state.
     by_stage: BTreeMap<(String, usize), Vec<f64>>,
     /// Age bucket → remaining days of the won deals open at a point at that age.
@@ -834,6 +879,7 @@ impl Durations {
             .unwrap_or(SETTLED_DAYS);
         let latest = as_of.0 - (span.max(p90.min(SETTLED_DAYS)) * day) as i64;
         let weeks = (window / 7.0).floor() as i64;
+        let mut by_close: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         let mut by_stage: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
         let mut by_age: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         for o in &ctx.opps {
@@ -849,6 +895,13 @@ impl Durations {
                 let age = (t - o.created.0) as f64 / day;
                 by_age.entry(bucket(age)).or_default().push(remaining);
                 let at = Ts(t);
+                // The points are all in the past: only the history says what the CRM held then.
+                if let Some(expected) = o.crm_at(at, None).and_then(|c| c.expected_close_at) {
+                    let ahead = (expected.0 - t) as f64 / day;
+                    let b = close_bucket(ahead);
+                    let after = if b == 0 { remaining } else { remaining - ahead };
+                    by_close.entry(b).or_default().push(after);
+                }
                 if let Some((entered, stage)) = o.stages.iter().rev().find(|(e, _)| *e < at) {
                     let elapsed = (t - entered.0) as f64 / day;
                     by_stage
@@ -858,16 +911,38 @@ impl Durations {
                 }
             }
         }
-        Durations { by_stage, by_age }
+        Durations {
+            by_close,
+            by_stage,
+            by_age,
+        }
     }
 
     /// A deal's remaining days to close if won: from the deals that were in its stage about as long,
     /// else from the deals that were about as old; at least 5 values, or none.
-    fn timing_of(&self, ctx: &Context, d: &DealScore, as_of: Ts) -> Timing {
+    fn timing_of(&self, ctx: &Context, d: &DealScore, as_of: Ts, data_end: Option<Ts>) -> Timing {
         let day = MS_PER_DAY as f64;
         let opp = ctx
             .opportunity(&d.opportunity_id)
             .map(|o| &ctx.opps[o as usize]);
+        let expected = opp
+            .and_then(|o| o.crm_at(as_of, data_end))
+            .and_then(|c| c.expected_close_at);
+        if let Some(expected) = expected {
+            let ahead = (expected.0 - as_of.0) as f64 / day;
+            let b = close_bucket(ahead);
+            if let Some(sample) = self
+                .by_close
+                .get(&b)
+                .filter(|s| s.len() >= CLOSE_DATE_EXAMPLES)
+            {
+                let shift = if b == 0 { 0.0 } else { ahead };
+                return Timing {
+                    remaining: sample.iter().map(|x| (x + shift).max(0.0)).collect(),
+                    source: "close_date",
+                };
+            }
+        }
         if let (Some(stage), Some(o)) = (&d.stage, opp) {
             let entered = o
                 .stages
@@ -1266,6 +1341,87 @@ mod tests {
                 .after(&PeriodKind::Month.containing(Ts::from_ymd(2025, 12, 31).unwrap()))
                 .label,
             "2026-01"
+        );
+    }
+
+    #[test]
+    fn a_deal_with_an_expected_close_date_is_timed_by_how_such_dates_turned_out() {
+        let as_of = Ts::from_ymd(2025, 5, 15).unwrap().0;
+        // 60 won deals of the year before, each closed 100 days after creation, whose CRM expected the
+        // close 10 days earlier than it came.
+        let mut extra = Vec::new();
+        for i in 0..60 {
+            let id = format!("S{i:03}");
+            let created = as_of - (400 - i) * DAY;
+            let closed = created + 100 * DAY;
+            extra.push(opp(&id, created, Some(closed), Outcome::Won, 0.0));
+            extra.push(crm_row(
+                &id,
+                created,
+                crm(closed - 10 * DAY, 50.0, "Pipeline"),
+            ));
+        }
+        // Open deals expected 40 and 20 days ahead (the quarter ends in 46).
+        for (id, ahead) in [("N40", 40), ("N20", 20)] {
+            extra.push(opp(id, as_of - 5 * DAY, None, Outcome::Open, 100.0));
+            extra.push(crm_row(
+                id,
+                as_of - 5 * DAY,
+                crm(as_of + ahead * DAY, 50.0, "Pipeline"),
+            ));
+        }
+        let (ctx, mut scored, as_of) = company(1, extra);
+        let template = scored.pop().unwrap();
+        for id in ["N40", "N20"] {
+            scored.push(DealScore {
+                opportunity_id: id.into(),
+                ..template.clone()
+            });
+        }
+        let f = forecast(
+            &ctx,
+            &scored,
+            &BTreeMap::new(),
+            as_of,
+            &ForecastOptions::default(),
+        );
+        let deal = |id: &str| f.deals.iter().find(|d| d.opportunity_id == id).unwrap();
+        // 40 days ahead + 10 days late: the next quarter; 20 + 10: this one.
+        for (id, in_first) in [("N40", false), ("N20", true)] {
+            let d = deal(id);
+            assert_eq!(d.timing, "close_date", "{d:?}");
+            let expected = if in_first { [0.5, 0.0] } else { [0.0, 0.5] };
+            assert_eq!(&d.p_in_period[..2], &expected, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn won_deals_the_bookings_cannot_count_are_named_in_a_note() {
+        let in_quarter = Ts::from_ymd(2025, 4, 20).unwrap().0;
+        let (ctx, scored, as_of) = company(
+            3,
+            vec![
+                opp("UNDATED", 0, None, Outcome::Won, 500.0),
+                opp("UNVALUED", 0, Some(in_quarter), Outcome::Won, 0.0),
+                opp("VALUED", 0, Some(in_quarter), Outcome::Won, 700.0),
+            ],
+        );
+        let f = forecast(
+            &ctx,
+            &scored,
+            &BTreeMap::new(),
+            as_of,
+            &ForecastOptions::default(),
+        );
+        assert_eq!(f.periods[0].closed_won, 700.0);
+        let notes = f.notes.join("\n");
+        assert!(
+            notes.contains("1 deals marked won have no close date"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("1 deals won in 2025-Q2 so far have no amount"),
+            "{notes}"
         );
     }
 
