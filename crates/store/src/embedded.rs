@@ -1299,6 +1299,38 @@ impl Store for EmbeddedStore {
         tx.commit().map_err(fail)?;
         Ok(seqs)
     }
+
+    fn append_linked(
+        &self,
+        stream: &str,
+        at: Ts,
+        key: &str,
+        make: &mut dyn FnMut(Option<&JournalEntry>) -> Vec<u8>,
+    ) -> Result<u64> {
+        let conn = lock(&self.conn);
+        let fail = |e: rusqlite::Error| db_error(e, &self.dir, self.lock_wait);
+        // Immediate, as `append`: the last entry is read under the write lock it is appended under.
+        let tx =
+            rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)
+                .map_err(fail)?;
+        let last = tx
+            .query_row(
+                "SELECT stream, seq, key, at, body FROM journal WHERE stream = ?1 ORDER BY seq DESC LIMIT 1",
+                [stream],
+                row_to_journal,
+            )
+            .optional()
+            .map_err(fail)?;
+        let seq = last.as_ref().map_or(0, |e| e.seq) + 1;
+        let body = make(last.as_ref());
+        tx.execute(
+            "INSERT INTO journal(stream, seq, key, at, body) VALUES(?1, ?2, ?3, ?4, ?5)",
+            params![stream, seq as i64, key, at.0, body],
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(seq)
+    }
 }
 
 fn row_to_journal(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {

@@ -381,6 +381,16 @@ pub trait Store: StoreRead + Send + Sync {
     /// numbers. Appends from any number of threads or processes get distinct, increasing numbers.
     /// Not part of the log: it does not move the log position.
     fn append(&self, stream: &str, at: Ts, entries: &[(String, Vec<u8>)]) -> Result<Vec<u64>>;
+    /// Appends one entry to a journal stream whose body `make` builds from the stream's last entry
+    /// (`None` when it has none), with no other append to the stream in between, in this process or
+    /// another: for entries that link to the one before (the audit log's hash chain). Returns its number.
+    fn append_linked(
+        &self,
+        stream: &str,
+        at: Ts,
+        key: &str,
+        make: &mut dyn FnMut(Option<&JournalEntry>) -> Vec<u8>,
+    ) -> Result<u64>;
 }
 
 /// An atomic set of loads. Dropping it without [`Batch::commit`] discards everything and releases the

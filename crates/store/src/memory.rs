@@ -372,6 +372,28 @@ impl Store for MemoryStore {
         Ok(seqs)
     }
 
+    fn append_linked(
+        &self,
+        stream: &str,
+        at: Ts,
+        key: &str,
+        make: &mut dyn FnMut(Option<&JournalEntry>) -> Vec<u8>,
+    ) -> Result<u64> {
+        let mut data = lock(&self.data);
+        let next = Arc::make_mut(&mut data);
+        let held = next.journal.entry(stream.to_string()).or_default();
+        let body = make(held.last());
+        let seq = held.last().map_or(0, |e| e.seq) + 1;
+        held.push(JournalEntry {
+            stream: stream.to_string(),
+            seq,
+            key: key.to_string(),
+            at,
+            body,
+        });
+        Ok(seq)
+    }
+
     fn begin(&self) -> Result<Box<dyn Batch + '_>> {
         let writer = lock(&self.writer);
         let data = (*self.current()).clone();

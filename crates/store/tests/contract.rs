@@ -938,6 +938,50 @@ pub fn journal_entries_are_numbered_per_stream_and_read_by_key(store: &dyn Store
     }
 }
 
+/// An entry appended with `append_linked` is made from the stream's last entry, with no other append
+/// in between: a chain built from many threads at once has every link.
+pub fn linked_entries_are_made_from_the_last_one(store: &dyn Store) {
+    use winsignal_core::Ts;
+    use winsignal_store::{JournalEntry, JournalQuery};
+    let link = |last: Option<&JournalEntry>| -> Vec<u8> {
+        let n = last.map_or(0, |e| {
+            String::from_utf8_lossy(&e.body).parse::<u64>().unwrap()
+        });
+        (n + 1).to_string().into_bytes()
+    };
+    assert_eq!(
+        store
+            .append_linked("chain", Ts(1), "k", &mut |l| link(l))
+            .unwrap(),
+        1
+    );
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(move || {
+                for i in 0..10 {
+                    store
+                        .append_linked("chain", Ts(i), "k", &mut |l| link(l))
+                        .unwrap();
+                    // Plain appends to the stream take numbers too; a link is to whatever is last.
+                    if i == 5 {
+                        store
+                            .append("other", Ts(i), &[("k".into(), vec![])])
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let chain = store.journal("chain", &JournalQuery::default()).unwrap();
+    let bodies: Vec<String> = chain
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+        .collect();
+    let expected: Vec<String> = (1..=41).map(|n| n.to_string()).collect();
+    assert_eq!(bodies, expected);
+    assert_eq!(chain.last().unwrap().seq, 41);
+}
+
 /// Runs every contract test on one implementation: `contract_for!(module_name, function opening a
 /// fresh store)`.
 macro_rules! contract_for {
@@ -963,6 +1007,7 @@ macro_rules! contract_for {
                 named_state_is_replaced_whole_and_kept_on_failure,
                 updates_of_a_named_state_do_not_lose_each_other,
                 journal_entries_are_numbered_per_stream_and_read_by_key,
+                linked_entries_are_made_from_the_last_one,
             );
         }
     };
