@@ -20,6 +20,7 @@ macro_rules! eprintln {
 }
 
 mod accounts;
+mod audit;
 mod behaviours;
 mod demo;
 mod discover;
@@ -179,6 +180,12 @@ enum Command {
     /// (holdout metrics, reliability), the open deals most at risk, rep scorecards, and the
     /// methodology in plain words.
     Report(report::ReportArgs),
+    /// The audit log: every load, model trained, user and token change, who made it and when,
+    /// append-only and hash-chained; `audit verify` finds any entry changed, removed or moved.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Who may use the workspace's API: add users with a role (admin, revops, manager, rep), make and
     /// revoke their tokens, list them. Tokens are shown once and stored hashed.
     Users {
@@ -366,7 +373,12 @@ fn run(cli: Cli) -> Result<()> {
                 origin: None,
             };
             let mut bar = progress::Bar::new(cli.global.quiet);
-            let report = winsignal_ingest::ingest(&store, &req, &mut |p| bar.update(p))?;
+            let report = winsignal_workspace::audit::ingest(
+                &store,
+                &req,
+                &winsignal_workspace::audit::local_actor(),
+                &mut |p| bar.update(p),
+            )?;
             bar.finish();
             if args.json {
                 output::print_json(&report)?;
@@ -438,6 +450,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Reps(args) => reps::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Accounts(args) => accounts::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Report(args) => report::run(&cli.global, &open_store(&cli.global)?, &args),
+        Command::Audit { command } => audit::run(&cli.global, command),
         Command::Users { command } => users::run(&cli.global, command),
         Command::Webhooks { command } => webhooks::run(&cli.global, command),
         Command::Serve(args) => serve(&cli.global, &args),

@@ -14,6 +14,7 @@ use winsignal_core::Ts;
 use winsignal_score::explain::{self, DealScore};
 use winsignal_score::model::{self, Metrics, TrainOptions, WinModel};
 use winsignal_store::Store;
+use winsignal_workspace::audit;
 use winsignal_workspace::models::{train_and_save, Refused, Summary};
 use winsignal_workspace::scoring::{biggest_drag, evidence_discovery, Explained, FactorLineage};
 
@@ -124,7 +125,7 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         unobserved: c.unobserved.clone(),
         ..Default::default()
     };
-    let t = match train_and_save(store, &c, &discovery, &opts) {
+    let t = match train_and_save(store, &c, &discovery, &opts, &audit::local_actor()) {
         Ok(t) => t,
         Err(e) => {
             if let Some(r) = e.downcast_ref::<Refused>() {

@@ -6,6 +6,7 @@ use clap::Subcommand;
 use serde::Serialize;
 use winsignal_core::Ts;
 use winsignal_workspace::access::{self, Role};
+use winsignal_workspace::audit;
 
 use crate::{open_store, output, Global};
 
@@ -67,15 +68,28 @@ pub fn run(global: &Global, command: UsersCommand) -> Result<()> {
     let store = open_store(global)?;
     match command {
         UsersCommand::Add { name, role, rep_id } => {
-            let token = access::add_user(&store, &name, role, rep_id.as_deref(), Ts::now())?;
+            let token = access::add_user(
+                &store,
+                &audit::local_actor(),
+                &name,
+                role,
+                rep_id.as_deref(),
+                Ts::now(),
+            )?;
             print_token(&name, &token, global.quiet);
         }
         UsersCommand::Token { name } => {
-            let token = access::add_token(&store, &name, Ts::now())?;
+            let token = access::add_token(&store, &audit::local_actor(), &name, Ts::now())?;
             print_token(&name, &token, global.quiet);
         }
         UsersCommand::Revoke { name, token } => {
-            let n = access::revoke(&store, &name, token.as_deref(), Ts::now())?;
+            let n = access::revoke(
+                &store,
+                &audit::local_actor(),
+                &name,
+                token.as_deref(),
+                Ts::now(),
+            )?;
             println!(
                 "Revoked {n} token{} of {name}.",
                 if n == 1 { "" } else { "s" }

@@ -46,12 +46,12 @@ impl Role {
         }
     }
 
-    /// Whether users of this role are tied to a rep of the CRM (`--rep-id`).
     /// Whether the role may read how the service runs (its metrics): admin and revops.
     pub fn sees_operations(self) -> bool {
         matches!(self, Role::Admin | Role::Revops)
     }
 
+    /// Whether users of this role are tied to a rep of the CRM (`--rep-id`).
     pub fn is_a_rep(self) -> bool {
         matches!(self, Role::Manager | Role::Rep)
     }
@@ -210,6 +210,7 @@ fn check_name(name: &str) -> Result<()> {
 /// name the CRM rep they are (`rep_id`, which the store must hold); admins and revops do not.
 pub fn add_user(
     store: &dyn Store,
+    actor: &str,
     name: &str,
     role: Role,
     rep_id: Option<&str>,
@@ -240,17 +241,25 @@ pub fn add_user(
                 role,
                 rep_id: rep_id.map(str::to_string),
                 created_at: now,
-                tokens: vec![record],
+                tokens: vec![record.clone()],
             },
         );
         Ok(())
     })?;
+    crate::audit::record(
+        store,
+        actor,
+        "user.add",
+        name,
+        serde_json::json!({"role": role, "rep_id": rep_id, "token_id": record.id}),
+    )?;
     Ok(token)
 }
 
 /// Makes another token for a user, returned (the only time it is shown).
-pub fn add_token(store: &dyn Store, name: &str, now: Ts) -> Result<String> {
+pub fn add_token(store: &dyn Store, actor: &str, name: &str, now: Ts) -> Result<String> {
     let (token, record) = new_token(now)?;
+    let id = record.id.clone();
     change_users(store, |users| {
         let user = users
             .users
@@ -259,12 +268,25 @@ pub fn add_token(store: &dyn Store, name: &str, now: Ts) -> Result<String> {
         user.tokens.push(record);
         Ok(())
     })?;
+    crate::audit::record(
+        store,
+        actor,
+        "token.add",
+        name,
+        serde_json::json!({"token_id": id}),
+    )?;
     Ok(token)
 }
 
 /// Revokes one token of a user (by its id), or all of them; returns how many were revoked now.
-pub fn revoke(store: &dyn Store, name: &str, token_id: Option<&str>, now: Ts) -> Result<usize> {
-    change_users(store, |users| {
+pub fn revoke(
+    store: &dyn Store,
+    actor: &str,
+    name: &str,
+    token_id: Option<&str>,
+    now: Ts,
+) -> Result<usize> {
+    let revoked = change_users(store, |users| {
         let user = users
             .users
             .get_mut(name)
@@ -282,7 +304,15 @@ pub fn revoke(store: &dyn Store, name: &str, token_id: Option<&str>, now: Ts) ->
             }
         }
         Ok(n)
-    })
+    })?;
+    crate::audit::record(
+        store,
+        actor,
+        "token.revoke",
+        name,
+        serde_json::json!({"token_id": token_id, "revoked": revoked}),
+    )?;
+    Ok(revoked)
 }
 
 /// The user a token belongs to, if it is one of theirs and not revoked.
@@ -419,8 +449,8 @@ mod tests {
     #[test]
     fn tokens_are_checked_by_hash_and_stop_working_when_revoked() {
         let store = MemoryStore::new();
-        let t1 = add_user(&store, "alice", Role::Revops, None, Ts(1)).unwrap();
-        let t2 = add_token(&store, "alice", Ts(2)).unwrap();
+        let t1 = add_user(&store, "local:test", "alice", Role::Revops, None, Ts(1)).unwrap();
+        let t2 = add_token(&store, "local:test", "alice", Ts(2)).unwrap();
         assert_ne!(t1, t2);
         let users = users(&store).unwrap();
         // The store holds neither token.
@@ -435,25 +465,71 @@ mod tests {
             assert!(authenticate(&users, bad).is_none(), "{bad:?}");
         }
         let id = users.users["alice"].tokens[0].id.clone();
-        assert_eq!(revoke(&store, "alice", Some(&id), Ts(3)).unwrap(), 1);
+        assert_eq!(
+            revoke(&store, "local:test", "alice", Some(&id), Ts(3)).unwrap(),
+            1
+        );
         let users_now = super::users(&store).unwrap();
         assert!(authenticate(&users_now, &t1).is_none());
         assert!(authenticate(&users_now, &t2).is_some());
-        assert_eq!(revoke(&store, "alice", None, Ts(4)).unwrap(), 1);
+        assert_eq!(
+            revoke(&store, "local:test", "alice", None, Ts(4)).unwrap(),
+            1
+        );
         assert!(authenticate(&super::users(&store).unwrap(), &t2).is_none());
     }
 
     #[test]
     fn bad_requests_are_refused_with_what_to_do() {
         let store = MemoryStore::new();
-        add_user(&store, "bob", Role::Admin, None, Ts(1)).unwrap();
+        add_user(&store, "local:test", "bob", Role::Admin, None, Ts(1)).unwrap();
         let err = |r: Result<String>| r.unwrap_err().to_string();
-        assert!(err(add_user(&store, "bob", Role::Admin, None, Ts(2))).contains("users token bob"));
-        assert!(err(add_user(&store, "carol", Role::Rep, None, Ts(2))).contains("--rep-id"));
-        assert!(err(add_user(&store, "carol", Role::Rep, Some("R9"), Ts(2))).contains("no rep"));
-        assert!(err(add_user(&store, "dan", Role::Revops, Some("R1"), Ts(2))).contains("--rep-id"));
-        assert!(err(add_user(&store, "a b", Role::Admin, None, Ts(2))).contains("user name"));
-        assert!(err(add_token(&store, "nobody", Ts(2))).contains("no user nobody"));
+        assert!(err(add_user(
+            &store,
+            "local:test",
+            "bob",
+            Role::Admin,
+            None,
+            Ts(2)
+        ))
+        .contains("users token bob"));
+        assert!(err(add_user(
+            &store,
+            "local:test",
+            "carol",
+            Role::Rep,
+            None,
+            Ts(2)
+        ))
+        .contains("--rep-id"));
+        assert!(err(add_user(
+            &store,
+            "local:test",
+            "carol",
+            Role::Rep,
+            Some("R9"),
+            Ts(2)
+        ))
+        .contains("no rep"));
+        assert!(err(add_user(
+            &store,
+            "local:test",
+            "dan",
+            Role::Revops,
+            Some("R1"),
+            Ts(2)
+        ))
+        .contains("--rep-id"));
+        assert!(err(add_user(
+            &store,
+            "local:test",
+            "a b",
+            Role::Admin,
+            None,
+            Ts(2)
+        ))
+        .contains("user name"));
+        assert!(err(add_token(&store, "local:test", "nobody", Ts(2))).contains("no user nobody"));
         assert!("owner".parse::<Role>().is_err());
         // A refused change leaves the users as they were.
         assert_eq!(users(&store).unwrap().users.len(), 1);
@@ -537,6 +613,6 @@ mod tests {
         let r1 = set(&["R1"]);
         assert!(r1.allows(Some("R1")) && !r1.allows(Some("R2")) && !r1.allows(None));
         // A rep user can be added once the rep is in the workspace.
-        assert!(add_user(&store, "rita", Role::Rep, Some("R1"), Ts(1)).is_ok());
+        assert!(add_user(&store, "local:test", "rita", Role::Rep, Some("R1"), Ts(1)).is_ok());
     }
 }

@@ -177,7 +177,9 @@ pub fn run(
     let mut loads = Vec::new();
     for mut req in requests(&manifest, &input, &config_path)? {
         req.now = Ts::now();
-        let report = winsignal_ingest::ingest(&store, &req, &mut |p| progress.file(p))?;
+        let report = crate::audit::ingest(&store, &req, &crate::audit::local_actor(), &mut |p| {
+            progress.file(p)
+        })?;
         loads.extend(report.loads);
     }
     progress.finish();
@@ -212,18 +214,22 @@ pub fn run(
     // the same model), so that `score` and `explain` work right after the demo.
     let t4 = Instant::now();
     let evidence = crate::scoring::evidence_discovery(&computed)?;
-    let trained =
-        match crate::models::train_and_save(&store, &computed, &evidence, &TrainOptions::default())
-        {
-            Ok(t) => Some(t),
-            Err(e) if e.downcast_ref::<winsignal_score::Error>().is_some() => {
-                observer.step(DemoStep::NoModel {
-                    reason: format!("{e:#}"),
-                });
-                None
-            }
-            Err(e) => return Err(e),
-        };
+    let trained = match crate::models::train_and_save(
+        &store,
+        &computed,
+        &evidence,
+        &TrainOptions::default(),
+        &crate::audit::local_actor(),
+    ) {
+        Ok(t) => Some(t),
+        Err(e) if e.downcast_ref::<winsignal_score::Error>().is_some() => {
+            observer.step(DemoStep::NoModel {
+                reason: format!("{e:#}"),
+            });
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let mut scored = None;
     if let Some(t) = &trained {
         observer.step(DemoStep::Trained {

@@ -12,6 +12,7 @@
 //! - [`coaching`]: rep scorecards. [`report`]: the HTML report. [`demo`]: the demo, step by step.
 
 pub mod access;
+pub mod audit;
 pub mod catalogs;
 pub mod coaching;
 pub mod demo;

@@ -91,6 +91,7 @@ pub fn train_and_save(
     c: &Computed,
     discovery: &winsignal_discover::Discovery,
     opts: &TrainOptions,
+    actor: &str,
 ) -> Result<Trained> {
     let fit_started = std::time::Instant::now();
     let m = model::train(
@@ -120,6 +121,18 @@ pub fn train_and_save(
         summary: serde_json::to_string(&summary)?,
         body,
     })?;
+    crate::audit::record(
+        store,
+        actor,
+        "model.train",
+        &id,
+        serde_json::json!({
+            "kind": m.kind,
+            "new": new,
+            "holdout_auc": m.evaluation.model.auc,
+            "holdout_brier": m.evaluation.model.brier,
+        }),
+    )?;
     Ok(Trained {
         id,
         new,
