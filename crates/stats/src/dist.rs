@@ -226,6 +226,60 @@ pub fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
 }
 
+/// The upper tail of the chi-square distribution with `df` degrees of freedom: P(X ≥ x), the
+/// regularised upper incomplete gamma function Q(df/2, x/2).
+pub fn chi2_sf(x: f64, df: f64) -> f64 {
+    if x.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
+    if x <= 0.0 {
+        return 1.0;
+    }
+    upper_incomplete_gamma(0.5 * df, 0.5 * x)
+}
+
+/// The regularised upper incomplete gamma function Q(a, x) = Γ(a, x) / Γ(a), for a > 0 and x > 0: by
+/// its series below x = a + 1 (as 1 − P), by its continued fraction (modified Lentz) above.
+pub fn upper_incomplete_gamma(a: f64, x: f64) -> f64 {
+    const EPS: f64 = 1e-16;
+    const TINY: f64 = 1e-300;
+    let front = (-x + a * x.ln() - ln_gamma(a)).exp();
+    if x < a + 1.0 {
+        let (mut term, mut sum) = (1.0 / a, 1.0 / a);
+        for n in 1..10_000 {
+            term *= x / (a + n as f64);
+            sum += term;
+            if term.abs() < sum.abs() * EPS {
+                break;
+            }
+        }
+        return (1.0 - sum * front).clamp(0.0, 1.0);
+    }
+    let mut b = x + 1.0 - a;
+    let mut c = 1.0 / TINY;
+    let mut d = 1.0 / b;
+    let mut h = d;
+    for i in 1..10_000 {
+        let an = -(i as f64) * (i as f64 - a);
+        b += 2.0;
+        d = an * d + b;
+        if d.abs() < TINY {
+            d = TINY;
+        }
+        c = b + an / c;
+        if c.abs() < TINY {
+            c = TINY;
+        }
+        d = 1.0 / d;
+        let step = d * c;
+        h *= step;
+        if (step - 1.0).abs() < EPS {
+            break;
+        }
+    }
+    (front * h).clamp(0.0, 1.0)
+}
+
 /// The regularised incomplete beta function `I_x(a, b)` (continued fraction by the modified Lentz
 /// method, with the symmetry `I_x(a, b) = 1 − I_{1−x}(b, a)` where it converges faster).
 pub fn incomplete_beta(x: f64, a: f64, b: f64) -> f64 {

@@ -11,6 +11,7 @@
 pub mod cluster;
 pub mod cox;
 pub mod dist;
+pub mod drift;
 pub mod km;
 pub mod linalg;
 pub mod logit;

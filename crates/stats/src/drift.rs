@@ -1,0 +1,219 @@
+//! Whether a feature's values in a window still follow the distribution they had in a reference (the
+//! data a model was trained on), with an alarm rule that holds its false-alarm rate whatever the
+//! sizes of the two samples.
+//!
+//! The measure is the population stability index over the reference's deciles (and a bin for missing
+//! values): PSI = Σ (w − r) ln(w / r), with `w` and `r` the shares of the window and the reference in
+//! each bin (half a count added to each, so an empty bin does not make it infinite). A fixed PSI
+//! threshold (the common 0.1 / 0.25) alarms on noise in a small window and misses nothing in a large
+//! one; but under no drift PSI / (1/n + 1/N) follows a chi-square distribution with one degree of
+//! freedom fewer than the bins (Yurdakul, "Statistical properties of the population stability index",
+//! 2018), so a p-value says how surprising a PSI is for the sizes at hand. [`Rule`] alarms when both
+//! hold: the p-value is below α split over the features tested (Bonferroni), and the PSI is at least a
+//! practical size (so a huge window does not alarm on a shift too small to matter).
+
+use crate::dist::chi2_sf;
+
+/// One feature's comparison of a window with the reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftTest {
+    pub psi: f64,
+    /// PSI / (1/n + 1/N): chi-square with `df` degrees of freedom under no drift.
+    pub statistic: f64,
+    pub df: usize,
+    pub p_value: f64,
+    pub reference_n: usize,
+    pub window_n: usize,
+    pub bins: Vec<Bin>,
+}
+
+/// A bin of the comparison: values up to `upper` (above the bin before it), or the missing values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bin {
+    /// The bin's upper edge, inclusive (infinite for the last); `None` for the missing values.
+    pub upper: Option<f64>,
+    pub reference_share: f64,
+    pub window_share: f64,
+}
+
+/// The edges of the bins a reference sample is compared in: its deciles (at most `max_bins` bins),
+/// without repeats, so a feature with few values (a yes/no behaviour) gets a bin per value. `None` when
+/// the reference has no value.
+pub fn edges(reference: &[f64], max_bins: usize) -> Option<Vec<f64>> {
+    let mut sorted: Vec<f64> = reference.iter().copied().filter(|v| !v.is_nan()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let max = sorted[n - 1];
+    let bins = max_bins.max(2);
+    let mut edges: Vec<f64> = (1..bins)
+        .map(|k| sorted[((k * n) / bins).min(n - 1)])
+        .collect();
+    edges.dedup();
+    // The last bin holds what lies above the last edge: an edge at the maximum leaves it empty in the
+    // reference, unless it is the only edge (a constant reference, compared with anything else).
+    if edges.len() > 1 && edges.last() == Some(&max) {
+        edges.pop();
+    }
+    if edges.is_empty() {
+        edges.push(max);
+    }
+    Some(edges)
+}
+
+/// Compares `window` with `reference` in the bins of [`edges`] and one for missing values (NaN) when
+/// either sample has any. `None` when either sample is empty or there is only one bin.
+pub fn psi_test(reference: &[f64], window: &[f64], max_bins: usize) -> Option<DriftTest> {
+    if reference.is_empty() || window.is_empty() {
+        return None;
+    }
+    let edges = edges(reference, max_bins)?;
+    let missing = reference.iter().chain(window).any(|v| v.is_nan());
+    let n_bins = edges.len() + 1 + usize::from(missing);
+    let count = |sample: &[f64]| {
+        let mut c = vec![0usize; n_bins];
+        for &v in sample {
+            let k = if v.is_nan() {
+                n_bins - 1
+            } else {
+                edges.partition_point(|e| *e < v)
+            };
+            c[k] += 1;
+        }
+        c
+    };
+    let (r, w) = (count(reference), count(window));
+    let (big_n, n) = (reference.len(), window.len());
+    let share = |c: usize, total: usize| (c as f64 + 0.5) / (total as f64 + 0.5 * n_bins as f64);
+    let mut psi = 0.0;
+    let mut bins = Vec::with_capacity(n_bins);
+    for k in 0..n_bins {
+        let (rs, ws) = (share(r[k], big_n), share(w[k], n));
+        psi += (ws - rs) * (ws / rs).ln();
+        bins.push(Bin {
+            upper: if missing && k == n_bins - 1 {
+                None
+            } else {
+                Some(edges.get(k).copied().unwrap_or(f64::INFINITY))
+            },
+            reference_share: r[k] as f64 / big_n as f64,
+            window_share: w[k] as f64 / n as f64,
+        });
+    }
+    let df = n_bins - 1;
+    let statistic = psi / (1.0 / n as f64 + 1.0 / big_n as f64);
+    Some(DriftTest {
+        psi,
+        statistic,
+        df,
+        p_value: chi2_sf(statistic, df as f64),
+        reference_n: big_n,
+        window_n: n,
+        bins,
+    })
+}
+
+/// When a drift test alarms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rule {
+    /// The chance of any false alarm in one window over all the features tested (split evenly).
+    pub alpha: f64,
+    /// The smallest PSI worth an alarm.
+    pub min_psi: f64,
+}
+
+impl Default for Rule {
+    fn default() -> Rule {
+        Rule {
+            alpha: 0.01,
+            min_psi: 0.1,
+        }
+    }
+}
+
+impl Rule {
+    /// Whether `test`, one of `tested` features tested on the same window, alarms.
+    pub fn alarms(&self, test: &DriftTest, tested: usize) -> bool {
+        test.p_value < self.alpha / tested.max(1) as f64 && test.psi >= self.min_psi
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small fixed-seed generator (xorshift64*), enough for these checks.
+    struct Rng(u64);
+
+    impl Rng {
+        fn new(seed: u64) -> Rng {
+            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        }
+        fn f64(&mut self) -> f64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    fn normal(rng: &mut Rng, n: usize, shift: f64) -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                // Box–Muller.
+                let (u, v) = (rng.f64().max(1e-12), rng.f64());
+                shift + (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_yes_no_feature_gets_a_bin_per_value_and_a_constant_one_two() {
+        assert_eq!(edges(&[0.0, 0.0, 1.0, 1.0, 1.0], 10), Some(vec![0.0]));
+        assert_eq!(edges(&[3.0; 20], 10), Some(vec![3.0]));
+        assert_eq!(edges(&[f64::NAN], 10), None);
+        let t = psi_test(&[0.0, 0.0, 1.0, 1.0], &[1.0, 1.0, f64::NAN, 1.0], 10).unwrap();
+        assert_eq!((t.bins.len(), t.df), (3, 2));
+        assert_eq!(t.bins[2].upper, None);
+        assert_eq!(t.bins[0].window_share, 0.0);
+    }
+
+    /// Under no drift the rule alarms about as rarely as it says, on small and large windows alike; a
+    /// shift of half a standard deviation in one feature is found in a window of 300.
+    #[test]
+    fn the_rule_holds_its_false_alarm_rate_and_finds_a_planted_shift() {
+        let mut rng = Rng::new(11);
+        let rule = Rule::default();
+        let features = 20;
+        let references: Vec<Vec<f64>> = (0..features)
+            .map(|_| normal(&mut rng, 5_000, 0.0))
+            .collect();
+        for window in [100, 300, 5_000] {
+            let mut alarms = 0;
+            for _ in 0..20 {
+                for r in &references {
+                    let t = psi_test(r, &normal(&mut rng, window, 0.0), 10).unwrap();
+                    alarms += usize::from(rule.alarms(&t, features));
+                }
+            }
+            assert!(
+                alarms <= 1,
+                "{alarms} false alarms in 20 windows of {window}"
+            );
+        }
+        let t = psi_test(&references[0], &normal(&mut rng, 300, 0.5), 10).unwrap();
+        assert!(rule.alarms(&t, features), "{t:?}");
+        // Under no drift the statistic's mean is about its degrees of freedom.
+        let mean: f64 = (0..400)
+            .map(|_| {
+                psi_test(&references[1], &normal(&mut rng, 300, 0.0), 10)
+                    .unwrap()
+                    .statistic
+            })
+            .sum::<f64>()
+            / 400.0;
+        assert!((mean - 9.0).abs() < 1.5, "mean statistic {mean}");
+    }
+}
