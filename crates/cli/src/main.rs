@@ -27,6 +27,7 @@ mod discover;
 mod export;
 mod features;
 mod forecast;
+mod monitor;
 mod output;
 mod parquet_out;
 mod progress;
@@ -180,6 +181,12 @@ enum Command {
     /// (holdout metrics, reliability), the open deals most at risk, rep scorecards, and the
     /// methodology in plain words.
     Report(report::ReportArgs),
+    /// Monitoring: whether recent deals still look like those the win model was trained on (`monitor
+    /// drift`: each feature per window, with a sample-size-aware test).
+    Monitor {
+        #[command(subcommand)]
+        command: monitor::MonitorCommand,
+    },
     /// The audit log: every load, model trained, user and token change, who made it and when,
     /// append-only and hash-chained; `audit verify` finds any entry changed, removed or moved.
     Audit {
@@ -451,6 +458,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Accounts(args) => accounts::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Report(args) => report::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Audit { command } => audit::run(&cli.global, command),
+        Command::Monitor { command } => {
+            monitor::run(&cli.global, &open_store(&cli.global)?, command)
+        }
         Command::Users { command } => users::run(&cli.global, command),
         Command::Webhooks { command } => webhooks::run(&cli.global, command),
         Command::Serve(args) => serve(&cli.global, &args),

@@ -24,6 +24,7 @@ pub mod insights;
 pub mod lineage;
 pub mod live;
 pub mod models;
+pub mod monitor;
 pub mod pipeline;
 pub mod report;
 pub mod scoring;

@@ -1,0 +1,92 @@
+//! `winsignal monitor`: whether recent deals still look like the ones the win model was trained on.
+//! The test and the alarm rule live in `winsignal_stats::drift`, the windows in
+//! `winsignal_workspace::monitor`; this prints.
+
+use anyhow::Result;
+use clap::Subcommand;
+use winsignal_store::Store;
+
+use crate::features::CatalogArg;
+use crate::progress::Bar;
+use crate::{output, Global};
+
+#[derive(Subcommand)]
+pub enum MonitorCommand {
+    /// Feature drift: each feature's values at the landmark snapshots of each recent window against
+    /// those of the deals that trained the model, by the population stability index with a p-value
+    /// for the sizes at hand. A feature alarms when its p-value is below 1 % split over the features
+    /// and its PSI is at least 0.1 (docs/monitoring.md).
+    Drift {
+        /// Days per window.
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        window: u32,
+        /// How many windows, back from the end of the data.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        windows: usize,
+        /// The model to compare with (default: the active win model).
+        #[arg(long, value_name = "ID")]
+        model: Option<String>,
+        #[command(flatten)]
+        catalog: CatalogArg,
+        /// Print as JSON (schema in docs/cli.md).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Result<()> {
+    match command {
+        MonitorCommand::Drift {
+            window,
+            windows,
+            model,
+            catalog,
+            json,
+        } => {
+            let mut bar = Bar::new(global.quiet);
+            let d = winsignal_workspace::monitor::drift(
+                store,
+                catalog.catalog.as_deref(),
+                model.as_deref(),
+                window,
+                windows,
+                &mut bar,
+            )?;
+            if json {
+                return output::print_json(&d);
+            }
+            println!(
+                "Feature drift against model {} ({} training snapshots, {} features; alarm: p < {} / {} and PSI ≥ {}):",
+                d.model_id, d.training_snapshots, d.features_tested, d.alpha, d.features_tested, d.min_psi
+            );
+            for w in &d.windows {
+                println!(
+                    "\n{} to {}: {} snapshots; {}",
+                    w.from.to_date_string(),
+                    w.until.to_date_string(),
+                    w.snapshots,
+                    if w.alarms.is_empty() {
+                        "no alarm".to_string()
+                    } else {
+                        format!("ALARM on {}", w.alarms.join(", "))
+                    }
+                );
+                for f in w.features.iter().take(5) {
+                    println!(
+                        "  {:<24} PSI {:>6.3}  p {:>9.2e}  missing {:>5.1}% (training {:>5.1}%){}",
+                        f.feature,
+                        f.psi,
+                        f.p_value,
+                        100.0 * f.missing_window,
+                        100.0 * f.missing_training,
+                        if f.alarm { "  ALARM" } else { "" }
+                    );
+                }
+            }
+            for n in &d.notes {
+                println!("Note: {n}.");
+            }
+            Ok(())
+        }
+    }
+}
