@@ -55,6 +55,12 @@ pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Resul
             if json {
                 return output::print_json(&d);
             }
+            if d.windows.is_empty() {
+                for n in &d.notes {
+                    println!("Note: {n}.");
+                }
+                return Ok(());
+            }
             println!(
                 "Feature drift against model {} ({} training snapshots, {} features; alarm: p < {} / {} and PSI ≥ {}):",
                 d.model_id, d.training_snapshots, d.features_tested, d.alpha, d.features_tested, d.min_psi

@@ -109,11 +109,28 @@ pub fn drift(
         .collect();
     let rule = Rule::default();
     let mut notes = Vec::new();
-    if training.is_empty() {
+    let split = &m.model.trained_on.split;
+    if split.kind != winsignal_score::dataset::SplitKind::Time {
         notes.push(format!(
-            "no snapshot of a deal closed before {} (the model's training data) is in the workspace",
+            "the model was not trained on the deals closed before a date (its holdout is {}), so which snapshots trained it cannot be told: drift is not measured",
+            split.description
+        ));
+    } else if training.is_empty() {
+        notes.push(format!(
+            "no snapshot of a deal closed before {} (the model's training data) is in the workspace: drift is not measured",
             trained_before.to_date_string()
         ));
+    }
+    if !notes.is_empty() {
+        return Ok(Drift {
+            model_id: m.id,
+            training_snapshots: 0,
+            features_tested: 0,
+            alpha: rule.alpha,
+            min_psi: rule.min_psi,
+            windows: Vec::new(),
+            notes,
+        });
     }
     let span = i64::from(window_days) * MS_PER_DAY;
     let mut out = Vec::with_capacity(windows);
