@@ -105,6 +105,11 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
     );
     // The first period's ranges are drawn as independent deals: no earlier period to learn from.
     assert_eq!(points[0]["shared_shock"], 0.0, "{}", points[0]);
+    // Nor is the shift of the chances learned on anything but earlier periods: none for the first.
+    assert_eq!(points[0]["logit_shift"], 0.0, "{}", points[0]);
+    for p in points {
+        assert!(p["logit_shift"].as_f64().unwrap().abs() <= 3.0, "{p}");
+    }
     // Forecasts of the same kind of period now draw their ranges with the shock the back-test chose.
     let monthly: Value = serde_json::from_str(&winsignal(
         &data,
@@ -185,6 +190,7 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
         "new_expected",
         "open_deals",
         "shared_shock",
+        "logit_shift",
         "trained_before",
     ];
     let mut compared = 0;

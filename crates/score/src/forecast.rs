@@ -114,6 +114,10 @@ pub struct ForecastOptions {
     /// When the data were taken: a forecast as of a later time reads the deals' current CRM forecast
     /// fields, an earlier one only what their history shows then ([`OppInfo::crm_at`]).
     pub data_end: Option<Ts>,
+    /// How far (in log-odds) every open deal's P(win) is moved before it is used: what the back-test
+    /// found the win model's chances of the deals open at a point need to match how such deals ended
+    /// (0 until a back-test measured it).
+    pub logit_shift: f64,
 }
 
 impl Default for ForecastOptions {
@@ -127,6 +131,7 @@ impl Default for ForecastOptions {
             history_days: 365.0,
             other_shocks: Vec::new(),
             data_end: None,
+            logit_shift: 0.0,
         }
     }
 }
@@ -378,9 +383,10 @@ pub fn forecast(
         let expected_in = crm.expected_close_at.and_then(period_of);
         let committed_in = expected_in.filter(|_| !categorised || crm.is_commit());
         let timing = durations.timing_of(ctx, d, as_of, opts.data_end);
+        let p_win = shifted(d.p_win, opts.logit_shift);
         let p_in_period: Vec<f64> = bounds
             .iter()
-            .map(|&(lo, hi)| d.p_win * share_within(&timing.remaining, lo, hi))
+            .map(|&(lo, hi)| p_win * share_within(&timing.remaining, lo, hi))
             .collect();
         let own = d.amount.filter(|a| a.is_finite() && *a > 0.0);
         if own.is_none() {
@@ -392,7 +398,7 @@ pub fn forecast(
             stage: d.stage.clone(),
             amount,
             amount_imputed: own.is_none() && amount.is_some(),
-            p_win: d.p_win,
+            p_win,
             expected: p_in_period
                 .iter()
                 .map(|p| p * amount.unwrap_or(0.0))
@@ -780,6 +786,41 @@ fn crm_baselines(
             }
         })
         .collect()
+}
+
+/// `p` moved by `shift` on the log-odds scale (a certainty stays one).
+pub fn shifted(p: f64, shift: f64) -> f64 {
+    if shift == 0.0 || p <= 0.0 || p >= 1.0 {
+        return p;
+    }
+    1.0 / (1.0 + (-((p / (1.0 - p)).ln() + shift)).exp())
+}
+
+/// The shift (log-odds, within ±3) that makes the amount-weighted chances of `deals` —
+/// `(logit, amount, won)` — add up to what they won: Σ amount × σ(logit + shift) = Σ amount × won.
+/// 0 when there are fewer than `min` deals or no amount.
+pub fn calibration_shift(deals: &[(f64, f64, bool)], min: usize) -> f64 {
+    let total: f64 = deals.iter().map(|d| d.1).sum();
+    if deals.len() < min || total <= 0.0 {
+        return 0.0;
+    }
+    let won: f64 = deals.iter().filter(|d| d.2).map(|d| d.1).sum();
+    let expected = |shift: f64| -> f64 {
+        deals
+            .iter()
+            .map(|&(l, a, _)| a / (1.0 + (-(l + shift)).exp()))
+            .sum()
+    };
+    let (mut lo, mut hi) = (-3.0f64, 3.0f64);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if expected(mid) < won {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
 }
 
 /// The values in increasing order.
@@ -1393,6 +1434,26 @@ mod tests {
             let expected = if in_first { [0.5, 0.0] } else { [0.0, 0.5] };
             assert_eq!(&d.p_in_period[..2], &expected, "{d:?}");
         }
+    }
+
+    #[test]
+    fn the_calibration_shift_makes_the_chances_add_up_to_what_was_won() {
+        // 200 deals the model gives 0.6 (logit 0.405), of which 40 % won: the shift takes them to 0.4.
+        let deals: Vec<(f64, f64, bool)> = (0..200)
+            .map(|i| ((0.6f64 / 0.4).ln(), 100.0, i % 5 < 2))
+            .collect();
+        let shift = calibration_shift(&deals, 100);
+        assert!((shifted(0.6, shift) - 0.4).abs() < 1e-9, "{shift}");
+        assert_eq!(calibration_shift(&deals[..50], 100), 0.0, "too few deals");
+        assert_eq!(shifted(1.0, -1.0), 1.0);
+        // The forecast uses the shifted chances.
+        let (ctx, scored, as_of) = company(10, Vec::new());
+        let opts = ForecastOptions {
+            logit_shift: shift,
+            ..ForecastOptions::default()
+        };
+        let f = forecast(&ctx, &scored, &BTreeMap::new(), as_of, &opts);
+        assert!((f.deals[0].p_win - shifted(0.5, shift)).abs() < 1e-12);
     }
 
     #[test]

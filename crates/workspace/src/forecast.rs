@@ -46,6 +46,10 @@ pub struct Calibration {
     pub coverage: f64,
     pub points: usize,
     pub made_at: Ts,
+    /// The log-odds shift that made the win model's chances of the deals open at the back-test's
+    /// points add up to what they won ([`forecast::calibration_shift`]).
+    #[serde(default)]
+    pub logit_shift: f64,
 }
 
 /// The forecast as of `as_of` of the deals open then, scored with `model` on `engine` ([`calibrated`]),
@@ -99,6 +103,9 @@ pub fn calibrated(
         shared_shock: calibration
             .as_ref()
             .map_or(opts.shared_shock, |c| c.shared_shock),
+        logit_shift: calibration
+            .as_ref()
+            .map_or(opts.logit_shift, |c| c.logit_shift),
         ..opts.clone()
     };
     let mut f = forecast::forecast(ctx, scored, &rates, as_of, &opts);
@@ -112,6 +119,14 @@ pub fn calibrated(
         ),
         None => "the ranges treat the deals as independent, which is too narrow when they move together; `forecast --backtest` measures how much they do and later forecasts use it".into(),
     });
+    if let Some(c) = calibration.as_ref().filter(|c| c.logit_shift != 0.0) {
+        f.notes.push(format!(
+            "every open deal's P(win) is the win model's moved by {:+.2} in log-odds: the back-test of {} found that deals open at a point won {} often than the model said",
+            c.logit_shift,
+            c.made_at.to_date_string(),
+            if c.logit_shift < 0.0 { "less" } else { "more" }
+        ));
+    }
     Ok((f, opts))
 }
 
@@ -179,6 +194,11 @@ pub struct Point {
     /// The shared shock P10 and P90 were drawn with: chosen on the points of the periods before this
     /// one (0 for the first), so the coverage measured is out of sample.
     pub shared_shock: f64,
+    /// The shift of every open deal's P(win) (log-odds) this point's forecast used: learned on the deals
+    /// open at the points of earlier periods, at least a quarter before this period, that had closed by
+    /// its start (0 while fewer than 100 had).
+    #[serde(default)]
+    pub logit_shift: f64,
     pub stage_weighted: f64,
     /// The CRM's own figures as known at the point ([`forecast::PeriodForecast`]).
     #[serde(default)]
@@ -290,6 +310,8 @@ pub fn backtest(
     }
     let mut points = Vec::new();
     let mut notes = Vec::new();
+    // Every deal scored at a point: (the point, the deal, its logit, the amount counted).
+    let mut seen: Vec<(Ts, String, f64, f64)> = Vec::new();
     while period.end <= end {
         let trained = train_before(ctx, catalog, &snaps, &timing, period.start);
         let model = match trained {
@@ -316,6 +338,12 @@ pub fn backtest(
         let actual: f64 = booked.iter().map(|b| b.2).sum();
         // The shock for this period's ranges, chosen on the points before it.
         let shock = choose_shock(&ranges).0;
+        // The shift of the chances, learned on the deals of earlier points known by the period's start.
+        let shift = learn_shift(ctx, &seen, period.start);
+        let point_opts = ForecastOptions {
+            logit_shift: shift,
+            ..point_opts.clone()
+        };
         let mut t = period.start;
         let mut this_period = Vec::new();
         while t < period.end {
@@ -326,6 +354,19 @@ pub fn backtest(
             let scored = winsignal_score::explain::score(&model, catalog, &engine, &open)?;
             let rates = forecast::stage_win_rates(ctx, t);
             let f = forecast::forecast(ctx, &scored, &rates, t, &point_opts);
+            let amounts: std::collections::HashMap<&str, f64> = f
+                .deals
+                .iter()
+                .map(|d| (d.opportunity_id.as_str(), d.amount.unwrap_or(0.0)))
+                .collect();
+            seen.extend(scored.iter().map(|d| {
+                let amount = amounts
+                    .get(d.opportunity_id.as_str())
+                    .copied()
+                    .unwrap_or(0.0);
+                let logit = (d.p_win / (1.0 - d.p_win)).ln();
+                (t, d.opportunity_id.clone(), logit, amount)
+            }));
             let p = &f.periods[0];
             let mut by_shock = vec![(p.p10, p.p90)];
             by_shock.extend(f.ranges.iter().map(|(_, r)| r[0]));
@@ -364,6 +405,7 @@ pub fn backtest(
                 p50: p.p50,
                 p90,
                 shared_shock: shock,
+                logit_shift: shift,
                 stage_weighted: p.stage_weighted,
                 crm_weighted: p.crm_weighted,
                 commit: p.commit,
@@ -407,6 +449,7 @@ pub fn backtest(
             coverage,
             points: points.len(),
             made_at: Ts::now(),
+            logit_shift: learn_shift(ctx, &seen, Ts(end.0 + 1)),
         };
         let body = serde_json::to_vec(&calibration)?;
         store.put_state(CALIBRATION, "", &mut |w| w.write_all(&body))?;
@@ -425,6 +468,27 @@ pub fn backtest(
         store.put_state(LAST_BACKTEST, "", &mut |w| w.write_all(&body))?;
     }
     Ok(b)
+}
+
+/// How far the chances of the deals scored at points (`seen`) must move to add up to what they won:
+/// over the points at least a quarter before `before` whose deals closed before it (the outcome of a
+/// deal still open then is not known, and a point much nearer would count only its quick closes).
+fn learn_shift(ctx: &Context, seen: &[(Ts, String, f64, f64)], before: Ts) -> f64 {
+    let settled = Ts(before.0 - 91 * MS_PER_DAY);
+    let deals: Vec<(f64, f64, bool)> = seen
+        .iter()
+        .filter(|(t, ..)| *t < settled)
+        .filter_map(|(_, id, logit, amount)| {
+            let o = &ctx.opps[ctx.opportunity(id)? as usize];
+            o.closed.filter(|c| *c < before)?;
+            (o.outcome != Outcome::Open && logit.is_finite()).then_some((
+                *logit,
+                *amount,
+                o.outcome == Outcome::Won,
+            ))
+        })
+        .collect();
+    forecast::calibration_shift(&deals, 100)
 }
 
 /// The shock of [`SHOCKS`] whose ranges held the actuals of `ranges` closest to 80 % of the time (the
