@@ -117,6 +117,13 @@ fn the_forecast_adds_up_and_the_backtest_reports_each_week() {
     ))
     .unwrap();
     assert_eq!(monthly["shared_shock"], b["shared_shock"], "{monthly}");
+    // And the shift of the chances learned on every point.
+    assert!(
+        monthly["logit_shift"]
+            .as_f64()
+            .is_some_and(|s| s.abs() <= 3.0),
+        "{monthly}"
+    );
     let notes = monthly["notes"].to_string();
     assert!(notes.contains("shared shock"), "{notes}");
     let quarterly: Value =

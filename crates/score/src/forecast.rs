@@ -213,6 +213,8 @@ pub struct Forecast {
     pub simulations: usize,
     /// The shared shock the ranges were drawn with ([`ForecastOptions::shared_shock`]).
     pub shared_shock: f64,
+    /// The shift every open deal's P(win) was moved by ([`ForecastOptions::logit_shift`]).
+    pub logit_shift: f64,
     /// For each of [`ForecastOptions::other_shocks`]: the shock, and each period's (P10, P90) with it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<(f64, Vec<(f64, f64)>)>,
@@ -676,6 +678,7 @@ pub fn forecast(
         new_deal_examples: examples.len(),
         simulations: opts.simulations.max(1),
         shared_shock: opts.shared_shock,
+        logit_shift: opts.logit_shift,
         ranges,
         changes: None,
         notes,
