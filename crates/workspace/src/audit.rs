@@ -342,6 +342,25 @@ mod tests {
                 );
             }
         }
+        // An edit whose hash is recomputed to match: the next entry still names the old hash.
+        for target in 1..n {
+            let (dir, store) = store_with(n);
+            let mut entry = entries(&store, target - 1, Some(1)).unwrap().remove(0);
+            entry.subject = "mallory".into();
+            entry.hash = entry.digest();
+            let conn =
+                rusqlite::Connection::open(dir.path().join("ws").join("store.sqlite")).unwrap();
+            conn.execute(
+                "UPDATE journal SET body = ?1 WHERE stream = 'audit' AND seq = ?2",
+                rusqlite::params![serde_json::to_vec(&entry).unwrap(), target as i64],
+            )
+            .unwrap();
+            let v = verify(&store).unwrap();
+            assert!(
+                v.problems.iter().any(|p| p.seq == target + 1),
+                "a rehashed edit of {target} not found: {v:?}"
+            );
+        }
         // Moving: two entries swap places (their numbers in the store swapped).
         for target in 1..n {
             let (dir, store) = store_with(n);
