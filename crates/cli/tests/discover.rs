@@ -12,7 +12,12 @@ use std::collections::HashMap;
 /// The landmark where every planted behaviour has had its chance (they are placed by day 28).
 const LANDMARK: &str = "age:30d";
 
+/// One scale-1 demo workspace (about 1.7 GB with its exports) at a time: the two seeds' tests take turns,
+/// so that they do not need twice the disk.
+static ONE_DEMO_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn check_seed(seed: u64) {
+    let _turn = ONE_DEMO_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("ws");
     winsignal(&data, &["demo", "--seed", &seed.to_string()]);
