@@ -27,6 +27,7 @@ mod discover;
 mod export;
 mod features;
 mod forecast;
+mod models;
 mod monitor;
 mod output;
 mod parquet_out;
@@ -181,6 +182,13 @@ enum Command {
     /// (holdout metrics, reliability), the open deals most at risk, rep scorecards, and the
     /// methodology in plain words.
     Report(report::ReportArgs),
+    /// The win models and their stages (candidate, approved, active, retired): approve (by someone
+    /// other than the trainer), activate after the gate, roll back, retire, the policy for retrained
+    /// models, and which model was active at a time (docs/governance.md).
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
     /// Monitoring: whether recent deals still look like those the win model was trained on (`monitor
     /// drift`: each feature per window, with a sample-size-aware test).
     Monitor {
@@ -458,6 +466,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Accounts(args) => accounts::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Report(args) => report::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Audit { command } => audit::run(&cli.global, command),
+        Command::Models { command } => models::run(&cli.global, &open_store(&cli.global)?, command),
         Command::Monitor { command } => {
             monitor::run(&cli.global, &open_store(&cli.global)?, command)
         }

@@ -32,6 +32,18 @@ pub enum MonitorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Live performance: the win model's AUC, Brier score and calibration on the latest holdout and on
+    /// the deals closed since it was trained, each beside the estimate made from its probabilities alone
+    /// (confidence-based, before outcomes arrive), the estimate for the deals open now, and a
+    /// recommendation to roll back when AUC since training falls below the gate's floor.
+    Performance {
+        /// The model to measure (default: the active win model).
+        #[arg(long, value_name = "ID")]
+        model: Option<String>,
+        /// Print as JSON (schema in docs/cli.md).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Result<()> {
@@ -90,6 +102,66 @@ pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Resul
                 }
             }
             for n in &d.notes {
+                println!("Note: {n}.");
+            }
+            Ok(())
+        }
+        MonitorCommand::Performance { model, json } => {
+            let mut bar = Bar::new(global.quiet);
+            let p = winsignal_workspace::monitor::performance(store, model.as_deref(), &mut bar);
+            drop(bar);
+            let p = p?;
+            if json {
+                return output::print_json(&p);
+            }
+            let f3 = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
+            let f4 = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.4}"));
+            println!(
+                "Win model {}: holdout AUC when trained {}, floor {}.",
+                p.model_id,
+                f3(p.trained_auc),
+                f3(p.auc_floor)
+            );
+            println!(
+                "{:<40} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6}",
+                "", "deals", "snapshots", "AUC", "est.", "Brier", "est.", "slope"
+            );
+            let since = format!("closed after {}", p.since.to_date_string());
+            for (name, r) in [
+                ("latest holdout", &p.holdout),
+                (since.as_str(), &p.since_training),
+            ] {
+                let m = r.metrics.as_ref();
+                println!(
+                    "{:<40} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6}",
+                    name,
+                    r.deals,
+                    r.snapshots,
+                    f3(m.and_then(|m| m.auc)),
+                    f3(r.estimated_auc),
+                    f4(m.map(|m| m.brier)),
+                    f4(r.estimated_brier),
+                    m.and_then(|m| m.calibration_slope)
+                        .map_or("–".to_string(), |v| format!("{v:.2}"))
+                );
+            }
+            let o = &p.open_now;
+            println!(
+                "{:<40} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6}",
+                "open now (estimate only)",
+                o.deals,
+                o.deals,
+                "",
+                f3(o.estimated_auc),
+                "",
+                f4(o.estimated_brier),
+                ""
+            );
+            println!("Holdout: {}.", p.holdout_description);
+            if let Some(r) = &p.recommendation {
+                println!("RECOMMENDATION: {r}.");
+            }
+            for n in &p.notes {
                 println!("Note: {n}.");
             }
             Ok(())

@@ -153,11 +153,14 @@ pub fn run_train(global: &Global, store: &mut dyn Store, args: &TrainArgs) -> Re
         }
     }
     let (m, id, new, fit_seconds) = (&t.model, &t.id, t.new, t.fit_seconds);
-    let summary = Summary::of(m, Some(id), new, fit_seconds);
+    let summary = Summary::of(m, Some(id), new, fit_seconds).registered(t.registered.as_ref());
     if args.json {
         return crate::output::print_json(&summary);
     }
     print_training(m, id, new, fit_seconds, started.elapsed().as_secs_f64());
+    if let Some(r) = &t.registered {
+        println!("Stage: {}: {}.", r.stage.as_str(), r.why);
+    }
     Ok(())
 }
 

@@ -17,7 +17,9 @@ const LANDMARK: &str = "age:30d";
 static ONE_DEMO_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn check_seed(seed: u64) {
-    let _turn = ONE_DEMO_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = ONE_DEMO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("ws");
     winsignal(&data, &["demo", "--seed", &seed.to_string()]);

@@ -80,3 +80,120 @@ fn drift_is_tested_per_feature_and_window_and_a_planted_shift_is_named() {
         after["windows"][0]
     );
 }
+
+/// `monitor performance`: on the data the model was trained on, the latest holdout is its own holdout
+/// (the same AUC and Brier score as `train` printed) and nothing closed since; the estimate from the
+/// probabilities alone is given beside each realised figure. Then the open deals close the wrong way
+/// round (the likeliest lost, the least likely won) after the data's end: AUC since training falls
+/// below the floor, and the recommendation says so.
+#[test]
+fn performance_is_realised_on_outcomes_estimated_before_them_and_a_fall_is_flagged() {
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    winsignal(&data, &["demo", "--scale", "0.05", "--seed", "3"]);
+    let trained: Value = serde_json::from_str(&winsignal(&data, &["train", "--json"])).unwrap();
+    let perf = |data: &std::path::Path| -> Value {
+        serde_json::from_str(&winsignal(data, &["monitor", "performance", "--json"])).unwrap()
+    };
+    let before = perf(&data);
+    assert_eq!(before["model_id"], trained["model_id"]);
+    let eval = &trained["evaluation"]["model"];
+    let holdout = &before["holdout"];
+    assert_eq!(holdout["snapshots"], eval["rows"]);
+    let close = |a: &Value, b: &Value| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-12;
+    assert!(close(&holdout["metrics"]["auc"], &eval["auc"]), "{holdout}");
+    assert!(
+        close(&holdout["metrics"]["brier"], &eval["brier"]),
+        "{holdout}"
+    );
+    for k in ["estimated_auc", "estimated_brier"] {
+        let v = holdout[k].as_f64().unwrap();
+        assert!(v > 0.0 && v < 1.0, "{holdout}");
+    }
+    assert!(close(&before["trained_auc"], &eval["auc"]));
+    assert!(close(
+        &before["auc_floor"],
+        &serde_json::json!(eval["auc"].as_f64().unwrap() - 0.02)
+    ));
+    assert_eq!(before["since_training"]["deals"], 0);
+    assert!(before["since_training"]["metrics"].is_null());
+    assert!(before["recommendation"].is_null());
+    let open = before["open_now"]["deals"].as_u64().unwrap();
+    assert!(open >= 20, "{before}");
+    assert!(before["open_now"]["estimated_auc"].as_f64().unwrap() > 0.5);
+
+    // Close every open deal ten days after the data's end: the half the model likes most lost, the
+    // rest won, through the CRM's own export (Opportunity.csv).
+    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let mut by_p: Vec<(String, f64)> = scored["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["opportunity_id"].as_str().unwrap().to_string(),
+                d["p_win"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    by_p.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let lost: std::collections::HashSet<&str> = by_p[..by_p.len() / 2]
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let end_secs = common::secs_of(scored["as_of"].as_str().unwrap());
+    let close_date = common::date_of_secs(end_secs + 10 * 86_400);
+    let source = data.join("demo-input/salesforce/Opportunity.csv");
+    let mut reader = csv::Reader::from_path(&source).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (id, closed, won, stage, close_at) = (
+        col("Id"),
+        col("IsClosed"),
+        col("IsWon"),
+        col("StageName"),
+        col("CloseDate"),
+    );
+    let dir = ws.path().join("closings");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut writer = csv::Writer::from_path(dir.join("Opportunity.csv")).unwrap();
+    writer.write_record(&header).unwrap();
+    let mut closed_now = 0;
+    for row in reader.records() {
+        let row = row.unwrap();
+        if &row[closed] == "true" || !by_p.iter().any(|(o, _)| o.as_str() == &row[id]) {
+            continue;
+        }
+        let is_lost = lost.contains(&row[id]);
+        let mut out: Vec<String> = row.iter().map(str::to_string).collect();
+        out[closed] = "true".into();
+        out[won] = (!is_lost).to_string();
+        out[stage] = if is_lost { "Closed Lost" } else { "Closed Won" }.into();
+        out[close_at] = close_date.clone();
+        writer.write_record(&out).unwrap();
+        closed_now += 1;
+    }
+    writer.flush().unwrap();
+    assert_eq!(closed_now, by_p.len());
+    let config = data.join("demo-input/salesforce-config.toml");
+    winsignal(
+        &data,
+        &[
+            "ingest",
+            dir.to_str().unwrap(),
+            "--salesforce-config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let after = perf(&data);
+    let since = &after["since_training"];
+    assert_eq!(
+        since["deals"].as_u64().unwrap() as usize,
+        closed_now,
+        "{since}"
+    );
+    let live = since["metrics"]["auc"].as_f64().unwrap();
+    assert!(live < 0.5, "{since}");
+    let why = after["recommendation"].as_str().unwrap();
+    assert!(why.contains("below the floor"), "{why}");
+}

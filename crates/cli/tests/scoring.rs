@@ -320,6 +320,42 @@ fn a_model_too_good_to_be_true_is_refused_with_the_leaking_column_named() {
     assert!(codes(&saved).contains(&"too_good_to_be_true".to_string()));
     let text = run(&data, &["train", keep[0], keep[1]]).1;
     assert!(text.starts_with("REFUSED: [too_good_to_be_true]"), "{text}");
+    // Saved as a candidate: the clean model stays active until someone else approves this one and
+    // activates it (here, to see the report show its warnings).
+    let suspect = saved["model_id"].as_str().unwrap();
+    assert_eq!(saved["registry"]["stage"], "candidate", "{saved}");
+    for args in [
+        &[
+            "models",
+            "approve",
+            suspect,
+            "--reason",
+            "to test the report",
+        ][..],
+        &[
+            "models",
+            "activate",
+            suspect,
+            "--reason",
+            "to test the report",
+            "--override",
+            "a test",
+        ],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_winsignal"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--quiet")
+            .args(args)
+            .env("USER", "reviewer")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     // The report's model section shows the warnings before anything else about the model.
     let page = dir.path().join("report.html");

@@ -1542,7 +1542,7 @@ fn the_api_conforms_to_its_openapi_document() {
         .as_array()
         .unwrap()
         .len();
-    assert_eq!(codes, 12, "every error code of the table");
+    assert_eq!(codes, 13, "every error code of the table");
     // A path is routed when a method it does not take gets 405 (an unrouted one gets 404).
     for path in doc["paths"].as_object().unwrap().keys() {
         let concrete = path.replace("{id}", "x").replace("{call}", "track");
@@ -2127,4 +2127,214 @@ fn deal_time(ms: i64) -> String {
         rest / 1000 % 60,
         rest % 1000
     )
+}
+
+/// The model registry over HTTP and in the dashboard: 401 without a token, 403 for a rep, 409 for the
+/// trainer's own approval (the two-person rule, also in the dashboard), approval and activation by
+/// another person; a rollback while clients read scores switches the served model with no failed
+/// request; an activation by the CLI, in another process, is followed by the running server.
+#[test]
+fn the_registry_is_governed_over_the_api_and_the_dashboard_and_switches_the_live_model() {
+    let (ws, ann, scored) = small_workspace();
+    let data = ws.path().join("ws");
+    let deal = scored["deals"][0]["opportunity_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = scored["model_id"].as_str().unwrap().to_string();
+    // ann (revops) retrains on this machine: a candidate.
+    let trained = Command::new(env!("CARGO_BIN_EXE_winsignal"))
+        .arg("--data")
+        .arg(&data)
+        .args(["--quiet", "train", "--seed", "1", "--json"])
+        .env("USER", "ann")
+        .output()
+        .unwrap();
+    assert!(trained.status.success());
+    let trained: Value = serde_json::from_slice(&trained.stdout).unwrap();
+    let second = trained["model_id"].as_str().unwrap().to_string();
+    assert_eq!(trained["registry"]["stage"], "candidate");
+    let val = winsignal(&data, &["users", "add", "val", "--role", "admin"]);
+    let rep = scored["deals"][0]["rep_id"].as_str().unwrap();
+    let rita = winsignal(
+        &data,
+        &["users", "add", "rita", "--role", "rep", "--rep-id", rep],
+    );
+    let (ann, val, rita) = (ann.as_str(), val.trim(), rita.trim());
+    let gate: Value =
+        serde_json::from_str(&winsignal(&data, &["models", "gate", &second, "--json"])).unwrap();
+    let server = Server::start(&data, &[]);
+
+    let (status, list) = server.get("/v1/models", Some(rita));
+    assert_eq!(status, 200, "any role reads the models");
+    assert_eq!(list["active"], first.as_str());
+    let approve = format!("/v1/models/{second}/approve");
+    let reason = json!({"reason": "holdout checked"});
+    let (status, body) = server.post(&approve, None, &reason);
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+    let (status, body) = server.post(&approve, Some(rita), &reason);
+    assert_eq!((status, code(&body)), (403, "forbidden"));
+    let (status, body) = server.post(&approve, Some(ann), &reason);
+    assert_eq!((status, code(&body)), (409, "conflict"), "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("two-person rule"));
+    let (status, body) = server.post(&approve, Some(val), &json!({"reason": "  "}));
+    assert_eq!((status, code(&body)), (422, "bad_shape"), "{body}");
+    let (status, body) = server.post("/v1/models/nosuchmodel/approve", Some(val), &reason);
+    assert_eq!((status, code(&body)), (404, "not_found"), "{body}");
+
+    // In the dashboard: ann is refused with the rule's words; val approves and activates.
+    if let Some(browser) = Browser::start() {
+        let base = format!("http://{}", server.addr);
+        let row = format!("tr[data-model=\"{second}\"]");
+        for (token, who) in [(ann, "ann · revops"), (val, "val · admin")] {
+            browser.go(&format!("{base}/"));
+            if token == val {
+                browser.wait_for("#who", "still signed in", |t| t.contains("ann"));
+                browser.click("#signout");
+            }
+            browser.type_into("#token", token);
+            browser.click("#signin-button");
+            browser.wait_for("#who", "signed in", |t| t.contains(who));
+            browser.go(&format!("{base}/#/models"));
+            browser.wait_for("#models tbody", "the models are listed", |t| {
+                t.contains(&second[..12])
+            });
+            browser.type_into("#model-reason", "holdout checked");
+            browser.click(&format!("{row} button.approve"));
+            if token == ann {
+                browser.wait_for("#models-message", "the trainer is refused", |t| {
+                    t.contains("two-person rule")
+                });
+            } else {
+                browser.wait_for(&format!("{row} td.stage"), "approved", |t| t == "approved");
+            }
+        }
+        browser.type_into("#model-reason", "retrained on the latest quarter");
+        if gate["passed"] != true {
+            browser.type_into("#model-override", "seeds differ only");
+        }
+        browser.click(&format!("{row} button.activate"));
+        browser.wait_for("#models-message", "activated and served", |t| {
+            t.contains(&format!("Serving {second}"))
+        });
+    } else {
+        let mut body = json!({"reason": "holdout checked"});
+        let (status, answer) = server.post(&approve, Some(val), &body);
+        assert_eq!(status, 200, "{answer}");
+        body["reason"] = "retrained".into();
+        if gate["passed"] != true {
+            body["override_reason"] = "seeds differ only".into();
+        }
+        let (status, answer) =
+            server.post(&format!("/v1/models/{second}/activate"), Some(val), &body);
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (_, got) = server.get(&format!("/v1/deals/{deal}"), Some(ann));
+    assert_eq!(
+        got["model_id"],
+        second.as_str(),
+        "activation switched the scores"
+    );
+    let (_, who) = server.get("/v1/models/active", Some(rita));
+    assert_eq!(who["model_id"], second.as_str());
+    assert_eq!(who["approval"]["actor"], "val");
+    assert_eq!(who["activation"]["actor"], "val");
+
+    // Rollback while four clients read the deal's score as fast as they can: every read answered 200,
+    // and the served model changes once, to the first.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, stop, path, token) = (
+                server.addr.clone(),
+                stop.clone(),
+                format!("/v1/deals/{deal}"),
+                ann.to_string(),
+            );
+            std::thread::spawn(move || {
+                let mut seen: Vec<(u16, String)> = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut s = TcpStream::connect(&addr).unwrap();
+                    write!(
+                        s,
+                        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+                    )
+                    .unwrap();
+                    let mut raw = String::new();
+                    s.read_to_string(&mut raw).unwrap();
+                    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+                    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+                    let body = if head.to_ascii_lowercase().contains("chunked") {
+                        unchunk(body)
+                    } else {
+                        body.to_string()
+                    };
+                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    seen.push((status, v["model_id"].as_str().unwrap_or("").to_string()));
+                }
+                seen
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, answer) = server.post(
+        "/v1/models/rollback",
+        Some(val),
+        &json!({"reason": "win rates fell after the switch"}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["serving"], first.as_str());
+    assert_eq!(answer["transition"]["action"], "rolled_back");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        let seen = reader.join().unwrap();
+        assert!(seen.len() > 2, "the reader read: {seen:?}");
+        assert!(
+            seen.iter().all(|(s, _)| *s == 200),
+            "a read failed: {seen:?}"
+        );
+        // The model served moves from the second to the first, once.
+        let switches = seen.windows(2).filter(|w| w[0].1 != w[1].1).count();
+        assert!(switches <= 1, "{seen:?}");
+        assert_eq!(seen.last().unwrap().1, first);
+    }
+
+    // Activated from the command line, in another process: the running server follows.
+    let cli = Command::new(env!("CARGO_BIN_EXE_winsignal"))
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "--quiet", "models", "activate", &second, "--reason", "again",
+        ])
+        .args(if gate["passed"] == true {
+            vec![]
+        } else {
+            vec!["--override", "seeds differ only"]
+        })
+        .env("USER", "val")
+        .output()
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let started = Instant::now();
+    loop {
+        let (_, got) = server.get(&format!("/v1/deals/{deal}"), Some(ann));
+        if got["model_id"] == second.as_str() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server did not follow the registry"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.log().contains("switched the served model"));
+    assert!(server.stop().success());
 }

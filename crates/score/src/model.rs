@@ -399,6 +399,51 @@ pub struct Tables<'s> {
     pub columns: Vec<Column>,
 }
 
+/// The closed deals' snapshots of the latest holdout of the data as it is now: the deals at or after the
+/// cutoff of [`dataset::split`] with `test_share` (the latest to close, for a time split). What two models
+/// are compared on before one replaces the other (the registry's gate).
+pub fn latest_holdout<'s>(
+    ctx: &Context,
+    snaps: &'s [Snapshot],
+    test_share: f64,
+) -> Result<(Split, Vec<&'s Snapshot>)> {
+    let split = dataset::split(ctx, test_share)?;
+    let rows = snaps
+        .iter()
+        .filter(|s| s.outcome != Outcome::Open)
+        .filter(|s| {
+            ctx.opportunity(&s.opportunity_id)
+                .and_then(|i| split.key(i))
+                .is_some_and(|k| *k >= split.cutoff)
+        })
+        .collect();
+    Ok((split, rows))
+}
+
+/// How accurate the model's served probabilities are on `snaps` (closed deals' snapshots computed with
+/// the model's catalog): the same figures as its holdout evaluation.
+pub fn evaluate(model: &WinModel, ctx: &Context, snaps: Vec<&Snapshot>) -> Result<Metrics> {
+    let (p, won) = probabilities(model, ctx, snaps)?;
+    Ok(measure(&p, &won))
+}
+
+/// The model's served probabilities on `snaps` (computed with the model's catalog), with whether each
+/// snapshot's deal was won (false for open deals too).
+pub fn probabilities(
+    model: &WinModel,
+    ctx: &Context,
+    snaps: Vec<&Snapshot>,
+) -> Result<(Vec<f64>, Vec<bool>)> {
+    let t = dataset::table(ctx, &model.columns, snaps)?;
+    let p = model.ebm.predict_proba(&t.data).map_err(learn_err)?;
+    Ok((p, t.won))
+}
+
+/// Accuracy of probabilities `p` against outcomes `won` (the figures of a model's evaluation).
+pub fn metrics(p: &[f64], won: &[bool]) -> Metrics {
+    measure(p, won)
+}
+
 /// Splits the closed deals' snapshots into the tables [`train`] uses (the same rows, for
 /// `winsignal train --export` and the benchmarks against other libraries).
 pub fn tables<'s>(

@@ -52,6 +52,17 @@ async function api(path) {
   return body;
 }
 
+async function apiPost(path, body) {
+  const r = await fetch(path, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = await r.json();
+  if (!r.ok) throw new ApiError(r.status, answer.error.code, answer.error.message);
+  return answer;
+}
+
 const pct = (p) => (p === null || p === undefined ? "–" : `${Math.round(p * 100)}%`);
 const pts = (x) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(1)} pts`;
 const money = (x) => (x === null || x === undefined ? "–" : Math.round(x).toLocaleString("en-US"));
@@ -175,6 +186,7 @@ async function route() {
     else if (hash === "#/reps") await renderReps();
     else if (hash === "#/findings") await renderFindings();
     else if (hash === "#/quality") await renderQuality();
+    else if (hash === "#/models") await renderModels();
     else await renderPipeline();
   } catch (e) {
     if (e.status === 401) return showSignIn("Your token is no longer valid; sign in again.");
@@ -395,6 +407,64 @@ async function renderQuality() {
   const q = await api("/v1/quality");
   $("#view").replaceChildren(el("h1", { text: "Data quality" }),
     el("pre", { class: "card", id: "quality", text: JSON.stringify(q, null, 2).slice(0, 20000) }));
+}
+
+// ---- models ----
+
+/** The win models with their stages; admin and revops approve, activate, roll back and retire, each with
+ *  a reason, in their own name (the server enforces the two-person rule and the gate). */
+async function renderModels() {
+  const got = await api("/v1/models");
+  const governs = me.sees_operations;
+  const reason = el("input", { id: "model-reason", type: "text", size: "50", placeholder: "Reason (required)" });
+  const override = el("input", { id: "model-override", type: "text", size: "40", placeholder: "Override the gate because… (optional)" });
+  const message = el("p", { id: "models-message", role: "alert" });
+  const act = (path, extra = {}) => async () => {
+    message.className = "";
+    message.textContent = "Working…";
+    try {
+      const body = { reason: reason.value, ...extra };
+      if (path.endsWith("/activate") && override.value.trim()) body.override_reason = override.value;
+      const done = await apiPost(path, body);
+      await renderModels();
+      const m = $("#models-message");
+      m.className = "pos";
+      m.textContent = `${done.transition.action.replace("_", " ")}: ${done.transition.model_id}. Serving ${done.serving ?? "–"}.`;
+    } catch (e) {
+      message.className = "error";
+      message.textContent = e.message;
+    }
+  };
+  const rows = got.models.slice().reverse().map((m) => {
+    const ev = (m.summary && m.summary.evaluation && m.summary.evaluation.model) || {};
+    const id = encodeURIComponent(m.model_id);
+    const buttons = [];
+    if (governs && m.stage === "candidate" && !m.approved_by)
+      buttons.push(el("button", { type: "button", class: "approve", onclick: act(`/v1/models/${id}/approve`) }, "Approve"));
+    if (governs && m.approved_by && m.stage !== "active")
+      buttons.push(el("button", { type: "button", class: "activate", onclick: act(`/v1/models/${id}/activate`) }, "Activate"));
+    if (governs && m.stage !== "active" && m.stage !== "retired")
+      buttons.push(el("button", { type: "button", class: "retire", onclick: act(`/v1/models/${id}/retire`) }, "Retire"));
+    return el("tr", { "data-model": m.model_id },
+      el("td", {}, el("code", { text: m.model_id.slice(0, 12) })),
+      el("td", { class: `stage ${m.stage}`, text: m.stage }),
+      el("td", { text: m.trained_by ?? "–" }),
+      el("td", { text: m.approved_by ? `${m.approved_by}: ${m.approval_reason}` : "–" }),
+      el("td", { class: "num", text: ev.auc === null || ev.auc === undefined ? "–" : ev.auc.toFixed(3) }),
+      el("td", { class: "num", text: ev.brier === null || ev.brier === undefined ? "–" : ev.brier.toFixed(4) }),
+      el("td", {}, buttons));
+  });
+  const controls = governs
+    ? el("div", { class: "card" }, reason, " ", override, " ",
+        el("button", { type: "button", id: "rollback", onclick: act("/v1/models/rollback") }, "Roll back"))
+    : el("p", { class: "muted", text: "Admin and revops tokens approve, activate and roll back models." });
+  $("#view").replaceChildren(el("h1", { text: "Models" }),
+    el("p", { class: "muted", text: "A candidate is approved by someone other than whoever trained it, then activated after the gate (it may not be worse than the active model on the latest holdout beyond the tolerances). docs/governance.md." }),
+    controls, message,
+    el("table", { id: "models" }, el("thead", {}, el("tr", {},
+      el("th", { text: "Model" }), el("th", { text: "Stage" }), el("th", { text: "Trained by" }),
+      el("th", { text: "Approved" }), el("th", { class: "num", text: "AUC" }), el("th", { class: "num", text: "Brier" }),
+      el("th", { text: "" }))), el("tbody", {}, rows)));
 }
 
 // ---- start ----

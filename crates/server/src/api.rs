@@ -39,7 +39,25 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/v1/stream", get(stream))
         .route("/segment/v1/{call}", axum::routing::post(segment))
         .route("/metrics", get(metrics))
-        .route("/v1/models", get(models))
+        .route("/v1/models", get(crate::models::list))
+        .route("/v1/models/active", get(crate::models::active))
+        .route(
+            "/v1/models/rollback",
+            axum::routing::post(crate::models::rollback),
+        )
+        .route("/v1/models/{id}", get(crate::models::show))
+        .route(
+            "/v1/models/{id}/approve",
+            axum::routing::post(crate::models::approve),
+        )
+        .route(
+            "/v1/models/{id}/activate",
+            axum::routing::post(crate::models::activate),
+        )
+        .route(
+            "/v1/models/{id}/retire",
+            axum::routing::post(crate::models::retire),
+        )
         .route("/v1/quality", get(quality))
         .route("/v1/findings", get(findings))
         .route("/v1/reps", get(reps))
@@ -128,35 +146,6 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Result<Response
         text,
     )
         .into_response())
-}
-
-/// `GET /v1/models`: every saved win model, oldest first, with its training summary (`train --json`'s
-/// figures), and which one the scores are from. Any role: models hold no rows.
-async fn models(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
-    caller(&s, &headers).await?;
-    let service = s.clone();
-    let listed = blocking(move || -> Result<Vec<Value>, ApiError> {
-        let active = winsignal_workspace::models::active_win_model_id(&service.store)
-            .map_err(ApiError::internal)?;
-        service
-            .store
-            .models(Some("win"))
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .map(|m| {
-                let summary: Value =
-                    serde_json::from_str(&m.summary).map_err(ApiError::internal)?;
-                Ok(serde_json::json!({
-                    "model_id": m.model_id,
-                    "seq": m.seq,
-                    "active": active.as_deref() == Some(m.model_id.as_str()),
-                    "summary": summary,
-                }))
-            })
-            .collect()
-    })
-    .await?;
-    Ok(Json(serde_json::json!({ "models": listed })).into_response())
 }
 
 /// `GET /v1/quality`: `winsignal quality --json`, for admin and revops tokens (it lists rows of every
@@ -637,7 +626,7 @@ async fn history(
 }
 
 /// Runs store work on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
@@ -655,7 +644,7 @@ fn no_open_deal(id: &str) -> ApiError {
 }
 
 /// The caller, read on a blocking thread (the users and reps are read from the store).
-async fn caller(
+pub(crate) async fn caller(
     s: &Shared,
     headers: &HeaderMap,
 ) -> Result<
@@ -850,7 +839,7 @@ const EVENTS_SHAPE: &str = r#"{"items": [{"kind": "activities", "record": {...}}
 
 /// The caller and the body of a request that writes: a token, the workspace loaded (nothing is committed
 /// that the live state could not take in), a JSON body within the size limit.
-async fn accept_body(
+pub(crate) async fn accept_body(
     s: &Shared,
     headers: &HeaderMap,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
@@ -1054,7 +1043,7 @@ async fn commit_group(s: &Shared, group: Vec<Pending>) {
 
 /// Sends recorded changes to the streams and wakes the webhook deliveries. Called while the write
 /// lock is held, so streams see changes in the order they were made.
-fn publish(s: &Service, changes: &[ScoreChange]) {
+pub(crate) fn publish(s: &Service, changes: &[ScoreChange]) {
     let mut number = s
         .published
         .lock()
@@ -1119,7 +1108,10 @@ pub(crate) async fn rescore_on_the_clock(s: Shared) {
 }
 
 /// The body as JSON of the documented shape, or the table's error naming where it is not.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    shape: &str,
+) -> Result<T, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             Code::BadJson,

@@ -28,6 +28,9 @@ pub enum Code {
     UnsupportedMediaType,
     /// 400: a query parameter is not of the documented form.
     BadQuery,
+    /// 409: a rule of the workspace refuses the step in its current state (the two-person rule, the
+    /// model gate, a model not approved, nothing to roll back to); the message says which.
+    Conflict,
     /// 503: the workspace is still loading.
     NotReady,
     /// 503: another process holds the store's write lock for longer than the wait.
@@ -38,7 +41,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the table's order.
-    pub const ALL: [Code; 12] = [
+    pub const ALL: [Code; 13] = [
         Code::Unauthorized,
         Code::Forbidden,
         Code::NotFound,
@@ -48,6 +51,7 @@ impl Code {
         Code::TooLarge,
         Code::UnsupportedMediaType,
         Code::BadQuery,
+        Code::Conflict,
         Code::NotReady,
         Code::Busy,
         Code::Internal,
@@ -61,6 +65,7 @@ impl Code {
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::BadJson | Code::BadQuery => StatusCode::BAD_REQUEST,
             Code::BadShape => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::Conflict => StatusCode::CONFLICT,
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::NotReady | Code::Busy => StatusCode::SERVICE_UNAVAILABLE,
@@ -94,6 +99,18 @@ impl ApiError {
         });
         let code = if busy { Code::Busy } else { Code::Internal };
         ApiError::new(code, format!("{e:#}"))
+    }
+
+    /// An error of a registry step: a missing model is 404, a rule's refusal 409, an incomplete request
+    /// 422, anything else as [`ApiError::internal`].
+    pub fn registry(e: anyhow::Error) -> ApiError {
+        use winsignal_workspace::registry::RegistryError;
+        match e.downcast_ref::<RegistryError>() {
+            Some(RegistryError::NoSuchModel(m)) => ApiError::new(Code::NotFound, m.clone()),
+            Some(RegistryError::Refused(m)) => ApiError::new(Code::Conflict, m.clone()),
+            Some(RegistryError::BadRequest(m)) => ApiError::new(Code::BadShape, m.clone()),
+            None => ApiError::internal(e),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 mod api;
 mod error;
 mod metrics;
+mod models;
 mod openapi;
 mod outbox;
 
@@ -166,8 +167,10 @@ pub async fn serve(
             .context("cannot start the webhook outbox")?
     };
     let rescoring = tokio::spawn(api::rescore_on_the_clock(service.clone()));
+    let following = tokio::spawn(models::follow_registry(service.clone()));
     served.await.context("the server stopped")??;
     rescoring.abort();
+    following.abort();
     // The outbox sees the stop and ends after the attempts in flight.
     let _ = tokio::task::spawn_blocking(move || outbox.join()).await;
     tracing::info!("stopped: every request in flight answered");

@@ -51,6 +51,12 @@ impl Role {
         matches!(self, Role::Admin | Role::Revops)
     }
 
+    /// Whether the role may take the model registry's steps (approve, activate, roll back, retire):
+    /// admin and revops.
+    pub fn governs_models(self) -> bool {
+        matches!(self, Role::Admin | Role::Revops)
+    }
+
     /// Whether users of this role are tied to a rep of the CRM (`--rep-id`).
     pub fn is_a_rep(self) -> bool {
         matches!(self, Role::Manager | Role::Rep)

@@ -4,7 +4,8 @@
 //! - [`pipeline`]: the engine state for the store as it is now (checkpoint or replay) and the feature
 //!   pass every analysis reads ([`pipeline::compute`]).
 //! - [`catalogs`]: a catalog made concrete for a workspace; [`suggest`]: a starting catalog.
-//! - [`models`]: training and saving the win model, and the rule for the active model.
+//! - [`models`]: training and saving the win model. [`registry`]: its stages (candidate, approved,
+//!   active, retired), the two-person rule, the gate and rollback, and which model is active.
 //! - [`scoring`]: open deals scored and explained, next-best-action evidence, the order of risk.
 //! - [`access`]: users, their hashed tokens and roles, and the row scope each may see.
 //! - [`live`]: what a long-running process keeps up to date: the engine, the active model, the open
@@ -26,6 +27,7 @@ pub mod live;
 pub mod models;
 pub mod monitor;
 pub mod pipeline;
+pub mod registry;
 pub mod report;
 pub mod scoring;
 pub mod suggest;

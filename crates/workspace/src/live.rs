@@ -61,6 +61,36 @@ struct Applied {
     catalog: Catalog,
 }
 
+impl Applied {
+    /// `model` applied with its own catalog, made concrete for the workspace's entities.
+    fn new(
+        read: &dyn StoreRead,
+        ctx: &winsignal_features::Context,
+        id: String,
+        model: WinModel,
+    ) -> Result<Applied> {
+        let declared = crate::pipeline::catalog_for_model(None, &id, &model)?;
+        let catalog =
+            crate::catalogs::resolve_for(read, &declared, ctx, &model.trained_on.versions)?;
+        Ok(Applied { id, model, catalog })
+    }
+}
+
+/// The active model of the registry applied and every open deal scored with it, made without changing
+/// the live state ([`Live::prepare_switch`]) and put in place by [`Live::switch`].
+pub struct Switch {
+    model: Applied,
+    position: LogPosition,
+    scores: BTreeMap<String, DealScore>,
+}
+
+impl Switch {
+    /// The model switched to.
+    pub fn model_id(&self) -> &str {
+        &self.model.id
+    }
+}
+
 /// One deal's score moving: from what, to what, and the factors that moved it most.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScoreChange {
@@ -189,16 +219,7 @@ impl Live {
         let snapshot = store.snapshot()?;
         let (ctx, checkpoint) = crate::pipeline::entities(store, &*snapshot)?;
         let model = match crate::models::active_win_model(&*snapshot)? {
-            Some((id, model)) => {
-                let declared = crate::pipeline::catalog_for_model(None, &id, &model)?;
-                let catalog = crate::catalogs::resolve_for(
-                    &*snapshot,
-                    &declared,
-                    &ctx,
-                    &model.trained_on.versions,
-                )?;
-                Some(Applied { id, model, catalog })
-            }
+            Some((id, model)) => Some(Applied::new(&*snapshot, &ctx, id, model)?),
             None => None,
         };
         let position = snapshot.position()?;
@@ -311,6 +332,64 @@ impl Live {
                 changes.push(change);
             }
         }
+        record(store, &changes)?;
+        Ok(changes)
+    }
+
+    /// The registry's active model, if it is not the one the scores are from: applied, and every open
+    /// deal scored with it, without changing anything (so readers are not held up meanwhile); `None`
+    /// when the active model is the one applied. A commit between this and [`Live::switch`] makes the
+    /// switch refuse (prepare it again).
+    pub fn prepare_switch(&self, store: &dyn Store) -> Result<Option<Switch>> {
+        let Some(id) = crate::models::active_win_model_id(store)? else {
+            return Ok(None);
+        };
+        if self.model_id() == Some(id.as_str()) {
+            return Ok(None);
+        }
+        let (id, model) = crate::models::load_model(store, Some(&id))?;
+        let model = Applied::new(store, self.engine.context(), id, model)?;
+        let scores = self
+            .score_with(&model, None)?
+            .into_iter()
+            .map(|d| (d.opportunity_id.clone(), d))
+            .collect();
+        Ok(Some(Switch {
+            model,
+            position: self.position,
+            scores,
+        }))
+    }
+
+    /// Puts a prepared switch in place: the new model, every open deal's new score, and a recorded
+    /// change for every deal whose score moved (its factors are the new model's: what moved it is the
+    /// model, not the deal). Returns the changes, in opportunity-id order.
+    pub fn switch(&mut self, store: &dyn Store, switch: Switch) -> Result<Vec<ScoreChange>> {
+        anyhow::ensure!(
+            switch.position == self.position,
+            "the live state moved on while the switch to {} was prepared",
+            switch.model.id
+        );
+        let ids: std::collections::BTreeSet<String> = self
+            .scores
+            .keys()
+            .chain(switch.scores.keys())
+            .cloned()
+            .collect();
+        let mut changes = Vec::new();
+        for id in ids {
+            let before = self.scores.get(&id);
+            let after = switch.scores.get(&id);
+            let mut change =
+                ScoreChange::between(&id, self.position.0, &switch.model.id, before, after);
+            // Contributions of two models are not comparable term by term.
+            change.moved_by.clear();
+            if change.before != change.after {
+                changes.push(change);
+            }
+        }
+        self.model = Some(switch.model);
+        self.scores = switch.scores;
         record(store, &changes)?;
         Ok(changes)
     }
@@ -466,9 +545,13 @@ impl Live {
 
     /// The open deals among `only` (every open deal when `None`), each at the end of the data.
     fn score(&self, only: Option<&[String]>) -> Result<Vec<DealScore>> {
-        let Some(m) = &self.model else {
-            return Ok(Vec::new());
-        };
+        match &self.model {
+            Some(m) => self.score_with(m, only),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn score_with(&self, m: &Applied, only: Option<&[String]>) -> Result<Vec<DealScore>> {
         let as_of = self.now();
         let snaps = match only {
             Some(ids) => {

@@ -1,5 +1,5 @@
-//! The win model in the store: training and saving (or refusing) it with its summary, and the rule for
-//! which saved model is active.
+//! The win model in the store: training and saving (or refusing) it with its summary; which saved
+//! model is active is the registry's ([`crate::registry`]).
 
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -31,6 +31,9 @@ pub struct Summary<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pairs_check: Option<&'a model::PairsCheck>,
     seconds: f64,
+    /// What training did to the registry (printed by `train`, not saved with the model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry: Option<&'a crate::registry::Registered>,
 }
 
 impl<'a> Summary<'a> {
@@ -50,6 +53,15 @@ impl<'a> Summary<'a> {
             suspects: &m.suspects,
             pairs_check: m.pairs_check.as_ref(),
             seconds,
+            registry: None,
+        }
+    }
+
+    /// The summary with what training did to the registry.
+    pub fn registered(self, r: Option<&'a crate::registry::Registered>) -> Summary<'a> {
+        Summary {
+            registry: r,
+            ..self
         }
     }
 }
@@ -79,6 +91,8 @@ pub struct Trained {
     pub id: String,
     /// False when the store already held this very model (same data and seed).
     pub new: bool,
+    /// What saving it did to the registry (None for a model the store already held).
+    pub registered: Option<crate::registry::Registered>,
     pub model: WinModel,
     pub fit_seconds: f64,
 }
@@ -133,9 +147,20 @@ pub fn train_and_save(
             "holdout_brier": m.evaluation.model.brier,
         }),
     )?;
+    let registered = if new {
+        Some(crate::registry::register_trained(
+            store,
+            &id,
+            actor,
+            &mut crate::Silent,
+        )?)
+    } else {
+        None
+    };
     Ok(Trained {
         id,
         new,
+        registered,
         model: m,
         fit_seconds,
     })
@@ -149,10 +174,10 @@ pub fn active_win_model(store: &dyn StoreRead) -> Result<Option<(String, WinMode
     }
 }
 
-/// The id of the active win model: the latest saved. The one place this rule lives; every command
+/// The id of the active win model, as the registry's stages say ([`crate::registry`]). Every command
 /// and the server ask here (or through [`active_win_model`]).
 pub fn active_win_model_id(store: &dyn StoreRead) -> Result<Option<String>> {
-    Ok(store.models(Some("win"))?.pop().map(|m| m.model_id))
+    Ok(crate::registry::Registry::read(store)?.active)
 }
 
 /// The model to score with: the one named, or the active win model ([`active_win_model`]).

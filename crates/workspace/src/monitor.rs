@@ -191,3 +191,202 @@ pub fn drift(
         notes,
     })
 }
+
+/// At least this many won and this many lost snapshots before realised figures are given.
+pub const MIN_OUTCOMES: usize = 10;
+
+/// Realised figures of a set of closed deals' snapshots, with the estimate made from the probabilities
+/// alone (as if the outcomes were not known yet).
+#[derive(Debug, Clone, Serialize)]
+pub struct Realised {
+    pub deals: usize,
+    pub snapshots: usize,
+    /// None when fewer than [`MIN_OUTCOMES`] won or lost snapshots (see the notes).
+    pub metrics: Option<winsignal_score::model::Metrics>,
+    pub estimated_auc: Option<f64>,
+    pub estimated_brier: Option<f64>,
+}
+
+/// The open deals now: the figures to expect once their outcomes arrive, if the model is calibrated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expected {
+    pub as_of: Ts,
+    pub deals: usize,
+    pub estimated_auc: Option<f64>,
+    pub estimated_brier: Option<f64>,
+    /// The mean P(win): the share of the open deals expected to be won.
+    pub expected_win_rate: Option<f64>,
+}
+
+/// How the win model does on outcomes, and what to expect of the deals still open.
+#[derive(Debug, Clone, Serialize)]
+pub struct Performance {
+    pub model_id: String,
+    /// The AUC of the model's holdout when it was trained, and the floor below which live AUC asks for
+    /// a rollback (that AUC less the registry gate's tolerance).
+    pub trained_auc: Option<f64>,
+    pub auc_floor: Option<f64>,
+    /// The latest holdout of the data as it is now (the registry's gate uses the same): realised
+    /// figures beside the estimate from the probabilities alone, so the estimator's own error is seen.
+    pub holdout: Realised,
+    pub holdout_description: String,
+    /// Deals closed after the model's training data ended (`trained_on.latest_close`): the outcomes
+    /// that arrived since it was trained.
+    pub since_training: Realised,
+    pub since: Ts,
+    pub open_now: Expected,
+    /// Roll back, and to which model, when live AUC is below the floor with enough outcomes.
+    pub recommendation: Option<String>,
+    pub notes: Vec<String>,
+}
+
+fn realised(
+    model: &winsignal_score::model::WinModel,
+    ctx: &winsignal_features::Context,
+    rows: Vec<&snapshot::Snapshot>,
+    what: &str,
+    notes: &mut Vec<String>,
+) -> Result<Realised> {
+    use winsignal_learn::metrics::{expected_auc, expected_brier};
+    let mut deals: Vec<&str> = rows.iter().map(|s| s.opportunity_id.as_str()).collect();
+    deals.sort_unstable();
+    deals.dedup();
+    let (deals, snapshots) = (deals.len(), rows.len());
+    if rows.is_empty() {
+        notes.push(format!("{what}: no deal closed, nothing to measure"));
+        return Ok(Realised {
+            deals,
+            snapshots,
+            metrics: None,
+            estimated_auc: None,
+            estimated_brier: None,
+        });
+    }
+    let (p, won) = winsignal_score::model::probabilities(model, ctx, rows)?;
+    let n_won = won.iter().filter(|w| **w).count();
+    let enough = n_won >= MIN_OUTCOMES && won.len() - n_won >= MIN_OUTCOMES;
+    if !enough {
+        notes.push(format!(
+            "{what}: {n_won} won and {} lost snapshots, fewer than {MIN_OUTCOMES} of each: no realised figures yet",
+            won.len() - n_won
+        ));
+    }
+    Ok(Realised {
+        deals,
+        snapshots,
+        metrics: enough.then(|| winsignal_score::model::metrics(&p, &won)),
+        estimated_auc: expected_auc(&p).ok(),
+        estimated_brier: expected_brier(&p).ok(),
+    })
+}
+
+/// The model `model_id` (the active win model when `None`) on outcomes: its latest holdout (realised
+/// and estimated), the deals closed since it was trained, and the estimate for the deals open now;
+/// with a recommendation to roll back when live AUC falls below the gate's floor.
+pub fn performance(
+    store: &dyn Store,
+    model_id: Option<&str>,
+    progress: &mut dyn Progress,
+) -> Result<Performance> {
+    use winsignal_learn::metrics::{expected_auc, expected_brier};
+    let mut m = ModelReading::open(store, None, model_id)?;
+    let registry = crate::registry::Registry::read(&*m.snapshot)?;
+    let entities = std::mem::take(&mut m.ctx);
+    let checkpoint = std::mem::take(&mut m.checkpoint);
+    let engine = crate::pipeline::replay_with(store, &*m.snapshot, entities, checkpoint, progress)?;
+    let end = snapshot::horizon(&engine);
+    let snaps = snapshot::snapshots(&engine, &m.catalog, end, &mut |d, t| {
+        progress.phase("computing snapshots", d, t)
+    });
+    progress.finish();
+    let ctx = engine.context();
+    let model = &m.model;
+    let mut notes = Vec::new();
+    let (split, rows) =
+        winsignal_score::model::latest_holdout(ctx, &snaps, model.options.test_share)?;
+    let holdout = realised(model, ctx, rows, "the latest holdout", &mut notes)?;
+    let since = model.trained_on.latest_close;
+    let after: Vec<&snapshot::Snapshot> = if model.trained_on.split.kind
+        == winsignal_score::dataset::SplitKind::Time
+    {
+        snaps
+            .iter()
+            .filter(|s| s.outcome != Outcome::Open)
+            .filter(|s| {
+                ctx.opportunity(&s.opportunity_id).is_some_and(|o| {
+                    winsignal_score::dataset::ordered_by(&ctx.opps[o as usize]) > since
+                })
+            })
+            .collect()
+    } else {
+        notes.push(format!(
+            "the model's holdout is {}, not by close date: which deals closed after its data cannot be told",
+            model.trained_on.split.description
+        ));
+        Vec::new()
+    };
+    let since_training = realised(
+        model,
+        ctx,
+        after,
+        &format!("deals closed after {}", since.to_date_string()),
+        &mut notes,
+    )?;
+    let as_of = end.plus_millis(1);
+    let open = winsignal_score::dataset::open_snapshots(&engine, &m.catalog, as_of);
+    let (p, _) = if open.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        winsignal_score::model::probabilities(model, ctx, open.iter().collect())?
+    };
+    let open_now = Expected {
+        as_of,
+        deals: p.len(),
+        estimated_auc: expected_auc(&p).ok(),
+        estimated_brier: expected_brier(&p).ok(),
+        expected_win_rate: (!p.is_empty()).then(|| p.iter().sum::<f64>() / p.len() as f64),
+    };
+    let trained_auc = model.evaluation.model.auc;
+    let auc_floor = trained_auc.map(|a| a - crate::registry::TOLERANCES.auc_drop);
+    let live_auc = since_training.metrics.as_ref().and_then(|x| x.auc);
+    let recommendation = match (live_auc, auc_floor) {
+        (Some(live), Some(floor)) if live < floor => {
+            let previous = registry
+                .transitions
+                .iter()
+                .rev()
+                .find(|t| {
+                    t.model_id == m.id
+                        && matches!(
+                            t.action,
+                            crate::registry::Action::Activated
+                                | crate::registry::Action::RolledBack
+                        )
+                })
+                .and_then(|t| t.previous.clone());
+            Some(match previous {
+                Some(p) if registry.active.as_deref() == Some(m.id.as_str()) => format!(
+                    "AUC on the deals closed since training is {live:.3}, below the floor {floor:.3} (the holdout's {:.3} less {}): consider `winsignal models rollback` (to {p}) or retraining",
+                    trained_auc.unwrap_or(f64::NAN),
+                    crate::registry::TOLERANCES.auc_drop
+                ),
+                _ => format!(
+                    "AUC on the deals closed since training is {live:.3}, below the floor {floor:.3}: retrain, and activate the new model if it passes the gate"
+                ),
+            })
+        }
+        _ => None,
+    };
+    Ok(Performance {
+        model_id: m.id.clone(),
+        trained_auc,
+        auc_floor,
+        holdout,
+        holdout_description: split.info.description.clone(),
+        since_training,
+        since,
+        open_now,
+        recommendation,
+        notes,
+    })
+}

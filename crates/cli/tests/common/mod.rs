@@ -102,7 +102,7 @@ pub fn shift_days(date: &str, days: i64) -> String {
 
 /// Unix seconds of `YYYY-MM-DD` at midnight UTC (days-from-civil).
 #[allow(dead_code)]
-fn secs_of(date: &str) -> i64 {
+pub fn secs_of(date: &str) -> i64 {
     let parse = |i: std::ops::Range<usize>| date[i].parse::<i64>().unwrap();
     let (y, m, d) = (parse(0..4), parse(5..7), parse(8..10));
     let y = if m <= 2 { y - 1 } else { y };
