@@ -89,6 +89,24 @@ pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Resul
                         format!("ALARM on {}", w.alarms.join(", "))
                     }
                 );
+                if let Some(f) = &w.score {
+                    println!(
+                        "  score (P(win))           PSI {:>6.3}  p {:>9.2e}; mean log-odds {:+.3} against training{}",
+                        f.psi,
+                        f.p_value,
+                        w.logit_shift,
+                        if f.alarm { "  ALARM" } else { "" }
+                    );
+                }
+                let moved: Vec<String> = w
+                    .contributions
+                    .iter()
+                    .take(3)
+                    .map(|c| format!("{} {:+.3}", c.term, c.shift))
+                    .collect();
+                if !moved.is_empty() {
+                    println!("  moved the score most (log-odds): {}", moved.join(", "));
+                }
                 for f in w.features.iter().take(5) {
                     println!(
                         "  {:<24} PSI {:>6.3}  p {:>9.2e}  missing {:>5.1}% (training {:>5.1}%){}",

@@ -79,6 +79,51 @@ fn drift_is_tested_per_feature_and_window_and_a_planted_shift_is_named() {
         "{}",
         after["windows"][0]
     );
+    // The score is tested too, and the terms that moved it are listed, largest shift first.
+    let w = &after["windows"][0];
+    assert_eq!(w["score"]["feature"], "p_win", "{w}");
+    let shifts: Vec<(String, f64)> = w["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let (t, win, shift) = (
+                c["training"].as_f64().unwrap(),
+                c["window"].as_f64().unwrap(),
+                c["shift"].as_f64().unwrap(),
+            );
+            assert!((win - t - shift).abs() < 1e-12, "{c}");
+            (c["term"].as_str().unwrap().to_string(), shift)
+        })
+        .collect();
+    assert!(!shifts.is_empty() && shifts.len() <= 10);
+    assert!(
+        shifts.windows(2).all(|p| p[0].1.abs() >= p[1].1.abs()),
+        "{shifts:?}"
+    );
+    let moved = |d: &Value, term: &str| -> f64 {
+        d["windows"][0]["contributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["term"] == term)
+            .map_or(0.0, |c| c["shift"].as_f64().unwrap())
+    };
+    // Every term listed (fewer than ten): the shifts add up to the shift of the mean log-odds.
+    if shifts.len() < 10 {
+        let total: f64 = shifts.iter().map(|s| s.1).sum();
+        assert!(
+            (total - w["logit_shift"].as_f64().unwrap()).abs() < 1e-9,
+            "{w}"
+        );
+    }
+    // A model with a meetings term (this small demo's keeps stage-only rates) moves through it.
+    if shifts.iter().any(|s| s.0 == "meetings_count") {
+        assert!(
+            (moved(&after, "meetings_count") - moved(&before, "meetings_count")).abs() > 0.01,
+            "{shifts:?}"
+        );
+    }
 }
 
 /// `monitor performance`: on the data the model was trained on, the latest holdout is its own holdout

@@ -439,6 +439,31 @@ pub fn probabilities(
     Ok((p, t.won))
 }
 
+/// The model on `snaps` (computed with its catalog): each snapshot's served probability, and the mean
+/// contribution (log-odds) of each of the model's terms over them, in term order ([`Ebm::terms`]); empty
+/// for no snapshot.
+pub fn probabilities_and_mean_contributions(
+    model: &WinModel,
+    ctx: &Context,
+    snaps: Vec<&Snapshot>,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let terms = model.ebm.terms().len();
+    if snaps.is_empty() {
+        return Ok((Vec::new(), vec![0.0; terms]));
+    }
+    let t = dataset::table(ctx, &model.columns, snaps)?;
+    let p = model.ebm.predict_proba(&t.data).map_err(learn_err)?;
+    let mut sums = vec![0.0; terms];
+    for row in 0..t.rows.len() {
+        let c = model.ebm.contributions(&t.data, row).map_err(learn_err)?;
+        for (s, c) in sums.iter_mut().zip(c) {
+            *s += c;
+        }
+    }
+    let n = t.rows.len() as f64;
+    Ok((p, sums.into_iter().map(|s| s / n).collect()))
+}
+
 /// Accuracy of probabilities `p` against outcomes `won` (the figures of a model's evaluation).
 pub fn metrics(p: &[f64], won: &[bool]) -> Metrics {
     measure(p, won)

@@ -34,7 +34,19 @@ pub struct FeatureDrift {
     pub missing_training: f64,
 }
 
-/// One window: its span, how many snapshots it holds, and its features, the largest PSI first.
+/// How much one term of the model moves the window's scores against the training snapshots: its mean
+/// contribution (log-odds) in each, and the difference. The differences of all terms add up to the
+/// shift of the mean log-odds: how much of the score moved because each feature moved.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContributionShift {
+    pub term: String,
+    pub training: f64,
+    pub window: f64,
+    pub shift: f64,
+}
+
+/// One window: its span, how many snapshots it holds, its features (the largest PSI first), the score
+/// distribution tested the same way, and the terms whose contributions moved most.
 #[derive(Debug, Clone, Serialize)]
 pub struct Window {
     pub from: Ts,
@@ -42,6 +54,13 @@ pub struct Window {
     pub snapshots: usize,
     pub alarms: Vec<String>,
     pub features: Vec<FeatureDrift>,
+    /// P(win) of the window's snapshots against the training snapshots' (feature `p_win`); None for an
+    /// empty window. Alarms by the features' rule.
+    pub score: Option<FeatureDrift>,
+    /// The shift of the mean log-odds: the sum of every term's `shift`.
+    pub logit_shift: f64,
+    /// The ten terms with the largest shifts, largest first.
+    pub contributions: Vec<ContributionShift>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -132,6 +151,19 @@ pub fn drift(
             notes,
         });
     }
+    let (training_p, training_contributions) =
+        winsignal_score::model::probabilities_and_mean_contributions(
+            &m.model,
+            ctx,
+            training.clone(),
+        )?;
+    let term_names: Vec<&str> = m
+        .model
+        .ebm
+        .terms()
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
     let span = i64::from(window_days) * MS_PER_DAY;
     let mut out = Vec::with_capacity(windows);
     for w in 0..windows as i64 {
@@ -161,11 +193,50 @@ pub fn drift(
                 .total_cmp(&a.psi)
                 .then_with(|| a.feature.cmp(&b.feature))
         });
-        let alarms = features
+        let (window_p, window_contributions) =
+            winsignal_score::model::probabilities_and_mean_contributions(
+                &m.model,
+                ctx,
+                rows.clone(),
+            )?;
+        let score = psi_test(&training_p, &window_p, BINS).map(|t| FeatureDrift {
+            feature: "p_win".into(),
+            psi: t.psi,
+            p_value: t.p_value,
+            alarm: rule.alarms(&t, tested.len()),
+            missing_window: 0.0,
+            missing_training: 0.0,
+        });
+        let mut contributions: Vec<ContributionShift> = if rows.is_empty() {
+            Vec::new()
+        } else {
+            term_names
+                .iter()
+                .zip(training_contributions.iter().zip(&window_contributions))
+                .map(|(term, (t, w))| ContributionShift {
+                    term: term.to_string(),
+                    training: *t,
+                    window: *w,
+                    shift: w - t,
+                })
+                .collect()
+        };
+        let logit_shift = contributions.iter().map(|c| c.shift).sum();
+        contributions.sort_by(|a, b| {
+            b.shift
+                .abs()
+                .total_cmp(&a.shift.abs())
+                .then_with(|| a.term.cmp(&b.term))
+        });
+        contributions.truncate(10);
+        let mut alarms: Vec<String> = features
             .iter()
             .filter(|f| f.alarm)
             .map(|f| f.feature.clone())
             .collect();
+        if score.as_ref().is_some_and(|s| s.alarm) {
+            alarms.push("p_win".into());
+        }
         if rows.is_empty() {
             notes.push(format!(
                 "no snapshot was taken from {} to {}: that window is not compared",
@@ -179,6 +250,9 @@ pub fn drift(
             snapshots: rows.len(),
             alarms,
             features,
+            score,
+            logit_shift,
+            contributions,
         });
     }
     Ok(Drift {
