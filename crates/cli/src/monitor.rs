@@ -176,6 +176,12 @@ pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Resul
                 ""
             );
             println!("Holdout: {}.", p.holdout_description);
+            if p.estimate_trusted {
+                println!(
+                    "The estimate from probabilities alone came within {} of the realised AUC on the holdout.",
+                    winsignal_workspace::monitor::ESTIMATE_TOLERANCE
+                );
+            }
             if let Some(r) = &p.recommendation {
                 println!("RECOMMENDATION: {r}.");
             }

@@ -160,6 +160,11 @@ fn performance_is_realised_on_outcomes_estimated_before_them_and_a_fall_is_flagg
         &before["auc_floor"],
         &serde_json::json!(eval["auc"].as_f64().unwrap() - 0.02)
     ));
+    // The estimate is trusted exactly when it came within 0.03 of the realised AUC on the holdout.
+    let gap = (holdout["estimated_auc"].as_f64().unwrap()
+        - holdout["metrics"]["auc"].as_f64().unwrap())
+    .abs();
+    assert_eq!(before["estimate_trusted"], gap <= 0.03, "{before}");
     assert_eq!(before["since_training"]["deals"], 0);
     assert!(before["since_training"]["metrics"].is_null());
     assert!(before["recommendation"].is_null());

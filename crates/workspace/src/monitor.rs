@@ -266,6 +266,10 @@ pub fn drift(
     })
 }
 
+/// How far the AUC estimated from probabilities alone may be from the realised AUC on the latest
+/// holdout for the estimate to be trusted (the goal for the estimate before labels).
+pub const ESTIMATE_TOLERANCE: f64 = 0.03;
+
 /// At least this many won and this many lost snapshots before realised figures are given.
 pub const MIN_OUTCOMES: usize = 10;
 
@@ -309,6 +313,10 @@ pub struct Performance {
     pub since_training: Realised,
     pub since: Ts,
     pub open_now: Expected,
+    /// Whether the estimate from probabilities alone came within [`ESTIMATE_TOLERANCE`] of the realised
+    /// AUC on the latest holdout (false when either is undefined): only then is the estimate for the
+    /// open deals worth reading.
+    pub estimate_trusted: bool,
     /// Roll back, and to which model, when live AUC is below the floor with enough outcomes.
     pub recommendation: Option<String>,
     pub notes: Vec<String>,
@@ -399,13 +407,38 @@ pub fn performance(
         ));
         Vec::new()
     };
+    let time_split = model.trained_on.split.kind == winsignal_score::dataset::SplitKind::Time;
+    let mut since_notes = Vec::new();
     let since_training = realised(
         model,
         ctx,
         after,
         &format!("deals closed after {}", since.to_date_string()),
-        &mut notes,
+        &mut since_notes,
     )?;
+    if time_split {
+        notes.append(&mut since_notes);
+    }
+    // The estimate assumes calibrated probabilities: where the holdout shows it missing the realised
+    // AUC, it is not to be trusted for the open deals either.
+    let estimate_trusted = match (
+        holdout.metrics.as_ref().and_then(|m| m.auc),
+        holdout.estimated_auc,
+    ) {
+        (Some(real), Some(est)) if (real - est).abs() > ESTIMATE_TOLERANCE => {
+            notes.push(format!(
+                "on the latest holdout the AUC estimated from the probabilities alone was {est:.3} against the realised {real:.3} (calibration slope {}): the model's probabilities are not calibrated well enough for the estimate before outcomes to be trusted",
+                holdout
+                    .metrics
+                    .as_ref()
+                    .and_then(|m| m.calibration_slope)
+                    .map_or("undefined".to_string(), |s| format!("{s:.2}"))
+            ));
+            false
+        }
+        (Some(_), Some(_)) => true,
+        _ => false,
+    };
     let as_of = end.plus_millis(1);
     let open = winsignal_score::dataset::open_snapshots(&engine, &m.catalog, as_of);
     let (p, _) = if open.is_empty() {
@@ -460,6 +493,7 @@ pub fn performance(
         since_training,
         since,
         open_now,
+        estimate_trusted,
         recommendation,
         notes,
     })
