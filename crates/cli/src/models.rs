@@ -262,7 +262,12 @@ pub fn run(global: &Global, store: &dyn Store, command: ModelsCommand) -> Result
                             ap.at.to_rfc3339(),
                             ap.reason
                         ),
-                        None => println!("No approval."),
+                        None => println!(
+                            "No approval{}.",
+                            a.note
+                                .as_deref()
+                                .map_or(String::new(), |n| format!(": {n}"))
+                        ),
                     }
                 }
                 _ => println!(

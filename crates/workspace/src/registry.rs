@@ -383,10 +383,19 @@ impl Registry {
                     .to_string(),
             ),
             None => Some("no model was active then".to_string()),
-            Some(a) if approval.is_none() => Some(format!(
-                "{} was active without an approval: {}",
-                a.model_id, a.reason
-            )),
+            Some(a) if approval.is_none() => {
+                let first = self.transitions.iter().find(|t| {
+                    t.model_id == a.model_id
+                        && matches!(t.action, Action::Activated | Action::RolledBack)
+                });
+                Some(match first {
+                    Some(f) if f.actor.starts_with("rule:") => format!(
+                        "{} has no approval: it became active by the rule {} ({})",
+                        a.model_id, f.actor, f.reason
+                    ),
+                    _ => format!("{} has no recorded approval", a.model_id),
+                })
+            }
             Some(_) => None,
         };
         ActiveAt {
@@ -591,7 +600,7 @@ pub fn register_trained(
         return Ok(Registered {
             stage: Stage::Candidate,
             why: format!(
-                "a candidate: {active} stays active until someone other than {} approves and \
+                "{active} stays active until someone other than {} approves and \
                  activates this one (`winsignal models approve`, `models activate`)",
                 person(actor)
             ),
@@ -602,14 +611,14 @@ pub fn register_trained(
     let (Some(c), Some(a)) = (auc(Some(&g.candidate)), auc(g.active.as_ref())) else {
         return Ok(Registered {
             stage: Stage::Candidate,
-            why: "a candidate: the auto-approve rule needs both models' AUC on the latest \
+            why: "the auto-approve rule needs both models' AUC on the latest \
                   holdout, and one is undefined"
                 .into(),
         });
     };
     if c < ratio * a || !g.passed {
         let mut why = format!(
-            "a candidate: its AUC on the latest holdout, {c:.3}, is {} {:.0} % of the active \
+            "its AUC on the latest holdout, {c:.3}, is {} {:.0} % of the active \
              model's {a:.3}",
             if c < ratio * a { "below" } else { "at least" },
             ratio * 100.0
@@ -882,7 +891,7 @@ pub fn gate(store: &dyn Store, candidate_id: &str, progress: &mut dyn Progress) 
     };
     Ok(Gate {
         holdout: format!(
-            "{holdout_deals} deals {}, {holdout_snapshots} snapshots",
+            "{} ({holdout_snapshots} snapshots of the candidate's landmarks)",
             split.info.description
         ),
         holdout_deals,
