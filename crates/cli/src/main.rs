@@ -26,6 +26,7 @@ mod demo;
 mod discover;
 mod export;
 mod features;
+mod feedback;
 mod forecast;
 mod models;
 mod monitor;
@@ -34,6 +35,7 @@ mod parquet_out;
 mod progress;
 mod report;
 mod reps;
+mod review;
 mod scoring;
 mod train_export;
 mod users;
@@ -189,6 +191,17 @@ enum Command {
         #[command(subcommand)]
         command: models::ModelsCommand,
     },
+    /// The review queue: score changes that matter (a large move on a large deal, a next action for a
+    /// strategic account, by the rules set here) wait for a person to accept, edit or reject them, with
+    /// a reason code; each decision is recorded with the model version and the evidence
+    /// (docs/governance.md).
+    Review {
+        #[command(subcommand)]
+        command: review::ReviewCommand,
+    },
+    /// What reps said of the next-best actions ("done", "not relevant", given in the dashboard or the
+    /// API), summed per behaviour; or every piece on one deal.
+    Feedback(feedback::FeedbackArgs),
     /// Monitoring: whether recent deals still look like those the win model was trained on (`monitor
     /// drift`: each feature per window, with a sample-size-aware test).
     Monitor {
@@ -467,6 +480,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => report::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Audit { command } => audit::run(&cli.global, command),
         Command::Models { command } => models::run(&cli.global, &open_store(&cli.global)?, command),
+        Command::Review { command } => review::run(&open_store(&cli.global)?, command),
+        Command::Feedback(args) => feedback::run(&open_store(&cli.global)?, args),
         Command::Monitor { command } => {
             monitor::run(&cli.global, &open_store(&cli.global)?, command)
         }

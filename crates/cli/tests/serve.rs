@@ -2338,3 +2338,264 @@ fn the_registry_is_governed_over_the_api_and_the_dashboard_and_switches_the_live
     assert!(server.log().contains("switched the served model"));
     assert!(server.stop().success());
 }
+
+/// The review queue: with a rule set, a score change an event makes is queued as it is recorded; the
+/// item is seen within each token's scope; a rep may not decide; a reviewer's decision is recorded once,
+/// with the model and the evidence, in the audit log; the dashboard's review page decides another.
+#[test]
+fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
+    let (ws, ann, scored) = small_workspace();
+    let (data, ann) = (ws.path().join("ws"), ann.as_str());
+    let deals = scored["deals"].as_array().unwrap();
+    let deal = &deals[0];
+    let id = deal["opportunity_id"].as_str().unwrap();
+    let rep = deal["rep_id"].as_str().unwrap();
+    let other_rep = deals
+        .iter()
+        .filter_map(|d| d["rep_id"].as_str())
+        .find(|r| *r != rep)
+        .unwrap();
+    winsignal(&data, &["review", "rules", "--score-change-points", "0.1"]);
+    let rita = winsignal(
+        &data,
+        &["users", "add", "rita", "--role", "rep", "--rep-id", rep],
+    );
+    let otto = winsignal(
+        &data,
+        &[
+            "users", "add", "otto", "--role", "rep", "--rep-id", other_rep,
+        ],
+    );
+    let (rita, otto) = (rita.trim(), otto.trim());
+    let server = Server::start(&data, &[]);
+    let (_, empty) = server.get("/v1/review", Some(ann));
+    assert_eq!(empty["items"].as_array().unwrap().len(), 0);
+
+    // Move two deals to another stage: their scores change, and each change is queued.
+    let mut items = Vec::new();
+    for d in &deals[..2] {
+        let stage = if d["stage"] == "Prospecting" {
+            "Negotiation"
+        } else {
+            "Prospecting"
+        };
+        items.push(json!({"kind": "stage_history", "record": {
+            "opportunity_id": d["opportunity_id"], "stage": stage,
+            "entered_at": chrono_minus_hour(scored["as_of"].as_str().unwrap())}}));
+    }
+    let (status, answer) = server.post("/v1/events", Some(ann), &json!({ "items": items }));
+    assert_eq!(status, 200, "{answer}");
+    let moved: Vec<&Value> = answer["score_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            let (Some(b), Some(a)) = (c["before"].as_f64(), c["after"].as_f64()) else {
+                return false;
+            };
+            (a - b).abs() * 100.0 > 0.1
+        })
+        .collect();
+    assert!(!moved.is_empty(), "{answer}");
+    let (_, queue) = server.get("/v1/review", Some(ann));
+    let queued = queue["items"].as_array().unwrap();
+    assert_eq!(queued.len(), moved.len(), "{queue}");
+    let item = queued
+        .iter()
+        .find(|i| i["change"]["opportunity_id"] == id)
+        .expect("the first deal's change is queued");
+    assert_eq!(item["kind"], "score_change");
+    assert!(item["decision"].is_null());
+    let number = item["id"].as_u64().unwrap();
+    // Scope: the deal's rep sees it, another rep does not.
+    let (_, mine) = server.get("/v1/review", Some(rita));
+    assert!(mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["change"]["rep_id"] == rep));
+    let (_, theirs) = server.get("/v1/review", Some(otto));
+    assert!(theirs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["change"]["opportunity_id"] != id));
+    let path = format!("/v1/review/{number}");
+    let body = json!({"verdict": "reject", "reason_code": "missing_context", "comment": "the champion is back"});
+    let (status, b) = server.post(&path, None, &body);
+    assert_eq!((status, code(&b)), (401, "unauthorized"));
+    let (status, b) = server.post(&path, Some(rita), &body);
+    assert_eq!((status, code(&b)), (403, "forbidden"));
+    let (status, b) = server.post(
+        &path,
+        Some(ann),
+        &json!({"verdict": "edit", "reason_code": "other"}),
+    );
+    assert_eq!(
+        (status, code(&b)),
+        (422, "bad_shape"),
+        "an edit needs the corrected P(win)"
+    );
+    let (status, decided) = server.post(&path, Some(ann), &body);
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["decision"]["reviewer"], "ann");
+    assert_eq!(decided["decision"]["model_id"], item["change"]["model_id"]);
+    assert_eq!(decided["decision"]["p_win"], item["change"]["after"]);
+    let (status, b) = server.post(&path, Some(ann), &body);
+    assert_eq!((status, code(&b)), (409, "conflict"), "{b}");
+    let (_, waiting) = server.get("/v1/review", Some(ann));
+    assert_eq!(waiting["items"].as_array().unwrap().len(), queued.len() - 1);
+
+    // The dashboard decides the other one.
+    if queued.len() > 1 {
+        if let Some(browser) = Browser::start() {
+            let other = queued
+                .iter()
+                .find(|i| i["id"].as_u64() != Some(number))
+                .unwrap()["id"]
+                .as_u64()
+                .unwrap();
+            let base = format!("http://{}", server.addr);
+            browser.go(&format!("{base}/"));
+            browser.type_into("#token", ann);
+            browser.click("#signin-button");
+            browser.wait_for("#who", "signed in", |t| t.contains("ann"));
+            browser.go(&format!("{base}/#/review"));
+            let row = format!("tr[data-item=\"{other}\"]");
+            browser.wait_for(&format!("{row} td.decision"), "the item waits", |t| {
+                t.contains("Accept")
+            });
+            browser.type_into("#review-comment", "looks right");
+            browser.click(&format!("{row} button.accept"));
+            browser.wait_for(&format!("{row} td.decision"), "decided", |t| {
+                t.starts_with("accept by ann (agree)")
+            });
+        }
+    }
+    assert!(server.stop().success());
+    let audit: Value =
+        serde_json::from_str(&winsignal(&data, &["audit", "list", "--json"])).unwrap();
+    let decisions = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "review.decide")
+        .count();
+    assert!(decisions >= 1);
+    let listed = winsignal(&data, &["review", "list", "--all"]);
+    assert!(
+        listed.contains("Reject by ann (missing_context): the champion is back"),
+        "{listed}"
+    );
+}
+
+/// Reps' feedback on next actions: given on an action the deal offers, by the deal's rep; refused for
+/// another rep's deal and for an action the deal does not offer; read back with the deal, and summed per
+/// behaviour by `winsignal feedback`.
+#[test]
+fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
+    // A demo large enough for a model with behaviours (the small one keeps stage-only rates, which
+    // offer no action).
+    let ws = tempfile::tempdir().unwrap();
+    let data = ws.path().join("ws");
+    winsignal(&data, &["demo", "--scale", "0.3", "--seed", "11"]);
+    let ann = winsignal(&data, &["users", "add", "ann", "--role", "revops"]);
+    let ann = ann.trim();
+    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let deals = scored["deals"].as_array().unwrap();
+    let deal = deals
+        .iter()
+        .find(|d| d["rep_id"].is_string() && !d["actions"].as_array().unwrap().is_empty())
+        .expect("a deal with a next action");
+    let id = deal["opportunity_id"].as_str().unwrap();
+    let rep = deal["rep_id"].as_str().unwrap();
+    let other_rep = deals
+        .iter()
+        .filter_map(|d| d["rep_id"].as_str())
+        .find(|r| *r != rep)
+        .unwrap();
+    let rita = winsignal(
+        &data,
+        &["users", "add", "rita", "--role", "rep", "--rep-id", rep],
+    );
+    let otto = winsignal(
+        &data,
+        &[
+            "users", "add", "otto", "--role", "rep", "--rep-id", other_rep,
+        ],
+    );
+    let (rita, otto) = (rita.trim(), otto.trim());
+    let server = Server::start(&data, &[]);
+    let (_, live) = server.get(&format!("/v1/deals/{id}"), Some(rita));
+    let behaviour = live["deal"]["actions"][0]["behaviour"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/deals/{id}/feedback");
+    let body = json!({"behaviour": behaviour, "verdict": "not_relevant", "comment": "already met the CFO"});
+    let (status, b) = server.post(&path, None, &body);
+    assert_eq!((status, code(&b)), (401, "unauthorized"));
+    let (status, b) = server.post(&path, Some(otto), &body);
+    assert_eq!((status, code(&b)), (404, "not_found"), "another rep's deal");
+    let (status, b) = server.post(
+        &path,
+        Some(rita),
+        &json!({"behaviour": "no_such_behaviour", "verdict": "done"}),
+    );
+    assert_eq!((status, code(&b)), (422, "bad_shape"), "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains(&behaviour));
+    let (status, given) = server.post(&path, Some(rita), &body);
+    assert_eq!(status, 200, "{given}");
+    assert_eq!(given["feedback"]["user"], "rita");
+    assert_eq!(given["feedback"]["model_id"], live["model_id"]);
+    assert_eq!(given["feedback"]["p_win"], live["deal"]["p_win"]);
+    let (status, done) = server.post(
+        &path,
+        Some(ann),
+        &json!({"behaviour": behaviour, "verdict": "done"}),
+    );
+    assert_eq!(status, 200, "{done}");
+    let (_, listed) = server.get(&path, Some(rita));
+    let verdicts: Vec<&str> = listed["feedback"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["not_relevant", "done"]);
+    let (status, _) = server.get(&path, Some(otto));
+    assert_eq!(status, 404);
+    // In the dashboard: the deal's rep marks the action done; the page shows it, and the API has it.
+    if let Some(browser) = Browser::start() {
+        let base = format!("http://{}", server.addr);
+        browser.go(&format!("{base}/"));
+        browser.type_into("#token", rita);
+        browser.click("#signin-button");
+        browser.wait_for("#who", "signed in", |t| t.contains("rita · rep"));
+        browser.go(&format!("{base}/#/deals/{id}"));
+        let card = format!("#actions [data-behaviour=\"{behaviour}\"]");
+        browser.wait_for(&format!("{card} .given"), "the feedback so far", |t| {
+            t.contains("not relevant by rita") && t.contains("done by ann")
+        });
+        browser.click(&format!("{card} button.done"));
+        browser.wait_for(&format!("{card} .given"), "the new feedback", |t| {
+            t.matches("by rita").count() == 2
+        });
+        let (_, listed) = server.get(&path, Some(rita));
+        assert_eq!(listed["feedback"].as_array().unwrap().len(), 3);
+    }
+    assert!(server.stop().success());
+    // Summed per behaviour: the deal's latest verdict counts once.
+    let summary: Value = serde_json::from_str(&winsignal(&data, &["feedback", "--json"])).unwrap();
+    let b = &summary["behaviours"][0];
+    assert_eq!(b["behaviour"], behaviour.as_str());
+    assert_eq!(b["deals"].as_u64(), Some(1));
+    assert_eq!(
+        b["done"].as_u64(),
+        Some(1),
+        "the deal's latest verdict is done: {summary}"
+    );
+    assert_eq!(b["not_relevant"].as_u64(), Some(0));
+    let text = winsignal(&data, &["feedback", "--deal", id]);
+    assert!(text.contains("not relevant  by rita"), "{text}");
+}

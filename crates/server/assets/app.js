@@ -187,6 +187,7 @@ async function route() {
     else if (hash === "#/findings") await renderFindings();
     else if (hash === "#/quality") await renderQuality();
     else if (hash === "#/models") await renderModels();
+    else if (hash === "#/review") await renderReview();
     else await renderPipeline();
   } catch (e) {
     if (e.status === 401) return showSignIn("Your token is no longer valid; sign in again.");
@@ -263,9 +264,10 @@ async function renderDeal(id, change) {
       el("p", { id: "p-win", text: "Not open (closed, or not yours to see)." }));
     return;
   }
-  const [history, lineage] = await Promise.all([
+  const [history, lineage, feedback] = await Promise.all([
     api(`${path}/history`).catch(() => ({ history: [] })),
     api(`${path}/lineage`).catch(() => null),
+    api(`${path}/feedback`).catch(() => ({ feedback: [] })),
   ]);
   if (currentDeal() !== id) return;
   const d = got.deal;
@@ -279,7 +281,7 @@ async function renderDeal(id, change) {
     lastChange(shown),
     el("h2", { text: "Why: the factors" }), waterfall(d.factors),
     el("h2", { text: "Score history" }), historyChart(history.history),
-    el("h2", { text: "Next best actions" }), actions(d.actions),
+    el("h2", { text: "Next best actions" }), actions(d.actions, d.opportunity_id, feedback.feedback),
     el("h2", { text: "Where the factors come from" }), lineageList(lineage));
 }
 
@@ -331,9 +333,26 @@ function historyChart(entries) {
   return chart;
 }
 
-function actions(list) {
+/** A deal's next actions, each with the feedback given on it and buttons to give more ("done", "not
+ *  relevant"), recorded in the caller's name. */
+function actions(list, dealId, feedback = []) {
   if (!list.length) return el("p", { class: "muted", text: "No proven behaviour is missing." });
-  return el("div", { id: "actions" }, list.map((a) => el("div", { class: "card" },
+  const give = (behaviour, verdict) => async () => {
+    try {
+      await apiPost(`/v1/deals/${encodeURIComponent(dealId)}/feedback`, { behaviour, verdict, comment: "" });
+      await renderDeal(dealId);
+    } catch (e) {
+      $("#actions").prepend(el("p", { class: "error", role: "alert", text: e.message }));
+    }
+  };
+  return el("div", { id: "actions" }, list.map((a) => el("div", { class: "card", "data-behaviour": a.behaviour },
+    el("div", { class: "feedback" },
+      el("button", { type: "button", class: "done", onclick: give(a.behaviour, "done") }, "Done"),
+      " ",
+      el("button", { type: "button", class: "not-relevant", onclick: give(a.behaviour, "not_relevant") }, "Not relevant"),
+      " ",
+      el("span", { class: "muted given", text: feedback.filter((f) => f.behaviour === a.behaviour)
+        .map((f) => `${f.verdict.replace("_", " ")} by ${f.user} on ${when(f.at)}`).join("; ") })),
     el("strong", { text: `${a.title} (${pts(a.uplift_points)})` }),
     el("div", { class: "muted", text: `Evidence: at ${a.evidence.landmark}, odds ratio ${a.evidence.odds_ratio.toFixed(2)} (${a.evidence.low.toFixed(2)}–${a.evidence.high.toFixed(2)}), q = ${a.evidence.q.toFixed(3)}; won ${pct(a.evidence.win_rate_with)} with it vs ${pct(a.evidence.win_rate_without)} without (n = ${a.evidence.n_with} / ${a.evidence.n_without})` }),
     a.targets.length ? el("div", { text: `People to involve: ${a.targets.map((t) => `${t.title || t.contact_id} (${t.seniority})`).join(", ")}` }) : null,
@@ -465,6 +484,55 @@ async function renderModels() {
       el("th", { text: "Model" }), el("th", { text: "Stage" }), el("th", { text: "Trained by" }),
       el("th", { text: "Approved" }), el("th", { class: "num", text: "AUC" }), el("th", { class: "num", text: "Brier" }),
       el("th", { text: "" }))), el("tbody", {}, rows)));
+}
+
+// ---- review queue ----
+
+/** The review queue: score changes that matter wait for a reviewer (admin, revops, manager) to accept
+ *  or reject them with a reason code; the server records who, when, on which model. */
+async function renderReview() {
+  const got = await api("/v1/review?all=true");
+  const reviews = ["admin", "revops", "manager"].includes(me.role);
+  const code = el("select", { id: "review-code" },
+    ["agree", "wrong_data", "missing_context", "model_error", "other"].map((c) => el("option", { value: c }, c)));
+  const comment = el("input", { id: "review-comment", type: "text", size: "50", placeholder: "Comment" });
+  const message = el("p", { id: "review-message", role: "alert" });
+  const decide = (id, verdict) => async () => {
+    try {
+      await apiPost(`/v1/review/${id}`, { verdict, reason_code: code.value, comment: comment.value });
+      await renderReview();
+      const m = $("#review-message");
+      m.className = "pos";
+      m.textContent = `Item ${id}: ${verdict}.`;
+    } catch (e) {
+      message.className = "error";
+      message.textContent = e.message;
+    }
+  };
+  const rows = got.items.slice().reverse().map((r) => {
+    const c = r.change;
+    const d = r.decision;
+    const cell = d
+      ? el("td", { class: "decision", text: `${d.verdict} by ${d.reviewer} (${d.reason_code})${d.comment ? `: ${d.comment}` : ""}` })
+      : el("td", { class: "decision" }, reviews
+        ? [el("button", { type: "button", class: "accept", onclick: decide(r.id, "accept") }, "Accept"),
+           el("button", { type: "button", class: "reject", onclick: decide(r.id, "reject") }, "Reject")]
+        : "waiting");
+    return el("tr", { "data-item": String(r.id) },
+      el("td", { class: "num", text: String(r.id) }),
+      el("td", {}, el("a", { href: `#/deals/${encodeURIComponent(c.opportunity_id)}`, text: c.opportunity_id })),
+      el("td", { text: c.rep_id ?? "–" }),
+      el("td", { class: "num", text: `${pct(c.before)} → ${pct(c.after)}` }),
+      el("td", { text: r.why }),
+      cell);
+  });
+  $("#view").replaceChildren(el("h1", { text: "Review queue" }),
+    el("p", { class: "muted", text: "Score changes the workspace's rules hold for a person: a large move on a large deal, a next action for a strategic account (`winsignal review rules`). docs/governance.md." }),
+    reviews ? el("div", { class: "card" }, "Reason: ", code, " ", comment) : null, message,
+    el("table", { id: "review" }, el("thead", {}, el("tr", {},
+      el("th", { class: "num", text: "#" }), el("th", { text: "Deal" }), el("th", { text: "Rep" }),
+      el("th", { class: "num", text: "P(win)" }), el("th", { text: "Why" }), el("th", { text: "Decision" }))),
+      el("tbody", {}, rows)));
 }
 
 // ---- start ----

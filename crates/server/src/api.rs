@@ -35,6 +35,10 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/v1/deals/{id}", get(deal))
         .route("/v1/deals/{id}/history", get(history))
         .route("/v1/deals/{id}/lineage", get(lineage))
+        .route(
+            "/v1/deals/{id}/feedback",
+            get(crate::feedback::list).post(crate::feedback::give),
+        )
         .route("/v1/events", axum::routing::post(post_events))
         .route("/v1/stream", get(stream))
         .route("/segment/v1/{call}", axum::routing::post(segment))
@@ -57,6 +61,11 @@ pub(crate) fn router(service: Shared) -> Router {
         .route(
             "/v1/models/{id}/retire",
             axum::routing::post(crate::models::retire),
+        )
+        .route("/v1/review", get(crate::review::list))
+        .route(
+            "/v1/review/{id}",
+            axum::routing::post(crate::review::decide),
         )
         .route("/v1/quality", get(quality))
         .route("/v1/findings", get(findings))
@@ -448,7 +457,7 @@ fn not_ready() -> ApiError {
 }
 
 /// Runs `f` over the live state, or answers 503 while it loads.
-fn with_live<T>(s: &Service, f: impl FnOnce(&Live) -> T) -> Result<T, ApiError> {
+pub(crate) fn with_live<T>(s: &Service, f: impl FnOnce(&Live) -> T) -> Result<T, ApiError> {
     let live = s
         .live
         .read()
@@ -636,7 +645,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// The answer for a deal that is not open, does not exist, or is outside the caller's scope: the same
 /// for all three.
-fn no_open_deal(id: &str) -> ApiError {
+pub(crate) fn no_open_deal(id: &str) -> ApiError {
     ApiError::new(
         Code::NotFound,
         format!("no open deal {id:?} that this token may see"),

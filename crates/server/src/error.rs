@@ -101,14 +101,14 @@ impl ApiError {
         ApiError::new(code, format!("{e:#}"))
     }
 
-    /// An error of a registry step: a missing model is 404, a rule's refusal 409, an incomplete request
+    /// An error of a registry or review step ([`winsignal_workspace::Refusal`]): a missing model is 404, a rule's refusal 409, an incomplete request
     /// 422, anything else as [`ApiError::internal`].
     pub fn registry(e: anyhow::Error) -> ApiError {
-        use winsignal_workspace::registry::RegistryError;
-        match e.downcast_ref::<RegistryError>() {
-            Some(RegistryError::NoSuchModel(m)) => ApiError::new(Code::NotFound, m.clone()),
-            Some(RegistryError::Refused(m)) => ApiError::new(Code::Conflict, m.clone()),
-            Some(RegistryError::BadRequest(m)) => ApiError::new(Code::BadShape, m.clone()),
+        use winsignal_workspace::Refusal;
+        match e.downcast_ref::<Refusal>() {
+            Some(Refusal::NotFound(m)) => ApiError::new(Code::NotFound, m.clone()),
+            Some(Refusal::Rule(m)) => ApiError::new(Code::Conflict, m.clone()),
+            Some(Refusal::BadRequest(m)) => ApiError::new(Code::BadShape, m.clone()),
             None => ApiError::internal(e),
         }
     }

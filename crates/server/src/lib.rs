@@ -5,10 +5,12 @@
 
 mod api;
 mod error;
+mod feedback;
 mod metrics;
 mod models;
 mod openapi;
 mod outbox;
+mod review;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

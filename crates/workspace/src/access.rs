@@ -57,6 +57,12 @@ impl Role {
         matches!(self, Role::Admin | Role::Revops)
     }
 
+    /// Whether the role may decide items of the review queue (within its scope): admin, revops and
+    /// manager.
+    pub fn reviews(self) -> bool {
+        matches!(self, Role::Admin | Role::Revops | Role::Manager)
+    }
+
     /// Whether users of this role are tied to a rep of the CRM (`--rep-id`).
     pub fn is_a_rep(self) -> bool {
         matches!(self, Role::Manager | Role::Rep)

@@ -10,6 +10,7 @@
 //! - [`access`]: users, their hashed tokens and roles, and the row scope each may see.
 //! - [`live`]: what a long-running process keeps up to date: the engine, the active model, the open
 //!   deals' scores, and the score changes each commit makes; read through the caller's scope.
+//! - [`review`]: the review queue of high-impact score changes and the reviewers' decisions.
 //! - [`coaching`]: rep scorecards. [`report`]: the HTML report. [`demo`]: the demo, step by step.
 
 pub mod access;
@@ -18,6 +19,7 @@ pub mod catalogs;
 pub mod coaching;
 pub mod demo;
 pub mod fault;
+pub mod feedback;
 pub mod files;
 pub mod forecast;
 pub mod hooks;
@@ -29,6 +31,7 @@ pub mod monitor;
 pub mod pipeline;
 pub mod registry;
 pub mod report;
+pub mod review;
 pub mod scoring;
 pub mod suggest;
 pub mod text;
@@ -47,6 +50,29 @@ pub trait Progress {
     /// The current phase is over (a bar is cleared).
     fn finish(&mut self) {}
 }
+
+/// Why a step was refused, for callers that answer differently (the API's status codes): the model
+/// registry's and the review queue's steps return it.
+#[derive(Debug)]
+pub enum Refusal {
+    /// No such model or item (or a model id prefix that is not unique), or none the caller may see.
+    NotFound(String),
+    /// A rule refuses it in the current state: the two-person rule, the gate, a model not approved,
+    /// nothing to roll back to, an item decided already, a role that may not review.
+    Rule(String),
+    /// The request itself is incomplete or malformed (a missing reason, an unknown reason code).
+    BadRequest(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotFound(m) | Refusal::Rule(m) | Refusal::BadRequest(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 /// No progress shown (tests, the server).
 pub struct Silent;

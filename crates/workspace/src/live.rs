@@ -610,6 +610,8 @@ fn record(store: &dyn Store, changes: &[ScoreChange]) -> Result<()> {
         .map(|c| Ok((c.opportunity_id.clone(), serde_json::to_vec(c)?)))
         .collect::<Result<Vec<_>>>()?;
     store.append(SCORE_HISTORY, Ts::now(), &entries)?;
+    // Every recorded change passes the review queue's rules.
+    crate::review::enqueue(store, changes)?;
     Ok(())
 }
 

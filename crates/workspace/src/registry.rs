@@ -32,7 +32,7 @@ use winsignal_features::snapshot;
 use winsignal_score::model::{self, Metrics, WinModel};
 use winsignal_store::{JournalQuery, Store, StoreRead};
 
-use crate::Progress;
+use crate::{Progress, Refusal};
 
 /// The journal stream of stage transitions, keyed by model id.
 pub const STREAM: &str = "model-stages";
@@ -44,39 +44,15 @@ pub const POLICY: &str = "model-policy";
 /// and appended with no other transition in between, in this process or another.
 const LOCK: &str = "model-stages-lock";
 
-/// Why the registry refused a step, for callers that answer differently (the API's status codes).
-#[derive(Debug)]
-pub enum RegistryError {
-    /// No model with this id (or the prefix is not unique).
-    NoSuchModel(String),
-    /// A rule refuses it in the registry's current state: the two-person rule, the gate, a model not
-    /// approved, nothing to roll back to.
-    Refused(String),
-    /// The request itself is incomplete (a missing reason, a ratio out of range).
-    BadRequest(String),
-}
-
-impl std::fmt::Display for RegistryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RegistryError::NoSuchModel(m)
-            | RegistryError::Refused(m)
-            | RegistryError::BadRequest(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for RegistryError {}
-
 macro_rules! refuse {
     ($($arg:tt)*) => {
-        return Err(RegistryError::Refused(format!($($arg)*)).into())
+        return Err(Refusal::Rule(format!($($arg)*)).into())
     };
 }
 
 macro_rules! bad_request {
     ($($arg:tt)*) => {
-        return Err(RegistryError::BadRequest(format!($($arg)*)).into())
+        return Err(Refusal::BadRequest(format!($($arg)*)).into())
     };
 }
 
@@ -331,7 +307,7 @@ impl Registry {
             Vec::new()
         };
         if prefixed.len() > 1 {
-            return Err(RegistryError::NoSuchModel(format!(
+            return Err(Refusal::NotFound(format!(
                 "{id:?} begins {} model ids; give more of it",
                 prefixed.len()
             ))
@@ -339,7 +315,7 @@ impl Registry {
         }
         prefixed.first().copied().ok_or_else(|| {
             let ids: Vec<&str> = self.models.iter().map(|m| m.model_id.as_str()).collect();
-            RegistryError::NoSuchModel(format!(
+            Refusal::NotFound(format!(
                 "no win model {id:?} in this workspace; the win models are: {}",
                 if ids.is_empty() {
                     "none".to_string()
@@ -1038,8 +1014,8 @@ mod tests {
         // recorded activation has nowhere to go.
         let e = approve(&store, "cccccccc-new", "alice", "ok").unwrap_err();
         assert!(matches!(
-            e.downcast_ref::<RegistryError>(),
-            Some(RegistryError::Refused(_))
+            e.downcast_ref::<Refusal>(),
+            Some(Refusal::Rule(_))
         ));
         approve(&store, "cccccccc-new", "bob", "ok").unwrap();
         let e = approve(&store, "cccccccc-new", "carol", "again").unwrap_err();

@@ -1,0 +1,523 @@
+//! The review queue: score changes that matter enough for a person to look at before anyone acts on
+//! them, and the reviewers' decisions.
+//!
+//! The rules (the named state [`RULES`], off until set) say which changes go in: a P(win) change of
+//! more than `score_change_points` points on a deal of at least `min_amount`, and a next action for a
+//! deal of a strategic account. Every score change the live state records passes [`enqueue`] (from
+//! `live::record`), so the server fills the queue as events arrive; a deal with an undecided item of a
+//! kind gets no second one of that kind until it is decided.
+//!
+//! Items are entries of the journal stream [`ITEMS`] (keyed by deal), decisions of [`DECISIONS`] (keyed
+//! by item number): accept, edit (with a corrected P(win), kept as the reviewer's override of the
+//! deal's score) or reject, each with a reason code and a comment, by whom and when, with the model
+//! version and the evidence the item carried. Each decision is also an audit entry (`review.decide`).
+//! Who may see an item is the caller's [`Scope`]; who may decide is [`Role::reviews`].
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use winsignal_core::Ts;
+use winsignal_store::{JournalQuery, Store, StoreRead};
+
+use crate::access::{Role, Scope};
+use crate::live::ScoreChange;
+use crate::Refusal;
+
+/// The journal stream of queued items, keyed by opportunity id.
+pub const ITEMS: &str = "review";
+/// The journal stream of decisions, keyed by item number.
+pub const DECISIONS: &str = "review-decisions";
+/// The named state holding the rules.
+pub const RULES: &str = "review-rules";
+
+/// Which changes go into the queue. Nothing does until a rule is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rules {
+    /// A change of P(win) of more than this many percentage points (either way).
+    pub score_change_points: Option<f64>,
+    /// ... on a deal of at least this amount (no amount: not queued); None: any deal.
+    pub min_amount: Option<f64>,
+    /// Accounts whose deals' next actions are reviewed before reps see them.
+    #[serde(default)]
+    pub strategic_accounts: Vec<String>,
+}
+
+/// Why an item is in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// The score moved by more than the rule's points on a large enough deal.
+    ScoreChange,
+    /// A next action for a deal of a strategic account.
+    StrategicAction,
+}
+
+/// One item: the change that put it there, with its evidence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Item {
+    /// Its number in the queue (1 for the first).
+    #[serde(default)]
+    pub id: u64,
+    pub created_at: Ts,
+    pub kind: ItemKind,
+    /// In words: which rule, and by how much.
+    pub why: String,
+    pub change: ScoreChange,
+}
+
+/// What a reviewer decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Accept,
+    Edit,
+    Reject,
+}
+
+/// The reason codes a decision takes.
+pub const REASON_CODES: [&str; 5] = [
+    "agree",
+    "wrong_data",
+    "missing_context",
+    "model_error",
+    "other",
+];
+
+/// A reviewer's decision on an item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Decision {
+    pub item: u64,
+    pub at: Ts,
+    pub reviewer: String,
+    pub verdict: Verdict,
+    pub reason_code: String,
+    pub comment: String,
+    /// For an edit: the P(win) the reviewer holds the deal to have (an override of the score).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected_p_win: Option<f64>,
+    /// The model whose score was reviewed, and the P(win) it gave.
+    pub model_id: String,
+    pub p_win: Option<f64>,
+}
+
+/// An item with its decision, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reviewed {
+    #[serde(flatten)]
+    pub item: Item,
+    pub decision: Option<Decision>,
+}
+
+/// The rules as set (the default, nothing queued, when none were).
+pub fn rules(store: &dyn Store) -> Result<Rules> {
+    match store.state(RULES)? {
+        Some(state) => crate::access::read_json_state(state, "review rules"),
+        None => Ok(Rules::default()),
+    }
+}
+
+/// Sets the rules, by `actor`, recorded in the audit log.
+pub fn set_rules(store: &dyn Store, actor: &str, rules: &Rules) -> Result<()> {
+    for (name, v) in [
+        ("score_change_points", rules.score_change_points),
+        ("min_amount", rules.min_amount),
+    ] {
+        if v.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+            return Err(
+                Refusal::BadRequest(format!("{name} must be a number of at least 0")).into(),
+            );
+        }
+    }
+    crate::access::change_json_state(store, RULES, "review rules", |r: &mut Rules| {
+        *r = rules.clone();
+        Ok(())
+    })?;
+    crate::audit::record(
+        store,
+        actor,
+        "config.review_rules",
+        RULES,
+        serde_json::to_value(rules)?,
+    )?;
+    Ok(())
+}
+
+/// The items `changes` make under `rules`, in the changes' order: the one place the rules are read.
+pub fn items_for(changes: &[ScoreChange], rules: &Rules, at: Ts) -> Vec<Item> {
+    let mut out = Vec::new();
+    for c in changes {
+        if let (Some(points), Some(before), Some(after)) =
+            (rules.score_change_points, c.before, c.after)
+        {
+            let moved = 100.0 * (after - before);
+            let large_enough = match rules.min_amount {
+                Some(min) => c.amount.is_some_and(|a| a >= min),
+                None => true,
+            };
+            if moved.abs() > points && large_enough {
+                out.push(Item {
+                    id: 0,
+                    created_at: at,
+                    kind: ItemKind::ScoreChange,
+                    why: format!(
+                        "P(win) moved {moved:+.1} points (more than {points}) on a deal of {}",
+                        c.amount.map_or("no amount".into(), |a| format!("{a:.0}"))
+                    ),
+                    change: c.clone(),
+                });
+            }
+        }
+        let strategic = c
+            .account_id
+            .as_ref()
+            .is_some_and(|a| rules.strategic_accounts.iter().any(|s| s == a));
+        if strategic && c.after.is_some() {
+            if let Some(action) = &c.next_action {
+                out.push(Item {
+                    id: 0,
+                    created_at: at,
+                    kind: ItemKind::StrategicAction,
+                    why: format!(
+                        "a next action for the strategic account {}: {}",
+                        c.account_id.as_deref().unwrap_or_default(),
+                        action.title
+                    ),
+                    change: c.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Queues the items `changes` make under the rules as set, leaving out a deal's item of a kind it
+/// already has undecided. Returns how many were queued.
+pub fn enqueue(store: &dyn Store, changes: &[ScoreChange]) -> Result<usize> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let rules = rules(store)?;
+    if rules.score_change_points.is_none() && rules.strategic_accounts.is_empty() {
+        return Ok(0);
+    }
+    let items = items_for(changes, &rules, Ts::now());
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let open: std::collections::BTreeSet<(String, ItemKind)> = queue(store)?
+        .into_iter()
+        .filter(|r| r.decision.is_none())
+        .map(|r| (r.item.change.opportunity_id, r.item.kind))
+        .collect();
+    let mut seen = open;
+    let mut entries = Vec::new();
+    for item in items {
+        let key = (item.change.opportunity_id.clone(), item.kind);
+        if seen.insert(key) {
+            entries.push((
+                item.change.opportunity_id.clone(),
+                serde_json::to_vec(&item)?,
+            ));
+        }
+    }
+    if !entries.is_empty() {
+        store.append(ITEMS, Ts::now(), &entries)?;
+    }
+    Ok(entries.len())
+}
+
+/// Every item with its decision, oldest first.
+pub fn queue(read: &dyn StoreRead) -> Result<Vec<Reviewed>> {
+    let decisions: BTreeMap<u64, Decision> = read
+        .journal(DECISIONS, &JournalQuery::default())?
+        .into_iter()
+        .map(|e| {
+            let d: Decision = serde_json::from_slice(&e.body)
+                .with_context(|| format!("review decision {} cannot be read", e.seq))?;
+            Ok((d.item, d))
+        })
+        .collect::<Result<_>>()?;
+    read.journal(ITEMS, &JournalQuery::default())?
+        .into_iter()
+        .map(|e| {
+            let mut item: Item = serde_json::from_slice(&e.body)
+                .with_context(|| format!("review item {} cannot be read", e.seq))?;
+            item.id = e.seq;
+            let decision = decisions.get(&e.seq).cloned();
+            Ok(Reviewed { item, decision })
+        })
+        .collect()
+}
+
+/// The items `scope` may see: undecided only unless `all`.
+pub fn list(read: &dyn StoreRead, scope: &Scope, all: bool) -> Result<Vec<Reviewed>> {
+    Ok(queue(read)?
+        .into_iter()
+        .filter(|r| scope.allows(r.item.change.rep_id.as_deref()))
+        .filter(|r| all || r.decision.is_none())
+        .collect())
+}
+
+/// What a reviewer asks.
+#[derive(Debug, Clone)]
+pub struct Ask<'a> {
+    pub verdict: Verdict,
+    pub reason_code: &'a str,
+    pub comment: &'a str,
+    pub corrected_p_win: Option<f64>,
+}
+
+/// Whether `ask` is complete: a known reason code, and a corrected P(win) for an edit only.
+fn check_ask(ask: &Ask<'_>) -> Result<()> {
+    if !REASON_CODES.contains(&ask.reason_code) {
+        return Err(Refusal::BadRequest(format!(
+            "reason code {:?}: expected one of {}",
+            ask.reason_code,
+            REASON_CODES.join(", ")
+        ))
+        .into());
+    }
+    match (ask.verdict, ask.corrected_p_win) {
+        (Verdict::Edit, None) => {
+            return Err(Refusal::BadRequest(
+                "an edit gives the corrected P(win) (between 0 and 1)".into(),
+            )
+            .into())
+        }
+        (Verdict::Edit, Some(p)) if !(0.0..=1.0).contains(&p) => {
+            return Err(Refusal::BadRequest(format!(
+                "corrected P(win) {p}: expected a probability between 0 and 1"
+            ))
+            .into())
+        }
+        (Verdict::Accept | Verdict::Reject, Some(_)) => {
+            return Err(Refusal::BadRequest("only an edit takes a corrected P(win)".into()).into())
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Records `reviewer`'s decision on item `id` (which `scope` must allow), with the model version and
+/// the P(win) reviewed, and an audit entry. Refused when the item is decided already.
+pub fn decide(
+    store: &dyn Store,
+    id: u64,
+    reviewer: &str,
+    role: Role,
+    scope: &Scope,
+    ask: &Ask<'_>,
+) -> Result<Decision> {
+    if !role.reviews() {
+        return Err(
+            Refusal::Rule("reviewing is for admin, revops and manager tokens".into()).into(),
+        );
+    }
+    // Decisions are made one at a time, so an item is decided once. (The audit entry is written after
+    // the lock is let go: the store takes one update lock at a time.)
+    let (decision, item) =
+        crate::access::change_json_state(store, "review-lock", "review lock", |n: &mut u64| {
+            let all = queue(store)?;
+            let Some(r) = all
+                .into_iter()
+                .find(|r| r.item.id == id)
+                .filter(|r| scope.allows(r.item.change.rep_id.as_deref()))
+            else {
+                return Err(Refusal::NotFound(format!(
+                    "no review item {id} that this caller may see"
+                ))
+                .into());
+            };
+            if let Some(d) = &r.decision {
+                return Err(Refusal::Rule(format!(
+                    "item {id} was already decided by {} at {}",
+                    d.reviewer,
+                    d.at.to_rfc3339()
+                ))
+                .into());
+            }
+            check_ask(ask)?;
+            let decision = Decision {
+                item: id,
+                at: Ts::now(),
+                reviewer: reviewer.to_string(),
+                verdict: ask.verdict,
+                reason_code: ask.reason_code.to_string(),
+                comment: ask.comment.to_string(),
+                corrected_p_win: ask.corrected_p_win,
+                model_id: r.item.change.model_id.clone(),
+                p_win: r.item.change.after,
+            };
+            store.append(
+                DECISIONS,
+                decision.at,
+                &[(id.to_string(), serde_json::to_vec(&decision)?)],
+            )?;
+            *n += 1;
+            Ok((decision, r.item))
+        })?;
+    crate::audit::record(
+        store,
+        reviewer,
+        "review.decide",
+        &format!("review item {id}"),
+        serde_json::json!({
+            "opportunity_id": item.change.opportunity_id,
+            "kind": item.kind,
+            "verdict": decision.verdict,
+            "reason_code": decision.reason_code,
+            "comment": decision.comment,
+            "corrected_p_win": decision.corrected_p_win,
+            "model_id": decision.model_id,
+            "p_win": decision.p_win,
+        }),
+    )?;
+    Ok(decision)
+}
+
+/// The reviewers' corrections still standing, by deal: the latest edit of each deal's P(win) (an
+/// override the deal's answers show beside the model's score).
+pub fn overrides(read: &dyn StoreRead) -> Result<BTreeMap<String, Decision>> {
+    let mut out = BTreeMap::new();
+    for r in queue(read)? {
+        if let Some(d) = r.decision.filter(|d| d.verdict == Verdict::Edit) {
+            out.insert(r.item.change.opportunity_id.clone(), d);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn change(
+        id: &str,
+        before: Option<f64>,
+        after: Option<f64>,
+        amount: Option<f64>,
+    ) -> ScoreChange {
+        ScoreChange {
+            opportunity_id: id.into(),
+            position: 1,
+            rep_id: Some("R1".into()),
+            model_id: "m".into(),
+            as_of: Ts(0),
+            before,
+            after,
+            moved_by: Vec::new(),
+            stage: None,
+            previous_stage: None,
+            account_id: Some("A1".into()),
+            amount,
+            reasons: Vec::new(),
+            next_action: Some(crate::live::NextAction {
+                behaviour: "exec_engaged".into(),
+                title: "Engage an executive".into(),
+                uplift_points: 4.0,
+            }),
+            idle_days: None,
+            previous_idle_days: None,
+        }
+    }
+
+    #[test]
+    fn the_rules_queue_large_moves_on_large_deals_and_strategic_accounts_only() {
+        let rules = Rules {
+            score_change_points: Some(10.0),
+            min_amount: Some(50_000.0),
+            strategic_accounts: Vec::new(),
+        };
+        let changes = [
+            change("big-move-big-deal", Some(0.50), Some(0.38), Some(80_000.0)),
+            change(
+                "big-move-small-deal",
+                Some(0.50),
+                Some(0.30),
+                Some(10_000.0),
+            ),
+            change("small-move", Some(0.50), Some(0.45), Some(80_000.0)),
+            change("exactly-ten", Some(0.50), Some(0.60), Some(80_000.0)),
+            change("no-amount", Some(0.50), Some(0.20), None),
+            change("first-score", None, Some(0.9), Some(80_000.0)),
+        ];
+        let items = items_for(&changes, &rules, Ts(0));
+        let ids: Vec<&str> = items
+            .iter()
+            .map(|i| i.change.opportunity_id.as_str())
+            .collect();
+        assert_eq!(ids, ["big-move-big-deal"]);
+        assert!(items[0].why.contains("-12.0 points"), "{}", items[0].why);
+        // Any amount when no minimum is set; a strategic account's next action.
+        let rules = Rules {
+            score_change_points: Some(10.0),
+            min_amount: None,
+            strategic_accounts: vec!["A1".into()],
+        };
+        let items = items_for(&changes[4..5], &rules, Ts(0));
+        let kinds: Vec<ItemKind> = items.iter().map(|i| i.kind).collect();
+        assert_eq!(kinds, [ItemKind::ScoreChange, ItemKind::StrategicAction]);
+        assert!(items_for(&changes, &Rules::default(), Ts(0)).is_empty());
+    }
+
+    #[test]
+    fn a_decision_is_recorded_once_with_the_model_and_the_evidence() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = winsignal_store::EmbeddedStore::open(&dir.path().join("ws")).unwrap();
+        let changes = [change("D1", Some(0.5), Some(0.2), Some(90_000.0))];
+        // No rules: nothing queued.
+        assert_eq!(enqueue(&store, &changes).unwrap(), 0);
+        set_rules(
+            &store,
+            "local:ann",
+            &Rules {
+                score_change_points: Some(10.0),
+                ..Rules::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(enqueue(&store, &changes).unwrap(), 1);
+        // The same deal again while its item is undecided: no second item.
+        assert_eq!(enqueue(&store, &changes).unwrap(), 0);
+        let all = Scope::All;
+        let open = list(&store, &all, false).unwrap();
+        assert_eq!(open.len(), 1);
+        let id = open[0].item.id;
+        // Another rep's scope does not see it; a rep may not decide.
+        let other = Scope::Reps(["R2".to_string()].into());
+        assert!(list(&store, &other, false).unwrap().is_empty());
+        let ask = Ask {
+            verdict: Verdict::Edit,
+            reason_code: "missing_context",
+            comment: "the champion left last week",
+            corrected_p_win: Some(0.1),
+        };
+        assert!(decide(&store, id, "rita", Role::Rep, &all, &ask).is_err());
+        assert!(decide(&store, id, "bob", Role::Manager, &other, &ask).is_err());
+        let bad = Ask {
+            reason_code: "because",
+            ..ask.clone()
+        };
+        assert!(decide(&store, id, "bob", Role::Manager, &all, &bad).is_err());
+        let d = decide(&store, id, "bob", Role::Manager, &all, &ask).unwrap();
+        assert_eq!(d.model_id, "m");
+        assert_eq!(d.p_win, Some(0.2));
+        let again = decide(&store, id, "ann", Role::Admin, &all, &ask).unwrap_err();
+        assert!(
+            again.to_string().contains("already decided by bob"),
+            "{again}"
+        );
+        assert!(list(&store, &all, false).unwrap().is_empty());
+        assert_eq!(list(&store, &all, true).unwrap().len(), 1);
+        assert_eq!(overrides(&store).unwrap()["D1"].corrected_p_win, Some(0.1));
+        // Decided, the deal can be queued again.
+        assert_eq!(enqueue(&store, &changes).unwrap(), 1);
+        let audit = crate::audit::entries(&store, 0, None).unwrap();
+        assert!(audit
+            .iter()
+            .any(|e| e.action == "review.decide" && e.actor == "bob"));
+        assert!(crate::audit::verify(&store).unwrap().intact());
+    }
+}
