@@ -203,13 +203,16 @@ enum Command {
     /// API), summed per behaviour; or every piece on one deal.
     Feedback(feedback::FeedbackArgs),
     /// Monitoring: whether recent deals still look like those the win model was trained on (`monitor
-    /// drift`: each feature per window, with a sample-size-aware test).
+    /// drift`: each feature, the score and each term's contribution per window, with a
+    /// sample-size-aware test), and how the model does on outcomes, estimated before they arrive
+    /// (`monitor performance`).
     Monitor {
         #[command(subcommand)]
         command: monitor::MonitorCommand,
     },
-    /// The audit log: every load, model trained, user and token change, who made it and when,
-    /// append-only and hash-chained; `audit verify` finds any entry changed, removed or moved.
+    /// The audit log: every load, model trained, model stage change, review decision, policy, user
+    /// and token change, who made it and when, append-only and hash-chained; `audit verify` finds any
+    /// entry changed, removed or moved.
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
@@ -230,7 +233,8 @@ enum Command {
     },
     /// Serve the workspace over HTTP: events in (`POST /v1/events`, Segment's API; the same checks as
     /// `ingest`), the open deals' scores kept up to date as events arrive, the read API (deals, history,
-    /// lineage, findings, reps, accounts, models, quality; OpenAPI at /openapi.json), score changes
+    /// lineage, findings, reps, accounts, models and their steps, the review queue, feedback on
+    /// actions, quality; OpenAPI at /openapi.json), score changes
     /// streamed and sent to the webhooks of `winsignal webhooks`, and the dashboard at /. Every API
     /// request needs a token from `winsignal users` and is answered within its role's scope. Prints the
     /// address it listens on; stops on Ctrl-C or SIGTERM after the requests in flight. docs/api.md.

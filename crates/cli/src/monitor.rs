@@ -145,10 +145,17 @@ pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Resul
                 "", "deals", "snapshots", "AUC", "est.", "Brier", "est.", "slope"
             );
             let since = format!("closed after {}", p.since.to_date_string());
-            for (name, r) in [
+            let activated = p
+                .activated_at
+                .map(|t| format!("closed since activation ({})", t.to_date_string()));
+            let mut rows = vec![
                 ("latest holdout", &p.holdout),
                 (since.as_str(), &p.since_training),
-            ] {
+            ];
+            if let (Some(name), Some(r)) = (activated.as_deref(), p.since_activation.as_ref()) {
+                rows.push((name, r));
+            }
+            for (name, r) in rows {
                 let m = r.metrics.as_ref();
                 println!(
                     "{:<40} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6}",

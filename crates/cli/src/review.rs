@@ -49,15 +49,19 @@ pub enum ReviewCommand {
 pub struct DecideArgs {
     /// The item's number (`review list`).
     id: u64,
+    /// Accept the change as it is.
     #[arg(long)]
     accept: bool,
+    /// Reject it (the score is wrong for the reason given).
     #[arg(long)]
     reject: bool,
     /// Edit: the P(win) the deal should have (0 to 1), kept as the reviewer's override.
     #[arg(long, value_name = "P")]
     edit: Option<f64>,
+    /// Why: agree, wrong_data, missing_context, model_error or other.
     #[arg(long, value_name = "CODE")]
     reason_code: String,
+    /// What the reviewer saw, in words.
     #[arg(long, default_value = "")]
     comment: String,
 }

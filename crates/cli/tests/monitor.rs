@@ -166,6 +166,9 @@ fn performance_is_realised_on_outcomes_estimated_before_them_and_a_fall_is_flagg
     .abs();
     assert_eq!(before["estimate_trusted"], gap <= 0.03, "{before}");
     assert_eq!(before["since_training"]["deals"], 0);
+    // The demo's model was made active when the demo ran, after every close date of its data.
+    assert!(before["activated_at"].as_i64().unwrap() > 0);
+    assert_eq!(before["since_activation"]["deals"], 0);
     assert!(before["since_training"]["metrics"].is_null());
     assert!(before["recommendation"].is_null());
     let open = before["open_now"]["deals"].as_u64().unwrap();

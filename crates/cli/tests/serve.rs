@@ -2336,6 +2336,12 @@ fn the_registry_is_governed_over_the_api_and_the_dashboard_and_switches_the_live
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(server.log().contains("switched the served model"));
+    // Activation, rollback, and the activation followed from the command line.
+    let text = metrics_text(&server, val);
+    assert_eq!(metric(&text, "winsignal_model_switches_total"), 3, "{text}");
+    assert!(text.contains(&format!(
+        "winsignal_active_model{{model_id=\"{second}\"}} 1"
+    )));
     assert!(server.stop().success());
 }
 
@@ -2445,6 +2451,11 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
     assert_eq!((status, code(&b)), (409, "conflict"), "{b}");
     let (_, waiting) = server.get("/v1/review", Some(ann));
     assert_eq!(waiting["items"].as_array().unwrap().len(), queued.len() - 1);
+    let text = metrics_text(&server, ann);
+    assert_eq!(
+        metric(&text, "winsignal_review_waiting") as usize,
+        queued.len() - 1
+    );
 
     // The dashboard decides the other one.
     if queued.len() > 1 {

@@ -136,17 +136,27 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Result<Response
         )
     };
     let service = s.clone();
-    let backlogs = blocking(move || {
-        winsignal_workspace::hooks::list(&service.store)
+    let (backlogs, review_waiting) = blocking(move || {
+        let backlogs = winsignal_workspace::hooks::list(&service.store)
             .map(|l| {
                 l.into_iter()
                     .map(|h| (h.name, h.backlog))
                     .collect::<Vec<_>>()
             })
-            .map_err(ApiError::internal)
+            .map_err(ApiError::internal)?;
+        let waiting = winsignal_workspace::review::list(
+            &service.store,
+            &winsignal_workspace::access::Scope::All,
+            false,
+        )
+        .map_err(ApiError::internal)?
+        .len() as u64;
+        Ok((backlogs, waiting))
     })
     .await?;
-    let text = s.metrics.render(model.as_deref(), ready, &backlogs);
+    let text = s
+        .metrics
+        .render(model.as_deref(), ready, &backlogs, review_waiting);
     Ok((
         [(
             header::CONTENT_TYPE,

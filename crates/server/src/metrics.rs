@@ -1,5 +1,6 @@
 //! Prometheus metrics (`GET /metrics`, text exposition format 0.0.4): request latency by route, method
-//! and status; items accepted and quarantined; score changes; open streams; the active model.
+//! and status; items accepted and quarantined; score changes; open streams; the active model, how often
+//! the served model switched, and the review queue's waiting items.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -30,6 +31,7 @@ pub(crate) struct Metrics {
     pub webhook_delivered: AtomicU64,
     pub webhook_refused: AtomicU64,
     pub webhook_retries: AtomicU64,
+    pub model_switches: AtomicU64,
 }
 
 impl Metrics {
@@ -56,6 +58,7 @@ impl Metrics {
         model_id: Option<&str>,
         ready: bool,
         backlogs: &[(String, u64)],
+        review_waiting: u64,
     ) -> String {
         let mut out = String::new();
         out.push_str("# HELP winsignal_http_request_duration_seconds Time to answer a request, by route, method and status.\n");
@@ -125,6 +128,11 @@ impl Metrics {
                 "Webhook attempts that failed and were retried.",
                 &self.webhook_retries,
             ),
+            (
+                "winsignal_model_switches_total",
+                "Times the served model changed without a restart (activation, rollback).",
+                &self.model_switches,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -146,6 +154,10 @@ impl Metrics {
                 escape(name)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP winsignal_review_waiting Items of the review queue waiting for a decision.\n# TYPE winsignal_review_waiting gauge\nwinsignal_review_waiting {review_waiting}"
+        );
         let _ = writeln!(
             out,
             "# HELP winsignal_ready Whether the workspace is loaded.\n# TYPE winsignal_ready gauge\nwinsignal_ready {}",

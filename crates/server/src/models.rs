@@ -287,6 +287,9 @@ pub(crate) async fn switch_if_changed(s: &Shared) -> Result<Option<String>, ApiE
     s.metrics
         .score_changes
         .fetch_add(changes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    s.metrics
+        .model_switches
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(model = %id, score_changes = changes.len(), "switched the served model");
     Ok(Some(id))
 }

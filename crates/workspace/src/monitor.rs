@@ -312,6 +312,10 @@ pub struct Performance {
     /// that arrived since it was trained.
     pub since_training: Realised,
     pub since: Ts,
+    /// Deals closed since the model was last made active (`activated_at`, the registry's record); None
+    /// for a model never recorded as activated.
+    pub since_activation: Option<Realised>,
+    pub activated_at: Option<Ts>,
     pub open_now: Expected,
     /// Whether the estimate from probabilities alone came within [`ESTIMATE_TOLERANCE`] of the realised
     /// AUC on the latest holdout (false when either is undefined): only then is the estimate for the
@@ -439,6 +443,43 @@ pub fn performance(
         (Some(_), Some(_)) => true,
         _ => false,
     };
+    // The deals closed since the model was last made active (in the registry's time: for a workspace
+    // fed live, the same clock as the deals'; an export's deals all closed before).
+    let activated_at = registry
+        .transitions
+        .iter()
+        .rev()
+        .find(|t| {
+            t.model_id == m.id
+                && matches!(
+                    t.action,
+                    crate::registry::Action::Activated | crate::registry::Action::RolledBack
+                )
+        })
+        .map(|t| t.at);
+    let since_activation = match activated_at {
+        Some(at) => {
+            let rows: Vec<&snapshot::Snapshot> = snaps
+                .iter()
+                .filter(|s| s.outcome != Outcome::Open)
+                .filter(|s| {
+                    ctx.opportunity(&s.opportunity_id)
+                        .is_some_and(|o| ctx.opps[o as usize].closed.is_some_and(|c| c >= at))
+                })
+                .collect();
+            Some(realised(
+                model,
+                ctx,
+                rows,
+                &format!(
+                    "deals closed since the model was made active ({})",
+                    at.to_rfc3339()
+                ),
+                &mut notes,
+            )?)
+        }
+        None => None,
+    };
     let as_of = end.plus_millis(1);
     let open = winsignal_score::dataset::open_snapshots(&engine, &m.catalog, as_of);
     let (p, _) = if open.is_empty() {
@@ -455,7 +496,12 @@ pub fn performance(
     };
     let trained_auc = model.evaluation.model.auc;
     let auc_floor = trained_auc.map(|a| a - crate::registry::TOLERANCES.auc_drop);
-    let live_auc = since_training.metrics.as_ref().and_then(|x| x.auc);
+    // Live AUC: since activation when it can be measured there, else since training.
+    let live_auc = since_activation
+        .as_ref()
+        .and_then(|r| r.metrics.as_ref())
+        .or(since_training.metrics.as_ref())
+        .and_then(|x| x.auc);
     let recommendation = match (live_auc, auc_floor) {
         (Some(live), Some(floor)) if live < floor => {
             let previous = registry
@@ -473,12 +519,12 @@ pub fn performance(
                 .and_then(|t| t.previous.clone());
             Some(match previous {
                 Some(p) if registry.active.as_deref() == Some(m.id.as_str()) => format!(
-                    "AUC on the deals closed since training is {live:.3}, below the floor {floor:.3} (the holdout's {:.3} less {}): consider `winsignal models rollback` (to {p}) or retraining",
+                    "live AUC (on the deals closed since activation, or else since training) is {live:.3}, below the floor {floor:.3} (the holdout's {:.3} less {}): consider `winsignal models rollback` (to {p}) or retraining",
                     trained_auc.unwrap_or(f64::NAN),
                     crate::registry::TOLERANCES.auc_drop
                 ),
                 _ => format!(
-                    "AUC on the deals closed since training is {live:.3}, below the floor {floor:.3}: retrain, and activate the new model if it passes the gate"
+                    "live AUC (on the deals closed since activation, or else since training) is {live:.3}, below the floor {floor:.3}: retrain, and activate the new model if it passes the gate"
                 ),
             })
         }
@@ -492,6 +538,8 @@ pub fn performance(
         holdout_description: split.info.description.clone(),
         since_training,
         since,
+        since_activation,
+        activated_at,
         open_now,
         estimate_trusted,
         recommendation,
