@@ -132,12 +132,8 @@ pub fn run(global: &Global, store: &dyn Store, command: ModelsCommand) -> Result
                     m.stage.as_str(),
                     m.trained_by.as_deref().unwrap_or("–"),
                     m.approved_by.as_deref().unwrap_or("–"),
-                    eval["auc"]
-                        .as_f64()
-                        .map_or("–".into(), |v| format!("{v:.3}")),
-                    eval["brier"]
-                        .as_f64()
-                        .map_or("–".into(), |v| format!("{v:.4}")),
+                    figure(&eval["auc"], 3),
+                    figure(&eval["brier"], 4),
                 );
             }
             if r.implicit {
@@ -165,15 +161,9 @@ pub fn run(global: &Global, store: &dyn Store, command: ModelsCommand) -> Result
             let eval = &m.summary["evaluation"]["model"];
             println!(
                 "Holdout when trained: AUC {}, Brier {}, calibration slope {} ({}).",
-                eval["auc"]
-                    .as_f64()
-                    .map_or("–".into(), |v| format!("{v:.3}")),
-                eval["brier"]
-                    .as_f64()
-                    .map_or("–".into(), |v| format!("{v:.4}")),
-                eval["calibration_slope"]
-                    .as_f64()
-                    .map_or("–".into(), |v| format!("{v:.2}")),
+                figure(&eval["auc"], 3),
+                figure(&eval["brier"], 4),
+                figure(&eval["calibration_slope"], 2),
                 m.summary["trained_on"]["split"]["description"]
                     .as_str()
                     .unwrap_or("holdout not described")
@@ -322,6 +312,11 @@ pub fn run(global: &Global, store: &dyn Store, command: ModelsCommand) -> Result
             Ok(())
         }
     }
+}
+
+/// A figure of a model's summary with `decimals` decimals, or "–" when it is undefined.
+fn figure(v: &serde_json::Value, decimals: usize) -> String {
+    v.as_f64().map_or("–".into(), |v| format!("{v:.decimals$}"))
 }
 
 fn print_transition(t: &Transition) {

@@ -76,6 +76,31 @@ pub struct Drift {
     pub notes: Vec<String>,
 }
 
+/// The model `model_id` (the active one when `None`) with `catalog` (its own when `None`), the engine
+/// over the store as it is now, and every landmark snapshot up to the end of the data: what both
+/// monitors read.
+fn model_snapshots<'s>(
+    store: &'s dyn Store,
+    catalog: Option<&Path>,
+    model_id: Option<&str>,
+    progress: &mut dyn Progress,
+) -> Result<(
+    ModelReading<'s>,
+    winsignal_features::Engine,
+    Vec<snapshot::Snapshot>,
+)> {
+    let mut m = ModelReading::open(store, catalog, model_id)?;
+    let entities = std::mem::take(&mut m.ctx);
+    let checkpoint = std::mem::take(&mut m.checkpoint);
+    let engine = crate::pipeline::replay_with(store, &*m.snapshot, entities, checkpoint, progress)?;
+    let end = snapshot::horizon(&engine);
+    let snaps = snapshot::snapshots(&engine, &m.catalog, end, &mut |d, t| {
+        progress.phase("computing snapshots", d, t)
+    });
+    progress.finish();
+    Ok((m, engine, snaps))
+}
+
 /// Compares `windows` windows of `window_days` days each, back from the end of the data, with the
 /// training data of the model `model_id` (the active win model when `None`).
 pub fn drift(
@@ -89,15 +114,8 @@ pub fn drift(
     if window_days == 0 || windows == 0 {
         bail!("give a window of at least one day and at least one window");
     }
-    let mut m = ModelReading::open(store, catalog, model_id)?;
-    let entities = std::mem::take(&mut m.ctx);
-    let checkpoint = std::mem::take(&mut m.checkpoint);
-    let engine = crate::pipeline::replay_with(store, &*m.snapshot, entities, checkpoint, progress)?;
+    let (m, engine, snaps) = model_snapshots(store, catalog, model_id, progress)?;
     let end = snapshot::horizon(&engine);
-    let snaps = snapshot::snapshots(&engine, &m.catalog, end, &mut |d, t| {
-        progress.phase("computing snapshots", d, t)
-    });
-    progress.finish();
     let ctx = engine.context();
     let trained_before = m.model.trained_on.calibration_from;
     let training: Vec<&snapshot::Snapshot> = snaps
@@ -375,16 +393,9 @@ pub fn performance(
     progress: &mut dyn Progress,
 ) -> Result<Performance> {
     use winsignal_learn::metrics::{expected_auc, expected_brier};
-    let mut m = ModelReading::open(store, None, model_id)?;
+    let (m, engine, snaps) = model_snapshots(store, None, model_id, progress)?;
     let registry = crate::registry::Registry::read(&*m.snapshot)?;
-    let entities = std::mem::take(&mut m.ctx);
-    let checkpoint = std::mem::take(&mut m.checkpoint);
-    let engine = crate::pipeline::replay_with(store, &*m.snapshot, entities, checkpoint, progress)?;
     let end = snapshot::horizon(&engine);
-    let snaps = snapshot::snapshots(&engine, &m.catalog, end, &mut |d, t| {
-        progress.phase("computing snapshots", d, t)
-    });
-    progress.finish();
     let ctx = engine.context();
     let model = &m.model;
     let mut notes = Vec::new();
