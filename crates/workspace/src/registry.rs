@@ -818,6 +818,9 @@ pub fn gate(store: &dyn Store, candidate_id: &str, progress: &mut dyn Progress) 
     let snapshot = store.snapshot()?;
     let registry = Registry::read(&*snapshot)?;
     let candidate_id = registry.model(candidate_id)?.model_id.clone();
+    if registry.active.as_deref() == Some(candidate_id.as_str()) {
+        refuse!("{candidate_id} is the active model; the gate compares another model with it");
+    }
     let (cid, candidate) = crate::models::load_model(&*snapshot, Some(&candidate_id))?;
     let active = match registry.active.clone().filter(|a| *a != cid) {
         Some(a) => Some(crate::models::load_model(&*snapshot, Some(&a))?),
