@@ -189,6 +189,13 @@ pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Resul
                     winsignal_workspace::monitor::ESTIMATE_TOLERANCE
                 );
             }
+            let h = &p.human;
+            if h.review_items > 0 || h.actions_done + h.actions_not_relevant > 0 {
+                println!(
+                    "People: {} review items on its score changes ({} accepted, {} edited, {} rejected; {} blamed on the model); its actions marked done {} times, not relevant {} times.",
+                    h.review_items, h.accepted, h.edited, h.rejected, h.model_error, h.actions_done, h.actions_not_relevant
+                );
+            }
             if let Some(r) = &p.recommendation {
                 println!("RECOMMENDATION: {r}.");
             }

@@ -2498,6 +2498,17 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
         listed.contains("Reject by ann (missing_context): the champion is back"),
         "{listed}"
     );
+    // The decisions count in the model's monitoring.
+    let perf: Value =
+        serde_json::from_str(&winsignal(&data, &["monitor", "performance", "--json"])).unwrap();
+    let human = &perf["human"];
+    assert_eq!(
+        human["review_items"].as_u64().unwrap() as usize,
+        queued.len(),
+        "{human}"
+    );
+    assert_eq!(human["rejected"], 1, "{human}");
+    assert_eq!(human["model_error"], 0, "{human}");
 }
 
 /// Reps' feedback on next actions: given on an action the deal offers, by the deal's rep; refused for

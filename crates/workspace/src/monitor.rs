@@ -314,6 +314,51 @@ pub struct Expected {
     pub expected_win_rate: Option<f64>,
 }
 
+/// What people said of the model's scores and actions: the review queue's decisions on its score
+/// changes, and reps' feedback on its actions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HumanVerdicts {
+    /// Review items on score changes of this model, and how many were decided each way.
+    pub review_items: usize,
+    pub accepted: usize,
+    pub edited: usize,
+    pub rejected: usize,
+    /// Decisions (edits or rejections) whose reason code blames the model (`model_error`).
+    pub model_error: usize,
+    /// Feedback on this model's actions: done, and not relevant.
+    pub actions_done: usize,
+    pub actions_not_relevant: usize,
+}
+
+fn human_verdicts(read: &dyn winsignal_store::StoreRead, model_id: &str) -> Result<HumanVerdicts> {
+    let mut h = HumanVerdicts::default();
+    for r in crate::review::queue(read)? {
+        if r.item.change.model_id != model_id {
+            continue;
+        }
+        h.review_items += 1;
+        if let Some(d) = r.decision {
+            match d.verdict {
+                crate::review::Verdict::Accept => h.accepted += 1,
+                crate::review::Verdict::Edit => h.edited += 1,
+                crate::review::Verdict::Reject => h.rejected += 1,
+            }
+            if d.reason_code == "model_error" {
+                h.model_error += 1;
+            }
+        }
+    }
+    for f in crate::feedback::list(read, None)? {
+        if f.model_id == model_id {
+            match f.verdict {
+                crate::feedback::Verdict::Done => h.actions_done += 1,
+                crate::feedback::Verdict::NotRelevant => h.actions_not_relevant += 1,
+            }
+        }
+    }
+    Ok(h)
+}
+
 /// How the win model does on outcomes, and what to expect of the deals still open.
 #[derive(Debug, Clone, Serialize)]
 pub struct Performance {
@@ -339,6 +384,8 @@ pub struct Performance {
     /// AUC on the latest holdout (false when either is undefined): only then is the estimate for the
     /// open deals worth reading.
     pub estimate_trusted: bool,
+    /// The review queue's decisions on this model's score changes and reps' feedback on its actions.
+    pub human: HumanVerdicts,
     /// Roll back, and to which model, when live AUC is below the floor with enough outcomes.
     pub recommendation: Option<String>,
     pub notes: Vec<String>,
@@ -553,6 +600,7 @@ pub fn performance(
         activated_at,
         open_now,
         estimate_trusted,
+        human: human_verdicts(&*m.snapshot, &m.id)?,
         recommendation,
         notes,
     })
