@@ -200,6 +200,9 @@ pub fn run(global: &Global, store: &dyn Store, command: ModelsCommand) -> Result
             }
             if let Some(g) = &t.gate {
                 print_gate(g);
+                if g.passed && override_reason.is_some() {
+                    println!("The gate passes: the override was not needed and is not recorded.");
+                }
             }
             print_transition(&t);
             Ok(())

@@ -503,18 +503,7 @@ pub fn performance(
     };
     // The deals closed since the model was last made active (in the registry's time: for a workspace
     // fed live, the same clock as the deals'; an export's deals all closed before).
-    let activated_at = registry
-        .transitions
-        .iter()
-        .rev()
-        .find(|t| {
-            t.model_id == m.id
-                && matches!(
-                    t.action,
-                    crate::registry::Action::Activated | crate::registry::Action::RolledBack
-                )
-        })
-        .map(|t| t.at);
+    let activated_at = registry.last_activation_of(&m.id).map(|t| t.at);
     let since_activation = match activated_at {
         Some(at) => {
             let rows: Vec<&snapshot::Snapshot> = snaps
@@ -563,17 +552,7 @@ pub fn performance(
     let recommendation = match (live_auc, auc_floor) {
         (Some(live), Some(floor)) if live < floor => {
             let previous = registry
-                .transitions
-                .iter()
-                .rev()
-                .find(|t| {
-                    t.model_id == m.id
-                        && matches!(
-                            t.action,
-                            crate::registry::Action::Activated
-                                | crate::registry::Action::RolledBack
-                        )
-                })
+                .last_activation_of(&m.id)
                 .and_then(|t| t.previous.clone());
             Some(match previous {
                 Some(p) if registry.active.as_deref() == Some(m.id.as_str()) => format!(

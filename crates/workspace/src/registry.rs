@@ -89,6 +89,11 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether the transition makes its model the active one (an activation or a rollback to it).
+    pub fn activates(self) -> bool {
+        matches!(self, Action::Activated | Action::RolledBack)
+    }
+
     fn audit_action(self) -> &'static str {
         match self {
             Action::Trained => "model.candidate",
@@ -327,12 +332,17 @@ impl Registry {
         })
     }
 
-    /// The transition that made the current active model active (none when it is [`Registry::implicit`]).
-    fn last_activation(&self) -> Option<&Transition> {
+    /// The transition that last made `model_id` active (none if it never was, as recorded).
+    pub fn last_activation_of(&self, model_id: &str) -> Option<&Transition> {
         self.transitions
             .iter()
             .rev()
-            .find(|t| matches!(t.action, Action::Activated | Action::RolledBack))
+            .find(|t| t.model_id == model_id && t.action.activates())
+    }
+
+    /// The transition that made the current active model active (none when it is [`Registry::implicit`]).
+    fn last_activation(&self) -> Option<&Transition> {
+        self.transitions.iter().rev().find(|t| t.action.activates())
     }
 
     /// Which model was active at `at`, who made it active, and who had approved it then.
@@ -342,7 +352,7 @@ impl Registry {
             .iter()
             .rev()
             .filter(|t| t.at <= at)
-            .find(|t| matches!(t.action, Action::Activated | Action::RolledBack))
+            .find(|t| t.action.activates())
             .cloned();
         let approval = activation.as_ref().and_then(|a| {
             self.transitions
@@ -360,10 +370,10 @@ impl Registry {
             ),
             None => Some("no model was active then".to_string()),
             Some(a) if approval.is_none() => {
-                let first = self.transitions.iter().find(|t| {
-                    t.model_id == a.model_id
-                        && matches!(t.action, Action::Activated | Action::RolledBack)
-                });
+                let first = self
+                    .transitions
+                    .iter()
+                    .find(|t| t.model_id == a.model_id && t.action.activates());
                 Some(match first {
                     Some(f) if f.actor.starts_with("rule:") => format!(
                         "{} has no approval: it became active by the rule {} ({})",
