@@ -261,6 +261,14 @@ struct ServeArgs {
     /// number with ms, s, m or h (e.g. 30s, 15m, 1h).
     #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_every)]
     rescore_every: std::time::Duration,
+    /// Run the monitoring check (`winsignal monitor check`: live performance and drift of the latest
+    /// window) this often, recording alerts for webhooks with `--on alert` and the figures for
+    /// `/metrics` (e.g. 1h). Off unless given; the first check runs once the service is ready.
+    #[arg(long, value_name = "DURATION", value_parser = parse_every)]
+    monitor_every: Option<std::time::Duration>,
+    /// Days in the window the monitoring check compares with the training data.
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    monitor_window: u32,
 }
 
 /// `500ms`, `30s`, `15m`, `1h`: at least 100 ms.
@@ -520,6 +528,8 @@ fn serve(global: &Global, args: &ServeArgs) -> Result<()> {
             catalog,
             clock: args.clock,
             rescore_every: args.rescore_every,
+            monitor_every: args.monitor_every,
+            monitor_window_days: args.monitor_window,
         };
         winsignal_server::serve(store, config, listener, shutdown_signal()).await
     })

@@ -44,6 +44,25 @@ pub enum MonitorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One monitoring pass for alerts, as `serve --monitor-every` runs it: the active win model's live
+    /// performance and the drift of the latest window, in one replay. Records an alert when live AUC
+    /// falls below the floor (with the rollback recommendation) or features drift, again when what
+    /// drifts changes, and a resolution when the condition ends; webhooks with `--on alert` are sent
+    /// them by `winsignal serve`. Keeps the figures for `/metrics`. Run it from a scheduler.
+    Check {
+        /// Days in the window compared with the training data.
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        window: u32,
+        /// Print as JSON (schema in docs/cli.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The monitoring alerts firing now (recorded by `monitor check` or the service's pass).
+    Alerts {
+        /// Print as JSON (schema in docs/cli.md).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Result<()> {
@@ -121,6 +140,78 @@ pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Resul
             }
             for n in &d.notes {
                 println!("Note: {n}.");
+            }
+            Ok(())
+        }
+        MonitorCommand::Check { window, json } => {
+            let mut bar = Bar::new(global.quiet);
+            let c = winsignal_workspace::alerts::check(store, window, &mut bar);
+            drop(bar);
+            let c = c?;
+            if json {
+                return output::print_json(&serde_json::json!({
+                    "figures": c.figures,
+                    "recorded": c.recorded.iter().map(|(seq, a)| serde_json::json!({"seq": seq, "alert": a})).collect::<Vec<_>>(),
+                    "firing": c.firing,
+                }));
+            }
+            let f = &c.figures;
+            let f3 = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
+            println!(
+                "Win model {}: live AUC {} (floor {}); holdout AUC {} (estimated {}); open deals' AUC estimated {}{}.",
+                f.model_id,
+                f3(f.live_auc),
+                f3(f.auc_floor),
+                f3(f.holdout_auc),
+                f3(f.holdout_estimated_auc),
+                f3(f.open_estimated_auc),
+                if f.estimate_trusted { "" } else { " (not trusted)" }
+            );
+            match (f.window_from, f.window_until) {
+                (Some(from), Some(until)) => println!(
+                    "Window {} to {}: {} snapshots, score PSI {}, {} of {} features alarming.",
+                    from.to_date_string(),
+                    until.to_date_string(),
+                    f.window_snapshots,
+                    f3(f.score_psi),
+                    f.features.iter().filter(|x| x.alarm).count(),
+                    f.features.len()
+                ),
+                _ => println!("Drift: not measured (see `winsignal monitor drift`)."),
+            }
+            for n in c.performance.notes.iter().chain(&c.drift.notes) {
+                println!("Note: {n}.");
+            }
+            if c.recorded.is_empty() {
+                println!("No alert started, changed or ended.");
+            }
+            for (seq, a) in &c.recorded {
+                println!("Recorded alert {seq} ({}): {}.", state(a), a.summary);
+                if let Some(r) = &a.recommendation {
+                    println!("  RECOMMENDATION: {r}.");
+                }
+            }
+            println!("{} alert(s) firing.", c.firing.len());
+            Ok(())
+        }
+        MonitorCommand::Alerts { json } => {
+            let firing = winsignal_workspace::alerts::firing(store)?;
+            if json {
+                return output::print_json(&firing);
+            }
+            if firing.is_empty() {
+                println!("No alert firing.");
+            }
+            for a in &firing {
+                println!(
+                    "{} since {}: {}.",
+                    a.key,
+                    a.checked_at.to_rfc3339(),
+                    a.summary
+                );
+                if let Some(r) = &a.recommendation {
+                    println!("  RECOMMENDATION: {r}.");
+                }
             }
             Ok(())
         }
@@ -204,5 +295,12 @@ pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Resul
             }
             Ok(())
         }
+    }
+}
+
+fn state(a: &winsignal_workspace::alerts::Alert) -> &'static str {
+    match a.state {
+        winsignal_workspace::alerts::State::Firing => "firing",
+        winsignal_workspace::alerts::State::Resolved => "resolved",
     }
 }

@@ -13,8 +13,9 @@ use crate::{open_store, output, Global};
 
 #[derive(Subcommand)]
 pub enum WebhooksCommand {
-    /// Add a webhook and print its signing secret (shown once). It is sent the score changes recorded
-    /// from now on, by `winsignal serve`, signed (`Winsignal-Signature`, docs/api.md), at least once.
+    /// Add a webhook and print its signing secret (shown once). It is sent the score changes (or, with
+    /// `--on alert`, the monitoring alerts) recorded from now on, by `winsignal serve`, signed
+    /// (`Winsignal-Signature`, docs/api.md), at least once.
     Add {
         /// The webhook's name: letters, digits, '.', '_' and '-'.
         name: String,
@@ -30,7 +31,9 @@ pub enum WebhooksCommand {
         /// Which changes to send: change (every one), drop:<points> (P(win) fell by more than that
         /// many points), missing (the deal entered a stage without a proven behaviour),
         /// stalled:<days> (the open deal has had no activity, call or stage entry for that many days;
-        /// sent once, when it crosses the line). Default: drop:10 for slack, change otherwise.
+        /// sent once, when it crosses the line), alert (monitoring alerts from `winsignal monitor
+        /// check` or `serve --monitor-every`: live AUC below the floor with the rollback
+        /// recommendation, drift; json and slack only). Default: drop:10 for slack, change otherwise.
         #[arg(long = "on", value_name = "TRIGGER", value_parser = parse_trigger)]
         trigger: Option<Trigger>,
         /// An extra request header, `Name: value` (e.g. the CRM's Authorization); repeatable. Values

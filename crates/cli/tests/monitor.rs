@@ -177,67 +177,7 @@ fn performance_is_realised_on_outcomes_estimated_before_them_and_a_fall_is_flagg
 
     // Close every open deal ten days after the data's end: the half the model likes most lost, the
     // rest won, through the CRM's own export (Opportunity.csv).
-    let scored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
-    let mut by_p: Vec<(String, f64)> = scored["deals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["opportunity_id"].as_str().unwrap().to_string(),
-                d["p_win"].as_f64().unwrap(),
-            )
-        })
-        .collect();
-    by_p.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let lost: std::collections::HashSet<&str> = by_p[..by_p.len() / 2]
-        .iter()
-        .map(|(id, _)| id.as_str())
-        .collect();
-    let end_secs = common::secs_of(scored["as_of"].as_str().unwrap());
-    let close_date = common::date_of_secs(end_secs + 10 * 86_400);
-    let source = data.join("demo-input/salesforce/Opportunity.csv");
-    let mut reader = csv::Reader::from_path(&source).unwrap();
-    let header = reader.headers().unwrap().clone();
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let (id, closed, won, stage, close_at) = (
-        col("Id"),
-        col("IsClosed"),
-        col("IsWon"),
-        col("StageName"),
-        col("CloseDate"),
-    );
-    let dir = ws.path().join("closings");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut writer = csv::Writer::from_path(dir.join("Opportunity.csv")).unwrap();
-    writer.write_record(&header).unwrap();
-    let mut closed_now = 0;
-    for row in reader.records() {
-        let row = row.unwrap();
-        if &row[closed] == "true" || !by_p.iter().any(|(o, _)| o.as_str() == &row[id]) {
-            continue;
-        }
-        let is_lost = lost.contains(&row[id]);
-        let mut out: Vec<String> = row.iter().map(str::to_string).collect();
-        out[closed] = "true".into();
-        out[won] = (!is_lost).to_string();
-        out[stage] = if is_lost { "Closed Lost" } else { "Closed Won" }.into();
-        out[close_at] = close_date.clone();
-        writer.write_record(&out).unwrap();
-        closed_now += 1;
-    }
-    writer.flush().unwrap();
-    assert_eq!(closed_now, by_p.len());
-    let config = data.join("demo-input/salesforce-config.toml");
-    winsignal(
-        &data,
-        &[
-            "ingest",
-            dir.to_str().unwrap(),
-            "--salesforce-config",
-            config.to_str().unwrap(),
-        ],
-    );
+    let closed_now = common::close_open_deals_the_wrong_way(&data, &ws.path().join("closings"));
     let after = perf(&data);
     let since = &after["since_training"];
     assert_eq!(
@@ -249,4 +189,31 @@ fn performance_is_realised_on_outcomes_estimated_before_them_and_a_fall_is_flagg
     assert!(live < 0.5, "{since}");
     let why = after["recommendation"].as_str().unwrap();
     assert!(why.contains("below the floor"), "{why}");
+    assert!(after["live_auc"].as_f64().unwrap() < after["auc_floor"].as_f64().unwrap());
+    // The demo's only model has nothing to roll back to.
+    assert!(after["rollback_to"].is_null(), "{after}");
+
+    // `monitor check` records the alert once: a second check finds it holding and records nothing.
+    let check = |data: &std::path::Path| -> Value {
+        serde_json::from_str(&winsignal(data, &["monitor", "check", "--json"])).unwrap()
+    };
+    let first = check(&data);
+    let recorded: Vec<&Value> = first["recorded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["alert"])
+        .filter(|a| a["kind"] == "performance")
+        .collect();
+    assert_eq!(recorded.len(), 1, "{first}");
+    assert_eq!(recorded[0]["state"], "firing");
+    assert_eq!(recorded[0]["recommendation"], why);
+    assert_eq!(recorded[0]["value"], after["live_auc"]);
+    assert_eq!(first["figures"]["live_auc"], after["live_auc"]);
+    let again = check(&data);
+    assert_eq!(again["recorded"], serde_json::json!([]), "{again}");
+    assert_eq!(again["firing"], first["firing"]);
+    let firing: Value =
+        serde_json::from_str(&winsignal(&data, &["monitor", "alerts", "--json"])).unwrap();
+    assert_eq!(firing, first["firing"]);
 }

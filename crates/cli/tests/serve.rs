@@ -2621,3 +2621,175 @@ fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
     let text = winsignal(&data, &["feedback", "--deal", id]);
     assert!(text.contains("not relevant  by rita"), "{text}");
 }
+
+/// Monitoring alerts end to end. A second model is made active; the open deals then close the wrong way
+/// round for it. The service's check (`--monitor-every`) finds live AUC below the floor and records one
+/// alert with the recommendation to roll back to the first model, sent signed to the webhooks with
+/// `--on alert` (JSON and Slack) once however many checks run; `/metrics` carries the figures. After the
+/// rollback the next check resolves the second model's alert, and that is sent too.
+#[test]
+fn monitoring_alerts_reach_webhooks_with_the_rollback_recommendation() {
+    let (ws, token, scored) = small_workspace();
+    let (data, token) = (ws.path().join("ws"), token.as_str());
+    let first = scored["model_id"].as_str().unwrap().to_string();
+    let as_user = |user: &str, args: &[&str]| -> Vec<u8> {
+        let out = Command::new(env!("CARGO_BIN_EXE_winsignal"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--quiet")
+            .args(args)
+            .env("USER", user)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let trained: Value =
+        serde_json::from_slice(&as_user("alice", &["train", "--seed", "1", "--json"])).unwrap();
+    let second = trained["model_id"].as_str().unwrap().to_string();
+    as_user(
+        "bob",
+        &["models", "approve", &second, "--reason", "checked"],
+    );
+    as_user(
+        "carol",
+        &[
+            "models",
+            "activate",
+            &second,
+            "--reason",
+            "retrained",
+            "--override",
+            "test: whatever the gate says",
+        ],
+    );
+
+    let receiver = Receiver::start();
+    let url = |path: &str| format!("http://{}{path}", receiver.addr);
+    let add = |args: &[&str]| winsignal(&data, &[&["webhooks", "add"][..], args].concat());
+    let secret = add(&["alerts", "--url", &url("/alerts"), "--on", "alert"]);
+    receiver.secret("/alerts", secret.trim());
+    let secret = add(&[
+        "ops",
+        "--url",
+        &url("/slack/T0/B0/SECRET"),
+        "--format",
+        "slack",
+        "--on",
+        "alert",
+    ]);
+    receiver.secret("/slack", secret.trim());
+    let refused = winsignal_fails(
+        &data,
+        &[
+            "webhooks",
+            "add",
+            "crm",
+            "--url",
+            &url("/sf/{id}"),
+            "--format",
+            "salesforce",
+            "--on",
+            "alert",
+        ],
+    );
+    assert!(
+        refused.contains("alert trigger is for json and slack"),
+        "{refused}"
+    );
+    common::close_open_deals_the_wrong_way(&data, &ws.path().join("closings"));
+
+    let server = Server::start(&data, &["--monitor-every", "1s"]);
+    let performance = |r: &Received, state: &str, model: &str| {
+        r.path == "/alerts"
+            && r.body["type"] == "monitor_alert"
+            && r.body["data"]["kind"] == "performance"
+            && r.body["data"]["state"] == state
+            && r.body["data"]["model_id"] == model
+    };
+    wait_for(&receiver, "the performance alert", |got| {
+        got.iter().any(|r| performance(r, "firing", &second))
+            && got.iter().any(|r| r.path.starts_with("/slack"))
+    });
+    let got = receiver.received();
+    let alert = &got
+        .iter()
+        .find(|r| performance(r, "firing", &second))
+        .unwrap()
+        .body["data"];
+    assert_eq!(alert["rollback_to"], first.as_str(), "{alert}");
+    let live = alert["value"].as_f64().unwrap();
+    let floor = alert["threshold"].as_f64().unwrap();
+    assert!(live < floor, "{alert}");
+    let recommendation = alert["recommendation"].as_str().unwrap();
+    assert!(
+        recommendation.contains("winsignal models rollback") && recommendation.contains(&first),
+        "{recommendation}"
+    );
+    assert!(got.iter().all(|r| r.signed), "every alert is signed");
+    let slack = got
+        .iter()
+        .find(|r| {
+            r.path.starts_with("/slack")
+                && r.body["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("performance floor")
+        })
+        .unwrap();
+    let blocks = slack.body["blocks"].to_string();
+    assert!(
+        blocks.contains("Recommendation") && blocks.contains(&first),
+        "{blocks}"
+    );
+
+    // The figures are in /metrics, labelled with the model checked.
+    let text = metrics_text(&server, token);
+    let gauge = |name: &str| -> f64 {
+        let prefix = format!("{name}{{model_id=\"{second}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(gauge("winsignal_monitor_live_auc") < gauge("winsignal_monitor_auc_floor"));
+    assert!(gauge("winsignal_monitor_alerts_firing") >= 1.0);
+    assert!(text.contains("winsignal_monitor_feature_psi{"), "{text}");
+
+    // Checks go on every second; the alert holds and is not sent again.
+    std::thread::sleep(Duration::from_secs(3));
+    let firing_sent = |got: &[Received]| {
+        got.iter()
+            .filter(|r| performance(r, "firing", &second))
+            .map(|r| r.delivery.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    assert_eq!(firing_sent(&receiver.received()), 1);
+    let listed: Value =
+        serde_json::from_str(&winsignal(&data, &["monitor", "alerts", "--json"])).unwrap();
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["key"] == format!("performance:{second}")));
+
+    // Rolled back as the alert recommends: the next check resolves the second model's alert.
+    let (status, body) = server.post(
+        "/v1/models/rollback",
+        Some(token),
+        &json!({"reason": "the monitoring alert"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_for(&receiver, "the resolution", |got| {
+        got.iter().any(|r| performance(r, "resolved", &second))
+    });
+    assert_eq!(firing_sent(&receiver.received()), 1);
+    let log = std::fs::read_to_string(server.log.path()).unwrap();
+    assert!(!log.contains("whsec_") && !log.contains("SECRET"), "{log}");
+}

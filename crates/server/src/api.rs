@@ -136,7 +136,7 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Result<Response
         )
     };
     let service = s.clone();
-    let (backlogs, review_waiting) = blocking(move || {
+    let (backlogs, review_waiting, monitoring) = blocking(move || {
         let backlogs = winsignal_workspace::hooks::list(&service.store)
             .map(|l| {
                 l.into_iter()
@@ -151,12 +151,18 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Result<Response
         )
         .map_err(ApiError::internal)?
         .len() as u64;
-        Ok((backlogs, waiting))
+        let monitoring =
+            winsignal_workspace::alerts::latest(&service.store).map_err(ApiError::internal)?;
+        Ok((backlogs, waiting, monitoring))
     })
     .await?;
-    let text = s
-        .metrics
-        .render(model.as_deref(), ready, &backlogs, review_waiting);
+    let text = s.metrics.render(
+        model.as_deref(),
+        ready,
+        &backlogs,
+        review_waiting,
+        monitoring.as_ref(),
+    );
     Ok((
         [(
             header::CONTENT_TYPE,

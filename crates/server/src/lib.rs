@@ -36,6 +36,10 @@ pub struct Config {
     pub clock: winsignal_workspace::live::Clock,
     /// How often every open deal is rescored as of the clock (`serve --rescore-every`).
     pub rescore_every: std::time::Duration,
+    /// How often the monitoring check runs (`serve --monitor-every`); never when `None`.
+    pub monitor_every: Option<std::time::Duration>,
+    /// The days of its drift window (`serve --monitor-window`).
+    pub monitor_window_days: u32,
 }
 
 /// What every request handler reads: the store, and the live state once it is loaded.
@@ -168,15 +172,73 @@ pub async fn serve(
             .spawn(move || outbox::run(service))
             .context("cannot start the webhook outbox")?
     };
+    let monitoring = match service.config.monitor_every {
+        Some(every) => {
+            let service = service.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("monitor".into())
+                    .spawn(move || monitor(&service, every))
+                    .context("cannot start the monitoring check")?,
+            )
+        }
+        None => None,
+    };
     let rescoring = tokio::spawn(api::rescore_on_the_clock(service.clone()));
     let following = tokio::spawn(models::follow_registry(service.clone()));
     served.await.context("the server stopped")??;
     rescoring.abort();
     following.abort();
-    // The outbox sees the stop and ends after the attempts in flight.
-    let _ = tokio::task::spawn_blocking(move || outbox.join()).await;
+    // The outbox and the monitoring check see the stop; each ends after what it is doing.
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = outbox.join();
+        if let Some(m) = monitoring {
+            let _ = m.join();
+        }
+    })
+    .await;
     tracing::info!("stopped: every request in flight answered");
     Ok(())
+}
+
+/// Runs the monitoring check every `every` (the first at once) until the service stops, waking the
+/// webhooks when it records alerts. A failed check is logged and tried again at the next turn.
+fn monitor(s: &Service, every: std::time::Duration) {
+    let stopping = || *s.stopping.borrow();
+    while !stopping() {
+        let started = std::time::Instant::now();
+        match winsignal_workspace::alerts::check(
+            &s.store,
+            s.config.monitor_window_days,
+            &mut winsignal_workspace::Silent,
+        ) {
+            Ok(c) => {
+                for (seq, a) in &c.recorded {
+                    tracing::warn!(alert = %a.key, seq, state = ?a.state, summary = %a.summary, "monitoring alert");
+                }
+                tracing::info!(
+                    took_ms = started.elapsed().as_millis() as u64,
+                    recorded = c.recorded.len(),
+                    firing = c.firing.len(),
+                    "monitoring check"
+                );
+                if !c.recorded.is_empty() {
+                    s.outbox.wake();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the monitoring check failed; trying again at the next turn")
+            }
+        }
+        // Sleeps in short steps, so a stop is not held up.
+        let until = started + every;
+        while !stopping() && std::time::Instant::now() < until {
+            std::thread::sleep(
+                std::time::Duration::from_millis(100)
+                    .min(until.saturating_duration_since(std::time::Instant::now())),
+            );
+        }
+    }
 }
 
 /// The address a listener is bound to, for the line `serve` prints.

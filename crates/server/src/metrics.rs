@@ -59,6 +59,7 @@ impl Metrics {
         ready: bool,
         backlogs: &[(String, u64)],
         review_waiting: u64,
+        monitoring: Option<&winsignal_workspace::alerts::Latest>,
     ) -> String {
         let mut out = String::new();
         out.push_str("# HELP winsignal_http_request_duration_seconds Time to answer a request, by route, method and status.\n");
@@ -174,7 +175,104 @@ impl Metrics {
                 escape(id)
             );
         }
+        if let Some(m) = monitoring {
+            monitoring_gauges(&mut out, m);
+        }
         out
+    }
+}
+
+/// The figures of the latest monitoring check (`winsignal monitor check`, `serve --monitor-every`),
+/// each labelled with the model checked; a figure that could not be measured is left out.
+fn monitoring_gauges(out: &mut String, m: &winsignal_workspace::alerts::Latest) {
+    let model = format!("model_id=\"{}\"", escape(&m.model_id));
+    let gauge = |out: &mut String, name: &str, help: &str, value: Option<f64>| {
+        if let Some(v) = value.filter(|v| v.is_finite()) {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{{model}}} {v}"
+            );
+        }
+    };
+    gauge(
+        out,
+        "winsignal_monitor_last_check_timestamp_seconds",
+        "When the latest monitoring check ran (Unix seconds).",
+        Some(m.checked_at.0 as f64 / 1000.0),
+    );
+    gauge(
+        out,
+        "winsignal_monitor_live_auc",
+        "AUC on the deals closed since the model was made active (else since it was trained).",
+        m.live_auc,
+    );
+    gauge(
+        out,
+        "winsignal_monitor_auc_floor",
+        "The live AUC below which a rollback is recommended: the holdout AUC less the gate's tolerance.",
+        m.auc_floor,
+    );
+    gauge(
+        out,
+        "winsignal_monitor_holdout_auc",
+        "Realised AUC on the latest holdout.",
+        m.holdout_auc,
+    );
+    gauge(
+        out,
+        "winsignal_monitor_holdout_estimated_auc",
+        "AUC on the latest holdout estimated from the probabilities alone.",
+        m.holdout_estimated_auc,
+    );
+    gauge(
+        out,
+        "winsignal_monitor_open_estimated_auc",
+        "AUC expected of the deals open now, from their probabilities alone (before outcomes).",
+        m.open_estimated_auc,
+    );
+    gauge(
+        out,
+        "winsignal_monitor_estimate_trusted",
+        "1 when the estimate before outcomes came within 0.03 of the realised AUC on the holdout.",
+        Some(f64::from(u8::from(m.estimate_trusted))),
+    );
+    gauge(
+        out,
+        "winsignal_monitor_window_snapshots",
+        "Snapshots in the latest drift window.",
+        Some(m.window_snapshots as f64),
+    );
+    gauge(
+        out,
+        "winsignal_monitor_score_psi",
+        "PSI of P(win) in the latest window against the training snapshots.",
+        m.score_psi,
+    );
+    gauge(
+        out,
+        "winsignal_monitor_drift_alarms",
+        "Features alarming in the latest window.",
+        Some(m.features.iter().filter(|f| f.alarm).count() as f64),
+    );
+    gauge(
+        out,
+        "winsignal_monitor_alerts_firing",
+        "Monitoring alerts firing after the latest check.",
+        Some(m.firing as f64),
+    );
+    if !m.features.is_empty() {
+        let _ = writeln!(
+            out,
+            "# HELP winsignal_monitor_feature_psi PSI of each feature in the latest window against the training snapshots.\n# TYPE winsignal_monitor_feature_psi gauge"
+        );
+        for f in m.features.iter().filter(|f| f.psi.is_finite()) {
+            let _ = writeln!(
+                out,
+                "winsignal_monitor_feature_psi{{{model},feature=\"{}\"}} {}",
+                escape(&f.feature),
+                f.psi
+            );
+        }
     }
 }
 

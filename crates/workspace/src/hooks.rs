@@ -100,6 +100,9 @@ pub enum Trigger {
     /// The open deal has been idle (no activity, call or stage entry) for `days` days: sent once,
     /// when it crosses that line (the clock's rescoring finds it; see `serve --rescore-every`).
     Stalled { days: f64 },
+    /// Monitoring alerts ([`crate::alerts`]: live AUC below the floor with the rollback recommendation,
+    /// drift in the latest window), when they start, change and end. No score change fires it.
+    Alert,
 }
 
 impl Trigger {
@@ -119,6 +122,7 @@ impl Trigger {
                     && change.stage != change.previous_stage
             }
             Trigger::Stalled { days } => change.stalls(days),
+            Trigger::Alert => false,
         }
     }
 }
@@ -130,6 +134,7 @@ impl std::fmt::Display for Trigger {
             Trigger::Drop { points } => write!(f, "drop:{points}"),
             Trigger::Missing => f.write_str("missing"),
             Trigger::Stalled { days } => write!(f, "stalled:{days}"),
+            Trigger::Alert => f.write_str("alert"),
         }
     }
 }
@@ -139,9 +144,10 @@ impl std::str::FromStr for Trigger {
 
     fn from_str(s: &str) -> Result<Trigger> {
         let expected =
-            "expected change, missing, drop:<points> (e.g. drop:10) or stalled:<days> (e.g. stalled:14)";
+            "expected change, missing, alert, drop:<points> (e.g. drop:10) or stalled:<days> (e.g. stalled:14)";
         match s.split_once(':') {
             None if s == "change" => Ok(Trigger::Change),
+            None if s == "alert" => Ok(Trigger::Alert),
             None if s == "missing" => Ok(Trigger::Missing),
             Some(("drop", points)) => {
                 let points: f64 = points
@@ -186,6 +192,21 @@ pub struct Hook {
     /// Score changes recorded up to this history number were made before the webhook existed: it is
     /// not sent them.
     pub start_after: u64,
+}
+
+impl Hook {
+    /// The journal the webhook's messages are made from: monitoring alerts for the `alert` trigger,
+    /// else the score history.
+    pub fn journal(&self) -> &'static str {
+        journal_of(self.trigger)
+    }
+}
+
+fn journal_of(trigger: Trigger) -> &'static str {
+    match trigger {
+        Trigger::Alert => crate::alerts::ALERTS,
+        _ => SCORE_HISTORY,
+    }
 }
 
 /// Every webhook, by name.
@@ -254,16 +275,23 @@ pub fn add(store: &dyn Store, new: NewHook, now: Ts) -> Result<Hook> {
     if new.format == Format::Salesforce && !new.url.contains("{id}") {
         bail!("a salesforce webhook's URL names the record with {{id}}, e.g. https://<instance>/services/data/v62.0/sobjects/Opportunity/{{id}}");
     }
+    let trigger = new.trigger.unwrap_or(new.format.default_trigger());
+    if trigger == Trigger::Alert && !matches!(new.format, Format::Json | Format::Slack) {
+        bail!(
+            "the alert trigger is for json and slack webhooks: a {} webhook writes deal scores",
+            new.format.as_str()
+        );
+    }
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness for a secret: {e}"))?;
     let start_after = store
-        .journal_latest(SCORE_HISTORY)?
+        .journal_latest(journal_of(trigger))?
         .iter()
         .map(|e| e.seq)
         .max()
         .unwrap_or(0);
     let hook = Hook {
-        trigger: new.trigger.unwrap_or(new.format.default_trigger()),
+        trigger,
         name: new.name,
         url: new.url,
         format: new.format,
@@ -377,7 +405,7 @@ pub fn pending(
     limit: usize,
 ) -> Result<(Vec<Message>, u64)> {
     let entries = read.journal(
-        SCORE_HISTORY,
+        hook.journal(),
         &JournalQuery {
             key: None,
             after,
@@ -386,6 +414,14 @@ pub fn pending(
     )?;
     let through = entries.last().map_or(after, |e| e.seq);
     let mut out = Vec::new();
+    if hook.trigger == Trigger::Alert {
+        for e in entries {
+            let alert: crate::alerts::Alert = serde_json::from_slice(&e.body)
+                .with_context(|| format!("monitoring alert entry {} cannot be read", e.seq))?;
+            out.push(render_alert(hook, e.seq, e.at, &alert)?);
+        }
+        return Ok((out, through));
+    }
     for e in entries {
         let change: ScoreChange = serde_json::from_slice(&e.body)
             .with_context(|| format!("score history entry {} cannot be read", e.seq))?;
@@ -470,6 +506,60 @@ pub fn render(hook: &Hook, seq: u64, at: Ts, change: &ScoreChange) -> Result<Opt
         url,
         body: serde_json::to_vec(&body)?,
     }))
+}
+
+/// The message `hook` (trigger `alert`) is sent for the alert numbered `seq` (recorded at `at`).
+pub fn render_alert(
+    hook: &Hook,
+    seq: u64,
+    at: Ts,
+    alert: &crate::alerts::Alert,
+) -> Result<Message> {
+    let id = format!("{}:{seq}", hook.name);
+    let body = match hook.format {
+        Format::Slack => slack_alert(alert),
+        _ => serde_json::json!({
+            "id": id,
+            "type": "monitor_alert",
+            "created_at": at.to_rfc3339(),
+            "data": alert,
+        }),
+    };
+    Ok(Message {
+        seq,
+        idempotency_key: id,
+        method: "POST",
+        url: hook.url.clone(),
+        body: serde_json::to_vec(&body)?,
+    })
+}
+
+/// A monitoring alert in Block Kit: the headline, the recommendation, the figures.
+fn slack_alert(a: &crate::alerts::Alert) -> serde_json::Value {
+    use crate::alerts::{Kind, State};
+    let what = match a.kind {
+        Kind::Performance => "Win model below its performance floor",
+        Kind::Drift => "Drift in the latest window",
+    };
+    let headline = match a.state {
+        State::Firing => format!(":warning: {what}"),
+        State::Resolved => format!(":white_check_mark: Resolved: {what}"),
+    };
+    let mut blocks = vec![serde_json::json!({
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": format!("*{headline}*\n{}", esc(&a.summary))},
+    })];
+    if let Some(r) = &a.recommendation {
+        blocks.push(serde_json::json!({
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": format!("*Recommendation*: {}", esc(r))},
+        }));
+    }
+    blocks.push(serde_json::json!({
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": format!("winsignal · model {} · checked {}", esc(&a.model_id), a.checked_at.to_rfc3339())}],
+    }));
+    serde_json::json!({ "text": format!("{headline}: {}", esc(&a.summary)), "blocks": blocks })
 }
 
 /// P(win) in percentage points, to one decimal.
@@ -654,7 +744,8 @@ pub struct Listed {
     pub created_at: String,
     pub delivered: u64,
     pub refused: u64,
-    /// Score changes recorded that the webhook has not been through yet.
+    /// Score changes (alerts, for the `alert` trigger) recorded that the webhook has not been through
+    /// yet.
     pub backlog: u64,
 }
 
@@ -674,7 +765,7 @@ pub fn list(store: &dyn Store) -> Result<Vec<Listed>> {
             created_at: hook.created_at.to_rfc3339(),
             delivered: p.delivered,
             refused: p.refused,
-            backlog: backlog(store, p.through)?,
+            backlog: backlog(store, hook, p.through)?,
         });
     }
     Ok(out)
@@ -692,11 +783,11 @@ pub fn shown_url(url: &str) -> String {
     }
 }
 
-/// How many score changes were recorded after `through`.
-pub fn backlog(read: &dyn StoreRead, through: u64) -> Result<u64> {
+/// How many score changes (alerts, for the `alert` trigger) were recorded after `through`.
+pub fn backlog(read: &dyn StoreRead, hook: &Hook, through: u64) -> Result<u64> {
     Ok(read
         .journal(
-            SCORE_HISTORY,
+            hook.journal(),
             &JournalQuery {
                 key: None,
                 after: through,

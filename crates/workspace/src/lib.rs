@@ -14,6 +14,7 @@
 //! - [`coaching`]: rep scorecards. [`report`]: the HTML report. [`demo`]: the demo, step by step.
 
 pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod catalogs;
 pub mod coaching;

@@ -79,7 +79,7 @@ pub struct Drift {
 /// The model `model_id` (the active one when `None`) with `catalog` (its own when `None`), the engine
 /// over the store as it is now, and every landmark snapshot up to the end of the data: what both
 /// monitors read.
-fn model_snapshots<'s>(
+pub(crate) fn model_snapshots<'s>(
     store: &'s dyn Store,
     catalog: Option<&Path>,
     model_id: Option<&str>,
@@ -115,7 +115,18 @@ pub fn drift(
         bail!("give a window of at least one day and at least one window");
     }
     let (m, engine, snaps) = model_snapshots(store, catalog, model_id, progress)?;
-    let end = snapshot::horizon(&engine);
+    drift_of(&m, &engine, &snaps, window_days, windows)
+}
+
+/// [`drift`] of the model `m` read, over `engine` and its landmark snapshots `snaps`.
+pub(crate) fn drift_of(
+    m: &ModelReading<'_>,
+    engine: &winsignal_features::Engine,
+    snaps: &[snapshot::Snapshot],
+    window_days: u32,
+    windows: usize,
+) -> Result<Drift> {
+    let end = snapshot::horizon(engine);
     let ctx = engine.context();
     let trained_before = m.model.trained_on.calibration_from;
     let training: Vec<&snapshot::Snapshot> = snaps
@@ -160,7 +171,7 @@ pub fn drift(
     }
     if !notes.is_empty() {
         return Ok(Drift {
-            model_id: m.id,
+            model_id: m.id.clone(),
             training_snapshots: 0,
             features_tested: 0,
             alpha: rule.alpha,
@@ -274,7 +285,7 @@ pub fn drift(
         });
     }
     Ok(Drift {
-        model_id: m.id,
+        model_id: m.id.clone(),
         training_snapshots: training.len(),
         features_tested: tested.len(),
         alpha: rule.alpha,
@@ -386,6 +397,12 @@ pub struct Performance {
     pub estimate_trusted: bool,
     /// The review queue's decisions on this model's score changes and reps' feedback on its actions.
     pub human: HumanVerdicts,
+    /// The AUC the recommendation reads: on the deals closed since activation when it can be measured
+    /// there, else since training (None when neither has enough outcomes).
+    pub live_auc: Option<f64>,
+    /// The model a rollback would restore, when live AUC is below the floor and this model is active
+    /// with an earlier one to return to.
+    pub rollback_to: Option<String>,
     /// Roll back, and to which model, when live AUC is below the floor with enough outcomes.
     pub recommendation: Option<String>,
     pub notes: Vec<String>,
@@ -439,15 +456,24 @@ pub fn performance(
     model_id: Option<&str>,
     progress: &mut dyn Progress,
 ) -> Result<Performance> {
-    use winsignal_learn::metrics::{expected_auc, expected_brier};
     let (m, engine, snaps) = model_snapshots(store, None, model_id, progress)?;
+    performance_of(&m, &engine, &snaps)
+}
+
+/// [`performance`] of the model `m` read, over `engine` and its landmark snapshots `snaps`.
+pub(crate) fn performance_of(
+    m: &ModelReading<'_>,
+    engine: &winsignal_features::Engine,
+    snaps: &[snapshot::Snapshot],
+) -> Result<Performance> {
+    use winsignal_learn::metrics::{expected_auc, expected_brier};
     let registry = crate::registry::Registry::read(&*m.snapshot)?;
-    let end = snapshot::horizon(&engine);
+    let end = snapshot::horizon(engine);
     let ctx = engine.context();
     let model = &m.model;
     let mut notes = Vec::new();
     let (split, rows) =
-        winsignal_score::model::latest_holdout(ctx, &snaps, model.options.test_share)?;
+        winsignal_score::model::latest_holdout(ctx, snaps, model.options.test_share)?;
     let holdout = realised(model, ctx, rows, "the latest holdout", &mut notes)?;
     let since = model.trained_on.latest_close;
     let after: Vec<&snapshot::Snapshot> = if model.trained_on.split.kind
@@ -528,7 +554,7 @@ pub fn performance(
         None => None,
     };
     let as_of = end.plus_millis(1);
-    let open = winsignal_score::dataset::open_snapshots(&engine, &m.catalog, as_of);
+    let open = winsignal_score::dataset::open_snapshots(engine, &m.catalog, as_of);
     let (p, _) = if open.is_empty() {
         (Vec::new(), Vec::new())
     } else {
@@ -549,13 +575,16 @@ pub fn performance(
         .and_then(|r| r.metrics.as_ref())
         .or(since_training.metrics.as_ref())
         .and_then(|x| x.auc);
+    let below_floor = matches!((live_auc, auc_floor), (Some(live), Some(floor)) if live < floor);
+    // A rollback restores the model active before this one, if this one is active now.
+    let rollback_to = registry
+        .last_activation_of(&m.id)
+        .and_then(|t| t.previous.clone())
+        .filter(|_| below_floor && registry.active.as_deref() == Some(m.id.as_str()));
     let recommendation = match (live_auc, auc_floor) {
         (Some(live), Some(floor)) if live < floor => {
-            let previous = registry
-                .last_activation_of(&m.id)
-                .and_then(|t| t.previous.clone());
-            Some(match previous {
-                Some(p) if registry.active.as_deref() == Some(m.id.as_str()) => format!(
+            Some(match &rollback_to {
+                Some(p) => format!(
                     "live AUC (on the deals closed since activation, or else since training) is {live:.3}, below the floor {floor:.3} (the holdout's {:.3} less {}): consider `winsignal models rollback` (to {p}) or retraining",
                     trained_auc.unwrap_or(f64::NAN),
                     crate::registry::TOLERANCES.auc_drop
@@ -580,6 +609,8 @@ pub fn performance(
         open_now,
         estimate_trusted,
         human: human_verdicts(&*m.snapshot, &m.id)?,
+        live_auc,
+        rollback_to,
         recommendation,
         notes,
     })

@@ -112,3 +112,72 @@ pub fn secs_of(date: &str) -> i64 {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     (era * 146_097 + doe - 719_468) * 86_400
 }
+
+/// Closes every open deal of a demo workspace ten days after the data's end, the wrong way round for
+/// its active model: the half it likes most lost, the rest won. Written as the CRM's own export
+/// (`<dir>/Opportunity.csv`) and ingested with the demo's Salesforce mapping. Returns how many closed.
+#[allow(dead_code, clippy::unwrap_used)]
+pub fn close_open_deals_the_wrong_way(data: &Path, dir: &Path) -> usize {
+    let scored: serde_json::Value =
+        serde_json::from_str(&winsignal(data, &["score", "--json"])).unwrap();
+    let mut by_p: Vec<(String, f64)> = scored["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["opportunity_id"].as_str().unwrap().to_string(),
+                d["p_win"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    by_p.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let lost: std::collections::HashSet<&str> = by_p[..by_p.len() / 2]
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let end_secs = secs_of(scored["as_of"].as_str().unwrap());
+    let close_date = date_of_secs(end_secs + 10 * 86_400);
+    let source = data.join("demo-input/salesforce/Opportunity.csv");
+    let mut reader = csv::Reader::from_path(&source).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (id, closed, won, stage, close_at) = (
+        col("Id"),
+        col("IsClosed"),
+        col("IsWon"),
+        col("StageName"),
+        col("CloseDate"),
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let mut writer = csv::Writer::from_path(dir.join("Opportunity.csv")).unwrap();
+    writer.write_record(&header).unwrap();
+    let mut closed_now = 0;
+    for row in reader.records() {
+        let row = row.unwrap();
+        if &row[closed] == "true" || !by_p.iter().any(|(o, _)| o.as_str() == &row[id]) {
+            continue;
+        }
+        let is_lost = lost.contains(&row[id]);
+        let mut out: Vec<String> = row.iter().map(str::to_string).collect();
+        out[closed] = "true".into();
+        out[won] = (!is_lost).to_string();
+        out[stage] = if is_lost { "Closed Lost" } else { "Closed Won" }.into();
+        out[close_at] = close_date.clone();
+        writer.write_record(&out).unwrap();
+        closed_now += 1;
+    }
+    writer.flush().unwrap();
+    assert_eq!(closed_now, by_p.len());
+    let config = data.join("demo-input/salesforce-config.toml");
+    winsignal(
+        data,
+        &[
+            "ingest",
+            dir.to_str().unwrap(),
+            "--salesforce-config",
+            config.to_str().unwrap(),
+        ],
+    );
+    closed_now
+}
