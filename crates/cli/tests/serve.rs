@@ -2483,6 +2483,90 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
             });
         }
     }
+
+    // No correction yet: rejecting leaves the model's score alone.
+    let (_, before) = server.get(&format!("/v1/deals/{id}"), Some(rita));
+    assert!(before["review"].is_null(), "{before}");
+    // The deal moves again; its new change is edited from the command line (another process): the
+    // correction is shown beside the deal's score, to the deal's rep, within the follow interval.
+    let back = if deal["stage"] == "Prospecting" {
+        "Prospecting"
+    } else {
+        "Negotiation"
+    };
+    let again = json!({"items": [{"kind": "stage_history", "record": {
+        "opportunity_id": id, "stage": back,
+        "entered_at": scored["as_of"]}}]});
+    let (status, answer) = server.post("/v1/events", Some(ann), &again);
+    assert_eq!(status, 200, "{answer}");
+    let (_, queue) = server.get("/v1/review", Some(ann));
+    let Some(fresh) = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["change"]["opportunity_id"] == id)
+        .and_then(|i| i["id"].as_u64())
+    else {
+        panic!("the deal's new change is not queued: {answer} {queue}");
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_winsignal"))
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "review",
+            "decide",
+            &fresh.to_string(),
+            "--edit",
+            "0.3",
+            "--reason-code",
+            "missing_context",
+            "--comment",
+            "budget frozen <b>until Q3</b>",
+        ])
+        .env("USER", "val")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = Instant::now();
+    let shown = loop {
+        let (_, got) = server.get(&format!("/v1/deals/{id}"), Some(rita));
+        if !got["review"].is_null() {
+            break got;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never shown: {got}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let review = &shown["review"];
+    assert_eq!(review["corrected_p_win"], 0.3, "{review}");
+    assert_eq!(review["verdict"], "edit");
+    assert_eq!(review["reviewer"], "local:val");
+    assert_eq!(review["item"], fresh);
+    assert_eq!(
+        review["p_win"], shown["deal"]["p_win"],
+        "the model's P(win) it corrects"
+    );
+    // Another rep does not see the deal, nor its correction.
+    assert_eq!(server.get(&format!("/v1/deals/{id}"), Some(otto)).0, 404);
+    if let Some(browser) = Browser::start() {
+        let base = format!("http://{}", server.addr);
+        browser.go(&format!("{base}/"));
+        browser.type_into("#token", rita);
+        browser.click("#signin-button");
+        browser.wait_for("#who", "signed in", |t| t.contains("rita"));
+        browser.go(&format!("{base}/#/deals/{id}"));
+        browser.wait_for("#review-override", "the correction beside the score", |t| {
+            t.contains("Reviewed: 30%")
+                && t.contains("by local:val (missing_context)")
+                && t.contains("budget frozen <b>until Q3</b>")
+        });
+    }
     assert!(server.stop().success());
     let audit: Value =
         serde_json::from_str(&winsignal(&data, &["audit", "list", "--json"])).unwrap();
@@ -2504,10 +2588,11 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
     let human = &perf["human"];
     assert_eq!(
         human["review_items"].as_u64().unwrap() as usize,
-        queued.len(),
+        queued.len() + 1,
         "{human}"
     );
     assert_eq!(human["rejected"], 1, "{human}");
+    assert_eq!(human["edited"], 1, "{human}");
     assert_eq!(human["model_error"], 0, "{human}");
 }
 

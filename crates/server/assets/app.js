@@ -277,12 +277,22 @@ async function renderDeal(id, change) {
     el("h1", { id: "deal-title", text: `Deal ${d.opportunity_id}` }),
     el("div", { class: "card" },
       el("div", { class: "score", id: "p-win", text: pct(d.p_win) }),
-      el("div", { class: "muted", text: `P(win) as of ${when(d.as_of)} · stage ${d.stage || "–"} · amount ${money(d.amount)} · rep ${d.rep_id || "–"}` })),
+      el("div", { class: "muted", text: `P(win) as of ${when(d.as_of)} · stage ${d.stage || "–"} · amount ${money(d.amount)} · rep ${d.rep_id || "–"}` }),
+      reviewOverride(got.review)),
     lastChange(shown),
     el("h2", { text: "Why: the factors" }), waterfall(d.factors),
     el("h2", { text: "Score history" }), historyChart(history.history),
     el("h2", { text: "Next best actions" }), actions(d.actions, d.opportunity_id, feedback.feedback),
     el("h2", { text: "Where the factors come from" }), lineageList(lineage));
+}
+
+// A reviewer's standing correction of the deal's P(win), beside the model's.
+function reviewOverride(r) {
+  if (!r) return el("div", { id: "review-override" });
+  const comment = r.comment ? `: “${r.comment}”` : "";
+  return el("div", { id: "review-override", class: "override" },
+    el("strong", { text: `Reviewed: ${pct(r.corrected_p_win)}` }),
+    el("span", { class: "muted", text: ` by ${r.reviewer} (${r.reason_code}) on ${when(r.at)}${comment} · the model (${r.model_id.slice(0, 12)}) gave ${pct(r.p_win)}` }));
 }
 
 function lastChange(change) {

@@ -578,6 +578,7 @@ async fn deal(
             "position": live.position().0,
             "model_id": live.model_id(),
             "deal": d,
+            "review": live.review_override(&d.opportunity_id),
         }))
         .into_response()),
         None => Err(no_open_deal(&id)),

@@ -232,6 +232,39 @@ pub(crate) async fn rollback(
 /// Switches the live scores to the registry's active model if it is not the one served: prepared under
 /// a read lock (requests keep being answered), put in place under the write lock, with no commit in
 /// between. Publishes the score changes. Returns the model switched to, if any.
+/// Takes the reviewers' corrections into the live state if decisions were recorded since it last
+/// looked (by this server or another process).
+pub(crate) async fn follow_review(s: &Shared) -> Result<(), ApiError> {
+    let service = s.clone();
+    blocking(move || {
+        let seen = {
+            let live = service
+                .live
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match live.as_ref() {
+                Some(l) => l.overrides_seen(),
+                None => return Ok(()),
+            }
+        };
+        let Some(newer) = winsignal_workspace::review::Overrides::newer_than(&service.store, seen)
+            .map_err(ApiError::internal)?
+        else {
+            return Ok(());
+        };
+        if let Some(live) = service
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_mut()
+        {
+            live.set_overrides(newer);
+        }
+        Ok(())
+    })
+    .await
+}
+
 pub(crate) async fn switch_if_changed(s: &Shared) -> Result<Option<String>, ApiError> {
     let service = s.clone();
     let differs = blocking(move || {
@@ -294,7 +327,8 @@ pub(crate) async fn switch_if_changed(s: &Shared) -> Result<Option<String>, ApiE
     Ok(Some(id))
 }
 
-/// Every [`FOLLOW_EVERY`], switches to the registry's active model when another process changed it.
+/// Every [`FOLLOW_EVERY`], switches to the registry's active model when another process changed it,
+/// and takes in review decisions recorded since the last look.
 /// Runs until the server stops.
 pub(crate) async fn follow_registry(s: Shared) {
     let mut every = tokio::time::interval(FOLLOW_EVERY);
@@ -303,6 +337,9 @@ pub(crate) async fn follow_registry(s: Shared) {
         every.tick().await;
         if let Err(e) = switch_if_changed(&s).await {
             tracing::error!(error = %e.message, "following the model registry failed");
+        }
+        if let Err(e) = follow_review(&s).await {
+            tracing::error!(error = %e.message, "following the review decisions failed");
         }
     }
 }

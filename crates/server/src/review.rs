@@ -92,5 +92,7 @@ pub(crate) async fn decide(
         .map_err(ApiError::registry)
     })
     .await?;
+    // An edit is shown beside the deal's score from now on.
+    crate::models::follow_review(&s).await?;
     Ok(Json(serde_json::json!({ "decision": decision })).into_response())
 }

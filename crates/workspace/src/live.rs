@@ -210,6 +210,8 @@ pub struct Live {
     model: Option<Applied>,
     scores: BTreeMap<String, DealScore>,
     clock: Clock,
+    /// Reviewers' standing corrections of deals' P(win), shown beside the model's score.
+    overrides: crate::review::Overrides,
 }
 
 impl Live {
@@ -230,6 +232,7 @@ impl Live {
             model,
             scores: BTreeMap::new(),
             clock,
+            overrides: crate::review::Overrides::read(&*snapshot)?,
         };
         live.scores = live
             .score(None)?
@@ -491,6 +494,25 @@ impl Live {
 
     /// One open deal's score, if the scope allows it. A deal outside the scope is as absent as one that
     /// does not exist: the caller cannot tell them apart.
+    /// The reviewers' standing correction of an open deal's P(win) (the latest `edit` decision on a
+    /// review item of it), if any.
+    pub fn review_override(&self, opportunity_id: &str) -> Option<&crate::review::Decision> {
+        self.overrides.by_deal.get(opportunity_id)
+    }
+
+    /// The number of the last review decision the corrections include.
+    pub fn overrides_seen(&self) -> u64 {
+        self.overrides.seen
+    }
+
+    /// Takes corrections read since (see [`crate::review::Overrides::newer_than`]); older ones than
+    /// those held are ignored.
+    pub fn set_overrides(&mut self, overrides: crate::review::Overrides) {
+        if overrides.seen > self.overrides.seen {
+            self.overrides = overrides;
+        }
+    }
+
     pub fn deal(&self, scope: &Scope, opportunity_id: &str) -> Option<&DealScore> {
         let long = winsignal_core::sfdc::to_18(opportunity_id);
         self.scores

@@ -388,6 +388,42 @@ pub fn overrides(read: &dyn StoreRead) -> Result<BTreeMap<String, Decision>> {
     Ok(out)
 }
 
+/// The standing corrections as of a number of the decisions journal, to be kept in memory (the live
+/// state) and read again only when decisions were recorded since.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub by_deal: BTreeMap<String, Decision>,
+    /// The number of the last decision they include.
+    pub seen: u64,
+}
+
+impl Overrides {
+    /// The corrections as the store holds them now.
+    pub fn read(read: &dyn StoreRead) -> Result<Overrides> {
+        Ok(Overrides::newer_than(read, 0)?.unwrap_or_default())
+    }
+
+    /// The corrections, if a decision was recorded after number `seen`; None when none was.
+    pub fn newer_than(read: &dyn StoreRead, seen: u64) -> Result<Option<Overrides>> {
+        let since = read.journal(
+            DECISIONS,
+            &JournalQuery {
+                key: None,
+                after: seen,
+                limit: None,
+            },
+        )?;
+        let Some(last) = since.iter().map(|e| e.seq).max() else {
+            return Ok(None);
+        };
+        // Decisions recorded while these are read are read again next time.
+        Ok(Some(Overrides {
+            by_deal: overrides(read)?,
+            seen: last,
+        }))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
