@@ -269,11 +269,17 @@ struct ServeArgs {
     /// Days in the window the monitoring check compares with the training data.
     #[arg(long, default_value_t = 30, value_name = "DAYS")]
     monitor_window: u32,
+    /// Retrain the win model this long after the last training (e.g. 15d), as `winsignal train` with
+    /// the built-in or `--catalog` catalog, recorded as by `rule:schedule`. The model is a candidate:
+    /// it goes live only when approved and activated, or by the auto-approve rule (`models policy`).
+    /// Off unless given.
+    #[arg(long, value_name = "DURATION", value_parser = parse_every)]
+    retrain_every: Option<std::time::Duration>,
 }
 
-/// `500ms`, `30s`, `15m`, `1h`: at least 100 ms.
+/// `500ms`, `30s`, `15m`, `1h`, `15d`: at least 100 ms.
 fn parse_every(text: &str) -> Result<std::time::Duration, String> {
-    let expected = || format!("{text:?}: expected a number with ms, s, m or h, e.g. 30s or 15m");
+    let expected = || format!("{text:?}: expected a number with ms, s, m, h or d, e.g. 30s or 15m");
     let t = text.trim();
     let (number, unit) = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -284,6 +290,7 @@ fn parse_every(text: &str) -> Result<std::time::Duration, String> {
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86_400.0,
         _ => return Err(expected()),
     };
     if !seconds.is_finite() || seconds < 0.1 {
@@ -530,6 +537,7 @@ fn serve(global: &Global, args: &ServeArgs) -> Result<()> {
             rescore_every: args.rescore_every,
             monitor_every: args.monitor_every,
             monitor_window_days: args.monitor_window,
+            retrain_every: args.retrain_every,
         };
         winsignal_server::serve(store, config, listener, shutdown_signal()).await
     })

@@ -2878,3 +2878,54 @@ fn monitoring_alerts_reach_webhooks_with_the_rollback_recommendation() {
     let log = std::fs::read_to_string(server.log.path()).unwrap();
     assert!(!log.contains("whsec_") && !log.contains("SECRET"), "{log}");
 }
+
+/// Retraining on a schedule: the service retrains the win model the given time after the last training
+/// (here 2 s), recorded as by `rule:schedule`; the new model is a candidate and the served model stays
+/// the active one until someone approves and activates it.
+#[test]
+fn scheduled_retraining_makes_a_candidate_and_the_served_model_stays() {
+    let (ws, token, scored) = small_workspace();
+    let (data, token) = (ws.path().join("ws"), token.as_str());
+    let first = scored["model_id"].as_str().unwrap().to_string();
+    // New outcomes since the demo's model was trained: retraining makes another model.
+    common::close_open_deals_the_wrong_way(&data, &ws.path().join("closings"));
+    let server = Server::start(&data, &["--retrain-every", "2s"]);
+    let started = Instant::now();
+    let list = loop {
+        let list: Value =
+            serde_json::from_str(&winsignal(&data, &["models", "list", "--json"])).unwrap();
+        if list["models"].as_array().unwrap().len() == 2 {
+            break list;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not retrained: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let retrained = list["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model_id"] != first.as_str())
+        .unwrap();
+    assert_eq!(retrained["stage"], "candidate", "{retrained}");
+    assert_eq!(retrained["trained_by"], "rule:schedule", "{retrained}");
+    assert_eq!(list["active"], first.as_str());
+    // The served model is still the first, after the follow interval.
+    std::thread::sleep(Duration::from_millis(600));
+    let (status, active) = server.get("/v1/models/active", Some(token));
+    assert_eq!(status, 200, "{active}");
+    assert_eq!(active["model_id"], first.as_str(), "{active}");
+    let (_, deals) = server.get("/v1/deals", Some(token));
+    assert_eq!(deals["model_id"], first.as_str());
+    let audit: Value =
+        serde_json::from_str(&winsignal(&data, &["audit", "list", "--json"])).unwrap();
+    assert!(audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "model.candidate" && e["actor"] == "rule:schedule"));
+    let log = std::fs::read_to_string(server.log.path()).unwrap();
+    assert!(log.contains("retrained on schedule"), "{log}");
+}

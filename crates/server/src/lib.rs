@@ -40,6 +40,9 @@ pub struct Config {
     pub monitor_every: Option<std::time::Duration>,
     /// The days of its drift window (`serve --monitor-window`).
     pub monitor_window_days: u32,
+    /// How long after the last training the win model is retrained (`serve --retrain-every`); never
+    /// when `None`.
+    pub retrain_every: Option<std::time::Duration>,
 }
 
 /// What every request handler reads: the store, and the live state once it is loaded.
@@ -184,6 +187,18 @@ pub async fn serve(
         }
         None => None,
     };
+    let retraining = match service.config.retrain_every {
+        Some(every) => {
+            let service = service.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("retrain".into())
+                    .spawn(move || retrain(&service, every))
+                    .context("cannot start the scheduled retraining")?,
+            )
+        }
+        None => None,
+    };
     let rescoring = tokio::spawn(api::rescore_on_the_clock(service.clone()));
     let following = tokio::spawn(models::follow_registry(service.clone()));
     served.await.context("the server stopped")??;
@@ -192,8 +207,8 @@ pub async fn serve(
     // The outbox and the monitoring check see the stop; each ends after what it is doing.
     let _ = tokio::task::spawn_blocking(move || {
         let _ = outbox.join();
-        if let Some(m) = monitoring {
-            let _ = m.join();
+        for thread in [monitoring, retraining].into_iter().flatten() {
+            let _ = thread.join();
         }
     })
     .await;
@@ -237,6 +252,66 @@ fn monitor(s: &Service, every: std::time::Duration) {
                 std::time::Duration::from_millis(100)
                     .min(until.saturating_duration_since(std::time::Instant::now())),
             );
+        }
+    }
+}
+
+/// Retrains the win model `every` after the last training (as the registry records it, by any process)
+/// until the service stops. A retrained model is a candidate like any other; the registry's policy
+/// decides whether it goes live, and [`models::follow_registry`] switches to it if it does.
+fn retrain(s: &Service, every: std::time::Duration) {
+    use winsignal_core::Ts;
+    let stopping = || *s.stopping.borrow();
+    let after = |t: Ts, d: std::time::Duration| t.plus_millis(d.as_millis() as i64);
+    // After an attempt that recorded no training: when to try again.
+    let mut not_before = Ts(0);
+    while !stopping() {
+        let due = match winsignal_workspace::registry::Registry::read(&s.store) {
+            Ok(r) => r.last_trained_at().map_or(Ts(0), |t| after(t, every)),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot read the model registry for the retraining schedule");
+                after(Ts::now(), std::time::Duration::from_secs(60))
+            }
+        }
+        .max(not_before);
+        let now = Ts::now();
+        if now < due {
+            // Looks again at least every second: another process may train meanwhile.
+            let wait = std::time::Duration::from_millis((due.0 - now.0).min(1000) as u64);
+            let until = std::time::Instant::now() + wait;
+            while !stopping() && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(100).min(wait));
+            }
+            continue;
+        }
+        let started = std::time::Instant::now();
+        match winsignal_workspace::models::retrain(
+            &s.store,
+            s.config.catalog.clone(),
+            "rule:schedule",
+            &mut winsignal_workspace::Silent,
+        ) {
+            Ok(t) => {
+                let took_ms = started.elapsed().as_millis() as u64;
+                match &t.registered {
+                    Some(r) => {
+                        tracing::info!(model = %t.id, took_ms, stage = r.stage.as_str(), why = %r.why, "retrained on schedule")
+                    }
+                    None => {
+                        tracing::info!(model = %t.id, took_ms, "retrained on schedule: the same data gave a model the store holds; nothing recorded")
+                    }
+                }
+                // Nothing recorded: the last training is as it was, so wait a full interval from now.
+                not_before = if t.new {
+                    Ts(0)
+                } else {
+                    after(Ts::now(), every)
+                };
+            }
+            Err(e) => {
+                not_before = after(Ts::now(), every.min(std::time::Duration::from_secs(3600)));
+                tracing::error!(error = %format!("{e:#}"), "scheduled retraining failed; trying again in an hour (or the interval, if shorter)");
+            }
         }
     }
 }

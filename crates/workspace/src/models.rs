@@ -7,6 +7,7 @@ use winsignal_score::model::{self, TrainOptions, WinModel};
 use winsignal_store::{ModelRecord, Store, StoreRead};
 
 use crate::pipeline::Computed;
+use crate::Progress;
 
 /// The summary saved beside a model (what `models` listings show), and what `train --json` prints.
 #[derive(Serialize)]
@@ -95,6 +96,25 @@ pub struct Trained {
     pub registered: Option<crate::registry::Registered>,
     pub model: WinModel,
     pub fit_seconds: f64,
+}
+
+/// Retrains the win model on the store as it is now with `catalog` and the default options (as
+/// `winsignal train` without options) and saves it: a candidate, or whatever the registry's policy makes
+/// of it. What `serve --retrain-every` runs.
+pub fn retrain(
+    store: &dyn Store,
+    catalog: winsignal_features::Catalog,
+    actor: &str,
+    progress: &mut dyn Progress,
+) -> Result<Trained> {
+    let c = crate::pipeline::compute(store, catalog, progress)?;
+    let discovery = crate::scoring::evidence_discovery(&c)?;
+    let opts = TrainOptions {
+        history_flags: c.history_flags.clone(),
+        unobserved: c.unobserved.clone(),
+        ..Default::default()
+    };
+    train_and_save(store, &c, &discovery, &opts, actor)
 }
 
 /// Trains the win model on the computed snapshots, with next-best-action evidence from `discovery` (its

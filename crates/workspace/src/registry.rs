@@ -219,6 +219,15 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// When a model was last trained (the latest `trained` transition), by any process.
+    pub fn last_trained_at(&self) -> Option<Ts> {
+        self.transitions
+            .iter()
+            .filter(|t| t.action == Action::Trained)
+            .map(|t| t.at)
+            .max()
+    }
+
     /// The registry as `read` holds it.
     pub fn read(read: &dyn StoreRead) -> Result<Registry> {
         let saved = read.models(Some("win"))?;
