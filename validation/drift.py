@@ -2,7 +2,9 @@
 crates/stats/tests/drift.rs): the chi-square upper tail from scipy on a grid, and the population
 stability index test on fixed samples (a reference, a window without drift, one shifted by half a
 standard deviation, a yes/no feature with missing values), computed here independently with numpy and
-scipy.stats.chi2.
+scipy.stats.chi2; and the clustered test (each cluster's values share a weight of 1, the sizes are the
+numbers of clusters) on the same samples, the reference in clusters of 4 consecutive values and the
+window in clusters of 3.
 
     pip install numpy scipy
     python3 validation/drift.py     # writes validation/fixtures/drift_samples.csv, drift_reference.json
@@ -33,23 +35,31 @@ def edges(reference, max_bins=10):
     return e or [s[-1]]
 
 
-def psi_test(reference, window, max_bins=10):
+def psi_test(reference, window, max_bins=10, reference_clusters=None, window_clusters=None):
     e = np.array(edges(reference, max_bins))
     missing = bool(np.isnan(reference).any() or np.isnan(window).any())
     n_bins = len(e) + 1 + int(missing)
 
-    def counts(x):
+    def weights(x, clusters):
+        if clusters is None:
+            return np.ones(len(x))
+        _, inverse, sizes = np.unique(clusters, return_inverse=True, return_counts=True)
+        return 1.0 / sizes[inverse]
+
+    def counts(x, wts):
         c = np.zeros(n_bins)
-        for v in x:
+        for v, wt in zip(x, wts):
             k = n_bins - 1 if np.isnan(v) else int(np.searchsorted(e, v, side="left"))
-            c[k] += 1
+            c[k] += wt
         return c
 
-    r, w = counts(reference), counts(window)
-    rs = (r + 0.5) / (len(reference) + 0.5 * n_bins)
-    ws = (w + 0.5) / (len(window) + 0.5 * n_bins)
+    r = counts(reference, weights(reference, reference_clusters))
+    w = counts(window, weights(window, window_clusters))
+    big_n, n = r.sum(), w.sum()
+    rs = (r + 0.5) / (big_n + 0.5 * n_bins)
+    ws = (w + 0.5) / (n + 0.5 * n_bins)
     psi = float(np.sum((ws - rs) * np.log(ws / rs)))
-    stat = psi / (1 / len(window) + 1 / len(reference))
+    stat = psi / (1 / n + 1 / big_n)
     df = n_bins - 1
     return dict(psi=psi, statistic=stat, df=df, p_value=float(chi2.sf(stat, df)))
 
@@ -81,6 +91,11 @@ def main():
             same=psi_test(reference, same),
             shifted=psi_test(reference, shifted),
             yes_no=psi_test(yes_no_ref, yes_no_win),
+        ),
+        clustered=dict(
+            same=psi_test(reference, same, 10, np.arange(len(reference)) // 4, np.arange(len(same)) // 3),
+            shifted=psi_test(reference, shifted, 10, np.arange(len(reference)) // 4, np.arange(len(shifted)) // 3),
+            yes_no=psi_test(yes_no_ref, yes_no_win, 10, np.arange(len(yes_no_ref)) // 4, np.arange(len(yes_no_win)) // 3),
         ),
     )
     with open(OUT + "drift_reference.json", "w") as f:

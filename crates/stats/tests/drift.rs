@@ -1,6 +1,6 @@
 //! The drift test against independent reference numbers: the chi-square upper tail from
 //! `scipy.stats.chi2.sf`, and the population stability index test on fixed samples computed with
-//! numpy and scipy. Both were produced by `python3 validation/drift.py` (numpy 2.4.6, scipy 1.17.1),
+//! numpy and scipy, plainly and with values in clusters. Both were produced by `python3 validation/drift.py` (numpy 2.4.6, scipy 1.17.1),
 //! which writes `validation/fixtures/drift_samples.csv` and `drift_reference.json`.
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use winsignal_stats::dist::chi2_sf;
-use winsignal_stats::drift::{psi_test, Rule};
+use winsignal_stats::drift::{psi_test, psi_test_clustered, Rule};
 
 fn fixtures() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../validation/fixtures")
@@ -78,5 +78,28 @@ fn the_psi_test_matches_the_reference_computation() {
             );
         }
         assert_eq!(rule.alarms(&t, 20), alarms, "{name}: {t:?}");
+        // Clustered: the reference in clusters of 4 consecutive values, the window in clusters of 3.
+        let clusters = |n: usize, size: u64| (0..n as u64).map(|i| i / size).collect::<Vec<_>>();
+        let (rv, wv) = (&samples[reference], &samples[window]);
+        let t =
+            psi_test_clustered(rv, &clusters(rv.len(), 4), wv, &clusters(wv.len(), 3), 10).unwrap();
+        let want = &r["clustered"][name];
+        assert_eq!(t.df as u64, want["df"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            t.window_n,
+            wv.len().div_ceil(3),
+            "{name}: clusters, not values"
+        );
+        for (ours, key) in [
+            (t.psi, "psi"),
+            (t.statistic, "statistic"),
+            (t.p_value, "p_value"),
+        ] {
+            let theirs = want[key].as_f64().unwrap();
+            assert!(
+                close(ours, theirs, 1e-9),
+                "clustered {name} {key}: {ours} vs {theirs}"
+            );
+        }
     }
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use winsignal_core::time::MS_PER_DAY;
 use winsignal_core::{Outcome, Ts};
 use winsignal_features::snapshot;
-use winsignal_stats::drift::{psi_test, Rule};
+use winsignal_stats::drift::{psi_test_clustered, Rule};
 use winsignal_store::Store;
 
 use crate::scoring::ModelReading;
@@ -151,6 +151,20 @@ pub(crate) fn drift_of(
             v.iter().filter(|x| x.is_nan()).count() as f64 / v.len() as f64
         }
     };
+    // A landmark snapshot's cluster: its deal's account (whose attributes every snapshot of its deals
+    // shares), else the deal. Each counts once in the test.
+    let cluster = |s: &snapshot::Snapshot| -> u64 {
+        match ctx.opportunity(&s.opportunity_id) {
+            Some(o) if ctx.opps[o as usize].account != winsignal_features::context::NONE => {
+                u64::from(ctx.opps[o as usize].account)
+            }
+            Some(o) => (1 << 32) | u64::from(o),
+            None => u64::MAX,
+        }
+    };
+    let clusters =
+        |rows: &[&snapshot::Snapshot]| -> Vec<u64> { rows.iter().map(|s| cluster(s)).collect() };
+    let training_clusters = clusters(&training);
     let reference: Vec<Vec<f64>> = (0..names.len()).map(|k| column(&training, k)).collect();
     let tested: Vec<usize> = (0..names.len())
         .filter(|&k| reference[k].iter().any(|v| !v.is_nan()))
@@ -202,11 +216,18 @@ pub(crate) fn drift_of(
             .iter()
             .filter(|s| s.as_of >= from && s.as_of < until)
             .collect();
+        let window_clusters = clusters(&rows);
         let mut features: Vec<FeatureDrift> = tested
             .iter()
             .filter_map(|&k| {
                 let window = column(&rows, k);
-                let t = psi_test(&reference[k], &window, BINS)?;
+                let t = psi_test_clustered(
+                    &reference[k],
+                    &training_clusters,
+                    &window,
+                    &window_clusters,
+                    BINS,
+                )?;
                 Some(FeatureDrift {
                     feature: names[k].to_string(),
                     psi: t.psi,
@@ -228,7 +249,14 @@ pub(crate) fn drift_of(
                 ctx,
                 rows.clone(),
             )?;
-        let score = psi_test(&training_p, &window_p, BINS).map(|t| FeatureDrift {
+        let score = psi_test_clustered(
+            &training_p,
+            &training_clusters,
+            &window_p,
+            &window_clusters,
+            BINS,
+        )
+        .map(|t| FeatureDrift {
             feature: "p_win".into(),
             psi: t.psi,
             p_value: t.p_value,
