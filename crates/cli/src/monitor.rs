@@ -287,6 +287,13 @@ pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Resul
                     h.review_items, h.accepted, h.edited, h.rejected, h.model_error, h.actions_done, h.actions_not_relevant
                 );
             }
+            if let (Some(reviewer), Some(model)) = (h.edits_reviewer_brier, h.edits_model_brier) {
+                println!(
+                    "Of the deals reviewers edited, {} have closed: Brier score of the corrections {reviewer:.4}, of the model's P(win) they corrected {model:.4} ({}).",
+                    h.edits_closed,
+                    if reviewer < model { "the reviewers were closer" } else { "the model was as close or closer" }
+                );
+            }
             if let Some(r) = &p.recommendation {
                 println!("RECOMMENDATION: {r}.");
             }

@@ -2594,6 +2594,26 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
     assert_eq!(human["rejected"], 1, "{human}");
     assert_eq!(human["edited"], 1, "{human}");
     assert_eq!(human["model_error"], 0, "{human}");
+    assert_eq!(human["edits_closed"], 0, "{human}");
+    // Once the edited deal has closed, the correction is scored against its outcome beside the model's
+    // P(win) it corrected.
+    common::close_open_deals_the_wrong_way(&data, &ws.path().join("closings"));
+    let perf: Value =
+        serde_json::from_str(&winsignal(&data, &["monitor", "performance", "--json"])).unwrap();
+    let human = &perf["human"];
+    assert_eq!(human["edits_closed"], 1, "{human}");
+    let (reviewer, model) = (
+        human["edits_reviewer_brier"].as_f64().unwrap(),
+        human["edits_model_brier"].as_f64().unwrap(),
+    );
+    let p = review["p_win"].as_f64().unwrap();
+    assert!(
+        [0.0, 1.0]
+            .iter()
+            .any(|y| (reviewer - (0.3 - y) * (0.3 - y)).abs() < 1e-12
+                && (model - (p - y) * (p - y)).abs() < 1e-12),
+        "{human}"
+    );
 }
 
 /// Reps' feedback on next actions: given on an action the deal offers, by the deal's rep; refused for

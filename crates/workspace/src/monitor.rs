@@ -367,10 +367,39 @@ pub struct HumanVerdicts {
     /// Feedback on this model's actions: done, and not relevant.
     pub actions_done: usize,
     pub actions_not_relevant: usize,
+    /// Edited deals (of any model) that have closed since: how many, and the Brier score of the
+    /// reviewers' corrected P(win) beside the model's P(win) they corrected, on those outcomes — whether
+    /// the corrections were right. None when no edited deal has closed.
+    pub edits_closed: usize,
+    pub edits_reviewer_brier: Option<f64>,
+    pub edits_model_brier: Option<f64>,
 }
 
-fn human_verdicts(read: &dyn winsignal_store::StoreRead, model_id: &str) -> Result<HumanVerdicts> {
+fn human_verdicts(
+    read: &dyn winsignal_store::StoreRead,
+    ctx: &winsignal_features::Context,
+    model_id: &str,
+) -> Result<HumanVerdicts> {
     let mut h = HumanVerdicts::default();
+    let (mut reviewer, mut model) = (0.0, 0.0);
+    for (deal, d) in crate::review::overrides(read)? {
+        let outcome = ctx.opportunity(&deal).map(|o| ctx.opps[o as usize].outcome);
+        let won = match outcome {
+            Some(Outcome::Won) => 1.0,
+            Some(Outcome::Lost) => 0.0,
+            _ => continue,
+        };
+        let (Some(corrected), Some(p)) = (d.corrected_p_win, d.p_win) else {
+            continue;
+        };
+        h.edits_closed += 1;
+        reviewer += (corrected - won) * (corrected - won);
+        model += (p - won) * (p - won);
+    }
+    if h.edits_closed > 0 {
+        h.edits_reviewer_brier = Some(reviewer / h.edits_closed as f64);
+        h.edits_model_brier = Some(model / h.edits_closed as f64);
+    }
     for r in crate::review::queue(read)? {
         if r.item.change.model_id != model_id {
             continue;
@@ -636,7 +665,7 @@ pub(crate) fn performance_of(
         activated_at,
         open_now,
         estimate_trusted,
-        human: human_verdicts(&*m.snapshot, &m.id)?,
+        human: human_verdicts(&*m.snapshot, ctx, &m.id)?,
         live_auc,
         rollback_to,
         recommendation,
