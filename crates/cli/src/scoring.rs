@@ -208,6 +208,20 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
         t.catalog
     );
     println!("Holdout: {}.", t.split.description);
+    if !t.left_out_by_review.is_empty() {
+        println!(
+            "Left out: {} closed deals whose data a reviewer said are wrong (wrong_data): {}.",
+            t.left_out_by_review.len(),
+            match t.left_out_by_review.len() {
+                n if n > 5 => format!(
+                    "{} and {} more",
+                    t.left_out_by_review[..5].join(", "),
+                    n - 5
+                ),
+                _ => t.left_out_by_review.join(", "),
+            }
+        );
+    }
     // A recalibrated model is kept as fitted (its correction was fitted to those predictions).
     let recalibrated = m.recalibration.as_ref().is_some_and(|r| r.applied);
     let kept_all = if recalibrated {

@@ -2519,7 +2519,7 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
             "--edit",
             "0.3",
             "--reason-code",
-            "missing_context",
+            "wrong_data",
             "--comment",
             "budget frozen <b>until Q3</b>",
         ])
@@ -2563,7 +2563,7 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
         browser.go(&format!("{base}/#/deals/{id}"));
         browser.wait_for("#review-override", "the correction beside the score", |t| {
             t.contains("Reviewed: 30%")
-                && t.contains("by local:val (missing_context)")
+                && t.contains("by local:val (wrong_data)")
                 && t.contains("budget frozen <b>until Q3</b>")
         });
     }
@@ -2613,6 +2613,14 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
             .any(|y| (reviewer - (0.3 - y) * (0.3 - y)).abs() < 1e-12
                 && (model - (p - y) * (p - y)).abs() < 1e-12),
         "{human}"
+    );
+    // The edit said the deal's data are wrong: now closed, it is left out when the model is retrained.
+    let trained: Value = serde_json::from_str(&winsignal(&data, &["train", "--json"])).unwrap();
+    assert_eq!(
+        trained["trained_on"]["left_out_by_review"],
+        json!([id]),
+        "{}",
+        trained["trained_on"]
     );
 }
 

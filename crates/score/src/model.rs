@@ -136,6 +136,10 @@ pub struct TrainedOn {
     /// What the holdout really is (by close date, or the fallback and why).
     #[serde(default)]
     pub split: SplitInfo,
+    /// Closed deals left out of training and evaluation because a reviewer said their data are wrong
+    /// (the latest review decision on the deal has the reason `wrong_data`), by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out_by_review: Vec<String>,
 }
 
 /// The remaining days to close of won deals from entering a stage: percentiles 0, 1, …, 100.
@@ -1133,6 +1137,7 @@ pub fn train(
             deals_train: deals(&train_all),
             deals_test: deals(&test),
             split: split.info.clone(),
+            left_out_by_review: Vec::new(),
         },
         catalog_toml: (!catalog.source.is_empty()).then(|| catalog.source.clone()),
         options: opts.clone(),

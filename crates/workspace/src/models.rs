@@ -128,14 +128,37 @@ pub fn train_and_save(
     actor: &str,
 ) -> Result<Trained> {
     let fit_started = std::time::Instant::now();
-    let m = model::train(
+    // Closed deals whose data a reviewer said are wrong are left out (open deals train nothing).
+    let flagged = crate::review::wrong_data_deals(store)?;
+    let left_out: Vec<String> = flagged
+        .into_iter()
+        .filter(|d| {
+            c.snapshots
+                .iter()
+                .any(|s| &s.opportunity_id == d && s.outcome != winsignal_core::Outcome::Open)
+        })
+        .collect();
+    let kept: Vec<winsignal_features::snapshot::Snapshot>;
+    let snapshots = if left_out.is_empty() {
+        &c.snapshots
+    } else {
+        kept = c
+            .snapshots
+            .iter()
+            .filter(|s| left_out.binary_search(&s.opportunity_id).is_err())
+            .cloned()
+            .collect();
+        &kept
+    };
+    let mut m = model::train(
         &c.ctx,
         &c.catalog,
-        &c.snapshots,
+        snapshots,
         &c.timing,
         model::evidence(discovery),
         opts,
     )?;
+    m.trained_on.left_out_by_review = left_out;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     if let Some(reason) = m.refusal() {
         if !opts.allow_suspect {

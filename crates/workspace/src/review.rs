@@ -388,6 +388,28 @@ pub fn overrides(read: &dyn StoreRead) -> Result<BTreeMap<String, Decision>> {
     Ok(out)
 }
 
+/// The deals whose latest review decision says their data are wrong (reason `wrong_data`): retraining
+/// leaves their snapshots out.
+pub fn wrong_data_deals(read: &dyn StoreRead) -> Result<std::collections::BTreeSet<String>> {
+    let mut latest: BTreeMap<String, Decision> = BTreeMap::new();
+    for r in queue(read)? {
+        if let Some(d) = r.decision {
+            let deal = r.item.change.opportunity_id;
+            if latest
+                .get(&deal)
+                .is_none_or(|l| (l.at, l.item) <= (d.at, d.item))
+            {
+                latest.insert(deal, d);
+            }
+        }
+    }
+    Ok(latest
+        .into_iter()
+        .filter(|(_, d)| d.reason_code == "wrong_data")
+        .map(|(deal, _)| deal)
+        .collect())
+}
+
 /// The standing corrections as of a number of the decisions journal, to be kept in memory (the live
 /// state) and read again only when decisions were recorded since.
 #[derive(Debug, Clone, Default)]
