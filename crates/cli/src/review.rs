@@ -35,8 +35,13 @@ pub enum ReviewCommand {
         /// An account whose deals' next actions are reviewed (repeat for several).
         #[arg(long = "strategic-account", value_name = "ID")]
         strategic_accounts: Vec<String>,
+        /// Whether a team's coaching focus changing with new findings (another behaviour becoming the
+        /// one its reps have the most to gain from, found by `reps` or the API's findings and
+        /// scorecards) is reviewed: on or off.
+        #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+        coaching_changes: Option<bool>,
         /// Clear every rule (nothing is queued).
-        #[arg(long, conflicts_with_all = ["score_change_points", "min_amount", "strategic_accounts"])]
+        #[arg(long, conflicts_with_all = ["score_change_points", "min_amount", "strategic_accounts", "coaching_changes"])]
         clear: bool,
         /// Print as JSON.
         #[arg(long)]
@@ -67,18 +72,33 @@ pub struct DecideArgs {
 }
 
 fn print_item(r: &Reviewed) {
-    let c = &r.item.change;
-    println!(
-        "{:>5}  {}  {:<18} rep {:<10} P(win) {} → {}  {}",
-        r.item.id,
-        r.item.created_at.to_rfc3339(),
-        c.opportunity_id,
-        c.rep_id.as_deref().unwrap_or("–"),
-        c.before
-            .map_or("–".into(), |p| format!("{:.0}%", 100.0 * p)),
-        c.after.map_or("–".into(), |p| format!("{:.0}%", 100.0 * p)),
-        r.item.why
-    );
+    match (&r.item.change, &r.item.coaching) {
+        (Some(c), _) => println!(
+            "{:>5}  {}  {:<18} rep {:<10} P(win) {} → {}  {}",
+            r.item.id,
+            r.item.created_at.to_rfc3339(),
+            c.opportunity_id,
+            c.rep_id.as_deref().unwrap_or("–"),
+            c.before
+                .map_or("–".into(), |p| format!("{:.0}%", 100.0 * p)),
+            c.after.map_or("–".into(), |p| format!("{:.0}%", 100.0 * p)),
+            r.item.why
+        ),
+        (None, Some(t)) => println!(
+            "{:>5}  {}  team {:<13} {} reps  {}",
+            r.item.id,
+            r.item.created_at.to_rfc3339(),
+            t.team,
+            t.rep_ids.len(),
+            r.item.why
+        ),
+        (None, None) => println!(
+            "{:>5}  {}  {}",
+            r.item.id,
+            r.item.created_at.to_rfc3339(),
+            r.item.why
+        ),
+    }
     if let Some(d) = &r.decision {
         println!(
             "       {:?} by {} ({}): {}{}",
@@ -135,8 +155,16 @@ pub fn run(store: &dyn Store, command: ReviewCommand) -> Result<()> {
                 },
             )?;
             println!(
-                "Item {} decided: {:?} by {} ({}), on model {}.",
-                d.item, d.verdict, d.reviewer, d.reason_code, d.model_id
+                "Item {} decided: {:?} by {} ({}){}.",
+                d.item,
+                d.verdict,
+                d.reviewer,
+                d.reason_code,
+                if d.model_id.is_empty() {
+                    String::new()
+                } else {
+                    format!(", on model {}", d.model_id)
+                }
             );
             Ok(())
         }
@@ -144,6 +172,7 @@ pub fn run(store: &dyn Store, command: ReviewCommand) -> Result<()> {
             score_change_points,
             min_amount,
             strategic_accounts,
+            coaching_changes,
             clear,
             json,
         } => {
@@ -151,7 +180,8 @@ pub fn run(store: &dyn Store, command: ReviewCommand) -> Result<()> {
             let changing = clear
                 || score_change_points.is_some()
                 || min_amount.is_some()
-                || !strategic_accounts.is_empty();
+                || !strategic_accounts.is_empty()
+                || coaching_changes.is_some();
             if clear {
                 r = Rules::default();
             }
@@ -163,6 +193,9 @@ pub fn run(store: &dyn Store, command: ReviewCommand) -> Result<()> {
             }
             if !strategic_accounts.is_empty() {
                 r.strategic_accounts = strategic_accounts;
+            }
+            if let Some(on) = coaching_changes {
+                r.coaching_changes = on;
             }
             if changing {
                 review::set_rules(store, &actor, &r)?;
@@ -186,7 +219,19 @@ pub fn run(store: &dyn Store, command: ReviewCommand) -> Result<()> {
                     r.strategic_accounts.join(", ")
                 );
             }
+            println!(
+                "A team's coaching focus changing is {}reviewed.",
+                if r.coaching_changes { "" } else { "not " }
+            );
             Ok(())
         }
+    }
+}
+
+fn parse_on_off(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{s:?}: expected on or off")),
     }
 }

@@ -2957,3 +2957,139 @@ fn scheduled_retraining_makes_a_candidate_and_the_served_model_stays() {
     let log = std::fs::read_to_string(server.log.path()).unwrap();
     assert!(log.contains("retrained on schedule"), "{log}");
 }
+
+/// The review rule "a new finding that would change a team's coaching": with it on, the first
+/// computation of the scorecards records each team's coaching focus; when a later one finds another
+/// focus (here: the recorded one is set to a behaviour the data do not support, as if findings had
+/// moved), the team's change waits in the queue — once, however often the scorecards are computed —
+/// for the team's manager or revops, not a single rep; it is accepted or rejected, not edited.
+#[test]
+fn a_teams_coaching_changing_waits_for_review() {
+    use std::io::Read as _;
+    use winsignal_store::Store as _;
+    let (ws, ann, scored) = small_workspace();
+    let (data, ann) = (ws.path().join("ws"), ann.as_str());
+    winsignal(&data, &["review", "rules", "--coaching-changes", "on"]);
+    winsignal(&data, &["reps", "--json"]);
+    let coaching = |data: &Path| -> Vec<Value> {
+        let listed: Value =
+            serde_json::from_str(&winsignal(data, &["review", "list", "--json"])).unwrap();
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "coaching_change")
+            .cloned()
+            .collect()
+    };
+    assert!(
+        coaching(&data).is_empty(),
+        "the first computation only records"
+    );
+    // As if the last computation had found another focus for one team.
+    let team = {
+        let store = winsignal_store::EmbeddedStore::open(&data).unwrap();
+        let mut team = String::new();
+        store
+            .update_state("coaching-focus", "", &mut |current| {
+                let mut text = String::new();
+                current.unwrap().bytes.read_to_string(&mut text)?;
+                let mut known: serde_json::Map<String, Value> =
+                    serde_json::from_str(&text).unwrap();
+                let (name, focus) = known.iter_mut().next().expect("a team");
+                team = name.clone();
+                *focus = json!({"behaviour": "old_focus", "title": "The old focus",
+                                "expected_extra_wins": 1.5, "reps": 1});
+                Ok(serde_json::to_vec(&known).unwrap())
+            })
+            .unwrap();
+        team
+    };
+    winsignal(&data, &["reps", "--json"]);
+    winsignal(&data, &["reps"]);
+    let items = coaching(&data);
+    assert_eq!(items.len(), 1, "{items:?}");
+    let item = &items[0];
+    assert_eq!(item["coaching"]["team"], team.as_str());
+    assert_eq!(item["coaching"]["previous"]["behaviour"], "old_focus");
+    // What the data support now: another behaviour, or (the small demo's model has no behaviour to
+    // coach) nothing.
+    assert_ne!(item["coaching"]["now"]["behaviour"], "old_focus", "{item}");
+    let team_reps = item["coaching"]["rep_ids"].as_array().unwrap().clone();
+    assert!(!team_reps.is_empty(), "{item}");
+    assert!(item["change"].is_null());
+    assert!(
+        item["why"].as_str().unwrap().contains("The old focus ("),
+        "{item}"
+    );
+    let number = item["id"].as_u64().unwrap();
+
+    // A rep of another team.
+    let rep = scored["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["rep_id"].as_str())
+        .find(|r| !team_reps.iter().any(|t| t == r))
+        .unwrap();
+    let rita = winsignal(
+        &data,
+        &["users", "add", "rita", "--role", "rep", "--rep-id", rep],
+    );
+    let rita = rita.trim();
+    let server = Server::start(&data, &[]);
+    let (_, mine) = server.get("/v1/review", Some(rita));
+    assert!(
+        mine["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["kind"] != "coaching_change"),
+        "a single rep does not see the team's item: {mine}"
+    );
+    let (_, all) = server.get("/v1/review", Some(ann));
+    assert!(all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"].as_u64() == Some(number)));
+    let path = format!("/v1/review/{number}");
+    let (status, b) = server.post(
+        &path,
+        Some(ann),
+        &json!({"verdict": "edit", "reason_code": "other", "corrected_p_win": 0.5}),
+    );
+    assert_eq!((status, code(&b)), (422, "bad_shape"), "{b}");
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("accept or reject"));
+    if let Some(browser) = Browser::start() {
+        let base = format!("http://{}", server.addr);
+        browser.go(&format!("{base}/"));
+        browser.type_into("#token", ann);
+        browser.click("#signin-button");
+        browser.wait_for("#who", "signed in", |t| t.contains("ann"));
+        browser.go(&format!("{base}/#/review"));
+        let row = format!("tr[data-item=\"{number}\"]");
+        browser.wait_for(&row, "the team's item", |t| {
+            t.contains(&format!("team {team}")) && t.contains("coaching focus would change")
+        });
+        browser.click(&format!("{row} button.accept"));
+        browser.wait_for(&format!("{row} td.decision"), "decided", |t| {
+            t.starts_with("accept by ann")
+        });
+    } else {
+        let (status, b) = server.post(
+            &path,
+            Some(ann),
+            &json!({"verdict": "accept", "reason_code": "agree"}),
+        );
+        assert_eq!(status, 200, "{b}");
+    }
+    assert!(server.stop().success());
+    // Decided; the focus now recorded is the one found, so nothing more is queued.
+    winsignal(&data, &["reps", "--json"]);
+    let after = coaching(&data);
+    assert_eq!(after.len(), 0, "{after:?}");
+}

@@ -528,16 +528,19 @@ async function renderReview() {
         ? [el("button", { type: "button", class: "accept", onclick: decide(r.id, "accept") }, "Accept"),
            el("button", { type: "button", class: "reject", onclick: decide(r.id, "reject") }, "Reject")]
         : "waiting");
+    // A team's coaching change has no deal: its team and reps instead.
+    const t = r.coaching;
     return el("tr", { "data-item": String(r.id) },
       el("td", { class: "num", text: String(r.id) }),
-      el("td", {}, el("a", { href: `#/deals/${encodeURIComponent(c.opportunity_id)}`, text: c.opportunity_id })),
-      el("td", { text: c.rep_id ?? "–" }),
-      el("td", { class: "num", text: `${pct(c.before)} → ${pct(c.after)}` }),
+      c ? el("td", {}, el("a", { href: `#/deals/${encodeURIComponent(c.opportunity_id)}`, text: c.opportunity_id }))
+        : el("td", { text: t ? `team ${t.team}` : "–" }),
+      el("td", { text: c ? (c.rep_id ?? "–") : t ? `${t.rep_ids.length} reps` : "–" }),
+      el("td", { class: "num", text: c ? `${pct(c.before)} → ${pct(c.after)}` : "" }),
       el("td", { text: r.why }),
       cell);
   });
   $("#view").replaceChildren(el("h1", { text: "Review queue" }),
-    el("p", { class: "muted", text: "Score changes the workspace's rules hold for a person: a large move on a large deal, a next action for a strategic account (`winsignal review rules`). docs/governance.md." }),
+    el("p", { class: "muted", text: "What the workspace's rules hold for a person: a large score move on a large deal, a next action for a strategic account, a team's coaching focus changing (`winsignal review rules`). docs/governance.md." }),
     reviews ? el("div", { class: "card" }, "Reason: ", code, " ", comment) : null, message,
     el("table", { id: "review" }, el("thead", {}, el("tr", {},
       el("th", { class: "num", text: "#" }), el("th", { text: "Deal" }), el("th", { text: "Rep" }),

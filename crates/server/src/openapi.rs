@@ -611,11 +611,21 @@ fn schemas(max_body: usize) -> Value {
             "properties": {"behaviour": {"type": "string"}, "verdict": {"enum": ["done", "not_relevant"]},
                            "comment": {"type": "string"}}},
         "ReviewItem": object(
-            &["id", "created_at", "kind", "why", "change", "decision"],
+            &["id", "created_at", "kind", "why", "decision"],
             json!({"id": {"type": "integer"}, "created_at": {"type": "integer"},
-                   "kind": {"enum": ["score_change", "strategic_action"]}, "why": {"type": "string"},
+                   "kind": {"enum": ["score_change", "strategic_action", "coaching_change"]}, "why": {"type": "string"},
                    "change": reference("ScoreChange"),
+                   "coaching": reference("CoachingChange"),
                    "decision": {"oneOf": [{"type": "null"}, reference("Decision")]}})),
+        "CoachingChange": object(
+            &["team", "rep_ids", "previous", "now"],
+            json!({"team": {"type": "string"}, "rep_ids": {"type": "array", "items": {"type": "string"}},
+                   "previous": {"oneOf": [{"type": "null"}, reference("CoachingFocus")]},
+                   "now": {"oneOf": [{"type": "null"}, reference("CoachingFocus")]}})),
+        "CoachingFocus": object(
+            &["behaviour", "title", "expected_extra_wins", "reps"],
+            json!({"behaviour": {"type": "string"}, "title": {"type": "string"},
+                   "expected_extra_wins": {"type": "number"}, "reps": {"type": "integer"}})),
         "Decision": object(
             &["item", "at", "reviewer", "verdict", "reason_code", "comment", "model_id", "p_win"],
             json!({"item": {"type": "integer"}, "at": {"type": "integer"}, "reviewer": {"type": "string"},

@@ -48,6 +48,8 @@ pub fn compute(
     let c = crate::pipeline::compute_at(store, &*snapshot, catalog, progress)?;
     let discovery = discovery(&c, Options::default())?;
     let scorecards = crate::coaching::all_scorecards(&*snapshot, &c, &discovery)?;
+    // A team whose coaching focus changed with these findings waits for review, if the rule is set.
+    crate::review::enqueue_coaching(store, &scorecards)?;
     Ok(Insights {
         position,
         discovery,

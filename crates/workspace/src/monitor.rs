@@ -401,7 +401,11 @@ fn human_verdicts(
         h.edits_model_brier = Some(model / h.edits_closed as f64);
     }
     for r in crate::review::queue(read)? {
-        if r.item.change.model_id != model_id {
+        if r.item
+            .change
+            .as_ref()
+            .is_none_or(|c| c.model_id != model_id)
+        {
             continue;
         }
         h.review_items += 1;

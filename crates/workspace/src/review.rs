@@ -41,6 +41,10 @@ pub struct Rules {
     /// Accounts whose deals' next actions are reviewed before reps see them.
     #[serde(default)]
     pub strategic_accounts: Vec<String>,
+    /// Whether a team's coaching focus changing (a new finding making another behaviour its biggest
+    /// gain) is reviewed before it reaches the team.
+    #[serde(default)]
+    pub coaching_changes: bool,
 }
 
 /// Why an item is in the queue.
@@ -51,6 +55,8 @@ pub enum ItemKind {
     ScoreChange,
     /// A next action for a deal of a strategic account.
     StrategicAction,
+    /// A team's coaching focus changed: the behaviour its reps have the most to gain from is another.
+    CoachingChange,
 }
 
 /// One item: the change that put it there, with its evidence.
@@ -63,7 +69,62 @@ pub struct Item {
     pub kind: ItemKind,
     /// In words: which rule, and by how much.
     pub why: String,
-    pub change: ScoreChange,
+    /// The score change that put it there (score-change and strategic-action items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ScoreChange>,
+    /// The team's coaching before and after (coaching-change items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coaching: Option<CoachingChange>,
+}
+
+/// A team's coaching focus before and after a computation of the scorecards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoachingChange {
+    pub team: String,
+    /// The team's reps (the scope that holds them all may see and decide the item).
+    pub rep_ids: Vec<String>,
+    pub previous: Option<Focus>,
+    pub now: Option<Focus>,
+}
+
+/// The behaviour a team has the most to gain from: the largest sum of its reps' expected extra wins
+/// (`reps`' coaching priorities).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Focus {
+    pub behaviour: String,
+    pub title: String,
+    pub expected_extra_wins: f64,
+    /// How many of the team's reps have it among their coaching priorities.
+    pub reps: usize,
+}
+
+impl Item {
+    /// The deal the item is about (none for a team's coaching).
+    pub fn deal(&self) -> Option<&str> {
+        self.change.as_ref().map(|c| c.opportunity_id.as_str())
+    }
+
+    /// Whether `scope` may see (and, with a reviewing role, decide) the item: a deal's by a scope that
+    /// holds the deal's rep; a team's coaching only by a scope that holds every rep of the team.
+    pub fn visible_to(&self, scope: &Scope) -> bool {
+        match (&self.change, &self.coaching) {
+            (Some(c), _) => scope.allows(c.rep_id.as_deref()),
+            (None, Some(t)) => {
+                matches!(scope, Scope::All)
+                    || (!t.rep_ids.is_empty() && t.rep_ids.iter().all(|r| scope.allows(Some(r))))
+            }
+            (None, None) => matches!(scope, Scope::All),
+        }
+    }
+
+    /// What one undecided item of a kind is kept per: the deal, or the team.
+    fn subject(&self) -> String {
+        match (&self.change, &self.coaching) {
+            (Some(c), _) => c.opportunity_id.clone(),
+            (None, Some(t)) => format!("team:{}", t.team),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// What a reviewer decided.
@@ -96,7 +157,8 @@ pub struct Decision {
     /// For an edit: the P(win) the reviewer holds the deal to have (an override of the score).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrected_p_win: Option<f64>,
-    /// The model whose score was reviewed, and the P(win) it gave.
+    /// The model whose score was reviewed, and the P(win) it gave (empty and none for a team's
+    /// coaching).
     pub model_id: String,
     pub p_win: Option<f64>,
 }
@@ -164,7 +226,8 @@ pub fn items_for(changes: &[ScoreChange], rules: &Rules, at: Ts) -> Vec<Item> {
                         "P(win) moved {moved:+.1} points (more than {points}) on a deal of {}",
                         c.amount.map_or("no amount".into(), |a| format!("{a:.0}"))
                     ),
-                    change: c.clone(),
+                    change: Some(c.clone()),
+                    coaching: None,
                 });
             }
         }
@@ -183,7 +246,8 @@ pub fn items_for(changes: &[ScoreChange], rules: &Rules, at: Ts) -> Vec<Item> {
                         c.account_id.as_deref().unwrap_or_default(),
                         action.title
                     ),
-                    change: c.clone(),
+                    change: Some(c.clone()),
+                    coaching: None,
                 });
             }
         }
@@ -208,23 +272,144 @@ pub fn enqueue(store: &dyn Store, changes: &[ScoreChange]) -> Result<usize> {
     let open: std::collections::BTreeSet<(String, ItemKind)> = queue(store)?
         .into_iter()
         .filter(|r| r.decision.is_none())
-        .map(|r| (r.item.change.opportunity_id, r.item.kind))
+        .map(|r| (r.item.subject(), r.item.kind))
         .collect();
     let mut seen = open;
     let mut entries = Vec::new();
     for item in items {
-        let key = (item.change.opportunity_id.clone(), item.kind);
+        let key = (item.subject(), item.kind);
         if seen.insert(key) {
-            entries.push((
-                item.change.opportunity_id.clone(),
-                serde_json::to_vec(&item)?,
-            ));
+            entries.push((item.subject(), serde_json::to_vec(&item)?));
         }
     }
     if !entries.is_empty() {
         store.append(ITEMS, Ts::now(), &entries)?;
     }
     Ok(entries.len())
+}
+
+/// The named state holding each team's coaching focus as last computed (the rule's baseline).
+pub const COACHING_FOCUS: &str = "coaching-focus";
+
+/// Each team's reps and coaching focus in `cards`: the behaviour with the largest sum of its reps'
+/// expected extra wins among their coaching priorities (ties: the behaviour id first in order); none
+/// when no rep of the team has a priority. Reps without a team are the team `(no team)`.
+pub fn team_focus(
+    cards: &winsignal_score::reps::Scorecards,
+) -> BTreeMap<String, (Vec<String>, Option<Focus>)> {
+    let mut teams: BTreeMap<String, (Vec<String>, BTreeMap<String, Focus>)> = BTreeMap::new();
+    for r in &cards.reps {
+        let team = r.team.clone().unwrap_or_else(|| "(no team)".into());
+        let (reps, gains) = teams.entry(team).or_default();
+        reps.push(r.rep_id.clone());
+        for p in &r.coaching {
+            let f = gains.entry(p.behaviour.clone()).or_insert_with(|| Focus {
+                behaviour: p.behaviour.clone(),
+                title: p.title.clone(),
+                expected_extra_wins: 0.0,
+                reps: 0,
+            });
+            f.expected_extra_wins += p.expected_extra_wins;
+            f.reps += 1;
+        }
+    }
+    teams
+        .into_iter()
+        .map(|(team, (reps, gains))| {
+            let focus = gains
+                .into_values()
+                .fold(None::<Focus>, |best, f| match best {
+                    Some(b) if b.expected_extra_wins >= f.expected_extra_wins => Some(b),
+                    _ => Some(f),
+                });
+            (team, (reps, focus))
+        })
+        .collect()
+}
+
+/// Records each team's coaching focus in `cards` and, when the rule `coaching_changes` is set, queues
+/// an item for each team whose focus is another behaviour than at the last computation (a team not
+/// seen before counts as a change; the first computation after the rule is set only records). A team
+/// with an undecided coaching item gets no second one. Returns how many were queued.
+pub fn enqueue_coaching(
+    store: &dyn Store,
+    cards: &winsignal_score::reps::Scorecards,
+) -> Result<usize> {
+    if !rules(store)?.coaching_changes {
+        return Ok(0);
+    }
+    let now = team_focus(cards);
+    let at = Ts::now();
+    crate::access::change_json_state(
+        store,
+        COACHING_FOCUS,
+        "coaching focus",
+        |known: &mut BTreeMap<String, Option<Focus>>| {
+            let undecided: std::collections::BTreeSet<String> = queue(store)?
+                .into_iter()
+                .filter(|r| r.decision.is_none() && r.item.kind == ItemKind::CoachingChange)
+                .map(|r| r.item.subject())
+                .collect();
+            let entries = coaching_items(known, &now, at)
+                .into_iter()
+                .filter(|item| !undecided.contains(&item.subject()))
+                .map(|item| Ok((item.subject(), serde_json::to_vec(&item)?)))
+                .collect::<Result<Vec<_>>>()?;
+            if !entries.is_empty() {
+                store.append(ITEMS, at, &entries)?;
+            }
+            Ok(entries.len())
+        },
+    )
+}
+
+/// The coaching-change items of teams whose focus in `now` differs from `known` (the last computation;
+/// a team not in it counts as changed unless `known` is empty: then this is the baseline), and `known`
+/// brought up to `now`.
+fn coaching_items(
+    known: &mut BTreeMap<String, Option<Focus>>,
+    now: &BTreeMap<String, (Vec<String>, Option<Focus>)>,
+    at: Ts,
+) -> Vec<Item> {
+    let baseline = known.is_empty();
+    let mut out = Vec::new();
+    for (team, (reps, focus)) in now {
+        let previous = known.insert(team.clone(), focus.clone());
+        let changed = match &previous {
+            None => !baseline,
+            Some(p) => p.as_ref().map(|f| &f.behaviour) != focus.as_ref().map(|f| &f.behaviour),
+        };
+        if !changed {
+            continue;
+        }
+        let previous = previous.flatten();
+        let name = |f: &Option<Focus>| {
+            f.as_ref().map_or("nothing to coach".to_string(), |f| {
+                format!(
+                    "{} ({:.1} expected extra wins over {} reps)",
+                    f.title, f.expected_extra_wins, f.reps
+                )
+            })
+        };
+        out.push(Item {
+            id: 0,
+            created_at: at,
+            kind: ItemKind::CoachingChange,
+            why: format!(
+                "team {team}'s coaching focus would change: {} → {}",
+                name(&previous),
+                name(focus)
+            ),
+            change: None,
+            coaching: Some(CoachingChange {
+                team: team.clone(),
+                rep_ids: reps.clone(),
+                previous,
+                now: focus.clone(),
+            }),
+        });
+    }
+    out
 }
 
 /// Every item with its decision, oldest first.
@@ -254,7 +439,7 @@ pub fn queue(read: &dyn StoreRead) -> Result<Vec<Reviewed>> {
 pub fn list(read: &dyn StoreRead, scope: &Scope, all: bool) -> Result<Vec<Reviewed>> {
     Ok(queue(read)?
         .into_iter()
-        .filter(|r| scope.allows(r.item.change.rep_id.as_deref()))
+        .filter(|r| r.item.visible_to(scope))
         .filter(|r| all || r.decision.is_none())
         .collect())
 }
@@ -316,13 +501,16 @@ pub fn decide(
     }
     // Decisions are made one at a time, so an item is decided once. (The audit entry is written after
     // the lock is let go: the store takes one update lock at a time.)
-    let (decision, item) =
-        crate::access::change_json_state(store, "review-lock", "review lock", |n: &mut u64| {
+    let (decision, item) = crate::access::change_json_state(
+        store,
+        "review-lock",
+        "review lock",
+        |n: &mut u64| {
             let all = queue(store)?;
             let Some(r) = all
                 .into_iter()
                 .find(|r| r.item.id == id)
-                .filter(|r| scope.allows(r.item.change.rep_id.as_deref()))
+                .filter(|r| r.item.visible_to(scope))
             else {
                 return Err(Refusal::NotFound(format!(
                     "no review item {id} that this caller may see"
@@ -338,6 +526,12 @@ pub fn decide(
                 .into());
             }
             check_ask(ask)?;
+            if r.item.change.is_none() && ask.verdict == Verdict::Edit {
+                return Err(Refusal::BadRequest(format!(
+                    "item {id} is a team's coaching, which has no P(win) to correct: accept or reject it"
+                ))
+                .into());
+            }
             let decision = Decision {
                 item: id,
                 at: Ts::now(),
@@ -346,8 +540,12 @@ pub fn decide(
                 reason_code: ask.reason_code.to_string(),
                 comment: ask.comment.to_string(),
                 corrected_p_win: ask.corrected_p_win,
-                model_id: r.item.change.model_id.clone(),
-                p_win: r.item.change.after,
+                model_id: r
+                    .item
+                    .change
+                    .as_ref()
+                    .map_or_else(String::new, |c| c.model_id.clone()),
+                p_win: r.item.change.as_ref().and_then(|c| c.after),
             };
             store.append(
                 DECISIONS,
@@ -356,14 +554,16 @@ pub fn decide(
             )?;
             *n += 1;
             Ok((decision, r.item))
-        })?;
+        },
+    )?;
     crate::audit::record(
         store,
         reviewer,
         "review.decide",
         &format!("review item {id}"),
         serde_json::json!({
-            "opportunity_id": item.change.opportunity_id,
+            "opportunity_id": item.deal(),
+            "team": item.coaching.as_ref().map(|t| t.team.clone()),
             "kind": item.kind,
             "verdict": decision.verdict,
             "reason_code": decision.reason_code,
@@ -381,8 +581,11 @@ pub fn decide(
 pub fn overrides(read: &dyn StoreRead) -> Result<BTreeMap<String, Decision>> {
     let mut out = BTreeMap::new();
     for r in queue(read)? {
-        if let Some(d) = r.decision.filter(|d| d.verdict == Verdict::Edit) {
-            out.insert(r.item.change.opportunity_id.clone(), d);
+        if let (Some(deal), Some(d)) = (
+            r.item.deal(),
+            r.decision.filter(|d| d.verdict == Verdict::Edit),
+        ) {
+            out.insert(deal.to_string(), d);
         }
     }
     Ok(out)
@@ -393,8 +596,7 @@ pub fn overrides(read: &dyn StoreRead) -> Result<BTreeMap<String, Decision>> {
 pub fn wrong_data_deals(read: &dyn StoreRead) -> Result<std::collections::BTreeSet<String>> {
     let mut latest: BTreeMap<String, Decision> = BTreeMap::new();
     for r in queue(read)? {
-        if let Some(d) = r.decision {
-            let deal = r.item.change.opportunity_id;
+        if let (Some(d), Some(deal)) = (r.decision, r.item.change.map(|c| c.opportunity_id)) {
             if latest
                 .get(&deal)
                 .is_none_or(|l| (l.at, l.item) <= (d.at, d.item))
@@ -451,6 +653,50 @@ impl Overrides {
 mod tests {
     use super::*;
 
+    fn focus(b: &str, wins: f64) -> Option<Focus> {
+        Some(Focus {
+            behaviour: b.into(),
+            title: format!("Do {b}"),
+            expected_extra_wins: wins,
+            reps: 2,
+        })
+    }
+
+    #[test]
+    fn a_teams_coaching_focus_changing_is_an_item_after_the_baseline() {
+        let team = |f: Option<Focus>| (vec!["R1".to_string(), "R2".to_string()], f);
+        let mut known = BTreeMap::new();
+        let now: BTreeMap<_, _> = [("East".to_string(), team(focus("exec", 3.0)))].into();
+        // The first computation only records.
+        assert!(coaching_items(&mut known, &now, Ts(1)).is_empty());
+        assert_eq!(known["East"], focus("exec", 3.0));
+        // The same focus with other figures: nothing.
+        let same: BTreeMap<_, _> = [("East".to_string(), team(focus("exec", 2.5)))].into();
+        assert!(coaching_items(&mut known, &same, Ts(2)).is_empty());
+        // Another behaviour, and a team not seen before: an item each.
+        let moved: BTreeMap<_, _> = [
+            ("East".to_string(), team(focus("multithread", 4.0))),
+            ("West".to_string(), team(None)),
+        ]
+        .into();
+        let items = coaching_items(&mut known, &moved, Ts(3));
+        assert_eq!(items.len(), 2);
+        let east = items[0].coaching.as_ref().unwrap();
+        assert_eq!((east.team.as_str(), east.rep_ids.len()), ("East", 2));
+        assert_eq!(east.previous, focus("exec", 2.5));
+        assert_eq!(east.now, focus("multithread", 4.0));
+        assert_eq!(items[0].kind, ItemKind::CoachingChange);
+        assert!(items[0].change.is_none() && items[0].deal().is_none());
+        assert!(items[0].why.contains("Do exec") && items[0].why.contains("Do multithread"));
+        assert!(items[1].why.ends_with("nothing to coach"));
+        // Seen by a scope holding the whole team only.
+        assert!(items[0].visible_to(&Scope::All));
+        let one = Scope::Reps(["R1".to_string()].into());
+        let both = Scope::Reps(["R1".to_string(), "R2".to_string()].into());
+        assert!(!items[0].visible_to(&one));
+        assert!(items[0].visible_to(&both));
+    }
+
     fn change(
         id: &str,
         before: Option<f64>,
@@ -487,6 +733,7 @@ mod tests {
             score_change_points: Some(10.0),
             min_amount: Some(50_000.0),
             strategic_accounts: Vec::new(),
+            coaching_changes: false,
         };
         let changes = [
             change("big-move-big-deal", Some(0.50), Some(0.38), Some(80_000.0)),
@@ -502,10 +749,7 @@ mod tests {
             change("first-score", None, Some(0.9), Some(80_000.0)),
         ];
         let items = items_for(&changes, &rules, Ts(0));
-        let ids: Vec<&str> = items
-            .iter()
-            .map(|i| i.change.opportunity_id.as_str())
-            .collect();
+        let ids: Vec<&str> = items.iter().map(|i| i.deal().unwrap()).collect();
         assert_eq!(ids, ["big-move-big-deal"]);
         assert!(items[0].why.contains("-12.0 points"), "{}", items[0].why);
         // Any amount when no minimum is set; a strategic account's next action.
@@ -513,6 +757,7 @@ mod tests {
             score_change_points: Some(10.0),
             min_amount: None,
             strategic_accounts: vec!["A1".into()],
+            coaching_changes: false,
         };
         let items = items_for(&changes[4..5], &rules, Ts(0));
         let kinds: Vec<ItemKind> = items.iter().map(|i| i.kind).collect();
