@@ -2626,7 +2626,8 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
 
 /// Reps' feedback on next actions: given on an action the deal offers, by the deal's rep; refused for
 /// another rep's deal and for an action the deal does not offer; read back with the deal, and summed per
-/// behaviour by `winsignal feedback`.
+/// behaviour by `winsignal feedback`. An action marked not relevant leaves the deal's score, live at
+/// once and in `winsignal score`.
 #[test]
 fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
     // A demo large enough for a model with behaviours (the small one keeps stage-only rates, which
@@ -2667,7 +2668,7 @@ fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
         .unwrap()
         .to_string();
     let path = format!("/v1/deals/{id}/feedback");
-    let body = json!({"behaviour": behaviour, "verdict": "not_relevant", "comment": "already met the CFO"});
+    let body = json!({"behaviour": behaviour, "verdict": "done", "comment": "met the CFO"});
     let (status, b) = server.post(&path, None, &body);
     assert_eq!((status, code(&b)), (401, "unauthorized"));
     let (status, b) = server.post(&path, Some(otto), &body);
@@ -2684,23 +2685,20 @@ fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
     assert_eq!(given["feedback"]["user"], "rita");
     assert_eq!(given["feedback"]["model_id"], live["model_id"]);
     assert_eq!(given["feedback"]["p_win"], live["deal"]["p_win"]);
-    let (status, done) = server.post(
-        &path,
-        Some(ann),
-        &json!({"behaviour": behaviour, "verdict": "done"}),
-    );
-    assert_eq!(status, 200, "{done}");
-    let (_, listed) = server.get(&path, Some(rita));
-    let verdicts: Vec<&str> = listed["feedback"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["verdict"].as_str().unwrap())
-        .collect();
-    assert_eq!(verdicts, ["not_relevant", "done"]);
+    // Done: the action is still offered (until the data show it).
+    let offered = |server: &Server| -> Vec<String> {
+        let (_, d) = server.get(&format!("/v1/deals/{id}"), Some(rita));
+        d["deal"]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["behaviour"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(offered(&server).contains(&behaviour));
     let (status, _) = server.get(&path, Some(otto));
     assert_eq!(status, 404);
-    // In the dashboard: the deal's rep marks the action done; the page shows it, and the API has it.
+    // Not relevant, in the dashboard (or the API): the action leaves the deal at once.
     if let Some(browser) = Browser::start() {
         let base = format!("http://{}", server.addr);
         browser.go(&format!("{base}/"));
@@ -2710,27 +2708,60 @@ fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
         browser.go(&format!("{base}/#/deals/{id}"));
         let card = format!("#actions [data-behaviour=\"{behaviour}\"]");
         browser.wait_for(&format!("{card} .given"), "the feedback so far", |t| {
-            t.contains("not relevant by rita") && t.contains("done by ann")
+            t.contains("done by rita")
         });
-        browser.click(&format!("{card} button.done"));
-        browser.wait_for(&format!("{card} .given"), "the new feedback", |t| {
-            t.matches("by rita").count() == 2
+        browser.click(&format!("{card} button.not-relevant"));
+        browser.wait_for("#deal-title", "the page again", |_| {
+            !offered(&server).contains(&behaviour)
         });
-        let (_, listed) = server.get(&path, Some(rita));
-        assert_eq!(listed["feedback"].as_array().unwrap().len(), 3);
+    } else {
+        let (status, b) = server.post(
+            &path,
+            Some(rita),
+            &json!({"behaviour": behaviour, "verdict": "not_relevant", "comment": "already met"}),
+        );
+        assert_eq!(status, 200, "{b}");
     }
+    assert!(!offered(&server).contains(&behaviour), "dismissed");
+    let (status, b) = server.post(&path, Some(ann), &body);
+    assert_eq!(
+        (status, code(&b)),
+        (422, "bad_shape"),
+        "no longer offered: {b}"
+    );
+    let (_, listed) = server.get(&path, Some(rita));
+    let verdicts: Vec<&str> = listed["feedback"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["done", "not_relevant"]);
     assert!(server.stop().success());
+    // The batch score agrees with the live one: the dismissed action is not offered.
+    let again: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
+    let batch = again["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["opportunity_id"] == id)
+        .unwrap();
+    assert!(batch["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["behaviour"] != behaviour.as_str()));
     // Summed per behaviour: the deal's latest verdict counts once.
     let summary: Value = serde_json::from_str(&winsignal(&data, &["feedback", "--json"])).unwrap();
     let b = &summary["behaviours"][0];
     assert_eq!(b["behaviour"], behaviour.as_str());
     assert_eq!(b["deals"].as_u64(), Some(1));
     assert_eq!(
-        b["done"].as_u64(),
+        b["not_relevant"].as_u64(),
         Some(1),
-        "the deal's latest verdict is done: {summary}"
+        "the deal's latest verdict is not relevant: {summary}"
     );
-    assert_eq!(b["not_relevant"].as_u64(), Some(0));
+    assert_eq!(b["done"].as_u64(), Some(0));
     let text = winsignal(&data, &["feedback", "--deal", id]);
     assert!(text.contains("not relevant  by rita"), "{text}");
 }

@@ -57,6 +57,8 @@ pub(crate) async fn give(
         .map_err(ApiError::registry)
     })
     .await?;
+    // An action marked not relevant leaves the deal's score at once.
+    crate::models::follow_review(&s).await?;
     Ok(Json(serde_json::json!({ "feedback": given })).into_response())
 }
 

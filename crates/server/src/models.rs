@@ -232,33 +232,42 @@ pub(crate) async fn rollback(
 /// Switches the live scores to the registry's active model if it is not the one served: prepared under
 /// a read lock (requests keep being answered), put in place under the write lock, with no commit in
 /// between. Publishes the score changes. Returns the model switched to, if any.
-/// Takes the reviewers' corrections into the live state if decisions were recorded since it last
-/// looked (by this server or another process).
+/// Takes into the live state the reviewers' corrections and the actions reps dismissed, if decisions
+/// or feedback were recorded since it last looked (by this server or another process).
 pub(crate) async fn follow_review(s: &Shared) -> Result<(), ApiError> {
     let service = s.clone();
     blocking(move || {
-        let seen = {
+        let (overrides_seen, dismissed_seen) = {
             let live = service
                 .live
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             match live.as_ref() {
-                Some(l) => l.overrides_seen(),
+                Some(l) => (l.overrides_seen(), l.dismissed_seen()),
                 None => return Ok(()),
             }
         };
-        let Some(newer) = winsignal_workspace::review::Overrides::newer_than(&service.store, seen)
-            .map_err(ApiError::internal)?
-        else {
+        let overrides =
+            winsignal_workspace::review::Overrides::newer_than(&service.store, overrides_seen)
+                .map_err(ApiError::internal)?;
+        let dismissed =
+            winsignal_workspace::feedback::Dismissed::newer_than(&service.store, dismissed_seen)
+                .map_err(ApiError::internal)?;
+        if overrides.is_none() && dismissed.is_none() {
             return Ok(());
-        };
+        }
         if let Some(live) = service
             .live
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_mut()
         {
-            live.set_overrides(newer);
+            if let Some(o) = overrides {
+                live.set_overrides(o);
+            }
+            if let Some(d) = dismissed {
+                live.set_dismissed(d);
+            }
         }
         Ok(())
     })
@@ -339,7 +348,7 @@ pub(crate) async fn follow_registry(s: Shared) {
             tracing::error!(error = %e.message, "following the model registry failed");
         }
         if let Err(e) = follow_review(&s).await {
-            tracing::error!(error = %e.message, "following the review decisions failed");
+            tracing::error!(error = %e.message, "following the review decisions and feedback failed");
         }
     }
 }

@@ -87,6 +87,61 @@ pub fn record(
     Ok(f)
 }
 
+/// The actions reps said are not relevant, by deal: each deal's latest verdict on a behaviour, kept
+/// when it is `not_relevant`. A deal's score does not offer them again (batch and live alike), so
+/// what a rep dismissed stays dismissed.
+#[derive(Debug, Clone, Default)]
+pub struct Dismissed {
+    pub by_deal: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// The number of the last feedback read.
+    pub seen: u64,
+}
+
+impl Dismissed {
+    /// The dismissed actions as the store holds them now.
+    pub fn read(read: &dyn StoreRead) -> Result<Dismissed> {
+        Ok(Dismissed::newer_than(read, 0)?.unwrap_or_default())
+    }
+
+    /// The dismissed actions, if feedback was recorded after number `seen`; None when none was.
+    pub fn newer_than(read: &dyn StoreRead, seen: u64) -> Result<Option<Dismissed>> {
+        let since = read.journal(
+            STREAM,
+            &JournalQuery {
+                key: None,
+                after: seen,
+                limit: Some(1),
+            },
+        )?;
+        if since.is_empty() {
+            return Ok(None);
+        }
+        let mut latest: BTreeMap<(String, String), Verdict> = BTreeMap::new();
+        let mut last = seen;
+        for f in list(read, None)? {
+            last = last.max(f.seq);
+            latest.insert((f.opportunity_id, f.behaviour), f.verdict);
+        }
+        let mut by_deal: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for ((deal, behaviour), verdict) in latest {
+            if verdict == Verdict::NotRelevant {
+                by_deal.entry(deal).or_default().insert(behaviour);
+            }
+        }
+        Ok(Some(Dismissed {
+            by_deal,
+            seen: last,
+        }))
+    }
+
+    /// Takes the actions its rep dismissed off `deal`.
+    pub fn apply(&self, deal: &mut DealScore) {
+        if let Some(gone) = self.by_deal.get(&deal.opportunity_id) {
+            deal.actions.retain(|a| !gone.contains(&a.behaviour));
+        }
+    }
+}
+
 /// Every piece of feedback on a deal (or on every deal), oldest first.
 pub fn list(read: &dyn StoreRead, opportunity_id: Option<&str>) -> Result<Vec<Feedback>> {
     let query = JournalQuery {

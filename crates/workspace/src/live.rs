@@ -212,6 +212,8 @@ pub struct Live {
     clock: Clock,
     /// Reviewers' standing corrections of deals' P(win), shown beside the model's score.
     overrides: crate::review::Overrides,
+    /// The actions reps dismissed, kept off their deals' scores.
+    dismissed: crate::feedback::Dismissed,
 }
 
 impl Live {
@@ -233,6 +235,7 @@ impl Live {
             scores: BTreeMap::new(),
             clock,
             overrides: crate::review::Overrides::read(&*snapshot)?,
+            dismissed: crate::feedback::Dismissed::read(&*snapshot)?,
         };
         live.scores = live
             .score(None)?
@@ -505,6 +508,22 @@ impl Live {
         self.overrides.seen
     }
 
+    /// The number of the last feedback the dismissed actions include.
+    pub fn dismissed_seen(&self) -> u64 {
+        self.dismissed.seen
+    }
+
+    /// Takes dismissed actions read since (see [`crate::feedback::Dismissed::newer_than`]) and takes
+    /// them off the open deals' scores at once; older ones than those held are ignored.
+    pub fn set_dismissed(&mut self, dismissed: crate::feedback::Dismissed) {
+        if dismissed.seen > self.dismissed.seen {
+            for d in self.scores.values_mut() {
+                dismissed.apply(d);
+            }
+            self.dismissed = dismissed;
+        }
+    }
+
     /// Takes corrections read since (see [`crate::review::Overrides::newer_than`]); older ones than
     /// those held are ignored.
     pub fn set_overrides(&mut self, overrides: crate::review::Overrides) {
@@ -581,12 +600,12 @@ impl Live {
             }
             None => winsignal_score::dataset::open_snapshots(&self.engine, &m.catalog, as_of),
         };
-        Ok(winsignal_score::explain::score(
-            &m.model,
-            &m.catalog,
-            &self.engine,
-            &snaps,
-        )?)
+        let mut scored =
+            winsignal_score::explain::score(&m.model, &m.catalog, &self.engine, &snaps)?;
+        for d in &mut scored {
+            self.dismissed.apply(d);
+        }
+        Ok(scored)
     }
 }
 

@@ -153,8 +153,12 @@ pub fn score_open_deals(
     };
     let engine = crate::pipeline::replay_with(store, read, entities, checkpoint, progress)?;
     progress.finish();
-    let (as_of, deals, seconds) = scores(&engine, catalog, model, as_of, only.as_deref())?;
+    let (as_of, mut deals, seconds) = scores(&engine, catalog, model, as_of, only.as_deref())?;
     drop(engine);
+    let dismissed = crate::feedback::Dismissed::read(read)?;
+    for d in &mut deals {
+        dismissed.apply(d);
+    }
     Ok(Scored {
         model_id: m.id,
         model: m.model,
@@ -228,7 +232,8 @@ pub fn explain_deal(
                 .map_or("never closed".to_string(), |c| format!("closed {}", c.to_date_string()))
         );
     }
-    let deal = scored.swap_remove(0);
+    let mut deal = scored.swap_remove(0);
+    crate::feedback::Dismissed::read(read)?.apply(&mut deal);
     let lineage = factor_lineage(&engine, catalog, read, &deal, opp, as_of)?;
     Ok(Explained {
         model_id: m.id.clone(),
