@@ -208,6 +208,12 @@ pub fn print_training(m: &WinModel, id: &str, new: bool, fit_seconds: f64, total
         t.catalog
     );
     println!("Holdout: {}.", t.split.description);
+    for w in &m.actions_withheld {
+        println!(
+            "Action withheld: {} (reps judged it not relevant on {} of the {} deals they gave feedback on).",
+            w.behaviour, w.not_relevant, w.deals
+        );
+    }
     if !t.left_out_by_review.is_empty() {
         println!(
             "Left out: {} closed deals whose data a reviewer said are wrong (wrong_data): {}.",

@@ -2737,7 +2737,43 @@ fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
         .map(|f| f["verdict"].as_str().unwrap())
         .collect();
     assert_eq!(verdicts, ["done", "not_relevant"]);
+    // Reps judge one behaviour's action not relevant on ten deals: the next model withholds it.
+    let mut offering: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for d in deals {
+        for a in d["actions"].as_array().unwrap() {
+            offering
+                .entry(a["behaviour"].as_str().unwrap().to_string())
+                .or_default()
+                .push(d["opportunity_id"].as_str().unwrap().to_string());
+        }
+    }
+    let (withheld, on) = offering
+        .into_iter()
+        .filter(|(b, _)| *b != behaviour)
+        .max_by_key(|(_, ds)| ds.len())
+        .unwrap();
+    assert!(
+        on.len() >= 10,
+        "{withheld} is offered on {} deals",
+        on.len()
+    );
+    for deal in &on[..10] {
+        let (status, b) = server.post(
+            &format!("/v1/deals/{deal}/feedback"),
+            Some(ann),
+            &json!({"behaviour": withheld, "verdict": "not_relevant"}),
+        );
+        assert_eq!(status, 200, "{b}");
+    }
     assert!(server.stop().success());
+    let trained: Value =
+        serde_json::from_str(&winsignal(&data, &["train", "--seed", "2", "--json"])).unwrap();
+    assert_eq!(
+        trained["actions_withheld"],
+        json!([{"behaviour": withheld, "deals": 10, "not_relevant": 10}]),
+        "{}",
+        trained["actions_withheld"]
+    );
     // The batch score agrees with the live one: the dismissed action is not offered.
     let again: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
     let batch = again["deals"]
@@ -2753,8 +2789,17 @@ fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
         .all(|a| a["behaviour"] != behaviour.as_str()));
     // Summed per behaviour: the deal's latest verdict counts once.
     let summary: Value = serde_json::from_str(&winsignal(&data, &["feedback", "--json"])).unwrap();
-    let b = &summary["behaviours"][0];
-    assert_eq!(b["behaviour"], behaviour.as_str());
+    let of = |name: &str| -> Value {
+        summary["behaviours"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["behaviour"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(of(&withheld)["not_relevant"].as_u64(), Some(10));
+    let b = &of(&behaviour);
     assert_eq!(b["deals"].as_u64(), Some(1));
     assert_eq!(
         b["not_relevant"].as_u64(),

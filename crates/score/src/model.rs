@@ -243,6 +243,19 @@ pub struct WinModel {
     pub close_times: Vec<CloseTimes>,
     /// Significant adjusted win effects (discovery at training time), for actions and coaching.
     pub evidence: Vec<EffectEvidence>,
+    /// Behaviours whose action this model does not offer although their effect is significant:
+    /// reps judged it not relevant on most of the deals they gave feedback on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions_withheld: Vec<WithheldAction>,
+}
+
+/// A behaviour whose action is withheld, with the feedback that withheld it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WithheldAction {
+    pub behaviour: String,
+    /// Deals with feedback on its action, and those whose latest verdict was `not_relevant`.
+    pub deals: usize,
+    pub not_relevant: usize,
 }
 
 impl WinModel {
@@ -1156,6 +1169,7 @@ pub fn train(
         stage_rates,
         overall_rate,
         evidence,
+        actions_withheld: Vec::new(),
     })
 }
 

@@ -142,6 +142,20 @@ impl Dismissed {
     }
 }
 
+/// Feedback on at least this many deals before a behaviour's action can be withheld.
+pub const WITHHOLD_MIN_DEALS: usize = 10;
+/// ... and at least this share of them judged it not relevant.
+pub const WITHHOLD_SHARE: f64 = 0.5;
+
+/// The behaviours whose actions reps judged not relevant on at least [`WITHHOLD_SHARE`] of at least
+/// [`WITHHOLD_MIN_DEALS`] deals (each deal's latest verdict): training withholds their actions.
+pub fn withheld(read: &dyn StoreRead) -> Result<Vec<BehaviourFeedback>> {
+    Ok(summary(read)?
+        .into_iter()
+        .filter(|b| b.deals >= WITHHOLD_MIN_DEALS && b.not_relevant_share >= WITHHOLD_SHARE)
+        .collect())
+}
+
 /// Every piece of feedback on a deal (or on every deal), oldest first.
 pub fn list(read: &dyn StoreRead, opportunity_id: Option<&str>) -> Result<Vec<Feedback>> {
     let query = JournalQuery {

@@ -31,6 +31,9 @@ pub struct Summary<'a> {
     suspects: &'a [model::Suspect],
     #[serde(skip_serializing_if = "Option::is_none")]
     pairs_check: Option<&'a model::PairsCheck>,
+    /// Behaviours whose actions are withheld on reps' feedback (absent when none).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    actions_withheld: &'a [model::WithheldAction],
     seconds: f64,
     /// What training did to the registry (printed by `train`, not saved with the model).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,6 +56,7 @@ impl<'a> Summary<'a> {
             evaluation: &m.evaluation,
             suspects: &m.suspects,
             pairs_check: m.pairs_check.as_ref(),
+            actions_withheld: &m.actions_withheld,
             seconds,
             registry: None,
         }
@@ -150,15 +154,27 @@ pub fn train_and_save(
             .collect();
         &kept
     };
-    let mut m = model::train(
-        &c.ctx,
-        &c.catalog,
-        snapshots,
-        &c.timing,
-        model::evidence(discovery),
-        opts,
-    )?;
+    // Actions reps judged not relevant on most deals are not offered by the new model.
+    let withheld = crate::feedback::withheld(store)?;
+    let mut evidence = model::evidence(discovery);
+    let mut actions_withheld = Vec::new();
+    evidence.retain(
+        |e| match withheld.iter().find(|w| w.behaviour == e.behaviour) {
+            Some(w) => {
+                actions_withheld.push(model::WithheldAction {
+                    behaviour: w.behaviour.clone(),
+                    deals: w.deals,
+                    not_relevant: w.not_relevant,
+                });
+                false
+            }
+            None => true,
+        },
+    );
+    actions_withheld.dedup_by(|a, b| a.behaviour == b.behaviour);
+    let mut m = model::train(&c.ctx, &c.catalog, snapshots, &c.timing, evidence, opts)?;
     m.trained_on.left_out_by_review = left_out;
+    m.actions_withheld = actions_withheld;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     if let Some(reason) = m.refusal() {
         if !opts.allow_suspect {
