@@ -2,9 +2,10 @@
 crates/stats/tests/drift.rs): the chi-square upper tail from scipy on a grid, and the population
 stability index test on fixed samples (a reference, a window without drift, one shifted by half a
 standard deviation, a yes/no feature with missing values), computed here independently with numpy and
-scipy.stats.chi2; and the clustered test (each cluster's values share a weight of 1, the sizes are the
-numbers of clusters) on the same samples, the reference in clusters of 4 consecutive values and the
-window in clusters of 3.
+scipy.stats.chi2; and the clustered test (the same PSI; the statistic divides by Kish's effective sample
+sizes (sum m)^2 / sum m^2 instead of the counts) on the same samples, the reference in clusters of 4
+consecutive values and the window in clusters of 3 (the last cluster shorter where the size does not
+divide).
 
     pip install numpy scipy
     python3 validation/drift.py     # writes validation/fixtures/drift_samples.csv, drift_reference.json
@@ -40,28 +41,27 @@ def psi_test(reference, window, max_bins=10, reference_clusters=None, window_clu
     missing = bool(np.isnan(reference).any() or np.isnan(window).any())
     n_bins = len(e) + 1 + int(missing)
 
-    def weights(x, clusters):
-        if clusters is None:
-            return np.ones(len(x))
-        _, inverse, sizes = np.unique(clusters, return_inverse=True, return_counts=True)
-        return 1.0 / sizes[inverse]
-
-    def counts(x, wts):
+    def counts(x):
         c = np.zeros(n_bins)
-        for v, wt in zip(x, wts):
+        for v in x:
             k = n_bins - 1 if np.isnan(v) else int(np.searchsorted(e, v, side="left"))
-            c[k] += wt
+            c[k] += 1
         return c
 
-    r = counts(reference, weights(reference, reference_clusters))
-    w = counts(window, weights(window, window_clusters))
-    big_n, n = r.sum(), w.sum()
-    rs = (r + 0.5) / (big_n + 0.5 * n_bins)
-    ws = (w + 0.5) / (n + 0.5 * n_bins)
+    def size(x, clusters):
+        if clusters is None:
+            return float(len(x))
+        _, m = np.unique(clusters, return_counts=True)
+        return float(m.sum()) ** 2 / float((m.astype(float) ** 2).sum())
+
+    r, w = counts(reference), counts(window)
+    rs = (r + 0.5) / (len(reference) + 0.5 * n_bins)
+    ws = (w + 0.5) / (len(window) + 0.5 * n_bins)
     psi = float(np.sum((ws - rs) * np.log(ws / rs)))
+    big_n, n = size(reference, reference_clusters), size(window, window_clusters)
     stat = psi / (1 / n + 1 / big_n)
     df = n_bins - 1
-    return dict(psi=psi, statistic=stat, df=df, p_value=float(chi2.sf(stat, df)))
+    return dict(psi=psi, statistic=stat, df=df, p_value=float(chi2.sf(stat, df)), reference_n=big_n, window_n=n)
 
 
 def main():

@@ -266,8 +266,8 @@ struct ServeArgs {
     /// `/metrics` (e.g. 1h). Off unless given; the first check runs once the service is ready.
     #[arg(long, value_name = "DURATION", value_parser = parse_every)]
     monitor_every: Option<std::time::Duration>,
-    /// Days in the window the monitoring check compares with the training data.
-    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    /// Days in the window the monitoring check compares with the training data (at least 1).
+    #[arg(long, default_value_t = 30, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
     monitor_window: u32,
     /// Retrain the win model this long after the last training (e.g. 15d), as `winsignal train` with
     /// the built-in or `--catalog` catalog, recorded as by `rule:schedule`. The model is a candidate:

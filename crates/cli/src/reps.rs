@@ -42,7 +42,7 @@ pub fn run(global: &Global, store: &dyn Store, args: &RepsArgs) -> Result<()> {
         winsignal_workspace::insights::discovery(&c, winsignal_discover::Options::default())?;
     let mut cards = all_scorecards(store, &c, &discovery)?;
     // A team whose coaching focus changed with these findings waits for review, if the rule is set.
-    winsignal_workspace::review::enqueue_coaching(store, &cards)?;
+    winsignal_workspace::review::enqueue_coaching(store, &cards, &c.catalog.name)?;
     if let Some(m) = &args.manager {
         cards
             .reps

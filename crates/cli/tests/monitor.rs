@@ -221,10 +221,10 @@ fn performance_is_realised_on_outcomes_estimated_before_them_and_a_fall_is_flagg
 /// No alarm storm on unshifted data: the demo's closed deals are split at random (by deal, with a fixed
 /// seed) into a reference half and 20 windows of the other half, so every window comes from the
 /// reference's own distribution. Every feature of every window is tested against the reference with
-/// the documented rule (`winsignal_stats::drift`, 10 bins, each account (else deal) counted once, as
-/// `monitor drift` does): at most one window of the 20 alarms on any feature (the rule's 1 % per window
-/// expects 0.2). Snapshots of one deal stay together, as a live window's would. Counting every snapshot
-/// as a draw instead, all 20 windows alarmed.
+/// the documented rule (`winsignal_stats::drift`, 10 bins, the samples' sizes taken as effective sizes
+/// of their accounts (else deals), as `monitor drift` does): at most one window of the 20 alarms on any
+/// feature (the rule's 1 % per window expects 0.2). Snapshots of one deal stay together, as a live
+/// window's would. Counting every snapshot as an independent draw instead, all 20 windows alarmed.
 #[test]
 fn unshifted_windows_of_the_demo_raise_at_most_one_alarm_in_twenty() {
     use winsignal_stats::drift::{psi_test_clustered, Rule};

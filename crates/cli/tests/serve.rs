@@ -2723,11 +2723,15 @@ fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
         assert_eq!(status, 200, "{b}");
     }
     assert!(!offered(&server).contains(&behaviour), "dismissed");
-    let (status, b) = server.post(&path, Some(ann), &body);
+    let (status, b) = server.post(
+        &path,
+        Some(ann),
+        &json!({"behaviour": behaviour, "verdict": "not_relevant"}),
+    );
     assert_eq!(
         (status, code(&b)),
-        (422, "bad_shape"),
-        "no longer offered: {b}"
+        (409, "conflict"),
+        "dismissed already: {b}"
     );
     let (_, listed) = server.get(&path, Some(rita));
     let verdicts: Vec<&str> = listed["feedback"]
@@ -2765,12 +2769,29 @@ fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
         );
         assert_eq!(status, 200, "{b}");
     }
+    // A dismissal taken back (`done` after all): the action is offered on that deal again.
+    let offered_on = |deal: &str| -> bool {
+        let (_, d) = server.get(&format!("/v1/deals/{deal}"), Some(ann));
+        d["deal"]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["behaviour"] == withheld.as_str())
+    };
+    assert!(!offered_on(&on[0]));
+    let (status, b) = server.post(
+        &format!("/v1/deals/{}/feedback", on[0]),
+        Some(ann),
+        &json!({"behaviour": withheld, "verdict": "done", "comment": "relevant after all"}),
+    );
+    assert_eq!(status, 200, "{b}");
+    assert!(offered_on(&on[0]), "offered again");
     assert!(server.stop().success());
     let trained: Value =
         serde_json::from_str(&winsignal(&data, &["train", "--seed", "2", "--json"])).unwrap();
     assert_eq!(
         trained["actions_withheld"],
-        json!([{"behaviour": withheld, "deals": 10, "not_relevant": 10}]),
+        json!([{"behaviour": withheld, "deals": 10, "not_relevant": 9}]),
         "{}",
         trained["actions_withheld"]
     );
@@ -2798,7 +2819,7 @@ fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
             .cloned()
             .unwrap()
     };
-    assert_eq!(of(&withheld)["not_relevant"].as_u64(), Some(10));
+    assert_eq!(of(&withheld)["not_relevant"].as_u64(), Some(9));
     let b = &of(&behaviour);
     assert_eq!(b["deals"].as_u64(), Some(1));
     assert_eq!(
@@ -3070,13 +3091,16 @@ fn a_teams_coaching_changing_waits_for_review() {
             .update_state("coaching-focus", "", &mut |current| {
                 let mut text = String::new();
                 current.unwrap().bytes.read_to_string(&mut text)?;
-                let mut known: serde_json::Map<String, Value> =
+                // Per catalog (here the built-in one), per team.
+                let mut baselines: serde_json::Map<String, Value> =
                     serde_json::from_str(&text).unwrap();
+                assert_eq!(baselines.keys().collect::<Vec<_>>(), ["winsignal default"]);
+                let known = baselines["winsignal default"].as_object_mut().unwrap();
                 let (name, focus) = known.iter_mut().next().expect("a team");
                 team = name.clone();
                 *focus = json!({"behaviour": "old_focus", "title": "The old focus",
                                 "expected_extra_wins": 1.5, "reps": 1});
-                Ok(serde_json::to_vec(&known).unwrap())
+                Ok(serde_json::to_vec(&baselines).unwrap())
             })
             .unwrap();
         team

@@ -57,8 +57,11 @@ pub(crate) async fn give(
         .map_err(ApiError::registry)
     })
     .await?;
-    // An action marked not relevant leaves the deal's score at once.
-    crate::models::follow_review(&s).await?;
+    // An action marked not relevant leaves the deal's score at once. The feedback is recorded already:
+    // a failure here is logged (the server's next look takes it in), not answered as a failed request.
+    if let Err(e) = crate::models::follow_review(&s).await {
+        tracing::error!(error = %e.message, "taking feedback into the live state failed");
+    }
     Ok(Json(serde_json::json!({ "feedback": given })).into_response())
 }
 

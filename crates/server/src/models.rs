@@ -266,7 +266,7 @@ pub(crate) async fn follow_review(s: &Shared) -> Result<(), ApiError> {
                 live.set_overrides(o);
             }
             if let Some(d) = dismissed {
-                live.set_dismissed(d);
+                live.set_dismissed(d).map_err(ApiError::internal)?;
             }
         }
         Ok(())

@@ -92,7 +92,10 @@ pub(crate) async fn decide(
         .map_err(ApiError::registry)
     })
     .await?;
-    // An edit is shown beside the deal's score from now on.
-    crate::models::follow_review(&s).await?;
+    // An edit is shown beside the deal's score from now on. The decision is recorded already: a failure
+    // here is logged (the server's next look takes it in), not answered as a failed request.
+    if let Err(e) = crate::models::follow_review(&s).await {
+        tracing::error!(error = %e.message, "taking a review decision into the live state failed");
+    }
     Ok(Json(serde_json::json!({ "decision": decision })).into_response())
 }

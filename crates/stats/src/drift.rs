@@ -22,7 +22,7 @@ pub struct DriftTest {
     pub statistic: f64,
     pub df: usize,
     pub p_value: f64,
-    /// The sample sizes the test used: values, or clusters for [`psi_test_clustered`].
+    /// The sample sizes the statistic used: values, or effective sizes for [`psi_test_clustered`].
     pub reference_n: usize,
     pub window_n: usize,
     pub bins: Vec<Bin>,
@@ -68,75 +68,27 @@ pub fn edges(reference: &[f64], max_bins: usize) -> Option<Vec<f64>> {
 /// either sample has any. `None` when either sample is empty or there is only one bin. Every value is
 /// taken as an independent draw; for values that come in clusters see [`psi_test_clustered`].
 pub fn psi_test(reference: &[f64], window: &[f64], max_bins: usize) -> Option<DriftTest> {
-    let ones = |v: &[f64]| vec![1.0; v.len()];
-    weighted(reference, &ones(reference), window, &ones(window), max_bins)
-}
-
-/// [`psi_test`] for values that come in clusters: `reference_clusters[i]` names the cluster of
-/// `reference[i]` (the deal or account a landmark snapshot is of), and likewise for the window. The
-/// snapshots of one cluster are alike — an account's attributes at every landmark of its deals — so
-/// counting each as a draw overstates how much a sample says, and the chi-square test alarms on noise.
-/// Here each cluster counts once: its values share a weight of 1 (spread over the bins they fall in),
-/// and the sample sizes are the numbers of clusters. The statistic is then at most chi-square under no
-/// drift whatever the correlation within a cluster (a cluster's share vector varies no more than one
-/// draw's), so the false-alarm rate holds; the price is less power when clusters are large.
-pub fn psi_test_clustered(
-    reference: &[f64],
-    reference_clusters: &[u64],
-    window: &[f64],
-    window_clusters: &[u64],
-    max_bins: usize,
-) -> Option<DriftTest> {
-    assert_eq!(reference.len(), reference_clusters.len());
-    assert_eq!(window.len(), window_clusters.len());
-    let weights = |clusters: &[u64]| -> Vec<f64> {
-        let mut sizes: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
-        for c in clusters {
-            *sizes.entry(*c).or_default() += 1;
-        }
-        clusters.iter().map(|c| 1.0 / sizes[c] as f64).collect()
-    };
-    weighted(
-        reference,
-        &weights(reference_clusters),
-        window,
-        &weights(window_clusters),
-        max_bins,
-    )
-}
-
-/// The test with a weight per value; the sample sizes are the sums of the weights.
-fn weighted(
-    reference: &[f64],
-    reference_weights: &[f64],
-    window: &[f64],
-    window_weights: &[f64],
-    max_bins: usize,
-) -> Option<DriftTest> {
     if reference.is_empty() || window.is_empty() {
         return None;
     }
     let edges = edges(reference, max_bins)?;
     let missing = reference.iter().chain(window).any(|v| v.is_nan());
     let n_bins = edges.len() + 1 + usize::from(missing);
-    let count = |sample: &[f64], weights: &[f64]| {
-        let mut c = vec![0.0f64; n_bins];
-        for (&v, &w) in sample.iter().zip(weights) {
+    let count = |sample: &[f64]| {
+        let mut c = vec![0usize; n_bins];
+        for &v in sample {
             let k = if v.is_nan() {
                 n_bins - 1
             } else {
                 edges.partition_point(|e| *e < v)
             };
-            c[k] += w;
+            c[k] += 1;
         }
         c
     };
-    let (r, w) = (
-        count(reference, reference_weights),
-        count(window, window_weights),
-    );
-    let (big_n, n): (f64, f64) = (r.iter().sum(), w.iter().sum());
-    let share = |c: f64, total: f64| (c + 0.5) / (total + 0.5 * n_bins as f64);
+    let (r, w) = (count(reference), count(window));
+    let (big_n, n) = (reference.len(), window.len());
+    let share = |c: usize, total: usize| (c as f64 + 0.5) / (total as f64 + 0.5 * n_bins as f64);
     let mut psi = 0.0;
     let mut bins = Vec::with_capacity(n_bins);
     for k in 0..n_bins {
@@ -148,21 +100,67 @@ fn weighted(
             } else {
                 Some(edges.get(k).copied().unwrap_or(f64::INFINITY))
             },
-            reference_share: r[k] / big_n,
-            window_share: w[k] / n,
+            reference_share: r[k] as f64 / big_n as f64,
+            window_share: w[k] as f64 / n as f64,
         });
     }
     let df = n_bins - 1;
-    let statistic = psi / (1.0 / n + 1.0 / big_n);
+    let statistic = psi / (1.0 / n as f64 + 1.0 / big_n as f64);
     Some(DriftTest {
         psi,
         statistic,
         df,
         p_value: chi2_sf(statistic, df as f64),
-        reference_n: big_n.round() as usize,
-        window_n: n.round() as usize,
+        reference_n: big_n,
+        window_n: n,
         bins,
     })
+}
+
+/// [`psi_test`] for values that come in clusters: `reference_clusters[i]` names the cluster of
+/// `reference[i]` (the account a landmark snapshot is of), and likewise for the window. The snapshots
+/// of one cluster are alike — an account's attributes at every landmark of its deals — so counting each
+/// as an independent draw overstates how much a sample says, and the chi-square test alarms on noise.
+/// The PSI is the same as [`psi_test`]'s (every value counts in the shares: what is compared does not
+/// change); only the sizes the statistic divides by are the samples' effective sizes, (Σm)² / Σm² for
+/// clusters of m values (Kish). A bin's share then varies at most as the chi-square assumes, however
+/// alike the values of a cluster are (all alike is the worst case, and then the effective size is the
+/// number of equal clusters), so the false-alarm rate holds; the price is less power when clusters are
+/// large.
+pub fn psi_test_clustered(
+    reference: &[f64],
+    reference_clusters: &[u64],
+    window: &[f64],
+    window_clusters: &[u64],
+    max_bins: usize,
+) -> Option<DriftTest> {
+    assert_eq!(reference.len(), reference_clusters.len());
+    assert_eq!(window.len(), window_clusters.len());
+    let mut t = psi_test(reference, window, max_bins)?;
+    let (big_n, n) = (
+        effective_size(reference_clusters),
+        effective_size(window_clusters),
+    );
+    t.statistic = t.psi / (1.0 / n + 1.0 / big_n);
+    t.p_value = chi2_sf(t.statistic, t.df as f64);
+    t.reference_n = big_n.round() as usize;
+    t.window_n = n.round() as usize;
+    Some(t)
+}
+
+/// Kish's effective sample size of values in clusters: (Σm)² / Σm², m the values per cluster.
+pub fn effective_size(clusters: &[u64]) -> f64 {
+    let mut sizes: std::collections::HashMap<u64, f64> = std::collections::HashMap::new();
+    for c in clusters {
+        *sizes.entry(*c).or_default() += 1.0;
+    }
+    let total: f64 = sizes.values().sum();
+    let squares: f64 = sizes.values().map(|m| m * m).sum();
+    if squares == 0.0 {
+        0.0
+    } else {
+        total * total / squares
+    }
 }
 
 /// When a drift test alarms.
@@ -269,8 +267,8 @@ mod tests {
 
     /// Values that come in clusters of 6 alike (an account's attribute at every landmark of its deals,
     /// with a little noise): counted as independent draws, unshifted windows alarm again and again;
-    /// with each cluster counted once, at most one of 20 windows (of 40 clusters) does, and a shift of
-    /// half a standard deviation of the clusters is still found in a window of 200 clusters.
+    /// with the effective sizes, at most one of 20 windows (of 40 clusters) does, and a shift of half a
+    /// standard deviation of the clusters is still found in a window of 200 clusters.
     #[test]
     fn clusters_counted_once_keep_the_false_alarm_rate() {
         let mut rng = Rng::new(5);
@@ -284,6 +282,7 @@ mod tests {
         };
         let (reference, reference_clusters) = clustered(&mut rng, 2_000, 0.0);
         let (mut naive, mut counted_once) = (0, 0);
+        assert!((effective_size(&[1, 1, 2, 3, 3, 3]) - 36.0 / 14.0).abs() < 1e-12);
         for _ in 0..20 {
             let (window, window_clusters) = clustered(&mut rng, 40, 0.0);
             let t = psi_test(&reference, &window, 10).unwrap();
@@ -296,6 +295,7 @@ mod tests {
                 10,
             )
             .unwrap();
+            // Clusters of six equal sizes: the effective size is the number of clusters.
             assert_eq!((t.reference_n, t.window_n), (2_000, 40));
             counted_once += usize::from(rule.alarms(&t, 1));
         }

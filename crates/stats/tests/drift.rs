@@ -1,6 +1,6 @@
 //! The drift test against independent reference numbers: the chi-square upper tail from
 //! `scipy.stats.chi2.sf`, and the population stability index test on fixed samples computed with
-//! numpy and scipy, plainly and with values in clusters. Both were produced by `python3 validation/drift.py` (numpy 2.4.6, scipy 1.17.1),
+//! numpy and scipy, plainly and with values in clusters (effective sample sizes). Both were produced by `python3 validation/drift.py` (numpy 2.4.6, scipy 1.17.1),
 //! which writes `validation/fixtures/drift_samples.csv` and `drift_reference.json`.
 #![allow(clippy::unwrap_used)]
 
@@ -85,10 +85,14 @@ fn the_psi_test_matches_the_reference_computation() {
             psi_test_clustered(rv, &clusters(rv.len(), 4), wv, &clusters(wv.len(), 3), 10).unwrap();
         let want = &r["clustered"][name];
         assert_eq!(t.df as u64, want["df"].as_u64().unwrap(), "{name}");
+        assert!(
+            close(t.psi, want["psi"].as_f64().unwrap(), 1e-12),
+            "{name}: the same PSI as unclustered"
+        );
         assert_eq!(
             t.window_n,
-            wv.len().div_ceil(3),
-            "{name}: clusters, not values"
+            want["window_n"].as_f64().unwrap().round() as usize,
+            "{name}: effective size, not values"
         );
         for (ours, key) in [
             (t.psi, "psi"),

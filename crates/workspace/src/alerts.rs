@@ -23,11 +23,10 @@ use crate::Progress;
 
 /// The journal of alerts, keyed by alert key; each entry is an [`Alert`].
 pub const ALERTS: &str = "monitor-alerts";
-/// The named state holding the figures of the latest check ([`Latest`]).
+/// The named state holding the figures of the latest check ([`Latest`]); its update lock orders
+/// checks: each compares with the alerts as recorded and appends with no other check in between, in
+/// this process or another.
 pub const LATEST: &str = "monitor-latest";
-/// The named state whose update lock orders checks: each compares with the alerts as recorded and
-/// appends with no other check in between, in this process or another.
-const LOCK: &str = "monitor-alerts-lock";
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,43 +140,55 @@ pub fn latest(store: &dyn Store) -> Result<Option<Latest>> {
 }
 
 /// Checks the active win model (live performance, and drift of the latest `window_days` days against
-/// its training data), records the alerts that started, changed or ended, and keeps the figures.
+/// its training data), records the alerts that started, changed or ended, and keeps the figures. A
+/// check that finishes after one that started later records nothing (the later one saw newer data).
 pub fn check(store: &dyn Store, window_days: u32, progress: &mut dyn Progress) -> Result<Check> {
     if window_days == 0 {
         anyhow::bail!("give a window of at least one day");
     }
+    let started = Ts::now();
     let (m, engine, snaps) = crate::monitor::model_snapshots(store, None, None, progress)?;
     let performance = crate::monitor::performance_of(&m, &engine, &snaps)?;
     let drift = crate::monitor::drift_of(&m, &engine, &snaps, window_days, 1)?;
     drop((engine, snaps));
-    let checked_at = Ts::now();
-    let conditions = conditions(&performance, &drift, checked_at);
-    let recorded =
-        crate::access::change_json_state(store, LOCK, "monitoring lock", |n: &mut u64| {
-            let before = recorded(store)?;
-            let changes = transitions(&before, &conditions, checked_at);
-            if changes.is_empty() {
-                return Ok(Vec::new());
-            }
-            let entries = changes
-                .iter()
-                .map(|a| Ok((a.key.clone(), serde_json::to_vec(a)?)))
-                .collect::<Result<Vec<_>>>()?;
-            let seqs = store.append(ALERTS, checked_at, &entries)?;
-            *n += 1;
-            Ok(seqs.into_iter().zip(changes).collect::<Vec<_>>())
-        })?;
-    let firing = firing(store)?;
-    let figures = figures(&performance, &drift, checked_at, firing.len());
-    crate::access::change_json_state(
+    let conditions = conditions(&performance, &drift, started);
+    let unknown = unmeasured(&performance, &drift);
+    // The figures' named state is also the lock that orders checks, in this process or another.
+    let done = crate::access::change_json_state(
         store,
         LATEST,
         "monitoring figures",
-        |l: &mut Option<Latest>| {
-            *l = Some(figures.clone());
-            Ok(())
+        |latest: &mut Option<Latest>| {
+            if latest.as_ref().is_some_and(|l| l.checked_at > started) {
+                return Ok(None);
+            }
+            let before = recorded(store)?;
+            let changes = transitions(&before, &conditions, &unknown, started);
+            let recorded = if changes.is_empty() {
+                Vec::new()
+            } else {
+                let entries = changes
+                    .iter()
+                    .map(|a| Ok((a.key.clone(), serde_json::to_vec(a)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                let seqs = store.append(ALERTS, started, &entries)?;
+                seqs.into_iter().zip(changes).collect::<Vec<_>>()
+            };
+            let firing = firing(store)?;
+            let figures = figures(&performance, &drift, started, firing.len());
+            *latest = Some(figures.clone());
+            Ok(Some((recorded, firing, figures)))
         },
     )?;
+    let (recorded, firing, figures) = match done {
+        Some(done) => done,
+        // A later check recorded first: its alerts stand; these figures are not kept.
+        None => {
+            let firing = firing(store)?;
+            let figures = figures(&performance, &drift, started, firing.len());
+            (Vec::new(), firing, figures)
+        }
+    };
     Ok(Check {
         figures,
         recorded,
@@ -185,6 +196,19 @@ pub fn check(store: &dyn Store, window_days: u32, progress: &mut dyn Progress) -
         performance,
         drift,
     })
+}
+
+/// The keys of the active model's conditions that could not be measured this time (too few outcomes,
+/// an empty window): their alerts are neither raised nor resolved.
+fn unmeasured(p: &Performance, d: &Drift) -> Vec<String> {
+    let mut out = Vec::new();
+    if p.live_auc.is_none() || p.auc_floor.is_none() {
+        out.push(format!("performance:{}", p.model_id));
+    }
+    if d.windows.first().is_none_or(|w| w.snapshots == 0) {
+        out.push(format!("drift:{}", d.model_id));
+    }
+    out
 }
 
 /// The alerts whose conditions hold now.
@@ -259,14 +283,26 @@ fn conditions(p: &Performance, d: &Drift, checked_at: Ts) -> Vec<Alert> {
 }
 
 /// What to record, given the alerts as last recorded and the conditions now: each condition that is
-/// new or whose features changed (firing), and each firing alert whose condition ended (resolved).
-fn transitions(before: &[(u64, Alert)], now: &[Alert], checked_at: Ts) -> Vec<Alert> {
+/// new or whose features changed (as a set: their order by PSI may change) (firing), and each firing
+/// alert whose condition ended (resolved) — but not one whose condition could not be measured
+/// (`unknown`).
+fn transitions(
+    before: &[(u64, Alert)],
+    now: &[Alert],
+    unknown: &[String],
+    checked_at: Ts,
+) -> Vec<Alert> {
+    let set = |a: &Alert| {
+        let mut f = a.features.clone();
+        f.sort();
+        f
+    };
     let mut out = Vec::new();
     for a in now {
         let same = before.iter().any(|(_, b)| {
             b.key == a.key
                 && b.state == State::Firing
-                && b.features == a.features
+                && set(b) == set(a)
                 && b.rollback_to == a.rollback_to
         });
         if !same {
@@ -274,7 +310,8 @@ fn transitions(before: &[(u64, Alert)], now: &[Alert], checked_at: Ts) -> Vec<Al
         }
     }
     for (_, b) in before {
-        if b.state == State::Firing && !now.iter().any(|a| a.key == b.key) {
+        let ended = !now.iter().any(|a| a.key == b.key) && !unknown.contains(&b.key);
+        if b.state == State::Firing && ended {
             out.push(Alert {
                 state: State::Resolved,
                 summary: format!("resolved: {}", b.summary),
@@ -345,19 +382,24 @@ mod tests {
         let t = Ts(2);
         // Starts.
         let now = vec![alert("drift:m1", &["a"])];
-        let first = transitions(&[], &now, t);
+        let first = transitions(&[], &now, &[], t);
         assert_eq!(first, now);
         let before: Vec<(u64, Alert)> = vec![(1, first[0].clone())];
         // Holds: nothing recorded.
-        assert!(transitions(&before, &now, t).is_empty());
+        assert!(transitions(&before, &now, &[], t).is_empty());
         // Changes: fires again with the new features.
         let changed = vec![alert("drift:m1", &["a", "b"])];
-        assert_eq!(transitions(&before, &changed, t), changed);
+        assert_eq!(transitions(&before, &changed, &[], t), changed);
         // A second condition starts while the first holds: only it is recorded.
         let both = vec![alert("drift:m1", &["a"]), alert("performance:m1", &[])];
-        assert_eq!(transitions(&before, &both, t), vec![both[1].clone()]);
+        assert_eq!(transitions(&before, &both, &[], t), vec![both[1].clone()]);
         // Ends: resolved, keeping what it was about.
-        let ended = transitions(&before, &[], t);
+        // Not measured this time: neither raised nor resolved.
+        assert!(transitions(&before, &[], &["drift:m1".to_string()], t).is_empty());
+        // The same features in another order: nothing.
+        let two = vec![(1, alert("drift:m1", &["a", "b"]))];
+        assert!(transitions(&two, &[alert("drift:m1", &["b", "a"])], &[], t).is_empty());
+        let ended = transitions(&before, &[], &[], t);
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].state, State::Resolved);
         assert_eq!(ended[0].key, "drift:m1");
@@ -366,8 +408,8 @@ mod tests {
         assert!(ended[0].summary.starts_with("resolved: "));
         // A resolved alert is not resolved again.
         let after: Vec<(u64, Alert)> = vec![(2, ended[0].clone())];
-        assert!(transitions(&after, &[], t).is_empty());
+        assert!(transitions(&after, &[], &[], t).is_empty());
         // And fires anew when its condition returns.
-        assert_eq!(transitions(&after, &now, t), now);
+        assert_eq!(transitions(&after, &now, &[], t), now);
     }
 }

@@ -44,7 +44,7 @@ pub struct Feedback {
 }
 
 /// Records `user`'s feedback on the action for `behaviour` that `deal` (its live score, as the caller
-/// may see it) offers now.
+/// may see it) offers now, or a `done` that takes back the deal's dismissal of it.
 pub fn record(
     store: &dyn Store,
     deal: &DealScore,
@@ -54,18 +54,40 @@ pub fn record(
     verdict: Verdict,
     comment: &str,
 ) -> Result<Feedback> {
-    let Some(action) = deal.actions.iter().find(|a| a.behaviour == behaviour) else {
-        let offered: Vec<&str> = deal.actions.iter().map(|a| a.behaviour.as_str()).collect();
-        return Err(Refusal::BadRequest(format!(
-            "deal {} offers no action {behaviour:?}; its actions are: {}",
-            deal.opportunity_id,
-            if offered.is_empty() {
-                "none".to_string()
-            } else {
-                offered.join(", ")
+    let uplift_points = match deal.actions.iter().find(|a| a.behaviour == behaviour) {
+        Some(action) => action.uplift_points,
+        None => {
+            // An action the rep dismissed is not offered; `done` takes the dismissal back.
+            let dismissal = list(store, Some(&deal.opportunity_id))?
+                .into_iter()
+                .rev()
+                .find(|f| f.behaviour == behaviour)
+                .filter(|f| f.verdict == Verdict::NotRelevant);
+            match (dismissal, verdict) {
+                (Some(f), Verdict::Done) => f.uplift_points,
+                (Some(_), Verdict::NotRelevant) => {
+                    return Err(Refusal::Rule(format!(
+                        "the action {behaviour:?} of deal {} was marked not relevant already",
+                        deal.opportunity_id
+                    ))
+                    .into())
+                }
+                (None, _) => {
+                    let offered: Vec<&str> =
+                        deal.actions.iter().map(|a| a.behaviour.as_str()).collect();
+                    return Err(Refusal::BadRequest(format!(
+                        "deal {} offers no action {behaviour:?}; its actions are: {}",
+                        deal.opportunity_id,
+                        if offered.is_empty() {
+                            "none".to_string()
+                        } else {
+                            offered.join(", ")
+                        }
+                    ))
+                    .into());
+                }
             }
-        ))
-        .into());
+        }
     };
     let mut f = Feedback {
         seq: 0,
@@ -77,7 +99,7 @@ pub fn record(
         comment: comment.to_string(),
         model_id: model_id.to_string(),
         p_win: deal.p_win,
-        uplift_points: action.uplift_points,
+        uplift_points,
     };
     f.seq = store.append(
         STREAM,

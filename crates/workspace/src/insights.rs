@@ -49,7 +49,7 @@ pub fn compute(
     let discovery = discovery(&c, Options::default())?;
     let scorecards = crate::coaching::all_scorecards(&*snapshot, &c, &discovery)?;
     // A team whose coaching focus changed with these findings waits for review, if the rule is set.
-    crate::review::enqueue_coaching(store, &scorecards)?;
+    crate::review::enqueue_coaching(store, &scorecards, &c.catalog.name)?;
     Ok(Insights {
         position,
         discovery,

@@ -370,12 +370,16 @@ impl Live {
     /// Puts a prepared switch in place: the new model, every open deal's new score, and a recorded
     /// change for every deal whose score moved (its factors are the new model's: what moved it is the
     /// model, not the deal). Returns the changes, in opportunity-id order.
-    pub fn switch(&mut self, store: &dyn Store, switch: Switch) -> Result<Vec<ScoreChange>> {
+    pub fn switch(&mut self, store: &dyn Store, mut switch: Switch) -> Result<Vec<ScoreChange>> {
         anyhow::ensure!(
             switch.position == self.position,
             "the live state moved on while the switch to {} was prepared",
             switch.model.id
         );
+        // Actions dismissed while the switch was prepared stay dismissed.
+        for d in switch.scores.values_mut() {
+            self.dismissed.apply(d);
+        }
         let ids: std::collections::BTreeSet<String> = self
             .scores
             .keys()
@@ -513,15 +517,39 @@ impl Live {
         self.dismissed.seen
     }
 
-    /// Takes dismissed actions read since (see [`crate::feedback::Dismissed::newer_than`]) and takes
-    /// them off the open deals' scores at once; older ones than those held are ignored.
-    pub fn set_dismissed(&mut self, dismissed: crate::feedback::Dismissed) {
-        if dismissed.seen > self.dismissed.seen {
-            for d in self.scores.values_mut() {
-                dismissed.apply(d);
-            }
-            self.dismissed = dismissed;
+    /// Takes dismissed actions read since (see [`crate::feedback::Dismissed::newer_than`]): takes them
+    /// off the open deals' scores at once, and gives back the actions of deals whose rep took a
+    /// dismissal back (their actions as scoring gives them now; the score itself is left as recorded).
+    /// Older ones than those held are ignored.
+    pub fn set_dismissed(&mut self, dismissed: crate::feedback::Dismissed) -> Result<()> {
+        if dismissed.seen <= self.dismissed.seen {
+            return Ok(());
         }
+        let restored: Vec<String> = self
+            .dismissed
+            .by_deal
+            .iter()
+            .filter(|(deal, before)| {
+                dismissed
+                    .by_deal
+                    .get(*deal)
+                    .is_none_or(|now| !before.is_subset(now))
+            })
+            .map(|(deal, _)| deal.clone())
+            .filter(|deal| self.scores.contains_key(deal))
+            .collect();
+        self.dismissed = dismissed;
+        if !restored.is_empty() {
+            for fresh in self.score(Some(&restored))? {
+                if let Some(d) = self.scores.get_mut(&fresh.opportunity_id) {
+                    d.actions = fresh.actions;
+                }
+            }
+        }
+        for d in self.scores.values_mut() {
+            self.dismissed.apply(d);
+        }
+        Ok(())
     }
 
     /// Takes corrections read since (see [`crate::review::Overrides::newer_than`]); older ones than

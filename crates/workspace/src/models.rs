@@ -157,21 +157,23 @@ pub fn train_and_save(
     // Actions reps judged not relevant on most deals are not offered by the new model.
     let withheld = crate::feedback::withheld(store)?;
     let mut evidence = model::evidence(discovery);
-    let mut actions_withheld = Vec::new();
+    // The evidence holds a behaviour once per landmark where it is significant: listed once.
+    let mut actions_withheld: Vec<model::WithheldAction> = Vec::new();
     evidence.retain(
         |e| match withheld.iter().find(|w| w.behaviour == e.behaviour) {
             Some(w) => {
-                actions_withheld.push(model::WithheldAction {
-                    behaviour: w.behaviour.clone(),
-                    deals: w.deals,
-                    not_relevant: w.not_relevant,
-                });
+                if !actions_withheld.iter().any(|a| a.behaviour == w.behaviour) {
+                    actions_withheld.push(model::WithheldAction {
+                        behaviour: w.behaviour.clone(),
+                        deals: w.deals,
+                        not_relevant: w.not_relevant,
+                    });
+                }
                 false
             }
             None => true,
         },
     );
-    actions_withheld.dedup_by(|a, b| a.behaviour == b.behaviour);
     let mut m = model::train(&c.ctx, &c.catalog, snapshots, &c.timing, evidence, opts)?;
     m.trained_on.left_out_by_review = left_out;
     m.actions_withheld = actions_withheld;

@@ -152,18 +152,23 @@ pub(crate) fn drift_of(
         }
     };
     // A landmark snapshot's cluster: its deal's account (whose attributes every snapshot of its deals
-    // shares), else the deal. Each counts once in the test.
-    let cluster = |s: &snapshot::Snapshot| -> u64 {
+    // shares), else the deal; a snapshot of an unknown deal is a cluster of its own. The test divides
+    // by the samples' effective sizes (`psi_test_clustered`).
+    let cluster = |i: usize, s: &snapshot::Snapshot| -> u64 {
         match ctx.opportunity(&s.opportunity_id) {
             Some(o) if ctx.opps[o as usize].account != winsignal_features::context::NONE => {
                 u64::from(ctx.opps[o as usize].account)
             }
             Some(o) => (1 << 32) | u64::from(o),
-            None => u64::MAX,
+            None => (2 << 32) | i as u64,
         }
     };
-    let clusters =
-        |rows: &[&snapshot::Snapshot]| -> Vec<u64> { rows.iter().map(|s| cluster(s)).collect() };
+    let clusters = |rows: &[&snapshot::Snapshot]| -> Vec<u64> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, s)| cluster(i, s))
+            .collect()
+    };
     let training_clusters = clusters(&training);
     let reference: Vec<Vec<f64>> = (0..names.len()).map(|k| column(&training, k)).collect();
     let tested: Vec<usize> = (0..names.len())

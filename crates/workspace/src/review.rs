@@ -42,7 +42,7 @@ pub struct Rules {
     #[serde(default)]
     pub strategic_accounts: Vec<String>,
     /// Whether a team's coaching focus changing (a new finding making another behaviour its biggest
-    /// gain) is reviewed before it reaches the team.
+    /// gain) is put in front of a reviewer. (The scorecards show the new focus meanwhile.)
     #[serde(default)]
     pub coaching_changes: bool,
 }
@@ -191,10 +191,21 @@ pub fn set_rules(store: &dyn Store, actor: &str, rules: &Rules) -> Result<()> {
             );
         }
     }
-    crate::access::change_json_state(store, RULES, "review rules", |r: &mut Rules| {
-        *r = rules.clone();
-        Ok(())
+    let was = crate::access::change_json_state(store, RULES, "review rules", |r: &mut Rules| {
+        Ok(std::mem::replace(r, rules.clone()))
     })?;
+    // Turned on: the next computation is the baseline, not the focus recorded before it was off.
+    if rules.coaching_changes && !was.coaching_changes {
+        crate::access::change_json_state(
+            store,
+            COACHING_FOCUS,
+            "coaching focus",
+            |k: &mut Baselines| {
+                k.clear();
+                Ok(())
+            },
+        )?;
+    }
     crate::audit::record(
         store,
         actor,
@@ -288,8 +299,12 @@ pub fn enqueue(store: &dyn Store, changes: &[ScoreChange]) -> Result<usize> {
     Ok(entries.len())
 }
 
-/// The named state holding each team's coaching focus as last computed (the rule's baseline).
+/// The named state holding each team's coaching focus as last computed (the rule's baseline), per
+/// catalog the scorecards were computed with (another catalog measures other behaviours).
 pub const COACHING_FOCUS: &str = "coaching-focus";
+
+/// Each catalog's teams' coaching focus as last computed.
+type Baselines = BTreeMap<String, BTreeMap<String, Option<Focus>>>;
 
 /// Each team's reps and coaching focus in `cards`: the behaviour with the largest sum of its reps'
 /// expected extra wins among their coaching priorities (ties: the behaviour id first in order); none
@@ -327,13 +342,16 @@ pub fn team_focus(
         .collect()
 }
 
-/// Records each team's coaching focus in `cards` and, when the rule `coaching_changes` is set, queues
-/// an item for each team whose focus is another behaviour than at the last computation (a team not
-/// seen before counts as a change; the first computation after the rule is set only records). A team
-/// with an undecided coaching item gets no second one. Returns how many were queued.
+/// Records each team's coaching focus in `cards` (computed with the catalog named `catalog`) and, when
+/// the rule `coaching_changes` is set, queues an item for each team whose focus is another behaviour
+/// than at the last computation with that catalog (a team not seen before counts as a change; the
+/// first computation after the rule is set only records). A team with an undecided coaching item is
+/// left as it was recorded until the item is decided, so its next item compares with what the
+/// reviewer saw. Returns how many were queued.
 pub fn enqueue_coaching(
     store: &dyn Store,
     cards: &winsignal_score::reps::Scorecards,
+    catalog: &str,
 ) -> Result<usize> {
     if !rules(store)?.coaching_changes {
         return Ok(0);
@@ -344,15 +362,20 @@ pub fn enqueue_coaching(
         store,
         COACHING_FOCUS,
         "coaching focus",
-        |known: &mut BTreeMap<String, Option<Focus>>| {
+        |baselines: &mut Baselines| {
             let undecided: std::collections::BTreeSet<String> = queue(store)?
                 .into_iter()
                 .filter(|r| r.decision.is_none() && r.item.kind == ItemKind::CoachingChange)
-                .map(|r| r.item.subject())
+                .filter_map(|r| r.item.coaching.map(|t| t.team))
                 .collect();
+            let now: BTreeMap<String, (Vec<String>, Option<Focus>)> = now
+                .iter()
+                .filter(|(team, _)| !undecided.contains(*team))
+                .map(|(team, v)| (team.clone(), v.clone()))
+                .collect();
+            let known = baselines.entry(catalog.to_string()).or_default();
             let entries = coaching_items(known, &now, at)
                 .into_iter()
-                .filter(|item| !undecided.contains(&item.subject()))
                 .map(|item| Ok((item.subject(), serde_json::to_vec(&item)?)))
                 .collect::<Result<Vec<_>>>()?;
             if !entries.is_empty() {
@@ -576,24 +599,8 @@ pub fn decide(
     Ok(decision)
 }
 
-/// The reviewers' corrections still standing, by deal: the latest edit of each deal's P(win) (an
-/// override the deal's answers show beside the model's score).
-pub fn overrides(read: &dyn StoreRead) -> Result<BTreeMap<String, Decision>> {
-    let mut out = BTreeMap::new();
-    for r in queue(read)? {
-        if let (Some(deal), Some(d)) = (
-            r.item.deal(),
-            r.decision.filter(|d| d.verdict == Verdict::Edit),
-        ) {
-            out.insert(deal.to_string(), d);
-        }
-    }
-    Ok(out)
-}
-
-/// The deals whose latest review decision says their data are wrong (reason `wrong_data`): retraining
-/// leaves their snapshots out.
-pub fn wrong_data_deals(read: &dyn StoreRead) -> Result<std::collections::BTreeSet<String>> {
+/// The latest decision on each deal (by when it was made, then item number).
+fn latest_by_deal(read: &dyn StoreRead) -> Result<BTreeMap<String, Decision>> {
     let mut latest: BTreeMap<String, Decision> = BTreeMap::new();
     for r in queue(read)? {
         if let (Some(d), Some(deal)) = (r.decision, r.item.change.map(|c| c.opportunity_id)) {
@@ -605,7 +612,23 @@ pub fn wrong_data_deals(read: &dyn StoreRead) -> Result<std::collections::BTreeS
             }
         }
     }
-    Ok(latest
+    Ok(latest)
+}
+
+/// The reviewers' corrections still standing, by deal: the latest decision on the deal, when it is an
+/// edit of its P(win) (an override the deal's answers show beside the model's score). A later accept or
+/// reject takes it back.
+pub fn overrides(read: &dyn StoreRead) -> Result<BTreeMap<String, Decision>> {
+    Ok(latest_by_deal(read)?
+        .into_iter()
+        .filter(|(_, d)| d.verdict == Verdict::Edit)
+        .collect())
+}
+
+/// The deals whose latest review decision says their data are wrong (reason `wrong_data`): retraining
+/// leaves their snapshots out.
+pub fn wrong_data_deals(read: &dyn StoreRead) -> Result<std::collections::BTreeSet<String>> {
+    Ok(latest_by_deal(read)?
         .into_iter()
         .filter(|(_, d)| d.reason_code == "wrong_data")
         .map(|(deal, _)| deal)
