@@ -204,8 +204,9 @@ enum Command {
     Feedback(feedback::FeedbackArgs),
     /// Monitoring: whether recent deals still look like those the win model was trained on (`monitor
     /// drift`: each feature, the score and each term's contribution per window, with a
-    /// sample-size-aware test), and how the model does on outcomes, estimated before they arrive
-    /// (`monitor performance`).
+    /// sample-size-aware test), how the model does on outcomes, estimated before they arrive
+    /// (`monitor performance`), and alerts from both for webhooks and metrics (`monitor check`,
+    /// `monitor alerts`).
     Monitor {
         #[command(subcommand)]
         command: monitor::MonitorCommand,
@@ -258,7 +259,7 @@ struct ServeArgs {
     clock: winsignal_workspace::live::Clock,
     /// How often every open deal is rescored as of the clock, besides the deals events touch: deals
     /// nothing touched age, and a `stalled:N` webhook is sent each deal that crosses N days idle. A
-    /// number with ms, s, m or h (e.g. 30s, 15m, 1h).
+    /// number with ms, s, m, h or d (e.g. 30s, 15m, 1h).
     #[arg(long, default_value = "15m", value_name = "DURATION", value_parser = parse_every)]
     rescore_every: std::time::Duration,
     /// Run the monitoring check (`winsignal monitor check`: live performance and drift of the latest

@@ -14,7 +14,8 @@ use crate::{output, Global};
 pub enum MonitorCommand {
     /// Feature drift: each feature's values at the landmark snapshots of each recent window against
     /// those of the deals that trained the model, by the population stability index with a p-value
-    /// for the sizes at hand. A feature alarms when its p-value is below 1 % split over the features
+    /// for the sizes at hand (effective sizes: an account's snapshots are alike, so they count as
+    /// fewer draws). A feature alarms when its p-value is below 1 % split over the features
     /// and its PSI is at least 0.1 (docs/monitoring.md).
     Drift {
         /// Days per window.
@@ -35,7 +36,8 @@ pub enum MonitorCommand {
     /// Live performance: the win model's AUC, Brier score and calibration on the latest holdout and on
     /// the deals closed since it was trained, each beside the estimate made from its probabilities alone
     /// (confidence-based, before outcomes arrive), the estimate for the deals open now, and a
-    /// recommendation to roll back when AUC since training falls below the gate's floor.
+    /// recommendation to roll back when live AUC (since activation, else since training) falls below
+    /// the gate's floor.
     Performance {
         /// The model to measure (default: the active win model).
         #[arg(long, value_name = "ID")]

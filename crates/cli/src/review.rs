@@ -24,7 +24,8 @@ pub enum ReviewCommand {
     /// Decide an item: accept, reject, or edit with the corrected P(win); with a reason code (agree,
     /// wrong_data, missing_context, model_error, other) and a comment.
     Decide(DecideArgs),
-    /// Show or set which score changes go into the queue.
+    /// Show or set what goes into the queue: large score changes, strategic accounts' actions, a team's
+    /// coaching focus changing.
     Rules {
         /// A P(win) change of more than this many percentage points.
         #[arg(long, value_name = "POINTS")]
