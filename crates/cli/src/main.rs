@@ -271,7 +271,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 30, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
     monitor_window: u32,
     /// Retrain the win model this long after the last training (e.g. 15d), as `winsignal train` with
-    /// the built-in or `--catalog` catalog, recorded as by `rule:schedule`. The model is a candidate:
+    /// the active model's own catalog (or `--catalog`, if given), recorded as by `rule:schedule`. The model is a candidate:
     /// it goes live only when approved and activated, or by the auto-approve rule (`models policy`).
     /// Off unless given.
     #[arg(long, value_name = "DURATION", value_parser = parse_every)]
@@ -530,6 +530,7 @@ fn serve(global: &Global, args: &ServeArgs) -> Result<()> {
         println!("listening on http://{addr}");
         use std::io::Write as _;
         std::io::stdout().flush()?;
+        let retrain_catalog = args.catalog.catalog.is_some().then(|| catalog.clone());
         let config = winsignal_server::Config {
             data: global.data.clone(),
             max_body: args.max_body,
@@ -539,6 +540,7 @@ fn serve(global: &Global, args: &ServeArgs) -> Result<()> {
             monitor_every: args.monitor_every,
             monitor_window_days: args.monitor_window,
             retrain_every: args.retrain_every,
+            retrain_catalog,
         };
         winsignal_server::serve(store, config, listener, shutdown_signal()).await
     })

@@ -43,6 +43,9 @@ pub struct Config {
     /// How long after the last training the win model is retrained (`serve --retrain-every`); never
     /// when `None`.
     pub retrain_every: Option<std::time::Duration>,
+    /// The catalog named by `serve --catalog`, if one was: retraining uses it instead of the active
+    /// model's own.
+    pub retrain_catalog: Option<winsignal_features::Catalog>,
 }
 
 /// What every request handler reads: the store, and the live state once it is loaded.
@@ -285,12 +288,19 @@ fn retrain(s: &Service, every: std::time::Duration) {
             continue;
         }
         let started = std::time::Instant::now();
-        match winsignal_workspace::models::retrain(
+        let trained = winsignal_workspace::models::retrain_catalog(
             &s.store,
-            s.config.catalog.clone(),
-            "rule:schedule",
-            &mut winsignal_workspace::Silent,
-        ) {
+            s.config.retrain_catalog.as_ref(),
+        )
+        .and_then(|catalog| {
+            winsignal_workspace::models::retrain(
+                &s.store,
+                catalog,
+                "rule:schedule",
+                &mut winsignal_workspace::Silent,
+            )
+        });
+        match trained {
             Ok(t) => {
                 let took_ms = started.elapsed().as_millis() as u64;
                 match &t.registered {

@@ -102,6 +102,21 @@ pub struct Trained {
     pub fit_seconds: f64,
 }
 
+/// The catalog scheduled retraining uses: `given` (`serve --catalog`), else the active win model's own
+/// (what it was trained with), else the built-in one.
+pub fn retrain_catalog(
+    store: &dyn Store,
+    given: Option<&winsignal_features::Catalog>,
+) -> Result<winsignal_features::Catalog> {
+    if let Some(c) = given {
+        return Ok(c.clone());
+    }
+    match active_win_model(store)? {
+        Some((id, model)) => crate::pipeline::catalog_for_model(None, &id, &model),
+        None => Ok(winsignal_features::catalog::default_catalog()),
+    }
+}
+
 /// Retrains the win model on the store as it is now with `catalog` and the default options (as
 /// `winsignal train` without options) and saves it: a candidate, or whatever the registry's policy makes
 /// of it. What `serve --retrain-every` runs.
