@@ -248,6 +248,9 @@ pub fn run(global: &Global, store: &dyn Store, command: MonitorCommand) -> Resul
             if let (Some(name), Some(r)) = (activated.as_deref(), p.since_activation.as_ref()) {
                 rows.push((name, r));
             }
+            if let Some(r) = p.served.as_ref() {
+                rows.push(("served live (last score before close)", r));
+            }
             for (name, r) in rows {
                 let m = r.metrics.as_ref();
                 println!(

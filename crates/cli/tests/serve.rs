@@ -2602,6 +2602,10 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
         serde_json::from_str(&winsignal(&data, &["monitor", "performance", "--json"])).unwrap();
     let human = &perf["human"];
     assert_eq!(human["edits_closed"], 1, "{human}");
+    // The scores the service served before the deals closed the wrong way round rank them backwards.
+    let served = &perf["served"];
+    assert!(served["deals"].as_u64().unwrap() >= 20, "{served}");
+    assert!(served["metrics"]["auc"].as_f64().unwrap() < 0.5, "{served}");
     let (reviewer, model) = (
         human["edits_reviewer_brier"].as_f64().unwrap(),
         human["edits_model_brier"].as_f64().unwrap(),

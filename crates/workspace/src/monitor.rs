@@ -456,6 +456,10 @@ pub struct Performance {
     /// for a model never recorded as activated.
     pub since_activation: Option<Realised>,
     pub activated_at: Option<Ts>,
+    /// The scores the live service served: for each closed deal, the last P(win) this model gave it in
+    /// the score history (what reps saw before the outcome), against the outcome. None when the history
+    /// holds no score of this model for a closed deal.
+    pub served: Option<Realised>,
     pub open_now: Expected,
     /// Whether the estimate from probabilities alone came within [`ESTIMATE_TOLERANCE`] of the realised
     /// AUC on the latest holdout (false when either is undefined): only then is the estimate for the
@@ -512,6 +516,57 @@ fn realised(
         estimated_auc: expected_auc(&p).ok(),
         estimated_brier: expected_brier(&p).ok(),
     })
+}
+
+/// The last P(win) model `model_id` served each deal now closed (the live score history), against the
+/// outcomes.
+fn served(
+    read: &dyn winsignal_store::StoreRead,
+    ctx: &winsignal_features::Context,
+    model_id: &str,
+    notes: &mut Vec<String>,
+) -> Result<Option<Realised>> {
+    use winsignal_learn::metrics::{expected_auc, expected_brier};
+    let mut last: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for e in read.journal(
+        crate::live::SCORE_HISTORY,
+        &winsignal_store::JournalQuery::default(),
+    )? {
+        let c: crate::live::ScoreChange = serde_json::from_slice(&e.body).map_err(|err| {
+            anyhow::anyhow!("score history entry {} cannot be read: {err}", e.seq)
+        })?;
+        if let (true, Some(p)) = (c.model_id == model_id, c.after) {
+            last.insert(c.opportunity_id, p);
+        }
+    }
+    let (mut p, mut won) = (Vec::new(), Vec::new());
+    for (deal, score) in last {
+        let outcome = ctx.opportunity(&deal).map(|o| ctx.opps[o as usize].outcome);
+        match outcome {
+            Some(Outcome::Won) => won.push(true),
+            Some(Outcome::Lost) => won.push(false),
+            _ => continue,
+        }
+        p.push(score);
+    }
+    if p.is_empty() {
+        return Ok(None);
+    }
+    let n_won = won.iter().filter(|w| **w).count();
+    let enough = n_won >= MIN_OUTCOMES && won.len() - n_won >= MIN_OUTCOMES;
+    if !enough {
+        notes.push(format!(
+            "the scores the live service served: {n_won} won and {} lost deals, fewer than {MIN_OUTCOMES} of each: no realised figures yet",
+            won.len() - n_won
+        ));
+    }
+    Ok(Some(Realised {
+        deals: p.len(),
+        snapshots: p.len(),
+        metrics: enough.then(|| winsignal_score::model::metrics(&p, &won)),
+        estimated_auc: expected_auc(&p).ok(),
+        estimated_brier: expected_brier(&p).ok(),
+    }))
 }
 
 /// The model `model_id` (the active win model when `None`) on outcomes: its latest holdout (realised
@@ -619,6 +674,7 @@ pub(crate) fn performance_of(
         }
         None => None,
     };
+    let served = served(&*m.snapshot, ctx, &m.id, &mut notes)?;
     let as_of = end.plus_millis(1);
     let open = winsignal_score::dataset::open_snapshots(engine, &m.catalog, as_of);
     let (p, _) = if open.is_empty() {
@@ -672,6 +728,7 @@ pub(crate) fn performance_of(
         since,
         since_activation,
         activated_at,
+        served,
         open_now,
         estimate_trusted,
         human: human_verdicts(&*m.snapshot, ctx, &m.id)?,
