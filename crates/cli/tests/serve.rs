@@ -2975,6 +2975,39 @@ fn monitoring_alerts_reach_webhooks_with_the_rollback_recommendation() {
     assert!(gauge("winsignal_monitor_alerts_firing") >= 1.0);
     assert!(text.contains("winsignal_monitor_feature_psi{"), "{text}");
 
+    // The same in the API and the dashboard, for revops and admin only.
+    let (status, monitor) = server.get("/v1/monitor", Some(token));
+    assert_eq!(status, 200, "{monitor}");
+    assert_eq!(monitor["figures"]["model_id"], second.as_str());
+    assert!(monitor["firing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["key"] == format!("performance:{second}")));
+    assert!(!monitor["recent"].as_array().unwrap().is_empty());
+    let rep = scored["deals"][0]["rep_id"].as_str().unwrap();
+    let rita = winsignal(
+        &data,
+        &["users", "add", "rita", "--role", "rep", "--rep-id", rep],
+    );
+    let (status, b) = server.get("/v1/monitor", Some(rita.trim()));
+    assert_eq!((status, code(&b)), (403, "forbidden"));
+    assert_eq!(server.get("/v1/monitor", None).0, 401);
+    if let Some(browser) = Browser::start() {
+        let base = format!("http://{}", server.addr);
+        browser.go(&format!("{base}/"));
+        browser.type_into("#token", token);
+        browser.click("#signin-button");
+        browser.wait_for("#who", "signed in", |t| t.contains("ann"));
+        browser.go(&format!("{base}/#/monitor"));
+        browser.wait_for("#monitor-figures", "the figures", |t| {
+            t.contains("Live AUC") && t.contains(&format!("{live:.3}"))
+        });
+        browser.wait_for("#monitor-firing", "the alert", |t| {
+            t.contains("is below the floor") && t.contains("winsignal models rollback")
+        });
+    }
+
     // Checks go on every second; the alert holds and is not sent again.
     std::thread::sleep(Duration::from_secs(3));
     let firing_sent = |got: &[Received]| {

@@ -78,6 +78,7 @@ async function signIn(candidate) {
   $("#nav").hidden = false;
   $("#signout").hidden = false;
   $("#nav-quality").hidden = !me.sees_operations;
+  $("#nav-monitor").hidden = !me.sees_operations;
   $("#who").textContent = `${me.user} · ${me.role}${me.rep_id ? ` · rep ${me.rep_id}` : ""}`;
   follow();
   route();
@@ -188,6 +189,7 @@ async function route() {
     else if (hash === "#/quality") await renderQuality();
     else if (hash === "#/models") await renderModels();
     else if (hash === "#/review") await renderReview();
+    else if (hash === "#/monitor") await renderMonitor();
     else await renderPipeline();
   } catch (e) {
     if (e.status === 401) return showSignIn("Your token is no longer valid; sign in again.");
@@ -546,6 +548,41 @@ async function renderReview() {
       el("th", { class: "num", text: "#" }), el("th", { text: "Deal" }), el("th", { text: "Rep" }),
       el("th", { class: "num", text: "P(win)" }), el("th", { text: "Why" }), el("th", { text: "Decision" }))),
       el("tbody", {}, rows)));
+}
+
+// ---- monitoring ----
+
+/** The latest monitoring check (live performance, drift of the latest window) and its alerts. */
+async function renderMonitor() {
+  const got = await api("/v1/monitor");
+  const f = got.figures;
+  const num = (v, d = 3) => (v === null || v === undefined ? "–" : v.toFixed(d));
+  const figures = f
+    ? el("table", { id: "monitor-figures" }, el("tbody", {},
+        [["Model", f.model_id.slice(0, 12)],
+         ["Checked", new Date(f.checked_at).toISOString().replace("T", " ").slice(0, 16)],
+         ["Live AUC (floor)", `${num(f.live_auc)} (${num(f.auc_floor)})`],
+         ["Holdout AUC, realised / estimated", `${num(f.holdout_auc)} / ${num(f.holdout_estimated_auc)}`],
+         ["Open deals' AUC, estimated", `${num(f.open_estimated_auc)}${f.estimate_trusted ? "" : " (not trusted)"}`],
+         ["Latest window", `${f.window_snapshots} snapshots; score PSI ${num(f.score_psi)}; ${f.features.filter((x) => x.alarm).length} of ${f.features.length} features alarming`]]
+          .map(([k, v]) => el("tr", {}, el("th", { text: k }), el("td", { text: v })))))
+    : el("p", { id: "monitor-figures", class: "muted", text: "No monitoring check has run yet: `winsignal monitor check`, or `winsignal serve --monitor-every 1h`." });
+  const alertRow = (a, seq) => el("tr", { class: a.state === "firing" ? "neg" : "" },
+    el("td", { text: seq === undefined ? a.key : String(seq) }),
+    el("td", { text: a.state }),
+    el("td", { text: new Date(a.checked_at).toISOString().slice(0, 16).replace("T", " ") }),
+    el("td", { text: a.summary + (a.recommendation ? `. Recommendation: ${a.recommendation}` : "") }));
+  const firing = got.firing.length
+    ? el("table", { id: "monitor-firing" }, el("tbody", {}, got.firing.map((a) => alertRow(a))))
+    : el("p", { id: "monitor-firing", class: "muted", text: "No alert firing." });
+  $("#view").replaceChildren(el("h1", { text: "Monitoring" }),
+    el("p", { class: "muted", text: "The active model's live performance and drift, as the latest check found them; alerts go to webhooks with `--on alert`. docs/monitoring.md." }),
+    figures,
+    el("h2", { text: "Firing" }), firing,
+    el("h2", { text: "Recorded" }),
+    got.recent.length
+      ? el("table", { id: "monitor-recent" }, el("tbody", {}, got.recent.map((r) => alertRow(r.alert, r.seq))))
+      : el("p", { class: "muted", text: "No alert recorded." }));
 }
 
 // ---- start ----

@@ -68,6 +68,7 @@ pub(crate) fn router(service: Shared) -> Router {
             axum::routing::post(crate::review::decide),
         )
         .route("/v1/quality", get(quality))
+        .route("/v1/monitor", get(monitor))
         .route("/v1/findings", get(findings))
         .route("/v1/reps", get(reps))
         .route("/v1/reps/{id}", get(rep))
@@ -191,6 +192,32 @@ async fn quality(State(s): State<Shared>, headers: HeaderMap) -> Result<Response
     Ok(Json(report).into_response())
 }
 
+/// `GET /v1/monitor`: the latest monitoring check's figures, the alerts firing, and the last 20 alerts
+/// recorded, for admin and revops tokens.
+async fn monitor(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (principal, _) = caller(&s, &headers).await?;
+    if !principal.role.sees_operations() {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "monitoring is for admin and revops tokens",
+        ));
+    }
+    let service = s.clone();
+    let answer = blocking(move || {
+        use winsignal_workspace::alerts;
+        let figures = alerts::latest(&service.store).map_err(ApiError::internal)?;
+        let firing = alerts::firing(&service.store).map_err(ApiError::internal)?;
+        let recent: Vec<serde_json::Value> = alerts::recent(&service.store, 20)
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|(seq, alert)| serde_json::json!({ "seq": seq, "alert": alert }))
+            .collect();
+        Ok(serde_json::json!({ "figures": figures, "firing": firing, "recent": recent }))
+    })
+    .await?;
+    Ok(Json(answer).into_response())
+}
+
 /// How long computed findings and scorecards are served after the data changed before they are
 /// computed again (a discovery takes seconds; the data may change many times a second).
 const INSIGHTS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -286,7 +313,8 @@ async fn rep(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AccountsQuery {
-    top: Option<usize>,
+    /// Any u64 (the OpenAPI document says so); more than there are accounts is all of them.
+    top: Option<u64>,
 }
 
 /// `GET /v1/accounts`: `winsignal accounts --prioritise --json` of the live state, the `top` first
@@ -305,7 +333,9 @@ async fn accounts(
         ));
     }
     let service = s.clone();
-    let top = q.top.unwrap_or(20);
+    let top = q
+        .top
+        .map_or(20, |n| usize::try_from(n).unwrap_or(usize::MAX));
     let ranked = blocking(move || {
         with_live(&service, |live| {
             let mut p = live.accounts();
@@ -487,7 +517,8 @@ struct DealsQuery {
     rep: Option<String>,
     stage: Option<String>,
     max_p_win: Option<f64>,
-    limit: Option<usize>,
+    /// Any u64 (the OpenAPI document says so); more than there are deals is all of them.
+    limit: Option<u64>,
 }
 
 /// One open deal in a list: its score, the factor that drags it most and the first next action.
@@ -555,7 +586,10 @@ async fn deals(
         let rows: Vec<DealRow<'_>> = live
             .deals(&scope, &filter)
             .into_iter()
-            .take(q.limit.unwrap_or(usize::MAX))
+            .take(
+                q.limit
+                    .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            )
             .map(row)
             .collect();
         Json(serde_json::json!({

@@ -144,7 +144,7 @@ fn operations() -> Vec<Op> {
                 ("rep", json!({"type": "string"}), "Only this rep's deals."),
                 ("stage", json!({"type": "string"}), "Only deals at this stage."),
                 ("max_p_win", json!({"type": "number"}), "Only deals with P(win) at most this."),
-                ("limit", json!({"type": "integer", "minimum": 0}), "At most this many deals."),
+                ("limit", json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}), "At most this many deals."),
             ],
             body: None,
             ok: (
@@ -398,6 +398,24 @@ fn operations() -> Vec<Op> {
         },
         Op {
             method: "get",
+            path: "/v1/monitor",
+            id: "monitor",
+            summary: "The latest monitoring check's figures (`winsignal monitor check`; null before the first), the alerts firing, and the last 20 alerts recorded, newest first.",
+            auth: Auth::Operations,
+            query: vec![],
+            body: None,
+            ok: (
+                "application/json",
+                object(&["figures", "firing", "recent"], json!({
+                    "figures": {"oneOf": [{"type": "null"}, {"type": "object"}]},
+                    "firing": {"type": "array", "items": reference("Alert")},
+                    "recent": {"type": "array", "items": object(&["seq", "alert"],
+                        json!({"seq": {"type": "integer"}, "alert": reference("Alert")}))}})),
+            ),
+            errors: vec![],
+        },
+        Op {
+            method: "get",
             path: "/v1/findings",
             id: "findings",
             summary: "`winsignal discover --json`, within the caller's scope.",
@@ -435,7 +453,7 @@ fn operations() -> Vec<Op> {
             id: "accounts",
             summary: "`winsignal accounts --prioritise --json` of the live state.",
             auth: Auth::Operations,
-            query: vec![("top", json!({"type": "integer", "minimum": 0}), "How many ranked accounts (default 20).")],
+            query: vec![("top", json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}), "How many ranked accounts (default 20).")],
             body: None,
             ok: (
                 "application/json",
@@ -572,6 +590,13 @@ fn schemas(max_body: usize) -> Value {
                    "factors": {"type": "array", "items": object(&["term", "logit", "points", "text"], json!({
                        "term": {"type": "string"}, "logit": {"type": "number"}, "points": {"type": "number"}, "text": {"type": "string"}}))},
                    "actions": {"type": "array"}})),
+        "Alert": object(
+            &["key", "kind", "state", "model_id", "summary", "recommendation", "rollback_to", "value", "threshold", "features", "checked_at"],
+            json!({"key": {"type": "string"}, "kind": {"enum": ["performance", "drift"]},
+                   "state": {"enum": ["firing", "resolved"]}, "model_id": {"type": "string"},
+                   "summary": {"type": "string"}, "recommendation": nullable("string"),
+                   "rollback_to": nullable("string"), "value": nullable("number"), "threshold": nullable("number"),
+                   "features": {"type": "array", "items": {"type": "string"}}, "checked_at": {"type": "integer"}})),
         "ScoreChange": object(
             &["opportunity_id", "position", "model_id", "as_of", "before", "after", "moved_by"],
             json!({"opportunity_id": {"type": "string"}, "position": {"type": "integer"},

@@ -122,6 +122,22 @@ pub fn recorded(read: &dyn StoreRead) -> Result<Vec<(u64, Alert)>> {
         .collect()
 }
 
+/// The last `limit` alerts recorded (started, changed or ended), newest first, with their numbers.
+pub fn recent(read: &dyn StoreRead, limit: usize) -> Result<Vec<(u64, Alert)>> {
+    let entries = read.journal(ALERTS, &winsignal_store::JournalQuery::default())?;
+    entries
+        .into_iter()
+        .rev()
+        .take(limit)
+        .map(|e| {
+            let alert: Alert = serde_json::from_slice(&e.body).map_err(|err| {
+                anyhow::anyhow!("monitoring alert entry {} cannot be read: {err}", e.seq)
+            })?;
+            Ok((e.seq, alert))
+        })
+        .collect()
+}
+
 /// The alerts firing now.
 pub fn firing(read: &dyn StoreRead) -> Result<Vec<Alert>> {
     Ok(recorded(read)?
