@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{shift_days, winsignal, winsignal_fails};
+use common::{p_wins, shift_days, winsignal, winsignal_fails};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -290,23 +290,6 @@ fn unchunk(mut body: &str) -> String {
 
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or_else(|| panic!("{v}"))
-}
-
-/// p(win) by deal of a list of scored deals.
-fn p_wins(deals: &Value) -> Vec<(String, f64)> {
-    let mut v: Vec<(String, f64)> = deals
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["opportunity_id"].as_str().unwrap().to_string(),
-                d["p_win"].as_f64().unwrap(),
-            )
-        })
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
 }
 
 #[test]
@@ -1739,6 +1722,14 @@ impl Browser {
     }
 
     /// Waits up to 30 s for the text of `css` to satisfy `ok`; returns it.
+    /// Opens the dashboard at `base`, signs in with `token`, and waits until the header names `who`.
+    fn sign_in(&self, base: &str, token: &str, who: &str) {
+        self.go(&format!("{base}/"));
+        self.type_into("#token", token);
+        self.click("#signin-button");
+        self.wait_for("#who", "signed in", |t| t.contains(who));
+    }
+
     fn wait_for(&self, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let started = Instant::now();
         loop {
@@ -1821,10 +1812,7 @@ fn the_dashboard_shows_a_deals_score_change_live() {
     browser.wait_for("#signin-error", "a wrong token is refused", |t| {
         t.contains("not known")
     });
-    browser.go(&format!("{base}/"));
-    browser.type_into("#token", token);
-    browser.click("#signin-button");
-    browser.wait_for("#who", "signed in", |t| t.contains("ann · revops"));
+    browser.sign_in(&base, token, "ann · revops");
     browser.wait_for("#pipeline tbody", "the pipeline lists the deals", |t| {
         t.contains(id)
     });
@@ -2467,10 +2455,7 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
                 .as_u64()
                 .unwrap();
             let base = format!("http://{}", server.addr);
-            browser.go(&format!("{base}/"));
-            browser.type_into("#token", ann);
-            browser.click("#signin-button");
-            browser.wait_for("#who", "signed in", |t| t.contains("ann"));
+            browser.sign_in(&base, ann, "ann");
             browser.go(&format!("{base}/#/review"));
             let row = format!("tr[data-item=\"{other}\"]");
             browser.wait_for(&format!("{row} td.decision"), "the item waits", |t| {
@@ -2556,10 +2541,7 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
     assert_eq!(server.get(&format!("/v1/deals/{id}"), Some(otto)).0, 404);
     if let Some(browser) = Browser::start() {
         let base = format!("http://{}", server.addr);
-        browser.go(&format!("{base}/"));
-        browser.type_into("#token", rita);
-        browser.click("#signin-button");
-        browser.wait_for("#who", "signed in", |t| t.contains("rita"));
+        browser.sign_in(&base, rita, "rita");
         browser.go(&format!("{base}/#/deals/{id}"));
         browser.wait_for("#review-override", "the correction beside the score", |t| {
             t.contains("Reviewed: 30%")
@@ -2705,10 +2687,7 @@ fn reps_feedback_on_actions_is_kept_with_the_deal_and_summed_per_behaviour() {
     // Not relevant, in the dashboard (or the API): the action leaves the deal at once.
     if let Some(browser) = Browser::start() {
         let base = format!("http://{}", server.addr);
-        browser.go(&format!("{base}/"));
-        browser.type_into("#token", rita);
-        browser.click("#signin-button");
-        browser.wait_for("#who", "signed in", |t| t.contains("rita · rep"));
+        browser.sign_in(&base, rita, "rita · rep");
         browser.go(&format!("{base}/#/deals/{id}"));
         let card = format!("#actions [data-behaviour=\"{behaviour}\"]");
         browser.wait_for(&format!("{card} .given"), "the feedback so far", |t| {
@@ -2995,10 +2974,7 @@ fn monitoring_alerts_reach_webhooks_with_the_rollback_recommendation() {
     assert_eq!(server.get("/v1/monitor", None).0, 401);
     if let Some(browser) = Browser::start() {
         let base = format!("http://{}", server.addr);
-        browser.go(&format!("{base}/"));
-        browser.type_into("#token", token);
-        browser.click("#signin-button");
-        browser.wait_for("#who", "signed in", |t| t.contains("ann"));
+        browser.sign_in(&base, token, "ann");
         browser.go(&format!("{base}/#/monitor"));
         browser.wait_for("#monitor-figures", "the figures", |t| {
             t.contains("Live AUC") && t.contains(&format!("{live:.3}"))
@@ -3203,10 +3179,7 @@ fn a_teams_coaching_changing_waits_for_review() {
         .contains("accept or reject"));
     if let Some(browser) = Browser::start() {
         let base = format!("http://{}", server.addr);
-        browser.go(&format!("{base}/"));
-        browser.type_into("#token", ann);
-        browser.click("#signin-button");
-        browser.wait_for("#who", "signed in", |t| t.contains("ann"));
+        browser.sign_in(&base, ann, "ann");
         browser.go(&format!("{base}/#/review"));
         let row = format!("tr[data-item=\"{number}\"]");
         browser.wait_for(&row, "the team's item", |t| {

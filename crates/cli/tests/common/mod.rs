@@ -120,17 +120,7 @@ pub fn secs_of(date: &str) -> i64 {
 pub fn close_open_deals_the_wrong_way(data: &Path, dir: &Path) -> usize {
     let scored: serde_json::Value =
         serde_json::from_str(&winsignal(data, &["score", "--json"])).unwrap();
-    let mut by_p: Vec<(String, f64)> = scored["deals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["opportunity_id"].as_str().unwrap().to_string(),
-                d["p_win"].as_f64().unwrap(),
-            )
-        })
-        .collect();
+    let mut by_p = p_wins(&scored["deals"]);
     by_p.sort_by(|a, b| b.1.total_cmp(&a.1));
     let lost: std::collections::HashSet<&str> = by_p[..by_p.len() / 2]
         .iter()
@@ -180,4 +170,22 @@ pub fn close_open_deals_the_wrong_way(data: &Path, dir: &Path) -> usize {
         ],
     );
     closed_now
+}
+
+/// P(win) by deal of a list of scored deals (`score --json`'s `deals`), in deal order.
+#[allow(dead_code, clippy::unwrap_used)]
+pub fn p_wins(deals: &serde_json::Value) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = deals
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["opportunity_id"].as_str().unwrap().to_string(),
+                d["p_win"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
