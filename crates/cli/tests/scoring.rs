@@ -342,19 +342,7 @@ fn a_model_too_good_to_be_true_is_refused_with_the_leaking_column_named() {
             "a test",
         ],
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_winsignal"))
-            .arg("--data")
-            .arg(&data)
-            .arg("--quiet")
-            .args(args)
-            .env("USER", "reviewer")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::winsignal_as(&data, "reviewer", args);
     }
 
     // The report's model section shows the warnings before anything else about the model.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{p_wins, shift_days, winsignal, winsignal_fails};
+use common::{p_wins, shift_days, winsignal, winsignal_as, winsignal_fails};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -2131,15 +2131,12 @@ fn the_registry_is_governed_over_the_api_and_the_dashboard_and_switches_the_live
         .to_string();
     let first = scored["model_id"].as_str().unwrap().to_string();
     // ann (revops) retrains on this machine: a candidate.
-    let trained = Command::new(env!("CARGO_BIN_EXE_winsignal"))
-        .arg("--data")
-        .arg(&data)
-        .args(["--quiet", "train", "--seed", "1", "--json"])
-        .env("USER", "ann")
-        .output()
-        .unwrap();
-    assert!(trained.status.success());
-    let trained: Value = serde_json::from_slice(&trained.stdout).unwrap();
+    let trained: Value = serde_json::from_str(&winsignal_as(
+        &data,
+        "ann",
+        &["train", "--seed", "1", "--json"],
+    ))
+    .unwrap();
     let second = trained["model_id"].as_str().unwrap().to_string();
     assert_eq!(trained["registry"]["stage"], "candidate");
     let val = winsignal(&data, &["users", "add", "val", "--role", "admin"]);
@@ -2292,25 +2289,11 @@ fn the_registry_is_governed_over_the_api_and_the_dashboard_and_switches_the_live
     }
 
     // Activated from the command line, in another process: the running server follows.
-    let cli = Command::new(env!("CARGO_BIN_EXE_winsignal"))
-        .arg("--data")
-        .arg(&data)
-        .args([
-            "--quiet", "models", "activate", &second, "--reason", "again",
-        ])
-        .args(if gate["passed"] == true {
-            vec![]
-        } else {
-            vec!["--override", "seeds differ only"]
-        })
-        .env("USER", "val")
-        .output()
-        .unwrap();
-    assert!(
-        cli.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cli.stderr)
-    );
+    let mut activate = vec!["models", "activate", &second, "--reason", "again"];
+    if gate["passed"] != true {
+        activate.extend(["--override", "seeds differ only"]);
+    }
+    winsignal_as(&data, "val", &activate);
     let started = Instant::now();
     loop {
         let (_, got) = server.get(&format!("/v1/deals/{deal}"), Some(ann));
@@ -2494,10 +2477,10 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
     else {
         panic!("the deal's new change is not queued: {answer} {queue}");
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_winsignal"))
-        .arg("--data")
-        .arg(&data)
-        .args([
+    winsignal_as(
+        &data,
+        "val",
+        &[
             "review",
             "decide",
             &fresh.to_string(),
@@ -2507,14 +2490,7 @@ fn score_changes_that_matter_wait_in_the_review_queue_for_a_decision() {
             "wrong_data",
             "--comment",
             "budget frozen <b>until Q3</b>",
-        ])
-        .env("USER", "val")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let started = Instant::now();
     let shown = loop {
@@ -2825,24 +2801,9 @@ fn monitoring_alerts_reach_webhooks_with_the_rollback_recommendation() {
     let (ws, token, scored) = small_workspace();
     let (data, token) = (ws.path().join("ws"), token.as_str());
     let first = scored["model_id"].as_str().unwrap().to_string();
-    let as_user = |user: &str, args: &[&str]| -> Vec<u8> {
-        let out = Command::new(env!("CARGO_BIN_EXE_winsignal"))
-            .arg("--data")
-            .arg(&data)
-            .arg("--quiet")
-            .args(args)
-            .env("USER", user)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
+    let as_user = |user: &str, args: &[&str]| winsignal_as(&data, user, args);
     let trained: Value =
-        serde_json::from_slice(&as_user("alice", &["train", "--seed", "1", "--json"])).unwrap();
+        serde_json::from_str(&as_user("alice", &["train", "--seed", "1", "--json"])).unwrap();
     let second = trained["model_id"].as_str().unwrap().to_string();
     as_user(
         "bob",

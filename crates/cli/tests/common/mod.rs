@@ -22,6 +22,26 @@ pub fn winsignal(data: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `winsignal --data DATA --quiet ARGS…` as the account `user` (`USER`: who the audit log and the
+/// two-person rule name, `local:<user>`), asserts it succeeds, and returns its stdout.
+#[allow(dead_code, clippy::unwrap_used)]
+pub fn winsignal_as(data: &Path, user: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_winsignal"))
+        .arg("--data")
+        .arg(data)
+        .arg("--quiet")
+        .args(args)
+        .env("USER", user)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "winsignal {args:?} as {user} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs `winsignal --data DATA --quiet ARGS…` and returns its status and output, whatever they are.
 #[allow(dead_code)]
 pub fn winsignal_output(data: &Path, args: &[&str]) -> std::process::Output {
