@@ -17,6 +17,7 @@ quarantined) and every probe's change must arrive: the script fails otherwise.
 
 The workspace is copied first and the copy changed, never DATA.
 """
+import datetime
 import http.client
 import json
 import os
@@ -84,7 +85,7 @@ class Stream(threading.Thread):
                         self.arrived.setdefault(change["opportunity_id"], now)
 
 
-def load(port, token, deals, end, rate, stream, tag):
+def load(port, token, deals, data_now, rate, stream, tag):
     """Sends `rate` events/s for SECONDS; returns (probe latencies, events sent, answered, elapsed)."""
     per_tick = rate * TICK_MS / 1000 / SENDERS
     probe_every = max(1, int(round(1000 / TICK_MS * SENDERS / PROBES)))
@@ -116,7 +117,7 @@ def load(port, token, deals, end, rate, stream, tag):
                 items.append({"kind": "activities", "record": {
                     "activity_id": f"lat-{tag}-{k}-{i}", "type": "email", "status": "completed",
                     "opportunity_id": d["opportunity_id"], "account_id": d["account_id"],
-                    "occurred_at": f"{end}T00:00:00Z"}})
+                    "occurred_at": data_now()}})
                 i += 1
             probe = None
             if tick % probe_every == 0:
@@ -125,7 +126,7 @@ def load(port, token, deals, end, rate, stream, tag):
                 items.append({"kind": "opportunities", "record": {
                     "opportunity_id": probe, "account_id": d["account_id"], "rep_id": d["rep_id"],
                     "amount": 10000, "outcome": "open", "stage": d["stage"] or "Prospecting",
-                    "created_at": f"{end}T00:00:00Z"}})
+                    "created_at": data_now()}})
             tick += 1
             next_at = max(next_at + TICK_MS / 1000, time.perf_counter())
             if not items:
@@ -189,11 +190,19 @@ def main():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         conn.request("GET", "/v1/deals", headers={"Authorization": f"Bearer {token}"})
         deals = json.loads(conn.getresponse().read())["deals"]
-        end = deals[0]["as_of"][:10]
+        # Events happen as they are sent, on the data's clock: the end of the data plus the time since
+        # the load began (a live feed's events are later than everything stored, a millisecond apart).
+        origin = datetime.datetime.fromisoformat(deals[0]["as_of"].replace("Z", "+00:00"))
+        began = time.time()
+
+        def data_now():
+            t = origin + datetime.timedelta(seconds=time.time() - began)
+            return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
         stream = Stream(port, token)
         stream.start()
         for rate in RATES:
-            latencies, counts, elapsed = load(port, token, deals, end, rate, stream, str(rate))
+            latencies, counts, elapsed = load(port, token, deals, data_now, rate, stream, str(rate))
             if counts["answered"] != counts["sent"]:
                 sys.exit(f"at {rate}/s: {counts['sent']} events sent, {counts['answered']} answered")
             rows.append((rate, counts["sent"] / elapsed, counts["requests"] / elapsed,

@@ -786,6 +786,38 @@ pub(crate) struct EngineState {
     applied: u64,
     #[serde(skip)]
     horizon: HorizonCache,
+    #[serde(skip)]
+    reshapes: Reshapes,
+}
+
+/// How many times an item was taken out of a deal's or an account's timelines, or the entities a deal's
+/// values read changed, counted from the engine's start: for every deal (`all`), and per deal and per
+/// account. While a deal's counts stand still, its timelines and its account's only gained items, so a
+/// reader that remembers the last item it read of each ([`crate::memo`]) knows whether everything it
+/// read is still there, in place. Not part of the state's value: equal whatever it holds, never
+/// checkpointed.
+#[derive(Debug, Default, Clone)]
+struct Reshapes {
+    all: u64,
+    deals: FastMap<u32, u64>,
+    accounts: FastMap<u32, u64>,
+}
+
+impl Reshapes {
+    fn of(&mut self, opp: u32, account: u32) {
+        if opp != NONE {
+            *self.deals.entry(opp).or_default() += 1;
+        }
+        if account != NONE {
+            *self.accounts.entry(account).or_default() += 1;
+        }
+    }
+}
+
+impl PartialEq for Reshapes {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// The latest time the timelines' items hold (see [`Engine::horizon`]), kept up to date as items are
@@ -1127,8 +1159,9 @@ impl EngineState {
         res: &Resolution,
     ) -> Option<(Item, u32, u32)> {
         let out = self.take_out(kind, key, hint, time, res);
-        if let (Some((item, _, _)), false) = (&out, unplaced(kind, res)) {
+        if let (Some((item, opp, account)), false) = (&out, unplaced(kind, res)) {
             self.horizon.taken(horizon_time(item));
+            self.reshapes.of(*opp, *account);
         }
         out
     }
@@ -1199,6 +1232,9 @@ impl EngineState {
         if !unplaced(kind, res) {
             for item in &out {
                 self.horizon.taken(horizon_time(item));
+            }
+            if !out.is_empty() {
+                self.reshapes.of(res.opp, res.account);
             }
         }
         out
@@ -1430,6 +1466,7 @@ impl Checkpoint {
                 unattributed: head.unattributed,
                 applied: head.applied,
                 horizon: HorizonCache::default(),
+                reshapes: Reshapes::default(),
             },
         }))
     }
@@ -1526,6 +1563,16 @@ impl Engine {
             }
         }
         winsignal_core::Ts(last)
+    }
+
+    /// How many times deal `opp`'s timelines or its account's lost an item, or the entities its values
+    /// read changed, since the engine started, as one number (see [`crate::memo`]): while it is
+    /// unchanged, those timelines only gained items.
+    pub fn reshapes(&self, opp: u32) -> u64 {
+        let r = &self.state.reshapes;
+        let account = self.ctx.opps.get(opp as usize).map_or(NONE, |o| o.account);
+        let count = |m: &FastMap<u32, u64>, k: u32| m.get(&k).copied().unwrap_or(0);
+        r.all + count(&r.deals, opp) + count(&r.accounts, account)
     }
 
     /// The entities, as the engine currently knows them.
@@ -1920,7 +1967,15 @@ impl Engine {
         if everyone {
             touched.deals.extend(0..self.ctx.opps.len() as u32);
         }
-        self.with_account_deals(touched)
+        let touched = self.with_account_deals(touched);
+        let reshapes = &mut self.state.reshapes;
+        if everyone {
+            reshapes.all += 1;
+        } else {
+            touched.deals.iter().for_each(|&d| reshapes.of(d, NONE));
+            touched.accounts.iter().for_each(|&a| reshapes.of(NONE, a));
+        }
+        touched
     }
 
     /// Resolves the hints against the entities again and moves the items whose resolution changed:

@@ -29,13 +29,13 @@ pub struct View<'a> {
     pub ctx: &'a Context,
     pub opp: u32,
     pub as_of: i64,
-    deal_acts: &'a [Act],
-    deal_booked: &'a [Act],
-    calls: &'a [Call],
-    account_acts: &'a [Act],
-    usage: &'a [Use],
-    touches: &'a [Touch],
-    tickets: &'a [Ticket],
+    pub(crate) deal_acts: &'a [Act],
+    pub(crate) deal_booked: &'a [Act],
+    pub(crate) calls: &'a [Call],
+    pub(crate) account_acts: &'a [Act],
+    pub(crate) usage: &'a [Use],
+    pub(crate) touches: &'a [Touch],
+    pub(crate) tickets: &'a [Ticket],
     events: &'a Interner,
     engine: &'a Engine,
     groups: &'a std::collections::BTreeMap<u64, Vec<u32>>,
@@ -114,7 +114,7 @@ impl<'a> View<'a> {
     }
 
     /// The earliest event time a window admits, and the decay half-life if any.
-    fn window_start(&self, w: &Window, deal_scoped: bool) -> (i64, Option<f64>) {
+    pub(crate) fn window_start(&self, w: &Window, deal_scoped: bool) -> (i64, Option<f64>) {
         match *w {
             Window::DealToDate if deal_scoped => (i64::MIN, None),
             Window::DealToDate => (self.created(), None),
@@ -133,7 +133,7 @@ impl<'a> View<'a> {
         }
     }
 
-    fn acts(&self, scope: Scope) -> &'a [Act] {
+    pub(crate) fn acts(&self, scope: Scope) -> &'a [Act] {
         match scope {
             Scope::Deal => self.deal_acts,
             Scope::Account => self.account_acts,
@@ -394,7 +394,10 @@ fn activities<'a>(
     filter: &ActivityFilter,
     sink: &mut dyn FnMut(Source<'a>, f64),
 ) -> f64 {
-    let (start, hl) = v.window_start(&def.window, scope == Scope::Deal);
+    if let Some((_, value)) = fold_activities(def, v, scope, filter, sink) {
+        return value;
+    }
+    let (start, _) = v.window_start(&def.window, scope == Scope::Deal);
     let all = v.acts(scope);
     // Known time is never before event time, so the window's start bounds the known-time order too.
     let from = all.partition_point(|a| a.known < start);
@@ -404,61 +407,6 @@ fn activities<'a>(
             .filter(move |a| a.at >= start && v.matches(a, filter))
     };
     match &def.aggregate {
-        Aggregate::Count | Aggregate::Exists => {
-            let mut total = 0.0;
-            for a in hits() {
-                let w = v.weight(a.at, hl);
-                total += w;
-                sink(Source::Activity(a), w);
-            }
-            if def.aggregate == Aggregate::Exists {
-                (total > 0.0) as u8 as f64
-            } else {
-                total
-            }
-        }
-        Aggregate::DistinctContacts => {
-            let mut seen: Vec<u32> = Vec::new();
-            for a in hits() {
-                let mut new = false;
-                for &c in v.contacts(a) {
-                    if !seen.contains(&c) {
-                        seen.push(c);
-                        new = true;
-                    }
-                }
-                if new {
-                    sink(Source::Activity(a), 1.0);
-                }
-            }
-            seen.len() as f64
-        }
-        Aggregate::SeniorityCoverage => {
-            let mut levels: Vec<Seniority> = Vec::new();
-            for a in hits() {
-                let mut new = false;
-                for &c in v.contacts(a) {
-                    let s = v.seniority(c);
-                    if s != Seniority::Unknown && !levels.contains(&s) {
-                        levels.push(s);
-                        new = true;
-                    }
-                }
-                if new {
-                    sink(Source::Activity(a), 1.0);
-                }
-            }
-            levels.len() as f64
-        }
-        Aggregate::Sum { .. } => {
-            let mut total = 0.0;
-            for a in hits() {
-                let w = v.weight(a.at, hl);
-                total += w * a.duration_s as f64;
-                sink(Source::Activity(a), w);
-            }
-            total
-        }
         Aggregate::Median { .. } => {
             let mut xs: Vec<f64> = Vec::new();
             for a in hits() {
@@ -466,35 +414,6 @@ fn activities<'a>(
                 sink(Source::Activity(a), 1.0);
             }
             median(&mut xs)
-        }
-        Aggregate::Latest { .. } => match hits().max_by_key(|a| (a.at, a.key)) {
-            Some(a) => {
-                sink(Source::Activity(a), 1.0);
-                a.duration_s as f64
-            }
-            None => f64::NAN,
-        },
-        Aggregate::DaysSince => match hits().max_by_key(|a| (a.at, a.key)) {
-            Some(a) => {
-                sink(Source::Activity(a), 1.0);
-                (v.as_of - a.at) as f64 / MS_PER_DAY as f64
-            }
-            None => f64::NAN,
-        },
-        Aggregate::Share => {
-            let (mut hit, mut n) = (0.0, 0.0);
-            for a in acts.iter().filter(|a| a.at >= start) {
-                n += 1.0;
-                if v.matches(a, filter) {
-                    hit += 1.0;
-                    sink(Source::Activity(a), 1.0);
-                }
-            }
-            if n > 0.0 {
-                hit / n
-            } else {
-                f64::NAN
-            }
         }
         Aggregate::ScheduledAfter => {
             // Whether a booked meeting will be held is not known yet, so status does not filter.
@@ -587,6 +506,156 @@ fn activities<'a>(
         }
         _ => f64::NAN,
     }
+}
+
+/// The running state of an activity aggregate that reads a timeline item by item, in order: a batch
+/// evaluation folds it over the whole timeline, and [`crate::memo`] keeps it and folds only the
+/// activities that arrived since, which gives the same value to the bit (the same additions in the same
+/// order).
+#[derive(Debug, Clone)]
+pub(crate) enum ActFold {
+    /// Count, Exists, Sum: the (weighted) total.
+    Total(f64),
+    /// Distinct contacts: the contacts met.
+    Contacts(Vec<u32>),
+    /// Seniority coverage: the levels met.
+    Levels(Vec<Seniority>),
+    /// Share: matched activities and all activities in the window.
+    Share { hit: f64, all: f64 },
+    /// Latest, DaysSince: the position in the timeline of the latest matched activity, by (time, key).
+    Latest(Option<usize>),
+}
+
+impl ActFold {
+    /// The fold of an aggregate, if it is one that reads each activity once and in any prefix.
+    pub(crate) fn new(agg: &Aggregate) -> Option<ActFold> {
+        Some(match agg {
+            Aggregate::Count | Aggregate::Exists | Aggregate::Sum { .. } => ActFold::Total(0.0),
+            Aggregate::DistinctContacts => ActFold::Contacts(Vec::new()),
+            Aggregate::SeniorityCoverage => ActFold::Levels(Vec::new()),
+            Aggregate::Share => ActFold::Share { hit: 0.0, all: 0.0 },
+            Aggregate::Latest { .. } | Aggregate::DaysSince => ActFold::Latest(None),
+            _ => return None,
+        })
+    }
+
+    /// Reads `all[i]`, the next activity of the timeline. `start` and `half_life`: the window's.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn push<'a>(
+        &mut self,
+        agg: &Aggregate,
+        v: &View<'a>,
+        filter: &ActivityFilter,
+        (start, half_life): (i64, Option<f64>),
+        all: &'a [Act],
+        i: usize,
+        sink: &mut dyn FnMut(Source<'a>, f64),
+    ) {
+        let a = &all[i];
+        if a.at < start {
+            return;
+        }
+        if let ActFold::Share { hit, all } = self {
+            *all += 1.0;
+            if v.matches(a, filter) {
+                *hit += 1.0;
+                sink(Source::Activity(a), 1.0);
+            }
+            return;
+        }
+        if !v.matches(a, filter) {
+            return;
+        }
+        match self {
+            ActFold::Total(total) => {
+                let w = v.weight(a.at, half_life);
+                *total += match agg {
+                    Aggregate::Sum { .. } => w * a.duration_s as f64,
+                    _ => w,
+                };
+                sink(Source::Activity(a), w);
+            }
+            ActFold::Contacts(seen) => {
+                let mut new = false;
+                for &c in v.contacts(a) {
+                    if !seen.contains(&c) {
+                        seen.push(c);
+                        new = true;
+                    }
+                }
+                if new {
+                    sink(Source::Activity(a), 1.0);
+                }
+            }
+            ActFold::Levels(levels) => {
+                let mut new = false;
+                for &c in v.contacts(a) {
+                    let s = v.seniority(c);
+                    if s != Seniority::Unknown && !levels.contains(&s) {
+                        levels.push(s);
+                        new = true;
+                    }
+                }
+                if new {
+                    sink(Source::Activity(a), 1.0);
+                }
+            }
+            ActFold::Latest(best) => {
+                if best.is_none_or(|b| (all[b].at, all[b].key) < (a.at, a.key)) {
+                    *best = Some(i);
+                }
+            }
+            ActFold::Share { .. } => {}
+        }
+    }
+
+    /// The value at the view's landmark of what was read of `all`.
+    pub(crate) fn value<'a>(
+        &self,
+        agg: &Aggregate,
+        v: &View<'a>,
+        all: &'a [Act],
+        sink: &mut dyn FnMut(Source<'a>, f64),
+    ) -> f64 {
+        match self {
+            ActFold::Total(total) if *agg == Aggregate::Exists => (*total > 0.0) as u8 as f64,
+            ActFold::Total(total) => *total,
+            ActFold::Contacts(seen) => seen.len() as f64,
+            ActFold::Levels(levels) => levels.len() as f64,
+            ActFold::Share { hit, all } if *all > 0.0 => hit / all,
+            ActFold::Share { .. } | ActFold::Latest(None) => f64::NAN,
+            ActFold::Latest(Some(b)) => {
+                let a = &all[*b];
+                sink(Source::Activity(a), 1.0);
+                match agg {
+                    Aggregate::DaysSince => (v.as_of - a.at) as f64 / MS_PER_DAY as f64,
+                    _ => a.duration_s as f64,
+                }
+            }
+        }
+    }
+}
+
+/// An activity aggregate that is a fold ([`ActFold`]) over the view's timeline of `scope`: the fold
+/// and its value. `None` for the other aggregates.
+pub(crate) fn fold_activities<'a>(
+    def: &Definition,
+    v: &View<'a>,
+    scope: Scope,
+    filter: &ActivityFilter,
+    sink: &mut dyn FnMut(Source<'a>, f64),
+) -> Option<(ActFold, f64)> {
+    let mut fold = ActFold::new(&def.aggregate)?;
+    let window = v.window_start(&def.window, scope == Scope::Deal);
+    let all = v.acts(scope);
+    // Known time is never before event time, so the window's start bounds the known-time order too:
+    // what comes before it the fold would skip.
+    let from = all.partition_point(|a| a.known < window.0);
+    for i in from..all.len() {
+        fold.push(&def.aggregate, v, filter, window, all, i, sink);
+    }
+    let value = fold.value(&def.aggregate, v, all, sink);
+    Some((fold, value))
 }
 
 fn median(xs: &mut [f64]) -> f64 {

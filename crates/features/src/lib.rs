@@ -9,6 +9,7 @@
 //! - [`graph`]: the account graph and multi-hop features.
 //! - [`levels`]: categorical definitions split into one yes/no definition per level of the data.
 //! - [`lineage`]: the events and source rows behind a value.
+//! - [`memo`]: definition values remembered per deal, so a rescore reads only the new events.
 //! - [`seniority`]: the job-title classifier.
 
 pub mod catalog;
@@ -18,6 +19,7 @@ pub mod eval;
 pub mod graph;
 pub mod levels;
 pub mod lineage;
+pub mod memo;
 pub mod registry;
 pub mod seniority;
 pub mod snapshot;

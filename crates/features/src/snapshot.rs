@@ -176,18 +176,45 @@ pub fn snapshot(
     lm: &Landmark,
     horizon: Ts,
 ) -> Snapshot {
+    let view = View::new(engine, lm.opp, lm.as_of.0);
+    let values = catalog
+        .behaviours
+        .iter()
+        .map(|def| evaluate(def, &view, &mut |_, _| {}))
+        .collect();
+    assemble(engine, catalog, names, lm, horizon, values)
+}
+
+/// [`snapshot`], with the definitions' values from `memo`: only what changed since the deal's last
+/// snapshot from it is read, and the snapshot is the same, to the bit.
+pub fn snapshot_memo(
+    engine: &Engine,
+    catalog: &Catalog,
+    names: &[String],
+    lm: &Landmark,
+    horizon: Ts,
+    memo: &mut crate::memo::Memo,
+) -> Snapshot {
+    let values = memo.values(engine, catalog, lm.opp, lm.as_of.0);
+    assemble(engine, catalog, names, lm, horizon, values)
+}
+
+fn assemble(
+    engine: &Engine,
+    catalog: &Catalog,
+    names: &[String],
+    lm: &Landmark,
+    horizon: Ts,
+    values: Vec<f64>,
+) -> Snapshot {
     let ctx = engine.context();
     let o = &ctx.opps[lm.opp as usize];
-    let view = View::new(engine, lm.opp, lm.as_of.0);
-    let mut values = Vec::with_capacity(catalog.behaviours.len());
-    let mut flags = Vec::new();
-    for def in &catalog.behaviours {
-        let v = evaluate(def, &view, &mut |_, _| {});
-        if let Some(t) = def.threshold {
-            flags.push(t.test(v));
-        }
-        values.push(v);
-    }
+    let flags = catalog
+        .behaviours
+        .iter()
+        .zip(&values)
+        .filter_map(|(def, v)| def.threshold.map(|t| t.test(*v)))
+        .collect();
     let end = o.closed.unwrap_or(horizon);
     Snapshot {
         opportunity_id: o.id.clone(),

@@ -4,7 +4,8 @@
 //! exact repeats, out-of-order times — applied through `upsert_entity` and `apply`, give at every
 //! landmark of the default catalog the same snapshot, to the bit, as `Engine::replay` of a store holding
 //! the same final data, and as a recomputation from scratch that feeds a fresh engine only the final
-//! data known strictly before the landmark.
+//! data known strictly before the landmark. Values remembered across arrivals ([`Memo`], what the live
+//! service rescores with) equal a full evaluation after every arrival.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -15,10 +16,13 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use std::collections::BTreeMap;
 use winsignal_core::rng::Rng;
 use winsignal_core::{
-    Account, Activity, ActivityStatus, ActivityType, Contact, Direction, MarketingTouch, Outcome,
-    Priority, ProductEvent, ProductUser, Record, SpeakerRole, SupportTicket, TouchKind, Ts,
+    Account, Activity, ActivityStatus, ActivityType, Contact, Direction, MarketingTouch,
+    Opportunity, Outcome, Priority, ProductEvent, ProductUser, Record, SpeakerRole, SupportTicket,
+    TouchKind, Ts,
 };
 use winsignal_features::engine::{Applied, Checkpoint, Touched};
+use winsignal_features::eval::{evaluate, View};
+use winsignal_features::memo::Memo;
 use winsignal_features::snapshot::{self, Snapshot};
 use winsignal_features::{default_catalog, Catalog, Context, Engine, Observation};
 use winsignal_store::{EmbeddedStore, LogPosition, Store};
@@ -109,11 +113,21 @@ fn entities() -> (Vec<Record>, Vec<(Record, Record)>) {
             seen_at: day(-60.0),
         }));
     }
-    // O2 was open before it was won.
-    let earlier = vec![(
-        Record::Opportunities(opportunity("O2", "A1", day(-30.0))),
-        Record::Opportunities(o2_won),
-    )];
+    // O2 was open before it was won; O1 was first recorded as created earlier, at another amount (a
+    // change that reaches O1 alone).
+    let earlier = vec![
+        (
+            Record::Opportunities(opportunity("O2", "A1", day(-30.0))),
+            Record::Opportunities(o2_won),
+        ),
+        (
+            Record::Opportunities(Opportunity {
+                amount: Some(4_000.0),
+                ..opportunity("O1", "A1", day(-10.0))
+            }),
+            Record::Opportunities(opportunity("O1", "A1", day(0.0))),
+        ),
+    ];
     (out, earlier)
 }
 
@@ -555,7 +569,37 @@ fn check(w: &World, catalog: &Catalog) -> Result<(), TestCaseError> {
     // Read from the start, so the engine keeps the horizon up to date through every arrival (new
     // versions, late entities, moves) instead of scanning for it once at the end.
     snapshot::horizon(&live);
-    for a in arrivals(&final_entities, &earlier, &events, w.order_seed) {
+    // Values remembered across arrivals, read as a live service reads them (at the end of the data as
+    // it grows) and now and then at an earlier time: always what a full evaluation gives.
+    let mut memo = Memo::new();
+    for (i, a) in arrivals(&final_entities, &earlier, &events, w.order_seed)
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            let as_of = if i % 5 == 4 {
+                slot((i as i64 * 37) % 240).0
+            } else {
+                snapshot::horizon(&live).0 + 1
+            };
+            for opp in 0..live.context().opps.len() as u32 {
+                let got = memo.values(&live, catalog, opp, as_of);
+                let v = View::new(&live, opp, as_of);
+                for (def, got) in catalog.behaviours.iter().zip(got) {
+                    let want = evaluate(def, &v, &mut |_, _| {});
+                    prop_assert!(
+                        got.to_bits() == want.to_bits(),
+                        "arrival {}: {} of deal {} at {}: remembered {}, evaluated {}",
+                        i,
+                        def.id,
+                        opp,
+                        as_of,
+                        got,
+                        want
+                    );
+                }
+            }
+        }
         match a {
             Arrival::Entity(r) => touched.extend(live.upsert_entity(r)),
             Arrival::Event(v) => {
@@ -633,9 +677,51 @@ fn cases() -> u32 {
         .unwrap_or(1000)
 }
 
+/// Definitions the default catalog has no example of: account activities since the deal was created
+/// (the window moves with the deal's creation), an attribute of the deal, a median, a share of account
+/// activities in a trailing window.
+const MORE: &str = r#"
+[[behaviour]]
+id = "account_acts_since_created"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "activities", scope = "account", status = ["completed"] }
+window = "deal_to_date"
+aggregate = "count"
+
+[[behaviour]]
+id = "deal_amount"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "attribute", attribute = "opportunity.amount" }
+aggregate = "value"
+
+[[behaviour]]
+id = "median_duration"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "activities", scope = "deal", types = ["call"] }
+window = "deal_to_date"
+aggregate = "median"
+field = "duration_s"
+
+[[behaviour]]
+id = "account_inbound_share_30d"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "activities", scope = "account", direction = ["inbound"] }
+window = "trailing_days:30"
+aggregate = "share"
+"#;
+
 #[test]
 fn any_arrival_order_equals_replay_and_recompute_at_every_landmark() {
-    let catalog = default_catalog();
+    let text = format!("{}{MORE}", include_str!("../catalog/default.toml"));
+    let catalog = winsignal_features::catalog::parse(&text, "default + more").unwrap();
     let result = runner(cases()).run(&world(), |w| check(&w, &catalog));
     if let Err(e) = result {
         panic!("{e}");

@@ -6,6 +6,7 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use winsignal_core::{Outcome, Ts};
 use winsignal_features::catalog::{Catalog, Control, Recorded};
+use winsignal_features::memo::Memo;
 use winsignal_features::snapshot::{self, ControlValue, Landmark, Snapshot, Timing};
 use winsignal_features::{Context, Engine};
 use winsignal_learn::{Dataset, Feature};
@@ -532,20 +533,27 @@ pub fn ordered_by(o: &winsignal_features::context::OppInfo) -> Ts {
 /// landmark named `now`.
 pub fn open_snapshots(engine: &Engine, catalog: &Catalog, as_of: Ts) -> Vec<Snapshot> {
     let ctx = engine.context();
-    open_snapshots_of(engine, catalog, as_of, 0..ctx.opps.len() as u32)
+    open_snapshots_of(engine, catalog, as_of, 0..ctx.opps.len() as u32, None)
 }
 
-/// [`open_snapshots`] of the deals among `ids` (opportunity ids; unknown ones are left out): what
-/// rescoring a few deals computes, instead of every open deal's snapshot.
-pub fn open_snapshots_among(
+/// [`open_snapshots`] of the deals among `ids` (opportunity ids; unknown ones are left out; every open
+/// deal when `None`), with the definitions' values from `memo` (see [`winsignal_features::memo`]): what
+/// the live state rescores with, reading only the events that arrived since a deal's last rescore.
+pub fn open_snapshots_remembered(
     engine: &Engine,
     catalog: &Catalog,
     as_of: Ts,
-    ids: &[String],
+    ids: Option<&[String]>,
+    memo: &mut Memo,
 ) -> Vec<Snapshot> {
     let ctx = engine.context();
-    let slots: Vec<u32> = ids.iter().filter_map(|id| ctx.opportunity(id)).collect();
-    open_snapshots_of(engine, catalog, as_of, slots.into_iter())
+    match ids {
+        Some(ids) => {
+            let slots: Vec<u32> = ids.iter().filter_map(|id| ctx.opportunity(id)).collect();
+            open_snapshots_of(engine, catalog, as_of, slots.into_iter(), Some(memo))
+        }
+        None => open_snapshots_of(engine, catalog, as_of, 0..ctx.opps.len() as u32, Some(memo)),
+    }
 }
 
 fn open_snapshots_of(
@@ -553,6 +561,7 @@ fn open_snapshots_of(
     catalog: &Catalog,
     as_of: Ts,
     slots: impl Iterator<Item = u32>,
+    mut memo: Option<&mut Memo>,
 ) -> Vec<Snapshot> {
     let ctx = engine.context();
     let names = vec!["now".to_string()];
@@ -572,7 +581,10 @@ fn open_snapshots_of(
                 as_of,
                 name: 0,
             };
-            snapshot::snapshot(engine, catalog, &names, &lm, as_of)
+            match memo.as_deref_mut() {
+                Some(memo) => snapshot::snapshot_memo(engine, catalog, &names, &lm, as_of, memo),
+                None => snapshot::snapshot(engine, catalog, &names, &lm, as_of),
+            }
         })
         .collect()
 }

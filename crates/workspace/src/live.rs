@@ -59,6 +59,8 @@ struct Applied {
     model: WinModel,
     /// The model's catalog made concrete with the levels it was trained on.
     catalog: Catalog,
+    /// The catalog's values per open deal, remembered so a rescore reads only the events since.
+    memo: std::sync::Mutex<winsignal_features::memo::Memo>,
 }
 
 impl Applied {
@@ -72,7 +74,12 @@ impl Applied {
         let declared = crate::pipeline::catalog_for_model(None, &id, &model)?;
         let catalog =
             crate::catalogs::resolve_for(read, &declared, ctx, &model.trained_on.versions)?;
-        Ok(Applied { id, model, catalog })
+        Ok(Applied {
+            id,
+            model,
+            catalog,
+            memo: Default::default(),
+        })
     }
 }
 
@@ -622,11 +629,21 @@ impl Live {
 
     fn score_with(&self, m: &Applied, only: Option<&[String]>) -> Result<Vec<DealScore>> {
         let as_of = self.now();
-        let snaps = match only {
-            Some(ids) => {
-                winsignal_score::dataset::open_snapshots_among(&self.engine, &m.catalog, as_of, ids)
-            }
-            None => winsignal_score::dataset::open_snapshots(&self.engine, &m.catalog, as_of),
+        let snaps = {
+            // A rescore that panicked may have left the memo half updated: start it afresh.
+            let mut memo = m.memo.lock().unwrap_or_else(|e| {
+                m.memo.clear_poison();
+                let mut memo = e.into_inner();
+                *memo = Default::default();
+                memo
+            });
+            winsignal_score::dataset::open_snapshots_remembered(
+                &self.engine,
+                &m.catalog,
+                as_of,
+                only,
+                &mut memo,
+            )
         };
         let mut scored =
             winsignal_score::explain::score(&m.model, &m.catalog, &self.engine, &snaps)?;

@@ -1,0 +1,261 @@
+//! Definition values remembered per deal, so rescoring a deal after new events reads only those events
+//! instead of its whole history, and gives the value a full evaluation ([`crate::eval::evaluate`]) gives,
+//! to the bit.
+//!
+//! What a value was computed from is remembered as a mark per timeline: how many items of the view's
+//! timeline were read, and which item was the last. While the deal's [`Engine::reshapes`] count stands
+//! still no item was taken out of its timelines or its account's, and no entity its values read
+//! changed, so if the marked item
+//! is still at its place, every item read before is still there, in order, and the timeline only gained
+//! items after the mark. Then a definition that reads none of the timelines that grew, and whose value
+//! does not depend on the landmark's time (or the time is the same), keeps its value; an activity
+//! aggregate that is a fold ([`ActFold`]) reads on from its mark; anything else is evaluated again.
+//! Every other case (items taken out, entities changed, an earlier landmark, a mark moved) evaluates
+//! again from scratch.
+
+use crate::catalog::{Aggregate, Catalog, Definition, Reads, Scope, Window};
+use crate::engine::Engine;
+use crate::eval::{evaluate, fold_activities, ActFold, View};
+use winsignal_core::hash::FastMap;
+
+/// The timelines a view reads.
+#[derive(Debug, Clone, Copy)]
+enum Line {
+    DealActs = 0,
+    Booked,
+    Calls,
+    AccountActs,
+    Usage,
+    Touches,
+    Tickets,
+}
+
+const LINES: usize = 7;
+
+/// How much of a timeline was read: its length in the view, and the last item's (key, version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    len: usize,
+    last: (u64, u64),
+}
+
+fn marks(v: &View<'_>) -> [Mark; LINES] {
+    fn mark<T>(items: &[T], id: impl Fn(&T) -> (u64, u64)) -> Mark {
+        Mark {
+            len: items.len(),
+            last: items.last().map_or((0, 0), id),
+        }
+    }
+    let mut out = [Mark {
+        len: 0,
+        last: (0, 0),
+    }; LINES];
+    out[Line::DealActs as usize] = mark(v.deal_acts, |a| (a.key, a.seq));
+    out[Line::Booked as usize] = mark(v.deal_booked, |a| (a.key, a.seq));
+    out[Line::Calls as usize] = mark(v.calls, |c| (c.key, c.version));
+    out[Line::AccountActs as usize] = mark(v.account_acts, |a| (a.key, a.seq));
+    out[Line::Usage as usize] = mark(v.usage, |u| (u.key, u.seq));
+    out[Line::Touches as usize] = mark(v.touches, |t| (t.key, t.seq));
+    out[Line::Tickets as usize] = mark(v.tickets, |t| (t.key, t.version));
+    out
+}
+
+/// Whether the items up to each of `before`'s marks are still the first items of `now`'s timelines:
+/// the marked item is where it was (with no item taken out since, nothing can have come before it).
+fn still_prefix(before: &[Mark; LINES], now: &[Mark; LINES], v: &View<'_>) -> bool {
+    fn at<T>(items: &[T], m: &Mark, id: impl Fn(&T) -> (u64, u64)) -> bool {
+        m.len == 0 || items.get(m.len - 1).is_some_and(|x| id(x) == m.last)
+    }
+    before.iter().zip(now).all(|(b, n)| b.len <= n.len)
+        && at(v.deal_acts, &before[Line::DealActs as usize], |a| {
+            (a.key, a.seq)
+        })
+        && at(v.deal_booked, &before[Line::Booked as usize], |a| {
+            (a.key, a.seq)
+        })
+        && at(v.calls, &before[Line::Calls as usize], |c| {
+            (c.key, c.version)
+        })
+        && at(v.account_acts, &before[Line::AccountActs as usize], |a| {
+            (a.key, a.seq)
+        })
+        && at(v.usage, &before[Line::Usage as usize], |u| (u.key, u.seq))
+        && at(v.touches, &before[Line::Touches as usize], |t| {
+            (t.key, t.seq)
+        })
+        && at(v.tickets, &before[Line::Tickets as usize], |t| {
+            (t.key, t.version)
+        })
+}
+
+fn scope_line(scope: Scope) -> Line {
+    match scope {
+        Scope::Deal => Line::DealActs,
+        Scope::Account => Line::AccountActs,
+    }
+}
+
+/// The timelines a definition reads, as a bit set of [`Line`]s. The entities it reads are covered by
+/// [`Engine::reshapes`].
+fn reads(def: &Definition) -> u8 {
+    let bit = |l: Line| 1u8 << l as u8;
+    match &def.reads {
+        Reads::Activities { scope, .. } => {
+            let mut out = bit(scope_line(*scope));
+            match &def.aggregate {
+                Aggregate::ScheduledAfter => out |= bit(Line::Booked),
+                Aggregate::FollowUpShare { then_scope, .. }
+                | Aggregate::ReplyHoursMedian { then_scope, .. } => {
+                    out |= bit(scope_line(*then_scope))
+                }
+                _ => {}
+            }
+            out
+        }
+        Reads::ProductEvents { .. } => bit(Line::Usage),
+        Reads::MarketingTouches { .. } => bit(Line::Touches),
+        Reads::SupportTickets { .. } => bit(Line::Tickets),
+        Reads::Transcripts => bit(Line::Calls),
+        Reads::Graph => bit(Line::DealActs),
+        Reads::Attribute { .. } => 0,
+    }
+}
+
+/// Whether the window's start or weights move with the landmark's time.
+fn window_moves(def: &Definition) -> bool {
+    matches!(def.window, Window::Trailing { .. } | Window::Decayed { .. })
+}
+
+/// Whether the value can change with the landmark's time alone, with the same items read.
+fn moves_with_time(def: &Definition) -> bool {
+    window_moves(def)
+        || matches!(
+            def.aggregate,
+            Aggregate::DaysSince
+                | Aggregate::OpenAt
+                | Aggregate::ScheduledAfter
+                | Aggregate::FollowUpShare { .. }
+        )
+        || matches!(def.reads, Reads::Graph | Reads::Attribute { .. })
+}
+
+/// One definition's remembered value, and its fold when it is one.
+#[derive(Debug, Clone)]
+struct Slot {
+    value: f64,
+    fold: Option<ActFold>,
+}
+
+impl Slot {
+    fn evaluate(def: &Definition, v: &View<'_>) -> Slot {
+        if let Reads::Activities { scope, filter } = &def.reads {
+            if let Some((fold, value)) = fold_activities(def, v, *scope, filter, &mut |_, _| {}) {
+                return Slot {
+                    value,
+                    fold: Some(fold),
+                };
+            }
+        }
+        Slot {
+            value: evaluate(def, v, &mut |_, _| {}),
+            fold: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DealMemo {
+    /// The engine's [`Engine::reshapes`] of the deal when the values were remembered.
+    reshapes: u64,
+    as_of: i64,
+    marks: [Mark; LINES],
+    slots: Vec<Slot>,
+}
+
+/// The remembered values of one catalog's definitions, per deal (see the module's documentation).
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// The catalog's definitions (id, version) the values are of.
+    catalog: Vec<(String, u32)>,
+    deals: FastMap<u32, DealMemo>,
+}
+
+impl Memo {
+    pub fn new() -> Memo {
+        Memo::default()
+    }
+
+    /// The value of every definition of `catalog` for deal `opp` at `as_of`, as
+    /// [`crate::eval::evaluate`] gives it, reading only what changed since the deal's last values.
+    pub fn values(&mut self, engine: &Engine, catalog: &Catalog, opp: u32, as_of: i64) -> Vec<f64> {
+        let same_catalog = self.catalog.len() == catalog.behaviours.len()
+            && self
+                .catalog
+                .iter()
+                .zip(&catalog.behaviours)
+                .all(|((id, version), d)| *id == d.id && *version == d.version);
+        if !same_catalog {
+            self.deals.clear();
+            self.catalog = catalog
+                .behaviours
+                .iter()
+                .map(|d| (d.id.clone(), d.version))
+                .collect();
+        }
+        let v = View::new(engine, opp, as_of);
+        let now = marks(&v);
+        let reshapes = engine.reshapes(opp);
+        let memo = self.deals.get_mut(&opp).filter(|m| {
+            m.reshapes == reshapes && m.as_of <= as_of && still_prefix(&m.marks, &now, &v)
+        });
+        let Some(m) = memo else {
+            let slots: Vec<Slot> = catalog
+                .behaviours
+                .iter()
+                .map(|d| Slot::evaluate(d, &v))
+                .collect();
+            let values = slots.iter().map(|s| s.value).collect();
+            self.deals.insert(
+                opp,
+                DealMemo {
+                    reshapes,
+                    as_of,
+                    marks: now,
+                    slots,
+                },
+            );
+            return values;
+        };
+        let same_time = m.as_of == as_of;
+        let grew: u8 = m
+            .marks
+            .iter()
+            .zip(&now)
+            .enumerate()
+            .filter(|(_, (b, n))| b.len != n.len)
+            .fold(0, |bits, (i, _)| bits | 1 << i);
+        for (def, slot) in catalog.behaviours.iter().zip(&mut m.slots) {
+            let changed = reads(def) & grew != 0;
+            if !changed && (same_time || !moves_with_time(def)) {
+                continue;
+            }
+            match (&mut slot.fold, &def.reads) {
+                (Some(fold), Reads::Activities { scope, filter })
+                    if same_time || !window_moves(def) =>
+                {
+                    let line = scope_line(*scope) as usize;
+                    let window = v.window_start(&def.window, *scope == Scope::Deal);
+                    let all = v.acts(*scope);
+                    for i in m.marks[line].len..all.len() {
+                        fold.push(&def.aggregate, &v, filter, window, all, i, &mut |_, _| {});
+                    }
+                    slot.value = fold.value(&def.aggregate, &v, all, &mut |_, _| {});
+                }
+                _ => *slot = Slot::evaluate(def, &v),
+            }
+        }
+        m.as_of = as_of;
+        m.marks = now;
+        m.slots.iter().map(|s| s.value).collect()
+    }
+}
