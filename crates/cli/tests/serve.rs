@@ -2990,10 +2990,13 @@ fn scheduled_retraining_makes_a_candidate_and_the_served_model_stays() {
     common::close_open_deals_the_wrong_way(&data, &ws.path().join("closings"));
     let server = Server::start(&data, &["--retrain-every", "2s"]);
     let started = Instant::now();
+    // A trained model is saved, then registered (who trained it): wait for both, as a reader between
+    // the two commits sees the model without its trainer.
     let list = loop {
         let list: Value =
             serde_json::from_str(&winsignal(&data, &["models", "list", "--json"])).unwrap();
-        if list["models"].as_array().unwrap().len() == 2 {
+        let models = list["models"].as_array().unwrap();
+        if models.len() == 2 && models.iter().all(|m| !m["trained_by"].is_null()) {
             break list;
         }
         assert!(

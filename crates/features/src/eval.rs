@@ -113,23 +113,16 @@ impl<'a> View<'a> {
         self.ctx.opps[self.opp as usize].created.0
     }
 
-    /// The earliest event time a window admits, and the decay half-life if any.
-    pub(crate) fn window_start(&self, w: &Window, deal_scoped: bool) -> (i64, Option<f64>) {
+    /// The earliest event time a window admits, and its decay if it has one.
+    pub(crate) fn window_start(&self, w: &Window, deal_scoped: bool) -> (i64, Option<Decay>) {
         match *w {
             Window::DealToDate if deal_scoped => (i64::MIN, None),
             Window::DealToDate => (self.created(), None),
             Window::Trailing { days } => (self.as_of - (days * MS_PER_DAY as f64) as i64, None),
-            Window::Decayed { half_life_days } => (i64::MIN, Some(half_life_days)),
-            Window::AllHistory => (i64::MIN, None),
-        }
-    }
-
-    fn weight(&self, at: i64, half_life: Option<f64>) -> f64 {
-        match half_life {
-            None => 1.0,
-            Some(h) => {
-                (-(self.as_of - at) as f64 / (h * MS_PER_DAY as f64) * std::f64::consts::LN_2).exp()
+            Window::Decayed { half_life_days } => {
+                (i64::MIN, Some(Decay::at(self.as_of, half_life_days)))
             }
+            Window::AllHistory => (i64::MIN, None),
         }
     }
 
@@ -163,6 +156,56 @@ impl<'a> View<'a> {
     }
 }
 
+/// A decayed window weighs an item 2^(−age / half-life) at the landmark. The sum is taken against an
+/// anchor, the latest multiple of 64 half-lives (since 1970) not after the landmark: each item adds
+/// 2^((time − anchor) / half-life), at most 2^64, and the sum is multiplied once by
+/// 2^(−(landmark − anchor) / half-life). Every evaluation sums this way, so a live state that kept the
+/// sum adds only the items that arrived, while the landmark stays in the same 64 half-lives, and gets the
+/// value a full evaluation gives, to the bit ([`crate::memo`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decay {
+    pub(crate) anchor: i64,
+    /// ln 2 per half-life, per millisecond.
+    rate: f64,
+    /// 2^(−(landmark − anchor) / half-life).
+    scale: f64,
+}
+
+impl Decay {
+    pub(crate) fn at(as_of: i64, half_life_days: f64) -> Decay {
+        let half_life = half_life_days * MS_PER_DAY as f64;
+        let cell = ((64.0 * half_life) as i64).max(1);
+        let anchor = as_of.div_euclid(cell) * cell;
+        let rate = std::f64::consts::LN_2 / half_life;
+        Decay {
+            anchor,
+            rate,
+            scale: (-((as_of - anchor) as f64) * rate).exp(),
+        }
+    }
+
+    /// An item's share of the sum before scaling.
+    fn term(&self, at: i64) -> f64 {
+        ((at - self.anchor) as f64 * self.rate).exp()
+    }
+}
+
+/// What an item at `at` adds to a (decayed) sum before scaling, and its weight at the landmark.
+fn term(decay: Option<&Decay>, at: i64) -> (f64, f64) {
+    match decay {
+        None => (1.0, 1.0),
+        Some(d) => {
+            let t = d.term(at);
+            (t, t * d.scale)
+        }
+    }
+}
+
+/// A (decayed) sum at the landmark from its unscaled total.
+fn scaled(decay: Option<&Decay>, total: f64) -> f64 {
+    decay.map_or(total, |d| total * d.scale)
+}
+
 /// The value of a definition at the view's landmark; NaN when it is undefined (e.g. no transcripts).
 /// `sink` receives every item the value was computed from, with its weight.
 pub fn evaluate<'a>(def: &Definition, v: &View<'a>, sink: &mut dyn FnMut(Source<'a>, f64)) -> f64 {
@@ -170,15 +213,15 @@ pub fn evaluate<'a>(def: &Definition, v: &View<'a>, sink: &mut dyn FnMut(Source<
         Reads::Activities { scope, filter } => activities(def, v, *scope, filter, sink),
         Reads::ProductEvents { events } => product(def, v, events, sink),
         Reads::MarketingTouches { touch_kinds } => {
-            let (start, hl) = v.window_start(&def.window, false);
+            let (start, decay) = v.window_start(&def.window, false);
             let items = v.touches;
-            let matched = |t: &Touch| touch_kinds.is_empty() || touch_kinds.contains(&t.kind);
+            let matched = |t: &Touch| touch_matches(touch_kinds, t);
             timed(
                 &def.aggregate,
                 v,
                 items,
                 start,
-                hl,
+                decay,
                 |t| t.at,
                 matched,
                 |t| (t.contact != NONE).then_some(t.contact as u64),
@@ -188,7 +231,7 @@ pub fn evaluate<'a>(def: &Definition, v: &View<'a>, sink: &mut dyn FnMut(Source<
             )
         }
         Reads::SupportTickets { priority } => {
-            let matched = |t: &Ticket| priority.is_empty() || priority.contains(&t.priority);
+            let matched = |t: &Ticket| ticket_matches(priority, t);
             if def.aggregate == Aggregate::OpenAt {
                 let mut n = 0.0;
                 for t in v.tickets.iter().filter(|t| matched(t)) {
@@ -199,13 +242,13 @@ pub fn evaluate<'a>(def: &Definition, v: &View<'a>, sink: &mut dyn FnMut(Source<
                 }
                 return n;
             }
-            let (start, hl) = v.window_start(&def.window, false);
+            let (start, decay) = v.window_start(&def.window, false);
             timed(
                 &def.aggregate,
                 v,
                 v.tickets,
                 start,
-                hl,
+                decay,
                 |t| t.created,
                 matched,
                 |_| None,
@@ -280,16 +323,15 @@ fn product<'a>(
     events: &[String],
     sink: &mut dyn FnMut(Source<'a>, f64),
 ) -> f64 {
-    let (start, hl) = v.window_start(&def.window, false);
+    let (start, decay) = v.window_start(&def.window, false);
     let names: Vec<&str> = events.iter().map(String::as_str).collect();
-    let matched =
-        |u: &Use| names.is_empty() || v.events.name(u.event).is_some_and(|n| names.contains(&n));
+    let matched = |u: &Use| use_matches(&names, v, u);
     timed(
         &def.aggregate,
         v,
         v.usage,
         start,
-        hl,
+        decay,
         |u| u.at,
         matched,
         |u| Some(v.engine.user_of(u)).filter(|&id| id != NO_ID),
@@ -299,6 +341,116 @@ fn product<'a>(
     )
 }
 
+/// Whether a touch is of one of the kinds (any kind when none is named).
+fn touch_matches(kinds: &[winsignal_core::TouchKind], t: &Touch) -> bool {
+    kinds.is_empty() || kinds.contains(&t.kind)
+}
+
+/// Whether a ticket is of one of the priorities (any when none is named).
+fn ticket_matches(priority: &[winsignal_core::Priority], t: &Ticket) -> bool {
+    priority.is_empty() || priority.contains(&t.priority)
+}
+
+/// Whether a product event is one of the named events (any when none is named).
+fn use_matches(names: &[&str], v: &View<'_>, u: &Use) -> bool {
+    names.is_empty() || v.events.name(u.event).is_some_and(|n| names.contains(&n))
+}
+
+/// Adds the matched items of `items[from..]` (ordered by time, all in the window) onto `total`, one at
+/// a time and in order, each by its unscaled decay term (1 without decay).
+#[allow(clippy::too_many_arguments)]
+fn add_up<'a, T>(
+    mut total: f64,
+    items: &'a [T],
+    from: usize,
+    decay: Option<&Decay>,
+    at: impl Fn(&T) -> i64,
+    matched: impl Fn(&T) -> bool,
+    source: impl Fn(&'a T) -> Source<'a>,
+    sink: &mut dyn FnMut(Source<'a>, f64),
+) -> f64 {
+    for e in items[from..].iter().filter(|e| matched(e)) {
+        let (t, w) = term(decay, at(e));
+        total += t;
+        sink(source(e), w);
+    }
+    total
+}
+
+/// A count's (or exists') value at the landmark from its unscaled total.
+fn count_value(agg: &Aggregate, decay: Option<&Decay>, total: f64) -> f64 {
+    if *agg == Aggregate::Exists {
+        (total > 0.0) as u8 as f64
+    } else {
+        scaled(decay, total)
+    }
+}
+
+/// For a count (or exists) of product events, touches or tickets: the unscaled total after adding the
+/// matched items of the view's timeline from position `resume` on (from the window's start when that is
+/// later) onto `total`, and the value at the landmark. `None` for any other definition. A full
+/// evaluation is `resume` 0 onto 0; [`crate::memo`] resumes where it stopped.
+pub(crate) fn count_timed(
+    def: &Definition,
+    v: &View<'_>,
+    total: f64,
+    resume: usize,
+) -> Option<(f64, f64)> {
+    if !matches!(def.aggregate, Aggregate::Count | Aggregate::Exists) {
+        return None;
+    }
+    let (start, decay) = v.window_start(&def.window, false);
+    let d = decay.as_ref();
+    let sink = &mut |_: Source<'_>, _| {};
+    let total = match &def.reads {
+        Reads::ProductEvents { events } => {
+            let names: Vec<&str> = events.iter().map(String::as_str).collect();
+            let from = resume.max(v.usage.partition_point(|u| u.at < start));
+            let matched = |u: &Use| use_matches(&names, v, u);
+            add_up(
+                total,
+                v.usage,
+                from,
+                d,
+                |u| u.at,
+                matched,
+                Source::ProductEvent,
+                sink,
+            )
+        }
+        Reads::MarketingTouches { touch_kinds } => {
+            let from = resume.max(v.touches.partition_point(|t| t.at < start));
+            let matched = |t: &Touch| touch_matches(touch_kinds, t);
+            add_up(
+                total,
+                v.touches,
+                from,
+                d,
+                |t| t.at,
+                matched,
+                Source::Touch,
+                sink,
+            )
+        }
+        Reads::SupportTickets { priority } => {
+            let from = resume.max(v.tickets.partition_point(|t| t.created < start));
+            let matched = |t: &Ticket| ticket_matches(priority, t);
+            add_up(
+                total,
+                v.tickets,
+                from,
+                d,
+                |t| t.created,
+                matched,
+                Source::Ticket,
+                sink,
+            )
+        }
+        _ => return None,
+    };
+    Some((total, count_value(&def.aggregate, d, total)))
+}
+
 /// Aggregates over a timeline ordered by event time (product events, touches, tickets).
 #[allow(clippy::too_many_arguments)]
 fn timed<'a, T>(
@@ -306,7 +458,7 @@ fn timed<'a, T>(
     v: &View<'a>,
     items: &'a [T],
     start: i64,
-    half_life: Option<f64>,
+    decay: Option<Decay>,
     at: impl Fn(&T) -> i64,
     matched: impl Fn(&T) -> bool,
     who: impl Fn(&T) -> Option<u64>,
@@ -318,17 +470,8 @@ fn timed<'a, T>(
     let in_window = &items[from..];
     match agg {
         Aggregate::Count | Aggregate::Exists => {
-            let mut total = 0.0;
-            for e in in_window.iter().filter(|e| matched(e)) {
-                let w = v.weight(at(e), half_life);
-                total += w;
-                sink(source(e), w);
-            }
-            if *agg == Aggregate::Exists {
-                (total > 0.0) as u8 as f64
-            } else {
-                total
-            }
+            let total = add_up(0.0, items, from, decay.as_ref(), at, matched, source, sink);
+            count_value(agg, decay.as_ref(), total)
         }
         Aggregate::DistinctUsers | Aggregate::DistinctContacts => {
             let mut seen: Vec<u64> = Vec::new();
@@ -397,6 +540,9 @@ fn activities<'a>(
     if let Some((_, value)) = fold_activities(def, v, scope, filter, sink) {
         return value;
     }
+    if let Some((_, value)) = fold_pairs(def, v, scope, filter, sink) {
+        return value;
+    }
     let (start, _) = v.window_start(&def.window, scope == Scope::Deal);
     let all = v.acts(scope);
     // Known time is never before event time, so the window's start bounds the known-time order too.
@@ -433,56 +579,6 @@ fn activities<'a>(
                 }
             }
             n
-        }
-        Aggregate::FollowUpShare {
-            within_hours,
-            then,
-            then_scope,
-        } => {
-            let within = (within_hours * MS_PER_HOUR) as i64;
-            let followers = v.acts(*then_scope);
-            let (mut decided, mut followed) = (0.0, 0.0);
-            for m in hits() {
-                let next = followers
-                    .iter()
-                    .filter(|f| f.at > m.at && f.at <= m.at + within && v.matches(f, then))
-                    .min_by_key(|f| (f.at, f.key));
-                match next {
-                    Some(f) => {
-                        decided += 1.0;
-                        followed += 1.0;
-                        sink(Source::Activity(m), 1.0);
-                        sink(Source::Activity(f), 1.0);
-                    }
-                    // Still inside its follow-up window at the landmark: not yet decided.
-                    None if m.at + within >= v.as_of => {}
-                    None => {
-                        decided += 1.0;
-                        sink(Source::Activity(m), 0.0);
-                    }
-                }
-            }
-            if decided > 0.0 {
-                followed / decided
-            } else {
-                f64::NAN
-            }
-        }
-        Aggregate::ReplyHoursMedian { then, then_scope } => {
-            let replies = v.acts(*then_scope);
-            let mut hours: Vec<f64> = Vec::new();
-            for m in hits() {
-                let reply = replies
-                    .iter()
-                    .filter(|f| f.at > m.at && v.matches(f, then))
-                    .min_by_key(|f| (f.at, f.key));
-                if let Some(r) = reply {
-                    hours.push((r.at - m.at) as f64 / MS_PER_HOUR);
-                    sink(Source::Activity(m), 1.0);
-                    sink(Source::Activity(r), 1.0);
-                }
-            }
-            median(&mut hours)
         }
         Aggregate::Growth => {
             let Window::Trailing { days } = def.window else {
@@ -539,14 +635,14 @@ impl ActFold {
         })
     }
 
-    /// Reads `all[i]`, the next activity of the timeline. `start` and `half_life`: the window's.
+    /// Reads `all[i]`, the next activity of the timeline. `start` and `decay`: the window's.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn push<'a>(
         &mut self,
         agg: &Aggregate,
         v: &View<'a>,
         filter: &ActivityFilter,
-        (start, half_life): (i64, Option<f64>),
+        (start, decay): (i64, Option<Decay>),
         all: &'a [Act],
         i: usize,
         sink: &mut dyn FnMut(Source<'a>, f64),
@@ -568,10 +664,10 @@ impl ActFold {
         }
         match self {
             ActFold::Total(total) => {
-                let w = v.weight(a.at, half_life);
+                let (t, w) = term(decay.as_ref(), a.at);
                 *total += match agg {
-                    Aggregate::Sum { .. } => w * a.duration_s as f64,
-                    _ => w,
+                    Aggregate::Sum { .. } => t * a.duration_s as f64,
+                    _ => t,
                 };
                 sink(Source::Activity(a), w);
             }
@@ -614,12 +710,13 @@ impl ActFold {
         &self,
         agg: &Aggregate,
         v: &View<'a>,
+        decay: Option<&Decay>,
         all: &'a [Act],
         sink: &mut dyn FnMut(Source<'a>, f64),
     ) -> f64 {
         match self {
             ActFold::Total(total) if *agg == Aggregate::Exists => (*total > 0.0) as u8 as f64,
-            ActFold::Total(total) => *total,
+            ActFold::Total(total) => scaled(decay, *total),
             ActFold::Contacts(seen) => seen.len() as f64,
             ActFold::Levels(levels) => levels.len() as f64,
             ActFold::Share { hit, all } if *all > 0.0 => hit / all,
@@ -654,7 +751,179 @@ pub(crate) fn fold_activities<'a>(
     for i in from..all.len() {
         fold.push(&def.aggregate, v, filter, window, all, i, sink);
     }
-    let value = fold.value(&def.aggregate, v, all, sink);
+    let value = fold.value(&def.aggregate, v, window.1.as_ref(), all, sink);
+    Some((fold, value))
+}
+
+/// A follow-up or reply aggregate (`follow_up_share`, `reply_hours_median`) read item by item: the
+/// matched activities (hits) of the deal's timeline, each with the earliest activity after it (by time,
+/// then key) of the `then` timeline that matches `then` (and, for a follow-up, comes within its hours).
+/// A batch evaluation reads both timelines whole; [`crate::memo`] keeps the pairs and reads only what
+/// arrived: new `then` activities against the hits it has, then new hits against every `then` activity.
+#[derive(Debug, Clone)]
+pub(crate) struct PairFold {
+    /// (the hit's position in its timeline, the position of its earliest follower in the `then`
+    /// timeline).
+    hits: Vec<(usize, Option<usize>)>,
+}
+
+/// The parts of a pair aggregate: the `then` filter and scope, and a follow-up's hours in ms.
+pub(crate) fn pair_parts(agg: &Aggregate) -> Option<(&ActivityFilter, Scope, Option<i64>)> {
+    match agg {
+        Aggregate::FollowUpShare {
+            within_hours,
+            then,
+            then_scope,
+        } => Some((then, *then_scope, Some((within_hours * MS_PER_HOUR) as i64))),
+        Aggregate::ReplyHoursMedian { then, then_scope } => Some((then, *then_scope, None)),
+        _ => None,
+    }
+}
+
+impl PairFold {
+    /// Whether `f` follows `m` as the aggregate asks, earlier than the follower `best` if any.
+    fn follows(m: &Act, f: &Act, within: Option<i64>, best: Option<&Act>) -> bool {
+        f.at > m.at
+            && within.is_none_or(|w| f.at <= m.at + w)
+            && best.is_none_or(|b| (f.at, f.key) < (b.at, b.key))
+    }
+
+    /// Reads `then_all[range]`, new activities of the `then` timeline, against the hits read so far.
+    pub(crate) fn read_then(
+        &mut self,
+        agg: &Aggregate,
+        v: &View<'_>,
+        hits_all: &[Act],
+        then_all: &[Act],
+        range: std::ops::Range<usize>,
+    ) {
+        let Some((then, _, within)) = pair_parts(agg) else {
+            return;
+        };
+        for i in range {
+            let f = &then_all[i];
+            if !v.matches(f, then) {
+                continue;
+            }
+            for (h, best) in &mut self.hits {
+                if Self::follows(&hits_all[*h], f, within, best.map(|b| &then_all[b])) {
+                    *best = Some(i);
+                }
+            }
+        }
+    }
+
+    /// Reads `hits_all[range]`, new activities of the deal's timeline: each matched one from the
+    /// window's start on is a hit, paired with its earliest follower among all of `then_all`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn read_hits(
+        &mut self,
+        agg: &Aggregate,
+        v: &View<'_>,
+        filter: &ActivityFilter,
+        start: i64,
+        hits_all: &[Act],
+        then_all: &[Act],
+        range: std::ops::Range<usize>,
+    ) {
+        let Some((then, _, within)) = pair_parts(agg) else {
+            return;
+        };
+        for h in range {
+            let m = &hits_all[h];
+            if m.at < start || !v.matches(m, filter) {
+                continue;
+            }
+            let mut best: Option<usize> = None;
+            for (i, f) in then_all.iter().enumerate() {
+                if Self::follows(m, f, within, best.map(|b| &then_all[b])) && v.matches(f, then) {
+                    best = Some(i);
+                }
+            }
+            self.hits.push((h, best));
+        }
+    }
+
+    /// The value at the view's landmark: a follow-up share (hits still inside their follow-up hours
+    /// undecided), or the median reply hours of the hits from the window's start on that have a reply.
+    pub(crate) fn value<'a>(
+        &self,
+        agg: &Aggregate,
+        v: &View<'a>,
+        start: i64,
+        hits_all: &'a [Act],
+        then_all: &'a [Act],
+        sink: &mut dyn FnMut(Source<'a>, f64),
+    ) -> f64 {
+        match pair_parts(agg) {
+            Some((_, _, Some(within))) => {
+                let (mut decided, mut followed) = (0.0, 0.0);
+                for &(h, best) in &self.hits {
+                    let m = &hits_all[h];
+                    match best {
+                        Some(b) => {
+                            decided += 1.0;
+                            followed += 1.0;
+                            sink(Source::Activity(m), 1.0);
+                            sink(Source::Activity(&then_all[b]), 1.0);
+                        }
+                        // Still inside its follow-up window at the landmark: not yet decided.
+                        None if m.at + within >= v.as_of => {}
+                        None => {
+                            decided += 1.0;
+                            sink(Source::Activity(m), 0.0);
+                        }
+                    }
+                }
+                if decided > 0.0 {
+                    followed / decided
+                } else {
+                    f64::NAN
+                }
+            }
+            Some((_, _, None)) => {
+                let mut hours: Vec<f64> = Vec::new();
+                for &(h, best) in &self.hits {
+                    let m = &hits_all[h];
+                    if let (Some(b), true) = (best, m.at >= start) {
+                        let r = &then_all[b];
+                        hours.push((r.at - m.at) as f64 / MS_PER_HOUR);
+                        sink(Source::Activity(m), 1.0);
+                        sink(Source::Activity(r), 1.0);
+                    }
+                }
+                median(&mut hours)
+            }
+            None => f64::NAN,
+        }
+    }
+}
+
+/// A pair aggregate ([`PairFold`]) over the view's timelines: the fold and its value. `None` for the
+/// other aggregates.
+pub(crate) fn fold_pairs<'a>(
+    def: &Definition,
+    v: &View<'a>,
+    scope: Scope,
+    filter: &ActivityFilter,
+    sink: &mut dyn FnMut(Source<'a>, f64),
+) -> Option<(PairFold, f64)> {
+    let (_, then_scope, _) = pair_parts(&def.aggregate)?;
+    let (start, _) = v.window_start(&def.window, scope == Scope::Deal);
+    let (hits_all, then_all) = (v.acts(scope), v.acts(then_scope));
+    let mut fold = PairFold { hits: Vec::new() };
+    // Known time is never before event time: what is known before the window's start is before it.
+    let from = hits_all.partition_point(|a| a.known < start);
+    fold.read_hits(
+        &def.aggregate,
+        v,
+        filter,
+        start,
+        hits_all,
+        then_all,
+        from..hits_all.len(),
+    );
+    let value = fold.value(&def.aggregate, v, start, hits_all, then_all, sink);
     Some((fold, value))
 }
 

@@ -5,17 +5,25 @@
 //! What a value was computed from is remembered as a mark per timeline: how many items of the view's
 //! timeline were read, and which item was the last. While the deal's [`Engine::reshapes`] count stands
 //! still no item was taken out of its timelines or its account's, and no entity its values read
-//! changed, so if the marked item
-//! is still at its place, every item read before is still there, in order, and the timeline only gained
-//! items after the mark. Then a definition that reads none of the timelines that grew, and whose value
-//! does not depend on the landmark's time (or the time is the same), keeps its value; an activity
-//! aggregate that is a fold ([`ActFold`]) reads on from its mark; anything else is evaluated again.
+//! changed, so if the marked item is still at its place, every item read before is still there, in
+//! order, and the timeline only gained items after the mark. Then:
+//! - a definition that reads none of the timelines that grew, and whose value does not depend on the
+//!   landmark's time (or the time is the same), keeps its value;
+//! - an activity aggregate that is a fold ([`ActFold`]) and a count of product events, touches or
+//!   tickets ([`count_timed`]) read on from their marks, while their window's start and weights stay
+//!   the same ([`carries_over`]: a decayed window while the landmark is within the same 64 half-lives);
+//! - a follow-up or reply aggregate ([`PairFold`]) reads the new replies against the hits it keeps, then
+//!   the new hits, at any later time;
+//! - anything else is evaluated again.
+//!
 //! Every other case (items taken out, entities changed, an earlier landmark, a mark moved) evaluates
 //! again from scratch.
 
 use crate::catalog::{Aggregate, Catalog, Definition, Reads, Scope, Window};
 use crate::engine::Engine;
-use crate::eval::{evaluate, fold_activities, ActFold, View};
+use crate::eval::{
+    count_timed, evaluate, fold_activities, fold_pairs, pair_parts, ActFold, Decay, PairFold, View,
+};
 use winsignal_core::hash::FastMap;
 
 /// The timelines a view reads.
@@ -121,6 +129,19 @@ fn reads(def: &Definition) -> u8 {
     }
 }
 
+/// Whether a fold made at `before` reads on at `now` (not earlier): its window's start and its items'
+/// weights are the same at both times. A decayed window's are while both are within the same 64
+/// half-lives ([`Decay`]).
+fn carries_over(def: &Definition, before: i64, now: i64) -> bool {
+    match def.window {
+        Window::DealToDate | Window::AllHistory => true,
+        Window::Trailing { .. } => before == now,
+        Window::Decayed { half_life_days } => {
+            Decay::at(before, half_life_days).anchor == Decay::at(now, half_life_days).anchor
+        }
+    }
+}
+
 /// Whether the window's start or weights move with the landmark's time.
 fn window_moves(def: &Definition) -> bool {
     matches!(def.window, Window::Trailing { .. } | Window::Decayed { .. })
@@ -139,11 +160,25 @@ fn moves_with_time(def: &Definition) -> bool {
         || matches!(def.reads, Reads::Graph | Reads::Attribute { .. })
 }
 
+/// What a definition that reads its timeline once, in order, keeps to read on.
+#[derive(Debug, Clone)]
+enum Fold {
+    /// Evaluated again whenever what it reads changed.
+    None,
+    /// An activity aggregate ([`ActFold`]).
+    Acts(ActFold),
+    /// A count of product events, touches or tickets: its unscaled total ([`count_timed`]).
+    Count(f64),
+    /// A follow-up or reply aggregate ([`PairFold`]): it reads on at any later time, as its value is
+    /// made at the landmark from the pairs.
+    Pairs(PairFold),
+}
+
 /// One definition's remembered value, and its fold when it is one.
 #[derive(Debug, Clone)]
 struct Slot {
     value: f64,
-    fold: Option<ActFold>,
+    fold: Fold,
 }
 
 impl Slot {
@@ -152,14 +187,36 @@ impl Slot {
             if let Some((fold, value)) = fold_activities(def, v, *scope, filter, &mut |_, _| {}) {
                 return Slot {
                     value,
-                    fold: Some(fold),
+                    fold: Fold::Acts(fold),
+                };
+            }
+            if let Some((fold, value)) = fold_pairs(def, v, *scope, filter, &mut |_, _| {}) {
+                return Slot {
+                    value,
+                    fold: Fold::Pairs(fold),
                 };
             }
         }
+        if let Some((total, value)) = count_timed(def, v, 0.0, 0) {
+            return Slot {
+                value,
+                fold: Fold::Count(total),
+            };
+        }
         Slot {
             value: evaluate(def, v, &mut |_, _| {}),
-            fold: None,
+            fold: Fold::None,
         }
+    }
+}
+
+/// The line a count of product events, touches or tickets reads.
+fn timed_line(def: &Definition) -> Option<Line> {
+    match def.reads {
+        Reads::ProductEvents { .. } => Some(Line::Usage),
+        Reads::MarketingTouches { .. } => Some(Line::Touches),
+        Reads::SupportTickets { .. } => Some(Line::Tickets),
+        _ => None,
     }
 }
 
@@ -239,17 +296,34 @@ impl Memo {
             if !changed && (same_time || !moves_with_time(def)) {
                 continue;
             }
+            let carries = carries_over(def, m.as_of, as_of);
             match (&mut slot.fold, &def.reads) {
-                (Some(fold), Reads::Activities { scope, filter })
-                    if same_time || !window_moves(def) =>
-                {
+                (Fold::Acts(fold), Reads::Activities { scope, filter }) if carries => {
                     let line = scope_line(*scope) as usize;
                     let window = v.window_start(&def.window, *scope == Scope::Deal);
                     let all = v.acts(*scope);
                     for i in m.marks[line].len..all.len() {
                         fold.push(&def.aggregate, &v, filter, window, all, i, &mut |_, _| {});
                     }
-                    slot.value = fold.value(&def.aggregate, &v, all, &mut |_, _| {});
+                    let decay = window.1.as_ref();
+                    slot.value = fold.value(&def.aggregate, &v, decay, all, &mut |_, _| {});
+                }
+                (Fold::Pairs(fold), Reads::Activities { scope, filter }) => {
+                    let agg = &def.aggregate;
+                    let then_scope = pair_parts(agg).map_or(*scope, |p| p.1);
+                    let (start, _) = v.window_start(&def.window, *scope == Scope::Deal);
+                    let (hits, then) = (v.acts(*scope), v.acts(then_scope));
+                    let hits_read = m.marks[scope_line(*scope) as usize].len;
+                    let then_read = m.marks[scope_line(then_scope) as usize].len;
+                    fold.read_then(agg, &v, hits, then, then_read..then.len());
+                    fold.read_hits(agg, &v, filter, start, hits, then, hits_read..hits.len());
+                    slot.value = fold.value(agg, &v, start, hits, then, &mut |_, _| {});
+                }
+                (Fold::Count(total), _) if carries => {
+                    let line = timed_line(def).map_or(0, |l| m.marks[l as usize].len);
+                    if let Some((t, value)) = count_timed(def, &v, *total, line) {
+                        (*total, slot.value) = (t, value);
+                    }
                 }
                 _ => *slot = Slot::evaluate(def, &v),
             }

@@ -678,8 +678,9 @@ fn cases() -> u32 {
 }
 
 /// Definitions the default catalog has no example of: account activities since the deal was created
-/// (the window moves with the deal's creation), an attribute of the deal, a median, a share of account
-/// activities in a trailing window.
+/// (the window moves with the deal's creation), an attribute of the deal, a median, decayed sums with
+/// half-lives short enough that the decay's anchor (every 64 half-lives) moves within the worlds' two
+/// months, a share of account activities in a trailing window.
 const MORE: &str = r#"
 [[behaviour]]
 id = "account_acts_since_created"
@@ -707,6 +708,25 @@ reads = { kind = "activities", scope = "deal", types = ["call"] }
 window = "deal_to_date"
 aggregate = "median"
 field = "duration_s"
+
+[[behaviour]]
+id = "acts_decayed_quarter_day"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "activities", scope = "account", status = ["completed"] }
+window = "half_life_days:0.25"
+aggregate = "sum"
+field = "duration_s"
+
+[[behaviour]]
+id = "usage_decayed_half_day"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "product_events" }
+window = "half_life_days:0.5"
+aggregate = "count"
 
 [[behaviour]]
 id = "account_inbound_share_30d"

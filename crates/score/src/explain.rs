@@ -187,6 +187,12 @@ pub fn score(
     let ctx = engine.context();
     let table = dataset::table(ctx, &model.columns, snaps.iter().collect())?;
     let learn = |e: winsignal_learn::Error| Error::Learn(e.to_string());
+    let titles: Vec<String> = model
+        .ebm
+        .terms()
+        .iter()
+        .map(|t| title_of(catalog, &t.name))
+        .collect();
     let mut out = Vec::with_capacity(snaps.len());
     for (row, s) in snaps.iter().enumerate() {
         let info = &table.rows[row];
@@ -214,7 +220,7 @@ pub fn score(
                     .collect::<Vec<_>>()
                     .join(" and ");
                 let points = 100.0 * (scored.probability - sigmoid(scored.logit - c));
-                let title = title_of(catalog, &t.name);
+                let title = &titles[term_index];
                 Factor {
                     text: format!("{title}: {value} → {points:+.0} pts"),
                     term: t.name.clone(),

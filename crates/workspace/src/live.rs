@@ -445,30 +445,32 @@ impl Live {
             return Ok(Vec::new());
         }
         let scoring = std::time::Instant::now();
-        let rescored: BTreeMap<String, DealScore> = self
+        let mut rescored: BTreeMap<String, DealScore> = self
             .score(Some(&ids))?
             .into_iter()
             .map(|d| (d.opportunity_id.clone(), d))
             .collect();
+        let deals = rescored.len();
         let model_id = self.model_id().unwrap_or_default().to_string();
         let mut changes = Vec::new();
         for id in ids {
             let before = self.scores.remove(&id);
-            let after = rescored.get(&id).cloned();
-            let change =
-                ScoreChange::between(&id, position.0, &model_id, before.as_ref(), after.as_ref());
+            let after = rescored.remove(&id);
+            let (b, a) = (before.as_ref(), after.as_ref());
+            if b.map(|d| d.p_win) != a.map(|d| d.p_win)
+                || (!same_terms(b, a) && !moves(b, a).is_empty())
+            {
+                changes.push(ScoreChange::between(&id, position.0, &model_id, b, a));
+            }
             if let Some(d) = after {
                 self.scores.insert(id, d);
-            }
-            if change.before != change.after || !change.moved_by.is_empty() {
-                changes.push(change);
             }
         }
         let recording = std::time::Instant::now();
         record(store, &changes)?;
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
         tracing::debug!(
-            deals = rescored.len(),
+            deals,
             changes = changes.len(),
             catch_up_ms = ms(caught_up),
             score_ms = ms(recording - scoring),
@@ -702,6 +704,21 @@ fn record(store: &dyn Store, changes: &[ScoreChange]) -> Result<()> {
 }
 
 /// The terms whose contribution changed between two scores of a deal, largest change first.
+/// Whether two scores have every term's contribution the same, to the bit (a quick test before
+/// [`moves`]: factors are in one order given their contributions).
+fn same_terms(before: Option<&DealScore>, after: Option<&DealScore>) -> bool {
+    match (before, after) {
+        (Some(b), Some(a)) => {
+            b.factors.len() == a.factors.len()
+                && b.factors.iter().zip(&a.factors).all(|(x, y)| {
+                    x.term_index == y.term_index && x.logit.to_bits() == y.logit.to_bits()
+                })
+        }
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 fn moves(before: Option<&DealScore>, after: Option<&DealScore>) -> Vec<FactorMove> {
     let mut by_term: BTreeMap<&str, f64> = BTreeMap::new();
     for f in before.map_or(&[][..], |d| &d.factors[..]) {
