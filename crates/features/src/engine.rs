@@ -814,6 +814,15 @@ impl Reshapes {
     }
 }
 
+/// A deal's [`Engine::reshapes`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reshaped {
+    all: u64,
+    deal: u64,
+    account: u32,
+    of_account: u64,
+}
+
 impl PartialEq for Reshapes {
     fn eq(&self, _: &Self) -> bool {
         true
@@ -1566,13 +1575,19 @@ impl Engine {
     }
 
     /// How many times deal `opp`'s timelines or its account's lost an item, or the entities its values
-    /// read changed, since the engine started, as one number (see [`crate::memo`]): while it is
+    /// read changed, since the engine started (see [`crate::memo`]): for every deal, for the deal, and
+    /// for its account (with the account's slot, as a deal can move to another account). While it is
     /// unchanged, those timelines only gained items.
-    pub fn reshapes(&self, opp: u32) -> u64 {
+    pub fn reshapes(&self, opp: u32) -> Reshaped {
         let r = &self.state.reshapes;
         let account = self.ctx.opps.get(opp as usize).map_or(NONE, |o| o.account);
         let count = |m: &FastMap<u32, u64>, k: u32| m.get(&k).copied().unwrap_or(0);
-        r.all + count(&r.deals, opp) + count(&r.accounts, account)
+        Reshaped {
+            all: r.all,
+            deal: count(&r.deals, opp),
+            account,
+            of_account: count(&r.accounts, account),
+        }
     }
 
     /// The entities, as the engine currently knows them.

@@ -858,7 +858,8 @@ impl PairFold {
         match pair_parts(agg) {
             Some((_, _, Some(within))) => {
                 let (mut decided, mut followed) = (0.0, 0.0);
-                for &(h, best) in &self.hits {
+                // Hits read when the window started earlier may have left it since.
+                for &(h, best) in self.hits.iter().filter(|(h, _)| hits_all[*h].at >= start) {
                     let m = &hits_all[h];
                     match best {
                         Some(b) => {

@@ -20,7 +20,7 @@
 //! again from scratch.
 
 use crate::catalog::{Aggregate, Catalog, Definition, Reads, Scope, Window};
-use crate::engine::Engine;
+use crate::engine::{Engine, Reshaped};
 use crate::eval::{
     count_timed, evaluate, fold_activities, fold_pairs, pair_parts, ActFold, Decay, PairFold, View,
 };
@@ -223,7 +223,7 @@ fn timed_line(def: &Definition) -> Option<Line> {
 #[derive(Debug, Clone)]
 struct DealMemo {
     /// The engine's [`Engine::reshapes`] of the deal when the values were remembered.
-    reshapes: u64,
+    reshapes: Reshaped,
     as_of: i64,
     marks: [Mark; LINES],
     slots: Vec<Slot>,

@@ -1,8 +1,9 @@
 //! The incremental engine holds it together (issue 15, item 5): random small worlds whose entity records
 //! and events arrive one at a time in a random interleaving — entities after the events that name them,
+//! entities in new versions (a deal won, filed under another account, re-dated; a contact's new title),
 //! new versions of activities (a status change under the same key), tickets solved in a later version,
 //! exact repeats, out-of-order times — applied through `upsert_entity` and `apply`, give at every
-//! landmark of the default catalog the same snapshot, to the bit, as `Engine::replay` of a store holding
+//! landmark of the default catalog (and a few more definitions) the same snapshot, to the bit, as `Engine::replay` of a store holding
 //! the same final data, and as a recomputation from scratch that feeds a fresh engine only the final
 //! data known strictly before the landmark. Values remembered across arrivals ([`Memo`], what the live
 //! service rescores with) equal a full evaluation after every arrival.
@@ -113,6 +114,13 @@ fn entities() -> (Vec<Record>, Vec<(Record, Record)>) {
             seen_at: day(-60.0),
         }));
     }
+    let c2 = Contact {
+        contact_id: "C2".into(),
+        account_id: Some("A1".into()),
+        email: Some("c2@a1.com".into()),
+        title: Some("VP Sales".into()),
+        ..Contact::default()
+    };
     // O2 was open before it was won; O1 was first recorded as created earlier, at another amount (a
     // change that reaches O1 alone).
     let earlier = vec![
@@ -126,6 +134,19 @@ fn entities() -> (Vec<Record>, Vec<(Record, Record)>) {
                 ..opportunity("O1", "A1", day(-10.0))
             }),
             Record::Opportunities(opportunity("O1", "A1", day(0.0))),
+        ),
+        // O3 was first filed under another account.
+        (
+            Record::Opportunities(opportunity("O3", "A1", day(5.0))),
+            Record::Opportunities(opportunity("O3", "A2", day(5.0))),
+        ),
+        // C2 was a manager before the title that makes them a VP.
+        (
+            Record::Contacts(Contact {
+                title: Some("Sales Manager".into()),
+                ..c2.clone()
+            }),
+            Record::Contacts(c2),
         ),
     ];
     (out, earlier)
@@ -559,6 +580,34 @@ fn scratch_dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// Every deal's remembered values at `as_of` are what a full evaluation gives, to the bit.
+fn memo_is_evaluation(
+    live: &Engine,
+    memo: &mut Memo,
+    catalog: &Catalog,
+    as_of: i64,
+    arrival: usize,
+) -> Result<(), TestCaseError> {
+    for opp in 0..live.context().opps.len() as u32 {
+        let got = memo.values(live, catalog, opp, as_of);
+        let v = View::new(live, opp, as_of);
+        for (def, got) in catalog.behaviours.iter().zip(got) {
+            let want = evaluate(def, &v, &mut |_, _| {});
+            prop_assert!(
+                got.to_bits() == want.to_bits(),
+                "arrival {}: {} of deal {} at {}: remembered {}, evaluated {}",
+                arrival,
+                def.id,
+                opp,
+                as_of,
+                got,
+                want
+            );
+        }
+    }
+    Ok(())
+}
+
 fn check(w: &World, catalog: &Catalog) -> Result<(), TestCaseError> {
     let (final_entities, earlier) = entities();
     let events = versions(w);
@@ -582,23 +631,7 @@ fn check(w: &World, catalog: &Catalog) -> Result<(), TestCaseError> {
             } else {
                 snapshot::horizon(&live).0 + 1
             };
-            for opp in 0..live.context().opps.len() as u32 {
-                let got = memo.values(&live, catalog, opp, as_of);
-                let v = View::new(&live, opp, as_of);
-                for (def, got) in catalog.behaviours.iter().zip(got) {
-                    let want = evaluate(def, &v, &mut |_, _| {});
-                    prop_assert!(
-                        got.to_bits() == want.to_bits(),
-                        "arrival {}: {} of deal {} at {}: remembered {}, evaluated {}",
-                        i,
-                        def.id,
-                        opp,
-                        as_of,
-                        got,
-                        want
-                    );
-                }
-            }
+            memo_is_evaluation(&live, &mut memo, catalog, as_of, i)?;
         }
         match a {
             Arrival::Entity(r) => touched.extend(live.upsert_entity(r)),
@@ -612,6 +645,8 @@ fn check(w: &World, catalog: &Catalog) -> Result<(), TestCaseError> {
             }
         }
     }
+    let end = snapshot::horizon(&live).0 + 1;
+    memo_is_evaluation(&live, &mut memo, catalog, end, usize::MAX)?;
     let n_deals = live.context().opps.len() as u32;
     prop_assert!(touched.deals.iter().all(|d| *d < n_deals));
 
@@ -726,6 +761,45 @@ title = "t"
 description = "d"
 reads = { kind = "product_events" }
 window = "half_life_days:0.5"
+aggregate = "count"
+
+[[behaviour]]
+id = "follow_up_share_30d"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "activities", scope = "deal", types = ["meeting", "call"] }
+window = "trailing_days:30"
+aggregate = "follow_up_share"
+within_hours = 48
+then = { scope = "account", types = ["email"] }
+
+[[behaviour]]
+id = "latest_call_length"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "activities", scope = "account", types = ["call"] }
+window = "all_history"
+aggregate = "latest"
+field = "duration_s"
+
+[[behaviour]]
+id = "recent_inbound_decayed"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "activities", scope = "deal", direction = ["inbound"] }
+window = "half_life_days:0.5"
+aggregate = "exists"
+
+[[behaviour]]
+id = "touches_since_created"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "marketing_touches" }
+window = "deal_to_date"
 aggregate = "count"
 
 [[behaviour]]
