@@ -9,8 +9,10 @@ this machine (the load generator shares its cores with the server).
 The load: SENDERS connections, each sending a batch of events every TICK_MS milliseconds, or as soon as
 its last one is answered if that took longer, with every event due since its last batch (open loop:
 `POST /v1/events`, as a Segment destination or a CRM outbound queue sends them), together RATE events/s:
-completed activities on open deals, round robin. About PROBES times a second a batch also carries a
-probe: a new opportunity, which is scored at once, so its score change is certain to be streamed. The
+completed activities on open deals, round robin, each happening when it is sent on the data's clock
+(the end of the data plus the time since the load began), as a live feed's events do. About PROBES
+times a second a batch also carries a probe: a new opportunity, which is scored at once, so its score
+change is certain to be streamed. The
 latency is the time from the start of sending the probe's batch to the arrival of the probe's
 `score_change` event on a stream opened before the load. Every event sent must be answered (accepted or
 quarantined) and every probe's change must arrive: the script fails otherwise.

@@ -16,6 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().ok_or("usage: apply DATA_DIR [SHARE]")?;
     let share: f64 = args.next().map_or(Ok(0.2), |s| s.parse())?;
+    // Opening creates a store where there is none: refuse a directory that is not a workspace.
+    if !std::path::Path::new(&dir).join("store.sqlite").is_file() {
+        return Err(format!("{dir}: not a workspace (no store.sqlite in it)").into());
+    }
     let store = EmbeddedStore::open(std::path::Path::new(&dir))?;
     let ctx = Context::from_store(&store)?;
     let kinds = [

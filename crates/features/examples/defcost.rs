@@ -15,6 +15,10 @@ use winsignal_store::EmbeddedStore;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).ok_or("usage: defcost DATA_DIR")?;
+    // Opening creates a store where there is none: refuse a directory that is not a workspace.
+    if !std::path::Path::new(&dir).join("store.sqlite").is_file() {
+        return Err(format!("{dir}: not a workspace (no store.sqlite in it)").into());
+    }
     let store = EmbeddedStore::open(std::path::Path::new(&dir))?;
     let ctx = Context::from_store(&store)?;
     let engine = Engine::replay(ctx, &store, &mut |_| {})?;
