@@ -534,6 +534,14 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
     let rescored: Value = serde_json::from_str(&winsignal(&data, &["score", "--json"])).unwrap();
     let (_, all_now) = server.get("/v1/deals", Some(admin));
     assert_eq!(p_wins(&all_now["deals"]), p_wins(&rescored["deals"]));
+    // Whole, explanations included: the live state explains a score when it is first read (the deals
+    // nothing touched, from the state at start), and gives what `winsignal score` gives.
+    for batch_deal in rescored["deals"].as_array().unwrap() {
+        let id = batch_deal["opportunity_id"].as_str().unwrap();
+        let (status, live_deal) = server.get(&format!("/v1/deals/{id}"), Some(admin));
+        assert_eq!(status, 200, "{live_deal}");
+        assert_eq!(&live_deal["deal"], batch_deal, "{id}");
+    }
 
     // Its lineage: `winsignal explain --json` of the live state, source rows included (the API's own
     // items among them: the load and line of the request that carried them).

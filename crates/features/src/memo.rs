@@ -10,8 +10,9 @@
 //! - a definition that reads none of the timelines that grew, and whose value does not depend on the
 //!   landmark's time (or the time is the same), keeps its value;
 //! - an activity aggregate that is a fold ([`ActFold`]) and a count of product events, touches or
-//!   tickets ([`count_timed`]) read on from their marks, while their window's start and weights stay
-//!   the same ([`carries_over`]: a decayed window while the landmark is within the same 64 half-lives);
+//!   tickets ([`count_timed`]) read on from their marks, while what they read before is weighed the
+//!   same ([`Slot::carries_over`]): a window of the last N days while no item read has left it (its
+//!   start passed no item), a decayed window while the landmark is within the same 64 half-lives;
 //! - a follow-up or reply aggregate ([`PairFold`]) reads the new replies against the hits it keeps, then
 //!   the new hits, at any later time;
 //! - anything else is evaluated again.
@@ -129,16 +130,26 @@ fn reads(def: &Definition) -> u8 {
     }
 }
 
-/// Whether a fold made at `before` reads on at `now` (not earlier): its window's start and its items'
-/// weights are the same at both times. A decayed window's are while both are within the same 64
-/// half-lives ([`Decay`]).
-fn carries_over(def: &Definition, before: i64, now: i64) -> bool {
-    match def.window {
-        Window::DealToDate | Window::AllHistory => true,
-        Window::Trailing { .. } => before == now,
-        Window::Decayed { half_life_days } => {
-            Decay::at(before, half_life_days).anchor == Decay::at(now, half_life_days).anchor
-        }
+/// The earliest time at or after `start` of the items from `from` on of the timeline `def` reads (all
+/// of them, whatever its filter), `i64::MAX` when there is none: the next item to leave a window of
+/// the last N days starting at `start` as the time moves on.
+fn next_exit(def: &Definition, v: &View<'_>, start: i64, from: usize) -> i64 {
+    fn earliest<T>(items: &[T], from: usize, start: i64, at: impl Fn(&T) -> i64) -> i64 {
+        items
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .map(at)
+            .filter(|&t| t >= start)
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+    match &def.reads {
+        Reads::Activities { scope, .. } => earliest(v.acts(*scope), from, start, |a| a.at),
+        Reads::ProductEvents { .. } => earliest(v.usage, from, start, |u| u.at),
+        Reads::MarketingTouches { .. } => earliest(v.touches, from, start, |t| t.at),
+        Reads::SupportTickets { .. } => earliest(v.tickets, from, start, |t| t.created),
+        _ => i64::MIN,
     }
 }
 
@@ -179,33 +190,60 @@ enum Fold {
 struct Slot {
     value: f64,
     fold: Fold,
+    /// For a window of the last N days: the earliest time at or after the window's start of the
+    /// items read ([`next_exit`]). Until the start passes it, no item read has left the window.
+    exit: i64,
 }
 
 impl Slot {
     fn evaluate(def: &Definition, v: &View<'_>) -> Slot {
+        let (value, fold) = Slot::fold(def, v);
+        let exit = match def.window {
+            Window::Trailing { .. } if !matches!(fold, Fold::None) => {
+                next_exit(def, v, v.window_start(&def.window, false).0, 0)
+            }
+            _ => i64::MIN,
+        };
+        Slot { value, fold, exit }
+    }
+
+    fn fold(def: &Definition, v: &View<'_>) -> (f64, Fold) {
         if let Reads::Activities { scope, filter } = &def.reads {
             if let Some((fold, value)) = fold_activities(def, v, *scope, filter, &mut |_, _| {}) {
-                return Slot {
-                    value,
-                    fold: Fold::Acts(fold),
-                };
+                return (value, Fold::Acts(fold));
             }
             if let Some((fold, value)) = fold_pairs(def, v, *scope, filter, &mut |_, _| {}) {
-                return Slot {
-                    value,
-                    fold: Fold::Pairs(fold),
-                };
+                return (value, Fold::Pairs(fold));
             }
         }
         if let Some((total, value)) = count_timed(def, v, 0.0, 0) {
-            return Slot {
-                value,
-                fold: Fold::Count(total),
-            };
+            return (value, Fold::Count(total));
         }
-        Slot {
-            value: evaluate(def, v, &mut |_, _| {}),
-            fold: Fold::None,
+        (evaluate(def, v, &mut |_, _| {}), Fold::None)
+    }
+
+    /// Whether the fold made at `before` reads on at the view's landmark (not earlier): what it read
+    /// is weighed the same at both times. A window of the last N days is, while its start passed no
+    /// item read; a decayed window, while both times are within the same 64 half-lives ([`Decay`]).
+    fn carries_over(&self, def: &Definition, before: i64, v: &View<'_>) -> bool {
+        match def.window {
+            Window::DealToDate | Window::AllHistory => true,
+            Window::Trailing { .. } => {
+                before == v.as_of || v.window_start(&def.window, false).0 <= self.exit
+            }
+            Window::Decayed { half_life_days } => {
+                Decay::at(before, half_life_days).anchor
+                    == Decay::at(v.as_of, half_life_days).anchor
+            }
+        }
+    }
+
+    /// After reading on from `read` (the line's mark): the new items' earliest time in the window
+    /// counts too.
+    fn read_on(&mut self, def: &Definition, v: &View<'_>, read: usize) {
+        if let Window::Trailing { .. } = def.window {
+            let start = v.window_start(&def.window, false).0;
+            self.exit = self.exit.min(next_exit(def, v, start, read));
         }
     }
 }
@@ -296,7 +334,7 @@ impl Memo {
             if !changed && (same_time || !moves_with_time(def)) {
                 continue;
             }
-            let carries = carries_over(def, m.as_of, as_of);
+            let carries = slot.carries_over(def, m.as_of, &v);
             match (&mut slot.fold, &def.reads) {
                 (Fold::Acts(fold), Reads::Activities { scope, filter }) if carries => {
                     let line = scope_line(*scope) as usize;
@@ -307,6 +345,7 @@ impl Memo {
                     }
                     let decay = window.1.as_ref();
                     slot.value = fold.value(&def.aggregate, &v, decay, all, &mut |_, _| {});
+                    slot.read_on(def, &v, m.marks[line].len);
                 }
                 (Fold::Pairs(fold), Reads::Activities { scope, filter }) => {
                     let agg = &def.aggregate;
@@ -324,6 +363,7 @@ impl Memo {
                     if let Some((t, value)) = count_timed(def, &v, *total, line) {
                         (*total, slot.value) = (t, value);
                     }
+                    slot.read_on(def, &v, line);
                 }
                 _ => *slot = Slot::evaluate(def, &v),
             }

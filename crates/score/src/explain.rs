@@ -176,6 +176,98 @@ fn row_values<'t>(model: &WinModel, table: &'t dataset::Table<'_>, row: usize) -
         .collect()
 }
 
+/// A deal's P(win) and every term's exact contribution, without the words: what telling whether a
+/// deal's score moved needs. [`score`] adds the explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    pub opportunity_id: String,
+    pub account_id: Option<String>,
+    pub rep_id: Option<String>,
+    pub as_of: Ts,
+    pub stage: Option<String>,
+    pub age_days: f64,
+    /// As [`DealScore::idle_days`].
+    pub idle_days: f64,
+    pub amount: Option<f64>,
+    pub p_win: f64,
+    pub logit: f64,
+    /// Each model term's contribution to the logit, in the model's term order.
+    pub contributions: Vec<f64>,
+}
+
+impl Assessment {
+    /// Whether `other` has the same P(win) and every term's contribution the same, to the bit.
+    pub fn same_score(&self, other: &Assessment) -> bool {
+        self.p_win.to_bits() == other.p_win.to_bits()
+            && self.contributions.len() == other.contributions.len()
+            && self
+                .contributions
+                .iter()
+                .zip(&other.contributions)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+}
+
+/// P(win) and the terms' contributions of the open deals of `snaps` (as [`score`] computes them,
+/// without the explanation), in their order.
+pub fn assess(
+    model: &WinModel,
+    catalog: &Catalog,
+    engine: &Engine,
+    snaps: &[Snapshot],
+) -> Result<Vec<Assessment>> {
+    check_catalog(model, catalog)?;
+    let table = dataset::table(engine.context(), &model.columns, snaps.iter().collect())?;
+    snaps
+        .iter()
+        .enumerate()
+        .map(|(row, s)| {
+            assessment(
+                model,
+                engine,
+                &table,
+                row,
+                s,
+                &row_values(model, &table, row),
+            )
+        })
+        .collect()
+}
+
+/// Row `row` of `table` (the deal `s`) scored.
+fn assessment(
+    model: &WinModel,
+    engine: &Engine,
+    table: &dataset::Table<'_>,
+    row: usize,
+    s: &Snapshot,
+    values: &[Value<'_>],
+) -> Result<Assessment> {
+    let scored = model
+        .ebm
+        .score_values(values)
+        .map_err(|e| Error::Learn(e.to_string()))?;
+    Ok(Assessment {
+        opportunity_id: s.opportunity_id.clone(),
+        account_id: s.account_id.clone(),
+        rep_id: s.rep_id.clone(),
+        as_of: s.as_of,
+        stage: table.rows[row].stage.clone(),
+        age_days: s.age_days,
+        idle_days: engine
+            .context()
+            .opportunity(&s.opportunity_id)
+            .map_or(0.0, |o| {
+                let last = engine.last_activity(o, s.as_of);
+                ((s.as_of.0 - last.0) as f64 / MS_PER_DAY as f64).max(0.0)
+            }),
+        amount: s.amount,
+        p_win: scored.probability,
+        logit: scored.logit,
+        contributions: scored.contributions,
+    })
+}
+
 /// Scores the open deals of `snaps` (snapshots as of one date, from [`dataset::open_snapshots`]).
 pub fn score(
     model: &WinModel,
@@ -184,9 +276,7 @@ pub fn score(
     snaps: &[Snapshot],
 ) -> Result<Vec<DealScore>> {
     check_catalog(model, catalog)?;
-    let ctx = engine.context();
-    let table = dataset::table(ctx, &model.columns, snaps.iter().collect())?;
-    let learn = |e: winsignal_learn::Error| Error::Learn(e.to_string());
+    let table = dataset::table(engine.context(), &model.columns, snaps.iter().collect())?;
     let titles: Vec<String> = model
         .ebm
         .terms()
@@ -195,14 +285,13 @@ pub fn score(
         .collect();
     let mut out = Vec::with_capacity(snaps.len());
     for (row, s) in snaps.iter().enumerate() {
-        let info = &table.rows[row];
         let values = row_values(model, &table, row);
-        let scored = model.ebm.score_values(&values).map_err(learn)?;
+        let a = assessment(model, engine, &table, row, s, &values)?;
         let mut factors: Vec<Factor> = model
             .ebm
             .terms()
             .iter()
-            .zip(&scored.contributions)
+            .zip(&a.contributions)
             .enumerate()
             .map(|(term_index, (t, c))| {
                 let value = t
@@ -219,7 +308,7 @@ pub fn score(
                     })
                     .collect::<Vec<_>>()
                     .join(" and ");
-                let points = 100.0 * (scored.probability - sigmoid(scored.logit - c));
+                let points = 100.0 * (a.p_win - sigmoid(a.logit - c));
                 let title = &titles[term_index];
                 Factor {
                     text: format!("{title}: {value} → {points:+.0} pts"),
@@ -237,35 +326,23 @@ pub fn score(
                 .total_cmp(&a.logit.abs())
                 .then(a.term.cmp(&b.term))
         });
-        let actions = actions(
-            model,
-            catalog,
-            engine,
-            s,
-            info.stage.as_deref(),
-            &values,
-            scored.probability,
-        )?;
+        let stage = a.stage.as_deref();
+        let actions = actions(model, catalog, engine, s, stage, &values, a.p_win)?;
+        let close = close_window(model, engine, s, stage, a.p_win);
         out.push(DealScore {
-            opportunity_id: s.opportunity_id.clone(),
-            account_id: s.account_id.clone(),
-            rep_id: s.rep_id.clone(),
-            as_of: s.as_of,
-            stage: info.stage.clone(),
-            age_days: s.age_days,
-            idle_days: engine
-                .context()
-                .opportunity(&s.opportunity_id)
-                .map_or(0.0, |o| {
-                    let last = engine.last_activity(o, s.as_of);
-                    ((s.as_of.0 - last.0) as f64 / MS_PER_DAY as f64).max(0.0)
-                }),
-            amount: s.amount,
-            p_win: scored.probability,
-            logit: scored.logit,
+            opportunity_id: a.opportunity_id,
+            account_id: a.account_id,
+            rep_id: a.rep_id,
+            as_of: a.as_of,
+            stage: a.stage,
+            age_days: a.age_days,
+            idle_days: a.idle_days,
+            amount: a.amount,
+            p_win: a.p_win,
+            logit: a.logit,
             intercept: model.ebm.intercept(),
             factors,
-            close: close_window(model, engine, s, info.stage.as_deref(), scored.probability),
+            close,
             actions,
         });
     }

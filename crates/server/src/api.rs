@@ -581,24 +581,27 @@ async fn deals(
         rep: q.rep,
         stage: q.stage,
         max_p_win: q.max_p_win,
+        limit: q.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     };
-    with_live(&s, |live| {
-        let rows: Vec<DealRow<'_>> = live
-            .deals(&scope, &filter)
-            .into_iter()
-            .take(
-                q.limit
-                    .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-            )
-            .map(row)
-            .collect();
-        Json(serde_json::json!({
-            "position": live.position().0,
-            "model_id": live.model_id(),
-            "deals": rows,
-        }))
-        .into_response()
+    // A deal's explanation is made when first read: listing many may take a while.
+    let service = s.clone();
+    let body = blocking(move || {
+        with_live(&service, |live| {
+            let rows: Vec<DealRow<'_>> = live
+                .deals(&scope, &filter)
+                .map_err(ApiError::internal)?
+                .into_iter()
+                .map(row)
+                .collect();
+            Ok(serde_json::json!({
+                "position": live.position().0,
+                "model_id": live.model_id(),
+                "deals": rows,
+            }))
+        })?
     })
+    .await?;
+    Ok(Json(body).into_response())
 }
 
 async fn deal(
@@ -607,15 +610,17 @@ async fn deal(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (_, scope) = caller(&s, &headers).await?;
-    with_live(&s, |live| match live.deal(&scope, &id) {
-        Some(d) => Ok(Json(serde_json::json!({
-            "position": live.position().0,
-            "model_id": live.model_id(),
-            "deal": d,
-            "review": live.review_override(&d.opportunity_id),
-        }))
-        .into_response()),
-        None => Err(no_open_deal(&id)),
+    with_live(&s, |live| {
+        match live.deal(&scope, &id).map_err(ApiError::internal)? {
+            Some(d) => Ok(Json(serde_json::json!({
+                "position": live.position().0,
+                "model_id": live.model_id(),
+                "deal": d,
+                "review": live.review_override(&d.opportunity_id),
+            }))
+            .into_response()),
+            None => Err(no_open_deal(&id)),
+        }
     })?
 }
 

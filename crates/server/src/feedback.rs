@@ -38,10 +38,12 @@ pub(crate) async fn give(
     let (principal, scope, body) = accept_body(&s, &headers, body).await?;
     let parsed: FeedbackBody = parse_body(&body, FEEDBACK_SHAPE)?;
     let (deal, model_id) = with_live(&s, |live| {
-        live.deal(&scope, &id)
-            .cloned()
-            .map(|d| (d, live.model_id().unwrap_or_default().to_string()))
+        live.deal(&scope, &id).map(|d| {
+            d.cloned()
+                .map(|d| (d, live.model_id().unwrap_or_default().to_string()))
+        })
     })?
+    .map_err(ApiError::internal)?
     .ok_or_else(|| no_open_deal(&id))?;
     let service = s.clone();
     let given = blocking(move || {
@@ -74,8 +76,10 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let (_, scope) = caller(&s, &headers).await?;
     let deal_id = with_live(&s, |live| {
-        live.deal(&scope, &id).map(|d| d.opportunity_id.clone())
+        live.deal(&scope, &id)
+            .map(|d| d.map(|d| d.opportunity_id.clone()))
     })?
+    .map_err(ApiError::internal)?
     .ok_or_else(|| no_open_deal(&id))?;
     let service = s.clone();
     let given = blocking(move || {

@@ -6,6 +6,8 @@
 //! A deal's score is as of its last change: when an event touches a deal, the deal is rescored at the
 //! end of the data as it then stands (the latest time anywhere in it, as `winsignal score` does), and
 //! the score says which time that was (`as_of`). Deals nothing touched keep their score and its time.
+//! A rescore computes P(win) and the terms' contributions; the explanation (factors in words, actions,
+//! close window) is made from the same snapshot only when the score moved or the deal is read.
 //!
 //! Every change is recorded in the store's journal [`SCORE_HISTORY`] (keyed by deal) before it is
 //! answered. A process that stopped between a commit and its record (a crash) leaves a gap: the next
@@ -13,12 +15,14 @@
 //! from the one to the other, so the history never shows a score the deal no longer has.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use winsignal_core::Ts;
-use winsignal_features::{snapshot, Catalog, Engine};
-use winsignal_score::explain::DealScore;
+use winsignal_features::snapshot::{self, Snapshot};
+use winsignal_features::{Catalog, Engine};
+use winsignal_score::explain::{Assessment, DealScore};
 use winsignal_score::model::WinModel;
 use winsignal_store::{JournalQuery, LogPosition, Store, StoreRead};
 
@@ -83,12 +87,32 @@ impl Applied {
     }
 }
 
+/// An open deal's live score. P(win) and the terms' contributions are made when the deal is rescored;
+/// the explanation (factors in words, actions, close window) is made from the same snapshot when it is
+/// first read, or at once when the score moved (its change carries the reasons). Most rescores leave a
+/// deal's score as it was, and their explanation would never be read.
+struct Entry {
+    assessed: Assessment,
+    snapshot: Snapshot,
+    explained: OnceLock<DealScore>,
+}
+
+impl Entry {
+    fn new(assessed: Assessment, snapshot: Snapshot) -> Entry {
+        Entry {
+            assessed,
+            snapshot,
+            explained: OnceLock::new(),
+        }
+    }
+}
+
 /// The active model of the registry applied and every open deal scored with it, made without changing
 /// the live state ([`Live::prepare_switch`]) and put in place by [`Live::switch`].
 pub struct Switch {
     model: Applied,
     position: LogPosition,
-    scores: BTreeMap<String, DealScore>,
+    scores: BTreeMap<String, Entry>,
 }
 
 impl Switch {
@@ -158,13 +182,15 @@ impl ScoreChange {
     }
 
     /// The change of a deal's score from `before` to `after` (either absent: first scored, or no
-    /// longer open), with the factors that moved it.
+    /// longer open), moved by `moved_by`, without the new score's reasons and next action
+    /// ([`ScoreChange::explained_by`] adds them).
     fn between(
         opportunity_id: &str,
         position: u64,
         model_id: &str,
-        before: Option<&DealScore>,
-        after: Option<&DealScore>,
+        before: Option<&Assessment>,
+        after: Option<&Assessment>,
+        moved_by: Vec<FactorMove>,
     ) -> ScoreChange {
         let now = after.or(before);
         ScoreChange {
@@ -175,22 +201,31 @@ impl ScoreChange {
             as_of: now.map_or(Ts(0), |d| d.as_of),
             before: before.map(|d| d.p_win),
             after: after.map(|d| d.p_win),
-            moved_by: moves(before, after),
+            moved_by,
             stage: now.and_then(|d| d.stage.clone()),
             previous_stage: before.and_then(|d| d.stage.clone()),
             account_id: now.and_then(|d| d.account_id.clone()),
             amount: now.and_then(|d| d.amount),
-            reasons: after.map_or_else(Vec::new, |d| {
-                d.factors.iter().take(3).map(|f| f.text.clone()).collect()
-            }),
-            next_action: after.and_then(|d| d.actions.first()).map(|a| NextAction {
-                behaviour: a.behaviour.clone(),
-                title: a.title.clone(),
-                uplift_points: a.uplift_points,
-            }),
+            reasons: Vec::new(),
+            next_action: None,
             idle_days: after.map(|d| d.idle_days),
             previous_idle_days: before.map(|d| d.idle_days),
         }
+    }
+
+    /// Takes the reasons and the next action from `after`, the new score explained.
+    fn explained_by(&mut self, after: &DealScore) {
+        self.reasons = after
+            .factors
+            .iter()
+            .take(3)
+            .map(|f| f.text.clone())
+            .collect();
+        self.next_action = after.actions.first().map(|a| NextAction {
+            behaviour: a.behaviour.clone(),
+            title: a.title.clone(),
+            uplift_points: a.uplift_points,
+        });
     }
 }
 
@@ -208,6 +243,8 @@ pub struct DealFilter {
     pub stage: Option<String>,
     /// At most this P(win) (the riskiest deals).
     pub max_p_win: Option<f64>,
+    /// At most this many deals (the riskiest).
+    pub limit: Option<usize>,
 }
 
 /// The live state: the engine over everything committed up to [`Live::position`], and the scores.
@@ -215,7 +252,7 @@ pub struct Live {
     engine: Engine,
     position: LogPosition,
     model: Option<Applied>,
-    scores: BTreeMap<String, DealScore>,
+    scores: BTreeMap<String, Entry>,
     clock: Clock,
     /// Reviewers' standing corrections of deals' P(win), shown beside the model's score.
     overrides: crate::review::Overrides,
@@ -244,11 +281,7 @@ impl Live {
             overrides: crate::review::Overrides::read(&*snapshot)?,
             dismissed: crate::feedback::Dismissed::read(&*snapshot)?,
         };
-        live.scores = live
-            .score(None)?
-            .into_iter()
-            .map(|d| (d.opportunity_id.clone(), d))
-            .collect();
+        live.scores = by_deal(live.score(None)?);
         live.reconcile(store)?;
         Ok(live)
     }
@@ -270,15 +303,22 @@ impl Live {
             })
             .collect::<Result<_>>()?;
         let mut changes = Vec::new();
-        for (id, d) in &self.scores {
+        for (id, e) in &self.scores {
             let last = recorded.get(id);
-            if last.is_none_or(|c| c.after != Some(d.p_win) || c.model_id != model_id) {
-                let mut change = ScoreChange::between(id, self.position.0, model_id, None, Some(d));
+            if last.is_none_or(|c| c.after != Some(e.assessed.p_win) || c.model_id != model_id) {
+                // What moved it while unrecorded is not known.
+                let mut change = ScoreChange::between(
+                    id,
+                    self.position.0,
+                    model_id,
+                    None,
+                    Some(&e.assessed),
+                    Vec::new(),
+                );
+                change.explained_by(self.explained(e)?);
                 change.before = last.and_then(|c| c.after);
                 change.previous_stage = last.and_then(|c| c.stage.clone());
                 change.previous_idle_days = last.and_then(|c| c.idle_days);
-                // What moved it while unrecorded is not known.
-                change.moved_by.clear();
                 changes.push(change);
             }
         }
@@ -317,32 +357,29 @@ impl Live {
         let Some(model_id) = self.model_id().map(str::to_string) else {
             return Ok(Vec::new());
         };
-        let rescored: BTreeMap<String, DealScore> = self
-            .score(None)?
-            .into_iter()
-            .map(|d| (d.opportunity_id.clone(), d))
-            .collect();
+        let mut rescored = by_deal(self.score(None)?);
         let ids: std::collections::BTreeSet<String> =
             self.scores.keys().chain(rescored.keys()).cloned().collect();
+        let terms = self.term_names();
         let mut changes = Vec::new();
         for id in ids {
             let before = self.scores.remove(&id);
-            let after = rescored.get(&id).cloned();
-            let change = ScoreChange::between(
-                &id,
-                self.position.0,
-                &model_id,
-                before.as_ref(),
-                after.as_ref(),
-            );
-            if let Some(d) = after {
-                self.scores.insert(id, d);
-            }
+            let after = rescored.remove(&id);
+            let (b, a) = (before.as_ref(), after.as_ref());
+            let (b, a) = (b.map(|e| &e.assessed), a.map(|e| &e.assessed));
+            let mut change =
+                ScoreChange::between(&id, self.position.0, &model_id, b, a, moves(&terms, b, a));
             if change.before != change.after
                 || !change.moved_by.is_empty()
                 || stall_days.iter().any(|&days| change.stalls(days))
             {
+                if let Some(e) = &after {
+                    change.explained_by(self.explained(e)?);
+                }
                 changes.push(change);
+            }
+            if let Some(e) = after {
+                self.scores.insert(id, e);
             }
         }
         record(store, &changes)?;
@@ -362,11 +399,7 @@ impl Live {
         }
         let (id, model) = crate::models::load_model(store, Some(&id))?;
         let model = Applied::new(store, self.engine.context(), id, model)?;
-        let scores = self
-            .score_with(&model, None)?
-            .into_iter()
-            .map(|d| (d.opportunity_id.clone(), d))
-            .collect();
+        let scores = by_deal(self.score_with(&model, None)?);
         Ok(Some(Switch {
             model,
             position: self.position,
@@ -377,36 +410,38 @@ impl Live {
     /// Puts a prepared switch in place: the new model, every open deal's new score, and a recorded
     /// change for every deal whose score moved (its factors are the new model's: what moved it is the
     /// model, not the deal). Returns the changes, in opportunity-id order.
-    pub fn switch(&mut self, store: &dyn Store, mut switch: Switch) -> Result<Vec<ScoreChange>> {
+    pub fn switch(&mut self, store: &dyn Store, switch: Switch) -> Result<Vec<ScoreChange>> {
         anyhow::ensure!(
             switch.position == self.position,
             "the live state moved on while the switch to {} was prepared",
             switch.model.id
         );
-        // Actions dismissed while the switch was prepared stay dismissed.
-        for d in switch.scores.values_mut() {
-            self.dismissed.apply(d);
-        }
-        let ids: std::collections::BTreeSet<String> = self
-            .scores
-            .keys()
-            .chain(switch.scores.keys())
-            .cloned()
-            .collect();
+        // The new scores are explained with the new model (and the actions dismissed meanwhile).
+        let old = std::mem::replace(&mut self.scores, switch.scores);
+        self.model = Some(switch.model);
+        let model_id = self.model_id().unwrap_or_default().to_string();
+        let ids: std::collections::BTreeSet<&String> =
+            old.keys().chain(self.scores.keys()).collect();
         let mut changes = Vec::new();
         for id in ids {
-            let before = self.scores.get(&id);
-            let after = switch.scores.get(&id);
-            let mut change =
-                ScoreChange::between(&id, self.position.0, &switch.model.id, before, after);
+            let before = old.get(id).map(|e| &e.assessed);
+            let after = self.scores.get(id);
             // Contributions of two models are not comparable term by term.
-            change.moved_by.clear();
+            let mut change = ScoreChange::between(
+                id,
+                self.position.0,
+                &model_id,
+                before,
+                after.map(|e| &e.assessed),
+                Vec::new(),
+            );
             if change.before != change.after {
+                if let Some(e) = after {
+                    change.explained_by(self.explained(e)?);
+                }
                 changes.push(change);
             }
         }
-        self.model = Some(switch.model);
-        self.scores = switch.scores;
         record(store, &changes)?;
         Ok(changes)
     }
@@ -445,25 +480,34 @@ impl Live {
             return Ok(Vec::new());
         }
         let scoring = std::time::Instant::now();
-        let mut rescored: BTreeMap<String, DealScore> = self
-            .score(Some(&ids))?
-            .into_iter()
-            .map(|d| (d.opportunity_id.clone(), d))
-            .collect();
+        let mut rescored = by_deal(self.score(Some(&ids))?);
         let deals = rescored.len();
         let model_id = self.model_id().unwrap_or_default().to_string();
+        let terms = self.term_names();
         let mut changes = Vec::new();
         for id in ids {
             let before = self.scores.remove(&id);
             let after = rescored.remove(&id);
             let (b, a) = (before.as_ref(), after.as_ref());
-            if b.map(|d| d.p_win) != a.map(|d| d.p_win)
-                || (!same_terms(b, a) && !moves(b, a).is_empty())
-            {
-                changes.push(ScoreChange::between(&id, position.0, &model_id, b, a));
+            let (b, a) = (b.map(|e| &e.assessed), a.map(|e| &e.assessed));
+            let same = match (b, a) {
+                (Some(b), Some(a)) => b.same_score(a),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                let moved_by = moves(&terms, b, a);
+                if b.map(|d| d.p_win) != a.map(|d| d.p_win) || !moved_by.is_empty() {
+                    let mut change =
+                        ScoreChange::between(&id, position.0, &model_id, b, a, moved_by);
+                    if let Some(e) = &after {
+                        change.explained_by(self.explained(e)?);
+                    }
+                    changes.push(change);
+                }
             }
-            if let Some(d) = after {
-                self.scores.insert(id, d);
+            if let Some(e) = after {
+                self.scores.insert(id, e);
             }
         }
         let recording = std::time::Instant::now();
@@ -481,35 +525,37 @@ impl Live {
     }
 
     /// Open deals the scope allows, riskiest first (lowest P(win), then by id).
-    pub fn deals(&self, scope: &Scope, filter: &DealFilter) -> Vec<&DealScore> {
-        let mut out: Vec<&DealScore> = self
+    pub fn deals(&self, scope: &Scope, filter: &DealFilter) -> Result<Vec<&DealScore>> {
+        let mut out: Vec<&Entry> = self
             .scores
             .values()
-            .filter(|d| scope.allows(d.rep_id.as_deref()))
-            .filter(|d| {
+            .filter(|e| scope.allows(e.assessed.rep_id.as_deref()))
+            .map(|e| (e, &e.assessed))
+            .filter(|(_, d)| {
                 filter
                     .rep
                     .as_deref()
                     .is_none_or(|r| d.rep_id.as_deref() == Some(r))
             })
-            .filter(|d| {
+            .filter(|(_, d)| {
                 filter
                     .stage
                     .as_deref()
                     .is_none_or(|s| d.stage.as_deref() == Some(s))
             })
-            .filter(|d| filter.max_p_win.is_none_or(|m| d.p_win <= m))
+            .filter(|(_, d)| filter.max_p_win.is_none_or(|m| d.p_win <= m))
+            .map(|(e, _)| e)
             .collect();
         out.sort_by(|a, b| {
+            let (a, b) = (&a.assessed, &b.assessed);
             a.p_win
                 .total_cmp(&b.p_win)
                 .then_with(|| a.opportunity_id.cmp(&b.opportunity_id))
         });
-        out
+        out.truncate(filter.limit.unwrap_or(usize::MAX));
+        out.into_iter().map(|e| self.explained(e)).collect()
     }
 
-    /// One open deal's score, if the scope allows it. A deal outside the scope is as absent as one that
-    /// does not exist: the caller cannot tell them apart.
     /// The reviewers' standing correction of an open deal's P(win) (the latest `edit` decision on a
     /// review item of it), if any.
     pub fn review_override(&self, opportunity_id: &str) -> Option<&crate::review::Decision> {
@@ -528,8 +574,8 @@ impl Live {
 
     /// Takes dismissed actions read since (see [`crate::feedback::Dismissed::newer_than`]): takes them
     /// off the open deals' scores at once, and gives back the actions of deals whose rep took a
-    /// dismissal back (their actions as scoring gives them now; the score itself is left as recorded).
-    /// Older ones than those held are ignored.
+    /// dismissal back (their actions as their score gave them). Older ones than those held are
+    /// ignored.
     pub fn set_dismissed(&mut self, dismissed: crate::feedback::Dismissed) -> Result<()> {
         if dismissed.seen <= self.dismissed.seen {
             return Ok(());
@@ -545,18 +591,18 @@ impl Live {
                     .is_none_or(|now| !before.is_subset(now))
             })
             .map(|(deal, _)| deal.clone())
-            .filter(|deal| self.scores.contains_key(deal))
             .collect();
         self.dismissed = dismissed;
-        if !restored.is_empty() {
-            for fresh in self.score(Some(&restored))? {
-                if let Some(d) = self.scores.get_mut(&fresh.opportunity_id) {
-                    d.actions = fresh.actions;
-                }
+        for deal in restored {
+            if let Some(e) = self.scores.get_mut(&deal) {
+                // Explained again when next read, without the dismissals taken back.
+                e.explained = OnceLock::new();
             }
         }
-        for d in self.scores.values_mut() {
-            self.dismissed.apply(d);
+        for e in self.scores.values_mut() {
+            if let Some(d) = e.explained.get_mut() {
+                self.dismissed.apply(d);
+            }
         }
         Ok(())
     }
@@ -569,12 +615,44 @@ impl Live {
         }
     }
 
-    pub fn deal(&self, scope: &Scope, opportunity_id: &str) -> Option<&DealScore> {
+    /// One open deal's score, if the scope allows it. A deal outside the scope is as absent as one that
+    /// does not exist: the caller cannot tell them apart.
+    pub fn deal(&self, scope: &Scope, opportunity_id: &str) -> Result<Option<&DealScore>> {
         let long = winsignal_core::sfdc::to_18(opportunity_id);
         self.scores
             .get(opportunity_id)
             .or_else(|| self.scores.get(&long))
-            .filter(|d| scope.allows(d.rep_id.as_deref()))
+            .filter(|e| scope.allows(e.assessed.rep_id.as_deref()))
+            .map(|e| self.explained(e))
+            .transpose()
+    }
+
+    /// An open deal's score explained: made from the snapshot it was scored on when first asked for.
+    fn explained<'a>(&'a self, e: &'a Entry) -> Result<&'a DealScore> {
+        if let Some(d) = e.explained.get() {
+            return Ok(d);
+        }
+        let m = self
+            .model
+            .as_ref()
+            .context("a live score without a model to explain it")?;
+        let mut d = winsignal_score::explain::score(
+            &m.model,
+            &m.catalog,
+            &self.engine,
+            std::slice::from_ref(&e.snapshot),
+        )?
+        .pop()
+        .with_context(|| format!("{} could not be explained", e.assessed.opportunity_id))?;
+        self.dismissed.apply(&mut d);
+        Ok(e.explained.get_or_init(|| d))
+    }
+
+    /// The model's term names, in its order (what [`moves`] names the terms by).
+    fn term_names(&self) -> Vec<String> {
+        self.model.as_ref().map_or_else(Vec::new, |m| {
+            m.model.ebm.terms().iter().map(|t| t.name.clone()).collect()
+        })
     }
 
     /// One open deal's score with the events and source rows behind each of its factors, if the
@@ -585,7 +663,7 @@ impl Live {
         scope: &Scope,
         opportunity_id: &str,
     ) -> Result<Option<crate::scoring::Explained>> {
-        let (Some(deal), Some(m)) = (self.deal(scope, opportunity_id), &self.model) else {
+        let (Some(deal), Some(m)) = (self.deal(scope, opportunity_id)?, &self.model) else {
             return Ok(None);
         };
         let Some(opp) = self.engine.context().opportunity(&deal.opportunity_id) else {
@@ -622,14 +700,14 @@ impl Live {
     }
 
     /// The open deals among `only` (every open deal when `None`), each at the end of the data.
-    fn score(&self, only: Option<&[String]>) -> Result<Vec<DealScore>> {
+    fn score(&self, only: Option<&[String]>) -> Result<Vec<Entry>> {
         match &self.model {
             Some(m) => self.score_with(m, only),
             None => Ok(Vec::new()),
         }
     }
 
-    fn score_with(&self, m: &Applied, only: Option<&[String]>) -> Result<Vec<DealScore>> {
+    fn score_with(&self, m: &Applied, only: Option<&[String]>) -> Result<Vec<Entry>> {
         let as_of = self.now();
         let snaps = {
             // A rescore that panicked may have left the memo half updated: start it afresh.
@@ -647,13 +725,22 @@ impl Live {
                 &mut memo,
             )
         };
-        let mut scored =
-            winsignal_score::explain::score(&m.model, &m.catalog, &self.engine, &snaps)?;
-        for d in &mut scored {
-            self.dismissed.apply(d);
-        }
-        Ok(scored)
+        let assessed =
+            winsignal_score::explain::assess(&m.model, &m.catalog, &self.engine, &snaps)?;
+        Ok(assessed
+            .into_iter()
+            .zip(snaps)
+            .map(|(a, s)| Entry::new(a, s))
+            .collect())
     }
+}
+
+/// Entries by opportunity id.
+fn by_deal(entries: Vec<Entry>) -> BTreeMap<String, Entry> {
+    entries
+        .into_iter()
+        .map(|e| (e.assessed.opportunity_id.clone(), e))
+        .collect()
 }
 
 /// A deal's recorded score changes, oldest first, if the scope allows the deal (`None` when it
@@ -703,35 +790,25 @@ fn record(store: &dyn Store, changes: &[ScoreChange]) -> Result<()> {
     Ok(())
 }
 
-/// The terms whose contribution changed between two scores of a deal, largest change first.
-/// Whether two scores have every term's contribution the same, to the bit (a quick test before
-/// [`moves`]: factors are in one order given their contributions).
-fn same_terms(before: Option<&DealScore>, after: Option<&DealScore>) -> bool {
-    match (before, after) {
-        (Some(b), Some(a)) => {
-            b.factors.len() == a.factors.len()
-                && b.factors.iter().zip(&a.factors).all(|(x, y)| {
-                    x.term_index == y.term_index && x.logit.to_bits() == y.logit.to_bits()
-                })
-        }
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-fn moves(before: Option<&DealScore>, after: Option<&DealScore>) -> Vec<FactorMove> {
-    let mut by_term: BTreeMap<&str, f64> = BTreeMap::new();
-    for f in before.map_or(&[][..], |d| &d.factors[..]) {
-        *by_term.entry(&f.term).or_default() -= f.logit;
-    }
-    for f in after.map_or(&[][..], |d| &d.factors[..]) {
-        *by_term.entry(&f.term).or_default() += f.logit;
-    }
-    let mut out: Vec<FactorMove> = by_term
-        .into_iter()
+/// The terms whose contribution changed between two scores of a deal by the same model (`terms` are
+/// its term names), largest change first.
+fn moves(
+    terms: &[String],
+    before: Option<&Assessment>,
+    after: Option<&Assessment>,
+) -> Vec<FactorMove> {
+    let of = |d: Option<&Assessment>, i: usize| {
+        d.and_then(|d| d.contributions.get(i))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let mut out: Vec<FactorMove> = terms
+        .iter()
+        .enumerate()
+        .map(|(i, term)| (term, of(after, i) - of(before, i)))
         .filter(|(_, change)| change.abs() > 1e-12)
         .map(|(term, logit_change)| FactorMove {
-            term: term.to_string(),
+            term: term.clone(),
             logit_change,
         })
         .collect();
