@@ -224,7 +224,7 @@ pub fn evaluate<'a>(def: &Definition, v: &View<'a>, sink: &mut dyn FnMut(Source<
                 decay,
                 |t| t.at,
                 matched,
-                |t| (t.contact != NONE).then_some(t.contact as u64),
+                touch_contact,
                 Source::Touch,
                 sink,
                 &def.window,
@@ -334,11 +334,21 @@ fn product<'a>(
         decay,
         |u| u.at,
         matched,
-        |u| Some(v.engine.user_of(u)).filter(|&id| id != NO_ID),
+        |u| use_user(v, u),
         Source::ProductEvent,
         sink,
         &def.window,
     )
+}
+
+/// The user of a product event, if known.
+fn use_user(v: &View<'_>, u: &Use) -> Option<u64> {
+    Some(v.engine.user_of(u)).filter(|&id| id != NO_ID)
+}
+
+/// The contact a touch reached, if known.
+fn touch_contact(t: &Touch) -> Option<u64> {
+    (t.contact != NONE).then_some(t.contact as u64)
 }
 
 /// Whether a touch is of one of the kinds (any kind when none is named).
@@ -375,6 +385,79 @@ fn add_up<'a, T>(
         sink(source(e), w);
     }
     total
+}
+
+/// Adds the people (`who`) of the matched items of `items[from..]` (all in the window) not in `seen` yet
+/// to it, in order.
+fn add_distinct<'a, T>(
+    seen: &mut Vec<u64>,
+    items: &'a [T],
+    from: usize,
+    matched: impl Fn(&T) -> bool,
+    who: impl Fn(&T) -> Option<u64>,
+    source: impl Fn(&'a T) -> Source<'a>,
+    sink: &mut dyn FnMut(Source<'a>, f64),
+) {
+    for e in items[from..].iter().filter(|e| matched(e)) {
+        if let Some(id) = who(e) {
+            if !seen.contains(&id) {
+                seen.push(id);
+                sink(source(e), 1.0);
+            }
+        }
+    }
+}
+
+/// For distinct users of product events or distinct contacts of touches: `seen` after adding the
+/// people of the matched items of the view's timeline from position `resume` on (from the window's
+/// start when that is later), and the value at the landmark. `None` for any other definition. A full
+/// evaluation is `resume` 0 onto none; [`crate::memo`] resumes where it stopped.
+pub(crate) fn distinct_timed(
+    def: &Definition,
+    v: &View<'_>,
+    seen: &mut Vec<u64>,
+    resume: usize,
+) -> Option<f64> {
+    if !matches!(
+        def.aggregate,
+        Aggregate::DistinctUsers | Aggregate::DistinctContacts
+    ) {
+        return None;
+    }
+    let (start, _) = v.window_start(&def.window, false);
+    let sink = &mut |_: Source<'_>, _| {};
+    match &def.reads {
+        Reads::ProductEvents { events } => {
+            let names: Vec<&str> = events.iter().map(String::as_str).collect();
+            let from = resume.max(v.usage.partition_point(|u| u.at < start));
+            let matched = |u: &Use| use_matches(&names, v, u);
+            let who = |u: &Use| use_user(v, u);
+            add_distinct(
+                seen,
+                v.usage,
+                from,
+                matched,
+                who,
+                Source::ProductEvent,
+                sink,
+            );
+        }
+        Reads::MarketingTouches { touch_kinds } => {
+            let from = resume.max(v.touches.partition_point(|t| t.at < start));
+            let matched = |t: &Touch| touch_matches(touch_kinds, t);
+            add_distinct(
+                seen,
+                v.touches,
+                from,
+                matched,
+                touch_contact,
+                Source::Touch,
+                sink,
+            );
+        }
+        _ => return None,
+    }
+    Some(seen.len() as f64)
 }
 
 /// A count's (or exists') value at the landmark from its unscaled total.
@@ -475,14 +558,7 @@ fn timed<'a, T>(
         }
         Aggregate::DistinctUsers | Aggregate::DistinctContacts => {
             let mut seen: Vec<u64> = Vec::new();
-            for e in in_window.iter().filter(|e| matched(e)) {
-                if let Some(id) = who(e) {
-                    if !seen.contains(&id) {
-                        seen.push(id);
-                        sink(source(e), 1.0);
-                    }
-                }
-            }
+            add_distinct(&mut seen, items, from, matched, who, source, sink);
             seen.len() as f64
         }
         Aggregate::DaysSince => match in_window.iter().rev().find(|e| matched(e)) {

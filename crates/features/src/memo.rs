@@ -10,7 +10,8 @@
 //! - a definition that reads none of the timelines that grew, and whose value does not depend on the
 //!   landmark's time (or the time is the same), keeps its value;
 //! - an activity aggregate that is a fold ([`ActFold`]) and a count of product events, touches or
-//!   tickets ([`count_timed`]) read on from their marks, while what they read before is weighed the
+//!   tickets ([`count_timed`]) and distinct users of product events or contacts of touches
+//!   ([`distinct_timed`]) read on from their marks, while what they read before is weighed the
 //!   same ([`Slot::carries_over`]): a window of the last N days while no item read has left it (its
 //!   start passed no item), a decayed window while the landmark is within the same 64 half-lives;
 //! - a follow-up or reply aggregate ([`PairFold`]) reads the new replies against the hits it keeps, then
@@ -23,7 +24,8 @@
 use crate::catalog::{Aggregate, Catalog, Definition, Reads, Scope, Window};
 use crate::engine::{Engine, Reshaped};
 use crate::eval::{
-    count_timed, evaluate, fold_activities, fold_pairs, pair_parts, ActFold, Decay, PairFold, View,
+    count_timed, distinct_timed, evaluate, fold_activities, fold_pairs, pair_parts, ActFold, Decay,
+    PairFold, View,
 };
 use winsignal_core::hash::FastMap;
 
@@ -180,6 +182,8 @@ enum Fold {
     Acts(ActFold),
     /// A count of product events, touches or tickets: its unscaled total ([`count_timed`]).
     Count(f64),
+    /// Distinct users of product events or contacts of touches: those met ([`distinct_timed`]).
+    Seen(Vec<u64>),
     /// A follow-up or reply aggregate ([`PairFold`]): it reads on at any later time, as its value is
     /// made at the landmark from the pairs.
     Pairs(PairFold),
@@ -218,6 +222,10 @@ impl Slot {
         }
         if let Some((total, value)) = count_timed(def, v, 0.0, 0) {
             return (value, Fold::Count(total));
+        }
+        let mut seen = Vec::new();
+        if let Some(value) = distinct_timed(def, v, &mut seen, 0) {
+            return (value, Fold::Seen(seen));
         }
         (evaluate(def, v, &mut |_, _| {}), Fold::None)
     }
@@ -362,6 +370,13 @@ impl Memo {
                     let line = timed_line(def).map_or(0, |l| m.marks[l as usize].len);
                     if let Some((t, value)) = count_timed(def, &v, *total, line) {
                         (*total, slot.value) = (t, value);
+                    }
+                    slot.read_on(def, &v, line);
+                }
+                (Fold::Seen(seen), _) if carries => {
+                    let line = timed_line(def).map_or(0, |l| m.marks[l as usize].len);
+                    if let Some(value) = distinct_timed(def, &v, seen, line) {
+                        slot.value = value;
                     }
                     slot.read_on(def, &v, line);
                 }
