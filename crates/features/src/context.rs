@@ -105,6 +105,8 @@ pub struct Context {
     /// The latest time anywhere in the entities (creation, close, stage entry).
     pub latest_entity_time: Ts,
     pub(crate) lookalike: crate::graph::Lookalike,
+    /// The close times of the won deals, in order: when a deal's "won before" changes as time moves.
+    won_closes: Vec<i64>,
     // The current records everything above is derived from: one per slot for the dense kinds, by id for
     // the others.
     opp_records: Vec<Opportunity>,
@@ -131,6 +133,7 @@ impl Default for Context {
             resolver: Resolver::default(),
             latest_entity_time: Ts(i64::MIN),
             lookalike: crate::graph::Lookalike::default(),
+            won_closes: Vec::new(),
             opp_records: Vec::new(),
             account_records: Vec::new(),
             contact_records: Vec::new(),
@@ -191,6 +194,13 @@ pub(crate) struct Changed {
 }
 
 impl Context {
+    /// Whether a won deal closed at or after `from` and before `to`: whether any deal is won before
+    /// `to` ([`crate::eval::won_before`]) that was not before `from`.
+    pub fn wins_between(&self, from: i64, to: i64) -> bool {
+        let i = self.won_closes.partition_point(|&c| c < from);
+        self.won_closes.get(i).is_some_and(|&c| c < to)
+    }
+
     /// An empty context: no entities yet.
     pub fn new() -> Context {
         Context::default()
@@ -318,6 +328,7 @@ impl Context {
         let mut previous = Previous::default();
         let mut accounts_before: BTreeMap<u32, AccountInfo> = BTreeMap::new();
         let mut lookalike = false;
+        let mut wins = false;
         let mut latest = self.latest_entity_time;
         let mut latest_may_fall = false;
         for slot in slots {
@@ -357,6 +368,7 @@ impl Context {
                 list.insert(at, slot);
             }
             lookalike |= before.as_ref().and_then(first_win_input) != first_win_input(&info);
+            wins |= before.as_ref().and_then(won_close) != won_close(&info);
             if let Some(b) = &before {
                 latest_may_fall |= latest_of(b) == self.latest_entity_time;
             }
@@ -379,6 +391,9 @@ impl Context {
         };
         if lookalike {
             self.lookalike = crate::graph::Lookalike::build(&self.opps, &self.accounts);
+        }
+        if wins {
+            self.won_closes = won_closes(&self.opps);
         }
         previous.accounts = accounts_before
             .into_iter()
@@ -657,6 +672,7 @@ impl Context {
             a.opportunities.sort_by(|x, y| opp_id(x).cmp(opp_id(y)));
         }
         self.lookalike = crate::graph::Lookalike::build(&opps, &accounts);
+        self.won_closes = won_closes(&opps);
         self.opps = opps;
         self.accounts = accounts;
         self.contacts = contacts;
@@ -813,6 +829,17 @@ fn latest_of(o: &OppInfo) -> Ts {
 }
 
 /// What the lookalike profiles read of a deal: its account and close time if it is won.
+/// When a won deal closed.
+fn won_close(o: &OppInfo) -> Option<i64> {
+    (o.outcome == Outcome::Won).then_some(o.closed?.0)
+}
+
+fn won_closes(opps: &[OppInfo]) -> Vec<i64> {
+    let mut out: Vec<i64> = opps.iter().filter_map(won_close).collect();
+    out.sort_unstable();
+    out
+}
+
 fn first_win_input(o: &OppInfo) -> Option<(u32, Option<Ts>)> {
     (o.outcome == Outcome::Won && o.account != NONE).then_some((o.account, o.closed))
 }
@@ -893,9 +920,55 @@ mod tests {
     /// The derived state: what a full rebuild gives must equal what was kept up to date.
     fn derived(c: &Context) -> String {
         format!(
-            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
-            c.opps, c.accounts, c.contacts, c.roles_by_contact, c.latest_entity_time, c.lookalike
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            c.opps,
+            c.accounts,
+            c.contacts,
+            c.roles_by_contact,
+            c.latest_entity_time,
+            c.lookalike,
+            c.won_closes
         )
+    }
+
+    /// A deal won at 100 is won before 101 and not before 100: it is "won between" exactly the spans
+    /// that hold 100. Lost and open deals are never.
+    #[test]
+    fn wins_between_holds_the_close_times_of_won_deals_only() {
+        let opp = |id: &str, outcome: Outcome, closed: Option<i64>| {
+            Record::Opportunities(Opportunity {
+                opportunity_id: id.into(),
+                account_id: None,
+                rep_id: None,
+                name: None,
+                opp_type: None,
+                lead_source: None,
+                amount: None,
+                currency: None,
+                created_at: Ts(0),
+                closed_at: closed.map(Ts),
+                outcome,
+                stage: None,
+                crm: Default::default(),
+                attrs: Attrs::default(),
+            })
+        };
+        let mut ctx = Context::from_records(&[
+            opp("W", Outcome::Won, Some(100)),
+            opp("L", Outcome::Lost, Some(50)),
+            opp("O", Outcome::Open, None),
+        ]);
+        let spans = |ctx: &Context| {
+            [(0, 100), (100, 101), (99, 150), (101, 200), (40, 60)]
+                .map(|(a, b)| ctx.wins_between(a, b))
+        };
+        assert_eq!(spans(&ctx), [false, true, true, false, false]);
+        // The lost deal turned won, and the won one reopened: kept up to date by an upsert.
+        ctx.upsert(&[
+            opp("L", Outcome::Won, Some(50)),
+            opp("W", Outcome::Open, None),
+        ]);
+        assert_eq!(spans(&ctx), [true, false, false, false, true]);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //!   start passed no item), a decayed window while the landmark is within the same 64 half-lives;
 //! - a follow-up or reply aggregate ([`PairFold`]) reads the new replies against the hits it keeps, then
 //!   the new hits, at any later time;
+//! - a graph definition keeps its value while no won deal closed between the two times;
 //! - anything else is evaluated again.
 //!
 //! Every other case (items taken out, entities changed, an earlier landmark, a mark moved) evaluates
@@ -171,6 +172,13 @@ fn moves_with_time(def: &Definition) -> bool {
                 | Aggregate::FollowUpShare { .. }
         )
         || matches!(def.reads, Reads::Graph | Reads::Attribute { .. })
+}
+
+/// Whether a graph definition's value at `before` is its value at the view's landmark, with the same
+/// activities read: the graph reads the time only through which deals were won before it, so while no
+/// won deal closed in between (the entities are the same while the reshapes stand still).
+fn graph_stays(def: &Definition, v: &View<'_>, before: i64) -> bool {
+    matches!(def.reads, Reads::Graph) && !v.ctx.wins_between(before, v.as_of)
 }
 
 /// What a definition that reads its timeline once, in order, keeps to read on.
@@ -339,7 +347,7 @@ impl Memo {
             .fold(0, |bits, (i, _)| bits | 1 << i);
         for (def, slot) in catalog.behaviours.iter().zip(&mut m.slots) {
             let changed = reads(def) & grew != 0;
-            if !changed && (same_time || !moves_with_time(def)) {
+            if !changed && (same_time || !moves_with_time(def) || graph_stays(def, &v, m.as_of)) {
                 continue;
             }
             let carries = slot.carries_over(def, m.as_of, &v);
