@@ -19,8 +19,9 @@
 //! - a graph definition keeps its value while no won deal closed between the two times;
 //! - anything else is evaluated again.
 //!
-//! Every other case (items taken out, entities changed, an earlier landmark, a mark moved) evaluates
-//! again from scratch.
+//! An item placed before a mark (a late event, or one of the same time that sorts before) makes what
+//! reads that timeline evaluated again from scratch; every other case (items taken out, entities
+//! changed, an earlier landmark) makes all of the deal's values evaluated again.
 
 use crate::catalog::{Aggregate, Catalog, Definition, Reads, Scope, Window};
 use crate::engine::{Engine, Reshaped};
@@ -72,32 +73,39 @@ fn marks(v: &View<'_>) -> [Mark; LINES] {
     out
 }
 
-/// Whether the items up to each of `before`'s marks are still the first items of `now`'s timelines:
-/// the marked item is where it was (with no item taken out since, nothing can have come before it).
-fn still_prefix(before: &[Mark; LINES], now: &[Mark; LINES], v: &View<'_>) -> bool {
+/// The timelines (a bit set of [`Line`]s) whose items up to `before`'s mark are still their first items
+/// in `now`: the marked item is where it was (with no item taken out since, nothing can have come before
+/// it). On the others an item came before the mark (a late event): what read them starts over.
+fn still_prefix(before: &[Mark; LINES], now: &[Mark; LINES], v: &View<'_>) -> u8 {
     fn at<T>(items: &[T], m: &Mark, id: impl Fn(&T) -> (u64, u64)) -> bool {
         m.len == 0 || items.get(m.len - 1).is_some_and(|x| id(x) == m.last)
     }
-    before.iter().zip(now).all(|(b, n)| b.len <= n.len)
-        && at(v.deal_acts, &before[Line::DealActs as usize], |a| {
+    let kept = [
+        at(v.deal_acts, &before[Line::DealActs as usize], |a| {
             (a.key, a.seq)
-        })
-        && at(v.deal_booked, &before[Line::Booked as usize], |a| {
+        }),
+        at(v.deal_booked, &before[Line::Booked as usize], |a| {
             (a.key, a.seq)
-        })
-        && at(v.calls, &before[Line::Calls as usize], |c| {
+        }),
+        at(v.calls, &before[Line::Calls as usize], |c| {
             (c.key, c.version)
-        })
-        && at(v.account_acts, &before[Line::AccountActs as usize], |a| {
+        }),
+        at(v.account_acts, &before[Line::AccountActs as usize], |a| {
             (a.key, a.seq)
-        })
-        && at(v.usage, &before[Line::Usage as usize], |u| (u.key, u.seq))
-        && at(v.touches, &before[Line::Touches as usize], |t| {
+        }),
+        at(v.usage, &before[Line::Usage as usize], |u| (u.key, u.seq)),
+        at(v.touches, &before[Line::Touches as usize], |t| {
             (t.key, t.seq)
-        })
-        && at(v.tickets, &before[Line::Tickets as usize], |t| {
+        }),
+        at(v.tickets, &before[Line::Tickets as usize], |t| {
             (t.key, t.version)
-        })
+        }),
+    ];
+    kept.iter()
+        .zip(before.iter().zip(now))
+        .enumerate()
+        .filter(|(_, (kept, (b, n)))| **kept && b.len <= n.len)
+        .fold(0, |bits, (i, _)| bits | 1 << i)
 }
 
 fn scope_line(scope: Scope) -> Line {
@@ -316,9 +324,10 @@ impl Memo {
         let v = View::new(engine, opp, as_of);
         let now = marks(&v);
         let reshapes = engine.reshapes(opp);
-        let memo = self.deals.get_mut(&opp).filter(|m| {
-            m.reshapes == reshapes && m.as_of <= as_of && still_prefix(&m.marks, &now, &v)
-        });
+        let memo = self
+            .deals
+            .get_mut(&opp)
+            .filter(|m| m.reshapes == reshapes && m.as_of <= as_of);
         let Some(m) = memo else {
             let slots: Vec<Slot> = catalog
                 .behaviours
@@ -337,6 +346,7 @@ impl Memo {
             );
             return values;
         };
+        let intact = still_prefix(&m.marks, &now, &v);
         let same_time = m.as_of == as_of;
         let grew: u8 = m
             .marks
@@ -346,6 +356,10 @@ impl Memo {
             .filter(|(_, (b, n))| b.len != n.len)
             .fold(0, |bits, (i, _)| bits | 1 << i);
         for (def, slot) in catalog.behaviours.iter().zip(&mut m.slots) {
+            if reads(def) & !intact != 0 {
+                *slot = Slot::evaluate(def, &v);
+                continue;
+            }
             let changed = reads(def) & grew != 0;
             if !changed && (same_time || !moves_with_time(def) || graph_stays(def, &v, m.as_of)) {
                 continue;
