@@ -20,7 +20,10 @@
 //! - anything else is evaluated again.
 //!
 //! An item placed before a mark (a late event, or one of the same time that sorts before) makes what
-//! reads that timeline evaluated again from scratch; every other case (items taken out, entities
+//! reads that timeline evaluated again from scratch, except an activity aggregate whose value does not
+//! depend on the order it reads in (counts, shares, distinct contacts, seniority levels), which reads
+//! the new activities wherever they were placed, when they can be told from those read (they are among
+//! the last [`TAIL`] read, which the memo keeps); every other case (items taken out, entities
 //! changed, an earlier landmark) makes all of the deal's values evaluated again.
 
 use crate::catalog::{Aggregate, Catalog, Definition, Reads, Scope, Window};
@@ -262,6 +265,46 @@ impl Slot {
         }
     }
 
+    /// Reads the activities placed among those read (`placed`, per [`ACT_LINES`]), for an activity
+    /// fold whose value does not depend on the order ([`order_free`]) reading that one timeline.
+    /// Whether it could; the value is then the one a full evaluation gives.
+    fn read_placed(
+        &mut self,
+        def: &Definition,
+        v: &View<'_>,
+        placed: &[Option<Vec<usize>>; 2],
+        before: i64,
+    ) -> bool {
+        let (Fold::Acts(_), Reads::Activities { scope, filter }) = (&self.fold, &def.reads) else {
+            return false;
+        };
+        let line = scope_line(*scope);
+        let Some(Some(new)) = ACT_LINES
+            .iter()
+            .find(|(l, _)| *l as u8 == line as u8)
+            .map(|(_, slot)| &placed[*slot])
+        else {
+            return false;
+        };
+        if !order_free(def) || reads(def) != 1 << line as u8 || !self.carries_over(def, before, v) {
+            return false;
+        }
+        let Fold::Acts(fold) = &mut self.fold else {
+            return false;
+        };
+        let window = v.window_start(&def.window, *scope == Scope::Deal);
+        let all = v.acts(*scope);
+        for &i in new {
+            fold.push(&def.aggregate, v, filter, window, all, i, &mut |_, _| {});
+        }
+        self.value = fold.value(&def.aggregate, v, window.1.as_ref(), all, &mut |_, _| {});
+        if let Window::Trailing { .. } = def.window {
+            let earliest = new.iter().map(|&i| all[i].at).filter(|&t| t >= window.0);
+            self.exit = earliest.fold(self.exit, i64::min);
+        }
+        true
+    }
+
     /// After reading on from `read` (the line's mark): the new items' earliest time in the window
     /// counts too.
     fn read_on(&mut self, def: &Definition, v: &View<'_>, read: usize) {
@@ -288,7 +331,70 @@ struct DealMemo {
     reshapes: Reshaped,
     as_of: i64,
     marks: [Mark; LINES],
+    /// The (key, seq) of the last [`TAIL`] activities read of the deal's and of its account's
+    /// timelines, oldest first: what tells new activities placed among them ([`placed_among`]).
+    tails: [Vec<(u64, u64)>; 2],
     slots: Vec<Slot>,
+}
+
+/// How many of the last activities read a deal's memo keeps to tell late ones placed among them.
+const TAIL: usize = 32;
+
+/// The activity timelines, with their slot in [`DealMemo::tails`].
+const ACT_LINES: [(Line, usize); 2] = [(Line::DealActs, 0), (Line::AccountActs, 1)];
+
+/// Keeps in `tail` the (key, seq) of the last [`TAIL`] of `items`.
+fn keep_tail(tail: &mut Vec<(u64, u64)>, items: &[crate::engine::Act]) {
+    tail.clear();
+    tail.extend(
+        items[items.len().saturating_sub(TAIL)..]
+            .iter()
+            .map(|a| (a.key, a.seq)),
+    );
+}
+
+/// The positions in `items` of the activities that are not among those read up to `mark` (whose last
+/// `tail` were kept), when some were placed before the mark's item: every item after it, and those
+/// placed among the kept tail. `None` when they cannot be told (one was placed before the tail, or
+/// the marked item is not there). With nothing taken out since, the items read are all still there, in
+/// their order.
+fn placed_among(
+    items: &[crate::engine::Act],
+    mark: &Mark,
+    tail: &[(u64, u64)],
+) -> Option<Vec<usize>> {
+    let id = |a: &crate::engine::Act| (a.key, a.seq);
+    let last_read = mark.len.checked_sub(1)?;
+    let at = (last_read..items.len()).find(|&i| id(&items[i]) == mark.last)?;
+    let mut out: Vec<usize> = (at + 1..items.len()).collect();
+    let (mut before, mut i, mut t) = (at - last_read, at, tail.len().checked_sub(1)?);
+    while before > 0 {
+        // items[i] is tail[t]; the read item before it is tail[t - 1], and any other is new.
+        if t == 0 || i == 0 {
+            return None;
+        }
+        i -= 1;
+        if id(&items[i]) == tail[t - 1] {
+            t -= 1;
+        } else {
+            out.push(i);
+            before -= 1;
+        }
+    }
+    Some(out)
+}
+
+/// Whether an activity aggregate's value is the same whatever order its activities are read in, to
+/// the bit: counts and shares of whole numbers, and sets of contacts or levels.
+fn order_free(def: &Definition) -> bool {
+    matches!(
+        def.aggregate,
+        Aggregate::Count
+            | Aggregate::Exists
+            | Aggregate::Share
+            | Aggregate::DistinctContacts
+            | Aggregate::SeniorityCoverage
+    ) && !matches!(def.window, Window::Decayed { .. })
 }
 
 /// The remembered values of one catalog's definitions, per deal (see the module's documentation).
@@ -341,12 +447,31 @@ impl Memo {
                     reshapes,
                     as_of,
                     marks: now,
+                    tails: [v.deal_acts, v.account_acts].map(|items| {
+                        let mut t = Vec::new();
+                        keep_tail(&mut t, items);
+                        t
+                    }),
                     slots,
                 },
             );
             return values;
         };
         let intact = still_prefix(&m.marks, &now, &v);
+        // The activities new to each activity timeline an item was placed in before its mark, when
+        // they can be told.
+        let placed: [Option<Vec<usize>>; 2] = ACT_LINES.map(|(line, slot)| {
+            let l = line as usize;
+            if intact & 1 << l != 0 {
+                return None;
+            }
+            let items = v.acts(if slot == 0 {
+                Scope::Deal
+            } else {
+                Scope::Account
+            });
+            placed_among(items, &m.marks[l], &m.tails[slot])
+        });
         let same_time = m.as_of == as_of;
         let grew: u8 = m
             .marks
@@ -357,7 +482,9 @@ impl Memo {
             .fold(0, |bits, (i, _)| bits | 1 << i);
         for (def, slot) in catalog.behaviours.iter().zip(&mut m.slots) {
             if reads(def) & !intact != 0 {
-                *slot = Slot::evaluate(def, &v);
+                if !slot.read_placed(def, &v, &placed, m.as_of) {
+                    *slot = Slot::evaluate(def, &v);
+                }
                 continue;
             }
             let changed = reads(def) & grew != 0;
@@ -407,6 +534,16 @@ impl Memo {
         }
         m.as_of = as_of;
         m.marks = now;
+        for (line, slot) in ACT_LINES {
+            if grew & 1 << line as u8 != 0 {
+                let items = v.acts(if slot == 0 {
+                    Scope::Deal
+                } else {
+                    Scope::Account
+                });
+                keep_tail(&mut m.tails[slot], items);
+            }
+        }
         m.slots.iter().map(|s| s.value).collect()
     }
 }
