@@ -715,7 +715,9 @@ fn cases() -> u32 {
 /// Definitions the default catalog has no example of: account activities since the deal was created
 /// (the window moves with the deal's creation), an attribute of the deal, a median, decayed sums with
 /// half-lives short enough that the decay's anchor (every 64 half-lives) moves within the worlds' two
-/// months, a share of account activities in a trailing window.
+/// months, a share of account activities in a trailing window, and windows of a few days (counts,
+/// distinct contacts, seniority levels, days since, contacts of touches) that items leave as the worlds'
+/// time moves.
 const MORE: &str = r#"
 [[behaviour]]
 id = "account_acts_since_created"
@@ -810,6 +812,51 @@ description = "d"
 reads = { kind = "activities", scope = "account", direction = ["inbound"] }
 window = "trailing_days:30"
 aggregate = "share"
+
+[[behaviour]]
+id = "deal_acts_3d"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "activities", scope = "deal" }
+window = "trailing_days:3"
+aggregate = "count"
+
+[[behaviour]]
+id = "deal_contacts_3d"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "activities", scope = "deal", status = ["completed"] }
+window = "trailing_days:3"
+aggregate = "distinct_contacts"
+
+[[behaviour]]
+id = "account_levels_5d"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "activities", scope = "account" }
+window = "trailing_days:5"
+aggregate = "seniority_coverage"
+
+[[behaviour]]
+id = "days_since_call_5d"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "activities", scope = "deal", types = ["call"] }
+window = "trailing_days:5"
+aggregate = "days_since"
+
+[[behaviour]]
+id = "touch_contacts_7d"
+version = 1
+title = "t"
+description = "d"
+reads = { kind = "marketing_touches" }
+window = "trailing_days:7"
+aggregate = "distinct_contacts"
 "#;
 
 #[test]

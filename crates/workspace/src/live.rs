@@ -357,31 +357,29 @@ impl Live {
         let Some(model_id) = self.model_id().map(str::to_string) else {
             return Ok(Vec::new());
         };
-        let mut rescored = by_deal(self.score(None)?);
-        let ids: std::collections::BTreeSet<String> =
-            self.scores.keys().chain(rescored.keys()).cloned().collect();
+        let rescored = by_deal(self.score(None)?);
+        let ids: std::collections::BTreeSet<&String> =
+            self.scores.keys().chain(rescored.keys()).collect();
         let terms = self.term_names();
+        // The changes first (explaining a new score can fail), then the scores replaced.
         let mut changes = Vec::new();
         for id in ids {
-            let before = self.scores.remove(&id);
-            let after = rescored.remove(&id);
-            let (b, a) = (before.as_ref(), after.as_ref());
-            let (b, a) = (b.map(|e| &e.assessed), a.map(|e| &e.assessed));
+            let after = rescored.get(id);
+            let b = self.scores.get(id).map(|e| &e.assessed);
+            let a = after.map(|e| &e.assessed);
             let mut change =
-                ScoreChange::between(&id, self.position.0, &model_id, b, a, moves(&terms, b, a));
+                ScoreChange::between(id, self.position.0, &model_id, b, a, moves(&terms, b, a));
             if change.before != change.after
                 || !change.moved_by.is_empty()
                 || stall_days.iter().any(|&days| change.stalls(days))
             {
-                if let Some(e) = &after {
+                if let Some(e) = after {
                     change.explained_by(self.explained(e)?);
                 }
                 changes.push(change);
             }
-            if let Some(e) = after {
-                self.scores.insert(id, e);
-            }
         }
+        self.scores = rescored;
         record(store, &changes)?;
         Ok(changes)
     }
@@ -416,32 +414,32 @@ impl Live {
             "the live state moved on while the switch to {} was prepared",
             switch.model.id
         );
-        // The new scores are explained with the new model (and the actions dismissed meanwhile).
-        let old = std::mem::replace(&mut self.scores, switch.scores);
-        self.model = Some(switch.model);
-        let model_id = self.model_id().unwrap_or_default().to_string();
+        // The new scores are explained with the new model (and the actions dismissed meanwhile), before
+        // anything is put in place (explaining can fail).
         let ids: std::collections::BTreeSet<&String> =
-            old.keys().chain(self.scores.keys()).collect();
+            self.scores.keys().chain(switch.scores.keys()).collect();
         let mut changes = Vec::new();
         for id in ids {
-            let before = old.get(id).map(|e| &e.assessed);
-            let after = self.scores.get(id);
+            let before = self.scores.get(id).map(|e| &e.assessed);
+            let after = switch.scores.get(id);
             // Contributions of two models are not comparable term by term.
             let mut change = ScoreChange::between(
                 id,
                 self.position.0,
-                &model_id,
+                &switch.model.id,
                 before,
                 after.map(|e| &e.assessed),
                 Vec::new(),
             );
             if change.before != change.after {
                 if let Some(e) = after {
-                    change.explained_by(self.explained(e)?);
+                    change.explained_by(self.explained_with(&switch.model, e)?);
                 }
                 changes.push(change);
             }
         }
+        self.scores = switch.scores;
+        self.model = Some(switch.model);
         record(store, &changes)?;
         Ok(changes)
     }
@@ -484,12 +482,12 @@ impl Live {
         let deals = rescored.len();
         let model_id = self.model_id().unwrap_or_default().to_string();
         let terms = self.term_names();
+        // The changes first (explaining a new score can fail), then the scores replaced.
         let mut changes = Vec::new();
-        for id in ids {
-            let before = self.scores.remove(&id);
-            let after = rescored.remove(&id);
-            let (b, a) = (before.as_ref(), after.as_ref());
-            let (b, a) = (b.map(|e| &e.assessed), a.map(|e| &e.assessed));
+        for id in &ids {
+            let after = rescored.get(id);
+            let b = self.scores.get(id).map(|e| &e.assessed);
+            let a = after.map(|e| &e.assessed);
             let same = match (b, a) {
                 (Some(b), Some(a)) => b.same_score(a),
                 (None, None) => true,
@@ -499,16 +497,19 @@ impl Live {
                 let moved_by = moves(&terms, b, a);
                 if b.map(|d| d.p_win) != a.map(|d| d.p_win) || !moved_by.is_empty() {
                     let mut change =
-                        ScoreChange::between(&id, position.0, &model_id, b, a, moved_by);
-                    if let Some(e) = &after {
+                        ScoreChange::between(id, position.0, &model_id, b, a, moved_by);
+                    if let Some(e) = after {
                         change.explained_by(self.explained(e)?);
                     }
                     changes.push(change);
                 }
             }
-            if let Some(e) = after {
-                self.scores.insert(id, e);
-            }
+        }
+        for id in ids {
+            match rescored.remove(&id) {
+                Some(e) => self.scores.insert(id, e),
+                None => self.scores.remove(&id),
+            };
         }
         let recording = std::time::Instant::now();
         record(store, &changes)?;
@@ -629,13 +630,18 @@ impl Live {
 
     /// An open deal's score explained: made from the snapshot it was scored on when first asked for.
     fn explained<'a>(&'a self, e: &'a Entry) -> Result<&'a DealScore> {
-        if let Some(d) = e.explained.get() {
-            return Ok(d);
-        }
         let m = self
             .model
             .as_ref()
             .context("a live score without a model to explain it")?;
+        self.explained_with(m, e)
+    }
+
+    /// The same with `m`, the model the entry was scored with.
+    fn explained_with<'a>(&self, m: &Applied, e: &'a Entry) -> Result<&'a DealScore> {
+        if let Some(d) = e.explained.get() {
+            return Ok(d);
+        }
         let mut d = winsignal_score::explain::score(
             &m.model,
             &m.catalog,
