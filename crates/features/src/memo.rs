@@ -21,8 +21,7 @@
 //!
 //! An item placed before a mark (a late event, or one of the same time that sorts before) makes what
 //! reads that timeline evaluated again from scratch, except an activity aggregate whose value does not
-//! depend on the order it reads in (counts, shares, distinct contacts, seniority levels, the latest
-//! activity and days since it), which reads
+//! depend on the order it reads in (counts, shares, distinct contacts, seniority levels), which reads
 //! the new activities wherever they were placed, when they can be told from those read (they are among
 //! the last [`TAIL`] read, which the memo keeps); every other case (items taken out, entities
 //! changed, an earlier landmark) makes all of the deal's values evaluated again.
@@ -295,9 +294,6 @@ impl Slot {
         };
         let window = v.window_start(&def.window, *scope == Scope::Deal);
         let all = v.acts(*scope);
-        if let ActFold::Latest(Some(best)) = fold {
-            *best = shifted(*best, new);
-        }
         for &i in new {
             fold.push(&def.aggregate, v, filter, window, all, i, &mut |_, _| {});
         }
@@ -389,8 +385,7 @@ fn placed_among(
 }
 
 /// Whether an activity aggregate's value is the same whatever order its activities are read in, to
-/// the bit: counts and shares of whole numbers, sets of contacts or levels, and the latest activity
-/// (the greatest by time and key; its position is moved by those placed before it, [`shifted`]).
+/// the bit: counts and shares of whole numbers, and sets of contacts or levels.
 fn order_free(def: &Definition) -> bool {
     matches!(
         def.aggregate,
@@ -399,24 +394,7 @@ fn order_free(def: &Definition) -> bool {
             | Aggregate::Share
             | Aggregate::DistinctContacts
             | Aggregate::SeniorityCoverage
-            | Aggregate::Latest { .. }
-            | Aggregate::DaysSince
     ) && !matches!(def.window, Window::Decayed { .. })
-}
-
-/// The position now of the item that was at `old` before the items at `new` (positions now) were
-/// placed: one further for each placed at or before where it now is.
-fn shifted(old: usize, new: &[usize]) -> usize {
-    let mut placed: Vec<usize> = new.to_vec();
-    placed.sort_unstable();
-    let mut at = old;
-    for p in placed {
-        if p > at {
-            break;
-        }
-        at += 1;
-    }
-    at
 }
 
 /// The remembered values of one catalog's definitions, per deal (see the module's documentation).
