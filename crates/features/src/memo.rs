@@ -403,6 +403,9 @@ pub struct Memo {
     /// The catalog's definitions (id, version) the values are of.
     catalog: Vec<(String, u32)>,
     deals: FastMap<u32, DealMemo>,
+    /// With fewer deals than this for each core, [`Memo::values_of`] keeps to one thread (0: the
+    /// default, [`DEALS_PER_THREAD`]).
+    per_thread: usize,
 }
 
 impl Memo {
@@ -410,9 +413,71 @@ impl Memo {
         Memo::default()
     }
 
+    /// A memo that shares deals out among threads from `per_thread` deals for each on (the default
+    /// is [`DEALS_PER_THREAD`]); for tests of the sharing with few deals.
+    pub fn sharing_from(per_thread: usize) -> Memo {
+        Memo {
+            per_thread: per_thread.max(1),
+            ..Memo::default()
+        }
+    }
+
     /// The value of every definition of `catalog` for deal `opp` at `as_of`, as
     /// [`crate::eval::evaluate`] gives it, reading only what changed since the deal's last values.
     pub fn values(&mut self, engine: &Engine, catalog: &Catalog, opp: u32, as_of: i64) -> Vec<f64> {
+        self.keep_catalog(catalog);
+        let mut held = self.deals.remove(&opp);
+        let values = deal_values(&mut held, engine, catalog, opp, as_of);
+        self.deals.extend(held.map(|m| (opp, m)));
+        values
+    }
+
+    /// [`Memo::values`] of each (deal, time) of `deals`, in their order, the deals shared out among
+    /// the machine's cores when there are enough of them to be worth it (each deal's values are its
+    /// own, so they are the same to the bit either way).
+    pub fn values_of(
+        &mut self,
+        engine: &Engine,
+        catalog: &Catalog,
+        deals: &[(u32, i64)],
+    ) -> Vec<Vec<f64>> {
+        self.keep_catalog(catalog);
+        let mut held: Vec<(u32, i64, Option<DealMemo>)> = deals
+            .iter()
+            .map(|&(opp, as_of)| (opp, as_of, self.deals.remove(&opp)))
+            .collect();
+        let run = |part: &mut [(u32, i64, Option<DealMemo>)]| -> Vec<Vec<f64>> {
+            part.iter_mut()
+                .map(|(opp, as_of, m)| deal_values(m, engine, catalog, *opp, *as_of))
+                .collect()
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = if self.per_thread == 0 {
+            DEALS_PER_THREAD
+        } else {
+            self.per_thread
+        };
+        let parts = cores.min(held.len() / per_thread).max(1);
+        let size = held.len().div_ceil(parts).max(1);
+        let values = std::thread::scope(|scope| {
+            let mut chunks = held.chunks_mut(size);
+            let first = chunks.next();
+            let others: Vec<_> = chunks.map(|c| scope.spawn(|| run(c))).collect();
+            let mut values = first.map(run).unwrap_or_default();
+            for h in others {
+                values.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+            values
+        });
+        self.deals.extend(
+            held.into_iter()
+                .filter_map(|(opp, _, m)| m.map(|m| (opp, m))),
+        );
+        values
+    }
+
+    /// Forgets every deal's values if `catalog` is not the one they are of.
+    fn keep_catalog(&mut self, catalog: &Catalog) {
         let same_catalog = self.catalog.len() == catalog.behaviours.len()
             && self
                 .catalog
@@ -427,123 +492,133 @@ impl Memo {
                 .map(|d| (d.id.clone(), d.version))
                 .collect();
         }
-        let v = View::new(engine, opp, as_of);
-        let now = marks(&v);
-        let reshapes = engine.reshapes(opp);
-        let memo = self
-            .deals
-            .get_mut(&opp)
-            .filter(|m| m.reshapes == reshapes && m.as_of <= as_of);
-        let Some(m) = memo else {
-            let slots: Vec<Slot> = catalog
-                .behaviours
-                .iter()
-                .map(|d| Slot::evaluate(d, &v))
-                .collect();
-            let values = slots.iter().map(|s| s.value).collect();
-            self.deals.insert(
-                opp,
-                DealMemo {
-                    reshapes,
-                    as_of,
-                    marks: now,
-                    tails: [v.deal_acts, v.account_acts].map(|items| {
-                        let mut t = Vec::new();
-                        keep_tail(&mut t, items);
-                        t
-                    }),
-                    slots,
-                },
-            );
-            return values;
-        };
-        let intact = still_prefix(&m.marks, &now, &v);
-        // The activities new to each activity timeline an item was placed in before its mark, when
-        // they can be told.
-        let placed: [Option<Vec<usize>>; 2] = ACT_LINES.map(|(line, slot)| {
-            let l = line as usize;
-            if intact & 1 << l != 0 {
-                return None;
+    }
+}
+
+/// Below this many deals for each, sharing the deals out among threads costs more than it saves.
+const DEALS_PER_THREAD: usize = 32;
+
+/// The values of deal `opp` at `as_of`, read on from `held` (the deal's memo) when it can be, else
+/// evaluated; `held` is left holding the deal's memo as of these values.
+fn deal_values(
+    held: &mut Option<DealMemo>,
+    engine: &Engine,
+    catalog: &Catalog,
+    opp: u32,
+    as_of: i64,
+) -> Vec<f64> {
+    let v = View::new(engine, opp, as_of);
+    let now = marks(&v);
+    let reshapes = engine.reshapes(opp);
+    let memo = held
+        .as_mut()
+        .filter(|m| m.reshapes == reshapes && m.as_of <= as_of);
+    let Some(m) = memo else {
+        let slots: Vec<Slot> = catalog
+            .behaviours
+            .iter()
+            .map(|d| Slot::evaluate(d, &v))
+            .collect();
+        let values = slots.iter().map(|s| s.value).collect();
+        *held = Some(DealMemo {
+            reshapes,
+            as_of,
+            marks: now,
+            tails: [v.deal_acts, v.account_acts].map(|items| {
+                let mut t = Vec::new();
+                keep_tail(&mut t, items);
+                t
+            }),
+            slots,
+        });
+        return values;
+    };
+    let intact = still_prefix(&m.marks, &now, &v);
+    // The activities new to each activity timeline an item was placed in before its mark, when
+    // they can be told.
+    let placed: [Option<Vec<usize>>; 2] = ACT_LINES.map(|(line, slot)| {
+        let l = line as usize;
+        if intact & 1 << l != 0 {
+            return None;
+        }
+        let items = v.acts(if slot == 0 {
+            Scope::Deal
+        } else {
+            Scope::Account
+        });
+        placed_among(items, &m.marks[l], &m.tails[slot])
+    });
+    let same_time = m.as_of == as_of;
+    let grew: u8 = m
+        .marks
+        .iter()
+        .zip(&now)
+        .enumerate()
+        .filter(|(_, (b, n))| b.len != n.len)
+        .fold(0, |bits, (i, _)| bits | 1 << i);
+    for (def, slot) in catalog.behaviours.iter().zip(&mut m.slots) {
+        if reads(def) & !intact != 0 {
+            if !slot.read_placed(def, &v, &placed, m.as_of) {
+                *slot = Slot::evaluate(def, &v);
             }
+            continue;
+        }
+        let changed = reads(def) & grew != 0;
+        if !changed && (same_time || !moves_with_time(def) || graph_stays(def, &v, m.as_of)) {
+            continue;
+        }
+        let carries = slot.carries_over(def, m.as_of, &v);
+        match (&mut slot.fold, &def.reads) {
+            (Fold::Acts(fold), Reads::Activities { scope, filter }) if carries => {
+                let line = scope_line(*scope) as usize;
+                let window = v.window_start(&def.window, *scope == Scope::Deal);
+                let all = v.acts(*scope);
+                for i in m.marks[line].len..all.len() {
+                    fold.push(&def.aggregate, &v, filter, window, all, i, &mut |_, _| {});
+                }
+                let decay = window.1.as_ref();
+                slot.value = fold.value(&def.aggregate, &v, decay, all, &mut |_, _| {});
+                slot.read_on(def, &v, m.marks[line].len);
+            }
+            (Fold::Pairs(fold), Reads::Activities { scope, filter }) => {
+                let agg = &def.aggregate;
+                let then_scope = pair_parts(agg).map_or(*scope, |p| p.1);
+                let (start, _) = v.window_start(&def.window, *scope == Scope::Deal);
+                let (hits, then) = (v.acts(*scope), v.acts(then_scope));
+                let hits_read = m.marks[scope_line(*scope) as usize].len;
+                let then_read = m.marks[scope_line(then_scope) as usize].len;
+                fold.read_then(agg, &v, hits, then, then_read..then.len());
+                fold.read_hits(agg, &v, filter, start, hits, then, hits_read..hits.len());
+                slot.value = fold.value(agg, &v, start, hits, then, &mut |_, _| {});
+            }
+            (Fold::Count(total), _) if carries => {
+                let line = timed_line(def).map_or(0, |l| m.marks[l as usize].len);
+                if let Some((t, value)) = count_timed(def, &v, *total, line) {
+                    (*total, slot.value) = (t, value);
+                }
+                slot.read_on(def, &v, line);
+            }
+            (Fold::Seen(seen), _) if carries => {
+                let line = timed_line(def).map_or(0, |l| m.marks[l as usize].len);
+                if let Some(value) = distinct_timed(def, &v, seen, line) {
+                    slot.value = value;
+                }
+                slot.read_on(def, &v, line);
+            }
+            _ => *slot = Slot::evaluate(def, &v),
+        }
+    }
+    m.as_of = as_of;
+    m.marks = now;
+    for (line, slot) in ACT_LINES {
+        if grew & 1 << line as u8 != 0 {
             let items = v.acts(if slot == 0 {
                 Scope::Deal
             } else {
                 Scope::Account
             });
-            placed_among(items, &m.marks[l], &m.tails[slot])
-        });
-        let same_time = m.as_of == as_of;
-        let grew: u8 = m
-            .marks
-            .iter()
-            .zip(&now)
-            .enumerate()
-            .filter(|(_, (b, n))| b.len != n.len)
-            .fold(0, |bits, (i, _)| bits | 1 << i);
-        for (def, slot) in catalog.behaviours.iter().zip(&mut m.slots) {
-            if reads(def) & !intact != 0 {
-                if !slot.read_placed(def, &v, &placed, m.as_of) {
-                    *slot = Slot::evaluate(def, &v);
-                }
-                continue;
-            }
-            let changed = reads(def) & grew != 0;
-            if !changed && (same_time || !moves_with_time(def) || graph_stays(def, &v, m.as_of)) {
-                continue;
-            }
-            let carries = slot.carries_over(def, m.as_of, &v);
-            match (&mut slot.fold, &def.reads) {
-                (Fold::Acts(fold), Reads::Activities { scope, filter }) if carries => {
-                    let line = scope_line(*scope) as usize;
-                    let window = v.window_start(&def.window, *scope == Scope::Deal);
-                    let all = v.acts(*scope);
-                    for i in m.marks[line].len..all.len() {
-                        fold.push(&def.aggregate, &v, filter, window, all, i, &mut |_, _| {});
-                    }
-                    let decay = window.1.as_ref();
-                    slot.value = fold.value(&def.aggregate, &v, decay, all, &mut |_, _| {});
-                    slot.read_on(def, &v, m.marks[line].len);
-                }
-                (Fold::Pairs(fold), Reads::Activities { scope, filter }) => {
-                    let agg = &def.aggregate;
-                    let then_scope = pair_parts(agg).map_or(*scope, |p| p.1);
-                    let (start, _) = v.window_start(&def.window, *scope == Scope::Deal);
-                    let (hits, then) = (v.acts(*scope), v.acts(then_scope));
-                    let hits_read = m.marks[scope_line(*scope) as usize].len;
-                    let then_read = m.marks[scope_line(then_scope) as usize].len;
-                    fold.read_then(agg, &v, hits, then, then_read..then.len());
-                    fold.read_hits(agg, &v, filter, start, hits, then, hits_read..hits.len());
-                    slot.value = fold.value(agg, &v, start, hits, then, &mut |_, _| {});
-                }
-                (Fold::Count(total), _) if carries => {
-                    let line = timed_line(def).map_or(0, |l| m.marks[l as usize].len);
-                    if let Some((t, value)) = count_timed(def, &v, *total, line) {
-                        (*total, slot.value) = (t, value);
-                    }
-                    slot.read_on(def, &v, line);
-                }
-                (Fold::Seen(seen), _) if carries => {
-                    let line = timed_line(def).map_or(0, |l| m.marks[l as usize].len);
-                    if let Some(value) = distinct_timed(def, &v, seen, line) {
-                        slot.value = value;
-                    }
-                    slot.read_on(def, &v, line);
-                }
-                _ => *slot = Slot::evaluate(def, &v),
-            }
+            keep_tail(&mut m.tails[slot], items);
         }
-        m.as_of = as_of;
-        m.marks = now;
-        for (line, slot) in ACT_LINES {
-            if grew & 1 << line as u8 != 0 {
-                let items = v.acts(if slot == 0 {
-                    Scope::Deal
-                } else {
-                    Scope::Account
-                });
-                keep_tail(&mut m.tails[slot], items);
-            }
-        }
-        m.slots.iter().map(|s| s.value).collect()
     }
+    m.slots.iter().map(|s| s.value).collect()
 }

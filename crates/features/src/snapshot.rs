@@ -185,18 +185,23 @@ pub fn snapshot(
     assemble(engine, catalog, names, lm, horizon, values)
 }
 
-/// [`snapshot`], with the definitions' values from `memo`: only what changed since the deal's last
-/// snapshot from it is read, and the snapshot is the same, to the bit.
-pub fn snapshot_memo(
+/// [`snapshot`] of each of `lms`, in their order, with the definitions' values from `memo`: only what
+/// changed since a deal's last snapshot from it is read, and the snapshots are the same, to the bit.
+/// The deals are shared out among the machine's cores ([`crate::memo::Memo::values_of`]).
+pub fn snapshots_memo(
     engine: &Engine,
     catalog: &Catalog,
     names: &[String],
-    lm: &Landmark,
+    lms: &[Landmark],
     horizon: Ts,
     memo: &mut crate::memo::Memo,
-) -> Snapshot {
-    let values = memo.values(engine, catalog, lm.opp, lm.as_of.0);
-    assemble(engine, catalog, names, lm, horizon, values)
+) -> Vec<Snapshot> {
+    let deals: Vec<(u32, i64)> = lms.iter().map(|lm| (lm.opp, lm.as_of.0)).collect();
+    let values = memo.values_of(engine, catalog, &deals);
+    lms.iter()
+        .zip(values)
+        .map(|(lm, values)| assemble(engine, catalog, names, lm, horizon, values))
+        .collect()
 }
 
 fn assemble(

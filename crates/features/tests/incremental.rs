@@ -580,7 +580,9 @@ fn scratch_dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-/// Every deal's remembered values at `as_of` are what a full evaluation gives, to the bit.
+/// Every deal's remembered values at `as_of` are what a full evaluation gives, to the bit: read one
+/// deal at a time after every third arrival, else all of them at once, shared out among threads (the
+/// memo shares from one deal per thread on).
 fn memo_is_evaluation(
     live: &Engine,
     memo: &mut Memo,
@@ -588,8 +590,17 @@ fn memo_is_evaluation(
     as_of: i64,
     arrival: usize,
 ) -> Result<(), TestCaseError> {
-    for opp in 0..live.context().opps.len() as u32 {
-        let got = memo.values(live, catalog, opp, as_of);
+    let opps: Vec<u32> = (0..live.context().opps.len() as u32).collect();
+    let values = if arrival.is_multiple_of(3) {
+        opps.iter()
+            .map(|&opp| memo.values(live, catalog, opp, as_of))
+            .collect()
+    } else {
+        let deals: Vec<(u32, i64)> = opps.iter().map(|&opp| (opp, as_of)).collect();
+        memo.values_of(live, catalog, &deals)
+    };
+    prop_assert_eq!(values.len(), opps.len());
+    for (opp, got) in opps.into_iter().zip(values) {
         let v = View::new(live, opp, as_of);
         for (def, got) in catalog.behaviours.iter().zip(got) {
             let want = evaluate(def, &v, &mut |_, _| {});
@@ -620,7 +631,7 @@ fn check(w: &World, catalog: &Catalog) -> Result<(), TestCaseError> {
     snapshot::horizon(&live);
     // Values remembered across arrivals, read as a live service reads them (at the end of the data as
     // it grows) and now and then at an earlier time: always what a full evaluation gives.
-    let mut memo = Memo::new();
+    let mut memo = Memo::sharing_from(1);
     for (i, a) in arrivals(&final_entities, &earlier, &events, w.order_seed)
         .into_iter()
         .enumerate()

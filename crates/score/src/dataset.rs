@@ -561,7 +561,7 @@ fn open_snapshots_of(
     catalog: &Catalog,
     as_of: Ts,
     slots: impl Iterator<Item = u32>,
-    mut memo: Option<&mut Memo>,
+    memo: Option<&mut Memo>,
 ) -> Vec<Snapshot> {
     let ctx = engine.context();
     let names = vec!["now".to_string()];
@@ -573,20 +573,21 @@ fn open_snapshots_of(
         .collect();
     order.sort_by(|a, b| ctx.opps[*a as usize].id.cmp(&ctx.opps[*b as usize].id));
     order.dedup();
-    order
+    let lms: Vec<Landmark> = order
         .into_iter()
-        .map(|opp| {
-            let lm = Landmark {
-                opp,
-                as_of,
-                name: 0,
-            };
-            match memo.as_deref_mut() {
-                Some(memo) => snapshot::snapshot_memo(engine, catalog, &names, &lm, as_of, memo),
-                None => snapshot::snapshot(engine, catalog, &names, &lm, as_of),
-            }
+        .map(|opp| Landmark {
+            opp,
+            as_of,
+            name: 0,
         })
-        .collect()
+        .collect();
+    match memo {
+        Some(memo) => snapshot::snapshots_memo(engine, catalog, &names, &lms, as_of, memo),
+        None => lms
+            .iter()
+            .map(|lm| snapshot::snapshot(engine, catalog, &names, lm, as_of))
+            .collect(),
+    }
 }
 
 /// Open at `as_of`: not closed before it (a deal closed later was open then, whatever its outcome now).
