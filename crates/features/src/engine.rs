@@ -1560,15 +1560,25 @@ impl Engine {
             last = last.max(at.0);
         }
         if let Some(deal) = self.state.deals.get(opp as usize) {
-            for a in deal.acts.iter().chain(&deal.booked) {
+            // Activities are in (known, key) order and none happened after it became known: read
+            // back from the last one known by then, until one became known no later than the latest
+            // found (every one before it happened no later).
+            let known = deal.acts.partition_point(|a| a.known < t);
+            for a in deal.acts[..known].iter().rev() {
+                if a.known <= last {
+                    break;
+                }
+                last = last.max(a.at);
+            }
+            for a in &deal.booked {
                 if a.known < t && a.at < t {
                     last = last.max(a.at);
                 }
             }
-            for c in &deal.calls {
-                if c.known < t {
-                    last = last.max(c.known);
-                }
+            // Calls are in (known, id) order.
+            let known = deal.calls.partition_point(|c| c.known < t);
+            if let Some(c) = known.checked_sub(1).map(|i| &deal.calls[i]) {
+                last = last.max(c.known);
             }
         }
         winsignal_core::Ts(last)

@@ -601,6 +601,26 @@ fn memo_is_evaluation(
     };
     prop_assert_eq!(values.len(), opps.len());
     for (opp, got) in opps.into_iter().zip(values) {
+        // When the deal last moved, as its definition reads: every stage entry, activity, booked
+        // meeting taken place and call known by then.
+        let (o, d) = (&live.context().opps[opp as usize], live.deal(opp));
+        let moved = (o.stages.iter().map(|(at, _)| at.0).filter(|&at| at < as_of))
+            .chain(
+                d.acts()
+                    .iter()
+                    .chain(d.booked())
+                    .filter(|a| a.known < as_of && a.at < as_of)
+                    .map(|a| a.at),
+            )
+            .chain(d.calls().iter().map(|c| c.known).filter(|&k| k < as_of))
+            .fold(o.created.0, i64::max);
+        prop_assert_eq!(
+            live.last_activity(opp, Ts(as_of)).0,
+            moved,
+            "last activity of deal {} at {}",
+            opp,
+            as_of
+        );
         let v = View::new(live, opp, as_of);
         for (def, got) in catalog.behaviours.iter().zip(got) {
             let want = evaluate(def, &v, &mut |_, _| {});
