@@ -4,6 +4,7 @@
 pub mod error;
 pub mod hash;
 pub mod identity;
+pub mod parallel;
 pub mod records;
 pub mod resolve;
 pub mod rng;

@@ -33,6 +33,7 @@ use crate::eval::{
     PairFold, View,
 };
 use winsignal_core::hash::FastMap;
+use winsignal_core::parallel::{share_out, ITEMS_PER_THREAD};
 
 /// The timelines a view reads.
 #[derive(Debug, Clone, Copy)]
@@ -404,7 +405,7 @@ pub struct Memo {
     catalog: Vec<(String, u32)>,
     deals: FastMap<u32, DealMemo>,
     /// With fewer deals than this for each core, [`Memo::values_of`] keeps to one thread (0: the
-    /// default, [`DEALS_PER_THREAD`]).
+    /// default, [`ITEMS_PER_THREAD`]).
     per_thread: usize,
 }
 
@@ -414,7 +415,7 @@ impl Memo {
     }
 
     /// A memo that shares deals out among threads from `per_thread` deals for each on (the default
-    /// is [`DEALS_PER_THREAD`]); for tests of the sharing with few deals.
+    /// is [`ITEMS_PER_THREAD`]); for tests of the sharing with few deals.
     pub fn sharing_from(per_thread: usize) -> Memo {
         Memo {
             per_thread: per_thread.max(1),
@@ -446,28 +447,13 @@ impl Memo {
             .iter()
             .map(|&(opp, as_of)| (opp, as_of, self.deals.remove(&opp)))
             .collect();
-        let run = |part: &mut [(u32, i64, Option<DealMemo>)]| -> Vec<Vec<f64>> {
-            part.iter_mut()
-                .map(|(opp, as_of, m)| deal_values(m, engine, catalog, *opp, *as_of))
-                .collect()
-        };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_thread = if self.per_thread == 0 {
-            DEALS_PER_THREAD
+            ITEMS_PER_THREAD
         } else {
             self.per_thread
         };
-        let parts = cores.min(held.len() / per_thread).max(1);
-        let size = held.len().div_ceil(parts).max(1);
-        let values = std::thread::scope(|scope| {
-            let mut chunks = held.chunks_mut(size);
-            let first = chunks.next();
-            let others: Vec<_> = chunks.map(|c| scope.spawn(|| run(c))).collect();
-            let mut values = first.map(run).unwrap_or_default();
-            for h in others {
-                values.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-            }
-            values
+        let values = share_out(&mut held, per_thread, |(opp, as_of, m)| {
+            deal_values(m, engine, catalog, *opp, *as_of)
         });
         self.deals.extend(
             held.into_iter()
@@ -494,9 +480,6 @@ impl Memo {
         }
     }
 }
-
-/// Below this many deals for each, sharing the deals out among threads costs more than it saves.
-const DEALS_PER_THREAD: usize = 32;
 
 /// The values of deal `opp` at `as_of`, read on from `held` (the deal's memo) when it can be, else
 /// evaluated; `held` is left holding the deal's memo as of these values.

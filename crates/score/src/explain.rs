@@ -6,6 +6,7 @@ use crate::dataset::{self, ColumnSource};
 use crate::model::WinModel;
 use crate::{Error, Result};
 use serde::Serialize;
+use winsignal_core::parallel::{share_out, ITEMS_PER_THREAD};
 use winsignal_core::time::MS_PER_DAY;
 use winsignal_core::Ts;
 use winsignal_features::catalog::{Catalog, Reads};
@@ -209,7 +210,8 @@ impl Assessment {
 }
 
 /// P(win) and the terms' contributions of the open deals of `snaps` (as [`score`] computes them,
-/// without the explanation), in their order.
+/// without the explanation), in their order; the deals are shared out among the machine's cores when
+/// there are enough of them (each deal's score is its own).
 pub fn assess(
     model: &WinModel,
     catalog: &Catalog,
@@ -218,20 +220,19 @@ pub fn assess(
 ) -> Result<Vec<Assessment>> {
     check_catalog(model, catalog)?;
     let table = dataset::table(engine.context(), &model.columns, snaps.iter().collect())?;
-    snaps
-        .iter()
-        .enumerate()
-        .map(|(row, s)| {
-            assessment(
-                model,
-                engine,
-                &table,
-                row,
-                s,
-                &row_values(model, &table, row),
-            )
-        })
-        .collect()
+    let mut rows: Vec<usize> = (0..snaps.len()).collect();
+    share_out(&mut rows, ITEMS_PER_THREAD, |&mut row| {
+        assessment(
+            model,
+            engine,
+            &table,
+            row,
+            &snaps[row],
+            &row_values(model, &table, row),
+        )
+    })
+    .into_iter()
+    .collect()
 }
 
 /// Row `row` of `table` (the deal `s`) scored.
