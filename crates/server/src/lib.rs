@@ -157,6 +157,13 @@ pub async fn serve(
         })
     };
     let app = api::router(service.clone());
+    // Each answer and each streamed change is sent as soon as it is written: without TCP_NODELAY, a
+    // small write behind one not yet acknowledged waits for the client's delayed ACK (up to 40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
     let served = tokio::spawn(async move { server.await });
     // A workspace that cannot be loaded stops the service with its error.
