@@ -399,14 +399,23 @@ fn order_free(def: &Definition) -> bool {
 }
 
 /// The remembered values of one catalog's definitions, per deal (see the module's documentation).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Memo {
     /// The catalog's definitions (id, version) the values are of.
     catalog: Vec<(String, u32)>,
     deals: FastMap<u32, DealMemo>,
-    /// With fewer deals than this for each core, [`Memo::values_of`] keeps to one thread (0: the
-    /// default, [`ITEMS_PER_THREAD`]).
+    /// With fewer deals than this for each core, [`Memo::values_of`] keeps to one thread.
     per_thread: usize,
+}
+
+impl Default for Memo {
+    fn default() -> Memo {
+        Memo {
+            catalog: Vec::new(),
+            deals: FastMap::default(),
+            per_thread: ITEMS_PER_THREAD,
+        }
+    }
 }
 
 impl Memo {
@@ -447,12 +456,7 @@ impl Memo {
             .iter()
             .map(|&(opp, as_of)| (opp, as_of, self.deals.remove(&opp)))
             .collect();
-        let per_thread = if self.per_thread == 0 {
-            ITEMS_PER_THREAD
-        } else {
-            self.per_thread
-        };
-        let values = share_out(&mut held, per_thread, |(opp, as_of, m)| {
+        let values = share_out(&mut held, self.per_thread, |(opp, as_of, m)| {
             deal_values(m, engine, catalog, *opp, *as_of)
         });
         self.deals.extend(
