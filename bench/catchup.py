@@ -59,6 +59,7 @@ def main():
         shutil.rmtree(WORK)
     ws = os.path.join(WORK, "ws")
     shutil.copytree(DATA, ws)
+    os.sync()  # the copy on disk now, not written back by the kernel during the measurement
     deals, as_of = open_deals(ws)
     run(ws, "score")  # a checkpoint at the current position
     rows = {"nothing new": [], "catch-up after 1,000 events": [], "full replay after 1,000 events": []}

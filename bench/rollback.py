@@ -58,6 +58,7 @@ def main():
     if os.path.exists(WORK):
         shutil.rmtree(WORK)
     shutil.copytree(DATA, WORK)
+    os.sync()  # the copy on disk now, not written back by the kernel during the measurement
     first = json.loads(run(WORK, "alice", "models", "list", "--json"))["active"]
     second = json.loads(run(WORK, "alice", "train", "--seed", "1", "--json"))["model_id"]
     run(WORK, "bob", "models", "approve", second, "--reason", "bench")

@@ -60,6 +60,7 @@ def main():
         shutil.rmtree(WORK)
     ws = os.path.join(WORK, "ws")
     shutil.copytree(DATA, ws)
+    os.sync()  # the copy on disk now, not written back by the kernel during the measurement
     _, token = run(ws, "users", "add", "bench", "--role", "revops")
     token = token.strip()
     server = subprocess.Popen([BIN, "--data", ws, "serve", "--listen", "127.0.0.1:0"],

@@ -10,6 +10,7 @@ DATA=${DATA:?a workspace made by winsignal demo}
 WORK=${WORK:-/tmp/winsignal-bench-serve-get}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 rm -rf "$WORK"; mkdir -p "$WORK"; cp -r "$DATA" "$WORK/ws"
+sync  # the copy on disk now, not written back by the kernel during the measurement
 TOKEN=$("$BIN" --data "$WORK/ws" -q users add bench --role revops)
 "$BIN" --data "$WORK/ws" serve --listen 127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.log" &
 SERVER=$!
