@@ -7,6 +7,13 @@ use std::sync::Mutex;
 /// or its score), starting a thread costs more than sharing saves.
 pub const ITEMS_PER_THREAD: usize = 32;
 
+/// The cores this process may use, asked once: the standard library reads the control group's quota
+/// from files each time, which a server sharing out every commit's work should not repeat.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// `f` of each of `items`, in their order, worked through by as many threads as the machine has cores,
 /// at most one for each `min_per_thread` items (below that, by this thread alone: starting a thread
 /// costs more than it saves). The threads take the next few items whenever they come free, so an item
@@ -19,8 +26,7 @@ pub fn share_out<T: Send, R: Send>(
     min_per_thread: usize,
     f: impl Fn(&mut T) -> R + Sync,
 ) -> Vec<R> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(items.len() / min_per_thread.max(1)).max(1);
+    let threads = cores().min(items.len() / min_per_thread.max(1)).max(1);
     if threads == 1 {
         return items.iter_mut().map(f).collect();
     }
