@@ -94,8 +94,12 @@ const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
 /// The store in a workspace directory.
 pub struct EmbeddedStore {
     dir: PathBuf,
-    /// For single reads of the latest state and for saving models; batches and snapshots open their own.
+    /// For single reads of the latest state; batches and snapshots open their own.
     conn: Mutex<Connection>,
+    /// For single writes (journal appends, models). Not `conn`: a write waits for another writer's
+    /// lock holding its connection, and that writer (a batch of this handle, on another thread) may be
+    /// reading the latest state meanwhile.
+    writer: Mutex<Connection>,
     /// How long a write waits for another process's write to finish before giving up.
     lock_wait: Duration,
     /// With [`EmbeddedStore::keep_event_index`], the event index the last batch of this handle
@@ -215,6 +219,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             dir: dir.to_path_buf(),
             conn: Mutex::new(conn),
+            writer: Mutex::new(connect(dir, DEFAULT_LOCK_WAIT)?),
             lock_wait: DEFAULT_LOCK_WAIT,
             event_index: None,
             swept: std::sync::atomic::AtomicBool::new(false),
@@ -320,6 +325,11 @@ impl EmbeddedStore {
     pub fn set_lock_wait(&mut self, wait: Duration) -> Result<()> {
         let conn = self.conn.get_mut().unwrap_or_else(PoisonError::into_inner);
         conn.busy_timeout(wait).sql(&self.dir)?;
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        writer.busy_timeout(wait).sql(&self.dir)?;
         self.lock_wait = wait;
         Ok(())
     }
@@ -1244,7 +1254,7 @@ impl Store for EmbeddedStore {
     }
 
     fn put_model(&self, model: &ModelRecord) -> Result<bool> {
-        let changed = lock(&self.conn)
+        let changed = lock(&self.writer)
             .execute(
                 "INSERT OR IGNORE INTO models(model_id, kind, summary, body) VALUES(?1, ?2, ?3, ?4)",
                 params![model.model_id, model.kind, model.summary, model.body],
@@ -1267,7 +1277,7 @@ impl Store for EmbeddedStore {
     }
 
     fn append(&self, stream: &str, at: Ts, entries: &[(String, Vec<u8>)]) -> Result<Vec<u64>> {
-        let conn = lock(&self.conn);
+        let conn = lock(&self.writer);
         let fail = |e: rusqlite::Error| db_error(e, &self.dir, self.lock_wait);
         // Immediate: the numbers read and written under the database's write lock, so appends from
         // other processes cannot take the same ones.
@@ -1307,7 +1317,7 @@ impl Store for EmbeddedStore {
         key: &str,
         make: &mut dyn FnMut(Option<&JournalEntry>) -> Vec<u8>,
     ) -> Result<u64> {
-        let conn = lock(&self.conn);
+        let conn = lock(&self.writer);
         let fail = |e: rusqlite::Error| db_error(e, &self.dir, self.lock_wait);
         // Immediate, as `append`: the last entry is read under the write lock it is appended under.
         let tx =

@@ -518,3 +518,50 @@ fn a_handle_reuses_its_event_index_only_while_no_one_else_wrote() {
     }
     assert_eq!(put_all(&a, &[activity("e3", 300, "x")]), [PutOutcome::New]);
 }
+
+/// One handle shared by threads, as the server shares it: a journal append that waits for a batch of
+/// the same handle to commit must not hold up that batch's reads of the latest state through the
+/// handle. (Both once went through one connection: the append held it while it waited for the write
+/// lock, and the batch's read waited for the connection, until the append gave up after the lock
+/// wait.)
+#[test]
+fn an_append_waiting_for_a_batch_does_not_hold_up_the_batchs_reads() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    // Long enough for the batch below to finish; short, so that the old fault fails the test quickly.
+    store
+        .set_lock_wait(std::time::Duration::from_secs(3))
+        .unwrap();
+    let batch_open = Barrier::new(2);
+    let appended = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let appending = s.spawn(|| {
+            batch_open.wait();
+            let done = store.append("scores", winsignal_core::Ts(0), &[("k".into(), vec![1])]);
+            appended.store(true, Ordering::SeqCst);
+            done
+        });
+        let mut batch = store.begin().unwrap();
+        batch_open.wait();
+        // Let the append reach the write lock the batch holds.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            !appended.load(Ordering::SeqCst),
+            "the append must wait for the batch"
+        );
+        let load = batch.start_load(&spec("f.csv")).unwrap();
+        batch.put(load, 1, None, &account("a1", "Acme")).unwrap();
+        assert!(
+            store.loads().unwrap().is_empty(),
+            "the batch is not committed yet"
+        );
+        batch
+            .finish_load(load, &[], &[], &LoadStats::default())
+            .unwrap();
+        batch.commit().unwrap();
+        let seqs = appending.join().unwrap().unwrap();
+        assert_eq!(seqs, vec![1]);
+    });
+    assert_eq!(store.loads().unwrap().len(), 1);
+}
