@@ -273,7 +273,7 @@ pub fn evaluate<'a>(def: &Definition, v: &View<'a>, sink: &mut dyn FnMut(Source<
                 _ => f64::NAN,
             }
         }
-        Reads::Graph => crate::graph::evaluate(&def.aggregate, v, v.deal_acts, sink),
+        Reads::Graph => crate::graph::evaluate(&def.aggregate, v, sink),
         Reads::Attribute {
             attribute,
             equals,

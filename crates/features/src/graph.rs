@@ -3,7 +3,7 @@
 
 use crate::catalog::Aggregate;
 use crate::context::{AccountInfo, Context, OppInfo, NONE};
-use crate::engine::{Act, Engine};
+use crate::engine::Engine;
 use crate::eval::{won_before, Source, View};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,35 +13,12 @@ use winsignal_core::{ActivityStatus, Outcome, Ts};
 pub(crate) fn evaluate<'a>(
     agg: &Aggregate,
     v: &View<'a>,
-    deal_acts: &'a [Act],
     sink: &mut dyn FnMut(Source<'a>, f64),
 ) -> f64 {
     let ctx = v.ctx;
     let me = &ctx.opps[v.opp as usize];
     match agg {
-        Aggregate::ChampionReuse => {
-            let mut reused: Vec<u32> = Vec::new();
-            for a in deal_acts {
-                if a.status != Some(ActivityStatus::Completed) {
-                    continue;
-                }
-                for &c in v.contacts(a) {
-                    if reused.contains(&c) {
-                        continue;
-                    }
-                    let earlier = ctx.roles_by_contact[c as usize]
-                        .iter()
-                        .copied()
-                        .find(|&o| o != v.opp && won_before(ctx, o, v.as_of));
-                    if let Some(o) = earlier {
-                        reused.push(c);
-                        sink(Source::Activity(a), 1.0);
-                        sink(Source::Opportunity(o), 1.0);
-                    }
-                }
-            }
-            reused.len() as f64
-        }
+        Aggregate::ChampionReuse => champions(v, &mut Vec::new(), 0, sink),
         Aggregate::PriorWins => {
             if me.account == NONE {
                 return f64::NAN;
@@ -69,6 +46,45 @@ pub(crate) fn evaluate<'a>(
         }
         _ => f64::NAN,
     }
+}
+
+/// Whether a graph feature reads the deal's activities. The others read only the entities and the
+/// time: they change only when a won deal closed in between, or the entities changed.
+pub(crate) fn reads_deal_activities(agg: &Aggregate) -> bool {
+    matches!(agg, Aggregate::ChampionReuse)
+}
+
+/// Champion reuse: how many contacts on the deal's completed activities were on another deal won
+/// before the landmark. Reads the activities from position `resume` on, onto `checked` (each contact of
+/// those before it, with whether it was such a champion). A full evaluation is `resume` 0 onto none;
+/// [`crate::memo`] resumes where it stopped while no won deal closed in between.
+pub(crate) fn champions<'a>(
+    v: &View<'a>,
+    checked: &mut Vec<(u32, bool)>,
+    resume: usize,
+    sink: &mut dyn FnMut(Source<'a>, f64),
+) -> f64 {
+    let ctx = v.ctx;
+    for a in v.deal_acts.get(resume..).unwrap_or_default() {
+        if a.status != Some(ActivityStatus::Completed) {
+            continue;
+        }
+        for &c in v.contacts(a) {
+            if checked.iter().any(|&(k, _)| k == c) {
+                continue;
+            }
+            let earlier = ctx.roles_by_contact[c as usize]
+                .iter()
+                .copied()
+                .find(|&o| o != v.opp && won_before(ctx, o, v.as_of));
+            checked.push((c, earlier.is_some()));
+            if let Some(o) = earlier {
+                sink(Source::Activity(a), 1.0);
+                sink(Source::Opportunity(o), 1.0);
+            }
+        }
+    }
+    checked.iter().filter(|(_, champion)| *champion).count() as f64
 }
 
 fn wins_at<'a>(

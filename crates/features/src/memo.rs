@@ -140,7 +140,8 @@ fn reads(def: &Definition) -> u8 {
         Reads::MarketingTouches { .. } => bit(Line::Touches),
         Reads::SupportTickets { .. } => bit(Line::Tickets),
         Reads::Transcripts => bit(Line::Calls),
-        Reads::Graph => bit(Line::DealActs),
+        Reads::Graph if crate::graph::reads_deal_activities(&def.aggregate) => bit(Line::DealActs),
+        Reads::Graph => 0,
         Reads::Attribute { .. } => 0,
     }
 }
@@ -207,6 +208,9 @@ enum Fold {
     /// A follow-up or reply aggregate ([`PairFold`]): it reads on at any later time, as its value is
     /// made at the landmark from the pairs.
     Pairs(PairFold),
+    /// Champion reuse: the contacts met, and whether each was a champion
+    /// ([`crate::graph::champions`]). It reads on while no won deal closed in between.
+    Champions(Vec<(u32, bool)>),
 }
 
 /// One definition's remembered value, and its fold when it is one.
@@ -246,6 +250,11 @@ impl Slot {
         let mut seen = Vec::new();
         if let Some(value) = distinct_timed(def, v, &mut seen, 0) {
             return (value, Fold::Seen(seen));
+        }
+        if let (Reads::Graph, Aggregate::ChampionReuse) = (&def.reads, &def.aggregate) {
+            let mut checked = Vec::new();
+            let value = crate::graph::champions(v, &mut checked, 0, &mut |_, _| {});
+            return (value, Fold::Champions(checked));
         }
         (evaluate(def, v, &mut |_, _| {}), Fold::None)
     }
@@ -584,6 +593,11 @@ fn deal_values(
                     (*total, slot.value) = (t, value);
                 }
                 slot.read_on(def, &v, line);
+            }
+            (Fold::Champions(checked), _) if graph_stays(def, &v, m.as_of) => {
+                let line = Line::DealActs as usize;
+                slot.value =
+                    crate::graph::champions(&v, checked, m.marks[line].len, &mut |_, _| {});
             }
             (Fold::Seen(seen), _) if carries => {
                 let line = timed_line(def).map_or(0, |l| m.marks[l as usize].len);
