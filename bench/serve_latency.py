@@ -15,7 +15,8 @@ times a second a batch also carries a probe: a new opportunity, which is scored 
 change is certain to be streamed. The
 latency is the time from the start of sending the probe's batch to the arrival of the probe's
 `score_change` event on a stream opened before the load. Every event sent must be answered (accepted or
-quarantined) and every probe's change must arrive: the script fails otherwise.
+quarantined) and every probe's change must arrive: the script fails otherwise. The last column is the
+server's CPU time (all its threads, from /proc) per 1,000 events sent at that rate.
 
 The workspace is copied first and the copy changed, never DATA.
 """
@@ -49,6 +50,17 @@ def run(ws, *args):
     if out.returncode != 0:
         sys.exit(f"winsignal {' '.join(args)} failed:\n{out.stderr}")
     return out.stdout
+
+
+def cpu_seconds(pid):
+    """The CPU time (user and system) process `pid` used so far, its ended threads included (Linux:
+    /proc/<pid>/stat); None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None
 
 
 def pct(values, p):
@@ -207,12 +219,18 @@ def main():
         stream = Stream(port, token)
         stream.start()
         for rate in RATES:
+            cpu_before = cpu_seconds(server.pid)
             latencies, counts, elapsed = load(port, token, deals, data_now, rate, stream, str(rate))
+            cpu_after = cpu_seconds(server.pid)
+            # The server's CPU time per 1,000 events: steadier from run to run than the latencies,
+            # which swing with how the commits happen to fall.
+            cpu = (None if cpu_before is None or cpu_after is None
+                   else (cpu_after - cpu_before) * 1000 / counts["sent"] * 1000)
             if counts["answered"] != counts["sent"]:
                 sys.exit(f"at {rate}/s: {counts['sent']} events sent, {counts['answered']} answered")
             rows.append((rate, counts["sent"] / elapsed, counts["requests"] / elapsed,
                          len(latencies), pct(latencies, 50), pct(latencies, 99),
-                         max(latencies) * 1000, counts["sent"]))
+                         max(latencies) * 1000, counts["sent"], cpu))
     finally:
         server.terminate()
         server.wait()
@@ -220,10 +238,11 @@ def main():
           f"{time.strftime('%Y-%m-%d')}; workspace {DATA}; {SECONDS:.0f} s per rate, {SENDERS} "
           f"connections, a batch every {TICK_MS:.0f} ms each")
     print(f"{'target/s':>9} {'events/s':>9} {'batches/s':>10} {'probes':>7} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'max ms':>8} {'events (all answered)':>22}")
-    for rate, achieved, batches, n, p50, p99, worst, sent in rows:
+          f"{'p99 ms':>8} {'max ms':>8} {'events (all answered)':>22} {'server CPU ms/1k events':>24}")
+    for rate, achieved, batches, n, p50, p99, worst, sent, cpu in rows:
+        cpu = "n/a" if cpu is None else f"{cpu:.0f}"
         print(f"{rate:>9} {achieved:>9.0f} {batches:>10.0f} {n:>7} {p50:>8.1f} {p99:>8.1f} "
-              f"{worst:>8.1f} {sent:>22}")
+              f"{worst:>8.1f} {sent:>22} {cpu:>24}")
 
 
 if __name__ == "__main__":
