@@ -162,18 +162,28 @@ pub fn file_fingerprint(path: &Path) -> Result<(String, u64)> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(read_err(path))?;
     let mut h = ContentHasher::new();
-    let mut buf = vec![0u8; 1 << 20];
+    // Hashed in pieces of 1 MiB, each a field. Reserved, not zeroed: a small file touches only the
+    // pages it fills (zeroing the whole MiB cost a server committing hundreds of small loads a second
+    // 3 % of its time). `read_to_end` also fills each piece whole when a read comes back short.
+    let mut buf = Vec::with_capacity(FINGERPRINT_PIECE as usize);
     let mut total = 0u64;
     loop {
-        let n = f.read(&mut buf).map_err(read_err(path))?;
+        buf.clear();
+        let n = (&mut f)
+            .take(FINGERPRINT_PIECE)
+            .read_to_end(&mut buf)
+            .map_err(read_err(path))?;
         if n == 0 {
             break;
         }
         total += n as u64;
-        h.field(&buf[..n]);
+        h.field(&buf);
     }
     Ok((winsignal_core::hash::hex(h.finish()), total))
 }
+
+/// The size of the pieces a file is hashed in ([`file_fingerprint`]): part of every load's identity.
+const FINGERPRINT_PIECE: u64 = 1 << 20;
 
 impl<'b, 'p> LoadContext<'b, 'p> {
     /// Starts a load. Every row is read, checked and compared with the store, also when an earlier load
@@ -522,5 +532,33 @@ impl<'b, 'p> LoadContext<'b, 'p> {
             warnings: self.tally.warnings(self.stats.rows_read),
             stats: self.stats,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file's fingerprint is its bytes hashed in whole pieces of 1 MiB, each a field, and its size:
+    /// the same for a small file and for one of several pieces, so the loads' identities of files
+    /// ingested before stay the same.
+    #[test]
+    fn a_file_is_fingerprinted_in_pieces_of_one_mebibyte() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for len in [0usize, 10, (1 << 20) - 1, 1 << 20, (5 << 19) + 3] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+            let mut want = ContentHasher::new();
+            for piece in bytes.chunks(1 << 20) {
+                want.field(piece);
+            }
+            let got = file_fingerprint(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                got,
+                (winsignal_core::hash::hex(want.finish()), len as u64),
+                "{len} bytes"
+            );
+        }
     }
 }
