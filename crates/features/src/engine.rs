@@ -1563,8 +1563,10 @@ impl Engine {
             // Activities are in (known, key) order and none happened after it became known: read
             // back from the last one known by then, until one became known no later than the latest
             // found (every one before it happened no later).
-            let known = deal.acts.partition_point(|a| a.known < t);
-            for a in deal.acts[..known].iter().rev() {
+            for a in crate::eval::known_before(&deal.acts, t, |a| a.known)
+                .iter()
+                .rev()
+            {
                 if a.known <= last {
                     break;
                 }
@@ -1576,8 +1578,7 @@ impl Engine {
                 }
             }
             // Calls are in (known, id) order.
-            let known = deal.calls.partition_point(|c| c.known < t);
-            if let Some(c) = known.checked_sub(1).map(|i| &deal.calls[i]) {
+            if let Some(c) = crate::eval::known_before(&deal.calls, t, |c| c.known).last() {
                 last = last.max(c.known);
             }
         }

@@ -41,8 +41,23 @@ pub struct View<'a> {
     groups: &'a std::collections::BTreeMap<u64, Vec<u32>>,
 }
 
-fn known_before<T>(v: &[T], as_of: i64, t: impl Fn(&T) -> i64) -> &[T] {
+pub(crate) fn known_before<T>(v: &[T], as_of: i64, t: impl Fn(&T) -> i64) -> &[T] {
+    // Live scoring is at the end of the data: every item is known before it, and the search (with a
+    // cache miss at each step on a long timeline) can be skipped.
+    if v.last().is_none_or(|e| t(e) < as_of) {
+        return v;
+    }
     &v[..v.partition_point(|e| t(e) < as_of)]
+}
+
+/// Where to read `items` (in the order of `at`) from: the first at or after position `resume` that is
+/// at or after `start`. Reading on ([`crate::memo`]) with the item before `resume` already at or after
+/// `start`, that is `resume`, without a search.
+fn read_from<T>(items: &[T], resume: usize, start: i64, at: impl Fn(&T) -> i64) -> usize {
+    match resume.checked_sub(1).and_then(|i| items.get(i)) {
+        Some(before) if at(before) >= start => resume,
+        _ => resume.max(items.partition_point(|x| at(x) < start)),
+    }
 }
 
 impl<'a> View<'a> {
@@ -429,7 +444,7 @@ pub(crate) fn distinct_timed(
     match &def.reads {
         Reads::ProductEvents { events } => {
             let names: Vec<&str> = events.iter().map(String::as_str).collect();
-            let from = resume.max(v.usage.partition_point(|u| u.at < start));
+            let from = read_from(v.usage, resume, start, |u| u.at);
             let matched = |u: &Use| use_matches(&names, v, u);
             let who = |u: &Use| use_user(v, u);
             add_distinct(
@@ -443,7 +458,7 @@ pub(crate) fn distinct_timed(
             );
         }
         Reads::MarketingTouches { touch_kinds } => {
-            let from = resume.max(v.touches.partition_point(|t| t.at < start));
+            let from = read_from(v.touches, resume, start, |t| t.at);
             let matched = |t: &Touch| touch_matches(touch_kinds, t);
             add_distinct(
                 seen,
@@ -488,7 +503,7 @@ pub(crate) fn count_timed(
     let total = match &def.reads {
         Reads::ProductEvents { events } => {
             let names: Vec<&str> = events.iter().map(String::as_str).collect();
-            let from = resume.max(v.usage.partition_point(|u| u.at < start));
+            let from = read_from(v.usage, resume, start, |u| u.at);
             let matched = |u: &Use| use_matches(&names, v, u);
             add_up(
                 total,
@@ -502,7 +517,7 @@ pub(crate) fn count_timed(
             )
         }
         Reads::MarketingTouches { touch_kinds } => {
-            let from = resume.max(v.touches.partition_point(|t| t.at < start));
+            let from = read_from(v.touches, resume, start, |t| t.at);
             let matched = |t: &Touch| touch_matches(touch_kinds, t);
             add_up(
                 total,
@@ -516,7 +531,7 @@ pub(crate) fn count_timed(
             )
         }
         Reads::SupportTickets { priority } => {
-            let from = resume.max(v.tickets.partition_point(|t| t.created < start));
+            let from = read_from(v.tickets, resume, start, |t| t.created);
             let matched = |t: &Ticket| ticket_matches(priority, t);
             add_up(
                 total,
