@@ -491,7 +491,16 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
     let mut rita_stream = Stream::open(&server, rita);
     let mut admin_stream = Stream::open(&server, admin);
     let mut bob_stream = Stream::open(&server, bob);
-    let (status, answer) = server.post("/v1/events", Some(rita), &json!({ "items": items }));
+    // Sent pretty-printed, each record over several lines (as read, the same records: sent again
+    // compact below, they change nothing).
+    let pretty = serde_json::to_string_pretty(&json!({ "items": items })).unwrap();
+    let (status, answer) = server.request(
+        "POST",
+        "/v1/events",
+        Some(rita),
+        Some("application/json"),
+        pretty.as_bytes(),
+    );
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         (answer["accepted"].as_u64(), answer["quarantined"].as_u64()),
@@ -644,6 +653,21 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
     assert_eq!((status, code(&body)), (400, "bad_json"));
     let (status, body) = raw(Some("application/json"), b"{\"items\": 3}");
     assert_eq!((status, code(&body)), (422, "bad_shape"));
+    // Of the wrong shape where the reading stops, and not JSON further on: not JSON.
+    let (status, body) = raw(Some("application/json"), b"{\"items\": 3, \"x\": [}");
+    assert_eq!((status, code(&body)), (400, "bad_json"), "{body}");
+    let (status, body) = raw(
+        Some("application/json"),
+        br#"{"items": [{"kind": "activities", "record": ["a"]}]}"#,
+    );
+    assert_eq!((status, code(&body)), (422, "bad_shape"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("items[0].record is [\"a\"]; expected a JSON object"),
+        "{body}"
+    );
     let (status, body) = raw(
         Some("application/json"),
         br#"{"items": [{"kind": "meetings", "record": {}}]}"#,

@@ -734,7 +734,9 @@ struct EventsBody {
 #[serde(deny_unknown_fields)]
 struct Item {
     kind: String,
-    record: serde_json::Map<String, Value>,
+    /// The record's JSON text as sent: the ingest reads it, as it reads a line of a file (parsed once,
+    /// not into a tree here and again there).
+    record: Box<serde_json::value::RawValue>,
 }
 
 /// What became of one item of a batch.
@@ -770,7 +772,7 @@ async fn post_events(
     let (principal, scope, body) = accept_body(&s, &headers, body).await?;
     let parsed: EventsBody = parse_body(&body, EVENTS_SHAPE)?;
     let items = check_items(parsed.items)?;
-    let files = canonical_files(&items)?;
+    let files = canonical_files(&items);
     let answer = write(
         &s,
         principal.user,
@@ -1172,12 +1174,13 @@ pub(crate) async fn rescore_on_the_clock(s: Shared) {
     }
 }
 
-/// The body as JSON of the documented shape, or the table's error naming where it is not.
+/// The body as JSON of the documented shape, or the table's error naming where it is not: `bad_json`
+/// when the body is not JSON at all, `bad_shape` when it is JSON of another shape.
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
     body: &[u8],
     shape: &str,
 ) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
+    let not_json = |e: serde_json::Error| {
         ApiError::new(
             Code::BadJson,
             format!(
@@ -1186,8 +1189,16 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
                 e.column()
             ),
         )
-    })?;
-    serde_json::from_value(value).map_err(|e| {
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        // A shape error stops the reading where it is found: whether the rest is JSON is checked
+        // (on this path only, without building anything).
+        if !e.is_data() {
+            return not_json(e);
+        }
+        if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            return not_json(syntax);
+        }
         ApiError::new(
             Code::BadShape,
             format!("the body is not of the documented shape: {e}; expected {shape}"),
@@ -1195,8 +1206,11 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// The items with their kinds, or 422 naming the first item of no event or entity kind.
-fn check_items(items: Vec<Item>) -> Result<Vec<(Kind, serde_json::Map<String, Value>)>, ApiError> {
+/// The items with their kinds, or 422 naming the first item of no event or entity kind, or whose
+/// record is not a JSON object.
+fn check_items(
+    items: Vec<Item>,
+) -> Result<Vec<(Kind, Box<serde_json::value::RawValue>)>, ApiError> {
     if items.is_empty() {
         return Err(ApiError::new(Code::BadShape, "`items` is empty"));
     }
@@ -1205,6 +1219,15 @@ fn check_items(items: Vec<Item>) -> Result<Vec<(Kind, serde_json::Map<String, Va
         .enumerate()
         .map(|(i, item)| {
             let canonical = winsignal_ingest::sources::canonical_kinds;
+            if !item.record.get().starts_with('{') {
+                return Err(ApiError::new(
+                    Code::BadShape,
+                    format!(
+                        "items[{i}].record is {}; expected a JSON object",
+                        item.record.get()
+                    ),
+                ));
+            }
             match item.kind.parse::<Kind>() {
                 Ok(kind) if canonical().any(|k| k == kind) => Ok((kind, item.record)),
                 _ => Err(ApiError::new(
@@ -1240,13 +1263,18 @@ struct Line {
     text: String,
 }
 
-/// The canonical items as a folder of JSON Lines files, one per kind, the items in their order.
-fn canonical_files(
-    items: &[(Kind, serde_json::Map<String, Value>)],
-) -> Result<Vec<LinesFile>, ApiError> {
+/// The canonical items as a folder of JSON Lines files, one per kind, the items in their order. A
+/// record's text is kept as sent, on one line: a line break in JSON text can only be whitespace
+/// between tokens (a string cannot hold one raw), so it becomes a space.
+fn canonical_files(items: &[(Kind, Box<serde_json::value::RawValue>)]) -> Vec<LinesFile> {
     let mut files: BTreeMap<Kind, LinesFile> = BTreeMap::new();
     for (index, (kind, record)) in items.iter().enumerate() {
-        let line = serde_json::to_string(record).map_err(ApiError::internal)?;
+        let text = record.get();
+        let line = if text.contains(['\n', '\r']) {
+            text.replace(['\n', '\r'], " ")
+        } else {
+            text.to_string()
+        };
         files
             .entry(*kind)
             .or_insert_with(|| LinesFile {
@@ -1261,7 +1289,7 @@ fn canonical_files(
                 text: line,
             });
     }
-    Ok(files.into_values().collect())
+    files.into_values().collect()
 }
 
 /// Ingests `files` as `winsignal ingest --format <format>` would a folder holding them (the same checks,
