@@ -565,3 +565,43 @@ fn an_append_waiting_for_a_batch_does_not_hold_up_the_batchs_reads() {
     });
     assert_eq!(store.loads().unwrap().len(), 1);
 }
+
+/// A handle uses the connections of its finished batches and snapshots again: each is given back out
+/// of its transaction, so a later snapshot sees what was committed since, and a batch after one
+/// dropped uncommitted starts clean.
+#[test]
+fn connections_used_again_carry_no_transaction_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let commit = |id: &str| {
+        let mut batch = store.begin().unwrap();
+        let load = batch.start_load(&spec(&format!("{id}.csv"))).unwrap();
+        batch.put(load, 1, None, &account(id, "Acme")).unwrap();
+        batch
+            .finish_load(load, &[], &[], &LoadStats::default())
+            .unwrap();
+        batch.commit().unwrap();
+    };
+    for round in 0..3 {
+        let before = store.snapshot().unwrap().position().unwrap();
+        {
+            // Dropped uncommitted: nothing of it stays, on its connection or in the store.
+            let mut dropped = store.begin().unwrap();
+            let load = dropped.start_load(&spec("dropped.csv")).unwrap();
+            dropped
+                .put(load, 1, None, &account("gone", "Gone"))
+                .unwrap();
+        }
+        commit(&format!("a{round}"));
+        let snapshot = store.snapshot().unwrap();
+        assert_eq!(snapshot.position().unwrap(), LogPosition(before.0 + 1));
+        let ids: Vec<String> = snapshot
+            .records(Kind::Accounts)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids.len(), round + 1, "{ids:?}");
+        assert!(!ids.contains(&"gone".to_string()), "{ids:?}");
+    }
+}
