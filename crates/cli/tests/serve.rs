@@ -668,6 +668,20 @@ fn serve_answers_within_each_tokens_scope_and_rescores_a_deal_when_its_events_ar
             .contains("items[0].record is [\"a\"]; expected a JSON object"),
         "{body}"
     );
+    // A long one is named by its start.
+    let long = format!(
+        r#"{{"items": [{{"kind": "activities", "record": [{}0]}}]}}"#,
+        "1,".repeat(5000)
+    );
+    let (status, body) = raw(Some("application/json"), long.as_bytes());
+    assert_eq!((status, code(&body)), (422, "bad_shape"));
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("items[0].record is [1,1,1,")
+            && message.contains("…;")
+            && message.len() < 200,
+        "{message}"
+    );
     let (status, body) = raw(
         Some("application/json"),
         br#"{"items": [{"kind": "meetings", "record": {}}]}"#,

@@ -1219,13 +1219,16 @@ fn check_items(
         .enumerate()
         .map(|(i, item)| {
             let canonical = winsignal_ingest::sources::canonical_kinds;
-            if !item.record.get().starts_with('{') {
+            let text = item.record.get();
+            if !text.starts_with('{') {
+                // Named by its start: the record can be as long as the body.
+                let mut start: String = text.chars().take(40).collect();
+                if start.len() < text.len() {
+                    start.push('…');
+                }
                 return Err(ApiError::new(
                     Code::BadShape,
-                    format!(
-                        "items[{i}].record is {}; expected a JSON object",
-                        item.record.get()
-                    ),
+                    format!("items[{i}].record is {start}; expected a JSON object"),
                 ));
             }
             match item.kind.parse::<Kind>() {
