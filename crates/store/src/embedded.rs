@@ -303,7 +303,7 @@ impl EmbeddedStore {
                 tracing::warn!(
                     workspace = %dir.display(),
                     wait_s = self.lock_wait.as_secs(),
-                    "Another process is writing this workspace; waiting for it to finish."
+                    "Another writer holds this workspace (another process, or a single write of this one); waiting for it to finish."
                 );
                 conn.busy_timeout(self.lock_wait).sql(dir)?;
                 conn.execute_batch("BEGIN IMMEDIATE")
